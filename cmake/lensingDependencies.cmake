@@ -1,0 +1,26 @@
+# Finds lensing's dependencies and stops with one readable message per missing
+# piece (instead of a stack of CMake errors).  Used by the build tree; the
+# installed lensingConfig.cmake does the same through find_dependency.
+set(_lensing_hint "run scripts/bootstrap.sh (Debian, as root) or see README.md")
+
+find_package(Kokkos QUIET)
+if(NOT Kokkos_FOUND)
+  message(FATAL_ERROR "lensing: Kokkos not found. Pass -DKokkos_ROOT=<prefix> of a Kokkos >= 3.4, or ${_lensing_hint}.")
+endif()
+if(Kokkos_VERSION VERSION_LESS 3.4)
+  message(FATAL_ERROR "lensing: Kokkos ${Kokkos_VERSION} at ${Kokkos_DIR} is too old; lensing needs >= 3.4.")
+endif()
+message(STATUS "lensing: Kokkos ${Kokkos_VERSION} (${Kokkos_DEVICES}) from ${Kokkos_DIR}")
+
+find_package(Eigen3 3.3 QUIET NO_MODULE)
+if(NOT Eigen3_FOUND)
+  message(FATAL_ERROR "lensing: Eigen3 >= 3.3 not found (Debian: libeigen3-dev); ${_lensing_hint}.")
+endif()
+find_package(xtensor QUIET)
+if(NOT xtensor_FOUND)
+  message(FATAL_ERROR "lensing: xtensor not found (Debian: xtensor-dev); ${_lensing_hint}.")
+endif()
+find_package(FFTW QUIET)
+if(NOT FFTW_FOUND)
+  message(FATAL_ERROR "lensing: FFTW3 (double and float) not found (Debian: libfftw3-dev); ${_lensing_hint}.")
+endif()
