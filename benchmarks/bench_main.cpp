@@ -1,7 +1,7 @@
 // Benchmark main shared by lensing's benchmarks: Kokkos is initialised around
 // Google Benchmark, and the Kokkos configuration is printed as context.
-#include <Kokkos_Core.hpp>
 #include <benchmark/benchmark.h>
+#include <Kokkos_Core.hpp>
 
 int main(int argc, char** argv) {
   Kokkos::ScopeGuard guard(argc, argv);

@@ -20,14 +20,15 @@ int main(int argc, char* argv[]) {
     int const k = argc > 3 ? std::stoi(argv[3]) : 1;
     auto const grid = lensing::PixelGrid<double>::square(n, scale, k);
     using Space = Kokkos::DefaultExecutionSpace;
-    lensing::View2D<double, Space::memory_space> x("x", grid.fine_ny(), grid.fine_nx()), y("y", grid.fine_ny(), grid.fine_nx());
+    lensing::View2D<double, Space::memory_space> x("x", grid.fine_ny(), grid.fine_nx()),
+        y("y", grid.fine_ny(), grid.fine_nx());
     Space space;
     lensing::grid_coordinates(space, grid, x, y);
     auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), x);
     auto hy = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), y);
     std::printf("Kokkos %d on %s (concurrency %d)\n", KOKKOS_VERSION, Space::name(), space.concurrency());
-    std::printf("grid: %d x %d pixels of %g\" (%g\" x %g\" field), supersampling %d -> %d x %d sub-pixels\n", n, n, scale,
-                n * scale, n * scale, k, grid.fine_nx(), grid.fine_ny());
+    std::printf("grid: %d x %d pixels of %g\" (%g\" x %g\" field), supersampling %d -> %d x %d sub-pixels\n", n, n,
+                scale, n * scale, n * scale, k, grid.fine_nx(), grid.fine_ny());
     std::printf("pixel (0,0) centre:        (%+.6f, %+.6f)\"\n", grid.x(0), grid.y(0));
     std::printf("pixel (n-1,n-1) centre:    (%+.6f, %+.6f)\"\n", grid.x(n - 1), grid.y(n - 1));
     std::printf("first sub-pixel centre:    (%+.6f, %+.6f)\"\n", hx(0, 0), hy(0, 0));

@@ -23,10 +23,13 @@ TEST_CASE("argument checks throw std::invalid_argument with the entry point's na
   double const inf = std::numeric_limits<double>::infinity();
   CHECK(thrown_message([] { lensing::check_positive(-1.0, "lensing::f", "scale"); }) ==
         "lensing::f: scale must be finite and > 0 (got -1)");
-  CHECK(thrown_message([] { lensing::check_positive(0.0f, "lensing::f", "scale"); }).rfind("lensing::f: scale", 0) == 0);
-  CHECK(thrown_message([&] { lensing::check_positive(nan, "lensing::f", "scale"); }).find("got nan") != std::string::npos);
+  CHECK(thrown_message([] { lensing::check_positive(0.0f, "lensing::f", "scale"); }).rfind("lensing::f: scale", 0) ==
+        0);
+  CHECK(thrown_message([&] { lensing::check_positive(nan, "lensing::f", "scale"); }).find("got nan") !=
+        std::string::npos);
   CHECK(thrown_message([&] { lensing::check_positive(inf, "lensing::f", "scale"); }) != "");
-  CHECK(thrown_message([&] { lensing::check_finite(nan, "lensing::g", "x"); }) == "lensing::g: x must be finite (got nan)");
+  CHECK(thrown_message([&] { lensing::check_finite(nan, "lensing::g", "x"); }) ==
+        "lensing::g: x must be finite (got nan)");
   CHECK(thrown_message([&] { lensing::check_finite(-inf, "lensing::g", "x"); }) != "");
   CHECK(thrown_message([] { lensing::check_count(0, 1, "lensing::h", "n"); }) == "lensing::h: n must be >= 1 (got 0)");
   CHECK(thrown_message([] { lensing::check_in_open_closed(0.0, 0.0, 1.0, "lensing::e", "q"); }) ==

@@ -40,12 +40,19 @@ LENSING_TEST_CASE_TEMPLATE("math functions match the C++ library", Config, lensi
   Scalar const eps = std::numeric_limits<Scalar>::epsilon();
   for (int i = 0; i < n; ++i) {
     Scalar const x = Scalar(0.05) + Scalar(0.037) * Scalar(i);
-    Scalar const expect[10] = {std::sqrt(x), std::exp(-x), std::log(x), std::log1p(x),
-                               std::atan2(x - Scalar(3), Scalar(1.5)), std::atan(x), std::sin(x) + std::cos(x),
-                               std::pow(x, Scalar(0.37)), std::asinh(x) + std::atanh(Scalar(1) / (Scalar(1) + x)),
+    Scalar const expect[10] = {std::sqrt(x),
+                               std::exp(-x),
+                               std::log(x),
+                               std::log1p(x),
+                               std::atan2(x - Scalar(3), Scalar(1.5)),
+                               std::atan(x),
+                               std::sin(x) + std::cos(x),
+                               std::pow(x, Scalar(0.37)),
+                               std::asinh(x) + std::atanh(Scalar(1) / (Scalar(1) + x)),
                                std::erf(x - Scalar(2)) + std::cbrt(x) + std::fabs(-x) + std::hypot(x, Scalar(2))};
     for (int k = 0; k < 10; ++k) {
-      CHECK_MESSAGE(lensing::test::close(h(i, k), expect[k], Scalar(8) * eps, Scalar(8) * eps), "function ", k, " at x=", x);
+      CHECK_MESSAGE(lensing::test::close(h(i, k), expect[k], Scalar(8) * eps, Scalar(8) * eps), "function ", k,
+                    " at x=", x);
     }
   }
   // Predicates.

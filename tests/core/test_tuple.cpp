@@ -57,9 +57,10 @@ TEST_CASE("Tuple is trivially copyable and indexable") {
 LENSING_TEST_CASE_TEMPLATE("Tuple captured by value in a kernel", Config, lensing::test::DoubleConfigs) {
   using Space = typename Config::execution_space;
   lensing::Tuple<Scale, Offset, Empty> const t(Scale{3.0}, Offset{0.5}, Empty{});
-  long const failures = lensing::test::count_failures(Space(), 100, KOKKOS_LAMBDA(long i) {
-    double const x = 0.1 * double(i);
-    return sum_apply(t, x, std::index_sequence_for<Scale, Offset, Empty>{}) == 3.0 * x + (x + 0.5);
-  });
+  long const failures = lensing::test::count_failures(
+      Space(), 100, KOKKOS_LAMBDA(long i) {
+        double const x = 0.1 * double(i);
+        return sum_apply(t, x, std::index_sequence_for<Scale, Offset, Empty>{}) == 3.0 * x + (x + 0.5);
+      });
   CHECK(failures == 0);
 }

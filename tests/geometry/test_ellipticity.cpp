@@ -26,16 +26,17 @@ LENSING_TEST_CASE_TEMPLATE("ellipticity round trip on the device", Config, lensi
   using Space = typename Config::execution_space;
   using Scalar = typename Config::scalar;
   Scalar const tol = Scalar(16) * lensing::test::tolerance<Scalar>;
-  long const failures = lensing::test::count_failures(Space(), 400, KOKKOS_LAMBDA(long i) {
-    Scalar const q = Scalar(0.05) + Scalar(0.95) * Scalar(i % 20) / Scalar(19);       // [0.05, 1]
-    Scalar const phi = Scalar(-1.5) + Scalar(3.0) * Scalar(i / 20) / Scalar(19);     // within (-pi/2, pi/2)
-    auto const e = lensing::q_phi_to_ellipticity(q, phi);
-    auto const back = lensing::ellipticity_to_q_phi(e.x, e.y);
-    bool ok = lensing::test::close(back.q, q, tol, tol);
-    // phi is defined only for q < 1.
-    if (q < Scalar(0.999)) ok = ok && lensing::test::close(back.phi, phi, tol, Scalar(20) * tol);
-    return ok;
-  });
+  long const failures = lensing::test::count_failures(
+      Space(), 400, KOKKOS_LAMBDA(long i) {
+        Scalar const q = Scalar(0.05) + Scalar(0.95) * Scalar(i % 20) / Scalar(19);   // [0.05, 1]
+        Scalar const phi = Scalar(-1.5) + Scalar(3.0) * Scalar(i / 20) / Scalar(19);  // within (-pi/2, pi/2)
+        auto const e = lensing::q_phi_to_ellipticity(q, phi);
+        auto const back = lensing::ellipticity_to_q_phi(e.x, e.y);
+        bool ok = lensing::test::close(back.q, q, tol, tol);
+        // phi is defined only for q < 1.
+        if (q < Scalar(0.999)) ok = ok && lensing::test::close(back.phi, phi, tol, Scalar(20) * tol);
+        return ok;
+      });
   CHECK(failures == 0);
 }
 
@@ -75,8 +76,8 @@ TEST_CASE("ellipticity VJPs match central finite differences") {
 
 TEST_CASE("ellipticity checked conversions reject bad input") {
   double const nan = std::numeric_limits<double>::quiet_NaN();
-  CHECK_THROWS_WITH_AS(lensing::checked_q_phi_to_ellipticity(0.0, 0.0), "lensing::q_phi_to_ellipticity: q must be in (0, 1] (got 0)",
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(lensing::checked_q_phi_to_ellipticity(0.0, 0.0),
+                       "lensing::q_phi_to_ellipticity: q must be in (0, 1] (got 0)", std::invalid_argument);
   CHECK_THROWS_AS(lensing::checked_q_phi_to_ellipticity(1.01, 0.0), std::invalid_argument);
   CHECK_THROWS_AS(lensing::checked_q_phi_to_ellipticity(-0.5, 0.0), std::invalid_argument);
   CHECK_THROWS_AS(lensing::checked_q_phi_to_ellipticity(nan, 0.0), std::invalid_argument);

@@ -16,9 +16,11 @@ namespace {
 std::vector<double> make_grid_1d(int n, double deltapix, int k) {
   std::vector<double> x(n * k);
   double const shift = (k - 1) / (2.0 * k) * deltapix;
-  for (int i = 0; i < n * k; ++i) x[i] = i * (deltapix / k) - shift;
+  for (int i = 0; i < n * k; ++i)
+    x[i] = i * (deltapix / k) - shift;
   double const mean = std::accumulate(x.begin(), x.end(), 0.0) / x.size();
-  for (auto& v : x) v -= mean;
+  for (auto& v : x)
+    v -= mean;
   return x;
 }
 }  // namespace
@@ -84,8 +86,10 @@ TEST_CASE("PixelGrid rectangular, off-centre, and to_pixel inverse") {
 TEST_CASE("PixelGrid rejects bad arguments with clear errors") {
   double const nan = std::numeric_limits<double>::quiet_NaN();
   double const inf = std::numeric_limits<double>::infinity();
-  CHECK_THROWS_WITH_AS(PixelGrid<double>(0, 4, 0.1), "lensing::PixelGrid: nx must be >= 1 (got 0)", std::invalid_argument);
-  CHECK_THROWS_WITH_AS(PixelGrid<double>(4, -3, 0.1), "lensing::PixelGrid: ny must be >= 1 (got -3)", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(PixelGrid<double>(0, 4, 0.1), "lensing::PixelGrid: nx must be >= 1 (got 0)",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(PixelGrid<double>(4, -3, 0.1), "lensing::PixelGrid: ny must be >= 1 (got -3)",
+                       std::invalid_argument);
   CHECK_THROWS_WITH_AS(PixelGrid<double>(4, 4, 0.0), "lensing::PixelGrid: pixel_scale must be finite and > 0 (got 0)",
                        std::invalid_argument);
   CHECK_THROWS_AS(PixelGrid<double>(4, 4, -0.1), std::invalid_argument);

@@ -13,8 +13,8 @@
 
 #include <lensing_test_config.hpp>
 
-#include <Kokkos_Core.hpp>
 #include <doctest/doctest.h>
+#include <Kokkos_Core.hpp>
 
 #include <cmath>
 #include <limits>
@@ -97,10 +97,10 @@ long count_failures(ExecutionSpace const& space, long n, Predicate const& ok) {
 /// A doctest test case run once per type in the std::tuple `list`.
 #define LENSING_TEST_CASE_TEMPLATE(name, T, list) \
   LENSING_TEST_CASE_TEMPLATE_IMPL(name, T, list, DOCTEST_ANONYMOUS(LENSING_TTC_))
-#define LENSING_TEST_CASE_TEMPLATE_IMPL(name, T, list, id)                                                \
-  DOCTEST_TEST_CASE_TEMPLATE_DEFINE_IMPL(name, T, DOCTEST_CAT(id, ITERATOR), DOCTEST_CAT(id, FUNC));     \
-  DOCTEST_TEST_CASE_TEMPLATE_APPLY(id, list);                                                             \
-  template <typename T>                                                                                   \
+#define LENSING_TEST_CASE_TEMPLATE_IMPL(name, T, list, id)                                           \
+  DOCTEST_TEST_CASE_TEMPLATE_DEFINE_IMPL(name, T, DOCTEST_CAT(id, ITERATOR), DOCTEST_CAT(id, FUNC)); \
+  DOCTEST_TEST_CASE_TEMPLATE_APPLY(id, list);                                                        \
+  template <typename T>                                                                              \
   static void DOCTEST_CAT(id, FUNC)()
 
 #endif  // LENSING_TEST_SUPPORT_HPP

@@ -3,8 +3,8 @@
 // invalid floating-point operation (NaN produced from non-NaN input) traps at
 // once (SIGFPE) instead of propagating silently into a wrong answer.
 #define DOCTEST_CONFIG_IMPLEMENT
-#include <Kokkos_Core.hpp>
 #include <doctest/doctest.h>
+#include <Kokkos_Core.hpp>
 
 #include <cfenv>
 #include <cstdio>

@@ -1,6 +1,7 @@
 #ifndef LENSING_GEOMETRY_GRID_COORDINATES_HPP
 #define LENSING_GEOMETRY_GRID_COORDINATES_HPP
 
+#include <lensing/core/parallel.hpp>
 #include <lensing/core/views.hpp>
 #include <lensing/geometry/pixel_grid.hpp>
 
@@ -15,9 +16,12 @@ namespace lensing {
 /// fine pixel, so it runs at the memory write bandwidth.
 template <class ExecutionSpace, class Scalar, class ViewX, class ViewY>
 void grid_coordinates(ExecutionSpace const& space, PixelGrid<Scalar> const& grid, ViewX const& x, ViewY const& y) {
-  static_assert(is_execution_space_v<ExecutionSpace>, "lensing::grid_coordinates: first argument must be a Kokkos execution space instance");
-  static_assert(Kokkos::is_view<ViewX>::value && Kokkos::is_view<ViewY>::value, "lensing::grid_coordinates: x and y must be Kokkos::Views");
-  static_assert(ViewX::rank == 2 && ViewY::rank == 2, "lensing::grid_coordinates: x and y must be rank-2 views (iy, ix)");
+  static_assert(is_execution_space_v<ExecutionSpace>,
+                "lensing::grid_coordinates: first argument must be a Kokkos execution space instance");
+  static_assert(Kokkos::is_view<ViewX>::value && Kokkos::is_view<ViewY>::value,
+                "lensing::grid_coordinates: x and y must be Kokkos::Views");
+  static_assert(ViewX::rank == 2 && ViewY::rank == 2,
+                "lensing::grid_coordinates: x and y must be rank-2 views (iy, ix)");
   static_assert(std::is_same<typename ViewX::non_const_value_type, Scalar>::value &&
                     std::is_same<typename ViewX::value_type, Scalar>::value &&
                     std::is_same<typename ViewY::value_type, Scalar>::value,
@@ -31,9 +35,8 @@ void grid_coordinates(ExecutionSpace const& space, PixelGrid<Scalar> const& grid
                  "x must have extents (fine_ny, fine_nx) = (" + std::to_string(nyf) + ", " + std::to_string(nxf) + ")");
   check_argument(y.extent(0) == size_t(nyf) && y.extent(1) == size_t(nxf), where,
                  "y must have extents (fine_ny, fine_nx) = (" + std::to_string(nyf) + ", " + std::to_string(nxf) + ")");
-  using Policy = Kokkos::MDRangePolicy<ExecutionSpace, Kokkos::Rank<2, Kokkos::Iterate::Right, Kokkos::Iterate::Right>>;
-  Kokkos::parallel_for(
-      "lensing::geometry::grid_coordinates", Policy(space, {0, 0}, {nyf, nxf}), KOKKOS_LAMBDA(int jy, int jx) {
+  parallel_for_pixels(
+      "lensing::geometry::grid_coordinates", space, nyf, nxf, KOKKOS_LAMBDA(int jy, int jx) {
         x(jy, jx) = grid.fine_x(jx);
         y(jy, jx) = grid.fine_y(jy);
       });

@@ -70,9 +70,13 @@ class PixelGrid {
   KOKKOS_INLINE_FUNCTION Scalar fine_pixel_scale() const { return m_scale / Scalar(m_k); }
 
   /// x of the centre of column ix.
-  KOKKOS_INLINE_FUNCTION Scalar x(int ix) const { return m_cx + (Scalar(ix) - Scalar(0.5) * Scalar(m_nx - 1)) * m_scale; }
+  KOKKOS_INLINE_FUNCTION Scalar x(int ix) const {
+    return m_cx + (Scalar(ix) - Scalar(0.5) * Scalar(m_nx - 1)) * m_scale;
+  }
   /// y of the centre of row iy.
-  KOKKOS_INLINE_FUNCTION Scalar y(int iy) const { return m_cy + (Scalar(iy) - Scalar(0.5) * Scalar(m_ny - 1)) * m_scale; }
+  KOKKOS_INLINE_FUNCTION Scalar y(int iy) const {
+    return m_cy + (Scalar(iy) - Scalar(0.5) * Scalar(m_ny - 1)) * m_scale;
+  }
   /// Centre of pixel (ix, iy).
   KOKKOS_INLINE_FUNCTION Vec2<Scalar> position(int ix, int iy) const { return {x(ix), y(iy)}; }
 
@@ -92,7 +96,8 @@ class PixelGrid {
   /// Fractional pixel coordinates of the point (x, y): pixel centres are at
   /// integers, so (0, 0) is the centre of pixel (0, 0) and -0.5 its left edge.
   KOKKOS_INLINE_FUNCTION Vec2<Scalar> to_pixel(Scalar x, Scalar y) const {
-    return {(x - m_cx) / m_scale + Scalar(0.5) * Scalar(m_nx - 1), (y - m_cy) / m_scale + Scalar(0.5) * Scalar(m_ny - 1)};
+    return {(x - m_cx) / m_scale + Scalar(0.5) * Scalar(m_nx - 1),
+            (y - m_cy) / m_scale + Scalar(0.5) * Scalar(m_ny - 1)};
   }
 
   /// The fine grid as a grid of its own (supersampling 1).

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install lensing into a scratch prefix and build + run install_test/ against
+# it with find_package(lensing), as a downstream project would.
+source "$(dirname "${BASH_SOURCE[0]}")/deps.sh"
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+work="${LENSING_INSTALL_TEST_DIR:-$root/build-install-test}"
+install_packages "${LENSING_PACKAGES[@]}"
+kokkos=$(find_or_build_kokkos_openmp)
+rm -rf "$work"; mkdir -p "$work"
+log "installing lensing into $work/prefix"
+cmake -S "$root" -B "$work/lensing" -DKokkos_ROOT="$kokkos" -DLENSING_ENABLE_TESTS=OFF \
+  -DLENSING_ENABLE_BENCHMARKS=OFF -DLENSING_ENABLE_EXAMPLES=OFF -DCMAKE_INSTALL_PREFIX="$work/prefix" \
+  >"$work/configure.log" 2>&1 || { cat "$work/configure.log" >&2; die "configuring lensing for install failed"; }
+cmake --install "$work/lensing" >/dev/null
+log "building install_test/ against it (find_package(lensing))"
+cmake -S "$root/install_test" -B "$work/consumer" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$work/prefix;$kokkos" >"$work/consumer.log" 2>&1 ||
+  { cat "$work/consumer.log" >&2; die "find_package(lensing) from the install failed"; }
+cmake --build "$work/consumer" -j "$LENSING_JOBS" >/dev/null
+(cd "$work/consumer" && ctest --output-on-failure)
+log "install test passed"
