@@ -24,7 +24,8 @@ struct RowLoop {
 #if defined(KOKKOS_ENABLE_PRAGMA_IVDEP) || defined(__GNUC__)
 #pragma GCC ivdep
 #endif
-    for (int ix = 0; ix < nx; ++ix) f(iy, ix);
+    for (int ix = 0; ix < nx; ++ix)
+      f(iy, ix);
   }
 };
 }  // namespace detail
@@ -43,9 +44,8 @@ void parallel_for_pixels(char const* name, ExecutionSpace const& space, int ny, 
   } else {
     long const n = static_cast<long>(ny) * nx;
     Kokkos::parallel_for(
-        name, Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, n), KOKKOS_LAMBDA(long i) {
-          f(static_cast<int>(i / nx), static_cast<int>(i % nx));
-        });
+        name, Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, n),
+        KOKKOS_LAMBDA(long i) { f(static_cast<int>(i / nx), static_cast<int>(i % nx)); });
   }
 }
 
