@@ -1,0 +1,117 @@
+#ifndef LENSING_PROFILES_MASS_PROFILE_HPP
+#define LENSING_PROFILES_MASS_PROFILE_HPP
+
+/// \file
+/// The MassProfile concept, its Hessian type, and the compile-time check.
+///
+/// A MassProfile is a trivially copyable value type, templated on the scalar,
+/// usable inside kernels.  With x, y the angular position (arcsec) and the
+/// lensing potential psi (arcsec^2) it provides:
+///
+///   using scalar_type = Scalar;
+///   static constexpr int num_params;                 // length of the flat vector
+///   static constexpr char const* param_names[];      // lenstronomy names, pack order
+///   Vec2<Scalar> deflection(Scalar x, Scalar y) const;    // alpha = grad psi
+///   Scalar       potential(Scalar x, Scalar y) const;     // psi
+///   Scalar       convergence(Scalar x, Scalar y) const;   // kappa = laplacian(psi)/2
+///   Hessian<Scalar> hessian(Scalar x, Scalar y) const;    // second derivatives of psi
+///   // Vector-Jacobian products: grad[k] += d(g . quantity)/d(theta_k).
+///   void deflection_vjp(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad) const;
+///   void potential_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad) const;
+///   void convergence_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad) const;
+///   void pack(Scalar* theta) const;                  // to the flat vector
+///   static P unpack(Scalar const* theta);            // from the flat vector
+///   void check() const;                              // host: throws on bad parameters
+///
+/// Every member function except check() is KOKKOS_INLINE_FUNCTION and safe at
+/// every finite (x, y), the profile centre included (no NaN or inf).
+
+#include <lensing/core/vec2.hpp>
+
+#include <type_traits>
+#include <utility>
+
+namespace lensing {
+
+/// Second derivatives of the lensing potential: xx = d2psi/dx2, xy, yy.
+/// Convergence kappa = (xx + yy)/2, shear gamma1 = (xx - yy)/2, gamma2 = xy.
+template <class Scalar>
+struct Hessian {
+  Scalar xx;
+  Scalar xy;
+  Scalar yy;
+
+  KOKKOS_FORCEINLINE_FUNCTION constexpr Hessian& operator+=(Hessian const& o) {
+    xx += o.xx;
+    xy += o.xy;
+    yy += o.yy;
+    return *this;
+  }
+  /// H v (H is symmetric).
+  KOKKOS_FORCEINLINE_FUNCTION constexpr Vec2<Scalar> apply(Vec2<Scalar> const& v) const {
+    return {xx * v.x + xy * v.y, xy * v.x + yy * v.y};
+  }
+  /// kappa = trace / 2.
+  KOKKOS_FORCEINLINE_FUNCTION constexpr Scalar convergence() const { return Scalar(0.5) * (xx + yy); }
+  /// Magnification 1 / det(I - H).
+  KOKKOS_FORCEINLINE_FUNCTION constexpr Scalar magnification() const {
+    return Scalar(1) / ((Scalar(1) - xx) * (Scalar(1) - yy) - xy * xy);
+  }
+};
+
+template <class Scalar>
+KOKKOS_FORCEINLINE_FUNCTION constexpr Hessian<Scalar> operator+(Hessian<Scalar> a, Hessian<Scalar> const& b) {
+  return a += b;
+}
+
+//----------------------------------------------------------------------------
+// Concept check.
+
+namespace detail {
+template <class P, class = void>
+struct has_mass_profile_interface : std::false_type {};
+template <class P>
+struct has_mass_profile_interface<
+    P, std::void_t<typename P::scalar_type, decltype(P::num_params), decltype(P::param_names[0]),
+                   decltype(std::declval<P const&>().deflection(std::declval<typename P::scalar_type>(),
+                                                                std::declval<typename P::scalar_type>())),
+                   decltype(std::declval<P const&>().potential(std::declval<typename P::scalar_type>(),
+                                                               std::declval<typename P::scalar_type>())),
+                   decltype(std::declval<P const&>().convergence(std::declval<typename P::scalar_type>(),
+                                                                 std::declval<typename P::scalar_type>())),
+                   decltype(std::declval<P const&>().hessian(std::declval<typename P::scalar_type>(),
+                                                             std::declval<typename P::scalar_type>())),
+                   decltype(std::declval<P const&>().deflection_vjp(
+                       std::declval<typename P::scalar_type>(), std::declval<typename P::scalar_type>(),
+                       std::declval<Vec2<typename P::scalar_type>>(), std::declval<typename P::scalar_type*>())),
+                   decltype(std::declval<P const&>().potential_vjp(
+                       std::declval<typename P::scalar_type>(), std::declval<typename P::scalar_type>(),
+                       std::declval<typename P::scalar_type>(), std::declval<typename P::scalar_type*>())),
+                   decltype(std::declval<P const&>().convergence_vjp(
+                       std::declval<typename P::scalar_type>(), std::declval<typename P::scalar_type>(),
+                       std::declval<typename P::scalar_type>(), std::declval<typename P::scalar_type*>())),
+                   decltype(std::declval<P const&>().pack(std::declval<typename P::scalar_type*>())),
+                   decltype(P::unpack(std::declval<typename P::scalar_type const*>())),
+                   decltype(std::declval<P const&>().check())>> : std::true_type {};
+}  // namespace detail
+
+/// Whether P models MassProfile (see the file comment).
+template <class P>
+constexpr bool is_mass_profile_v =
+    detail::has_mass_profile_interface<P>::value && std::is_trivially_copyable<P>::value;
+
+/// static_assert with readable messages that P is a MassProfile.
+template <class P>
+constexpr bool check_mass_profile() {
+  static_assert(detail::has_mass_profile_interface<P>::value,
+                "lensing: not a MassProfile: needs scalar_type, num_params, param_names, deflection, potential, "
+                "convergence, hessian, deflection_vjp, potential_vjp, convergence_vjp, pack, unpack and check "
+                "(see lensing/profiles/mass_profile.hpp)");
+  static_assert(std::is_trivially_copyable<P>::value,
+                "lensing: a MassProfile must be trivially copyable to be captured by value in kernels");
+  return true;
+}
+
+}  // namespace lensing
+
+#endif  // LENSING_PROFILES_MASS_PROFILE_HPP

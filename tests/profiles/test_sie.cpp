@@ -1,0 +1,119 @@
+#include <lensing/profiles/sie.hpp>
+#include <lensing/profiles/sis.hpp>
+
+#include "profile_checks.hpp"
+
+using lensing::NIE;
+using lensing::SIE;
+namespace lt = lensing::test;
+
+LENSING_TEST_CASE_TEMPLATE("NIE matches lenstronomy", Config, lt::AllConfigs) {
+  lt::check_reference<NIE, Config>("NIE");
+}
+
+LENSING_TEST_CASE_TEMPLATE("SIE matches lenstronomy", Config, lt::AllConfigs) {
+  // Our SIE has no core; lenstronomy's has s_scale = 1e-10, which moves values
+  // by ~1e-10 theta_E / r: compared at 1e-8 relative / 1e-9 absolute here, and
+  // exactly (1e-10) through an NIE with that core below.
+  lt::check_reference<SIE, Config>("SIE", 1e-8, 1e-9);
+}
+
+TEST_CASE("SIE reference through an NIE with lenstronomy's tiny core, at 1e-10") {
+  for (auto const& c : lt::mass_cases("SIE")) {
+    auto named = c.params;
+    named["s_scale"] = 1e-10;
+    auto const theta = lt::params_from_names<NIE>(named);
+    auto const v = lt::evaluate_profile<Kokkos::DefaultHostExecutionSpace>(lt::make_profile<NIE, double>(theta), c.x, c.y);
+    CHECK(lt::detail::worst(v.ax, c.alpha_x, 1e-10, 1e-12, false) <= 1);
+    CHECK(lt::detail::worst(v.ay, c.alpha_y, 1e-10, 1e-12, false) <= 1);
+    CHECK(lt::detail::worst(v.hxx, c.f_xx, 1e-10, 1e-12, false) <= 1);
+    CHECK(lt::detail::worst(v.hxy, c.f_xy, 1e-10, 1e-12, false) <= 1);
+    CHECK(lt::detail::worst(v.hyy, c.f_yy, 1e-10, 1e-12, false) <= 1);
+    CHECK(lt::detail::worst(v.kappa, c.kappa, 1e-10, 1e-12, false) <= 1);
+    CHECK(lt::detail::worst(v.psi, c.potential, 1e-10, 1e-12, false) <= 1);
+  }
+}
+
+LENSING_TEST_CASE_TEMPLATE("SIE and NIE VJPs match finite differences", Config, lt::AllConfigs) {
+  std::vector<double> xs, ys;
+  lt::spiral_points(0.05, -0.1, 20, xs, ys);
+  lt::check_vjps<SIE, Config>({1.2, 0.15, -0.1, 0.05, -0.1}, xs, ys);
+  lt::check_vjps<NIE, Config>({1.2, 0.2, 0.15, -0.1, 0.05, -0.1}, xs, ys);
+  // Near-round: the q -> 1 series branch.
+  lt::check_vjps<SIE, Config>({0.9, 1e-3, 2e-3, 0.0, 0.0}, xs, ys);
+  lt::check_vjps<NIE, Config>({0.9, 0.1, -2e-3, 1e-3, 0.0, 0.0}, xs, ys);
+}
+
+TEST_CASE("SIE and NIE identities and packing") {
+  std::vector<double> xs, ys;
+  lt::spiral_points(0.05, -0.1, 20, xs, ys);
+  for (auto const& theta : std::vector<std::vector<double>>{{1.2, 0.15, -0.1, 0.05, -0.1}, {0.7, -0.4, 0.3, 0.05, -0.1},
+                                                            {1.0, 1e-4, 0.0, 0.05, -0.1}}) {
+    lt::check_packing<SIE>(theta);
+    lt::check_identities<SIE>(theta, xs, ys);
+  }
+  lt::check_packing<NIE>({1.2, 0.2, 0.15, -0.1, 0.05, -0.1});
+  lt::check_identities<NIE>({1.2, 0.2, 0.15, -0.1, 0.05, -0.1}, xs, ys);
+  lt::check_identities<NIE>({1.2, 0.2, 0.0, 0.0, 0.05, -0.1}, xs, ys);
+}
+
+TEST_CASE("SIE special cases: q = 1 is the SIS, NIE(s -> 0) is the SIE") {
+  lensing::SIS<double> const sis{1.1, 0.2, 0.1};
+  SIE<double> const round{1.1, 0.0, 0.0, 0.2, 0.1};
+  SIE<double> const nearly{1.1, 1e-9, 0.0, 0.2, 0.1};
+  NIE<double> const tiny_core{1.1, 1e-12, 0.3, -0.2, 0.2, 0.1};
+  SIE<double> const sie{1.1, 0.3, -0.2, 0.2, 0.1};
+  std::vector<double> xs, ys;
+  lt::spiral_points(0.2, 0.1, 30, xs, ys);
+  for (size_t i = 0; i < xs.size(); ++i) {
+    double const x = xs[i], y = ys[i];
+    auto const a = sis.deflection(x, y), b = round.deflection(x, y), c = nearly.deflection(x, y);
+    CHECK(b.x == doctest::Approx(a.x).epsilon(1e-14));
+    CHECK(b.y == doctest::Approx(a.y).epsilon(1e-14));
+    CHECK(c.x == doctest::Approx(a.x).epsilon(1e-8));
+    CHECK(round.potential(x, y) == doctest::Approx(sis.potential(x, y)).epsilon(1e-14));
+    CHECK(round.convergence(x, y) == doctest::Approx(sis.convergence(x, y)).epsilon(1e-14));
+    auto const hs = sis.hessian(x, y), hr = round.hessian(x, y);
+    CHECK(hr.xx == doctest::Approx(hs.xx).epsilon(1e-13));
+    CHECK(hr.xy == doctest::Approx(hs.xy).scale(1).epsilon(1e-13));
+    auto const d = tiny_core.deflection(x, y), e = sie.deflection(x, y);
+    CHECK(d.x == doctest::Approx(e.x).epsilon(1e-9));
+    CHECK(d.y == doctest::Approx(e.y).epsilon(1e-9));
+    CHECK(tiny_core.convergence(x, y) == doctest::Approx(sie.convergence(x, y)).epsilon(1e-9));
+  }
+  // kappa = theta_E / (2 sqrt(q x'^2 + y'^2/q)) along the major axis.
+  auto const qp = lensing::ellipticity_to_q_phi(0.3, -0.2);
+  double const r = 0.8;
+  double const x = 0.2 + r * std::cos(qp.phi), y = 0.1 + r * std::sin(qp.phi);
+  CHECK(sie.convergence(x, y) == doctest::Approx(1.1 / (2 * std::sqrt(qp.q) * r)).epsilon(1e-13));
+}
+
+LENSING_TEST_CASE_TEMPLATE("SIE and NIE are finite at the centre and for round shapes", Config, lt::AllConfigs) {
+  std::vector<double> const xs = {0.05, 0.05 + 1e-13, 0.05, 1e3, 0.3};
+  std::vector<double> const ys = {-0.1, -0.1, -0.1 - 1e-30, 1e3, 0.0};
+  lt::check_finite<SIE, Config>({1.2, 0.15, -0.1, 0.05, -0.1}, xs, ys);
+  lt::check_finite<SIE, Config>({1.2, 0.0, 0.0, 0.05, -0.1}, xs, ys);
+  lt::check_finite<NIE, Config>({1.2, 0.1, 0.15, -0.1, 0.05, -0.1}, xs, ys);
+  lt::check_finite<NIE, Config>({1.2, 0.0, 0.0, 0.0, 0.05, -0.1}, xs, ys);
+}
+
+TEST_CASE("SIE and NIE reject bad parameters") {
+  CHECK_THROWS_WITH_AS(SIE<double>({0.0, 0.1, 0.1, 0.0, 0.0}).check(),
+                       "lensing::SIE: theta_E must be finite and > 0 (got 0)", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(SIE<double>({1.0, 0.8, 0.7, 0.0, 0.0}).check(),
+                       "lensing::SIE: |e| = sqrt(e1^2 + e2^2) must be < 1", std::invalid_argument);
+  CHECK_THROWS_AS(NIE<double>({1.0, -0.1, 0.1, 0.1, 0.0, 0.0}).check(), std::invalid_argument);
+  CHECK_THROWS_AS(NIE<double>({1.0, 0.1, std::nan(""), 0.1, 0.0, 0.0}).check(), std::invalid_argument);
+}
+
+TEST_CASE("EllipticalFrame matches the trigonometric position angle") {
+  for (double e1 : {-0.5, -0.3, -1e-9, 0.0, 1e-12, 0.2}) {
+    for (double e2 : {-0.4, -1e-10, 0.0, 3e-11, 0.25}) {
+      auto const f = lensing::EllipticalFrame<double>::from_ellipticity(e1, e2);
+      auto const qp = lensing::ellipticity_to_q_phi(e1, e2);
+      CHECK(f.q == doctest::Approx(qp.q).epsilon(1e-15));
+      CHECK(f.cos_phi == doctest::Approx(std::cos(qp.phi)).scale(1).epsilon(1e-15));
+      CHECK(f.sin_phi == doctest::Approx(std::sin(qp.phi)).scale(1).epsilon(1e-15));
+    }
+  }
+}
