@@ -1,12 +1,15 @@
 #ifndef LENSING_TEST_INSTANTIATE_HPP
 #define LENSING_TEST_INSTANTIATE_HPP
 
-// Each instantiate_<area>.cpp defines `void instantiate_<area>()`, which calls
-// every public kernel of that area on every enabled execution space, in float
-// and double, on tiny inputs.  Compiling them proves the kernels build for the
-// backend (nvcc for CUDA); lensing_instantiate --run also executes them.
+// Each instantiate_<area>.cpp registers a function (LENSING_INSTANTIATE) that
+// calls every public kernel of that area on every enabled execution space,
+// in float and double, on tiny inputs.  Compiling them proves the kernels
+// build for the backend (nvcc for CUDA); lensing_instantiate --run also
+// executes them.  New files are picked up by the glob in CMakeLists.txt.
 
 #include <Kokkos_Core.hpp>
+
+#include <vector>
 
 namespace lensing {
 namespace instantiate {
@@ -28,9 +31,22 @@ void for_each_space_and_scalar(F const& f) {
 #endif
 }
 
+using Function = void (*)();
+inline std::vector<Function>& registry() {
+  static std::vector<Function> r;
+  return r;
+}
+struct Register {
+  explicit Register(Function f) { registry().push_back(f); }
+};
+
 }  // namespace instantiate
 }  // namespace lensing
 
-void instantiate_geometry();
+/// Define and register an instantiation function: LENSING_INSTANTIATE(name) { ... }
+#define LENSING_INSTANTIATE(name)                                         \
+  static void name();                                                     \
+  static lensing::instantiate::Register const name##_registered{&(name)}; \
+  static void name()
 
 #endif

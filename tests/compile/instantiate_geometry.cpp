@@ -3,7 +3,7 @@
 #include <lensing/core/views.hpp>
 #include <lensing/geometry/grid_coordinates.hpp>
 
-void instantiate_geometry() {
+LENSING_INSTANTIATE(instantiate_geometry) {
   lensing::instantiate::for_each_space_and_scalar([](auto const& space, auto scalar) {
     using Space = std::decay_t<decltype(space)>;
     using Scalar = decltype(scalar);

@@ -8,14 +8,22 @@ using lensing::SIE;
 namespace lt = lensing::test;
 
 LENSING_TEST_CASE_TEMPLATE("NIE matches lenstronomy", Config, lt::AllConfigs) {
-  lt::check_reference<NIE, Config>("NIE");
+  lt::ReferenceTolerance tol;
+  tol.hessian_rtol = 1e-4;  // lenstronomy's NIE Hessian is a finite difference (see SIE)
+  lt::check_reference<NIE, Config>("NIE", tol);
 }
 
 LENSING_TEST_CASE_TEMPLATE("SIE matches lenstronomy", Config, lt::AllConfigs) {
   // Our SIE has no core; lenstronomy's has s_scale = 1e-10, which moves values
   // by ~1e-10 theta_E / r: compared at 1e-8 relative / 1e-9 absolute here, and
   // exactly (1e-10) through an NIE with that core below.
-  lt::check_reference<SIE, Config>("SIE", 1e-8, 1e-9);
+  // lenstronomy's NIE Hessian (and so kappa) is a forward finite difference
+  // of its deflection with step 1e-10: good to ~1e-5 only, compared normwise.
+  lt::ReferenceTolerance tol;
+  tol.rtol = 1e-8;
+  tol.atol = 1e-9;
+  tol.hessian_rtol = 1e-4;
+  lt::check_reference<SIE, Config>("SIE", tol);
 }
 
 TEST_CASE("SIE reference through an NIE with lenstronomy's tiny core, at 1e-10") {
@@ -23,13 +31,14 @@ TEST_CASE("SIE reference through an NIE with lenstronomy's tiny core, at 1e-10")
     auto named = c.params;
     named["s_scale"] = 1e-10;
     auto const theta = lt::params_from_names<NIE>(named);
-    auto const v = lt::evaluate_profile<Kokkos::DefaultHostExecutionSpace>(lt::make_profile<NIE, double>(theta), c.x, c.y);
+    auto const v =
+        lt::evaluate_profile<Kokkos::DefaultHostExecutionSpace>(lt::make_profile<NIE, double>(theta), c.x, c.y);
     CHECK(lt::detail::worst(v.ax, c.alpha_x, 1e-10, 1e-12, false) <= 1);
     CHECK(lt::detail::worst(v.ay, c.alpha_y, 1e-10, 1e-12, false) <= 1);
-    CHECK(lt::detail::worst(v.hxx, c.f_xx, 1e-10, 1e-12, false) <= 1);
-    CHECK(lt::detail::worst(v.hxy, c.f_xy, 1e-10, 1e-12, false) <= 1);
-    CHECK(lt::detail::worst(v.hyy, c.f_yy, 1e-10, 1e-12, false) <= 1);
-    CHECK(lt::detail::worst(v.kappa, c.kappa, 1e-10, 1e-12, false) <= 1);
+    CHECK(lt::detail::worst(v.hxx, c.f_xx, 1e-4, 0, true) <= 1);  // reference Hessian: finite differences
+    CHECK(lt::detail::worst(v.hxy, c.f_xy, 1e-4, 0, true) <= 1);
+    CHECK(lt::detail::worst(v.hyy, c.f_yy, 1e-4, 0, true) <= 1);
+    CHECK(lt::detail::worst(v.kappa, c.kappa, 1e-4, 0, true) <= 1);
     CHECK(lt::detail::worst(v.psi, c.potential, 1e-10, 1e-12, false) <= 1);
   }
 }
@@ -47,8 +56,8 @@ LENSING_TEST_CASE_TEMPLATE("SIE and NIE VJPs match finite differences", Config, 
 TEST_CASE("SIE and NIE identities and packing") {
   std::vector<double> xs, ys;
   lt::spiral_points(0.05, -0.1, 20, xs, ys);
-  for (auto const& theta : std::vector<std::vector<double>>{{1.2, 0.15, -0.1, 0.05, -0.1}, {0.7, -0.4, 0.3, 0.05, -0.1},
-                                                            {1.0, 1e-4, 0.0, 0.05, -0.1}}) {
+  for (auto const& theta : std::vector<std::vector<double>>{
+           {1.2, 0.15, -0.1, 0.05, -0.1}, {0.7, -0.4, 0.3, 0.05, -0.1}, {1.0, 1e-4, 0.0, 0.05, -0.1}}) {
     lt::check_packing<SIE>(theta);
     lt::check_identities<SIE>(theta, xs, ys);
   }

@@ -43,7 +43,8 @@ inline std::vector<MassCase> mass_cases(std::string const& model) {
     if (m.at("model").get<std::string>() != model) continue;
     MassCase c;
     c.model = model;
-    for (auto const& [k, v] : m.at("params").items()) c.params[k] = v.get<double>();
+    for (auto const& [k, v] : m.at("params").items())
+      c.params[k] = v.get<double>();
     c.x = m.at("x").get<std::vector<double>>();
     c.y = m.at("y").get<std::vector<double>>();
     c.alpha_x = m.at("alpha_x").get<std::vector<double>>();

@@ -97,8 +97,7 @@ struct has_mass_profile_interface<
 
 /// Whether P models MassProfile (see the file comment).
 template <class P>
-constexpr bool is_mass_profile_v =
-    detail::has_mass_profile_interface<P>::value && std::is_trivially_copyable<P>::value;
+constexpr bool is_mass_profile_v = detail::has_mass_profile_interface<P>::value&& std::is_trivially_copyable<P>::value;
 
 /// static_assert with readable messages that P is a MassProfile.
 template <class P>

@@ -15,8 +15,14 @@ KOKKOS_INLINE_FUNCTION void atan_ratio(Scalar e, Scalar w, Scalar& f, Scalar& g)
   Scalar const t = e * e * w * w;
   if (t < Scalar(1e-3)) {
     // atan(e w)/e = w sum (-t)^k/(2k+1);  G = w^3 sum_{k>=1} (-1)^k 2k/(2k+1) t^(k-1)
-    f = w * (Scalar(1) + t * (Scalar(-1) / 3 + t * (Scalar(1) / 5 + t * (Scalar(-1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(-1) / 11 + t / 13))))));
-    g = w * w * w * (Scalar(-2) / 3 + t * (Scalar(4) / 5 + t * (Scalar(-6) / 7 + t * (Scalar(8) / 9 + t * (Scalar(-10) / 11 + t * (Scalar(12) / 13 - t * Scalar(14) / 15))))));
+    f = w * (Scalar(1) +
+             t * (Scalar(-1) / 3 +
+                  t * (Scalar(1) / 5 + t * (Scalar(-1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(-1) / 11 + t / 13))))));
+    g = w * w * w *
+        (Scalar(-2) / 3 +
+         t * (Scalar(4) / 5 +
+              t * (Scalar(-6) / 7 +
+                   t * (Scalar(8) / 9 + t * (Scalar(-10) / 11 + t * (Scalar(12) / 13 - t * Scalar(14) / 15))))));
   } else {
     f = math::atan(e * w) / e;
     g = (w / (Scalar(1) + t) - f) / (e * e);
@@ -29,8 +35,14 @@ template <class Scalar>
 KOKKOS_INLINE_FUNCTION void atanh_ratio(Scalar e, Scalar v, Scalar& f, Scalar& h) {
   Scalar const t = e * e * v * v;
   if (t < Scalar(1e-3)) {
-    f = v * (Scalar(1) + t * (Scalar(1) / 3 + t * (Scalar(1) / 5 + t * (Scalar(1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(1) / 11 + t / 13))))));
-    h = v * v * v * (Scalar(2) / 3 + t * (Scalar(4) / 5 + t * (Scalar(6) / 7 + t * (Scalar(8) / 9 + t * (Scalar(10) / 11 + t * (Scalar(12) / 13 + t * Scalar(14) / 15))))));
+    f = v * (Scalar(1) +
+             t * (Scalar(1) / 3 +
+                  t * (Scalar(1) / 5 + t * (Scalar(1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(1) / 11 + t / 13))))));
+    h = v * v * v *
+        (Scalar(2) / 3 +
+         t * (Scalar(4) / 5 +
+              t * (Scalar(6) / 7 +
+                   t * (Scalar(8) / 9 + t * (Scalar(10) / 11 + t * (Scalar(12) / 13 + t * Scalar(14) / 15))))));
   } else {
     f = math::atanh(e * v) / e;
     h = (v / (Scalar(1) - t) - f) / (e * e);
@@ -92,9 +104,7 @@ struct NIEKernel {
 
   // d(b, s)/d(theta_E, s_scale, q).
   KOKKOS_INLINE_FUNCTION Scalar db_dq() const { return Scalar(0.5) * theta_E / math::sqrt(q); }
-  KOKKOS_INLINE_FUNCTION Scalar ds_dsscale() const {
-    return math::sqrt((Scalar(1) + q * q) / (Scalar(2) * q * q));
-  }
+  KOKKOS_INLINE_FUNCTION Scalar ds_dsscale() const { return math::sqrt((Scalar(1) + q * q) / (Scalar(2) * q * q)); }
   KOKKOS_INLINE_FUNCTION Scalar ds_dq() const { return -s_scale / (Scalar(2) * q * q * q * ds_dsscale()); }
 
   // Partial derivatives of alpha (per unit b) with respect to s and q at fixed b.
@@ -113,8 +123,7 @@ struct NIEKernel {
     d_q = {-q * gx - cx * w * pq / dx, -q * gy - cy * v * (pq + Scalar(2) * q * s) / dy};
   }
 
-  KOKKOS_INLINE_FUNCTION void deflection_grad(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad,
-                                              Scalar& q_grad) const {
+  KOKKOS_INLINE_FUNCTION void deflection_grad(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad, Scalar& q_grad) const {
     Vec2<Scalar> u, ds, dq;
     deflection_partials(x, y, u, ds, dq);
     Scalar const gu = dot(g, u);
@@ -189,9 +198,9 @@ struct NIEParams {
   static constexpr char const* name = "lensing::NIE";
   static constexpr int num_shape_params = 2;
   static constexpr char const* param_names[] = {"theta_E", "s_scale", "e1", "e2", "center_x", "center_y"};
-  Scalar theta_E;   ///< Einstein radius [arcsec], > 0
-  Scalar s_scale;   ///< core radius [arcsec], >= 0 (0 gives the SIE)
-  Scalar e1;        ///< ellipticity, lenstronomy convention
+  Scalar theta_E;  ///< Einstein radius [arcsec], > 0
+  Scalar s_scale;  ///< core radius [arcsec], >= 0 (0 gives the SIE)
+  Scalar e1;       ///< ellipticity, lenstronomy convention
   Scalar e2;
   Scalar center_x;  ///< [arcsec]
   Scalar center_y;

@@ -16,9 +16,7 @@ template <class Scalar>
 struct SISKernel {
   Scalar theta_E;
   KOKKOS_INLINE_FUNCTION Scalar psi(Scalar r) const { return theta_E * r; }
-  KOKKOS_INLINE_FUNCTION Scalar alpha_over_r(Scalar r) const {
-    return theta_E / math::max(r, cusp_radius<Scalar>);
-  }
+  KOKKOS_INLINE_FUNCTION Scalar alpha_over_r(Scalar r) const { return theta_E / math::max(r, cusp_radius<Scalar>); }
   KOKKOS_INLINE_FUNCTION Scalar dalpha_dr(Scalar) const { return Scalar(0); }
   KOKKOS_INLINE_FUNCTION Scalar kappa(Scalar r) const {
     return Scalar(0.5) * theta_E / math::max(r, cusp_radius<Scalar>);

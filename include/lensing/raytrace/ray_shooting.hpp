@@ -1,0 +1,194 @@
+#ifndef LENSING_RAYTRACE_RAY_SHOOTING_HPP
+#define LENSING_RAYTRACE_RAY_SHOOTING_HPP
+
+/// \file
+/// Lens maps over a PixelGrid on any execution space: deflection field, ray
+/// shooting beta = x - alpha(x), convergence, shear and magnification, and
+/// the vector-Jacobian products of the deflection, ray-shooting and
+/// convergence maps back to the profile's parameters.
+///
+/// Maps live on the grid's fine (supersampled) pixels: every output view has
+/// extents (grid.fine_ny(), grid.fine_nx()), row-major (iy, ix).  All calls are
+/// asynchronous on `space`.
+
+#include <lensing/core/parallel.hpp>
+#include <lensing/core/reduce_params.hpp>
+#include <lensing/core/views.hpp>
+#include <lensing/geometry/pixel_grid.hpp>
+#include <lensing/profiles/mass_profile.hpp>
+
+#include <string>
+
+namespace lensing {
+
+namespace detail {
+template <class ExecutionSpace, class Profile, class View>
+void check_map_args(char const* where, PixelGrid<typename Profile::scalar_type> const& grid, View const& v,
+                    char const* name) {
+  static_assert(is_execution_space_v<ExecutionSpace>, "lensing: first argument must be a Kokkos execution space");
+  static_assert(is_mass_profile_v<Profile>, "lensing: the profile must model MassProfile (profiles/mass_profile.hpp)");
+  static_assert(View::rank == 2, "lensing: maps are rank-2 views (iy, ix)");
+  static_assert(std::is_same<typename View::value_type, typename Profile::scalar_type>::value ||
+                    std::is_same<typename View::value_type, typename Profile::scalar_type const>::value,
+                "lensing: map views must hold the profile's scalar type");
+  static_assert(is_accessible_from_v<ExecutionSpace, typename View::memory_space>,
+                "lensing: map views must be accessible from the execution space");
+  check_argument(v.extent(0) == size_t(grid.fine_ny()) && v.extent(1) == size_t(grid.fine_nx()), where,
+                 std::string(name) + " must have extents (fine_ny, fine_nx) = (" + std::to_string(grid.fine_ny()) +
+                     ", " + std::to_string(grid.fine_nx()) + "), got (" + std::to_string(v.extent(0)) + ", " +
+                     std::to_string(v.extent(1)) + ")");
+}
+}  // namespace detail
+
+/// alpha_x, alpha_y = deflection of `profile` at every fine pixel [arcsec].
+template <class ExecutionSpace, class Profile, class View>
+void deflection_map(ExecutionSpace const& space, Profile const& profile,
+                    PixelGrid<typename Profile::scalar_type> const& grid, View const& alpha_x, View const& alpha_y) {
+  constexpr char const* where = "lensing::deflection_map";
+  detail::check_map_args<ExecutionSpace, Profile>(where, grid, alpha_x, "alpha_x");
+  detail::check_map_args<ExecutionSpace, Profile>(where, grid, alpha_y, "alpha_y");
+  parallel_for_pixels(
+      "lensing::raytrace::deflection_map", space, grid.fine_ny(), grid.fine_nx(), KOKKOS_LAMBDA(int iy, int ix) {
+        auto const a = profile.deflection(grid.fine_x(ix), grid.fine_y(iy));
+        alpha_x(iy, ix) = a.x;
+        alpha_y(iy, ix) = a.y;
+      });
+}
+
+/// beta = x - alpha(x) at every fine pixel: where each ray lands on the source plane.
+template <class ExecutionSpace, class Profile, class View>
+void ray_shoot(ExecutionSpace const& space, Profile const& profile,
+               PixelGrid<typename Profile::scalar_type> const& grid, View const& beta_x, View const& beta_y) {
+  constexpr char const* where = "lensing::ray_shoot";
+  detail::check_map_args<ExecutionSpace, Profile>(where, grid, beta_x, "beta_x");
+  detail::check_map_args<ExecutionSpace, Profile>(where, grid, beta_y, "beta_y");
+  parallel_for_pixels(
+      "lensing::raytrace::ray_shoot", space, grid.fine_ny(), grid.fine_nx(), KOKKOS_LAMBDA(int iy, int ix) {
+        auto const x = grid.fine_x(ix), y = grid.fine_y(iy);
+        auto const a = profile.deflection(x, y);
+        beta_x(iy, ix) = x - a.x;
+        beta_y(iy, ix) = y - a.y;
+      });
+}
+
+/// kappa at every fine pixel.
+template <class ExecutionSpace, class Profile, class View>
+void convergence_map(ExecutionSpace const& space, Profile const& profile,
+                     PixelGrid<typename Profile::scalar_type> const& grid, View const& kappa) {
+  detail::check_map_args<ExecutionSpace, Profile>("lensing::convergence_map", grid, kappa, "kappa");
+  parallel_for_pixels(
+      "lensing::raytrace::convergence_map", space, grid.fine_ny(), grid.fine_nx(),
+      KOKKOS_LAMBDA(int iy, int ix) { kappa(iy, ix) = profile.convergence(grid.fine_x(ix), grid.fine_y(iy)); });
+}
+
+/// Shear gamma1 = (f_xx - f_yy)/2, gamma2 = f_xy at every fine pixel.
+template <class ExecutionSpace, class Profile, class View>
+void shear_map(ExecutionSpace const& space, Profile const& profile,
+               PixelGrid<typename Profile::scalar_type> const& grid, View const& gamma1, View const& gamma2) {
+  constexpr char const* where = "lensing::shear_map";
+  detail::check_map_args<ExecutionSpace, Profile>(where, grid, gamma1, "gamma1");
+  detail::check_map_args<ExecutionSpace, Profile>(where, grid, gamma2, "gamma2");
+  using Scalar = typename Profile::scalar_type;
+  parallel_for_pixels(
+      "lensing::raytrace::shear_map", space, grid.fine_ny(), grid.fine_nx(), KOKKOS_LAMBDA(int iy, int ix) {
+        auto const h = profile.hessian(grid.fine_x(ix), grid.fine_y(iy));
+        gamma1(iy, ix) = Scalar(0.5) * (h.xx - h.yy);
+        gamma2(iy, ix) = h.xy;
+      });
+}
+
+/// Signed magnification mu = 1/det(I - H) at every fine pixel (inf on
+/// critical curves, where det = 0 exactly).
+template <class ExecutionSpace, class Profile, class View>
+void magnification_map(ExecutionSpace const& space, Profile const& profile,
+                       PixelGrid<typename Profile::scalar_type> const& grid, View const& mu) {
+  detail::check_map_args<ExecutionSpace, Profile>("lensing::magnification_map", grid, mu, "mu");
+  parallel_for_pixels(
+      "lensing::raytrace::magnification_map", space, grid.fine_ny(), grid.fine_nx(), KOKKOS_LAMBDA(int iy, int ix) {
+        mu(iy, ix) = profile.hessian(grid.fine_x(ix), grid.fine_y(iy)).magnification();
+      });
+}
+
+//----------------------------------------------------------------------------
+// Vector-Jacobian products back to the profile parameters.
+
+/// Reusable buffers for the map VJPs of one profile type on one grid.
+template <class Scalar, class MemorySpace>
+struct MapVjpWorkspace {
+  View2D<Scalar, MemorySpace> partial;
+  MapVjpWorkspace() = default;
+  MapVjpWorkspace(PixelGrid<Scalar> const& grid, int num_params)
+      : partial("lensing::MapVjpWorkspace", grid.fine_ny(), num_params) {}
+};
+
+namespace detail {
+template <class ExecutionSpace, class Profile, class Grad, class Work>
+void check_vjp_args(char const* where, Grad const& grad, Work const& work,
+                    PixelGrid<typename Profile::scalar_type> const& grid) {
+  static_assert(Grad::rank == 1, "lensing: the gradient is a rank-1 view of length num_params");
+  check_argument(grad.extent(0) == size_t(Profile::num_params), where,
+                 "grad must have length num_params = " + std::to_string(Profile::num_params));
+  check_argument(
+      work.partial.extent(0) >= size_t(grid.fine_ny()) && work.partial.extent(1) == size_t(Profile::num_params), where,
+      "workspace was made for another grid or profile");
+}
+}  // namespace detail
+
+/// grad(k) = sum over fine pixels of (abar_x, abar_y) . d alpha / d theta_k
+/// (overwrites grad; deterministic whatever the thread count).
+template <class ExecutionSpace, class Profile, class View, class MemorySpace>
+void deflection_map_vjp(ExecutionSpace const& space, Profile const& profile,
+                        PixelGrid<typename Profile::scalar_type> const& grid, View const& abar_x, View const& abar_y,
+                        View1D<typename Profile::scalar_type, MemorySpace> const& grad,
+                        MapVjpWorkspace<typename Profile::scalar_type, MemorySpace> const& work) {
+  constexpr char const* where = "lensing::deflection_map_vjp";
+  using Scalar = typename Profile::scalar_type;
+  detail::check_map_args<ExecutionSpace, Profile>(where, grid, abar_x, "abar_x");
+  detail::check_map_args<ExecutionSpace, Profile>(where, grid, abar_y, "abar_y");
+  detail::check_vjp_args<ExecutionSpace, Profile>(where, grad, work, grid);
+  detail::reduce_params_over_pixels<Profile::num_params>(
+      "lensing::raytrace::deflection_map_vjp", space, grid.fine_ny(), grid.fine_nx(), work.partial, grad,
+      KOKKOS_LAMBDA(int iy, int ix, Scalar* acc) {
+        profile.deflection_vjp(grid.fine_x(ix), grid.fine_y(iy), Vec2<Scalar>{abar_x(iy, ix), abar_y(iy, ix)}, acc);
+      });
+}
+
+/// grad(k) = sum over fine pixels of (bbar_x, bbar_y) . d beta / d theta_k,
+/// beta = x - alpha (overwrites grad).
+template <class ExecutionSpace, class Profile, class View, class MemorySpace>
+void ray_shoot_vjp(ExecutionSpace const& space, Profile const& profile,
+                   PixelGrid<typename Profile::scalar_type> const& grid, View const& bbar_x, View const& bbar_y,
+                   View1D<typename Profile::scalar_type, MemorySpace> const& grad,
+                   MapVjpWorkspace<typename Profile::scalar_type, MemorySpace> const& work) {
+  constexpr char const* where = "lensing::ray_shoot_vjp";
+  using Scalar = typename Profile::scalar_type;
+  detail::check_map_args<ExecutionSpace, Profile>(where, grid, bbar_x, "bbar_x");
+  detail::check_map_args<ExecutionSpace, Profile>(where, grid, bbar_y, "bbar_y");
+  detail::check_vjp_args<ExecutionSpace, Profile>(where, grad, work, grid);
+  detail::reduce_params_over_pixels<Profile::num_params>(
+      "lensing::raytrace::ray_shoot_vjp", space, grid.fine_ny(), grid.fine_nx(), work.partial, grad,
+      KOKKOS_LAMBDA(int iy, int ix, Scalar* acc) {
+        profile.deflection_vjp(grid.fine_x(ix), grid.fine_y(iy), Vec2<Scalar>{-bbar_x(iy, ix), -bbar_y(iy, ix)}, acc);
+      });
+}
+
+/// grad(k) = sum over fine pixels of kbar * d kappa / d theta_k (overwrites grad).
+template <class ExecutionSpace, class Profile, class View, class MemorySpace>
+void convergence_map_vjp(ExecutionSpace const& space, Profile const& profile,
+                         PixelGrid<typename Profile::scalar_type> const& grid, View const& kbar,
+                         View1D<typename Profile::scalar_type, MemorySpace> const& grad,
+                         MapVjpWorkspace<typename Profile::scalar_type, MemorySpace> const& work) {
+  constexpr char const* where = "lensing::convergence_map_vjp";
+  using Scalar = typename Profile::scalar_type;
+  detail::check_map_args<ExecutionSpace, Profile>(where, grid, kbar, "kbar");
+  detail::check_vjp_args<ExecutionSpace, Profile>(where, grad, work, grid);
+  detail::reduce_params_over_pixels<Profile::num_params>(
+      "lensing::raytrace::convergence_map_vjp", space, grid.fine_ny(), grid.fine_nx(), work.partial, grad,
+      KOKKOS_LAMBDA(int iy, int ix, Scalar* acc) {
+        profile.convergence_vjp(grid.fine_x(ix), grid.fine_y(iy), kbar(iy, ix), acc);
+      });
+}
+
+}  // namespace lensing
+
+#endif  // LENSING_RAYTRACE_RAY_SHOOTING_HPP

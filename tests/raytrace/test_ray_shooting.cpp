@@ -1,0 +1,107 @@
+#include <lensing/profiles/composite.hpp>
+#include <lensing/profiles/sie.hpp>
+#include <lensing/profiles/sis.hpp>
+#include <lensing/raytrace/ray_shooting.hpp>
+
+#include <lensing_test.hpp>
+
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+using lensing::PixelGrid;
+
+LENSING_TEST_CASE_TEMPLATE("lens maps equal pointwise evaluation", Config, lensing::test::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Scalar = typename Config::scalar;
+  using Mem = typename Config::memory_space;
+  auto const lens = lensing::make_composite(lensing::SIE<Scalar>{Scalar(1.1), Scalar(0.1), Scalar(-0.05), 0, 0},
+                                            lensing::SIS<Scalar>{Scalar(0.2), Scalar(0.8), Scalar(0.3)});
+  PixelGrid<Scalar> const grid(12, 10, Scalar(0.3), 2, Scalar(0.05), Scalar(-0.02));
+  int const ny = grid.fine_ny(), nx = grid.fine_nx();
+  lensing::View2D<Scalar, Mem> ax("ax", ny, nx), ay("ay", ny, nx), bx("bx", ny, nx), by("by", ny, nx);
+  lensing::View2D<Scalar, Mem> k("k", ny, nx), g1("g1", ny, nx), g2("g2", ny, nx), mu("mu", ny, nx);
+  Space space;
+  lensing::deflection_map(space, lens, grid, ax, ay);
+  lensing::ray_shoot(space, lens, grid, bx, by);
+  lensing::convergence_map(space, lens, grid, k);
+  lensing::shear_map(space, lens, grid, g1, g2);
+  lensing::magnification_map(space, lens, grid, mu);
+  space.fence();
+  auto h = [](auto v) { return Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v); };
+  auto hax = h(ax), hay = h(ay), hbx = h(bx), hby = h(by), hk = h(k), hg1 = h(g1), hg2 = h(g2), hmu = h(mu);
+  int bad = 0;
+  for (int iy = 0; iy < ny; ++iy)
+    for (int ix = 0; ix < nx; ++ix) {
+      Scalar const x = grid.fine_x(ix), y = grid.fine_y(iy);
+      auto const a = lens.deflection(x, y);
+      auto const H = lens.hessian(x, y);
+      bad += hax(iy, ix) != a.x || hay(iy, ix) != a.y;
+      bad += hbx(iy, ix) != x - a.x || hby(iy, ix) != y - a.y;
+      bad += hk(iy, ix) != lens.convergence(x, y);
+      bad += hg1(iy, ix) != Scalar(0.5) * (H.xx - H.yy) || hg2(iy, ix) != H.xy;
+      bad += !lensing::test::close(hmu(iy, ix), Scalar(1) / ((1 - H.xx) * (1 - H.yy) - H.xy * H.xy),
+                                   Scalar(4) * lensing::test::tolerance<Scalar>);
+    }
+  CHECK(bad == 0);
+
+  lensing::View2D<Scalar, Mem> wrong("wrong", ny, nx + 1);
+  CHECK_THROWS_AS(lensing::ray_shoot(space, lens, grid, wrong, by), std::invalid_argument);
+}
+
+LENSING_TEST_CASE_TEMPLATE("map VJPs match finite differences of the summed map", Config, lensing::test::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Scalar = typename Config::scalar;
+  using Mem = typename Config::memory_space;
+  using Lens = lensing::Composite<lensing::SIE<Scalar>, lensing::SIS<Scalar>>;
+  using LensD = lensing::Composite<lensing::SIE<double>, lensing::SIS<double>>;
+  std::vector<double> const theta = {1.1, 0.1, -0.05, 0.02, -0.01, 0.2, 0.8, 0.3};
+  std::vector<Scalar> ts(theta.begin(), theta.end());
+  auto const lens = Lens::unpack(ts.data());
+  PixelGrid<Scalar> const grid(9, 8, Scalar(0.35), 1, Scalar(0.013), Scalar(0.021));
+  PixelGrid<double> const gridd(9, 8, 0.35, 1, 0.013, 0.021);
+  int const ny = grid.fine_ny(), nx = grid.fine_nx();
+  lensing::View2D<Scalar, Mem> wx("wx", ny, nx), wy("wy", ny, nx), wk("wk", ny, nx);
+  auto hwx = Kokkos::create_mirror_view(wx), hwy = Kokkos::create_mirror_view(wy), hwk = Kokkos::create_mirror_view(wk);
+  for (int iy = 0; iy < ny; ++iy)
+    for (int ix = 0; ix < nx; ++ix) {
+      hwx(iy, ix) = Scalar(std::sin(0.7 * ix + 0.3 * iy));
+      hwy(iy, ix) = Scalar(std::cos(0.4 * ix - 0.9 * iy));
+      hwk(iy, ix) = Scalar(0.5 + 0.1 * ((ix * 7 + iy * 3) % 5));
+    }
+  Kokkos::deep_copy(wx, hwx);
+  Kokkos::deep_copy(wy, hwy);
+  Kokkos::deep_copy(wk, hwk);
+  lensing::View1D<Scalar, Mem> ga("ga", Lens::num_params), gb("gb", Lens::num_params), gk("gk", Lens::num_params);
+  lensing::MapVjpWorkspace<Scalar, Mem> work(grid, Lens::num_params);
+  Space space;
+  lensing::deflection_map_vjp(space, lens, grid, wx, wy, ga, work);
+  auto hga = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), ga);
+  lensing::ray_shoot_vjp(space, lens, grid, wx, wy, gb, work);
+  auto hgb = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), gb);
+  lensing::convergence_map_vjp(space, lens, grid, wk, gk, work);
+  auto hgk = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), gk);
+  for (int p = 0; p < Lens::num_params; ++p) {
+    double const h = 1e-6;
+    std::vector<double> tp = theta, tm = theta;
+    tp[p] += h;
+    tm[p] -= h;
+    auto const lp = LensD::unpack(tp.data()), lm = LensD::unpack(tm.data());
+    double fa = 0, fk = 0, scale = 0;
+    for (int iy = 0; iy < ny; ++iy)
+      for (int ix = 0; ix < nx; ++ix) {
+        double const x = gridd.fine_x(ix), y = gridd.fine_y(iy);
+        auto const ap = lp.deflection(x, y), am = lm.deflection(x, y);
+        fa += (double(hwx(iy, ix)) * (ap.x - am.x) + double(hwy(iy, ix)) * (ap.y - am.y)) / (2 * h);
+        fk += double(hwk(iy, ix)) * (lp.convergence(x, y) - lm.convergence(x, y)) / (2 * h);
+        scale += 1;
+      }
+    double const tol = std::is_same<Scalar, float>::value ? 1e-4 * scale : 1e-6 * (std::fabs(fa) + 1);
+    CHECK_MESSAGE(std::fabs(hga(p) - fa) <= tol, "deflection_map_vjp param ", p, ": ", hga(p), " vs ", fa);
+    CHECK_MESSAGE(hgb(p) == -hga(p), "ray_shoot_vjp param ", p);
+    double const tolk = std::is_same<Scalar, float>::value ? 1e-4 * scale : 1e-6 * (std::fabs(fk) + 1);
+    CHECK_MESSAGE(std::fabs(hgk(p) - fk) <= tolk, "convergence_map_vjp param ", p, ": ", hgk(p), " vs ", fk);
+  }
+  lensing::View1D<Scalar, Mem> short_grad("short", 3);
+  CHECK_THROWS_AS(lensing::deflection_map_vjp(space, lens, grid, wx, wy, short_grad, work), std::invalid_argument);
+}
