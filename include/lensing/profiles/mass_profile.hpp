@@ -64,6 +64,15 @@ KOKKOS_FORCEINLINE_FUNCTION constexpr Hessian<Scalar> operator+(Hessian<Scalar> 
   return a += b;
 }
 
+namespace detail {
+/// Radius below which profiles with a central cusp are evaluated at
+/// cusp_radius instead: keeps kappa, the Hessian and their gradients finite at
+/// the centre (1e-15" in double, 1e-12" in float so that its cube is still a
+/// normal number; both far below any pixel).
+template <class Scalar>
+constexpr Scalar cusp_radius = std::is_same<Scalar, float>::value ? Scalar(1e-12) : Scalar(1e-15);
+}  // namespace detail
+
 //----------------------------------------------------------------------------
 // Concept check.
 

@@ -54,7 +54,7 @@ KOKKOS_INLINE_FUNCTION void atanh_ratio(Scalar e, Scalar v, Scalar& f, Scalar& h
 ///   P = sqrt(q^2 (s^2 + x^2) + y^2),  kappa = b / (2P),
 ///   alpha_x = b/e atan(e x/(P + s)),  alpha_y = b/e atanh(e y/(P + q^2 s)),  e = sqrt(1 - q^2),
 ///   psi = x alpha_x + y alpha_y - (b s / 2) ln((P + s)^2 + e^2 x^2).
-/// lenstronomy's parameters: b = theta_E sqrt(q), s = s_scale sqrt((1 + q^2)/(2 q^2)).
+/// lenstronomy's parameters: b = theta_E sqrt(q), s = s_scale / sqrt(q).
 /// Shape gradients are written to grad[0] (theta_E) and, when WithCore,
 /// grad[1] (s_scale).
 template <class Scalar, bool WithCore>
@@ -63,7 +63,7 @@ struct NIEKernel {
 
   KOKKOS_INLINE_FUNCTION NIEKernel(Scalar theta_E_, Scalar s_scale_, Scalar q_)
       : b(theta_E_ * math::sqrt(q_)),
-        s(s_scale_ * math::sqrt((Scalar(1) + q_ * q_) / (Scalar(2) * q_ * q_))),
+        s(s_scale_ / math::sqrt(q_)),
         q(q_),
         e(math::sqrt(math::max(Scalar(1) - q_ * q_, Scalar(0)))),
         theta_E(theta_E_),
@@ -71,7 +71,7 @@ struct NIEKernel {
 
   // P, floored so that the singular (s = 0) centre stays finite.
   KOKKOS_INLINE_FUNCTION Scalar P(Scalar x, Scalar y) const {
-    return math::max(math::sqrt(q * q * (s * s + x * x) + y * y), Scalar(1e-15) * q);
+    return math::max(math::sqrt(q * q * (s * s + x * x) + y * y), cusp_radius<Scalar> * q);
   }
 
   KOKKOS_INLINE_FUNCTION Vec2<Scalar> deflection(Scalar x, Scalar y) const {
@@ -104,8 +104,8 @@ struct NIEKernel {
 
   // d(b, s)/d(theta_E, s_scale, q).
   KOKKOS_INLINE_FUNCTION Scalar db_dq() const { return Scalar(0.5) * theta_E / math::sqrt(q); }
-  KOKKOS_INLINE_FUNCTION Scalar ds_dsscale() const { return math::sqrt((Scalar(1) + q * q) / (Scalar(2) * q * q)); }
-  KOKKOS_INLINE_FUNCTION Scalar ds_dq() const { return -s_scale / (Scalar(2) * q * q * q * ds_dsscale()); }
+  KOKKOS_INLINE_FUNCTION Scalar ds_dsscale() const { return Scalar(1) / math::sqrt(q); }
+  KOKKOS_INLINE_FUNCTION Scalar ds_dq() const { return Scalar(-0.5) * s / q; }
 
   // Partial derivatives of alpha (per unit b) with respect to s and q at fixed b.
   KOKKOS_INLINE_FUNCTION void deflection_partials(Scalar x, Scalar y, Vec2<Scalar>& unit, Vec2<Scalar>& d_s,
@@ -225,7 +225,7 @@ struct NIEParams {
 /// Kochanek 1998).
 ///
 ///   kappa = b / (2 sqrt(q^2 (s^2 + x'^2) + y'^2)),  b = theta_E sqrt(q),
-///   s = s_scale sqrt((1 + q^2) / (2 q^2)),
+///   s = s_scale / sqrt(q),
 /// angles in arcsec, q from (e1, e2).  Deflection and potential in closed form
 /// (see detail::NIEKernel); NIE(s_scale = 0) = SIE.
 /// Parameters (pack order): theta_E > 0, s_scale >= 0, e1, e2, center_x, center_y.

@@ -6,12 +6,6 @@
 namespace lensing {
 
 namespace detail {
-/// Radius below which radial profiles with a central cusp evaluate at r_min
-/// instead (keeps kappa and the Hessian finite at the centre; 1e-15" is far
-/// below any pixel).  r_min^2 is still a normal number in float.
-template <class Scalar>
-constexpr Scalar cusp_radius = Scalar(1e-15);
-
 template <class Scalar>
 struct SISKernel {
   Scalar theta_E;
@@ -57,8 +51,9 @@ struct SISParams {
 ///   psi = theta_E r,  alpha = theta_E (x, y)/r,  kappa = theta_E / (2 r),
 /// r the distance to (center_x, center_y), all angles in arcsec.
 /// Parameters (pack order): theta_E > 0, center_x, center_y.
-/// Valid everywhere: at r < 1e-15" kappa and the Hessian are evaluated at
-/// r = 1e-15" (finite), and the deflection is 0 at the centre.
+/// Valid everywhere: below detail::cusp_radius (1e-15" in double) kappa and
+/// the Hessian are evaluated at that radius (finite), and the deflection is 0
+/// at the centre.
 template <class Scalar>
 using SIS = RadialProfile<SISParams<Scalar>>;
 

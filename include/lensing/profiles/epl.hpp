@@ -1,0 +1,322 @@
+#ifndef LENSING_PROFILES_EPL_HPP
+#define LENSING_PROFILES_EPL_HPP
+
+#include <lensing/profiles/detail/elliptical.hpp>
+
+namespace lensing {
+
+namespace detail {
+
+/// A complex number as two scalars, for the EPL series (std::complex is not
+/// usable in every kernel).
+template <class Scalar>
+struct EPLComplex {
+  Scalar re;
+  Scalar im;
+};
+
+template <class Scalar>
+KOKKOS_FORCEINLINE_FUNCTION EPLComplex<Scalar> operator+(EPLComplex<Scalar> a, EPLComplex<Scalar> b) {
+  return {a.re + b.re, a.im + b.im};
+}
+template <class Scalar>
+KOKKOS_FORCEINLINE_FUNCTION EPLComplex<Scalar> operator*(EPLComplex<Scalar> a, EPLComplex<Scalar> b) {
+  return {a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re};
+}
+template <class Scalar>
+KOKKOS_FORCEINLINE_FUNCTION EPLComplex<Scalar> operator*(Scalar s, EPLComplex<Scalar> a) {
+  return {s * a.re, s * a.im};
+}
+
+/// Series constants of the EPL: the truncation tolerance eps (bound on the
+/// neglected tail relative to |e^{i phi}| = 1, so at most 2 eps relative to
+/// |F| >= 1/(1 + f)), a cap on the number of terms, and the largest squared
+/// radius that does not overflow.
+template <class Scalar>
+struct EPLSeriesConstants {
+  static constexpr Scalar eps = Scalar(1e-13);
+  static constexpr int max_terms = 1000;
+  static constexpr Scalar huge = Scalar(1e300);
+};
+template <>
+struct EPLSeriesConstants<float> {
+  static constexpr float eps = 1e-7f;
+  static constexpr int max_terms = 1000;
+  static constexpr float huge = 1e37f;
+};
+
+/// Elliptical power law in its major-axis frame (Tessore & Metcalf 2015), with
+/// t = gamma - 1, b = theta_E sqrt(q), f = (1 - q)/(1 + q),
+/// R = sqrt(q^2 x^2 + y^2), e^{i phi} = (q x + i y)/R:
+///   kappa = (2 - t)/2 (b/R)^t,
+///   alpha_x + i alpha_y = A F,  A = 2b/(1 + q) (b/R)^(t-1),
+///   F = sum_n Omega_n,  Omega_0 = e^{i phi},  Omega_n = z rho_n Omega_{n-1},
+///   z = -f e^{2 i phi},  rho_n = (2n - 2 + t)/(2n + 2 - t),
+///   psi = (x alpha_x + y alpha_y)/(2 - t),
+///   shear gamma1 + i gamma2 = ((1 - t) alpha - kappa w)/conj(w),  w = x + i y.
+/// Shape gradients go to grad[0] (theta_E) and grad[1] (gamma).
+///
+/// Points with R < cusp_radius q are moved radially onto R = cusp_radius q
+/// (finite values there); at w = 0 exactly the deflection, potential, shear and
+/// every gradient are 0 and kappa is its value at R = cusp_radius q.
+template <class Scalar>
+struct EPLKernel {
+  using C = EPLComplex<Scalar>;
+  using K = EPLSeriesConstants<Scalar>;
+  Scalar theta_E, t, q, b, f, tail, amp;  // tail = f/(1 - f); amp = 2b/(1 + q)
+
+  KOKKOS_INLINE_FUNCTION EPLKernel(Scalar theta_E_, Scalar gamma_, Scalar q_)
+      : theta_E(theta_E_),
+        t(gamma_ - Scalar(1)),
+        q(q_),
+        b(theta_E_ * math::sqrt(q_)),
+        f((Scalar(1) - q_) / (Scalar(1) + q_)),
+        tail((Scalar(1) - q_) / (Scalar(2) * q_)),
+        amp(Scalar(2) * theta_E_ * math::sqrt(q_) / (Scalar(1) + q_)) {}
+
+  /// A major-axis-frame point (possibly moved onto the cusp radius), its
+  /// elliptical radius R and e^{i phi} = (ux, uy).
+  struct Point {
+    Scalar x, y, R, ux, uy;
+    bool centre;
+  };
+
+  KOKKOS_INLINE_FUNCTION Point point(Scalar x, Scalar y) const {
+    Scalar qx = q * x;
+    Scalar const R2 = qx * qx + y * y;
+    Scalar const rmin = cusp_radius<Scalar> * q;
+    if (!(R2 > Scalar(0))) return {Scalar(0), Scalar(0), rmin, Scalar(1), Scalar(0), true};
+    Scalar R;
+    if (R2 <= K::huge) {
+      R = math::sqrt(R2);
+    } else {  // q^2 x^2 + y^2 overflowed: scale first
+      Scalar const m = math::max(math::fabs(qx), math::fabs(y));
+      R = m * math::sqrt(math::square(qx / m) + math::square(y / m));
+    }
+    if (R < rmin) {
+      Scalar const k = rmin / R;
+      x *= k;
+      y *= k;
+      qx *= k;
+      R = rmin;
+    }
+    Scalar const inv = Scalar(1) / R;
+    return {x, y, R, qx * inv, y * inv, false};
+  }
+
+  /// F (value path: no gradient sums).  Stops before term n once the tail
+  /// bound |Omega_{n-1}| f/(1 - f) <= eps, |Omega_n| = f^n prod rho_k exactly.
+  KOKKOS_INLINE_FUNCTION C series(Scalar ux, Scalar uy) const {
+    C const z{-f * (ux * ux - uy * uy), Scalar(-2) * f * ux * uy};
+    C om{ux, uy}, F{ux, uy};
+    Scalar a = tail;  // |Omega_{n-1}| f/(1 - f)
+    Scalar num = t, den = Scalar(4) - t;
+    for (int n = 1; n <= K::max_terms; ++n) {
+      if (!(a > K::eps)) break;
+      Scalar const rho = num / den;
+      om = (rho * z) * om;
+      F = F + om;
+      a *= f * rho;
+      num += Scalar(2);
+      den += Scalar(2);
+    }
+    return F;
+  }
+
+  /// F, P = sum_{n>=1} n rho_n Omega_{n-1} (so sum n Omega_n = z P) and
+  /// D = dF/dt, with D_n = z (rho_n D_{n-1} + rho'_n Omega_{n-1}),
+  /// rho'_n = 4n/(2n + 2 - t)^2.  Stops once the tails of all three are
+  /// bounded by eps (majorants a >= |Omega_{n-1}|, d >= |D_{n-1}|).
+  KOKKOS_INLINE_FUNCTION void series_grad(Scalar ux, Scalar uy, C& F, C& P, C& D) const {
+    C const z{-f * (ux * ux - uy * uy), Scalar(-2) * f * ux * uy};
+    C om{ux, uy}, dn{Scalar(0), Scalar(0)};
+    F = om;
+    P = dn;
+    D = dn;
+    Scalar const inv1mf = (Scalar(1) + q) / (Scalar(2) * q);  // 1/(1 - f)
+    Scalar a = Scalar(1), d = Scalar(0);
+    Scalar num = t, den = Scalar(4) - t;
+    for (int n = 1; n <= K::max_terms; ++n) {
+      Scalar const nn = Scalar(n);
+      if (!(a * (nn + tail) * inv1mf + d * tail > K::eps)) break;
+      Scalar const iden = Scalar(1) / den;
+      Scalar const rho = num * iden, drho = Scalar(4) * nn * iden * iden;
+      P = P + (nn * rho) * om;
+      dn = z * (rho * dn + drho * om);
+      D = D + dn;
+      om = (rho * z) * om;
+      F = F + om;
+      d = f * (rho * d + drho * a);
+      a *= f * rho;
+      num += Scalar(2);
+      den += Scalar(2);
+    }
+  }
+
+  // (b/R)^(t-1) and kappa at radius R.
+  KOKKOS_INLINE_FUNCTION Scalar kappa_at(Scalar R) const { return Scalar(0.5) * (Scalar(2) - t) * math::pow(b / R, t); }
+
+  KOKKOS_INLINE_FUNCTION Vec2<Scalar> deflection(Scalar x, Scalar y) const {
+    Point const p = point(x, y);
+    if (p.centre) return {Scalar(0), Scalar(0)};
+    Scalar const A = amp * math::pow(b / p.R, t - Scalar(1));
+    C const F = series(p.ux, p.uy);
+    return {A * F.re, A * F.im};
+  }
+  KOKKOS_INLINE_FUNCTION Scalar potential(Scalar x, Scalar y) const {
+    Point const p = point(x, y);
+    if (p.centre) return Scalar(0);
+    Scalar const A = amp * math::pow(b / p.R, t - Scalar(1));
+    C const F = series(p.ux, p.uy);
+    return A * (p.x * F.re + p.y * F.im) / (Scalar(2) - t);
+  }
+  KOKKOS_INLINE_FUNCTION Scalar convergence(Scalar x, Scalar y) const { return kappa_at(point(x, y).R); }
+  KOKKOS_INLINE_FUNCTION Vec2<Scalar> convergence_gradient(Scalar x, Scalar y) const {
+    Point const p = point(x, y);
+    if (p.centre) return {Scalar(0), Scalar(0)};
+    Scalar const c = -t * kappa_at(p.R) / p.R;  // dkappa/dR
+    return {c * q * p.ux, c * p.uy};
+  }
+  KOKKOS_INLINE_FUNCTION Hessian<Scalar> hessian(Scalar x, Scalar y) const {
+    Point const p = point(x, y);
+    if (p.centre) {
+      Scalar const k = kappa_at(p.R);
+      return {k, Scalar(0), k};
+    }
+    Scalar const s = math::pow(b / p.R, t - Scalar(1));
+    Scalar const A = amp * s;
+    Scalar const kappa = Scalar(0.5) * (Scalar(2) - t) * s * (b / p.R);
+    C const F = series(p.ux, p.uy);
+    Scalar const ax = A * F.re, ay = A * F.im;
+    Scalar const px = p.x, py = p.y, c = Scalar(1) - t;
+    Scalar const ir2 = Scalar(1) / (px * px + py * py);
+    Scalar const g1 = (c * (ax * px - ay * py) - kappa * (px - py) * (px + py)) * ir2;
+    Scalar const g2 = (c * (ax * py + ay * px) - Scalar(2) * kappa * px * py) * ir2;
+    return {kappa + g1, g2, kappa - g1};
+  }
+
+  /// alpha and its derivatives with respect to t (= gamma) and q at a
+  /// (non-centre) point; d alpha/d theta_E = t alpha/theta_E.
+  KOKKOS_INLINE_FUNCTION void alpha_derivatives(Point const& p, C& alpha, C& da_dt, C& da_dq) const {
+    C F, P, D;
+    series_grad(p.ux, p.uy, F, P, D);
+    Scalar const L = math::log(b / p.R);
+    Scalar const A = amp * math::exp((t - Scalar(1)) * L);
+    alpha = A * F;
+    da_dt = L * alpha + A * D;
+    // d ln A/dq (b = theta_E sqrt(q) included), dphi/dq = -ux uy/q,
+    // dF/dphi = i (F + 2 sum n Omega_n), dF/df = -e^{2 i phi} P, df/dq = -2/(1 + q)^2.
+    Scalar const ux = p.ux, uy = p.uy, iq = Scalar(1) / q, ip = Scalar(1) / (Scalar(1) + q);
+    Scalar const dlnA = -ip + Scalar(0.5) * t * iq + (Scalar(1) - t) * ux * ux * iq;
+    C const u2P = C{ux * ux - uy * uy, Scalar(2) * ux * uy} * P;
+    C const G = F + (Scalar(-2) * f) * u2P;  // F + 2 sum n Omega_n
+    Scalar const dphi = -ux * uy * iq, df = Scalar(2) * ip * ip;
+    C const dF{-G.im * dphi + df * u2P.re, G.re * dphi + df * u2P.im};
+    da_dq = dlnA * alpha + A * dF;
+  }
+
+  KOKKOS_INLINE_FUNCTION void deflection_grad(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad, Scalar& q_grad) const {
+    Point const p = point(x, y);
+    if (p.centre) return;
+    C alpha, da_dt, da_dq;
+    alpha_derivatives(p, alpha, da_dt, da_dq);
+    grad[0] += t * (g.x * alpha.re + g.y * alpha.im) / theta_E;
+    grad[1] += g.x * da_dt.re + g.y * da_dt.im;
+    q_grad += g.x * da_dq.re + g.y * da_dq.im;
+  }
+  KOKKOS_INLINE_FUNCTION void potential_grad(Scalar x, Scalar y, Scalar g, Scalar* grad, Scalar& q_grad) const {
+    Point const p = point(x, y);
+    if (p.centre) return;
+    C alpha, da_dt, da_dq;
+    alpha_derivatives(p, alpha, da_dt, da_dq);
+    Scalar const i2t = Scalar(1) / (Scalar(2) - t);
+    Scalar const psi = (p.x * alpha.re + p.y * alpha.im) * i2t;
+    grad[0] += g * t * psi / theta_E;
+    grad[1] += g * (p.x * da_dt.re + p.y * da_dt.im + psi) * i2t;
+    q_grad += g * (p.x * da_dq.re + p.y * da_dq.im) * i2t;
+  }
+  KOKKOS_INLINE_FUNCTION void convergence_grad(Scalar x, Scalar y, Scalar g, Scalar* grad, Scalar& q_grad) const {
+    Point const p = point(x, y);
+    if (p.centre) return;
+    Scalar const L = math::log(b / p.R);
+    Scalar const kappa = Scalar(0.5) * (Scalar(2) - t) * math::exp(t * L);
+    grad[0] += g * t * kappa / theta_E;
+    grad[1] += g * kappa * (L - Scalar(1) / (Scalar(2) - t));
+    q_grad += g * t * kappa / q * (Scalar(0.5) - p.ux * p.ux);
+  }
+};
+}  // namespace detail
+
+/// Parameters of the elliptical power law (see EPL).
+template <class Scalar>
+struct EPLParams {
+  using scalar_type = Scalar;
+  static constexpr char const* name = "lensing::EPL";
+  static constexpr int num_shape_params = 2;
+  static constexpr char const* param_names[] = {"theta_E", "gamma", "e1", "e2", "center_x", "center_y"};
+  Scalar theta_E;  ///< Einstein radius [arcsec] (lenstronomy's: of the intermediate axis), > 0
+  Scalar gamma;    ///< 3D logarithmic density slope (2 = isothermal), in [1, 3)
+  Scalar e1;       ///< ellipticity, lenstronomy convention
+  Scalar e2;
+  Scalar center_x;  ///< [arcsec]
+  Scalar center_y;
+
+  KOKKOS_INLINE_FUNCTION detail::EPLKernel<Scalar> kernel(Scalar q) const { return {theta_E, gamma, q}; }
+  KOKKOS_INLINE_FUNCTION void pack_shape(Scalar* t) const {
+    t[0] = theta_E;
+    t[1] = gamma;
+  }
+  KOKKOS_INLINE_FUNCTION void unpack_shape(Scalar const* t) {
+    theta_E = t[0];
+    gamma = t[1];
+  }
+  void check_shape() const {
+    check_positive(theta_E, name, "theta_E");
+    check_finite(gamma, name, "gamma");
+    check_argument(gamma >= Scalar(1) && gamma < Scalar(3), name, detail::describe("gamma", "in [1, 3)", gamma));
+  }
+};
+
+/// Elliptical power-law mass profile (lenstronomy "EPL"; Tessore & Metcalf
+/// 2015, A&A 580, A79, "The elliptical power law profile lens").
+///
+///   kappa = (3 - gamma)/2 (theta_E / sqrt(q x'^2 + y'^2 / q))^(gamma - 1),
+/// x', y' along the major and minor axes, q = minor/major from (e1, e2)
+/// (lenstronomy's convention), angles in arcsec, psi in arcsec^2.
+/// With t = gamma - 1, b = theta_E sqrt(q), R = sqrt(q^2 x'^2 + y'^2),
+/// e^{i phi} = (q x' + i y')/R and f = (1 - q)/(1 + q), the deflection is
+///   alpha' = 2b/(1 + q) (b/R)^(t-1) e^{i phi} 2F1(1, t/2; 2 - t/2; -f e^{2 i phi}),
+/// summed by the recurrence of Tessore & Metcalf (eqs. 23-26; see
+/// detail::EPLKernel); psi = (x' alpha'_x + y' alpha'_y)/(2 - t) and the shear
+/// follows from the homogeneity of alpha (their eq. 17):
+///   gamma1 + i gamma2 = ((1 - t) alpha - kappa w)/conj(w).
+/// EPL(gamma = 2) is the SIE, EPL(q = 1) the spherical power law
+///   alpha = theta_E (r/theta_E)^(2 - gamma) (x, y)/r.
+/// Parameter gradients are analytic (the series carries sum n Omega_n and
+/// dF/dgamma along); the e1/e2 chain rule is the one of EllipticalProfile.
+///
+/// Parameters (pack order): theta_E > 0, gamma in [1, 3), e1, e2 (|e| < 1),
+/// center_x, center_y.  The formulas hold for 1 <= gamma < 3 (psi diverges as
+/// gamma -> 3); gamma = 2 (arctan closed form) and q = 1 (one term) need no
+/// special case.
+///
+/// Series truncation: the terms have |Omega_n| = f^n prod_{k<=n} rho_k
+/// exactly (rho_k < 1), independent of the position, so the series stops
+/// before term n once |Omega_{n-1}| f/(1 - f) <= eps: the same number of
+/// terms at every pixel, about N = ln(eps (1 - f))/ln f (fewer for small gamma).
+/// Since |F| >= 1/(1 + f) >= 1/2, the truncation error of alpha, psi and the
+/// Hessian is below 2 eps relative to |alpha|: eps = 1e-13 in double, 1e-7 in
+/// float.  Terms (double, gamma = 2.8 / 2.0): 9 / 8 at q = 0.9, 22 / 20 at
+/// q = 0.7, 33 / 30 at q = 0.5, 79 / 75 at q = 0.2.  Gradients use a bound on
+/// the slower tails of sum n Omega_n and dF/dgamma (a few terms more).  At most
+/// 1000 terms: q >= 0.02 keeps the full accuracy, smaller q is finite but
+/// less accurate.
+/// At R < 1e-15" q (1e-12" q in float) values are those at that radius, and at
+/// the centre itself alpha = psi = shear = 0 (as lenstronomy) and every
+/// gradient is 0: no NaN or inf anywhere.
+template <class Scalar>
+using EPL = EllipticalProfile<EPLParams<Scalar>>;
+
+}  // namespace lensing
+
+#endif  // LENSING_PROFILES_EPL_HPP
