@@ -24,3 +24,13 @@ find_package(FFTW QUIET)
 if(NOT FFTW_FOUND)
   message(FATAL_ERROR "lensing: FFTW3 (double and float) not found (Debian: libfftw3-dev); ${_lensing_hint}.")
 endif()
+
+# cuFFT for the FFT deflections on CUDA memory (only with a CUDA Kokkos).
+set(LENSING_CUDA_LIBRARIES "")
+if("CUDA" IN_LIST Kokkos_DEVICES)
+  find_package(CUDAToolkit QUIET)
+  if(NOT CUDAToolkit_FOUND OR NOT TARGET CUDA::cufft)
+    message(FATAL_ERROR "lensing: Kokkos has CUDA but cuFFT (CUDA::cufft) was not found; set CUDAToolkit_ROOT.")
+  endif()
+  set(LENSING_CUDA_LIBRARIES CUDA::cufft)
+endif()

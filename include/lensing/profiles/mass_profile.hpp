@@ -104,6 +104,26 @@ struct has_mass_profile_interface<
                    decltype(std::declval<P const&>().check())>> : std::true_type {};
 }  // namespace detail
 
+namespace detail {
+template <class L, class = void>
+struct has_lens_interface : std::false_type {};
+template <class L>
+struct has_lens_interface<
+    L, std::void_t<typename L::scalar_type,
+                   decltype(std::declval<L const&>().deflection(std::declval<typename L::scalar_type>(),
+                                                                std::declval<typename L::scalar_type>())),
+                   decltype(std::declval<L const&>().convergence(std::declval<typename L::scalar_type>(),
+                                                                 std::declval<typename L::scalar_type>())),
+                   decltype(std::declval<L const&>().hessian(std::declval<typename L::scalar_type>(),
+                                                             std::declval<typename L::scalar_type>()))>>
+    : std::true_type {};
+}  // namespace detail
+
+/// Whether L is a lens for the forward maps: scalar_type, deflection,
+/// convergence and hessian at a point (MassProfiles, Population, LensSum, ...).
+template <class L>
+constexpr bool is_lens_v = detail::has_lens_interface<L>::value;
+
 /// Whether P models MassProfile (see the file comment).
 template <class P>
 constexpr bool is_mass_profile_v = detail::has_mass_profile_interface<P>::value&& std::is_trivially_copyable<P>::value;

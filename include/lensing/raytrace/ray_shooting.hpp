@@ -26,7 +26,8 @@ template <class ExecutionSpace, class Profile, class View>
 void check_map_args(char const* where, PixelGrid<typename Profile::scalar_type> const& grid, View const& v,
                     char const* name) {
   static_assert(is_execution_space_v<ExecutionSpace>, "lensing: first argument must be a Kokkos execution space");
-  static_assert(is_mass_profile_v<Profile>, "lensing: the profile must model MassProfile (profiles/mass_profile.hpp)");
+  static_assert(is_lens_v<Profile>,
+                "lensing: the lens must provide deflection, convergence and hessian (profiles/mass_profile.hpp)");
   static_assert(View::rank == 2, "lensing: maps are rank-2 views (iy, ix)");
   static_assert(std::is_same<typename View::value_type, typename Profile::scalar_type>::value ||
                     std::is_same<typename View::value_type, typename Profile::scalar_type const>::value,
@@ -125,6 +126,8 @@ namespace detail {
 template <class ExecutionSpace, class Profile, class Grad, class Work>
 void check_vjp_args(char const* where, Grad const& grad, Work const& work,
                     PixelGrid<typename Profile::scalar_type> const& grid) {
+  static_assert(is_mass_profile_v<Profile>,
+                "lensing: parameter VJPs need a MassProfile (for a Population see raytrace/population_vjp.hpp)");
   static_assert(Grad::rank == 1, "lensing: the gradient is a rank-1 view of length num_params");
   check_argument(grad.extent(0) == size_t(Profile::num_params), where,
                  "grad must have length num_params = " + std::to_string(Profile::num_params));
