@@ -181,5 +181,24 @@ find_or_build_kokkos_openmp() {
     log "using Kokkos $v from Kokkos_ROOT=$Kokkos_ROOT"
     echo "$Kokkos_ROOT"; return 0
   fi
-  build_kokkos openmp-serial -DKokkos_ENABLE_OPENMP=ON
+  local arch; arch=$(host_arch)
+  if [ -n "$arch" ]; then
+    build_kokkos "openmp-serial-${arch,,}" -DKokkos_ENABLE_OPENMP=ON "-DKokkos_ARCH_$arch=ON"
+  else
+    build_kokkos openmp-serial -DKokkos_ENABLE_OPENMP=ON
+  fi
+}
+
+# Kokkos host architecture for this CPU, so kernels vectorise with its widest
+# SIMD (Kokkos 3.4 has no "native"): SKX (AVX-512), HSW (AVX2) or none.
+# LENSING_KOKKOS_ARCH overrides (e.g. "" for a portable build, or "SKX").
+host_arch() {
+  if [ -n "${LENSING_KOKKOS_ARCH+set}" ]; then echo "$LENSING_KOKKOS_ARCH"; return; fi
+  local flags; flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
+  if echo "$flags" | grep -qw avx512f && echo "$flags" | grep -qw avx512bw && echo "$flags" | grep -qw avx512vl &&
+     echo "$flags" | grep -qw avx512dq; then
+    echo SKX
+  elif echo "$flags" | grep -qw avx2 && echo "$flags" | grep -qw fma; then
+    echo HSW
+  fi
 }

@@ -13,20 +13,25 @@ namespace detail {
 template <class Scalar>
 KOKKOS_INLINE_FUNCTION void atan_ratio(Scalar e, Scalar w, Scalar& f, Scalar& g) {
   Scalar const t = e * e * w * w;
-  if (t < Scalar(1e-3)) {
-    // atan(e w)/e = w sum (-t)^k/(2k+1);  G = w^3 sum_{k>=1} (-1)^k 2k/(2k+1) t^(k-1)
-    f = w * (Scalar(1) +
-             t * (Scalar(-1) / 3 +
-                  t * (Scalar(1) / 5 + t * (Scalar(-1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(-1) / 11 + t / 13))))));
-    g = w * w * w *
-        (Scalar(-2) / 3 +
-         t * (Scalar(4) / 5 +
-              t * (Scalar(-6) / 7 +
-                   t * (Scalar(8) / 9 + t * (Scalar(-10) / 11 + t * (Scalar(12) / 13 - t * Scalar(14) / 15))))));
-  } else {
-    f = math::atan(e * w) / e;
-    g = (w / (Scalar(1) + t) - f) / (e * e);
-  }
+  // Both branches are computed and one is selected, so pixel loops vectorise
+  // (no data-dependent branch); e is kept away from 0 in the unused branch.
+  Scalar const es = math::max(e, Scalar(1e-30)), e2 = es * es;
+  Scalar const fd = math::atan(es * w) / es;
+  Scalar const gd = (w / (Scalar(1) + t) - fd) / e2;
+  // atan(e w)/e = w sum (-t)^k/(2k+1);  G = w^3 sum_{k>=1} (-1)^k 2k/(2k+1) t^(k-1)
+  Scalar const fs =
+      w * (Scalar(1) +
+           t * (Scalar(-1) / 3 +
+                t * (Scalar(1) / 5 + t * (Scalar(-1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(-1) / 11 + t / 13))))));
+  Scalar const gs =
+      w * w * w *
+      (Scalar(-2) / 3 +
+       t * (Scalar(4) / 5 +
+            t * (Scalar(-6) / 7 +
+                 t * (Scalar(8) / 9 + t * (Scalar(-10) / 11 + t * (Scalar(12) / 13 - t * Scalar(14) / 15))))));
+  bool const series = t < Scalar(1e-3);
+  f = series ? fs : fd;
+  g = series ? gs : gd;
 }
 
 /// atanh(e v)/e and H = (v/(1 - e^2 v^2) - atanh(e v)/e)/e^2 (as atan_ratio,
@@ -34,19 +39,22 @@ KOKKOS_INLINE_FUNCTION void atan_ratio(Scalar e, Scalar w, Scalar& f, Scalar& g)
 template <class Scalar>
 KOKKOS_INLINE_FUNCTION void atanh_ratio(Scalar e, Scalar v, Scalar& f, Scalar& h) {
   Scalar const t = e * e * v * v;
-  if (t < Scalar(1e-3)) {
-    f = v * (Scalar(1) +
-             t * (Scalar(1) / 3 +
-                  t * (Scalar(1) / 5 + t * (Scalar(1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(1) / 11 + t / 13))))));
-    h = v * v * v *
-        (Scalar(2) / 3 +
-         t * (Scalar(4) / 5 +
-              t * (Scalar(6) / 7 +
-                   t * (Scalar(8) / 9 + t * (Scalar(10) / 11 + t * (Scalar(12) / 13 + t * Scalar(14) / 15))))));
-  } else {
-    f = math::atanh(e * v) / e;
-    h = (v / (Scalar(1) - t) - f) / (e * e);
-  }
+  Scalar const es = math::max(e, Scalar(1e-30)), e2 = es * es;
+  Scalar const fd = math::atanh(es * v) / es;
+  Scalar const hd = (v / (Scalar(1) - t) - fd) / e2;
+  Scalar const fs =
+      v * (Scalar(1) +
+           t * (Scalar(1) / 3 +
+                t * (Scalar(1) / 5 + t * (Scalar(1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(1) / 11 + t / 13))))));
+  Scalar const hs =
+      v * v * v *
+      (Scalar(2) / 3 +
+       t * (Scalar(4) / 5 +
+            t * (Scalar(6) / 7 +
+                 t * (Scalar(8) / 9 + t * (Scalar(10) / 11 + t * (Scalar(12) / 13 + t * Scalar(14) / 15))))));
+  bool const series = t < Scalar(1e-3);
+  f = series ? fs : fd;
+  h = series ? hs : hd;
 }
 
 /// Non-singular isothermal ellipsoid in its major-axis frame (Kormann,

@@ -1,0 +1,76 @@
+// Deflection maps per mass profile: ns per pixel, float and double, Serial
+// (1 thread) and OpenMP (all threads of OMP_NUM_THREADS), grids 64^2..1024^2;
+// and the parameter VJP of the deflection map relative to the forward map.
+// Floors per pixel and measured figures: benchmarks/README.md.
+#include <lensing/profiles/composite.hpp>
+#include <lensing/profiles/sie.hpp>
+#include <lensing/profiles/sis.hpp>
+#include <lensing/raytrace/ray_shooting.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include "profile_zoo.hpp"
+
+namespace {
+
+// "ns/pixel" = wall time per iteration / pixels, in ns.
+void set_ns_per_pixel(benchmark::State& state, double pixels) {
+  state.counters["ns/pixel"] =
+      benchmark::Counter(pixels * 1e-9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
+template <class Space, class Lens>
+void deflection(benchmark::State& state, Lens const& lens) {
+  using Scalar = typename Lens::scalar_type;
+  int const n = static_cast<int>(state.range(0));
+  auto const grid = lensing::PixelGrid<Scalar>::square(n, Scalar(4.0) / Scalar(n));
+  lensing::View2D<Scalar, typename Space::memory_space> ax("ax", n, n), ay("ay", n, n);
+  Space space;
+  for (auto _ : state) {
+    lensing::deflection_map(space, lens, grid, ax, ay);
+    space.fence();
+  }
+  set_ns_per_pixel(state, double(n) * n);
+}
+
+template <class Space, class Lens>
+void deflection_vjp(benchmark::State& state, Lens const& lens) {
+  using Scalar = typename Lens::scalar_type;
+  int const n = static_cast<int>(state.range(0));
+  auto const grid = lensing::PixelGrid<Scalar>::square(n, Scalar(4.0) / Scalar(n));
+  using Mem = typename Space::memory_space;
+  lensing::View2D<Scalar, Mem> wx("wx", n, n), wy("wy", n, n);
+  Kokkos::deep_copy(wx, Scalar(0.3));
+  Kokkos::deep_copy(wy, Scalar(-0.2));
+  lensing::View1D<Scalar, Mem> g("g", Lens::num_params);
+  lensing::MapVjpWorkspace<Scalar, Mem> work(grid, Lens::num_params);
+  Space space;
+  for (auto _ : state) {
+    lensing::deflection_map_vjp(space, lens, grid, wx, wy, g, work);
+    space.fence();
+  }
+  set_ns_per_pixel(state, double(n) * n);
+}
+
+}  // namespace
+
+#define LENSING_BENCH_PROFILE(name, make)                                                                     \
+  static void BM_##name##_double_serial(benchmark::State& s) { deflection<Kokkos::Serial>(s, make<double>()); } \
+  static void BM_##name##_double_openmp(benchmark::State& s) {                                               \
+    deflection<Kokkos::DefaultHostExecutionSpace>(s, make<double>());                                        \
+  }                                                                                                          \
+  static void BM_##name##_float_serial(benchmark::State& s) { deflection<Kokkos::Serial>(s, make<float>()); }   \
+  static void BM_##name##_float_openmp(benchmark::State& s) {                                                \
+    deflection<Kokkos::DefaultHostExecutionSpace>(s, make<float>());                                         \
+  }                                                                                                          \
+  static void BM_##name##_vjp_double_openmp(benchmark::State& s) {                                           \
+    deflection_vjp<Kokkos::DefaultHostExecutionSpace>(s, make<double>());                                    \
+  }                                                                                                          \
+  BENCHMARK(BM_##name##_double_serial)->Arg(256)->UseRealTime();                                            \
+  BENCHMARK(BM_##name##_double_openmp)->Arg(64)->Arg(256)->Arg(1024)->UseRealTime();                         \
+  BENCHMARK(BM_##name##_float_serial)->Arg(256)->UseRealTime();                                             \
+  BENCHMARK(BM_##name##_float_openmp)->Arg(64)->Arg(256)->Arg(1024)->UseRealTime();                          \
+  BENCHMARK(BM_##name##_vjp_double_openmp)->Arg(256)->UseRealTime();
+
+LENSING_BENCH_PROFILE(sie_shear, lensing::bench::sie_shear)
+LENSING_BENCH_PROFILE(sis, lensing::bench::sis)
