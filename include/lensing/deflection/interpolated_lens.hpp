@@ -1,0 +1,103 @@
+#ifndef LENSING_DEFLECTION_INTERPOLATED_LENS_HPP
+#define LENSING_DEFLECTION_INTERPOLATED_LENS_HPP
+
+/// \file
+/// A lens given by maps (deflection, potential, convergence) on a pixel grid,
+/// evaluated anywhere by bilinear interpolation: the convergence-map
+/// deflections of ConvergenceDeflection used as a lens in the ray-shooting maps.
+
+#include <lensing/deflection/convergence_deflection.hpp>
+#include <lensing/profiles/mass_profile.hpp>
+
+namespace lensing {
+
+/// Lens from maps on a PixelGrid, bilinearly interpolated between pixel centres.
+///
+/// With (u, v) the fractional pixel coordinates of (x, y) (PixelGrid::to_pixel)
+/// and f one of alpha_x, alpha_y, psi, kappa:
+///   f(x, y) = bilinear interpolation of the four surrounding pixel centres;
+/// the Hessian is the derivative of the bilinear deflection (f_xy averaged
+/// over d alpha_x/dy and d alpha_y/dx so that it stays symmetric).  Outside the
+/// span of pixel centres the maps are clamped to their edge values (the lens
+/// knows nothing beyond its maps).  Provides deflection, potential, convergence
+/// and hessian (a lens for the forward maps of raytrace/ray_shooting.hpp, not a
+/// parametric MassProfile).  Holds Views: copy it into kernels by value.
+template <class Scalar, class MemorySpace>
+class InterpolatedLens {
+ public:
+  using scalar_type = Scalar;
+  using memory_space = MemorySpace;
+  using Map = View2D<Scalar, MemorySpace>;
+
+  InterpolatedLens() = default;
+  /// From maps (ny, nx) on `grid`'s pixel centres (supersampling ignored).
+  InterpolatedLens(PixelGrid<Scalar> const& grid, Map alpha_x, Map alpha_y, Map psi, Map kappa)
+      : m_grid(grid), m_ax(alpha_x), m_ay(alpha_y), m_psi(psi), m_kappa(kappa) {
+    constexpr char const* where = "lensing::InterpolatedLens";
+    for (Map const* m : {&m_ax, &m_ay, &m_psi, &m_kappa})
+      check_argument(m->extent(0) == size_t(grid.ny()) && m->extent(1) == size_t(grid.nx()), where,
+                     "every map must have extents (ny, nx) = (" + std::to_string(grid.ny()) + ", " +
+                         std::to_string(grid.nx()) + ")");
+    check_argument(grid.nx() >= 2 && grid.ny() >= 2, where, "maps must be at least 2 x 2 pixels");
+  }
+
+  /// Deflection and potential of a convergence map (ny, nx) on `grid`, by FFT
+  /// (ConvergenceDeflection), as an interpolated lens.  The kappa map is kept.
+  template <class ExecutionSpace>
+  static InterpolatedLens from_convergence(ExecutionSpace const& space, PixelGrid<Scalar> const& grid, Map kappa) {
+    ConvergenceDeflection<Scalar, MemorySpace> fft(space, grid);
+    Map ax("lensing::InterpolatedLens::alpha_x", grid.ny(), grid.nx());
+    Map ay("lensing::InterpolatedLens::alpha_y", grid.ny(), grid.nx());
+    Map psi("lensing::InterpolatedLens::psi", grid.ny(), grid.nx());
+    fft.deflection(space, kappa, ax, ay);
+    fft.potential(space, kappa, psi);
+    return InterpolatedLens(grid, ax, ay, psi, kappa);
+  }
+
+  PixelGrid<Scalar> const& grid() const { return m_grid; }
+
+  KOKKOS_INLINE_FUNCTION Vec2<Scalar> deflection(Scalar x, Scalar y) const {
+    Cell const c = cell(x, y);
+    return {c.interpolate(m_ax), c.interpolate(m_ay)};
+  }
+  KOKKOS_INLINE_FUNCTION Scalar potential(Scalar x, Scalar y) const { return cell(x, y).interpolate(m_psi); }
+  KOKKOS_INLINE_FUNCTION Scalar convergence(Scalar x, Scalar y) const { return cell(x, y).interpolate(m_kappa); }
+  KOKKOS_INLINE_FUNCTION Hessian<Scalar> hessian(Scalar x, Scalar y) const {
+    Cell const c = cell(x, y);
+    Scalar const inv = Scalar(1) / m_grid.pixel_scale();
+    Scalar const xy = Scalar(0.5) * (c.d_dv(m_ax) + c.d_du(m_ay)) * inv;
+    return {c.d_du(m_ax) * inv, xy, c.d_dv(m_ay) * inv};
+  }
+
+ private:
+  // The pixel cell containing (x, y): lower-left index and weights (clamped).
+  struct Cell {
+    int i0, j0;
+    Scalar tu, tv;
+    KOKKOS_INLINE_FUNCTION Scalar interpolate(Map const& m) const {
+      return (Scalar(1) - tv) * ((Scalar(1) - tu) * m(j0, i0) + tu * m(j0, i0 + 1)) +
+             tv * ((Scalar(1) - tu) * m(j0 + 1, i0) + tu * m(j0 + 1, i0 + 1));
+    }
+    KOKKOS_INLINE_FUNCTION Scalar d_du(Map const& m) const {
+      return (Scalar(1) - tv) * (m(j0, i0 + 1) - m(j0, i0)) + tv * (m(j0 + 1, i0 + 1) - m(j0 + 1, i0));
+    }
+    KOKKOS_INLINE_FUNCTION Scalar d_dv(Map const& m) const {
+      return (Scalar(1) - tu) * (m(j0 + 1, i0) - m(j0, i0)) + tu * (m(j0 + 1, i0 + 1) - m(j0, i0 + 1));
+    }
+  };
+  KOKKOS_INLINE_FUNCTION Cell cell(Scalar x, Scalar y) const {
+    Vec2<Scalar> const p = m_grid.to_pixel(x, y);
+    Scalar const u = math::clamp(p.x, Scalar(0), Scalar(m_grid.nx() - 1));
+    Scalar const v = math::clamp(p.y, Scalar(0), Scalar(m_grid.ny() - 1));
+    int const i0 = math::min(static_cast<int>(u), m_grid.nx() - 2);
+    int const j0 = math::min(static_cast<int>(v), m_grid.ny() - 2);
+    return {i0, j0, u - Scalar(i0), v - Scalar(j0)};
+  }
+
+  PixelGrid<Scalar> m_grid;
+  Map m_ax, m_ay, m_psi, m_kappa;
+};
+
+}  // namespace lensing
+
+#endif  // LENSING_DEFLECTION_INTERPOLATED_LENS_HPP
