@@ -6,8 +6,32 @@
 
 #include <lensing/core/views.hpp>
 
+#include <utility>
+
 namespace lensing {
 namespace detail {
+
+// One row's gradient: the accumulator is only ever indexed by compile-time
+// constants (zero-initialised, written back by a fold), so the compiler can
+// keep it in registers and vectorise the pixel loop as N reductions.
+template <int N, class Scalar, class MemorySpace, class F>
+struct RowReduction {
+  View2D<Scalar, MemorySpace> partial;
+  F f;
+  int nx;
+  template <std::size_t... K>
+  KOKKOS_FORCEINLINE_FUNCTION void store(int iy, Scalar const* acc, std::index_sequence<K...>) const {
+    ((partial(iy, K) = acc[K]), ...);
+  }
+  KOKKOS_INLINE_FUNCTION void operator()(int iy) const {
+    Scalar acc[N] = {};
+#if defined(__GNUC__)
+#pragma GCC ivdep
+#endif
+    for (int ix = 0; ix < nx; ++ix) f(iy, ix, acc);
+    store(iy, acc, std::make_index_sequence<N>{});
+  }
+};
 
 /// grad(k) = sum over pixels (iy, ix) of the N values f(iy, ix, acc) adds
 /// into acc[0..N).  Rows are reduced independently into a (ny, N) buffer and
@@ -18,16 +42,8 @@ template <int N, class ExecutionSpace, class Scalar, class MemorySpace, class F>
 void reduce_params_over_pixels(char const* name, ExecutionSpace const& space, int ny, int nx,
                                View2D<Scalar, MemorySpace> const& partial, View1D<Scalar, MemorySpace> const& grad,
                                F const& f) {
-  Kokkos::parallel_for(
-      name, Kokkos::RangePolicy<ExecutionSpace>(space, 0, ny), KOKKOS_LAMBDA(int iy) {
-        Scalar acc[N];
-        for (int k = 0; k < N; ++k)
-          acc[k] = Scalar(0);
-        for (int ix = 0; ix < nx; ++ix)
-          f(iy, ix, acc);
-        for (int k = 0; k < N; ++k)
-          partial(iy, k) = acc[k];
-      });
+  Kokkos::parallel_for(name, Kokkos::RangePolicy<ExecutionSpace>(space, 0, ny),
+                       RowReduction<N, Scalar, MemorySpace, F>{partial, f, nx});
   Kokkos::parallel_for(
       name, Kokkos::RangePolicy<ExecutionSpace>(space, 0, N), KOKKOS_LAMBDA(int k) {
         Scalar s = 0;

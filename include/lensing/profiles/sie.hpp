@@ -11,7 +11,7 @@ namespace detail {
 /// both finite and accurate as e -> 0 (series in t = e^2 w^2 below 1e-3,
 /// where the direct G loses digits; 7 terms: error < t^7).
 template <class Scalar>
-KOKKOS_INLINE_FUNCTION void atan_ratio(Scalar e, Scalar w, Scalar& f, Scalar& g) {
+KOKKOS_FORCEINLINE_FUNCTION void atan_ratio(Scalar e, Scalar w, Scalar& f, Scalar& g) {
   Scalar const t = e * e * w * w;
   // Both branches are computed and one is selected, so pixel loops vectorise
   // (no data-dependent branch); e is kept away from 0 in the unused branch.
@@ -37,7 +37,7 @@ KOKKOS_INLINE_FUNCTION void atan_ratio(Scalar e, Scalar w, Scalar& f, Scalar& g)
 /// atanh(e v)/e and H = (v/(1 - e^2 v^2) - atanh(e v)/e)/e^2 (as atan_ratio,
 /// with the hyperbolic signs); requires e |v| < 1.
 template <class Scalar>
-KOKKOS_INLINE_FUNCTION void atanh_ratio(Scalar e, Scalar v, Scalar& f, Scalar& h) {
+KOKKOS_FORCEINLINE_FUNCTION void atanh_ratio(Scalar e, Scalar v, Scalar& f, Scalar& h) {
   Scalar const t = e * e * v * v;
   Scalar const es = math::max(e, Scalar(1e-30)), e2 = es * es;
   Scalar const fd = math::atanh(es * v) / es;
@@ -82,7 +82,7 @@ struct NIEKernel {
     return math::max(math::sqrt(q * q * (s * s + x * x) + y * y), cusp_radius<Scalar> * q);
   }
 
-  KOKKOS_INLINE_FUNCTION Vec2<Scalar> deflection(Scalar x, Scalar y) const {
+  KOKKOS_FORCEINLINE_FUNCTION Vec2<Scalar> deflection(Scalar x, Scalar y) const {
     Scalar const p = P(x, y);
     Scalar fx, gx, fy, gy;
     atan_ratio(e, x / (p + s), fx, gx);
@@ -103,7 +103,7 @@ struct NIEKernel {
     Scalar const p = P(x, y), c = Scalar(-0.5) * b / (p * p * p);
     return {c * q * q * x, c * y};
   }
-  KOKKOS_INLINE_FUNCTION Hessian<Scalar> hessian(Scalar x, Scalar y) const {
+  KOKKOS_FORCEINLINE_FUNCTION Hessian<Scalar> hessian(Scalar x, Scalar y) const {
     Scalar const p = P(x, y), px = q * q * x / p, py = y / p;
     Scalar const d1 = (p + s) * (p + s) + e * e * x * x;
     Scalar const d2 = (p + q * q * s) * (p + q * q * s) - e * e * y * y;
@@ -116,7 +116,7 @@ struct NIEKernel {
   KOKKOS_INLINE_FUNCTION Scalar ds_dq() const { return Scalar(-0.5) * s / q; }
 
   // Partial derivatives of alpha (per unit b) with respect to s and q at fixed b.
-  KOKKOS_INLINE_FUNCTION void deflection_partials(Scalar x, Scalar y, Vec2<Scalar>& unit, Vec2<Scalar>& d_s,
+  KOKKOS_FORCEINLINE_FUNCTION void deflection_partials(Scalar x, Scalar y, Vec2<Scalar>& unit, Vec2<Scalar>& d_s,
                                                   Vec2<Scalar>& d_q) const {
     Scalar const p = P(x, y), ps = q * q * s / p, pq = q * (s * s + x * x) / p;
     Scalar const dx = p + s, dy = p + q * q * s;
@@ -131,7 +131,7 @@ struct NIEKernel {
     d_q = {-q * gx - cx * w * pq / dx, -q * gy - cy * v * (pq + Scalar(2) * q * s) / dy};
   }
 
-  KOKKOS_INLINE_FUNCTION void deflection_grad(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad, Scalar& q_grad) const {
+  KOKKOS_FORCEINLINE_FUNCTION void deflection_grad(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad, Scalar& q_grad) const {
     Vec2<Scalar> u, ds, dq;
     deflection_partials(x, y, u, ds, dq);
     Scalar const gu = dot(g, u);
@@ -140,7 +140,7 @@ struct NIEKernel {
     if (WithCore) grad[1] += gs * ds_dsscale();
     q_grad += gu * db_dq() + b * dot(g, dq) + gs * ds_dq();
   }
-  KOKKOS_INLINE_FUNCTION void potential_grad(Scalar x, Scalar y, Scalar g, Scalar* grad, Scalar& q_grad) const {
+  KOKKOS_FORCEINLINE_FUNCTION void potential_grad(Scalar x, Scalar y, Scalar g, Scalar* grad, Scalar& q_grad) const {
     Vec2<Scalar> u, ds, dq;
     deflection_partials(x, y, u, ds, dq);
     Scalar psi_b = x * u.x + y * u.y;  // psi per unit b
@@ -157,7 +157,7 @@ struct NIEKernel {
     if (WithCore) grad[1] += g * b * dpsi_ds * ds_dsscale();
     q_grad += g * (psi_b * db_dq() + b * dpsi_dq + b * dpsi_ds * ds_dq());
   }
-  KOKKOS_INLINE_FUNCTION void convergence_grad(Scalar x, Scalar y, Scalar g, Scalar* grad, Scalar& q_grad) const {
+  KOKKOS_FORCEINLINE_FUNCTION void convergence_grad(Scalar x, Scalar y, Scalar g, Scalar* grad, Scalar& q_grad) const {
     Scalar const p = P(x, y), ps = q * q * s / p, pq = q * (s * s + x * x) / p;
     Scalar const k_b = Scalar(0.5) / p, dk = Scalar(-0.5) * b / (p * p);  // kappa per unit b; dkappa/dP
     grad[0] += g * k_b * math::sqrt(q);

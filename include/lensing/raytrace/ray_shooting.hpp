@@ -137,6 +137,32 @@ void check_vjp_args(char const* where, Grad const& grad, Work const& work,
 }
 }  // namespace detail
 
+namespace detail {
+// Per-pixel VJP terms as functors with forced inlining, so the row loop of
+// reduce_params_over_pixels sees the whole computation and vectorises it.
+template <class Profile, class View>
+struct DeflectionVjpTerm {
+  using Scalar = typename Profile::scalar_type;
+  Profile profile;
+  PixelGrid<Scalar> grid;
+  View gx, gy;
+  Scalar sign;
+  KOKKOS_FORCEINLINE_FUNCTION void operator()(int iy, int ix, Scalar* acc) const {
+    profile.deflection_vjp(grid.fine_x(ix), grid.fine_y(iy), Vec2<Scalar>{sign * gx(iy, ix), sign * gy(iy, ix)}, acc);
+  }
+};
+template <class Profile, class View>
+struct ConvergenceVjpTerm {
+  using Scalar = typename Profile::scalar_type;
+  Profile profile;
+  PixelGrid<Scalar> grid;
+  View g;
+  KOKKOS_FORCEINLINE_FUNCTION void operator()(int iy, int ix, Scalar* acc) const {
+    profile.convergence_vjp(grid.fine_x(ix), grid.fine_y(iy), g(iy, ix), acc);
+  }
+};
+}  // namespace detail
+
 /// grad(k) = sum over fine pixels of (abar_x, abar_y) . d alpha / d theta_k
 /// (overwrites grad; deterministic whatever the thread count).
 template <class ExecutionSpace, class Profile, class View, class MemorySpace>
@@ -151,9 +177,7 @@ void deflection_map_vjp(ExecutionSpace const& space, Profile const& profile,
   detail::check_vjp_args<ExecutionSpace, Profile>(where, grad, work, grid);
   detail::reduce_params_over_pixels<Profile::num_params>(
       "lensing::raytrace::deflection_map_vjp", space, grid.fine_ny(), grid.fine_nx(), work.partial, grad,
-      KOKKOS_LAMBDA(int iy, int ix, Scalar* acc) {
-        profile.deflection_vjp(grid.fine_x(ix), grid.fine_y(iy), Vec2<Scalar>{abar_x(iy, ix), abar_y(iy, ix)}, acc);
-      });
+      detail::DeflectionVjpTerm<Profile, View>{profile, grid, abar_x, abar_y, Scalar(1)});
 }
 
 /// grad(k) = sum over fine pixels of (bbar_x, bbar_y) . d beta / d theta_k,
@@ -170,9 +194,7 @@ void ray_shoot_vjp(ExecutionSpace const& space, Profile const& profile,
   detail::check_vjp_args<ExecutionSpace, Profile>(where, grad, work, grid);
   detail::reduce_params_over_pixels<Profile::num_params>(
       "lensing::raytrace::ray_shoot_vjp", space, grid.fine_ny(), grid.fine_nx(), work.partial, grad,
-      KOKKOS_LAMBDA(int iy, int ix, Scalar* acc) {
-        profile.deflection_vjp(grid.fine_x(ix), grid.fine_y(iy), Vec2<Scalar>{-bbar_x(iy, ix), -bbar_y(iy, ix)}, acc);
-      });
+      detail::DeflectionVjpTerm<Profile, View>{profile, grid, bbar_x, bbar_y, Scalar(-1)});
 }
 
 /// grad(k) = sum over fine pixels of kbar * d kappa / d theta_k (overwrites grad).
@@ -187,9 +209,7 @@ void convergence_map_vjp(ExecutionSpace const& space, Profile const& profile,
   detail::check_vjp_args<ExecutionSpace, Profile>(where, grad, work, grid);
   detail::reduce_params_over_pixels<Profile::num_params>(
       "lensing::raytrace::convergence_map_vjp", space, grid.fine_ny(), grid.fine_nx(), work.partial, grad,
-      KOKKOS_LAMBDA(int iy, int ix, Scalar* acc) {
-        profile.convergence_vjp(grid.fine_x(ix), grid.fine_y(iy), kbar(iy, ix), acc);
-      });
+      detail::ConvergenceVjpTerm<Profile, View>{profile, grid, kbar});
 }
 
 }  // namespace lensing

@@ -93,7 +93,7 @@ struct EllipticalProfile : Params {
   }
 
  public:
-  KOKKOS_INLINE_FUNCTION Vec2<Scalar> deflection(Scalar x, Scalar y) const {
+  KOKKOS_FORCEINLINE_FUNCTION Vec2<Scalar> deflection(Scalar x, Scalar y) const {
     auto const f = frame();
     Vec2<Scalar> const p = f.to_major(offset(x, y));
     return f.to_sky(this->kernel(f.q).deflection(p.x, p.y));
@@ -108,13 +108,13 @@ struct EllipticalProfile : Params {
     Vec2<Scalar> const p = f.to_major(offset(x, y));
     return this->kernel(f.q).convergence(p.x, p.y);
   }
-  KOKKOS_INLINE_FUNCTION Hessian<Scalar> hessian(Scalar x, Scalar y) const {
+  KOKKOS_FORCEINLINE_FUNCTION Hessian<Scalar> hessian(Scalar x, Scalar y) const {
     auto const f = frame();
     Vec2<Scalar> const p = f.to_major(offset(x, y));
     return f.to_sky(this->kernel(f.q).hessian(p.x, p.y));
   }
 
-  KOKKOS_INLINE_FUNCTION void deflection_vjp(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad) const {
+  KOKKOS_FORCEINLINE_FUNCTION void deflection_vjp(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad) const {
     auto const f = frame();
     Vec2<Scalar> const p = f.to_major(offset(x, y));
     auto const k = this->kernel(f.q);
@@ -130,7 +130,7 @@ struct EllipticalProfile : Params {
     grad[icx] -= hg.x;
     grad[icy] -= hg.y;
   }
-  KOKKOS_INLINE_FUNCTION void potential_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad) const {
+  KOKKOS_FORCEINLINE_FUNCTION void potential_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad) const {
     auto const f = frame();
     Vec2<Scalar> const p = f.to_major(offset(x, y));
     auto const k = this->kernel(f.q);
@@ -142,7 +142,7 @@ struct EllipticalProfile : Params {
     grad[icx] -= g * a.x;
     grad[icy] -= g * a.y;
   }
-  KOKKOS_INLINE_FUNCTION void convergence_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad) const {
+  KOKKOS_FORCEINLINE_FUNCTION void convergence_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad) const {
     auto const f = frame();
     Vec2<Scalar> const p = f.to_major(offset(x, y));
     auto const k = this->kernel(f.q);

@@ -45,7 +45,7 @@ struct RadialProfile : Params {
   }
 
  public:
-  KOKKOS_INLINE_FUNCTION Vec2<Scalar> deflection(Scalar x, Scalar y) const {
+  KOKKOS_FORCEINLINE_FUNCTION Vec2<Scalar> deflection(Scalar x, Scalar y) const {
     Vec2<Scalar> const d = offset(x, y);
     Scalar const a = this->kernel().alpha_over_r(norm(d));
     return {a * d.x, a * d.y};
@@ -54,7 +54,7 @@ struct RadialProfile : Params {
   KOKKOS_INLINE_FUNCTION Scalar convergence(Scalar x, Scalar y) const {
     return this->kernel().kappa(norm(offset(x, y)));
   }
-  KOKKOS_INLINE_FUNCTION Hessian<Scalar> hessian(Scalar x, Scalar y) const {
+  KOKKOS_FORCEINLINE_FUNCTION Hessian<Scalar> hessian(Scalar x, Scalar y) const {
     Vec2<Scalar> const d = offset(x, y);
     Scalar const r = norm(d);
     auto const k = this->kernel();
@@ -63,7 +63,7 @@ struct RadialProfile : Params {
     return {a + t * u.x * u.x, t * u.x * u.y, a + t * u.y * u.y};
   }
 
-  KOKKOS_INLINE_FUNCTION void deflection_vjp(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad) const {
+  KOKKOS_FORCEINLINE_FUNCTION void deflection_vjp(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad) const {
     Vec2<Scalar> const d = offset(x, y);
     Scalar const r = norm(d);
     auto const k = this->kernel();
@@ -74,7 +74,7 @@ struct RadialProfile : Params {
     grad[num_shape_params] -= a * g.x + gu * u.x;
     grad[num_shape_params + 1] -= a * g.y + gu * u.y;
   }
-  KOKKOS_INLINE_FUNCTION void potential_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad) const {
+  KOKKOS_FORCEINLINE_FUNCTION void potential_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad) const {
     Vec2<Scalar> const d = offset(x, y);
     Scalar const r = norm(d);
     auto const k = this->kernel();
@@ -83,7 +83,7 @@ struct RadialProfile : Params {
     grad[num_shape_params] -= g * a * d.x;
     grad[num_shape_params + 1] -= g * a * d.y;
   }
-  KOKKOS_INLINE_FUNCTION void convergence_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad) const {
+  KOKKOS_FORCEINLINE_FUNCTION void convergence_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad) const {
     Vec2<Scalar> const d = offset(x, y);
     Scalar const r = norm(d);
     auto const k = this->kernel();
