@@ -44,31 +44,39 @@ LENSING_TEST_CASE_TEMPLATE("EPL matches lenstronomy", Config, lt::AllConfigs) {
 LENSING_TEST_CASE_TEMPLATE("EPL VJPs match finite differences", Config, lt::AllConfigs) {
   std::vector<double> xs, ys;
   lt::spiral_points(0.05, -0.1, 20, xs, ys);
+  bool const is_float = std::is_same<typename Config::scalar, float>::value;
   for (auto const& theta : epl_params) {
     CAPTURE(theta[1]);
     CAPTURE(theta[2]);
     CAPTURE(theta[3]);
+    // In float the (e1, e2) gradients lose ~1e-7/|e| relative near round:
+    // EllipticalProfile's phi-derivative is a cancelling difference of O(|alpha|)
+    // terms down to O(|e| |alpha|), then divided by |e|^2.  Checked near round
+    // in double only; float gets |e| = 1e-2 below.
+    if (is_float && std::hypot(theta[2], theta[3]) < 1e-3) continue;
     lt::check_vjps<EPL, Config>(theta, xs, ys);
   }
-  // gamma = 1 (uniform-sheet limit, rho_1 = 0) and near 3.
-  lt::check_vjps<EPL, Config>({1.1, 1.0, 0.2, -0.1, 0.05, -0.1}, xs, ys);
+  if (is_float) lt::check_vjps<EPL, Config>({1.1, 2.6, -8e-3, 6e-3, 0.05, -0.1}, xs, ys);
+  // Near gamma = 1 (the uniform-sheet limit; central differences need gamma >= 1) and near 3.
+  lt::check_vjps<EPL, Config>({1.1, 1.05, 0.2, -0.1, 0.05, -0.1}, xs, ys);
   lt::check_vjps<EPL, Config>({1.1, 2.95, 0.2, -0.1, 0.05, -0.1}, xs, ys);
 }
 
 TEST_CASE("EPL identities and packing") {
   std::vector<double> xs, ys;
   lt::spiral_points(0.05, -0.1, 24, xs, ys);
+  double const h = 2e-6;  // small: the steep profiles (gamma = 2.8) are checked down to r = 0.02
   for (auto const& theta : epl_params) {
     CAPTURE(theta[1]);
     CAPTURE(theta[2]);
     lt::check_packing<EPL>(theta);
-    lt::check_identities<EPL>(theta, xs, ys);
+    lt::check_identities<EPL>(theta, xs, ys, 1e-7, h);
   }
-  lt::check_identities<EPL>({1.0, 2.2, 0.0, 0.0, 0.05, -0.1}, xs, ys);
-  lt::check_identities<EPL>({1.0, 1.0, 0.3, 0.2, 0.05, -0.1}, xs, ys);
+  lt::check_identities<EPL>({1.0, 2.2, 0.0, 0.0, 0.05, -0.1}, xs, ys, 1e-7, h);
+  lt::check_identities<EPL>({1.0, 1.0, 0.3, 0.2, 0.05, -0.1}, xs, ys, 1e-7, h);
   // q = 0.2 (|e| = 2/3).
-  lt::check_identities<EPL>({1.0, 2.8, 0.4, -0.5333333333333333, 0.05, -0.1}, xs, ys);
-  lt::check_identities<EPL>({1.0, 1.2, 0.4, -0.5333333333333333, 0.05, -0.1}, xs, ys);
+  lt::check_identities<EPL>({1.0, 2.8, 0.4, -0.5333333333333333, 0.05, -0.1}, xs, ys, 1e-7, h);
+  lt::check_identities<EPL>({1.0, 1.2, 0.4, -0.5333333333333333, 0.05, -0.1}, xs, ys, 1e-7, h);
 }
 
 TEST_CASE("EPL deflection: series truncation within 1e-12 of a long-double sum, q >= 0.2") {
@@ -116,7 +124,10 @@ TEST_CASE("EPL(gamma = 2) is the SIE") {
       double ge[6] = {0, 0, 0, 0, 0, 0}, gs[5] = {0, 0, 0, 0, 0};
       epl.deflection_vjp(x, y, {0.7, -1.3}, ge);
       sie.deflection_vjp(x, y, {0.7, -1.3}, gs);
-      double const scale = std::fabs(gs[0]) + std::fabs(gs[1]) + std::fabs(gs[2]) + 1e-3;
+      // Near round, EllipticalProfile's (q, phi) -> (e1, e2) chain amplifies the
+      // ~1e-14 difference of the two deflections by 1/|e|.
+      double const amplify = std::max(1.0, 1e-2 / std::hypot(e.first, e.second));
+      double const scale = amplify * (std::fabs(gs[0]) + std::fabs(gs[1]) + std::fabs(gs[2]) + 1e-3);
       CHECK(std::fabs(ge[0] - gs[0]) <= 1e-11 * scale);
       CHECK(std::fabs(ge[2] - gs[1]) <= 1e-11 * scale);
       CHECK(std::fabs(ge[3] - gs[2]) <= 1e-11 * scale);
@@ -184,12 +195,15 @@ TEST_CASE("EPL at the centre: lenstronomy's conventions") {
   CHECK(h.xx == h.yy);
   CHECK(h.xx == doctest::Approx(p.convergence(0.05, -0.1)));
   CHECK(h.xx > 1e15);
+  // The shape gradients vanish; the centre's are -H g (EllipticalProfile), finite.
   double g[6] = {0, 0, 0, 0, 0, 0};
   p.deflection_vjp(0.05, -0.1, {1.0, 1.0}, g);
   p.potential_vjp(0.05, -0.1, 1.0, g);
   p.convergence_vjp(0.05, -0.1, 1.0, g);
-  for (double v : g)
-    CHECK(v == 0.0);
+  for (int k = 0; k < 4; ++k)
+    CHECK(g[k] == 0.0);
+  CHECK(g[4] == doctest::Approx(-h.xx));
+  CHECK(g[5] == doctest::Approx(-h.yy));
 }
 
 TEST_CASE("EPL rejects bad parameters") {

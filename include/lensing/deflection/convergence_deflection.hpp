@@ -7,6 +7,7 @@
 /// direct summation (O(N^2), for small maps and for checking the FFT).
 
 #include <lensing/core/errors.hpp>
+#include <lensing/core/parallel.hpp>
 #include <lensing/core/views.hpp>
 #include <lensing/deflection/kernels.hpp>
 #include <lensing/geometry/pixel_grid.hpp>
@@ -84,6 +85,58 @@ struct Cufft<float> {
 #endif
 }  // namespace detail
 
+namespace detail {
+// Kernels of ConvergenceDeflection, as free functions: nvcc does not allow
+// extended lambdas in constructors or private member functions.
+
+// Poisson kernel `which` (0: alpha_x, 1: alpha_y, 2: psi) on the padded,
+// wrapped offset grid: index i <-> offset i (i < n) or i - 2n (i >= n); the
+// offset n never meets a pixel of the map.
+template <class ExecutionSpace, class RealView, class Scalar>
+void fill_poisson_kernel(ExecutionSpace const& space, RealView const& real, int ny, int nx, Scalar d, int which) {
+  int const py = 2 * ny, px = 2 * nx;
+  Kokkos::parallel_for(
+      "lensing::deflection::kernel", Kokkos::RangePolicy<ExecutionSpace>(space, 0, py), KOKKOS_LAMBDA(int iy) {
+        for (int ix = 0; ix < px; ++ix) {
+          int const oy = iy < ny ? iy : iy - py, ox = ix < nx ? ix : ix - px;
+          Scalar v = 0;
+          if (oy != -ny && ox != -nx) {
+            Scalar const X = Scalar(ox) * d, Y = Scalar(oy) * d;
+            v = which == 0   ? pixel_kernel_x(X, Y, d)
+                : which == 1 ? pixel_kernel_x(Y, X, d)
+                             : pixel_kernel_potential(X, Y, d);
+          }
+          real(iy, ix) = v;
+        }
+      });
+}
+
+// real = kappa zero-padded to (2ny, 2nx).
+template <class ExecutionSpace, class RealView, class KView>
+void load_padded(ExecutionSpace const& space, RealView const& real, KView const& kappa, int ny, int nx) {
+  using Scalar = typename RealView::non_const_value_type;
+  int const px = static_cast<int>(real.extent(1));
+  parallel_for_pixels(
+      "lensing::deflection::load", space, static_cast<int>(real.extent(0)), px,
+      KOKKOS_LAMBDA(int iy, int ix) { real(iy, ix) = (iy < ny && ix < nx) ? kappa(iy, ix) : Scalar(0); });
+}
+
+// w = a * b * scale, elementwise on half spectra.
+template <class ExecutionSpace, class HatA, class HatB, class HatW, class Scalar>
+void multiply_spectra(ExecutionSpace const& space, HatA const& a, HatB const& b, HatW const& w, Scalar scale) {
+  parallel_for_pixels(
+      "lensing::deflection::multiply", space, static_cast<int>(w.extent(0)), static_cast<int>(w.extent(1)),
+      KOKKOS_LAMBDA(int iy, int ix) { w(iy, ix) = a(iy, ix) * b(iy, ix) * scale; });
+}
+
+// out = the (ny, nx) corner of the padded result.
+template <class ExecutionSpace, class RealView, class OView>
+void crop_padded(ExecutionSpace const& space, RealView const& real, OView const& out, int ny, int nx) {
+  parallel_for_pixels(
+      "lensing::deflection::crop", space, ny, nx, KOKKOS_LAMBDA(int iy, int ix) { out(iy, ix) = real(iy, ix); });
+}
+}  // namespace detail
+
 /// Deflection (and potential) of a convergence map, by zero-padded FFT
 /// convolution with the exact pixel-integrated Poisson kernels.
 ///
@@ -126,23 +179,7 @@ class ConvergenceDeflection {
     // Kernels on the padded, wrapped offset grid: index i <-> offset i (i < n)
     // or i - 2n (i >= n); the offset n never meets a pixel of the map.
     for (int which = 0; which < 3; ++which) {
-      auto real = m_real;
-      int const py = m_py, px = m_px, ny = m_ny, nx = m_nx;
-      Scalar const d = grid.pixel_scale();
-      Kokkos::parallel_for(
-          "lensing::deflection::kernel",
-          Kokkos::MDRangePolicy<ExecutionSpace, Kokkos::Rank<2>>(space, {0, 0}, {py, px}),
-          KOKKOS_LAMBDA(int iy, int ix) {
-            int const oy = iy < ny ? iy : iy - py, ox = ix < nx ? ix : ix - px;
-            Scalar v = 0;
-            if (oy != -ny && ox != -nx) {
-              Scalar const X = Scalar(ox) * d, Y = Scalar(oy) * d;
-              v = which == 0   ? detail::pixel_kernel_x(X, Y, d)
-                  : which == 1 ? detail::pixel_kernel_x(Y, X, d)
-                               : detail::pixel_kernel_potential(X, Y, d);
-            }
-            real(iy, ix) = v;
-          });
+      detail::fill_poisson_kernel(space, m_real, m_ny, m_nx, grid.pixel_scale(), which);
       space.fence();
       forward(m_real, Kokkos::subview(m_kernel_hat, which, Kokkos::ALL, Kokkos::ALL));
     }
@@ -195,12 +232,7 @@ class ConvergenceDeflection {
 
   template <class ExecutionSpace, class KView>
   void load(ExecutionSpace const& space, KView const& kappa) {
-    auto real = m_real;
-    int const ny = m_ny, nx = m_nx;
-    Kokkos::parallel_for(
-        "lensing::deflection::load",
-        Kokkos::MDRangePolicy<ExecutionSpace, Kokkos::Rank<2>>(space, {0, 0}, {m_py, m_px}),
-        KOKKOS_LAMBDA(int iy, int ix) { real(iy, ix) = (iy < ny && ix < nx) ? kappa(iy, ix) : Scalar(0); });
+    detail::load_padded(space, m_real, kappa, m_ny, m_nx);
     space.fence();
   }
 
@@ -208,20 +240,12 @@ class ConvergenceDeflection {
   // linear convolution's value at pixel i sits at index i of the padded array.
   template <class ExecutionSpace, class OView>
   void convolve_into(ExecutionSpace const& space, int which, OView const& out) {
-    auto kh = m_kappa_hat, wh = m_work_hat;
-    auto gh = Kokkos::subview(m_kernel_hat, which, Kokkos::ALL, Kokkos::ALL);
     Scalar const inv_n = Scalar(1) / (Scalar(m_py) * Scalar(m_px));
-    Kokkos::parallel_for(
-        "lensing::deflection::multiply",
-        Kokkos::MDRangePolicy<ExecutionSpace, Kokkos::Rank<2>>(space, {0, 0}, {m_py, m_nx + 1}),
-        KOKKOS_LAMBDA(int iy, int ix) { wh(iy, ix) = kh(iy, ix) * gh(iy, ix) * inv_n; });
+    detail::multiply_spectra(space, m_kappa_hat, Kokkos::subview(m_kernel_hat, which, Kokkos::ALL, Kokkos::ALL),
+                             m_work_hat, inv_n);
     space.fence();
     inverse(m_work_hat, m_real);
-    auto real = m_real;
-    Kokkos::parallel_for(
-        "lensing::deflection::crop",
-        Kokkos::MDRangePolicy<ExecutionSpace, Kokkos::Rank<2>>(space, {0, 0}, {m_ny, m_nx}),
-        KOKKOS_LAMBDA(int iy, int ix) { out(iy, ix) = real(iy, ix); });
+    detail::crop_padded(space, m_real, out, m_ny, m_nx);
     space.fence();
   }
 

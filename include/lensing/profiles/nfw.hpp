@@ -1,0 +1,231 @@
+#ifndef LENSING_PROFILES_NFW_HPP
+#define LENSING_PROFILES_NFW_HPP
+
+#include <lensing/core/math.hpp>
+#include <lensing/profiles/detail/radial.hpp>
+
+#include <type_traits>
+
+namespace lensing {
+
+namespace detail {
+
+/// log1p(z)/z, 1 at z = 0 (series below |z| = 1e-4: error < z^5/6).
+template <class Scalar>
+KOKKOS_INLINE_FUNCTION Scalar log1p_over(Scalar z) {
+  if (math::fabs(z) < Scalar(1e-4))
+    return Scalar(1) - z * (Scalar(1) / 2 - z * (Scalar(1) / 3 - z * (Scalar(1) / 4 - z / 5)));
+  return math::log1p(z) / z;
+}
+
+/// Largest x = r/Rs at which the spherical NFW-family functions are evaluated
+/// (x^3 stays finite: 1e12 in float, 1e100 in double); beyond, the values at
+/// that x are returned.  Irrelevant in practice (r > 1e12 Rs).
+template <class Scalar>
+constexpr Scalar nfw_x_max = std::is_same<Scalar, float>::value ? Scalar(1e12) : Scalar(1e100);
+
+/// Series radius in u = 1 - x^2 of the NFW-family functions, and the number
+/// of terms (tail < 0.5^n / n: 56 in double, 28 in float; the Hernquist series
+/// has coefficients ~ 1/j and needs a few more).
+template <class Scalar>
+struct NFWSeries {
+  static constexpr bool is_float = std::is_same<Scalar, float>::value;
+  static constexpr int nF = is_float ? 28 : 56;
+  static constexpr int nKH = is_float ? 36 : 76;
+};
+
+/// Shared functions of x = r/Rs (> 0) for NFW, TNFW and Hernquist, with
+/// u = 1 - x^2:  A = atanh(sqrt u)/sqrt u (x < 1), atan(sqrt -u)/sqrt -u (x > 1),
+/// 1 at x = 1;  F = (A - 1)/u (= 1/3 at x = 1) and the x-derivatives dF, dA.
+/// Series in u for |u| < 1/2 (the direct forms lose ~eps/u and ~eps/u^2).
+template <class Scalar>
+struct NFWAux {
+  Scalar u, A, F, dF, dA;
+};
+
+template <class Scalar>
+KOKKOS_INLINE_FUNCTION NFWAux<Scalar> nfw_aux(Scalar x) {
+  NFWAux<Scalar> o;
+  Scalar const u = (Scalar(1) - x) * (Scalar(1) + x);
+  o.u = u;
+  if (math::fabs(u) < Scalar(0.5)) {
+    // F = sum u^k/(2k+3),  dF/dx = -2x sum (k+1) u^k/(2k+5)
+    Scalar f = Scalar(0), df = Scalar(0);
+    for (int k = NFWSeries<Scalar>::nF - 1; k >= 0; --k) {
+      f = f * u + Scalar(1) / Scalar(2 * k + 3);
+      df = df * u + Scalar(k + 1) / Scalar(2 * k + 5);
+    }
+    o.F = f;
+    o.A = Scalar(1) + u * f;
+    o.dF = Scalar(-2) * x * df;
+    o.dA = (x * x * f - Scalar(1)) / x;
+  } else {
+    if (x < Scalar(1)) {
+      Scalar const s = math::sqrt(u);
+      // atanh(s) = log((1+s)/x): the direct atanh overflows for tiny x.
+      Scalar const at = x < Scalar(0.5) ? math::log1p(s) - math::log(x) : math::atanh(s);
+      o.A = at / s;
+    } else {
+      Scalar const s = math::sqrt(-u);
+      o.A = math::atan(s) / s;
+    }
+    o.F = (o.A - Scalar(1)) / u;
+    Scalar const xu = x * u;
+    o.dF = (Scalar(3) * x * x * o.F - Scalar(1)) / xu;
+    o.dA = (x * x * o.A - Scalar(1)) / xu;
+  }
+  return o;
+}
+
+/// g(x)/x^2 with g = ln(x/2) + A (NFW: alpha = 4 ks Rs g/x) and h = ln^2(x/2) +
+/// (x^2 - 1) A^2 (NFW: psi = 2 ks Rs^2 h), both cancellation-free near x = 0
+/// (g ~ (x^2/2)(ln(2/x) - 1/2), h ~ (x^2/2) ln^2(2/x)).
+template <class Scalar>
+struct NFWgh {
+  Scalar g_x2, g, h;
+};
+
+template <class Scalar>
+KOKKOS_INLINE_FUNCTION NFWgh<Scalar> nfw_gh(Scalar x, NFWAux<Scalar> const& a) {
+  NFWgh<Scalar> o;
+  Scalar const x2 = x * x;
+  if (x < Scalar(1)) {
+    Scalar const s = math::sqrt(a.u), d1 = Scalar(1) + s;
+    Scalar const z = -x2 / (Scalar(2) * d1);  // l = log1p(z)
+    Scalar const l = math::log1p(z);
+    o.h = (Scalar(2) * math::log(x) - math::log(Scalar(2) * d1)) * l;
+    if (x < Scalar(0.75)) {
+      // g = [x^2 ln(2/x)/(1+s) + l]/s
+      o.g_x2 = (math::log(Scalar(2) / x) - Scalar(0.5) * log1p_over(z)) / (d1 * s);
+      o.g = o.g_x2 * x2;
+      return o;
+    }
+  } else {
+    Scalar const lx = math::log(Scalar(0.5) * x), at = math::atan(math::sqrt((x - Scalar(1)) * (x + Scalar(1))));
+    o.h = lx * lx + at * at;
+  }
+  o.g = math::log(Scalar(0.5) * x) + a.A;
+  o.g_x2 = o.g / x2;
+  return o;
+}
+
+/// x = max(r, cusp_radius)/Rs, limited to nfw_x_max.
+template <class Scalar>
+KOKKOS_INLINE_FUNCTION Scalar nfw_x(Scalar r, Scalar Rs) {
+  return math::min(math::max(r, cusp_radius<Scalar>) / Rs, nfw_x_max<Scalar>);
+}
+
+/// 1/(4 (1 - ln 2)): ks = alpha_Rs / (4 Rs (1 - ln 2)).
+template <class Scalar>
+constexpr Scalar nfw_norm = Scalar(0.81472283831773236365L);
+
+template <class Scalar>
+struct NFWKernel {
+  Scalar Rs, alpha_Rs;
+
+  struct Eval {
+    Scalar x, ks_unit, ks;  // ks_unit = ks / alpha_Rs
+    NFWAux<Scalar> a;
+    NFWgh<Scalar> gh;
+  };
+  KOKKOS_INLINE_FUNCTION Eval eval(Scalar r) const {
+    Eval e;
+    e.x = nfw_x(r, Rs);
+    e.ks_unit = nfw_norm<Scalar> / Rs;
+    e.ks = alpha_Rs * e.ks_unit;
+    e.a = nfw_aux(e.x);
+    e.gh = nfw_gh(e.x, e.a);
+    return e;
+  }
+
+  KOKKOS_INLINE_FUNCTION Scalar psi(Scalar r) const {
+    Eval const e = eval(r);
+    return Scalar(2) * e.ks * Rs * Rs * e.gh.h;
+  }
+  KOKKOS_INLINE_FUNCTION Scalar alpha_over_r(Scalar r) const {
+    Eval const e = eval(r);
+    return Scalar(4) * e.ks * e.gh.g_x2;
+  }
+  KOKKOS_INLINE_FUNCTION Scalar kappa(Scalar r) const {
+    Eval const e = eval(r);
+    return Scalar(2) * e.ks * e.a.F;
+  }
+  KOKKOS_INLINE_FUNCTION Scalar dalpha_dr(Scalar r) const {
+    Eval const e = eval(r);
+    return Scalar(4) * e.ks * (e.a.F - e.gh.g_x2);
+  }
+  KOKKOS_INLINE_FUNCTION Scalar dkappa_dr(Scalar r) const {
+    Eval const e = eval(r);
+    return Scalar(2) * e.ks * e.a.dF / Rs;
+  }
+  // grad[0] = d/dRs, grad[1] = d/dalpha_Rs.
+  KOKKOS_INLINE_FUNCTION void psi_grad(Scalar r, Scalar g, Scalar* grad) const {
+    Eval const e = eval(r);
+    grad[0] += g * Scalar(2) * e.ks * Rs * (e.gh.h - Scalar(2) * e.gh.g);
+    grad[1] += g * Scalar(2) * e.ks_unit * Rs * Rs * e.gh.h;
+  }
+  KOKKOS_INLINE_FUNCTION void alpha_over_r_grad(Scalar r, Scalar g, Scalar* grad) const {
+    Eval const e = eval(r);
+    grad[0] += g * Scalar(4) * e.ks / Rs * (e.gh.g_x2 - e.a.F);
+    grad[1] += g * Scalar(4) * e.ks_unit * e.gh.g_x2;
+  }
+  KOKKOS_INLINE_FUNCTION void kappa_grad(Scalar r, Scalar g, Scalar* grad) const {
+    Eval const e = eval(r);
+    grad[0] -= g * Scalar(2) * e.ks / Rs * (e.a.F + e.x * e.a.dF);
+    grad[1] += g * Scalar(2) * e.ks_unit * e.a.F;
+  }
+};
+
+}  // namespace detail
+
+/// Parameters of the spherical NFW profile (see NFW).
+template <class Scalar>
+struct NFWParams {
+  using scalar_type = Scalar;
+  static constexpr char const* name = "lensing::NFW";
+  static constexpr int num_shape_params = 2;
+  static constexpr char const* param_names[] = {"Rs", "alpha_Rs", "center_x", "center_y"};
+  Scalar Rs;        ///< scale radius [arcsec], > 0
+  Scalar alpha_Rs;  ///< deflection at r = Rs [arcsec], > 0
+  Scalar center_x;  ///< [arcsec]
+  Scalar center_y;  ///< [arcsec]
+
+  KOKKOS_INLINE_FUNCTION detail::NFWKernel<Scalar> kernel() const { return {Rs, alpha_Rs}; }
+  KOKKOS_INLINE_FUNCTION void pack_shape(Scalar* t) const {
+    t[0] = Rs;
+    t[1] = alpha_Rs;
+  }
+  KOKKOS_INLINE_FUNCTION void unpack_shape(Scalar const* t) {
+    Rs = t[0];
+    alpha_Rs = t[1];
+  }
+  void check_shape() const {
+    check_positive(Rs, name, "Rs");
+    check_positive(alpha_Rs, name, "alpha_Rs");
+  }
+};
+
+/// Spherical Navarro-Frenk-White profile (lenstronomy "NFW"; lensing by
+/// Bartelmann 1996, Wright & Brainerd 2000, Golse & Kneib 2002).
+///
+/// 3D density rho = rho0 / ((r/Rs)(1 + r/Rs)^2); with x = r/Rs and
+/// ks = rho0 Rs = alpha_Rs / (4 Rs (1 - ln 2)) (so that |alpha(Rs)| = alpha_Rs):
+///   kappa = 2 ks F(x),  F = (1 - A)/(x^2 - 1),
+///   alpha = 4 ks Rs g(x)/x,  g = ln(x/2) + A,
+///   psi   = 2 ks Rs^2 h(x),  h = ln^2(x/2) + (x^2 - 1) A^2   (psi(0) = 0),
+/// A = arccosh(1/x)/sqrt(1 - x^2) (x < 1), arccos(1/x)/sqrt(x^2 - 1) (x > 1), 1 at x = 1.
+/// Angles in arcsec; psi in arcsec^2; kappa dimensionless.
+/// Parameters (pack order): Rs > 0, alpha_Rs > 0, center_x, center_y.
+/// Numerics: F, F', A near x = 1 (|1 - x^2| < 1/2) from their series in
+/// 1 - x^2 (relative error ~1e-15; the direct forms lose ~eps/|1 - x^2|); g/x^2
+/// and h cancellation-free at small x; log1p throughout.  kappa diverges
+/// logarithmically at the centre: below detail::cusp_radius every function is
+/// evaluated at that radius (finite values and gradients; deflection 0 at
+/// the centre).  lenstronomy clamps instead at R = 1e-8 (alpha), 1e-6 Rs
+/// (psi) and uses c = 1e-7 for kappa(0), so values within ~1e-6" of the centre differ.
+template <class Scalar>
+using NFW = RadialProfile<NFWParams<Scalar>>;
+
+}  // namespace lensing
+
+#endif  // LENSING_PROFILES_NFW_HPP
