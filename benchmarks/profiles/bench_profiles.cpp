@@ -3,6 +3,7 @@
 // and the parameter VJP of the deflection map relative to the forward map.
 // Floors per pixel and measured figures: benchmarks/README.md.
 #include <lensing/profiles/composite.hpp>
+#include <lensing/profiles/population.hpp>
 #include <lensing/profiles/sie.hpp>
 #include <lensing/profiles/sis.hpp>
 #include <lensing/raytrace/ray_shooting.hpp>
@@ -73,4 +74,38 @@ void deflection_vjp(benchmark::State& state, Lens const& lens) {
   BENCHMARK(BM_##name##_vjp_double_openmp)->Arg(256)->UseRealTime();
 
 LENSING_BENCH_PROFILE(sie_shear, lensing::bench::sie_shear)
+LENSING_BENCH_PROFILE(epl, lensing::bench::epl)
+LENSING_BENCH_PROFILE(nfw, lensing::bench::nfw)
+LENSING_BENCH_PROFILE(nfw_ellipse_cse, lensing::bench::nfw_ellipse_cse)
+LENSING_BENCH_PROFILE(nfw_ellipse_exact, lensing::bench::nfw_ellipse)
+LENSING_BENCH_PROFILE(point_mass, lensing::bench::point_mass)
 LENSING_BENCH_PROFILE(sis, lensing::bench::sis)
+
+// 1000 TNFW subhaloes (Population), 64^2 and 256^2: ns per pixel per subhalo.
+template <class Space, class S>
+static void population(benchmark::State& state) {
+  using P = lensing::TNFW<S>;
+  int const n = static_cast<int>(state.range(0)), members = 1000;
+  std::vector<S> params;
+  for (int m = 0; m < members; ++m)
+    for (S v : {S(0.1 + 0.001 * (m % 50)), S(0.002), S(2.0), S(-2 + 4 * ((m * 37) % 101) / 101.0),
+                S(-2 + 4 * ((m * 71) % 103) / 103.0)})
+      params.push_back(v);
+  Space space;
+  auto const pop = lensing::Population<P, typename Space::memory_space>::from_params(space, params);
+  auto const grid = lensing::PixelGrid<S>::square(n, S(4.0) / S(n));
+  lensing::View2D<S, typename Space::memory_space> ax("ax", n, n), ay("ay", n, n);
+  for (auto _ : state) {
+    lensing::deflection_map(space, pop, grid, ax, ay);
+    space.fence();
+  }
+  set_ns_per_pixel(state, double(n) * n * members);
+}
+static void BM_tnfw_population_double_openmp(benchmark::State& s) {
+  population<Kokkos::DefaultHostExecutionSpace, double>(s);
+}
+static void BM_tnfw_population_float_openmp(benchmark::State& s) {
+  population<Kokkos::DefaultHostExecutionSpace, float>(s);
+}
+BENCHMARK(BM_tnfw_population_double_openmp)->Arg(64)->Arg(256)->UseRealTime();
+BENCHMARK(BM_tnfw_population_float_openmp)->Arg(64)->Arg(256)->UseRealTime();

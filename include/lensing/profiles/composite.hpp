@@ -75,6 +75,18 @@ struct Composite {
   }
 
   KOKKOS_INLINE_FUNCTION Vec2<Scalar> deflection(Scalar x, Scalar y) const { return deflection(x, y, Indices{}); }
+  /// Batched deflection (host), present when a component provides one; the
+  /// other components are evaluated point by point inside the batch.
+  template <bool B = (has_deflection_batch_v<P> || ...), std::enable_if_t<B, int> = 0>
+  KOKKOS_INLINE_FUNCTION void deflection_batch(int m, Scalar const* x, Scalar const* y, Scalar* ax, Scalar* ay) const {
+    Scalar sx[deflection_batch_capacity] = {}, sy[deflection_batch_capacity] = {};
+    batch_components(m, x, y, sx, sy, Indices{});
+    for (int i = 0; i < m; ++i) {
+      ax[i] = sx[i];
+      ay[i] = sy[i];
+    }
+  }
+
   KOKKOS_INLINE_FUNCTION Scalar potential(Scalar x, Scalar y) const { return potential(x, y, Indices{}); }
   KOKKOS_INLINE_FUNCTION Scalar convergence(Scalar x, Scalar y) const { return convergence(x, y, Indices{}); }
   KOKKOS_INLINE_FUNCTION Hessian<Scalar> hessian(Scalar x, Scalar y) const { return hessian(x, y, Indices{}); }
@@ -100,6 +112,28 @@ struct Composite {
   }
 
  private:
+  template <class C>
+  KOKKOS_INLINE_FUNCTION static void add_batch(C const& c, int m, Scalar const* x, Scalar const* y, Scalar* sx, Scalar* sy) {
+    if constexpr (has_deflection_batch_v<C>) {
+      Scalar tx[deflection_batch_capacity], ty[deflection_batch_capacity];
+      c.deflection_batch(m, x, y, tx, ty);
+      for (int i = 0; i < m; ++i) {
+        sx[i] += tx[i];
+        sy[i] += ty[i];
+      }
+    } else {
+      for (int i = 0; i < m; ++i) {
+        Vec2<Scalar> const a = c.deflection(x[i], y[i]);
+        sx[i] += a.x;
+        sy[i] += a.y;
+      }
+    }
+  }
+  template <std::size_t... I>
+  KOKKOS_INLINE_FUNCTION void batch_components(int m, Scalar const* x, Scalar const* y, Scalar* sx, Scalar* sy,
+                        std::index_sequence<I...>) const {
+    (add_batch(lensing::get<I>(components), m, x, y, sx, sy), ...);
+  }
   template <std::size_t... I>
   KOKKOS_INLINE_FUNCTION Vec2<Scalar> deflection(Scalar x, Scalar y, std::index_sequence<I...>) const {
     Vec2<Scalar> r{Scalar(0), Scalar(0)};

@@ -74,6 +74,33 @@ constexpr Scalar cusp_radius = std::is_same<Scalar, float>::value ? Scalar(1e-12
 }  // namespace detail
 
 //----------------------------------------------------------------------------
+// Optional capability: batched deflection on the host.
+//
+// A profile (or a major-axis kernel) may provide
+//   void deflection_batch(int m, Scalar const* x, Scalar const* y, Scalar* ax, Scalar* ay) const;
+// for m <= deflection_batch_capacity points at once (x, y may alias ax, ay).
+// Host row loops use it when present: profiles whose per-point evaluation is
+// an iteration (the EPL series) vectorise across points this way.
+
+/// Largest batch a deflection_batch call receives.
+constexpr int deflection_batch_capacity = 64;
+
+namespace detail {
+template <class P, class = void>
+struct has_deflection_batch : std::false_type {};
+template <class P>
+struct has_deflection_batch<P, std::void_t<decltype(std::declval<P const&>().deflection_batch(
+                                   0, std::declval<typename P::scalar_type const*>(),
+                                   std::declval<typename P::scalar_type const*>(),
+                                   std::declval<typename P::scalar_type*>(), std::declval<typename P::scalar_type*>()))>>
+    : std::true_type {};
+}  // namespace detail
+
+/// Whether P (a profile or kernel with scalar_type) provides deflection_batch.
+template <class P>
+constexpr bool has_deflection_batch_v = detail::has_deflection_batch<P>::value;
+
+//----------------------------------------------------------------------------
 // Concept check.
 
 namespace detail {

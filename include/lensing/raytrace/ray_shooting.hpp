@@ -41,6 +41,53 @@ void check_map_args(char const* where, PixelGrid<typename Profile::scalar_type> 
 }
 }  // namespace detail
 
+namespace detail {
+// Host row loop over batches of deflection_batch_capacity pixels, for lenses
+// that provide deflection_batch: out(iy, ix, x, y, ax, ay) stores one pixel.
+template <class Lens, class Out>
+struct BatchedDeflectionRows {
+  using Scalar = typename Lens::scalar_type;
+  Lens lens;
+  PixelGrid<Scalar> grid;
+  Out out;
+  KOKKOS_INLINE_FUNCTION void operator()(int iy) const {
+    Scalar x[deflection_batch_capacity], y[deflection_batch_capacity], ax[deflection_batch_capacity],
+        ay[deflection_batch_capacity];
+    int const nx = grid.fine_nx();
+    Scalar const yy = grid.fine_y(iy);
+    for (int i0 = 0; i0 < nx; i0 += deflection_batch_capacity) {
+      int const m = math::min(deflection_batch_capacity, nx - i0);
+      for (int i = 0; i < m; ++i) {
+        x[i] = grid.fine_x(i0 + i);
+        y[i] = yy;
+      }
+      lens.deflection_batch(m, x, y, ax, ay);
+      for (int i = 0; i < m; ++i) out(iy, i0 + i, x[i], yy, ax[i], ay[i]);
+    }
+  }
+};
+template <class View>
+struct StoreDeflection {
+  View ax, ay;
+  template <class Scalar>
+  KOKKOS_INLINE_FUNCTION void operator()(int iy, int ix, Scalar, Scalar, Scalar a, Scalar b) const {
+    ax(iy, ix) = a;
+    ay(iy, ix) = b;
+  }
+};
+template <class View>
+struct StoreRay {
+  View bx, by;
+  template <class Scalar>
+  KOKKOS_INLINE_FUNCTION void operator()(int iy, int ix, Scalar x, Scalar y, Scalar a, Scalar b) const {
+    bx(iy, ix) = x - a;
+    by(iy, ix) = y - b;
+  }
+};
+template <class ExecutionSpace, class Lens>
+constexpr bool use_batched_rows_v = is_host_space_v<ExecutionSpace> && has_deflection_batch_v<Lens>;
+}  // namespace detail
+
 /// alpha_x, alpha_y = deflection of `profile` at every fine pixel [arcsec].
 template <class ExecutionSpace, class Profile, class View>
 void deflection_map(ExecutionSpace const& space, Profile const& profile,
@@ -48,12 +95,18 @@ void deflection_map(ExecutionSpace const& space, Profile const& profile,
   constexpr char const* where = "lensing::deflection_map";
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, alpha_x, "alpha_x");
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, alpha_y, "alpha_y");
-  parallel_for_pixels(
-      "lensing::raytrace::deflection_map", space, grid.fine_ny(), grid.fine_nx(), KOKKOS_LAMBDA(int iy, int ix) {
-        auto const a = profile.deflection(grid.fine_x(ix), grid.fine_y(iy));
-        alpha_x(iy, ix) = a.x;
-        alpha_y(iy, ix) = a.y;
-      });
+  if constexpr (detail::use_batched_rows_v<ExecutionSpace, Profile>) {
+    Kokkos::parallel_for("lensing::raytrace::deflection_map", Kokkos::RangePolicy<ExecutionSpace>(space, 0, grid.fine_ny()),
+                         detail::BatchedDeflectionRows<Profile, detail::StoreDeflection<View>>{
+                             profile, grid, detail::StoreDeflection<View>{alpha_x, alpha_y}});
+  } else {
+    parallel_for_pixels(
+        "lensing::raytrace::deflection_map", space, grid.fine_ny(), grid.fine_nx(), KOKKOS_LAMBDA(int iy, int ix) {
+          auto const a = profile.deflection(grid.fine_x(ix), grid.fine_y(iy));
+          alpha_x(iy, ix) = a.x;
+          alpha_y(iy, ix) = a.y;
+        });
+  }
 }
 
 /// beta = x - alpha(x) at every fine pixel: where each ray lands on the source plane.
@@ -63,13 +116,19 @@ void ray_shoot(ExecutionSpace const& space, Profile const& profile,
   constexpr char const* where = "lensing::ray_shoot";
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, beta_x, "beta_x");
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, beta_y, "beta_y");
-  parallel_for_pixels(
-      "lensing::raytrace::ray_shoot", space, grid.fine_ny(), grid.fine_nx(), KOKKOS_LAMBDA(int iy, int ix) {
-        auto const x = grid.fine_x(ix), y = grid.fine_y(iy);
-        auto const a = profile.deflection(x, y);
-        beta_x(iy, ix) = x - a.x;
-        beta_y(iy, ix) = y - a.y;
-      });
+  if constexpr (detail::use_batched_rows_v<ExecutionSpace, Profile>) {
+    Kokkos::parallel_for("lensing::raytrace::ray_shoot", Kokkos::RangePolicy<ExecutionSpace>(space, 0, grid.fine_ny()),
+                         detail::BatchedDeflectionRows<Profile, detail::StoreRay<View>>{
+                             profile, grid, detail::StoreRay<View>{beta_x, beta_y}});
+  } else {
+    parallel_for_pixels(
+        "lensing::raytrace::ray_shoot", space, grid.fine_ny(), grid.fine_nx(), KOKKOS_LAMBDA(int iy, int ix) {
+          auto const x = grid.fine_x(ix), y = grid.fine_y(iy);
+          auto const a = profile.deflection(x, y);
+          beta_x(iy, ix) = x - a.x;
+          beta_y(iy, ix) = y - a.y;
+        });
+  }
 }
 
 /// kappa at every fine pixel.

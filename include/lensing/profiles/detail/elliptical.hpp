@@ -30,6 +30,9 @@
 #include <lensing/geometry/ellipticity.hpp>
 #include <lensing/profiles/mass_profile.hpp>
 
+#include <type_traits>
+#include <utility>
+
 namespace lensing {
 
 /// Axis ratio and the rotation of the major axis, from (e1, e2).
@@ -98,6 +101,27 @@ struct EllipticalProfile : Params {
     Vec2<Scalar> const p = f.to_major(offset(x, y));
     return f.to_sky(this->kernel(f.q).deflection(p.x, p.y));
   }
+  using kernel_type = decltype(std::declval<Params const&>().kernel(Scalar(1)));
+
+  /// Batched deflection (host), present when the kernel provides one: rotate
+  /// into the major-axis frame, evaluate the batch, rotate back.
+  template <class K = kernel_type, std::enable_if_t<has_deflection_batch_v<K>, int> = 0>
+  KOKKOS_INLINE_FUNCTION void deflection_batch(int m, Scalar const* x, Scalar const* y, Scalar* ax, Scalar* ay) const {
+    auto const f = frame();
+    Scalar px[deflection_batch_capacity], py[deflection_batch_capacity];
+    for (int i = 0; i < m; ++i) {
+      Vec2<Scalar> const p = f.to_major(offset(x[i], y[i]));
+      px[i] = p.x;
+      py[i] = p.y;
+    }
+    this->kernel(f.q).deflection_batch(m, px, py, px, py);
+    for (int i = 0; i < m; ++i) {
+      Vec2<Scalar> const a = f.to_sky(Vec2<Scalar>{px[i], py[i]});
+      ax[i] = a.x;
+      ay[i] = a.y;
+    }
+  }
+
   KOKKOS_INLINE_FUNCTION Scalar potential(Scalar x, Scalar y) const {
     auto const f = frame();
     Vec2<Scalar> const p = f.to_major(offset(x, y));
