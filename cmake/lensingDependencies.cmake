@@ -24,6 +24,14 @@ find_package(FFTW QUIET)
 if(NOT FFTW_FOUND)
   message(FATAL_ERROR "lensing: FFTW3 (double and float) not found (Debian: libfftw3-dev); ${_lensing_hint}.")
 endif()
+# FITS files (io/fits.hpp).
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(CFITSIO QUIET IMPORTED_TARGET GLOBAL cfitsio)
+endif()
+if(NOT TARGET PkgConfig::CFITSIO)
+  message(FATAL_ERROR "lensing: cfitsio not found (Debian: libcfitsio-dev, pkg-config); ${_lensing_hint}.")
+endif()
 
 # cuFFT for the FFT deflections on CUDA memory (only with a CUDA Kokkos).
 set(LENSING_CUDA_LIBRARIES "")

@@ -15,9 +15,9 @@ void population_map_vjp(char const* name, ExecutionSpace const& space, Populatio
                         int ny, int nx, Grad const& grad, F const& f) {
   using Scalar = typename Profile::scalar_type;
   constexpr int N = Profile::num_params;
-  check_argument(grad.extent(0) == size_t(pop.size()) && grad.extent(1) == size_t(N), name,
-                 "grad must have extents (size, num_params) = (" + std::to_string(pop.size()) + ", " +
-                     std::to_string(N) + ")");
+  check_argument(
+      grad.extent(0) == size_t(pop.size()) && grad.extent(1) == size_t(N), name,
+      "grad must have extents (size, num_params) = (" + std::to_string(pop.size()) + ", " + std::to_string(N) + ")");
   Kokkos::deep_copy(space, grad, Scalar(0));
   using Policy = Kokkos::TeamPolicy<ExecutionSpace>;
   long const npix = static_cast<long>(ny) * nx;
@@ -28,11 +28,12 @@ void population_map_vjp(char const* name, ExecutionSpace const& space, Populatio
         int const m = team.league_rank();
         Profile const p = pop.member(m);
         Scalar acc[N];
-        for (int k = 0; k < N; ++k) acc[k] = Scalar(0);
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, npix), [&](long i) {
-          f(p, static_cast<int>(i / nx), static_cast<int>(i % nx), acc);
-        });
-        for (int k = 0; k < N; ++k) Kokkos::atomic_add(&grad(m, k), acc[k]);
+        for (int k = 0; k < N; ++k)
+          acc[k] = Scalar(0);
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, npix),
+                             [&](long i) { f(p, static_cast<int>(i / nx), static_cast<int>(i % nx), acc); });
+        for (int k = 0; k < N; ++k)
+          Kokkos::atomic_add(&grad(m, k), acc[k]);
       });
 }
 }  // namespace detail
@@ -47,11 +48,11 @@ void population_deflection_map_vjp(ExecutionSpace const& space, Population<Profi
   using Scalar = typename Profile::scalar_type;
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, abar_x, "abar_x");
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, abar_y, "abar_y");
-  detail::population_map_vjp(where, space, pop, grid.fine_ny(), grid.fine_nx(), grad,
-                             KOKKOS_LAMBDA(Profile const& p, int iy, int ix, Scalar* acc) {
-                               p.deflection_vjp(grid.fine_x(ix), grid.fine_y(iy),
-                                                Vec2<Scalar>{abar_x(iy, ix), abar_y(iy, ix)}, acc);
-                             });
+  detail::population_map_vjp(
+      where, space, pop, grid.fine_ny(), grid.fine_nx(), grad,
+      KOKKOS_LAMBDA(Profile const& p, int iy, int ix, Scalar* acc) {
+        p.deflection_vjp(grid.fine_x(ix), grid.fine_y(iy), Vec2<Scalar>{abar_x(iy, ix), abar_y(iy, ix)}, acc);
+      });
 }
 
 /// grad(m, k) = sum over fine pixels of kbar * d kappa / d theta_{m,k}.
@@ -62,10 +63,11 @@ void population_convergence_map_vjp(ExecutionSpace const& space, Population<Prof
   constexpr char const* where = "lensing::population_convergence_map_vjp";
   using Scalar = typename Profile::scalar_type;
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, kbar, "kbar");
-  detail::population_map_vjp(where, space, pop, grid.fine_ny(), grid.fine_nx(), grad,
-                             KOKKOS_LAMBDA(Profile const& p, int iy, int ix, Scalar* acc) {
-                               p.convergence_vjp(grid.fine_x(ix), grid.fine_y(iy), kbar(iy, ix), acc);
-                             });
+  detail::population_map_vjp(
+      where, space, pop, grid.fine_ny(), grid.fine_nx(), grad,
+      KOKKOS_LAMBDA(Profile const& p, int iy, int ix, Scalar* acc) {
+        p.convergence_vjp(grid.fine_x(ix), grid.fine_y(iy), kbar(iy, ix), acc);
+      });
 }
 
 }  // namespace lensing

@@ -62,7 +62,8 @@ struct BatchedDeflectionRows {
         y[i] = yy;
       }
       lens.deflection_batch(m, x, y, ax, ay);
-      for (int i = 0; i < m; ++i) out(iy, i0 + i, x[i], yy, ax[i], ay[i]);
+      for (int i = 0; i < m; ++i)
+        out(iy, i0 + i, x[i], yy, ax[i], ay[i]);
     }
   }
 };
@@ -85,7 +86,7 @@ struct StoreRay {
   }
 };
 template <class ExecutionSpace, class Lens>
-constexpr bool use_batched_rows_v = is_host_space_v<ExecutionSpace> && has_deflection_batch_v<Lens>;
+constexpr bool use_batched_rows_v = is_host_space_v<ExecutionSpace>&& has_deflection_batch_v<Lens>;
 }  // namespace detail
 
 /// alpha_x, alpha_y = deflection of `profile` at every fine pixel [arcsec].
@@ -96,7 +97,8 @@ void deflection_map(ExecutionSpace const& space, Profile const& profile,
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, alpha_x, "alpha_x");
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, alpha_y, "alpha_y");
   if constexpr (detail::use_batched_rows_v<ExecutionSpace, Profile>) {
-    Kokkos::parallel_for("lensing::raytrace::deflection_map", Kokkos::RangePolicy<ExecutionSpace>(space, 0, grid.fine_ny()),
+    Kokkos::parallel_for("lensing::raytrace::deflection_map",
+                         Kokkos::RangePolicy<ExecutionSpace>(space, 0, grid.fine_ny()),
                          detail::BatchedDeflectionRows<Profile, detail::StoreDeflection<View>>{
                              profile, grid, detail::StoreDeflection<View>{alpha_x, alpha_y}});
   } else {

@@ -1,0 +1,280 @@
+#ifndef LENSING_IO_FITS_HPP
+#define LENSING_IO_FITS_HPP
+
+/// \file
+/// FITS images (Pence et al. 2010, A&A 524, A42, FITS standard 4.0) through
+/// cfitsio (Debian libcfitsio-dev; link with `-lcfitsio`, see the CMake
+/// target `lensing::lensing`): write and read 2-D images (ny, nx) and 3-D
+/// cubes (n, ny, nx) of float or double in the primary HDU, with header
+/// keywords carrying parameter names and values.  Host only; Views in any
+/// memory space are copied through the host.
+///
+/// Axis order: FITS NAXIS1 is the fastest axis, so a row-major View (ny, nx)
+/// is stored with NAXIS1 = nx, NAXIS2 = ny (and NAXIS3 = n for a cube): the
+/// file displays with x to the right and y up in ds9, as lensing's images
+/// (row iy = 0 at the bottom).  Keyword names longer than 8 characters or
+/// with lower-case letters (lensing's parameter names, e.g. `theta_E`) are
+/// written with the ESO HIERARCH convention, which cfitsio handles
+/// transparently; look-ups are case-insensitive as in FITS.  float images
+/// are written as BITPIX = -32, double as -64; reading converts any BITPIX.
+///
+/// Errors (missing file, not an image, wrong dimensions, cfitsio failures)
+/// throw std::runtime_error "lensing::io::<fn>: <path>: <what> (cfitsio: ...)";
+/// a View whose extents do not match the file throws std::invalid_argument.
+
+#include <lensing/core/errors.hpp>
+
+#include <fitsio.h>
+#include <Kokkos_Core.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace lensing {
+namespace io {
+
+/// One header keyword: a number (`text` empty) or a string (`text`).
+struct FitsKeyword {
+  std::string name;
+  double value = 0;
+  std::string text;
+  std::string comment;
+};
+
+/// A FITS image read from a file.
+template <class T>
+struct FitsImage {
+  /// Row-major shape: (ny, nx) or (n, ny, nx).
+  std::vector<std::size_t> shape;
+  std::vector<T> data;
+  /// Non-structural keywords of the primary header, in file order.
+  std::vector<FitsKeyword> keywords;
+
+  /// The keyword `name` (case-insensitive), or nullptr.
+  FitsKeyword const* find(std::string const& name) const {
+    for (auto const& k : keywords)
+      if (upper(k.name) == upper(name)) return &k;
+    return nullptr;
+  }
+  /// Numeric value of keyword `name`; std::runtime_error if absent.
+  double value(std::string const& name) const {
+    auto const* k = find(name);
+    if (!k || !k->text.empty()) throw std::runtime_error("lensing::io::FitsImage::value: no numeric keyword " + name);
+    return k->value;
+  }
+  static std::string upper(std::string s) {
+    for (auto& c : s)
+      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return s;
+  }
+};
+
+namespace detail {
+
+[[noreturn]] inline void fits_fail(char const* where, std::string const& path, std::string const& what, int status) {
+  std::string msg = std::string(where) + ": " + path + ": " + what;
+  if (status != 0) {
+    char text[FLEN_STATUS];
+    fits_get_errstatus(status, text);
+    msg += std::string(" (cfitsio: ") + text + ")";
+  }
+  throw std::runtime_error(msg);
+}
+
+/// Closes the file on scope exit (also when an error is thrown).
+struct FitsFile {
+  fitsfile* f = nullptr;
+  ~FitsFile() {
+    if (f) {
+      int s = 0;
+      fits_close_file(f, &s);
+    }
+  }
+};
+
+template <class T>
+constexpr int fits_datatype() {
+  return std::is_same<T, float>::value ? TFLOAT : TDOUBLE;
+}
+
+inline bool is_structural_keyword(std::string const& name) {
+  static char const* const skip[] = {"SIMPLE", "BITPIX", "NAXIS",   "EXTEND",  "PCOUNT",
+                                     "GCOUNT", "END",    "COMMENT", "HISTORY", ""};
+  for (auto s : skip)
+    if (name == s) return true;
+  return name.size() > 5 && name.compare(0, 5, "NAXIS") == 0 &&
+         std::all_of(name.begin() + 5, name.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace detail
+
+/// Write `data` (row-major, shape (ny, nx) or (n, ny, nx)) to a new FITS file
+/// `path` (an existing file is replaced), with `keywords` in the header.
+template <class T>
+void write_fits(std::string const& path, T const* data, std::vector<std::size_t> const& shape,
+                std::vector<FitsKeyword> const& keywords = {}) {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                "lensing::io::write_fits: images must be float or double");
+  constexpr char const* where = "lensing::io::write_fits";
+  if (shape.size() != 2 && shape.size() != 3)
+    throw_invalid_argument(
+        where, "images must have rank 2 (ny, nx) or 3 (n, ny, nx), got rank " + std::to_string(shape.size()));
+  for (auto const& k : keywords) {
+    check_argument(!k.name.empty() && k.name.size() <= 60, where, "keyword names must have 1 to 60 characters");
+    if (k.text.empty()) check_finite(k.value, where, ("keyword " + k.name).c_str());
+  }
+  long naxes[3];
+  long long n = 1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    naxes[i] = static_cast<long>(shape[shape.size() - 1 - i]);
+    n *= naxes[i];
+  }
+  detail::FitsFile file;
+  int status = 0;
+  std::string const target = "!" + path;  // '!': overwrite
+  if (fits_create_file(&file.f, target.c_str(), &status)) {
+    file.f = nullptr;
+    detail::fits_fail(where, path, "cannot create the file", status);
+  }
+  int const bitpix = std::is_same<T, float>::value ? FLOAT_IMG : DOUBLE_IMG;
+  if (fits_create_img(file.f, bitpix, static_cast<int>(shape.size()), naxes, &status))
+    detail::fits_fail(where, path, "cannot create the image HDU", status);
+  for (auto const& k : keywords) {
+    char* comment = k.comment.empty() ? nullptr : const_cast<char*>(k.comment.c_str());
+    if (k.text.empty()) {
+      double v = k.value;
+      fits_write_key(file.f, TDOUBLE, k.name.c_str(), &v, comment, &status);
+    } else {
+      fits_write_key(file.f, TSTRING, k.name.c_str(), const_cast<char*>(k.text.c_str()), comment, &status);
+    }
+    if (status) detail::fits_fail(where, path, "cannot write keyword " + k.name, status);
+  }
+  if (n > 0 && fits_write_img(file.f, detail::fits_datatype<T>(), 1, n, const_cast<T*>(data), &status))
+    detail::fits_fail(where, path, "cannot write the data", status);
+  fitsfile* f = file.f;
+  file.f = nullptr;
+  if (fits_close_file(f, &status)) detail::fits_fail(where, path, "cannot close the file", status);
+}
+
+/// Read the primary image of `path` (2-D or 3-D, any BITPIX) converted to T,
+/// with its keywords.
+template <class T>
+FitsImage<T> read_fits(std::string const& path) {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                "lensing::io::read_fits: images must be float or double");
+  constexpr char const* where = "lensing::io::read_fits";
+  detail::FitsFile file;
+  int status = 0;
+  if (fits_open_image(&file.f, path.c_str(), READONLY, &status)) {
+    file.f = nullptr;
+    detail::fits_fail(where, path, "cannot open (missing file or not FITS?)", status);
+  }
+  int naxis = 0;
+  long naxes[3] = {0, 0, 0};
+  if (fits_get_img_dim(file.f, &naxis, &status)) detail::fits_fail(where, path, "cannot read NAXIS", status);
+  if (naxis != 2 && naxis != 3)
+    detail::fits_fail(where, path, "the primary image must be 2-D or 3-D, it has NAXIS = " + std::to_string(naxis), 0);
+  if (fits_get_img_size(file.f, naxis, naxes, &status)) detail::fits_fail(where, path, "cannot read NAXISn", status);
+  FitsImage<T> out;
+  long long n = 1;
+  for (int i = naxis - 1; i >= 0; --i) {
+    out.shape.push_back(static_cast<std::size_t>(naxes[i]));
+    n *= naxes[i];
+  }
+  out.data.resize(static_cast<std::size_t>(n));
+  int anynul = 0;
+  if (n > 0 && fits_read_img(file.f, detail::fits_datatype<T>(), 1, n, nullptr, out.data.data(), &anynul, &status))
+    detail::fits_fail(where, path, "cannot read the data (truncated file?)", status);
+  int nkeys = 0;
+  if (fits_get_hdrspace(file.f, &nkeys, nullptr, &status))
+    detail::fits_fail(where, path, "cannot read the header", status);
+  for (int i = 1; i <= nkeys; ++i) {
+    char name[FLEN_KEYWORD], value[FLEN_VALUE], comment[FLEN_COMMENT];
+    if (fits_read_keyn(file.f, i, name, value, comment, &status))
+      detail::fits_fail(where, path, "cannot read keyword " + std::to_string(i), status);
+    std::string const key = name;
+    if (detail::is_structural_keyword(key) || value[0] == '\0') continue;
+    FitsKeyword k;
+    k.name = key;
+    k.comment = comment;
+    if (value[0] == '\'') {
+      char text[FLEN_VALUE];
+      int s2 = 0;
+      fits_read_key(file.f, TSTRING, key.c_str(), text, nullptr, &s2);
+      if (s2) {
+        // Fallback: strip the quotes ourselves.
+        std::string v = value;
+        v = v.substr(1, v.rfind('\'') > 0 ? v.rfind('\'') - 1 : std::string::npos);
+        while (!v.empty() && v.back() == ' ')
+          v.pop_back();
+        k.text = v;
+      } else {
+        k.text = text;
+      }
+      if (k.text.empty()) k.text = " ";  // keep "string keyword" distinguishable from a number
+    } else {
+      char* end = nullptr;
+      k.value = std::strtod(value, &end);
+      if (end == value) {
+        // Logical (T/F) or complex values: keep the text.
+        k.text = value;
+      }
+    }
+    out.keywords.push_back(k);
+  }
+  return out;
+}
+
+//----------------------------------------------------------------------------
+// Views.
+
+/// Write a rank-2 (ny, nx) or rank-3 (n, ny, nx) LayoutRight View.
+template <class View, class = std::enable_if_t<Kokkos::is_view<View>::value>>
+void write_fits(std::string const& path, View const& view, std::vector<FitsKeyword> const& keywords = {}) {
+  static_assert(Kokkos::is_view<View>::value, "lensing::io::write_fits: argument must be a Kokkos::View");
+  static_assert(View::rank == 2 || View::rank == 3, "lensing::io::write_fits: views must have rank 2 or 3");
+  static_assert(std::is_same<typename View::array_layout, Kokkos::LayoutRight>::value,
+                "lensing::io::write_fits: views must be LayoutRight (row-major)");
+  check_argument(view.span_is_contiguous(), "lensing::io::write_fits", "view must be contiguous");
+  auto const host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), view);
+  std::vector<std::size_t> shape;
+  for (unsigned r = 0; r < View::rank; ++r)
+    shape.push_back(view.extent(r));
+  write_fits(path, host.data(), shape, keywords);
+}
+
+/// Read the primary image of `path` into `view` (extents must match the
+/// file's shape); returns the header keywords.
+template <class View, class = std::enable_if_t<Kokkos::is_view<View>::value>>
+std::vector<FitsKeyword> read_fits(std::string const& path, View const& view) {
+  static_assert(Kokkos::is_view<View>::value, "lensing::io::read_fits: argument must be a Kokkos::View");
+  static_assert(View::rank == 2 || View::rank == 3, "lensing::io::read_fits: views must have rank 2 or 3");
+  static_assert(std::is_same<typename View::array_layout, Kokkos::LayoutRight>::value,
+                "lensing::io::read_fits: views must be LayoutRight (row-major)");
+  using T = typename View::non_const_value_type;
+  auto image = read_fits<T>(path);
+  bool ok = image.shape.size() == View::rank;
+  std::string got = "(", want = "(";
+  for (unsigned r = 0; r < View::rank; ++r) {
+    ok = ok && r < image.shape.size() && image.shape[r] == view.extent(r);
+    want += std::to_string(view.extent(r)) + (r + 1 < View::rank ? ", " : ")");
+  }
+  for (size_t r = 0; r < image.shape.size(); ++r)
+    got += std::to_string(image.shape[r]) + (r + 1 < image.shape.size() ? ", " : ")");
+  check_argument(ok, "lensing::io::read_fits", path + " has shape " + got + " but the view has extents " + want);
+  check_argument(view.span_is_contiguous(), "lensing::io::read_fits", "view must be contiguous");
+  auto host = Kokkos::create_mirror_view(Kokkos::HostSpace(), view);
+  std::copy(image.data.begin(), image.data.end(), host.data());
+  Kokkos::deep_copy(view, host);
+  return image.keywords;
+}
+
+}  // namespace io
+}  // namespace lensing
+
+#endif  // LENSING_IO_FITS_HPP

@@ -1,0 +1,396 @@
+#ifndef LENSING_NN_CONV2D_HPP
+#define LENSING_NN_CONV2D_HPP
+
+#include <lensing/nn/gemm.hpp>
+#include <lensing/nn/layer.hpp>
+
+#include <algorithm>
+
+namespace lensing {
+namespace nn {
+
+/// Geometry of a 2-D convolution or pooling window (PyTorch conventions).
+struct Conv2DGeometry {
+  int kh = 1, kw = 1;  ///< kernel height, width
+  int sh = 1, sw = 1;  ///< stride
+  int ph = 0, pw = 0;  ///< zero padding on each side
+  int dh = 1, dw = 1;  ///< dilation
+  /// Output extent for an input extent: floor((in + 2p - d(k-1) - 1)/s) + 1.
+  static int out_extent(int in, int k, int s, int p, int d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
+  void check(char const* where) const {
+    check_argument(kh >= 1 && kw >= 1 && sh >= 1 && sw >= 1 && ph >= 0 && pw >= 0 && dh >= 1 && dw >= 1, where,
+                   "kernel, stride and dilation must be >= 1 and padding >= 0");
+  }
+  /// Output (h, w) for input (h, w); throws when the dilated kernel does not fit.
+  void output_hw(int h, int w, int& oh, int& ow, char const* where) const {
+    if (h + 2 * ph < dh * (kh - 1) + 1 || w + 2 * pw < dw * (kw - 1) + 1) {
+      throw_invalid_argument(where, "input " + std::to_string(h) + "x" + std::to_string(w) +
+                                        " (padded) is smaller than the dilated kernel " +
+                                        std::to_string(dh * (kh - 1) + 1) + "x" + std::to_string(dw * (kw - 1) + 1));
+    }
+    oh = out_extent(h, kh, sh, ph, dh);
+    ow = out_extent(w, kw, sw, pw, dw);
+  }
+};
+
+/// 2-D convolution (cross-correlation, as PyTorch's nn.Conv2d, groups = 1).
+///
+/// y[n,o,i,j] = b[o] + Σ_{c,p,q} W[o,c,p,q] x[n, c, i·s_h − p_h + p·d_h, j·s_w − p_w + q·d_w]
+/// with zeros outside the image; output extent ⌊(H + 2p − d(k−1) − 1)/s⌋ + 1.
+/// Parameters, flat: W (C_out, C_in, k_h, k_w) row-major then b (C_out).
+///
+/// Host: im2col + GEMM per sample (Y_n = W · col(x_n) + b; backward
+/// dW = Σ_n dY_n col(x_n)ᵀ, dcol = Wᵀ dY_n scattered back by col2im), the
+/// samples of the batch split over the threads of the execution space, each
+/// thread with its own col buffer and its own partial dW (summed after).
+/// Device spaces (or `direct = true`): direct convolution kernels.
+/// Initialised He-normal with fan_in = C_in k_h k_w, bias zero.
+template <class Scalar, class MemorySpace>
+class Conv2D : public LayerBase<Scalar, MemorySpace> {
+  using base = LayerBase<Scalar, MemorySpace>;
+
+ public:
+  using typename base::tensor_type;
+  using typename base::vector_type;
+
+  Conv2D(int in_channels, int out_channels, Conv2DGeometry g, Init init = Init::he_normal, bool direct = false)
+      : cin_(in_channels), cout_(out_channels), g_(g), init_(init), direct_(direct) {
+    check_count(in_channels, 1, "lensing::nn::Conv2D", "in_channels");
+    check_count(out_channels, 1, "lensing::nn::Conv2D", "out_channels");
+    g.check("lensing::nn::Conv2D");
+    this->params_ = vector_type("lensing::nn::Conv2D::params", static_cast<long>(cout_) * ksize() + cout_);
+  }
+  /// Square kernel k, stride s, padding p, dilation d.
+  Conv2D(int in_channels, int out_channels, int k, int s = 1, int p = 0, int d = 1, Init init = Init::he_normal)
+      : Conv2D(in_channels, out_channels, Conv2DGeometry{k, k, s, s, p, p, d, d}, init) {}
+
+  long ksize() const { return static_cast<long>(cin_) * g_.kh * g_.kw; }
+  Conv2DGeometry const& geometry() const { return g_; }
+
+  Shape4 output_shape(Shape4 const& in) const {
+    char const* where = "lensing::nn::Conv2D";
+    check_valid_shape(in, where);
+    check_argument(
+        in.c == cin_, where,
+        "input " + in.str() + " has " + std::to_string(in.c) + " channels, expected " + std::to_string(cin_));
+    int oh, ow;
+    g_.output_hw(in.h, in.w, oh, ow, where);
+    return Shape4{in.n, cout_, oh, ow};
+  }
+
+  void initialize(std::uint64_t seed) {
+    long const nw = static_cast<long>(cout_) * ksize();
+    nn::initialize(vector_type(Kokkos::subview(this->params_, Kokkos::make_pair(0L, nw))), init_, ksize(),
+                   static_cast<long>(cout_) * g_.kh * g_.kw, seed);
+    Kokkos::deep_copy(Kokkos::subview(this->params_, Kokkos::make_pair(nw, nw + cout_)), Scalar(0));
+  }
+
+  void prepare(Shape4 const& in) {
+    Shape4 const out = output_shape(in);
+    prepared_ = in;
+    if constexpr (std::is_same<MemorySpace, Kokkos::HostSpace>::value) {
+      long const chunks = std::max(1, std::min(in.n, Kokkos::DefaultHostExecutionSpace().concurrency()));
+      long const p = static_cast<long>(out.h) * out.w;
+      if (static_cast<long>(col_.extent(0)) < chunks * ksize() * p)
+        col_ = vector_type(Kokkos::view_alloc(Kokkos::WithoutInitializing, "lensing::nn::Conv2D::col"),
+                           chunks * ksize() * p);
+      if (static_cast<long>(partial_.extent(0)) < chunks * this->num_params())
+        partial_ = vector_type(Kokkos::view_alloc(Kokkos::WithoutInitializing, "lensing::nn::Conv2D::partial"),
+                               chunks * this->num_params());
+      chunks_ = chunks;
+    }
+  }
+
+  template <class ExecutionSpace>
+  void forward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) {
+    static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>,
+                  "lensing::nn::Conv2D::forward: the tensors are not accessible from this execution space");
+    detail::check_forward(*this, x, y, "lensing::nn::Conv2D::forward");
+    if constexpr (lensing::detail::is_host_space_v<ExecutionSpace>) {
+      if (!direct_) {
+        ensure_prepared(shape_of(x));
+        forward_host(space, x, y);
+        return;
+      }
+    }
+    forward_direct(space, x, y);
+  }
+
+  template <class ExecutionSpace>
+  void backward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y, tensor_type const& dy,
+                tensor_type const& dx, vector_type const& dparams) {
+    static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>,
+                  "lensing::nn::Conv2D::backward: the tensors are not accessible from this execution space");
+    detail::check_backward(*this, x, y, dy, dx, dparams, "lensing::nn::Conv2D::backward");
+    if constexpr (lensing::detail::is_host_space_v<ExecutionSpace>) {
+      if (!direct_) {
+        ensure_prepared(shape_of(x));
+        backward_host(space, x, dy, dx, dparams);
+        return;
+      }
+    }
+    backward_direct(space, x, dy, dx, dparams);
+  }
+
+  //--------------------------------------------------------------------------
+  // Implementation (public for the device lambdas).
+
+  struct Dims {
+    long n, c, h, w, o, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+  };
+  Dims dims(tensor_type const& x, tensor_type const& y) const {
+    return Dims{long(x.extent(0)),
+                long(x.extent(1)),
+                long(x.extent(2)),
+                long(x.extent(3)),
+                long(y.extent(1)),
+                long(y.extent(2)),
+                long(y.extent(3)),
+                g_.kh,
+                g_.kw,
+                g_.sh,
+                g_.sw,
+                g_.ph,
+                g_.pw,
+                g_.dh,
+                g_.dw};
+  }
+
+  // col (K x P) of one sample xs (C x H x W).
+  static void im2col(Dims const& d, Scalar const* xs, Scalar* col) {
+    long const p = d.oh * d.ow;
+    for (long c = 0; c < d.c; ++c)
+      for (long ki = 0; ki < d.kh; ++ki)
+        for (long kj = 0; kj < d.kw; ++kj) {
+          Scalar* row = col + ((c * d.kh + ki) * d.kw + kj) * p;
+          for (long i = 0; i < d.oh; ++i) {
+            long const ih = i * d.sh - d.ph + ki * d.dh;
+            Scalar* r = row + i * d.ow;
+            if (ih < 0 || ih >= d.h) {
+              for (long j = 0; j < d.ow; ++j)
+                r[j] = Scalar(0);
+              continue;
+            }
+            Scalar const* xr = xs + (c * d.h + ih) * d.w;
+            long const off = kj * d.dw - d.pw;
+            for (long j = 0; j < d.ow; ++j) {
+              long const iw = j * d.sw + off;
+              r[j] = (iw >= 0 && iw < d.w) ? xr[iw] : Scalar(0);
+            }
+          }
+        }
+  }
+  // dxs (C x H x W) = col2im(dcol), overwriting dxs.
+  static void col2im(Dims const& d, Scalar const* col, Scalar* dxs) {
+    long const p = d.oh * d.ow;
+    for (long i = 0; i < d.c * d.h * d.w; ++i)
+      dxs[i] = Scalar(0);
+    for (long c = 0; c < d.c; ++c)
+      for (long ki = 0; ki < d.kh; ++ki)
+        for (long kj = 0; kj < d.kw; ++kj) {
+          Scalar const* row = col + ((c * d.kh + ki) * d.kw + kj) * p;
+          for (long i = 0; i < d.oh; ++i) {
+            long const ih = i * d.sh - d.ph + ki * d.dh;
+            if (ih < 0 || ih >= d.h) continue;
+            Scalar* xr = dxs + (c * d.h + ih) * d.w;
+            Scalar const* r = row + i * d.ow;
+            long const off = kj * d.dw - d.pw;
+            for (long j = 0; j < d.ow; ++j) {
+              long const iw = j * d.sw + off;
+              if (iw >= 0 && iw < d.w) xr[iw] += r[j];
+            }
+          }
+        }
+  }
+
+  template <class ExecutionSpace>
+  void forward_host(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) const {
+    Dims const d = dims(x, y);
+    long const k = ksize(), p = d.oh * d.ow, chunks = std::min<long>({chunks_, d.n, long(space.concurrency())}),
+               o = d.o;
+    Scalar const* w = this->params_.data();
+    Scalar const* xp = x.data();
+    Scalar* yp = y.data();
+    Scalar* colb = col_.data();
+    Kokkos::parallel_for("lensing::nn::Conv2D::forward", Kokkos::RangePolicy<ExecutionSpace>(space, 0, chunks),
+                         [=](long t) {
+                           Scalar* col = colb + t * k * p;
+                           for (long n = d.n * t / chunks; n < d.n * (t + 1) / chunks; ++n) {
+                             Scalar* yn = yp + n * o * p;
+                             for (long oc = 0; oc < o; ++oc)
+                               for (long i = 0; i < p; ++i)
+                                 yn[oc * p + i] = w[o * k + oc];
+                             Scalar const* xn = xp + n * d.c * d.h * d.w;
+                             if (k == d.c && d.sh == 1 && d.sw == 1 && d.ph == 0 && d.pw == 0) {  // 1x1: x_n is col
+                               detail::gemm_host(false, false, o, p, k, Scalar(1), w, k, xn, p, Scalar(1), yn, p);
+                             } else {
+                               im2col(d, xn, col);
+                               detail::gemm_host(false, false, o, p, k, Scalar(1), w, k, col, p, Scalar(1), yn, p);
+                             }
+                           }
+                         });
+    space.fence();
+  }
+
+  template <class ExecutionSpace>
+  void backward_host(ExecutionSpace const& space, tensor_type const& x, tensor_type const& dy, tensor_type const& dx,
+                     vector_type const& dparams) const {
+    Dims const d = dims(x, dy);
+    long const k = ksize(), p = d.oh * d.ow, chunks = std::min<long>({chunks_, d.n, long(space.concurrency())}),
+               o = d.o, np = this->num_params();
+    Scalar const* w = this->params_.data();
+    Scalar const* xp = x.data();
+    Scalar const* dyp = dy.data();
+    Scalar* dxp = dx.data();
+    Scalar* colb = col_.data();
+    Scalar* part = partial_.data();
+    bool const one = (k == d.c && d.sh == 1 && d.sw == 1 && d.ph == 0 && d.pw == 0);
+    Kokkos::parallel_for("lensing::nn::Conv2D::backward", Kokkos::RangePolicy<ExecutionSpace>(space, 0, chunks),
+                         [=](long t) {
+                           Scalar* col = colb + t * k * p;
+                           Scalar* g = part + t * np;
+                           for (long i = 0; i < np; ++i)
+                             g[i] = Scalar(0);
+                           for (long n = d.n * t / chunks; n < d.n * (t + 1) / chunks; ++n) {
+                             Scalar const* xn = xp + n * d.c * d.h * d.w;
+                             Scalar const* dyn = dyp + n * o * p;
+                             Scalar const* cn = xn;
+                             if (!one) {
+                               im2col(d, xn, col);
+                               cn = col;
+                             }
+                             detail::gemm_host(false, true, o, k, p, Scalar(1), dyn, p, cn, p, Scalar(1), g, k);
+                             for (long oc = 0; oc < o; ++oc) {
+                               Scalar s = Scalar(0);
+                               for (long i = 0; i < p; ++i)
+                                 s += dyn[oc * p + i];
+                               g[o * k + oc] += s;
+                             }
+                             if (dxp != nullptr) {
+                               Scalar* dxn = dxp + n * d.c * d.h * d.w;
+                               if (one) {
+                                 detail::gemm_host(true, false, k, p, o, Scalar(1), w, k, dyn, p, Scalar(0), dxn, p);
+                               } else {
+                                 detail::gemm_host(true, false, k, p, o, Scalar(1), w, k, dyn, p, Scalar(0), col, p);
+                                 col2im(d, col, dxn);
+                               }
+                             }
+                           }
+                         });
+    space.fence();
+    Scalar* gp = dparams.data();
+    Kokkos::parallel_for("lensing::nn::Conv2D::reduce_partials", Kokkos::RangePolicy<ExecutionSpace>(space, 0, np),
+                         [=](long i) {
+                           Scalar s = Scalar(0);
+                           for (long t = 0; t < chunks; ++t)
+                             s += part[t * np + i];
+                           gp[i] = s;
+                         });
+    space.fence();
+  }
+
+  template <class ExecutionSpace>
+  void forward_direct(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) const {
+    Dims const d = dims(x, y);
+    long const k = ksize();
+    Scalar const* w = this->params_.data();
+    Scalar const* xp = x.data();
+    Scalar* yp = y.data();
+    long const total = d.n * d.o * d.oh * d.ow;
+    Kokkos::parallel_for(
+        "lensing::nn::Conv2D::forward_direct",
+        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, total), KOKKOS_LAMBDA(long idx) {
+          long const j = idx % d.ow, i = (idx / d.ow) % d.oh, oc = (idx / (d.ow * d.oh)) % d.o,
+                     n = idx / (d.ow * d.oh * d.o);
+          Scalar s = w[d.o * k + oc];
+          for (long c = 0; c < d.c; ++c)
+            for (long ki = 0; ki < d.kh; ++ki) {
+              long const ih = i * d.sh - d.ph + ki * d.dh;
+              if (ih < 0 || ih >= d.h) continue;
+              for (long kj = 0; kj < d.kw; ++kj) {
+                long const iw = j * d.sw - d.pw + kj * d.dw;
+                if (iw < 0 || iw >= d.w) continue;
+                s += w[((oc * d.c + c) * d.kh + ki) * d.kw + kj] * xp[((n * d.c + c) * d.h + ih) * d.w + iw];
+              }
+            }
+          yp[idx] = s;
+        });
+  }
+
+  template <class ExecutionSpace>
+  void backward_direct(ExecutionSpace const& space, tensor_type const& x, tensor_type const& dy, tensor_type const& dx,
+                       vector_type const& dparams) const {
+    Dims const d = dims(x, dy);
+    long const k = ksize();
+    Scalar const* w = this->params_.data();
+    Scalar const* xp = x.data();
+    Scalar const* dyp = dy.data();
+    Scalar* gp = dparams.data();
+    long const np = this->num_params();
+    Kokkos::parallel_for(
+        "lensing::nn::Conv2D::backward_params_direct",
+        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, np), KOKKOS_LAMBDA(long idx) {
+          Scalar s = Scalar(0);
+          if (idx >= d.o * k) {
+            long const oc = idx - d.o * k;
+            for (long n = 0; n < d.n; ++n)
+              for (long q = 0; q < d.oh * d.ow; ++q)
+                s += dyp[(n * d.o + oc) * d.oh * d.ow + q];
+          } else {
+            long const kj = idx % d.kw, ki = (idx / d.kw) % d.kh, c = (idx / (d.kw * d.kh)) % d.c, oc = idx / k;
+            for (long n = 0; n < d.n; ++n)
+              for (long i = 0; i < d.oh; ++i) {
+                long const ih = i * d.sh - d.ph + ki * d.dh;
+                if (ih < 0 || ih >= d.h) continue;
+                for (long j = 0; j < d.ow; ++j) {
+                  long const iw = j * d.sw - d.pw + kj * d.dw;
+                  if (iw < 0 || iw >= d.w) continue;
+                  s += dyp[((n * d.o + oc) * d.oh + i) * d.ow + j] * xp[((n * d.c + c) * d.h + ih) * d.w + iw];
+                }
+              }
+          }
+          gp[idx] = s;
+        });
+    if (dx.data() == nullptr) return;
+    Scalar* dxp = dx.data();
+    long const total = d.n * d.c * d.h * d.w;
+    Kokkos::parallel_for(
+        "lensing::nn::Conv2D::backward_input_direct",
+        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, total), KOKKOS_LAMBDA(long idx) {
+          long const iw = idx % d.w, ih = (idx / d.w) % d.h, c = (idx / (d.w * d.h)) % d.c, n = idx / (d.w * d.h * d.c);
+          Scalar s = Scalar(0);
+          for (long ki = 0; ki < d.kh; ++ki) {
+            long const ti = ih + d.ph - ki * d.dh;  // = i * sh
+            if (ti < 0 || ti % d.sh != 0 || ti / d.sh >= d.oh) continue;
+            long const i = ti / d.sh;
+            for (long kj = 0; kj < d.kw; ++kj) {
+              long const tj = iw + d.pw - kj * d.dw;
+              if (tj < 0 || tj % d.sw != 0 || tj / d.sw >= d.ow) continue;
+              long const j = tj / d.sw;
+              for (long oc = 0; oc < d.o; ++oc)
+                s += w[((oc * d.c + c) * d.kh + ki) * d.kw + kj] * dyp[((n * d.o + oc) * d.oh + i) * d.ow + j];
+            }
+          }
+          dxp[idx] = s;
+        });
+  }
+
+ private:
+  void ensure_prepared(Shape4 const& in) {
+    long const chunks = std::min(in.n, Kokkos::DefaultHostExecutionSpace().concurrency());
+    if (in != prepared_ || chunks > chunks_) prepare(in);
+  }
+
+  int cin_, cout_;
+  Conv2DGeometry g_;
+  Init init_;
+  bool direct_;
+  Shape4 prepared_{};
+  long chunks_ = 0;
+  vector_type col_, partial_;
+};
+
+}  // namespace nn
+}  // namespace lensing
+
+#endif  // LENSING_NN_CONV2D_HPP

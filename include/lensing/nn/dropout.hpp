@@ -1,0 +1,91 @@
+#ifndef LENSING_NN_DROPOUT_HPP
+#define LENSING_NN_DROPOUT_HPP
+
+#include <lensing/nn/layer.hpp>
+
+#include <cmath>
+#include <cstdint>
+
+namespace lensing {
+namespace nn {
+
+/// Inverted dropout (Srivastava et al. 2014) with Monte-Carlo dropout
+/// (Gal & Ghahramani 2016).
+///
+/// Active (training mode, or any mode after `set_mc(true)`): y_i = m_i x_i
+/// with m_i = 1/(1−p) with probability 1−p and 0 otherwise, so E[y] = x;
+/// inactive: y = x.  The mask of the k-th active forward is a counter-based
+/// hash of (seed, k, i) — deterministic for a seed whatever the execution
+/// space or number of threads, and recomputed (not stored) by backward,
+/// which applies the mask of the last forward: dx = m ⊙ dy.  `rate` p in [0, 1).
+template <class Scalar, class MemorySpace>
+class Dropout : public LayerBase<Scalar, MemorySpace> {
+ public:
+  using typename LayerBase<Scalar, MemorySpace>::tensor_type;
+  using typename LayerBase<Scalar, MemorySpace>::vector_type;
+  explicit Dropout(double rate, std::uint64_t seed = 0) : rate_(rate), seed_(seed) {
+    check_argument(std::isfinite(rate) && rate >= 0.0 && rate < 1.0, "lensing::nn::Dropout",
+                   lensing::detail::describe("rate", "in [0, 1)", rate));
+  }
+  Shape4 output_shape(Shape4 const& in) const {
+    check_valid_shape(in, "lensing::nn::Dropout");
+    return in;
+  }
+  /// Keep dropout on at inference (MC dropout).
+  void set_mc(bool on) { mc_ = on; }
+  bool active() const { return this->training_ || mc_; }
+  /// Re-seed and restart the mask sequence.
+  void initialize(std::uint64_t seed) {
+    seed_ = seed;
+    counter_ = 0;
+  }
+  double rate() const { return rate_; }
+
+  template <class ExecutionSpace>
+  void forward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) {
+    detail::check_forward(*this, x, y, "lensing::nn::Dropout::forward");
+    last_active_ = active();
+    if (last_active_) last_ = counter_++;
+    apply(space, x, y, "lensing::nn::Dropout::forward");
+  }
+  template <class ExecutionSpace>
+  void backward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y, tensor_type const& dy,
+                tensor_type const& dx, vector_type const& dparams) {
+    detail::check_backward(*this, x, y, dy, dx, dparams, "lensing::nn::Dropout::backward");
+    if (dx.data() != nullptr) apply(space, dy, dx, "lensing::nn::Dropout::backward");
+  }
+
+  // Implementation, public for nvcc (extended lambdas need a public enclosing function).
+  // b = mask(last forward) ⊙ a, or b = a when that forward was inactive.
+  template <class ExecutionSpace>
+  void apply(ExecutionSpace const& space, tensor_type const& a, tensor_type const& b, char const* name) const {
+    static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>, "lensing::nn::Dropout: inaccessible tensors");
+    Scalar const* ap = a.data();
+    Scalar* bp = b.data();
+    bool const on = last_active_;
+    double const p = rate_;
+    Scalar const scale = Scalar(1.0 / (1.0 - rate_));
+    std::uint64_t const key = detail::splitmix64(seed_ ^ detail::splitmix64(last_ + 0x5bd1e995ULL));
+    Kokkos::parallel_for(
+        name, Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(a.size())),
+        KOKKOS_LAMBDA(long i) {
+          if (!on) {
+            bp[i] = ap[i];
+          } else {
+            double const u = detail::unit_uniform(detail::splitmix64(key + std::uint64_t(i)));
+            bp[i] = u < p ? Scalar(0) : scale * ap[i];
+          }
+        });
+  }
+
+ private:
+  double rate_;
+  std::uint64_t seed_;
+  std::uint64_t counter_ = 0, last_ = 0;
+  bool mc_ = false, last_active_ = false;
+};
+
+}  // namespace nn
+}  // namespace lensing
+
+#endif  // LENSING_NN_DROPOUT_HPP

@@ -1,0 +1,169 @@
+#ifndef LENSING_NN_LAYER_HPP
+#define LENSING_NN_LAYER_HPP
+
+/// \file
+/// The Layer archetype of lensing's neural-network core, the `is_layer_v`
+/// trait, and `LayerBase`, which gives the defaults of the optional parts.
+///
+/// ## Layer archetype (what `Sequential<L...>` and the optimizers rely on)
+///
+/// \code
+/// class Layer {  // templated on <Scalar, MemorySpace>, copyable (Views are shared)
+///  public:
+///   using scalar_type = Scalar;                        // float or double
+///   using memory_space = MemorySpace;
+///   using tensor_type = Tensor<Scalar, MemorySpace>;   // NCHW, see tensor.hpp
+///   using vector_type = ParamVector<Scalar, MemorySpace>;
+///
+///   // Shape of the output for an input of shape `in`; throws
+///   // std::invalid_argument("lensing::nn::<Layer>: ...") when the layer
+///   // cannot take `in` (wrong channels, kernel larger than the padded image...).
+///   Shape4 output_shape(Shape4 const& in) const;
+///
+///   // Trainable parameters as one flat vector (layout documented per layer,
+///   // PyTorch's order: weights then bias).  num_params() may be 0.
+///   long num_params() const;
+///   vector_type parameters() const;
+///   // Adopt `p` (num_params() elements, e.g. a slice of a network's flat
+///   // vector) as parameter storage after copying the current values into it.
+///   void bind_parameters(vector_type const& p);
+///   // Draw the parameters from the layer's initialiser (tensor.hpp), seeded.
+///   void initialize(std::uint64_t seed);
+///
+///   // Non-trainable state saved with the weights (BatchNorm running stats);
+///   // num_state() may be 0.
+///   long num_state() const;
+///   vector_type state() const;
+///   void bind_state(vector_type const& s);  // as bind_parameters
+///
+///   // Allocate workspaces for inputs of shape `in` (called once by
+///   // Sequential's constructor; forward re-prepares on a new shape).
+///   void prepare(Shape4 const& in);
+///   // Training (batch statistics, dropout on) or inference mode.
+///   void set_training(bool training);
+///
+///   // y = f(x; θ).  x and y are in MemorySpace, y has output_shape(shape(x)).
+///   template <class ExecutionSpace>
+///   void forward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y);
+///
+///   // Given x, y from the last forward and dy = ∂L/∂y: dx = ∂L/∂x (skipped
+///   // when dx.data() == nullptr) and dparams = ∂L/∂θ (num_params()
+///   // elements, overwritten, not accumulated).  Valid in the mode of that
+///   // forward; stochastic layers reuse the randomness of that forward.
+///   template <class ExecutionSpace>
+///   void backward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y,
+///                 tensor_type const& dy, tensor_type const& dx, vector_type const& dparams);
+/// };
+/// \endcode
+///
+/// Every hand-derived backward is checked against central finite
+/// differences by one generic checker (tests/nn/gradient_check.hpp).
+
+#include <lensing/core/errors.hpp>
+#include <lensing/nn/tensor.hpp>
+
+#include <Kokkos_Core.hpp>
+
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+/// `#pragma omp simd reduction(+ : v)` in host builds with OpenMP (sums do
+/// not vectorise without it, as IEEE addition is not associative); nothing
+/// in device code.
+#define LENSING_NN_PRAGMA(x) _Pragma(#x)
+#if defined(_OPENMP) && !defined(__CUDACC__)
+#define LENSING_NN_SIMD_SUM(v) LENSING_NN_PRAGMA(omp simd reduction(+ : v))
+#else
+#define LENSING_NN_SIMD_SUM(v)
+#endif
+
+namespace lensing {
+namespace nn {
+
+//----------------------------------------------------------------------------
+// Trait.
+
+namespace detail {
+template <class L, class = void>
+struct is_layer_impl : std::false_type {};
+template <class L>
+struct is_layer_impl<
+    L, std::void_t<typename L::scalar_type, typename L::memory_space, typename L::tensor_type,
+                   decltype(std::declval<L const&>().output_shape(Shape4{})),
+                   decltype(std::declval<L const&>().num_params()), decltype(std::declval<L const&>().parameters()),
+                   decltype(std::declval<L&>().bind_parameters(std::declval<typename L::vector_type const&>())),
+                   decltype(std::declval<L&>().prepare(Shape4{})), decltype(std::declval<L&>().set_training(true)),
+                   decltype(std::declval<L&>().num_state()), decltype(std::declval<L&>().state())>> : std::true_type {};
+}  // namespace detail
+
+/// Whether L models the Layer archetype above (forward/backward are checked
+/// when Sequential instantiates them).
+template <class L>
+constexpr bool is_layer_v = detail::is_layer_impl<L>::value;
+
+//----------------------------------------------------------------------------
+// Defaults.
+
+/// Base giving the defaults of the archetype: no parameters, no state, no
+/// workspace, a training flag.  Layers derive from it and hide what they
+/// need (no virtual functions: Sequential resolves everything statically).
+template <class Scalar, class MemorySpace>
+class LayerBase {
+ public:
+  static_assert(std::is_same<Scalar, float>::value || std::is_same<Scalar, double>::value,
+                "lensing::nn: Scalar must be float or double");
+  using scalar_type = Scalar;
+  using memory_space = MemorySpace;
+  using tensor_type = Tensor<Scalar, MemorySpace>;
+  using vector_type = ParamVector<Scalar, MemorySpace>;
+
+  long num_params() const { return static_cast<long>(params_.extent(0)); }
+  vector_type parameters() const { return params_; }
+  void bind_parameters(vector_type const& p) {
+    check_argument(static_cast<long>(p.extent(0)) == num_params(), "lensing::nn::Layer::bind_parameters",
+                   "vector has " + std::to_string(p.extent(0)) + " elements, the layer has " +
+                       std::to_string(num_params()) + " parameters");
+    if (num_params() > 0) Kokkos::deep_copy(p, params_);
+    params_ = p;
+  }
+  void initialize(std::uint64_t) {}
+  long num_state() const { return 0; }
+  vector_type state() const { return vector_type(); }
+  void bind_state(vector_type const& s) {
+    check_argument(s.extent(0) == 0, "lensing::nn::Layer::bind_state", "the layer has no state");
+  }
+  void prepare(Shape4 const&) {}
+  void set_training(bool training) { training_ = training; }
+  bool training() const { return training_; }
+
+ protected:
+  vector_type params_;
+  bool training_ = true;
+};
+
+namespace detail {
+/// Checks shared by every forward/backward: shapes of x, y (and dy, dx, dparams).
+template <class L, class T>
+void check_forward(L const& layer, T const& x, T const& y, char const* where) {
+  Shape4 const in = shape_of(x);
+  Shape4 const out = layer.output_shape(in);
+  check_shape(y, out, where, "y");
+}
+template <class L, class T, class V>
+void check_backward(L const& layer, T const& x, T const& y, T const& dy, T const& dx, V const& dparams,
+                    char const* where) {
+  check_forward(layer, x, y, where);
+  check_shape(dy, shape_of(y), where, "dy");
+  if (dx.data() != nullptr) check_shape(dx, shape_of(x), where, "dx");
+  check_argument(
+      static_cast<long>(dparams.extent(0)) == layer.num_params(), where,
+      "dparams has " + std::to_string(dparams.extent(0)) + " elements, expected " + std::to_string(layer.num_params()));
+}
+}  // namespace detail
+
+}  // namespace nn
+}  // namespace lensing
+
+#endif  // LENSING_NN_LAYER_HPP

@@ -1,0 +1,193 @@
+#ifndef LENSING_NN_RESIDUAL_HPP
+#define LENSING_NN_RESIDUAL_HPP
+
+#include <lensing/nn/activation.hpp>
+#include <lensing/nn/batchnorm.hpp>
+#include <lensing/nn/conv2d.hpp>
+#include <lensing/nn/layer.hpp>
+#include <lensing/nn/sequential.hpp>
+
+#include <type_traits>
+
+namespace lensing {
+namespace nn {
+
+/// Identity shortcut of a residual unit (no parameters).
+struct IdentityShortcut {};
+
+/// Residual unit y = F(x) + S(x) (He, Zhang, Ren & Sun 2016, arXiv:1512.03385
+/// and the pre-activated form, arXiv:1603.05027).
+///
+/// Block F and Shortcut S model the Layer archetype (F is typically a
+/// Sequential built for the unit's input shape; S a 1x1 Conv2D projection
+/// when stride or width change) or S = IdentityShortcut (y = F(x) + x).
+/// Parameters, flat: F's then S's; state likewise.  Backward:
+/// dx = dF/dx·dy + dS/dx·dy.  The shortcut is applied to the unit's input x
+/// (not to the pre-activated input).
+template <class Block, class Shortcut = IdentityShortcut>
+class Residual : public LayerBase<typename Block::scalar_type, typename Block::memory_space> {
+  using Scalar = typename Block::scalar_type;
+  using MemorySpace = typename Block::memory_space;
+  using base = LayerBase<Scalar, MemorySpace>;
+  static constexpr bool identity = std::is_same<Shortcut, IdentityShortcut>::value;
+
+ public:
+  using typename base::tensor_type;
+  using typename base::vector_type;
+
+  /// Unit for inputs of shape `in` (buffers sized for it).
+  Residual(Shape4 const& in, Block const& block, Shortcut const& shortcut = Shortcut{})
+      : block_(block), shortcut_(shortcut), in_(in) {
+    char const* where = "lensing::nn::Residual";
+    out_ = block_.output_shape(in);
+    block_.prepare(in);
+    if constexpr (!identity) {
+      Shape4 const s = shortcut_.output_shape(in);
+      check_argument(s == out_, where, "the shortcut's output " + s.str() + " differs from the block's " + out_.str());
+      shortcut_.prepare(in);
+      sy_ = tensor_type("lensing::nn::Residual::shortcut", out_.n, out_.c, out_.h, out_.w);
+      sdx_ = tensor_type("lensing::nn::Residual::shortcut_dx", in.n, in.c, in.h, in.w);
+    } else {
+      check_argument(in == out_, where,
+                     "an identity shortcut needs the block's output " + out_.str() + " to equal its input " + in.str());
+    }
+    by_ = tensor_type("lensing::nn::Residual::block", out_.n, out_.c, out_.h, out_.w);
+    nb_ = block_.num_params();
+    sb_ = block_.num_state();
+    this->params_ = vector_type("lensing::nn::Residual::params", nb_ + shortcut_params());
+    state_ = vector_type("lensing::nn::Residual::state", sb_ + shortcut_state());
+    bind_children();
+  }
+
+  Shape4 output_shape(Shape4 const& in) const {
+    check_argument(in == in_, "lensing::nn::Residual",
+                   "input " + in.str() + " differs from the shape " + in_.str() + " the unit was built for");
+    return out_;
+  }
+  long num_state() const { return long(state_.extent(0)); }
+  vector_type state() const { return state_; }
+  void bind_parameters(vector_type const& p) {
+    base::bind_parameters(p);
+    bind_children();
+  }
+  void bind_state(vector_type const& s) {
+    check_argument(long(s.extent(0)) == num_state(), "lensing::nn::Residual::bind_state", "wrong state size");
+    Kokkos::deep_copy(s, state_);
+    state_ = s;
+    bind_children();
+  }
+  void initialize(std::uint64_t seed) {
+    block_.initialize(seed);
+    if constexpr (!identity) shortcut_.initialize(detail::splitmix64(seed + 1));
+  }
+  void set_training(bool t) {
+    base::set_training(t);
+    block_.set_training(t);
+    if constexpr (!identity) shortcut_.set_training(t);
+  }
+  void set_mc(bool on) {
+    if constexpr (detail::has_set_mc<Block>::value) block_.set_mc(on);
+  }
+  Block& block() { return block_; }
+  Shortcut& shortcut() { return shortcut_; }
+
+  template <class ExecutionSpace>
+  void forward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) {
+    detail::check_forward(*this, x, y, "lensing::nn::Residual::forward");
+    block_.forward(space, x, by_);
+    tensor_type const s = identity ? x : sy_;
+    if constexpr (!identity) shortcut_.forward(space, x, sy_);
+    add(space, by_, s, y, "lensing::nn::Residual::forward");
+  }
+
+  template <class ExecutionSpace>
+  void backward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y, tensor_type const& dy,
+                tensor_type const& dx, vector_type const& dparams) {
+    detail::check_backward(*this, x, y, dy, dx, dparams, "lensing::nn::Residual::backward");
+    block_.backward(space, x, by_, dy, dx, vector_type(Kokkos::subview(dparams, Kokkos::make_pair(0L, nb_))));
+    if constexpr (!identity) {
+      shortcut_.backward(space, x, sy_, dy, dx.data() != nullptr ? sdx_ : tensor_type(),
+                         vector_type(Kokkos::subview(dparams, Kokkos::make_pair(nb_, this->num_params()))));
+      if (dx.data() != nullptr) add(space, dx, sdx_, dx, "lensing::nn::Residual::backward");
+    } else {
+      if (dx.data() != nullptr) add(space, dx, dy, dx, "lensing::nn::Residual::backward");
+    }
+  }
+
+  // Implementation, public for nvcc: c = a + b element-wise.
+  template <class ExecutionSpace>
+  static void add(ExecutionSpace const& space, tensor_type const& a, tensor_type const& b, tensor_type const& c,
+                  char const* name) {
+    static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>, "lensing::nn::Residual: inaccessible tensors");
+    Scalar const* ap = a.data();
+    Scalar const* bp = b.data();
+    Scalar* cp = c.data();
+    Kokkos::parallel_for(
+        name, Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(a.size())),
+        KOKKOS_LAMBDA(long i) { cp[i] = ap[i] + bp[i]; });
+  }
+
+ private:
+  long shortcut_params() const {
+    if constexpr (identity)
+      return 0;
+    else
+      return shortcut_.num_params();
+  }
+  long shortcut_state() const {
+    if constexpr (identity)
+      return 0;
+    else
+      return shortcut_.num_state();
+  }
+  void bind_children() {
+    long const np = this->num_params();
+    block_.bind_parameters(vector_type(Kokkos::subview(this->params_, Kokkos::make_pair(0L, nb_))));
+    block_.bind_state(vector_type(Kokkos::subview(state_, Kokkos::make_pair(0L, sb_))));
+    if constexpr (!identity) {
+      shortcut_.bind_parameters(vector_type(Kokkos::subview(this->params_, Kokkos::make_pair(nb_, np))));
+      shortcut_.bind_state(vector_type(Kokkos::subview(state_, Kokkos::make_pair(sb_, num_state()))));
+    }
+  }
+
+  Block block_;
+  Shortcut shortcut_;
+  Shape4 in_, out_;
+  long nb_ = 0, sb_ = 0;
+  vector_type state_;
+  tensor_type by_, sy_, sdx_;
+};
+
+/// Pre-activated bottleneck residual unit (He et al. 2016, arXiv:1603.05027;
+/// the DeepLens lens finder of Lanusse et al. 2018 with ELU):
+/// F = BN–ELU–Conv1x1(c_in→c_mid) – BN–ELU–Conv3x3(c_mid→c_mid, stride, pad 1)
+/// – BN–ELU–Conv1x1(c_mid→c_out); shortcut: a 1x1 Conv2D projection with the
+/// stride when stride ≠ 1 or c_in ≠ c_out.  Returns a Residual<Sequential<...>, Conv2D>
+/// for inputs of shape `in` (the projection is present in every case, the
+/// identity being the special case of its weights; use
+/// make_preact_bottleneck_identity for a parameter-free shortcut).
+template <class Scalar, class MemorySpace>
+auto make_preact_bottleneck(Shape4 const& in, int c_mid, int c_out, int stride = 1) {
+  using BN = BatchNorm<Scalar, MemorySpace>;
+  using E = ELU<Scalar, MemorySpace>;
+  using C = Conv2D<Scalar, MemorySpace>;
+  auto block = make_sequential(in, BN(in.c), E(), C(in.c, c_mid, 1), BN(c_mid), E(), C(c_mid, c_mid, 3, stride, 1),
+                               BN(c_mid), E(), C(c_mid, c_out, 1));
+  return Residual<decltype(block), C>(in, block, C(in.c, c_out, 1, stride));
+}
+
+/// Pre-activated bottleneck unit with an identity shortcut (stride 1, c_out = c_in).
+template <class Scalar, class MemorySpace>
+auto make_preact_bottleneck_identity(Shape4 const& in, int c_mid) {
+  using BN = BatchNorm<Scalar, MemorySpace>;
+  using E = ELU<Scalar, MemorySpace>;
+  using C = Conv2D<Scalar, MemorySpace>;
+  auto block = make_sequential(in, BN(in.c), E(), C(in.c, c_mid, 1), BN(c_mid), E(), C(c_mid, c_mid, 3, 1, 1),
+                               BN(c_mid), E(), C(c_mid, in.c, 1));
+  return Residual<decltype(block)>(in, block);
+}
+
+}  // namespace nn
+}  // namespace lensing
+
+#endif  // LENSING_NN_RESIDUAL_HPP

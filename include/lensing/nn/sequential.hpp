@@ -1,0 +1,268 @@
+#ifndef LENSING_NN_SEQUENTIAL_HPP
+#define LENSING_NN_SEQUENTIAL_HPP
+
+#include <lensing/core/tuple.hpp>
+#include <lensing/nn/layer.hpp>
+
+#include <array>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+namespace lensing {
+namespace nn {
+
+namespace detail {
+template <class F, std::size_t... I>
+void for_each_index(F&& f, std::index_sequence<I...>) {
+  (f(std::integral_constant<std::size_t, I>{}), ...);
+}
+template <class L, class = void>
+struct has_set_mc : std::false_type {};
+template <class L>
+struct has_set_mc<L, std::void_t<decltype(std::declval<L&>().set_mc(true))>> : std::true_type {};
+}  // namespace detail
+
+/// A network of layers applied in order, composed at compile time.
+///
+/// `Sequential<L...>` stores its layers in an aggregate `lensing::Tuple` (no
+/// virtual calls) and owns, for the batch size of the input shape given to
+/// the constructor, the activations after every layer and their gradients.
+/// All trainable parameters live in one flat vector (`parameters()`, layer
+/// after layer, each in its own documented order) with a matching gradient
+/// vector (`gradients()`), which is what the optimizers (optimizer.hpp)
+/// update; every layer is bound to its slice.  Each L models the Layer
+/// archetype (layer.hpp), all with the same scalar type and memory space.
+///
+/// Usage: `auto y = net.forward(space, x);` then, with dL/dy written into
+/// `net.output_gradient()` (losses do this), `net.backward(space, x)` fills
+/// `gradients()` (overwritten, not accumulated) and optionally dL/dx.
+template <class... L>
+class Sequential {
+  static_assert(sizeof...(L) >= 1, "lensing::nn::Sequential: at least one layer is required");
+  static_assert((is_layer_v<L> && ...),
+                "lensing::nn::Sequential: every layer must model the Layer archetype (lensing/nn/layer.hpp)");
+  using first_type = std::tuple_element_t<0, std::tuple<L...>>;
+
+ public:
+  using scalar_type = typename first_type::scalar_type;
+  using memory_space = typename first_type::memory_space;
+  using tensor_type = Tensor<scalar_type, memory_space>;
+  using vector_type = ParamVector<scalar_type, memory_space>;
+  static constexpr std::size_t num_layers = sizeof...(L);
+  static_assert((std::is_same<typename L::scalar_type, scalar_type>::value && ...),
+                "lensing::nn::Sequential: every layer must have the same scalar type");
+  static_assert((std::is_same<typename L::memory_space, memory_space>::value && ...),
+                "lensing::nn::Sequential: every layer must have the same memory space");
+
+  /// Network for inputs of shape `input` (batch size input.n); throws
+  /// std::invalid_argument naming the first layer that cannot take its input.
+  explicit Sequential(Shape4 const& input, L const&... layers) : layers_(layers...) {
+    check_valid_shape(input, "lensing::nn::Sequential");
+    shapes_[0] = input;
+    long total = 0;
+    detail::for_each_index(
+        [&](auto i) {
+          auto& layer = get<i>(layers_);
+          try {
+            shapes_[i + 1] = layer.output_shape(shapes_[i]);
+          } catch (std::invalid_argument const& e) {
+            throw_invalid_argument("lensing::nn::Sequential", "layer " + std::to_string(i) + " cannot take input " +
+                                                                  shapes_[i].str() + ": " + e.what());
+          }
+          layer.prepare(shapes_[i]);
+          offsets_[i] = total;
+          total += layer.num_params();
+          Shape4 const s = shapes_[i + 1];
+          acts_[i + 1] = tensor_type("lensing::nn::Sequential::activation", s.n, s.c, s.h, s.w);
+          grads_[i + 1] = tensor_type("lensing::nn::Sequential::gradient", s.n, s.c, s.h, s.w);
+        },
+        std::index_sequence_for<L...>{});
+    offsets_[num_layers] = total;
+    params_ = vector_type("lensing::nn::Sequential::parameters", total);
+    dparams_ = vector_type("lensing::nn::Sequential::gradients", total);
+    long st = 0;
+    detail::for_each_index(
+        [&](auto i) {
+          state_offsets_[i] = st;
+          st += get<i>(layers_).num_state();
+        },
+        std::index_sequence_for<L...>{});
+    state_offsets_[num_layers] = st;
+    state_ = vector_type("lensing::nn::Sequential::state", st);
+    bind_all();
+  }
+
+  Shape4 input_shape() const { return shapes_[0]; }
+  Shape4 output_shape() const { return shapes_[num_layers]; }
+  /// Shape after layer i (i = 0: the input).
+  Shape4 shape(std::size_t i) const { return shapes_.at(i); }
+  long num_params() const { return offsets_[num_layers]; }
+  vector_type parameters() const { return params_; }
+  vector_type gradients() const { return dparams_; }
+  /// Parameters of layer i (a slice of parameters()).
+  vector_type parameters(std::size_t i) const { return slice(params_, i); }
+  /// The output of the last forward, and the buffer for dL/d(output) that backward reads.
+  tensor_type output() const { return acts_[num_layers]; }
+  tensor_type output_gradient() const { return grads_[num_layers]; }
+  /// Activation after layer i (i >= 1) of the last forward.
+  tensor_type activation(std::size_t i) const { return acts_.at(i); }
+
+  template <std::size_t I>
+  auto& layer() {
+    return get<I>(layers_);
+  }
+  template <std::size_t I>
+  auto const& layer() const {
+    return get<I>(layers_);
+  }
+  /// f(layer) for every layer in order.
+  template <class F>
+  void for_each_layer(F&& f) {
+    detail::for_each_index([&](auto i) { f(get<i>(layers_)); }, std::index_sequence_for<L...>{});
+  }
+  template <class F>
+  void for_each_layer(F&& f) const {
+    detail::for_each_index([&](auto i) { f(get<i>(layers_)); }, std::index_sequence_for<L...>{});
+  }
+
+  /// Initialise every layer; layer i gets a seed derived from (seed, i).
+  void initialize(std::uint64_t seed) {
+    detail::for_each_index(
+        [&](auto i) { get<i>(layers_).initialize(detail::splitmix64(seed + 0x632be59bd9b4e019ULL * (i + 1))); },
+        std::index_sequence_for<L...>{});
+  }
+  /// Training or inference mode for every layer.
+  void set_training(bool training) {
+    for_each_layer([&](auto& l) { l.set_training(training); });
+  }
+  /// Keep dropout layers active at inference (Monte-Carlo dropout).
+  void set_mc_dropout(bool on) {
+    for_each_layer([&](auto& l) {
+      if constexpr (detail::has_set_mc<std::decay_t<decltype(l)>>::value) l.set_mc(on);
+    });
+  }
+
+  //--------------------------------------------------------------------------
+  // The Layer archetype, so that a Sequential can be a block of a larger
+  // network (e.g. the residual branch of Residual<Block>): its input shape
+  // is fixed at construction; state() is the layers' state, flat.
+  Shape4 output_shape(Shape4 const& in) const {
+    check_argument(in == shapes_[0], "lensing::nn::Sequential",
+                   "input " + in.str() + " differs from the shape " + shapes_[0].str() + " the network was built for");
+    return shapes_[num_layers];
+  }
+  void prepare(Shape4 const& in) const { output_shape(in); }
+  long num_state() const { return state_offsets_[num_layers]; }
+  vector_type state() const { return state_; }
+  void bind_parameters(vector_type const& p) {
+    check_argument(long(p.extent(0)) == num_params(), "lensing::nn::Sequential::bind_parameters",
+                   "vector has " + std::to_string(p.extent(0)) + " elements, expected " + std::to_string(num_params()));
+    Kokkos::deep_copy(p, params_);
+    params_ = p;
+    bind_all();
+  }
+  void bind_state(vector_type const& s) {
+    check_argument(long(s.extent(0)) == num_state(), "lensing::nn::Sequential::bind_state",
+                   "vector has " + std::to_string(s.extent(0)) + " elements, expected " + std::to_string(num_state()));
+    Kokkos::deep_copy(s, state_);
+    state_ = s;
+    bind_all();
+  }
+  /// Layer-style forward: y = network(x) (a copy of output()).
+  template <class ExecutionSpace>
+  void forward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) {
+    check_shape(y, shapes_[num_layers], "lensing::nn::Sequential::forward", "y");
+    copy(space, forward(space, x), y);
+  }
+  /// Layer-style backward (after the forward of the same x): dx and dparams from dy.
+  template <class ExecutionSpace>
+  void backward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y, tensor_type const& dy,
+                tensor_type const& dx, vector_type const& dparams) {
+    char const* where = "lensing::nn::Sequential::backward";
+    check_shape(y, shapes_[num_layers], where, "y");
+    check_shape(dy, shapes_[num_layers], where, "dy");
+    check_argument(
+        long(dparams.extent(0)) == num_params(), where,
+        "dparams has " + std::to_string(dparams.extent(0)) + " elements, expected " + std::to_string(num_params()));
+    copy(space, dy, grads_[num_layers]);
+    backward(space, x, dx);
+    if (num_params() > 0) Kokkos::deep_copy(space, dparams, dparams_);
+  }
+
+  /// Same as set_mc_dropout (so that nested networks follow the outer one).
+  void set_mc(bool on) { set_mc_dropout(on); }
+
+  /// Run every layer on x (shape input_shape()); returns output().
+  template <class ExecutionSpace>
+  tensor_type forward(ExecutionSpace const& space, tensor_type const& x) {
+    static_assert(
+        is_accessible_from_v<ExecutionSpace, memory_space>,
+        "lensing::nn::Sequential::forward: the network's memory space is not accessible from this execution space");
+    check_shape(x, shapes_[0], "lensing::nn::Sequential::forward", "x");
+    detail::for_each_index([&](auto i) { get<i>(layers_).forward(space, i == 0 ? x : acts_[i], acts_[i + 1]); },
+                           std::index_sequence_for<L...>{});
+    return acts_[num_layers];
+  }
+
+  /// Back-propagate output_gradient() through the activations of the last
+  /// forward (made with the same x): fills gradients(), and dx when given.
+  template <class ExecutionSpace>
+  void backward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& dx = tensor_type()) {
+    static_assert(
+        is_accessible_from_v<ExecutionSpace, memory_space>,
+        "lensing::nn::Sequential::backward: the network's memory space is not accessible from this execution space");
+    check_shape(x, shapes_[0], "lensing::nn::Sequential::backward", "x");
+    if (dx.data() != nullptr) check_shape(dx, shapes_[0], "lensing::nn::Sequential::backward", "dx");
+    detail::for_each_index(
+        [&](auto r) {
+          constexpr std::size_t i = num_layers - 1 - decltype(r)::value;
+          get<i>(layers_).backward(space, i == 0 ? x : acts_[i], acts_[i + 1], grads_[i + 1], i == 0 ? dx : grads_[i],
+                                   slice(dparams_, i));
+        },
+        std::index_sequence_for<L...>{});
+  }
+
+  // Implementation, public for nvcc.
+  template <class ExecutionSpace>
+  static void copy(ExecutionSpace const& space, tensor_type const& a, tensor_type const& b) {
+    scalar_type const* ap = a.data();
+    scalar_type* bp = b.data();
+    Kokkos::parallel_for(
+        "lensing::nn::Sequential::copy",
+        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(a.size())),
+        KOKKOS_LAMBDA(long i) { bp[i] = ap[i]; });
+  }
+
+ private:
+  vector_type slice(vector_type const& v, std::size_t i) const {
+    return vector_type(Kokkos::subview(v, Kokkos::make_pair(offsets_[i], offsets_[i + 1])));
+  }
+  void bind_all() {
+    detail::for_each_index(
+        [&](auto i) {
+          auto& l = get<i>(layers_);
+          l.bind_parameters(slice(params_, i));
+          l.bind_state(
+              vector_type(Kokkos::subview(state_, Kokkos::make_pair(state_offsets_[i], state_offsets_[i + 1]))));
+        },
+        std::index_sequence_for<L...>{});
+  }
+
+  Tuple<L...> layers_;
+  std::array<Shape4, num_layers + 1> shapes_{};
+  std::array<long, num_layers + 1> offsets_{}, state_offsets_{};
+  std::array<tensor_type, num_layers + 1> acts_, grads_;
+  vector_type params_, dparams_, state_;
+};
+
+/// Deduce a Sequential from its layers: make_sequential(input_shape, l1, l2, ...).
+template <class... L>
+Sequential<L...> make_sequential(Shape4 const& input, L const&... layers) {
+  return Sequential<L...>(input, layers...);
+}
+
+}  // namespace nn
+}  // namespace lensing
+
+#endif  // LENSING_NN_SEQUENTIAL_HPP

@@ -1,0 +1,146 @@
+#ifndef LENSING_NN_TENSOR_HPP
+#define LENSING_NN_TENSOR_HPP
+
+/// \file
+/// Tensor conventions of lensing's neural-network core, shapes, and the
+/// seeded weight initialisers.
+
+#include <lensing/core/errors.hpp>
+#include <lensing/core/views.hpp>
+
+#include <Kokkos_Core.hpp>
+#include <Kokkos_Random.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <sstream>
+#include <string>
+
+namespace lensing {
+namespace nn {
+
+//----------------------------------------------------------------------------
+// Tensors.
+
+/// Activation tensor of every layer: NCHW, batch first, row-major.
+///
+/// Every layer reads and writes `Tensor<Scalar, MemorySpace>` =
+/// `View4D<Scalar, MemorySpace>` (Kokkos::LayoutRight), element (n, c, h, w)
+/// at `((n*C + c)*H + h)*W + w`, the PyTorch NCHW convention, so weights and
+/// tensors can be exchanged with PyTorch by plain memory copies.  Vectors
+/// (features) are tensors of shape (N, F, 1, 1); a dense layer reads any
+/// (N, C, H, W) tensor as the row-major matrix (N, C*H*W) (what Flatten
+/// produces), so matrices are row-major with the batch as the leading index.
+/// Scalar is float or double.
+template <class Scalar, class MemorySpace>
+using Tensor = View4D<Scalar, MemorySpace>;
+
+/// Flat parameter (or gradient, or optimizer-state) vector.
+template <class Scalar, class MemorySpace>
+using ParamVector = View1D<Scalar, MemorySpace>;
+
+/// Shape (n, c, h, w) of an NCHW tensor.
+struct Shape4 {
+  int n = 0, c = 0, h = 0, w = 0;
+  /// Elements per sample, c*h*w.
+  long per_sample() const { return static_cast<long>(c) * h * w; }
+  /// Total elements, n*c*h*w.
+  long size() const { return static_cast<long>(n) * per_sample(); }
+  friend bool operator==(Shape4 const& a, Shape4 const& b) {
+    return a.n == b.n && a.c == b.c && a.h == b.h && a.w == b.w;
+  }
+  friend bool operator!=(Shape4 const& a, Shape4 const& b) { return !(a == b); }
+  /// "(n, c, h, w)".
+  std::string str() const {
+    std::ostringstream s;
+    s << "(" << n << ", " << c << ", " << h << ", " << w << ")";
+    return s.str();
+  }
+};
+
+/// Shape of a 4-D view.
+template <class View>
+Shape4 shape_of(View const& v) {
+  static_assert(View::rank == 4, "lensing::nn::shape_of: a rank-4 (NCHW) view is required");
+  return Shape4{static_cast<int>(v.extent(0)), static_cast<int>(v.extent(1)), static_cast<int>(v.extent(2)),
+                static_cast<int>(v.extent(3))};
+}
+
+/// Throw std::invalid_argument("<where>: <name> has shape ..., expected ...") unless equal.
+template <class View>
+void check_shape(View const& v, Shape4 const& expected, char const* where, char const* name) {
+  Shape4 const s = shape_of(v);
+  if (s != expected) {
+    throw_invalid_argument(where, std::string(name) + " has shape " + s.str() + ", expected " + expected.str());
+  }
+}
+
+/// All extents >= 1.
+inline void check_valid_shape(Shape4 const& s, char const* where) {
+  check_argument(s.n >= 1 && s.c >= 1 && s.h >= 1 && s.w >= 1, where,
+                 "input shape " + s.str() + " must have every extent >= 1");
+}
+
+//----------------------------------------------------------------------------
+// Initialisers.
+
+/// Distribution of an initialiser.
+enum class Init {
+  he_normal,       ///< N(0, 2/fan_in)       (He et al. 2015, ReLU-family nets)
+  he_uniform,      ///< U(-a, a), a = sqrt(6/fan_in)
+  xavier_normal,   ///< N(0, 2/(fan_in+fan_out))   (Glorot & Bengio 2010)
+  xavier_uniform,  ///< U(-a, a), a = sqrt(6/(fan_in+fan_out))
+  zeros,
+  ones
+};
+
+/// Fill `w` with draws of `init` for a layer of fan_in inputs and fan_out outputs.
+///
+/// Draws come from one state of a `Kokkos::Random_XorShift64_Pool` seeded
+/// with `seed`, taken sequentially on the host and copied to `w`'s memory
+/// space: the values depend only on (seed, init, fan_in, fan_out, size), not
+/// on the execution space or the number of threads.  He: std = sqrt(2/fan_in)
+/// (He, Zhang, Ren & Sun 2015, arXiv:1502.01852); Xavier/Glorot: variance
+/// 2/(fan_in+fan_out) (Glorot & Bengio 2010).
+template <class Scalar, class MemorySpace>
+void initialize(ParamVector<Scalar, MemorySpace> const& w, Init init, long fan_in, long fan_out, std::uint64_t seed) {
+  char const* where = "lensing::nn::initialize";
+  check_count(fan_in, 1, where, "fan_in");
+  check_count(fan_out, 1, where, "fan_out");
+  auto h = Kokkos::create_mirror_view(w);
+  if (init == Init::zeros || init == Init::ones) {
+    Kokkos::deep_copy(h, init == Init::ones ? Scalar(1) : Scalar(0));
+  } else {
+    Kokkos::Random_XorShift64_Pool<Kokkos::DefaultHostExecutionSpace> pool(seed);
+    auto gen = pool.get_state();
+    double const fi = double(fan_in), fo = double(fan_out);
+    bool const normal = init == Init::he_normal || init == Init::xavier_normal;
+    double const var = (init == Init::he_normal || init == Init::he_uniform) ? 2.0 / fi : 2.0 / (fi + fo);
+    double const sd = std::sqrt(var), a = std::sqrt(3.0 * var);
+    for (std::size_t i = 0; i < h.extent(0); ++i) {
+      double const v = normal ? sd * gen.normal() : a * (2.0 * gen.drand() - 1.0);
+      h(i) = static_cast<Scalar>(v);
+    }
+    pool.free_state(gen);
+  }
+  Kokkos::deep_copy(w, h);
+}
+
+namespace detail {
+/// splitmix64: a counter-based hash; kernel-safe, thread-count independent.
+KOKKOS_INLINE_FUNCTION std::uint64_t splitmix64(std::uint64_t z) {
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+/// Uniform in [0, 1) from a 64-bit hash (53 bits).
+KOKKOS_INLINE_FUNCTION double unit_uniform(std::uint64_t bits) {
+  return double(bits >> 11) * (1.0 / 9007199254740992.0);
+}
+}  // namespace detail
+
+}  // namespace nn
+}  // namespace lensing
+
+#endif  // LENSING_NN_TENSOR_HPP

@@ -1,0 +1,74 @@
+#ifndef LENSING_NOISE_BAD_PIXELS_HPP
+#define LENSING_NOISE_BAD_PIXELS_HPP
+
+/// \file
+/// Hot and dead pixels on an image (ny, nx) or a batch (n, ny, nx).
+
+#include <lensing/core/errors.hpp>
+#include <lensing/noise/image_batch.hpp>
+#include <lensing/noise/random_stream.hpp>
+
+#include <cmath>
+#include <cstdint>
+
+namespace lensing {
+namespace noise {
+
+/// Hot and dead pixels.  With u ~ U(0, 1) per pixel: u < dead_fraction ->
+/// v = dead_value (no response); dead_fraction <= u < dead_fraction +
+/// hot_fraction -> v += hot_value * exp(sigma_log z) (excess dark current,
+/// log-normal spread), z ~ N(0, 1).  `fixed_pattern` (default): the pattern
+/// is a property of the detector, the same in every image of the seed
+/// (streams keyed by pixel only); otherwise a new pattern per image.
+/// Fractions in [0, 1] with dead_fraction + hot_fraction <= 1.
+template <class Scalar>
+struct BadPixels {
+  Scalar hot_fraction = Scalar(1e-4);
+  Scalar hot_value = Scalar(1);
+  Scalar dead_fraction = Scalar(1e-4);
+  Scalar dead_value = Scalar(0);
+  Scalar sigma_log = Scalar(0.5);
+  bool fixed_pattern = true;
+
+  void check(char const* where) const {
+    check_argument(std::isfinite(hot_fraction) && hot_fraction >= 0 && hot_fraction <= 1, where,
+                   lensing::detail::describe("hot_fraction", "in [0, 1]", hot_fraction));
+    check_argument(std::isfinite(dead_fraction) && dead_fraction >= 0 && dead_fraction <= 1, where,
+                   lensing::detail::describe("dead_fraction", "in [0, 1]", dead_fraction));
+    check_argument(hot_fraction + dead_fraction <= 1, where, "hot_fraction + dead_fraction must be <= 1");
+    check_finite(hot_value, where, "hot_value");
+    check_finite(dead_value, where, "dead_value");
+    check_argument(std::isfinite(sigma_log) && sigma_log >= 0, where,
+                   lensing::detail::describe("sigma_log", "finite and >= 0", sigma_log));
+  }
+};
+
+/// Apply hot and dead pixels to `images` in place.
+template <class ExecutionSpace, class View>
+void apply(ExecutionSpace const& space, BadPixels<typename View::non_const_value_type> const& model, View const& images,
+           std::uint64_t seed, std::uint64_t first_image = 0) {
+  constexpr char const* where = "lensing::noise::apply(BadPixels)";
+  using Scalar = typename View::non_const_value_type;
+  detail::static_check_images<ExecutionSpace, View>();
+  auto const s = detail::batch_shape(images);
+  detail::check_shape(s, where);
+  model.check(where);
+  auto const m = model;
+  int const nx = s.nx;
+  detail::for_each_value(
+      "lensing::noise::bad_pixels", space, images, KOKKOS_LAMBDA(int b, int iy, int ix, Scalar& v) {
+        std::uint64_t const image = m.fixed_pattern ? ~std::uint64_t(0) : first_image + b;
+        random::Stream r(random::stream_key(seed, random::purpose_hot_dead, image, std::uint64_t(iy) * nx + ix));
+        Scalar const u = r.uniform<Scalar>();
+        if (u < m.dead_fraction) {
+          v = m.dead_value;
+        } else if (u < m.dead_fraction + m.hot_fraction) {
+          v += m.hot_value * math::exp(m.sigma_log * r.normal<Scalar>());
+        }
+      });
+}
+
+}  // namespace noise
+}  // namespace lensing
+
+#endif  // LENSING_NOISE_BAD_PIXELS_HPP

@@ -1,0 +1,149 @@
+#ifndef LENSING_OPTIM_ADAM_HPP
+#define LENSING_OPTIM_ADAM_HPP
+
+/// \file
+/// Adam (Kingma & Ba 2015, arXiv:1412.6980, Algorithm 1): the update rule
+/// (AdamState, also used by the variational fits of sample/variational.hpp
+/// with stochastic gradients) and a driver maximising a LogDensity.
+///
+///   m_t = b1 m_{t-1} + (1 - b1) g_t,   v_t = b2 v_{t-1} + (1 - b2) g_t^2,
+///   x_t = x_{t-1} - lr_t (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t)) + eps),
+/// with g the gradient of the objective being minimised (here -grad log p).
+
+#include <lensing/core/errors.hpp>
+#include <lensing/optim/evaluator.hpp>
+#include <lensing/optim/result.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <vector>
+
+namespace lensing {
+
+/// Hyper-parameters of Adam.  The learning rate decays as
+/// lr_t = learning_rate / (1 + t / decay_steps) when decay_steps > 0.
+struct AdamOptions {
+  double learning_rate = 1e-2;
+  double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8;
+  double decay_steps = 0;
+};
+
+namespace detail {
+inline void check_adam_options(AdamOptions const& a, char const* where) {
+  check_positive(a.learning_rate, where, "learning_rate");
+  check_argument(std::isfinite(a.beta1) && a.beta1 >= 0 && a.beta1 < 1, where, "beta1 must be in [0, 1)");
+  check_argument(std::isfinite(a.beta2) && a.beta2 >= 0 && a.beta2 < 1, where, "beta2 must be in [0, 1)");
+  check_positive(a.epsilon, where, "epsilon");
+  check_argument(std::isfinite(a.decay_steps) && a.decay_steps >= 0, where, "decay_steps must be finite and >= 0");
+}
+}  // namespace detail
+
+//----------------------------------------------------------------------------
+/// Adam moment estimates for n parameters (host, double).
+class AdamState {
+ public:
+  AdamState(int n, AdamOptions const& options) : opt_(options), m_(std::size_t(n), 0.0), v_(std::size_t(n), 0.0) {
+    detail::check_adam_options(options, "lensing::AdamState");
+  }
+  /// One descent step x -= lr_t mhat / (sqrt(vhat) + eps) for the gradient g of a minimised objective.
+  void step(double* x, double const* g) {
+    ++t_;
+    b1t_ *= opt_.beta1;
+    b2t_ *= opt_.beta2;
+    double const lr =
+        opt_.decay_steps > 0 ? opt_.learning_rate / (1 + double(t_) / opt_.decay_steps) : opt_.learning_rate;
+    for (std::size_t i = 0; i < m_.size(); ++i) {
+      m_[i] = opt_.beta1 * m_[i] + (1 - opt_.beta1) * g[i];
+      v_[i] = opt_.beta2 * v_[i] + (1 - opt_.beta2) * g[i] * g[i];
+      double const mh = m_[i] / (1 - b1t_), vh = v_[i] / (1 - b2t_);
+      x[i] -= lr * mh / (std::sqrt(vh) + opt_.epsilon);
+    }
+  }
+  long long steps() const { return t_; }
+
+ private:
+  AdamOptions opt_;
+  std::vector<double> m_, v_;
+  double b1t_ = 1, b2t_ = 1;
+  long long t_ = 0;
+};
+
+//----------------------------------------------------------------------------
+/// Maximise log p of `density` (a LogDensity) from x0 with Adam.  The result
+/// holds the best point visited.  Converges on |grad log p|_inf <=
+/// gradient_tolerance (or the value/step criteria of result.hpp); a
+/// non-finite value or gradient stops the run unconverged.  Throws
+/// std::invalid_argument for bad options, a wrong-length or non-finite x0, or a
+/// density that is not finite at x0.
+template <class ExecutionSpace, class Density>
+OptimizeResult adam(ExecutionSpace const& space, Density const& density, std::vector<double> const& x0,
+                    OptimizeOptions const& options = {}, AdamOptions const& adam_options = {}) {
+  constexpr char const* where = "lensing::adam";
+  detail::check_optimize_options(options, where);
+  detail::check_adam_options(adam_options, where);
+  auto const t0 = std::chrono::steady_clock::now();
+  DensityEvaluator<ExecutionSpace, Density> eval(space, density, where);
+  int const d = eval.dimension();
+  check_argument(int(x0.size()) == d, where, "x0 must have dimension() values");
+  for (double v : x0)
+    check_finite(v, where, "x0 value");
+  std::vector<double> x = x0, g(d), ng(d), xprev(d);
+  double lp = eval(x.data(), g.data());
+  check_argument(std::isfinite(lp), where, "log-density or gradient not finite at x0");
+  OptimizeResult r;
+  r.x = x;
+  r.value = lp;
+  r.gradient = g;
+  AdamState state(d, adam_options);
+  r.message = "max_iterations reached";
+  for (int it = 1; it <= options.max_iterations; ++it) {
+    double const gnorm = detail::inf_norm(g);
+    detail::report_progress(options, where, it - 1, -lp, gnorm);
+    if (gnorm <= options.gradient_tolerance) {
+      r.converged = true;
+      r.message = "gradient_tolerance";
+      break;
+    }
+    for (int i = 0; i < d; ++i)
+      ng[i] = -g[i];
+    xprev = x;
+    state.step(x.data(), ng.data());
+    double const lp_new = eval(x.data(), g.data());
+    r.iterations = it;
+    if (!std::isfinite(lp_new)) {
+      r.message = "non-finite log-density or gradient";
+      break;
+    }
+    if (lp_new > r.value) {
+      r.x = x;
+      r.value = lp_new;
+      r.gradient = g;
+    }
+    double dx = 0, xs = 1;
+    for (int i = 0; i < d; ++i) {
+      dx = std::max(dx, std::fabs(x[i] - xprev[i]));
+      xs = std::max(xs, std::fabs(xprev[i]));
+    }
+    bool const fconv =
+        options.value_tolerance > 0 && std::fabs(lp_new - lp) <= options.value_tolerance * std::max(1.0, std::fabs(lp));
+    bool const xconv = options.step_tolerance > 0 && dx <= options.step_tolerance * xs;
+    lp = lp_new;
+    if (fconv || xconv) {
+      r.converged = true;
+      r.message = fconv ? "value_tolerance" : "step_tolerance";
+      break;
+    }
+  }
+  if (r.converged) {
+    r.x = x;
+    r.value = lp;
+    r.gradient = g;
+  }
+  r.evaluations = eval.evaluations();
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+}  // namespace lensing
+
+#endif  // LENSING_OPTIM_ADAM_HPP

@@ -1,0 +1,80 @@
+#ifndef LENSING_OPTIM_MULTI_START_HPP
+#define LENSING_OPTIM_MULTI_START_HPP
+
+/// \file
+/// Multi-start optimisation: run an optimizer from `num_starts` initial
+/// points x0_s = centre + U(-radius, radius)^d (random stream (seed, s) of
+/// sample/random.hpp, so the starts do not depend on anything else) and keep
+/// every result and the best one (largest value for maximisers such as
+/// adam/lbfgs of a LogDensity, smallest for levenberg_marquardt).
+///
+///   auto ms = lensing::multi_start(centre, 2.0, 16, 7, [&](std::vector<double> const& x0) {
+///     return lensing::lbfgs(space, density, x0);
+///   });
+
+#include <lensing/core/errors.hpp>
+#include <lensing/optim/result.hpp>
+#include <lensing/sample/random.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+
+namespace lensing {
+
+/// Direction in which a result is better.
+enum class OptimizeSense { maximize, minimize };
+
+/// All runs of a multi-start and the index of the best one.
+struct MultiStartResult {
+  std::vector<OptimizeResult> runs;
+  int best = -1;  ///< index into runs (-1: no run gave a finite value)
+  OptimizeResult const& best_run() const { return runs.at(std::size_t(best)); }
+};
+
+/// Run `optimize(x0)` (returning OptimizeResult) from num_starts random
+/// starts around `centre`.  Runs whose optimizer throws std::invalid_argument
+/// (e.g. a start where the density is not finite) are recorded with
+/// converged = false and the message.  Throws std::invalid_argument for bad
+/// arguments and std::runtime_error if no run produced a finite value.
+template <class Optimize>
+MultiStartResult multi_start(std::vector<double> const& centre, double radius, int num_starts, std::uint64_t seed,
+                             Optimize&& optimize, OptimizeSense sense = OptimizeSense::maximize,
+                             bool progress = false) {
+  constexpr char const* where = "lensing::multi_start";
+  check_count(int(centre.size()), 1, where, "centre size");
+  for (double v : centre)
+    check_finite(v, where, "centre value");
+  check_argument(std::isfinite(radius) && radius >= 0, where, "radius must be finite and >= 0");
+  check_count(num_starts, 1, where, "num_starts");
+  MultiStartResult out;
+  out.runs.resize(std::size_t(num_starts));
+  for (int s = 0; s < num_starts; ++s) {
+    Rng rng(seed, std::uint64_t(s));
+    std::vector<double> x0 = centre;
+    for (auto& v : x0)
+      v += radius * (2 * rng.uniform() - 1);
+    try {
+      out.runs[s] = optimize(x0);
+    } catch (std::invalid_argument const& e) {
+      out.runs[s].x = x0;
+      out.runs[s].value = NAN;
+      out.runs[s].message = e.what();
+    }
+    auto const& r = out.runs[s];
+    if (std::isfinite(r.value)) {
+      bool const better = out.best < 0 || (sense == OptimizeSense::maximize ? r.value > out.runs[out.best].value
+                                                                            : r.value < out.runs[out.best].value);
+      if (better) out.best = s;
+    }
+    if (progress)
+      std::fprintf(stderr, "%s: start %d/%d value %.10g (%s)\n", where, s + 1, num_starts, r.value, r.message.c_str());
+  }
+  if (out.best < 0) throw std::runtime_error("lensing::multi_start: no start gave a finite result");
+  return out;
+}
+
+}  // namespace lensing
+
+#endif  // LENSING_OPTIM_MULTI_START_HPP

@@ -1,0 +1,330 @@
+#ifndef LENSING_SIMULATE_GALAXIES_HPP
+#define LENSING_SIMULATE_GALAXIES_HPP
+
+/// \file
+/// Procedurally generated source galaxies: a Sérsic bulge, an exponential
+/// disk and star-forming clumps with random sizes, shapes, orientations and
+/// flux fractions, drawn from a seed (deterministic per (seed, galaxy index)
+/// whatever the thread count) and either evaluated analytically
+/// (`Galaxy::surface_brightness(x, y)`, a plain kernel-safe function of
+/// position) or rendered onto pixelated stamps on any execution space.  They
+/// are the default sources of the training-set generator, since no galaxy
+/// catalogue ships with lensing; users with COSMOS/GREAT3 stamps read them
+/// with io/fits.hpp or io/npy.hpp instead.
+
+#include <lensing/core/errors.hpp>
+#include <lensing/core/math.hpp>
+#include <lensing/core/views.hpp>
+#include <lensing/noise/random_stream.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+namespace lensing {
+namespace simulate {
+
+namespace detail {
+
+/// Regularised lower incomplete gamma P(a, x) by its power series
+/// (Abramowitz & Stegun 6.5.29), for a > 0, 0 <= x <= a + 40 (where the
+/// series converges in < 200 terms); kernel-safe.
+KOKKOS_INLINE_FUNCTION double gamma_p_series(double a, double x) {
+  if (!(x > 0)) return 0;
+  double term = 1 / a, sum = term;
+  for (int k = 1; k < 400; ++k) {
+    term *= x / (a + k);
+    sum += term;
+    if (term < sum * 1e-17) break;
+  }
+  return sum * math::exp(-x + a * math::log(x) - math::lgamma(a));
+}
+
+/// Sérsic b_n such that R_e encloses half of the (untruncated) light,
+/// P(2n, b_n) = 1/2: the asymptotic series of Ciotti & Bertin (1999, A&A 352,
+/// 447, eq. 18) as the starting point (relative error 3e-5 at n = 1), then
+/// Newton steps on P, dP/dx = x^(a-1) e^-x / Gamma(a): |P(2n, b_n) - 1/2| < 1e-12
+/// for 0.5 <= n <= 8.
+KOKKOS_INLINE_FUNCTION double sersic_bn(double n) {
+  double b = 2 * n - 1.0 / 3 + 4 / (405 * n) + 46 / (25515 * n * n) + 131 / (1148175 * n * n * n) -
+             2194697 / (30690717750 * n * n * n * n);
+  double const a = 2 * n, lg = math::lgamma(a);
+  for (int it = 0; it < 3; ++it) {
+    double const f = gamma_p_series(a, b) - 0.5;
+    double const df = math::exp((a - 1) * math::log(b) - b - lg);
+    b -= f / df;
+  }
+  return b;
+}
+
+}  // namespace detail
+
+//----------------------------------------------------------------------------
+// Components.
+
+/// Elliptical Sérsic profile truncated at R_trunc (Sérsic 1963):
+/// I(R) = I_e exp(-b_n ((R/R_e)^(1/n) - 1)) for R < R_trunc, 0 beyond, with
+/// the elliptical radius of lenstronomy's SERSIC_ELLIPSE,
+/// R = sqrt(q x'^2 + y'^2 / q), (x', y') the offsets from the centre rotated
+/// by -phi (phi = position angle of the major axis from the x axis, q =
+/// minor/major).  I_e is set so that the light inside the truncation is
+/// `flux`: flux = 2 pi n I_e R_e^2 e^b b^(-2n) Gamma(2n) P(2n, b (R_t/R_e)^(1/n)).
+/// n = 1 is an exponential disk of scale length h = R_e / b_1 = R_e / 1.678.
+/// Units: arcsec, flux per arcsec^2.
+template <class Scalar>
+struct SersicComponent {
+  Scalar amp;      ///< I_e [flux / arcsec^2]
+  Scalar r_e;      ///< R_e [arcsec]
+  Scalar inv_n;    ///< 1 / n
+  Scalar b_n;      ///< b_n
+  Scalar r_trunc;  ///< truncation radius [arcsec]
+  Scalar q;        ///< axis ratio
+  Scalar cos_phi, sin_phi;
+  Scalar x0, y0;  ///< centre [arcsec]
+
+  /// Build from flux, R_e, n, q, phi and the centre (host or device).
+  KOKKOS_INLINE_FUNCTION static SersicComponent make(double flux, double r_e, double n, double q, double phi, double x0,
+                                                     double y0, double trunc_factor) {
+    SersicComponent c;
+    double const b = detail::sersic_bn(n);
+    double const xt = b * math::pow(trunc_factor, 1 / n);
+    double const norm = 2 * math::pi<double> * n * r_e * r_e *
+                        math::exp(b - 2 * n * math::log(b) + math::lgamma(2 * n)) * detail::gamma_p_series(2 * n, xt);
+    c.amp = Scalar(flux / norm);
+    c.r_e = Scalar(r_e);
+    c.inv_n = Scalar(1 / n);
+    c.b_n = Scalar(b);
+    c.r_trunc = Scalar(trunc_factor * r_e);
+    c.q = Scalar(q);
+    c.cos_phi = Scalar(math::cos(phi));
+    c.sin_phi = Scalar(math::sin(phi));
+    c.x0 = Scalar(x0);
+    c.y0 = Scalar(y0);
+    return c;
+  }
+
+  KOKKOS_INLINE_FUNCTION Scalar surface_brightness(Scalar x, Scalar y) const {
+    Scalar const dx = x - x0, dy = y - y0;
+    Scalar const xp = cos_phi * dx + sin_phi * dy, yp = -sin_phi * dx + cos_phi * dy;
+    Scalar const r2 = q * xp * xp + yp * yp / q;
+    if (r2 >= r_trunc * r_trunc) return Scalar(0);
+    Scalar const r = math::sqrt(r2);
+    // n = 1 (disks) without the pow call.
+    Scalar const t = inv_n == Scalar(1) ? r / r_e : math::pow(r / r_e, inv_n);
+    return amp * math::exp(-b_n * (t - Scalar(1)));
+  }
+};
+
+/// A star-forming clump: circular Gaussian of total `flux` and rms `sigma`
+/// [arcsec], I = flux / (2 pi sigma^2) exp(-r^2 / (2 sigma^2)) for r < 6 sigma
+/// (0 beyond: 1.5e-8 of the flux is dropped).
+template <class Scalar>
+struct Clump {
+  Scalar flux, sigma, x0, y0;
+  KOKKOS_INLINE_FUNCTION Scalar surface_brightness(Scalar x, Scalar y) const {
+    Scalar const dx = x - x0, dy = y - y0, s2 = sigma * sigma, d2 = dx * dx + dy * dy;
+    // Beyond 6 sigma (exp(-18) = 1.5e-8 of the peak) the clump is cut off.
+    if (d2 > Scalar(36) * s2) return Scalar(0);
+    return flux / (Scalar(2) * math::pi<Scalar> * s2) * math::exp(-d2 / (Scalar(2) * s2));
+  }
+};
+
+/// A galaxy: bulge + disk + up to max_clumps clumps, a trivially copyable
+/// light profile (surface brightness [flux / arcsec^2] at (x, y) [arcsec]).
+template <class Scalar>
+struct Galaxy {
+  static constexpr int max_clumps = 8;
+  SersicComponent<Scalar> bulge, disk;
+  Clump<Scalar> clumps[max_clumps];
+  int num_clumps;
+  Scalar flux;  ///< total flux (sum of the components)
+  Scalar center_x, center_y;
+  Scalar extent;  ///< half-width [arcsec] of the box around the centre outside which the light is 0
+
+  KOKKOS_INLINE_FUNCTION Scalar surface_brightness(Scalar x, Scalar y) const {
+    Scalar s = bulge.surface_brightness(x, y) + disk.surface_brightness(x, y);
+    for (int k = 0; k < num_clumps; ++k)
+      s += clumps[k].surface_brightness(x, y);
+    return s;
+  }
+};
+
+//----------------------------------------------------------------------------
+// The generator's distributions.
+
+/// Distributions of the procedural galaxies (sizes in arcsec).  Defaults
+/// resemble faint star-forming sources at z ~ 1-2 as lensed in galaxy-scale
+/// lenses (sizes ~0.1-0.5", a few clumps).
+///
+/// - disk half-light radius R_d ~ log-uniform [r_min, r_max], n = 1, centred at
+///   (center_x, center_y) + U(-offset, offset)^2;
+/// - inclination: cos i ~ U(0, 1), apparent axis ratio q = sqrt(cos^2 i (1 - q0^2) + q0^2)
+///   (Hubble 1926, intrinsic thickness q0); position angle phi ~ U(0, pi);
+/// - bulge-to-total B/T ~ U(bt_min, bt_max); bulge R_e = R_d U(0.2, 0.5),
+///   n ~ U(n_min, n_max), q ~ U(0.6, 1), position angle phi + N(0, 10 deg);
+/// - N_clumps ~ Poisson(mean_clumps) (<= 8) carrying a fraction U(0, clump_max)
+///   of the disk light, split by exponential weights; radii drawn from the
+///   exponential disk's light (r ~ Gamma(2, h)), placed on the disk's ellipse;
+///   rms sigma = R_d U(0.05, 0.15);
+/// - every Sérsic component is truncated at trunc_factor R_e (default 5: the
+///   exponential disk keeps 99.8% of its untruncated light there); the stated
+///   `flux` is the exact total inside the truncation.
+template <class Scalar>
+struct GalaxyModel {
+  double flux = 1;
+  double r_min = 0.1, r_max = 0.5;
+  double q0 = 0.15;
+  double bt_min = 0, bt_max = 0.5;
+  double n_min = 2, n_max = 4.5;
+  double mean_clumps = 3;
+  double clump_max = 0.3;
+  double center_x = 0, center_y = 0, offset = 0;
+  double trunc_factor = 5;
+
+  void check(char const* where) const {
+    check_positive(flux, where, "flux");
+    check_positive(r_min, where, "r_min");
+    check_argument(std::isfinite(r_max) && r_max >= r_min, where, "need r_max >= r_min");
+    check_in_open_closed(q0, 0.0, 1.0, where, "q0");
+    check_argument(std::isfinite(bt_min) && std::isfinite(bt_max) && 0 <= bt_min && bt_min <= bt_max && bt_max <= 1,
+                   where, "need 0 <= bt_min <= bt_max <= 1");
+    check_argument(std::isfinite(n_min) && std::isfinite(n_max) && 0.5 <= n_min && n_min <= n_max && n_max <= 8, where,
+                   "need 0.5 <= n_min <= n_max <= 8");
+    check_argument(std::isfinite(mean_clumps) && mean_clumps >= 0 && mean_clumps <= 100, where,
+                   "mean_clumps must be in [0, 100]");
+    check_argument(std::isfinite(clump_max) && clump_max >= 0 && clump_max <= 1, where, "clump_max must be in [0, 1]");
+    check_finite(center_x, where, "center_x");
+    check_finite(center_y, where, "center_y");
+    check_argument(std::isfinite(offset) && offset >= 0, where, "offset must be finite and >= 0");
+    check_argument(std::isfinite(trunc_factor) && trunc_factor >= 2 && trunc_factor <= 20, where,
+                   "trunc_factor must be in [2, 20]");
+  }
+
+  /// Galaxy `index` of seed `seed` (host or device; the same draws either way).
+  KOKKOS_INLINE_FUNCTION Galaxy<Scalar> draw(std::uint64_t seed, std::uint64_t index) const {
+    random::Stream r(random::stream_key(seed, random::purpose_galaxy, index));
+    constexpr double pi = math::pi<double>;
+    Galaxy<Scalar> g;
+    double const cx = center_x + offset * (2 * r.uniform<double>() - 1);
+    double const cy = center_y + offset * (2 * r.uniform<double>() - 1);
+    double const r_d = r_min * math::exp(math::log(r_max / r_min) * r.uniform<double>());
+    double const cos_i = r.uniform<double>();
+    double const q_d = math::sqrt(cos_i * cos_i * (1 - q0 * q0) + q0 * q0);
+    double const phi = pi * r.uniform<double>();
+    double const bt = bt_min + (bt_max - bt_min) * r.uniform<double>();
+    double const r_b = r_d * (0.2 + 0.3 * r.uniform<double>());
+    double const n_b = n_min + (n_max - n_min) * r.uniform<double>();
+    double const q_b = 0.6 + 0.4 * r.uniform<double>();
+    double const phi_b = phi + 0.17453292519943295 * r.normal<double>();
+    double const f_clumps = clump_max * r.uniform<double>();
+    double const n_clumps_drawn = r.poisson(mean_clumps);
+    int const nc = n_clumps_drawn < Galaxy<Scalar>::max_clumps ? int(n_clumps_drawn) : Galaxy<Scalar>::max_clumps;
+    double const disk_flux = flux * (1 - bt) * (nc > 0 ? 1 - f_clumps : 1);
+    g.bulge = SersicComponent<Scalar>::make(flux * bt, r_b, n_b, q_b, phi_b, cx, cy, trunc_factor);
+    g.disk = SersicComponent<Scalar>::make(disk_flux, r_d, 1.0, q_d, phi, cx, cy, trunc_factor);
+    double weights[Galaxy<Scalar>::max_clumps];
+    double wsum = 0;
+    for (int k = 0; k < nc; ++k) {
+      weights[k] = -math::log(r.uniform<double>());
+      wsum += weights[k];
+    }
+    double const h = r_d / detail::sersic_bn(1.0);
+    double const cphi = math::cos(phi), sphi = math::sin(phi), sq = math::sqrt(q_d);
+    double extent = trunc_factor * math::max(r_d, r_b) / math::sqrt(math::min(q_d, q_b));
+    for (int k = 0; k < nc; ++k) {
+      double rad = -h * (math::log(r.uniform<double>()) + math::log(r.uniform<double>()));
+      rad = math::min(rad, 0.8 * trunc_factor * r_d);
+      double const th = 2 * pi * r.uniform<double>();
+      double const xp = rad * math::cos(th) / sq, yp = rad * math::sin(th) * sq;
+      auto& c = g.clumps[k];
+      c.flux = Scalar(flux * (1 - bt) * f_clumps * weights[k] / wsum);
+      c.sigma = Scalar(r_d * (0.05 + 0.1 * r.uniform<double>()));
+      c.x0 = Scalar(cx + cphi * xp - sphi * yp);
+      c.y0 = Scalar(cy + sphi * xp + cphi * yp);
+      extent = math::max(extent, math::sqrt(xp * xp + yp * yp) + 6 * double(c.sigma));
+    }
+    for (int k = nc; k < Galaxy<Scalar>::max_clumps; ++k)
+      g.clumps[k] = Clump<Scalar>{Scalar(0), Scalar(1), Scalar(0), Scalar(0)};
+    g.num_clumps = nc;
+    g.flux = Scalar(flux);
+    g.center_x = Scalar(cx);
+    g.center_y = Scalar(cy);
+    g.extent = Scalar(extent);
+    return g;
+  }
+};
+
+//----------------------------------------------------------------------------
+// Rendering onto stamps.
+
+/// Render galaxies onto stamps.
+///
+/// stamps(b, iy, ix) = mean surface brightness of galaxy first_index + b over
+/// pixel (iy, ix) [flux / arcsec^2], estimated on a k x k grid of sub-pixels
+/// (k = supersampling); pixel centres at ((ix - (nx-1)/2) dx, (iy - (ny-1)/2) dx),
+/// x fastest (lenstronomy's grid convention), so that sum(stamp) dx^2 = flux
+/// for a galaxy inside the stamp (up to the sub-pixel integration error of a
+/// cuspy bulge, see the tests).  `galaxies` (length >= n) receives the drawn
+/// galaxies for analytic use.  Asynchronous on `space`.
+template <class ExecutionSpace, class Scalar, class StampView, class GalaxyView>
+void render_galaxies(ExecutionSpace const& space, GalaxyModel<Scalar> const& model, StampView const& stamps,
+                     Scalar pixel_scale, GalaxyView const& galaxies, std::uint64_t seed, std::uint64_t first_index = 0,
+                     int supersampling = 4) {
+  constexpr char const* where = "lensing::simulate::render_galaxies";
+  static_assert(is_execution_space_v<ExecutionSpace>,
+                "lensing::simulate::render_galaxies: first argument must be a Kokkos execution space");
+  static_assert(StampView::rank == 3, "lensing::simulate::render_galaxies: stamps must be a rank-3 view (n, ny, nx)");
+  static_assert(std::is_same<typename StampView::value_type, Scalar>::value,
+                "lensing::simulate::render_galaxies: stamps must hold the model's Scalar");
+  static_assert(GalaxyView::rank == 1 && std::is_same<typename GalaxyView::value_type, Galaxy<Scalar>>::value,
+                "lensing::simulate::render_galaxies: galaxies must be a rank-1 view of Galaxy<Scalar>");
+  static_assert(is_accessible_from_v<ExecutionSpace, typename StampView::memory_space> &&
+                    is_accessible_from_v<ExecutionSpace, typename GalaxyView::memory_space>,
+                "lensing::simulate::render_galaxies: views must be accessible from the execution space");
+  model.check(where);
+  check_positive(pixel_scale, where, "pixel_scale");
+  check_count(supersampling, 1, where, "supersampling");
+  int const n = int(stamps.extent(0)), ny = int(stamps.extent(1)), nx = int(stamps.extent(2));
+  check_argument(n >= 1 && ny >= 1 && nx >= 1, where, "stamps must be non-empty");
+  check_argument(galaxies.extent(0) >= size_t(n), where, "galaxies must have length >= stamps.extent(0)");
+  auto const m = model;
+  Kokkos::parallel_for(
+      "lensing::simulate::draw_galaxies", Kokkos::RangePolicy<ExecutionSpace>(space, 0, n),
+      KOKKOS_LAMBDA(int b) { galaxies(b) = m.draw(seed, first_index + b); });
+  int const k = supersampling;
+  Scalar const dx = pixel_scale, sub = pixel_scale / Scalar(k);
+  Scalar const x_first = -Scalar(0.5) * Scalar(nx - 1) * dx, y_first = -Scalar(0.5) * Scalar(ny - 1) * dx;
+  Scalar const inv_k2 = Scalar(1) / Scalar(k * k);
+  Kokkos::parallel_for(
+      "lensing::simulate::render_galaxies",
+      Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(n) * ny * nx), KOKKOS_LAMBDA(long i) {
+        int const b = int(i / (long(ny) * nx));
+        int const iy = int((i / nx) % ny), ix = int(i % nx);
+        Galaxy<Scalar> const& g = galaxies(b);
+        Scalar const xc = x_first + Scalar(ix) * dx, yc = y_first + Scalar(iy) * dx;
+        // Pixels entirely outside the galaxy's extent are 0.
+        Scalar const ex = math::fabs(xc - g.center_x) - Scalar(0.7072) * dx;
+        Scalar const ey = math::fabs(yc - g.center_y) - Scalar(0.7072) * dx;
+        if (ex > g.extent || ey > g.extent) {
+          stamps(b, iy, ix) = Scalar(0);
+          return;
+        }
+        // The cusp of a Sérsic bulge: 4x finer sub-pixels on the pixels
+        // within 1.5 pixels of the galaxy's centre.
+        bool const central =
+            math::fabs(xc - g.center_x) < Scalar(1.5) * dx && math::fabs(yc - g.center_y) < Scalar(1.5) * dx;
+        int const kk = central ? 4 * k : k;
+        Scalar const ss = central ? sub / Scalar(4) : sub;
+        Scalar s = 0;
+        for (int sy = 0; sy < kk; ++sy)
+          for (int sx = 0; sx < kk; ++sx)
+            s += g.surface_brightness(xc + (Scalar(sx) + Scalar(0.5)) * ss - Scalar(0.5) * dx,
+                                      yc + (Scalar(sy) + Scalar(0.5)) * ss - Scalar(0.5) * dx);
+        stamps(b, iy, ix) = central ? s * inv_k2 / Scalar(16) : s * inv_k2;
+      });
+}
+
+}  // namespace simulate
+}  // namespace lensing
+
+#endif  // LENSING_SIMULATE_GALAXIES_HPP
