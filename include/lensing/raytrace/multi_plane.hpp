@@ -379,6 +379,17 @@ MultiPlaneLens<L...> make_multi_plane(FlatLambdaCDM<typename MultiPlaneLens<L...
 // Maps over a PixelGrid.
 
 namespace detail {
+template <class T>
+struct is_multi_plane_lens : std::false_type {};
+template <class... L>
+struct is_multi_plane_lens<MultiPlaneLens<L...>> : std::true_type {};
+// The planes' vjp support, for a MultiPlaneLens type.
+template <class MP>
+struct multi_plane_supports_vjp;
+template <class... L>
+struct multi_plane_supports_vjp<MultiPlaneLens<L...>>
+    : std::integral_constant<bool, (plane_supports_vjp<L>::value && ...)> {};
+
 template <class ExecutionSpace, class MP, class View>
 void check_multi_plane_map(char const* where, PixelGrid<typename MP::scalar_type> const& grid, View const& v,
                            char const* name) {
@@ -429,11 +440,11 @@ struct MultiPlaneVjpTerm {
 }  // namespace detail
 
 /// beta = source position of the ray through every fine pixel, through all planes.
-template <class ExecutionSpace, class... L, class View>
-void multi_plane_ray_shoot(ExecutionSpace const& space, MultiPlaneLens<L...> const& lens,
-                           PixelGrid<typename MultiPlaneLens<L...>::scalar_type> const& grid, View const& beta_x,
+template <class ExecutionSpace, class MP, class View>
+void multi_plane_ray_shoot(ExecutionSpace const& space, MP const& lens, PixelGrid<typename MP::scalar_type> const& grid,
+                           View const& beta_x,
                            View const& beta_y) {
-  using MP = MultiPlaneLens<L...>;
+  static_assert(detail::is_multi_plane_lens<MP>::value, "lensing: the lens must be a MultiPlaneLens (make_multi_plane)");
   constexpr char const* where = "lensing::multi_plane_ray_shoot";
   detail::check_multi_plane_map<ExecutionSpace, MP>(where, grid, beta_x, "beta_x");
   detail::check_multi_plane_map<ExecutionSpace, MP>(where, grid, beta_y, "beta_y");
@@ -455,10 +466,10 @@ void multi_plane_ray_shoot(ExecutionSpace const& space, MultiPlaneLens<L...> con
 }
 
 /// Signed magnification 1/det A at every fine pixel, through all planes.
-template <class ExecutionSpace, class... L, class View>
-void multi_plane_magnification_map(ExecutionSpace const& space, MultiPlaneLens<L...> const& lens,
-                                   PixelGrid<typename MultiPlaneLens<L...>::scalar_type> const& grid, View const& mu) {
-  using MP = MultiPlaneLens<L...>;
+template <class ExecutionSpace, class MP, class View>
+void multi_plane_magnification_map(ExecutionSpace const& space, MP const& lens,
+                                   PixelGrid<typename MP::scalar_type> const& grid, View const& mu) {
+  static_assert(detail::is_multi_plane_lens<MP>::value, "lensing: the lens must be a MultiPlaneLens (make_multi_plane)");
   detail::check_multi_plane_map<ExecutionSpace, MP>("lensing::multi_plane_magnification_map", grid, mu, "mu");
   parallel_for_pixels(
       "lensing::raytrace::multi_plane_magnification_map", space, grid.fine_ny(), grid.fine_nx(),
@@ -470,14 +481,14 @@ void multi_plane_magnification_map(ExecutionSpace const& space, MultiPlaneLens<L
 /// grad; deterministic).  Planes: MassProfiles (e.g. Composites),
 /// Populations and LensSums of those; populations' members are not in this
 /// vector (multi_plane_population_vjp) but their lensing is propagated.
-template <class ExecutionSpace, class... L, class View, class MemorySpace>
-void multi_plane_ray_shoot_vjp(ExecutionSpace const& space, MultiPlaneLens<L...> const& lens,
-                               PixelGrid<typename MultiPlaneLens<L...>::scalar_type> const& grid, View const& bbar_x,
+template <class ExecutionSpace, class MP, class View, class MemorySpace>
+void multi_plane_ray_shoot_vjp(ExecutionSpace const& space, MP const& lens,
+                               PixelGrid<typename MP::scalar_type> const& grid, View const& bbar_x,
                                View const& bbar_y,
-                               View1D<typename MultiPlaneLens<L...>::scalar_type, MemorySpace> const& grad,
-                               MapVjpWorkspace<typename MultiPlaneLens<L...>::scalar_type, MemorySpace> const& work) {
-  using MP = MultiPlaneLens<L...>;
-  static_assert((detail::plane_supports_vjp<L>::value && ...),
+                               View1D<typename MP::scalar_type, MemorySpace> const& grad,
+                               MapVjpWorkspace<typename MP::scalar_type, MemorySpace> const& work) {
+  static_assert(detail::is_multi_plane_lens<MP>::value, "lensing: the lens must be a MultiPlaneLens (make_multi_plane)");
+  static_assert(detail::multi_plane_supports_vjp<MP>::value,
                 "lensing::multi_plane_ray_shoot_vjp: every plane must be a MassProfile (e.g. a Composite), a "
                 "Population or a LensSum of those");
   constexpr char const* where = "lensing::multi_plane_ray_shoot_vjp";
@@ -532,13 +543,13 @@ struct MultiPlanePopulationWork {
 /// Per pixel: the ray's position theta_P on the plane and the adjoint
 /// abar_P (MultiPlaneLens::plane_adjoint), then per member the profile's
 /// deflection VJP, one team per member (raytrace/population_vjp.hpp).
-template <int P, class ExecutionSpace, class... L, class View, class Grad>
-void multi_plane_population_vjp(ExecutionSpace const& space, MultiPlaneLens<L...> const& lens,
-                                PixelGrid<typename MultiPlaneLens<L...>::scalar_type> const& grid, View const& bbar_x,
+template <int P, class ExecutionSpace, class MP, class View, class Grad>
+void multi_plane_population_vjp(ExecutionSpace const& space, MP const& lens,
+                                PixelGrid<typename MP::scalar_type> const& grid, View const& bbar_x,
                                 View const& bbar_y, Grad const& grad,
-                                MultiPlanePopulationWork<typename MultiPlaneLens<L...>::scalar_type,
+                                MultiPlanePopulationWork<typename MP::scalar_type,
                                                          typename ExecutionSpace::memory_space> const& work) {
-  using MP = MultiPlaneLens<L...>;
+  static_assert(detail::is_multi_plane_lens<MP>::value, "lensing: the lens must be a MultiPlaneLens (make_multi_plane)");
   using Scalar = typename MP::scalar_type;
   constexpr char const* where = "lensing::multi_plane_population_vjp";
   static_assert(P >= 0 && P < MP::num_planes, "lensing::multi_plane_population_vjp: plane index out of range");

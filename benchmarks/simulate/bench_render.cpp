@@ -1,0 +1,206 @@
+// Imaging forward model: rendering (SIE + shear lens, elliptical Sersic source
+// and lens light, scipy-convention Gaussian PSF) and the Gaussian
+// log-likelihood with and without its gradient, double and float, on the
+// default host space (threads from OMP_NUM_THREADS).  The cases of the
+// lenstronomy figures in issue 5: 64^2 k = 1 with PSF; 128^2 and 256^2 k = 3;
+// log-likelihood on 100^2 k = 3.  Floors: benchmarks/README.md.
+#include <lensing/likelihood/gaussian.hpp>
+#include <lensing/profiles/composite.hpp>
+#include <lensing/profiles/external_shear.hpp>
+#include <lensing/profiles/sie.hpp>
+#include <lensing/psf/fft_convolution.hpp>
+#include <lensing/psf/gaussian_filter.hpp>
+#include <lensing/raytrace/ray_shooting.hpp>
+#include <lensing/simulate/observation.hpp>
+#include <lensing/sources/sersic.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <vector>
+
+namespace {
+
+using Space = Kokkos::DefaultHostExecutionSpace;
+using Mem = Space::memory_space;
+
+template <class S>
+using Model = lensing::LensModel<lensing::Composite<lensing::SIE<S>, lensing::ExternalShear<S>>,
+                                 lensing::SersicEllipse<S>, lensing::SersicEllipse<S>>;
+
+template <class S>
+Model<S> make_model() {
+  std::vector<S> const t = {S(1.05), S(0.05), S(-0.03), S(0.013), S(-0.021), S(0.03),  S(-0.02), S(0),
+                            S(0),    S(20),   S(0.25),  S(1.6),   S(0.08),   S(-0.05), S(0.06),  S(0.03),
+                            S(8),    S(0.6),  S(3.2),   S(-0.06), S(0.04),   S(0.013), S(-0.021)};
+  return Model<S>::unpack(t.data());
+}
+
+void counters(benchmark::State& state, double pixels, double subpixels) {
+  state.counters["ns/subpixel"] =
+      benchmark::Counter(subpixels * 1e-9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.counters["ms/image"] =
+      benchmark::Counter(1e-3, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  (void)pixels;
+}
+
+// args: n, k
+template <class S>
+void BM_render(benchmark::State& state) {
+  int const n = int(state.range(0)), k = int(state.range(1));
+  S const pix = S(0.05);
+  auto const grid = lensing::PixelGrid<S>::square(n, pix, k);
+  using Psf = lensing::GaussianFilter<S, Mem>;
+  lensing::Observation<S, Mem, Psf> const obs(grid, Psf(0.1, pix, n, n));
+  lensing::View2D<S, Mem> image("image", n, n);
+  auto const model = make_model<S>();
+  Space space;
+  for (auto _ : state) {
+    obs.render(space, model, image);
+    space.fence();
+  }
+  counters(state, double(n) * n, double(n) * n * k * k);
+}
+
+// Adaptive supersampling: args n, k; pixels chosen by select_supersampled_pixels
+// (threshold 0.01) on a k = 1 image, then k x k on those.  No PSF.
+template <class S>
+void BM_render_adaptive(benchmark::State& state) {
+  int const n = int(state.range(0)), k = int(state.range(1));
+  S const pix = S(0.05) * S(64) / S(n);
+  auto const model = make_model<S>();
+  lensing::Renderer<S, Mem> const r1(lensing::PixelGrid<S>::square(n, pix, 1)),
+      rk(lensing::PixelGrid<S>::square(n, pix, k));
+  lensing::View2D<S, Mem> one("one", n, n), image("image", n, n);
+  lensing::View2D<int, Mem> mask("mask", n, n);
+  Space space;
+  r1.render(space, model.lens, model.source, model.lens_light, one);
+  lensing::select_supersampled_pixels(space, one, S(0.01), mask);
+  int flagged = 0;
+  Kokkos::parallel_reduce(
+      "count", Kokkos::RangePolicy<Space>(space, 0, n * n), KOKKOS_LAMBDA(int i, int& c) { c += mask(i / n, i % n); },
+      flagged);
+  for (auto _ : state) {
+    rk.render_adaptive(space, model.lens, model.source, model.lens_light, mask, image);
+    space.fence();
+  }
+  state.counters["flagged"] = double(flagged) / (double(n) * n);
+  counters(state, double(n) * n, double(n) * n);
+}
+
+// args: n, k, with_gradient
+template <class S>
+void BM_loglike(benchmark::State& state) {
+  int const n = int(state.range(0)), k = int(state.range(1));
+  bool const with_grad = state.range(2) != 0;
+  S const pix = S(0.05);
+  auto const grid = lensing::PixelGrid<S>::square(n, pix, k);
+  using Psf = lensing::GaussianFilter<S, Mem>;
+  lensing::Observation<S, Mem, Psf> const obs(grid, Psf(0.1, pix, n, n));
+  lensing::View2D<S, Mem> data("data", n, n), noise("noise", n, n), mask("mask", n, n);
+  Space space;
+  obs.render(space, make_model<S>(), data);
+  Kokkos::deep_copy(noise, S(0.05));
+  Kokkos::deep_copy(mask, S(1));
+  lensing::GaussianLikelihood<Model<S>, Mem, Psf> const like(obs, data, noise, mask);
+  lensing::View1D<S, Mem> grad("grad", Model<S>::num_params);
+  auto model = make_model<S>();
+  model.source.center_x += S(0.01);
+  for (auto _ : state) {
+    S v = with_grad ? like.value_and_gradient(space, model, grad) : like.value(space, model);
+    benchmark::DoNotOptimize(v);
+  }
+  counters(state, double(n) * n, double(n) * n * k * k);
+}
+
+template <class L>
+struct LightOnly {
+  L light;
+  KOKKOS_INLINE_FUNCTION typename L::scalar_type operator()(typename L::scalar_type x,
+                                                            typename L::scalar_type y) const {
+    return light.surface_brightness(x, y);
+  }
+};
+
+template <class L, class V>
+struct LightVjpTerm {
+  L light;
+  lensing::PixelGrid<typename L::scalar_type> grid;
+  V gbar;
+  KOKKOS_FORCEINLINE_FUNCTION void operator()(int jy, int jx, typename L::scalar_type* acc) const {
+    light.surface_brightness_vjp(grid.fine_x(jx), grid.fine_y(jy), gbar(jy, jx), acc);
+  }
+};
+
+// Components of the floor, per fine pixel of an n^2 grid supersampled k: 0 = ray
+// shooting through SIE + shear; 1 = one elliptical Sersic; 2 = ray-shooting
+// VJP to the lens parameters; 3 = the Gaussian PSF on the n^2 image; 4 = the
+// parameter VJP of one elliptical Sersic.
+template <class S>
+void BM_component(benchmark::State& state) {
+  int const n = int(state.range(0)), k = int(state.range(1)), which = int(state.range(2));
+  S const pix = S(0.05);
+  auto const grid = lensing::PixelGrid<S>::square(n, pix, k);
+  auto const model = make_model<S>();
+  int const fn = n * k;
+  lensing::View2D<S, Mem> bx("bx", fn, fn), by("by", fn, fn), image("image", n, n), out("out", n, n);
+  using Lens = decltype(model.lens);
+  lensing::MapVjpWorkspace<S, Mem> work(grid, Lens::num_params);
+  lensing::View1D<S, Mem> g("g", Lens::num_params);
+  lensing::Renderer<S, Mem> const r(grid);
+  lensing::GaussianFilter<S, Mem> const psf(0.1, pix, n, n);
+  using L = lensing::SersicEllipse<S>;
+  lensing::View2D<S, Mem> partial("partial", fn, L::num_params);
+  lensing::View1D<S, Mem> gl("gl", L::num_params);
+  Kokkos::deep_copy(bx, S(0.1));
+  Space space;
+  for (auto _ : state) {
+    if (which == 0) lensing::ray_shoot(space, model.lens, grid, bx, by);
+    if (which == 1) r.render_brightness(space, LightOnly<lensing::SersicEllipse<S>>{model.source}, image);
+    if (which == 2) lensing::ray_shoot_vjp(space, model.lens, grid, bx, by, g, work);
+    if (which == 3) psf.apply(space, image, out);
+    if (which == 4)
+      lensing::detail::reduce_params_over_pixels<L::num_params>(
+          "bench", space, fn, fn, partial, gl, LightVjpTerm<L, lensing::View2D<S, Mem>>{model.source, grid, bx});
+    space.fence();
+  }
+  counters(state, double(n) * n, double(n) * n * k * k);
+}
+
+// PSF convolution of an n^2 image with a (2R+1)^2 pixel kernel: args n, kernel
+// size, 0 = direct, 1 = FFT.
+template <class S>
+void BM_psf(benchmark::State& state) {
+  int const n = int(state.range(0)), size = int(state.range(1));
+  bool const fft = state.range(2) != 0;
+  std::vector<S> kv(std::size_t(size) * size, S(1));
+  auto const k = lensing::pixel_kernel(kv, size);
+  Space space;
+  lensing::DirectConvolution<S, Mem> const direct(k, n, n);
+  lensing::FftConvolution<S, Mem> const f(space, k, n, n);
+  lensing::View2D<S, Mem> in("in", n, n), out("out", n, n);
+  Kokkos::deep_copy(in, S(1));
+  for (auto _ : state) {
+    if (fft)
+      f.apply(space, in, out);
+    else
+      direct.apply(space, in, out);
+    space.fence();
+  }
+  counters(state, double(n) * n, double(n) * n);
+}
+
+}  // namespace
+
+BENCHMARK_TEMPLATE(BM_psf, double)->ArgsProduct({{64, 256}, {5, 11, 21, 41}, {0, 1}})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_component, double)
+    ->Args({100, 3, 0})
+    ->Args({100, 3, 1})
+    ->Args({100, 3, 2})
+    ->Args({100, 1, 3})
+    ->Args({100, 3, 4})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_render, double)->Args({64, 1})->Args({128, 3})->Args({256, 3})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_render, float)->Args({64, 1})->Args({128, 3})->Args({256, 3})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_render_adaptive, double)->Args({128, 7})->Args({256, 7})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_loglike, double)->Args({100, 3, 0})->Args({100, 3, 1})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_loglike, float)->Args({100, 3, 0})->Args({100, 3, 1})->Unit(benchmark::kMillisecond);

@@ -1,0 +1,217 @@
+#ifndef LENSING_SIMULATE_RENDER_HPP
+#define LENSING_SIMULATE_RENDER_HPP
+
+/// \file
+/// Noiseless lensed images on a PixelGrid with uniform supersampling.
+
+#include <lensing/core/errors.hpp>
+#include <lensing/core/parallel.hpp>
+#include <lensing/core/views.hpp>
+#include <lensing/geometry/pixel_grid.hpp>
+#include <lensing/profiles/mass_profile.hpp>
+#include <lensing/sources/light_profile.hpp>
+
+#include <cmath>
+#include <string>
+#include <type_traits>
+
+namespace lensing {
+
+namespace detail {
+// Surface brightness of the lensed source plus the lens light at one sky point.
+template <class Lens, class Source, class LensLight>
+struct SkyBrightness {
+  using Scalar = typename Lens::scalar_type;
+  Lens lens;
+  Source source;
+  LensLight lens_light;
+  KOKKOS_FORCEINLINE_FUNCTION Scalar operator()(Scalar x, Scalar y) const {
+    auto const a = lens.deflection(x, y);
+    return source.surface_brightness(x - a.x, y - a.y) + lens_light.surface_brightness(x, y);
+  }
+};
+
+template <class ExecutionSpace, class Lens, class Source, class LensLight, class Image>
+void check_render_args(char const* where, PixelGrid<typename Lens::scalar_type> const& grid, Image const& image) {
+  using Scalar = typename Lens::scalar_type;
+  static_assert(is_execution_space_v<ExecutionSpace>,
+                "lensing::render: first argument must be a Kokkos execution space");
+  static_assert(is_lens_v<Lens>, "lensing::render: the lens must be a MassProfile, Composite or LensSum");
+  static_assert(check_light_profile<Source>() && check_light_profile<LensLight>(),
+                "lensing::render: source and lens light must be LightProfiles (use NoLight for none)");
+  static_assert(std::is_same<typename Source::scalar_type, Scalar>::value &&
+                    std::is_same<typename LensLight::scalar_type, Scalar>::value,
+                "lensing::render: lens, source and lens light must use the same scalar type");
+  static_assert(Image::rank == 2 && std::is_same<typename Image::value_type, Scalar>::value,
+                "lensing::render: the image is a rank-2 view (iy, ix) of the profiles' scalar type");
+  static_assert(is_accessible_from_v<ExecutionSpace, typename Image::memory_space>,
+                "lensing::render: the image must be accessible from the execution space");
+  check_argument(image.extent(0) == size_t(grid.ny()) && image.extent(1) == size_t(grid.nx()), where,
+                 "image must have extents (ny, nx) = (" + std::to_string(grid.ny()) + ", " + std::to_string(grid.nx()) +
+                     "), got (" + std::to_string(image.extent(0)) + ", " + std::to_string(image.extent(1)) + ")");
+}
+}  // namespace detail
+
+/// Renders noiseless images of lens + source + lens light on one PixelGrid,
+/// as lenstronomy's ImageModel (without PSF; see psf/ for the blur):
+///
+///   image(iy, ix) = A_pix / k^2 sum_{sub-pixels s of (ix, iy)} [ S(x_s - alpha(x_s)) + L(x_s) ],
+///
+/// S the source and L the lens-light surface brightness (LightProfiles),
+/// alpha the lens deflection (any lens of profiles/mass_profile.hpp), x_s the
+/// k x k sub-pixel centres of PixelGrid (lenstronomy's `make_subgrid`), and
+/// A_pix = pixel_scale^2: pixel values are fluxes in the light profiles'
+/// amplitude units times arcsec^2 (lenstronomy's convention).  Uniform
+/// supersampling with factor k = grid.supersampling(): the error of the
+/// sub-pixel average against the exact pixel integral falls as 1/k^2 where
+/// the image is smooth (see tests/simulate/test_render.cpp for the measured
+/// differences between k = 1, 3, 7).
+///
+/// Owns a (fine_ny, fine_nx) buffer (allocated in the constructor when k > 1):
+/// the sub-pixel brightness is computed row by row on the fine grid (a
+/// vectorisable loop on the host) and then averaged per pixel.
+template <class Scalar, class MemorySpace>
+class Renderer {
+ public:
+  using scalar_type = Scalar;
+  using memory_space = MemorySpace;
+
+  Renderer() = default;
+  explicit Renderer(PixelGrid<Scalar> const& grid) : m_grid(grid) {
+    check_count(grid.nx(), 1, "lensing::Renderer", "grid.nx");
+    if (grid.supersampling() > 1)
+      m_fine = View2D<Scalar, MemorySpace>("lensing::Renderer::fine", grid.fine_ny(), grid.fine_nx());
+  }
+
+  PixelGrid<Scalar> const& grid() const { return m_grid; }
+
+  /// image = lensed source + lens light (see the class comment); asynchronous
+  /// on `space`.  image has extents (ny, nx).
+  template <class ExecutionSpace, class Lens, class Source, class LensLight, class Image>
+  void render(ExecutionSpace const& space, Lens const& lens, Source const& source, LensLight const& lens_light,
+              Image const& image) const {
+    detail::check_render_args<ExecutionSpace, Lens, Source, LensLight>("lensing::Renderer::render", m_grid, image);
+    static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>,
+                  "lensing::Renderer::render: the renderer's memory space must be accessible from the execution space");
+    detail::SkyBrightness<Lens, Source, LensLight> const sky{lens, source, lens_light};
+    render_brightness(space, sky, image);
+  }
+
+  /// Adaptive supersampling: pixels with mask(iy, ix) != 0 are averaged over
+  /// the grid's k x k sub-pixels, the others sampled once at their centre
+  /// (lenstronomy's `supersampling_indexes`).  Choose the mask with
+  /// select_supersampled_pixels (where the image varies) or by hand (e.g.
+  /// around the arcs); the cost is that of k = 1 plus k^2 per flagged pixel.
+  template <class ExecutionSpace, class Lens, class Source, class LensLight, class Mask, class Image>
+  void render_adaptive(ExecutionSpace const& space, Lens const& lens, Source const& source, LensLight const& lens_light,
+                       Mask const& mask, Image const& image) const {
+    constexpr char const* where = "lensing::Renderer::render_adaptive";
+    detail::check_render_args<ExecutionSpace, Lens, Source, LensLight>(where, m_grid, image);
+    static_assert(Mask::rank == 2 && is_accessible_from_v<ExecutionSpace, typename Mask::memory_space>,
+                  "lensing::Renderer::render_adaptive: the mask is a rank-2 view accessible from the space");
+    check_argument(mask.extent(0) == size_t(m_grid.ny()) && mask.extent(1) == size_t(m_grid.nx()), where,
+                   "mask must have extents (ny, nx)");
+    detail::SkyBrightness<Lens, Source, LensLight> const f{lens, source, lens_light};
+    auto const grid = m_grid;
+    int const k = grid.supersampling();
+    Scalar const area = grid.pixel_scale() * grid.pixel_scale(), w = area / Scalar(k * k);
+    // Every pixel at its centre (a vectorised pass), then the flagged ones
+    // again over their sub-pixels.
+    parallel_for_pixels(
+        "lensing::simulate::render_adaptive_centres", space, grid.ny(), grid.nx(),
+        KOKKOS_LAMBDA(int iy, int ix) { image(iy, ix) = area * f(grid.x(ix), grid.y(iy)); });
+    parallel_for_pixels(
+        "lensing::simulate::render_adaptive", space, grid.ny(), grid.nx(), KOKKOS_LAMBDA(int iy, int ix) {
+          if (mask(iy, ix)) {
+            Scalar s = 0;
+            for (int sy = 0; sy < k; ++sy)
+              for (int sx = 0; sx < k; ++sx)
+                s += f(grid.fine_x(ix * k + sx), grid.fine_y(iy * k + sy));
+            image(iy, ix) = w * s;
+          }
+        });
+  }
+
+  /// image = A_pix / k^2 sum over sub-pixels of f(x_s, y_s), for any
+  /// kernel-callable f (the building block of render).
+  template <class ExecutionSpace, class F, class Image>
+  void render_brightness(ExecutionSpace const& space, F const& f, Image const& image) const {
+    auto const grid = m_grid;
+    int const k = grid.supersampling();
+    Scalar const area = grid.pixel_scale() * grid.pixel_scale();
+    if (k == 1) {
+      parallel_for_pixels(
+          "lensing::simulate::render", space, grid.ny(), grid.nx(),
+          KOKKOS_LAMBDA(int iy, int ix) { image(iy, ix) = area * f(grid.x(ix), grid.y(iy)); });
+      return;
+    }
+    auto const fine = m_fine;
+    parallel_for_pixels(
+        "lensing::simulate::render_fine", space, grid.fine_ny(), grid.fine_nx(),
+        KOKKOS_LAMBDA(int jy, int jx) { fine(jy, jx) = f(grid.fine_x(jx), grid.fine_y(jy)); });
+    Scalar const w = area / Scalar(k * k);
+    parallel_for_pixels(
+        "lensing::simulate::render_bin", space, grid.ny(), grid.nx(), KOKKOS_LAMBDA(int iy, int ix) {
+          Scalar s = 0;
+          for (int sy = 0; sy < k; ++sy)
+            for (int sx = 0; sx < k; ++sx)
+              s += fine(iy * k + sy, ix * k + sx);
+          image(iy, ix) = w * s;
+        });
+  }
+
+ private:
+  PixelGrid<Scalar> m_grid;
+  View2D<Scalar, MemorySpace> m_fine;
+};
+
+/// Pixels worth supersampling: mask(iy, ix) = 1 where the image sampled at
+/// pixel centres (`image`, e.g. rendered with k = 1) differs from the mean of
+/// its 4 neighbours by more than threshold * max|image| (a discrete
+/// curvature: large where the midpoint rule errs), and in the 8 pixels
+/// around those; 0 elsewhere.  threshold >= 0 (0 flags every pixel with any
+/// curvature).  Asynchronous on `space`; fences it once to get the maximum.
+template <class ExecutionSpace, class Image, class Mask>
+void select_supersampled_pixels(ExecutionSpace const& space, Image const& image,
+                                typename Image::non_const_value_type threshold, Mask const& mask) {
+  using Scalar = typename Image::non_const_value_type;
+  constexpr char const* where = "lensing::select_supersampled_pixels";
+  static_assert(is_execution_space_v<ExecutionSpace>,
+                "lensing::select_supersampled_pixels: first argument must be a "
+                "Kokkos execution space");
+  static_assert(Image::rank == 2 && Mask::rank == 2, "lensing::select_supersampled_pixels: rank-2 views");
+  check_argument(std::isfinite(threshold) && threshold >= 0, where, "threshold must be finite and >= 0");
+  int const ny = int(image.extent(0)), nx = int(image.extent(1));
+  check_argument(mask.extent(0) == image.extent(0) && mask.extent(1) == image.extent(1), where,
+                 "mask must have the image's extents");
+  Scalar peak = 0;
+  Kokkos::parallel_reduce(
+      "lensing::simulate::image_max", Kokkos::RangePolicy<ExecutionSpace>(space, 0, ny),
+      KOKKOS_LAMBDA(int iy, Scalar& m) {
+        for (int ix = 0; ix < nx; ++ix)
+          m = math::max(m, math::fabs(image(iy, ix)));
+      },
+      Kokkos::Max<Scalar>(peak));
+  space.fence();
+  Scalar const tol = threshold * peak;
+  auto const at = [=] KOKKOS_FUNCTION(int iy, int ix) {
+    return image(iy < 0 ? 0 : (iy >= ny ? ny - 1 : iy), ix < 0 ? 0 : (ix >= nx ? nx - 1 : ix));
+  };
+  parallel_for_pixels(
+      "lensing::simulate::select_supersampled", space, ny, nx, KOKKOS_LAMBDA(int iy, int ix) {
+        bool flag = false;
+        for (int dy = -1; dy <= 1; ++dy)
+          for (int dx = -1; dx <= 1; ++dx) {
+            int const cy = iy + dy, cx = ix + dx;
+            if (cy < 0 || cy >= ny || cx < 0 || cx >= nx) continue;
+            Scalar const lap =
+                at(cy, cx) - Scalar(0.25) * (at(cy - 1, cx) + at(cy + 1, cx) + at(cy, cx - 1) + at(cy, cx + 1));
+            flag = flag || math::fabs(lap) > tol;
+          }
+        mask(iy, ix) = flag ? 1 : 0;
+      });
+}
+
+}  // namespace lensing
+
+#endif  // LENSING_SIMULATE_RENDER_HPP

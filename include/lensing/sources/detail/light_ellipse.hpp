@@ -1,0 +1,62 @@
+#ifndef LENSING_SOURCES_DETAIL_LIGHT_ELLIPSE_HPP
+#define LENSING_SOURCES_DETAIL_LIGHT_ELLIPSE_HPP
+
+/// \file
+/// lenstronomy's elliptical coordinates for light profiles
+/// (`param_util.transform_e1e2_product_average`): with q, phi from (e1, e2)
+/// and p = R(phi)^T (x - cx, y - cy) the offset in the major-axis frame,
+///   xt1 = sqrt(q) p.x,  xt2 = p.y / sqrt(q),   R^2 = xt1^2 + xt2^2,
+/// so the profile's half-light radius is the geometric mean of the axes and
+/// the transform keeps areas (total flux does not depend on q).
+
+#include <lensing/core/math.hpp>
+#include <lensing/core/vec2.hpp>
+#include <lensing/profiles/detail/elliptical.hpp>
+
+#include <type_traits>
+
+namespace lensing {
+namespace detail {
+
+template <class Scalar>
+struct LightEllipse {
+  EllipticalFrame<Scalar> frame;
+  Scalar sq;  // sqrt(q)
+
+  KOKKOS_INLINE_FUNCTION static LightEllipse make(Scalar e1, Scalar e2) {
+    LightEllipse l;
+    l.frame = EllipticalFrame<Scalar>::from_ellipticity(e1, e2);
+    l.sq = math::sqrt(l.frame.q);
+    return l;
+  }
+  /// (xt1, xt2) of the sky offset d; p receives the major-axis offset.
+  KOKKOS_INLINE_FUNCTION Vec2<Scalar> transform(Vec2<Scalar> d, Vec2<Scalar>& p) const {
+    p = frame.to_major(d);
+    return {p.x * sq, p.y / sq};
+  }
+  /// Given gt = g dI/d(xt1, xt2), the cotangents of q and phi, and the
+  /// return value g dI/d(offset) in the sky frame.
+  KOKKOS_INLINE_FUNCTION Vec2<Scalar> vjp(Vec2<Scalar> p, Vec2<Scalar> gt, Scalar& q_bar, Scalar& phi_bar) const {
+    Scalar const hq = Scalar(0.5) / sq;
+    q_bar = gt.x * p.x * hq - gt.y * p.y * hq / frame.q;
+    phi_bar = gt.x * sq * p.y - gt.y * p.x / sq;
+    return frame.to_sky(Vec2<Scalar>{gt.x * sq, gt.y / sq});
+  }
+  /// (q_bar, phi_bar) -> (e1_bar, e2_bar): the VJP of ellipticity_to_q_phi
+  /// (geometry/ellipticity.hpp), written without branches so that pixel
+  /// loops calling it vectorise (0 at e = 0, as there).
+  KOKKOS_FORCEINLINE_FUNCTION static Vec2<Scalar> ellipticity_vjp(Scalar e1, Scalar e2, Scalar q_bar, Scalar phi_bar) {
+    constexpr Scalar tiny = std::is_same<Scalar, float>::value ? Scalar(1e-30) : Scalar(1e-300);
+    Scalar const c2 = math::max(e1 * e1 + e2 * e2, tiny);
+    Scalar const c = math::sqrt(c2);
+    Scalar const dq_dc =
+        c < max_ellipticity_modulus<Scalar> ? Scalar(-2) / ((Scalar(1) + c) * (Scalar(1) + c)) : Scalar(0);
+    Scalar const a = q_bar * dq_dc / c, b = phi_bar / (Scalar(2) * c2);
+    return {a * e1 - b * e2, a * e2 + b * e1};
+  }
+};
+
+}  // namespace detail
+}  // namespace lensing
+
+#endif  // LENSING_SOURCES_DETAIL_LIGHT_ELLIPSE_HPP

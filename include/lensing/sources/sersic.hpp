@@ -1,0 +1,170 @@
+#ifndef LENSING_SOURCES_SERSIC_HPP
+#define LENSING_SOURCES_SERSIC_HPP
+
+#include <lensing/core/errors.hpp>
+#include <lensing/geometry/ellipticity.hpp>
+#include <lensing/sources/detail/light_ellipse.hpp>
+#include <lensing/sources/light_profile.hpp>
+
+namespace lensing {
+
+namespace detail {
+
+/// Sersic radial law as lenstronomy's SersicUtil:
+///   I(R) = amp exp(-b_n ((R/R_sersic)^(1/n) - 1)),  b_n = max(1.9992 n - 0.3271, 1e-5)
+/// (Capaccioli 1989's approximation of the half-light constant), with R
+/// floored at 1e-5 arcsec (lenstronomy's smoothing; below it I is constant).
+/// eval returns I and its partials in (amp, R_sersic, n_sersic) and R.
+template <class Scalar>
+struct SersicRadial {
+  static constexpr Scalar smoothing = Scalar(1e-5);
+  Scalar I, d_amp, d_Rs, d_n, d_R;
+
+  KOKKOS_FORCEINLINE_FUNCTION SersicRadial(Scalar amp, Scalar Rs, Scalar n, Scalar R2) {
+    Scalar const r = math::sqrt(R2);
+    bool const inside = r < smoothing;
+    Scalar const R = inside ? smoothing : r;
+    Scalar const bn_raw = Scalar(1.9992) * n - Scalar(0.3271);
+    bool const bn_floor = bn_raw < Scalar(1e-5);
+    Scalar const bn = bn_floor ? Scalar(1e-5) : bn_raw;
+    Scalar const inv_n = Scalar(1) / n;
+    Scalar const logr = math::log(R / Rs);
+    Scalar const t = math::exp(logr * inv_n);
+    Scalar const E = math::exp(-bn * (t - Scalar(1)));
+    I = amp * E;
+    d_amp = E;
+    Scalar const c = I * bn * t * inv_n;
+    d_Rs = c / Rs;
+    d_R = inside ? Scalar(0) : -c / R;
+    d_n = I * ((bn_floor ? Scalar(0) : Scalar(-1.9992)) * (t - Scalar(1)) + bn * t * logr * inv_n * inv_n);
+  }
+};
+
+template <class Scalar>
+void check_sersic(char const* where, Scalar amp, Scalar R_sersic, Scalar n_sersic, Scalar cx, Scalar cy) {
+  check_finite(amp, where, "amp");
+  check_positive(R_sersic, where, "R_sersic");
+  check_positive(n_sersic, where, "n_sersic");
+  check_finite(cx, where, "center_x");
+  check_finite(cy, where, "center_y");
+}
+
+}  // namespace detail
+
+/// Circular Sersic light profile (lenstronomy "SERSIC"; Sersic 1963):
+///   I(r) = amp exp(-b_n ((r/R_sersic)^(1/n_sersic) - 1)),  b_n = 1.9992 n - 0.3271,
+/// r the distance to the centre [arcsec]; amp is the surface brightness at
+/// R_sersic (the half-light radius).  Parameters (pack order): amp,
+/// R_sersic > 0 [arcsec], n_sersic > 0, center_x, center_y [arcsec].
+/// Valid everywhere: r is floored at 1e-5" as in lenstronomy.
+template <class Scalar>
+struct Sersic {
+  using scalar_type = Scalar;
+  static constexpr int num_params = 5;
+  static constexpr char const* param_names[] = {"amp", "R_sersic", "n_sersic", "center_x", "center_y"};
+  Scalar amp;
+  Scalar R_sersic;
+  Scalar n_sersic;
+  Scalar center_x;
+  Scalar center_y;
+
+  KOKKOS_INLINE_FUNCTION Scalar surface_brightness(Scalar x, Scalar y) const {
+    Scalar const dx = x - center_x, dy = y - center_y;
+    return detail::SersicRadial<Scalar>(amp, R_sersic, n_sersic, dx * dx + dy * dy).I;
+  }
+  template <class Grad>
+  KOKKOS_FORCEINLINE_FUNCTION Vec2<Scalar> surface_brightness_vjp(Scalar x, Scalar y, Scalar g, Grad grad) const {
+    Scalar const dx = x - center_x, dy = y - center_y;
+    Scalar const R2 = dx * dx + dy * dy;
+    detail::SersicRadial<Scalar> const s(amp, R_sersic, n_sersic, R2);
+    grad[0] += g * s.d_amp;
+    grad[1] += g * s.d_Rs;
+    grad[2] += g * s.d_n;
+    Scalar const R = math::max(math::sqrt(R2), detail::SersicRadial<Scalar>::smoothing);
+    Scalar const c = g * s.d_R / R;
+    grad[3] -= c * dx;
+    grad[4] -= c * dy;
+    return {c * dx, c * dy};
+  }
+  KOKKOS_INLINE_FUNCTION void pack(Scalar* t) const {
+    t[0] = amp;
+    t[1] = R_sersic;
+    t[2] = n_sersic;
+    t[3] = center_x;
+    t[4] = center_y;
+  }
+  KOKKOS_INLINE_FUNCTION static Sersic unpack(Scalar const* t) { return {t[0], t[1], t[2], t[3], t[4]}; }
+  void check() const { detail::check_sersic("lensing::Sersic", amp, R_sersic, n_sersic, center_x, center_y); }
+};
+
+/// Elliptical Sersic light profile (lenstronomy "SERSIC_ELLIPSE"):
+///   I = amp exp(-b_n ((R/R_sersic)^(1/n_sersic) - 1)),  R^2 = q x'^2 + y'^2/q,
+/// x', y' the offsets along the major and minor axes, q = minor/major and the
+/// position angle from (e1, e2) (lenstronomy's convention,
+/// geometry/ellipticity.hpp); R_sersic is the half-light radius of the
+/// geometric-mean axis.  Parameters (pack order): amp, R_sersic > 0,
+/// n_sersic > 0, e1, e2 (|e| < 1), center_x, center_y.
+template <class Scalar>
+struct SersicEllipse {
+  using scalar_type = Scalar;
+  static constexpr int num_params = 7;
+  static constexpr char const* param_names[] = {"amp", "R_sersic", "n_sersic", "e1", "e2", "center_x", "center_y"};
+  Scalar amp;
+  Scalar R_sersic;
+  Scalar n_sersic;
+  Scalar e1;
+  Scalar e2;
+  Scalar center_x;
+  Scalar center_y;
+
+  KOKKOS_INLINE_FUNCTION Scalar surface_brightness(Scalar x, Scalar y) const {
+    auto const l = detail::LightEllipse<Scalar>::make(e1, e2);
+    Vec2<Scalar> p;
+    Vec2<Scalar> const t = l.transform(Vec2<Scalar>{x - center_x, y - center_y}, p);
+    return detail::SersicRadial<Scalar>(amp, R_sersic, n_sersic, t.x * t.x + t.y * t.y).I;
+  }
+  template <class Grad>
+  KOKKOS_FORCEINLINE_FUNCTION Vec2<Scalar> surface_brightness_vjp(Scalar x, Scalar y, Scalar g, Grad grad) const {
+    auto const l = detail::LightEllipse<Scalar>::make(e1, e2);
+    Vec2<Scalar> p;
+    Vec2<Scalar> const t = l.transform(Vec2<Scalar>{x - center_x, y - center_y}, p);
+    Scalar const R2 = t.x * t.x + t.y * t.y;
+    detail::SersicRadial<Scalar> const s(amp, R_sersic, n_sersic, R2);
+    grad[0] += g * s.d_amp;
+    grad[1] += g * s.d_Rs;
+    grad[2] += g * s.d_n;
+    Scalar const R = math::max(math::sqrt(R2), detail::SersicRadial<Scalar>::smoothing);
+    Scalar const c = g * s.d_R / R;
+    Scalar q_bar, phi_bar;
+    Vec2<Scalar> const gd = l.vjp(p, Vec2<Scalar>{c * t.x, c * t.y}, q_bar, phi_bar);
+    Vec2<Scalar> const ge = detail::LightEllipse<Scalar>::ellipticity_vjp(e1, e2, q_bar, phi_bar);
+    grad[3] += ge.x;
+    grad[4] += ge.y;
+    grad[5] -= gd.x;
+    grad[6] -= gd.y;
+    return gd;
+  }
+  KOKKOS_INLINE_FUNCTION void pack(Scalar* t) const {
+    t[0] = amp;
+    t[1] = R_sersic;
+    t[2] = n_sersic;
+    t[3] = e1;
+    t[4] = e2;
+    t[5] = center_x;
+    t[6] = center_y;
+  }
+  KOKKOS_INLINE_FUNCTION static SersicEllipse unpack(Scalar const* t) {
+    return {t[0], t[1], t[2], t[3], t[4], t[5], t[6]};
+  }
+  void check() const {
+    constexpr char const* where = "lensing::SersicEllipse";
+    detail::check_sersic(where, amp, R_sersic, n_sersic, center_x, center_y);
+    check_finite(e1, where, "e1");
+    check_finite(e2, where, "e2");
+    check_argument(e1 * e1 + e2 * e2 < Scalar(1), where, "|e| = sqrt(e1^2 + e2^2) must be < 1");
+  }
+};
+
+}  // namespace lensing
+
+#endif  // LENSING_SOURCES_SERSIC_HPP
