@@ -15,10 +15,12 @@ static void BM_fft_deflection(benchmark::State& state) {
   auto const grid = lensing::PixelGrid<double>::square(n, 0.05);
   lensing::View2D<double, Kokkos::HostSpace> k("k", n, n), ax("ax", n, n), ay("ay", n, n);
   for (int iy = 0; iy < n; ++iy)
-    for (int ix = 0; ix < n; ++ix) k(iy, ix) = 1.0 / (1.0 + 0.01 * ((ix - n / 2) * (ix - n / 2) + (iy - n / 2) * (iy - n / 2)));
+    for (int ix = 0; ix < n; ++ix)
+      k(iy, ix) = 1.0 / (1.0 + 0.01 * ((ix - n / 2) * (ix - n / 2) + (iy - n / 2) * (iy - n / 2)));
   Space space;
   lensing::ConvergenceDeflection<double, Kokkos::HostSpace> fft(space, grid);
-  for (auto _ : state) fft.deflection(space, k, ax, ay);
+  for (auto _ : state)
+    fft.deflection(space, k, ax, ay);
   double const N = 4.0 * n * n;
   state.counters["MFLOP/s(3 FFTs)"] =
       benchmark::Counter(3 * 2.5 * N * std::log2(N) * 1e-6, benchmark::Counter::kIsIterationInvariantRate);
@@ -30,8 +32,10 @@ static void BM_fftw_r2c_baseline(benchmark::State& state) {
   double* in = fftw_alloc_real(size_t(p) * p);
   fftw_complex* out = fftw_alloc_complex(size_t(p) * (n + 1));
   fftw_plan plan = fftw_plan_dft_r2c_2d(p, p, in, out, FFTW_ESTIMATE);
-  for (int i = 0; i < p * p; ++i) in[i] = std::sin(0.001 * i);
-  for (auto _ : state) fftw_execute(plan);
+  for (int i = 0; i < p * p; ++i)
+    in[i] = std::sin(0.001 * i);
+  for (auto _ : state)
+    fftw_execute(plan);
   fftw_destroy_plan(plan);
   fftw_free(in);
   fftw_free(out);

@@ -55,22 +55,22 @@ void deflection_vjp(benchmark::State& state, Lens const& lens) {
 
 }  // namespace
 
-#define LENSING_BENCH_PROFILE(name, make)                                                                     \
+#define LENSING_BENCH_PROFILE(name, make)                                                                       \
   static void BM_##name##_double_serial(benchmark::State& s) { deflection<Kokkos::Serial>(s, make<double>()); } \
-  static void BM_##name##_double_openmp(benchmark::State& s) {                                               \
-    deflection<Kokkos::DefaultHostExecutionSpace>(s, make<double>());                                        \
-  }                                                                                                          \
+  static void BM_##name##_double_openmp(benchmark::State& s) {                                                  \
+    deflection<Kokkos::DefaultHostExecutionSpace>(s, make<double>());                                           \
+  }                                                                                                             \
   static void BM_##name##_float_serial(benchmark::State& s) { deflection<Kokkos::Serial>(s, make<float>()); }   \
-  static void BM_##name##_float_openmp(benchmark::State& s) {                                                \
-    deflection<Kokkos::DefaultHostExecutionSpace>(s, make<float>());                                         \
-  }                                                                                                          \
-  static void BM_##name##_vjp_double_openmp(benchmark::State& s) {                                           \
-    deflection_vjp<Kokkos::DefaultHostExecutionSpace>(s, make<double>());                                    \
-  }                                                                                                          \
-  BENCHMARK(BM_##name##_double_serial)->Arg(256)->UseRealTime();                                            \
-  BENCHMARK(BM_##name##_double_openmp)->Arg(64)->Arg(256)->Arg(1024)->UseRealTime();                         \
-  BENCHMARK(BM_##name##_float_serial)->Arg(256)->UseRealTime();                                             \
-  BENCHMARK(BM_##name##_float_openmp)->Arg(64)->Arg(256)->Arg(1024)->UseRealTime();                          \
+  static void BM_##name##_float_openmp(benchmark::State& s) {                                                   \
+    deflection<Kokkos::DefaultHostExecutionSpace>(s, make<float>());                                            \
+  }                                                                                                             \
+  static void BM_##name##_vjp_double_openmp(benchmark::State& s) {                                              \
+    deflection_vjp<Kokkos::DefaultHostExecutionSpace>(s, make<double>());                                       \
+  }                                                                                                             \
+  BENCHMARK(BM_##name##_double_serial)->Arg(256)->UseRealTime();                                                \
+  BENCHMARK(BM_##name##_double_openmp)->Arg(64)->Arg(256)->Arg(1024)->UseRealTime();                            \
+  BENCHMARK(BM_##name##_float_serial)->Arg(256)->UseRealTime();                                                 \
+  BENCHMARK(BM_##name##_float_openmp)->Arg(64)->Arg(256)->Arg(1024)->UseRealTime();                             \
   BENCHMARK(BM_##name##_vjp_double_openmp)->Arg(256)->UseRealTime();
 
 LENSING_BENCH_PROFILE(sie_shear, lensing::bench::sie_shear)

@@ -188,7 +188,8 @@ LENSING_TEST_CASE_TEMPLATE("InterpolatedLens from a convergence map ray-shoots l
         for (int ix = 0; ix < n; ++ix) {
           double s = 0;
           for (int a = 0; a < 8; ++a)
-            for (int b = 0; b < 8; ++b) s += kf(iy * 8 + a, ix * 8 + b);
+            for (int b = 0; b < 8; ++b)
+              s += kf(iy * 8 + a, ix * 8 + b);
           kappa(iy, ix) = s / 64;
         }
       });

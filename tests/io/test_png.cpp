@@ -15,7 +15,8 @@ TEST_CASE("PNG canvas draws and writes a valid file") {
   c.marker(0.5, 0.5, {0, 0, 255}, 2);
   // The horizontal line y = 0 crosses the middle row; the marker sits up and right.
   int red = 0;
-  for (int col = 0; col < 40; ++col) red += c.get(col, 15).r == 255 && c.get(col, 15).g == 0;
+  for (int col = 0; col < 40; ++col)
+    red += c.get(col, 15).r == 255 && c.get(col, 15).g == 0;
   CHECK(red >= 38);
   CHECK(c.get(c.to_col(0.5) + 0.5, c.to_row(0.5) + 0.5).b == 255);
   std::string const path = "lensing_test_canvas.png";

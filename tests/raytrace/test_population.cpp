@@ -64,9 +64,10 @@ LENSING_TEST_CASE_TEMPLATE("Population sums its members", Config, lensing::test:
   auto bad = params;
   bad[3 * 7] = Scalar(-1);
   using Pop = lensing::Population<P, Mem>;
-  CHECK_THROWS_WITH_AS(Pop::from_params(space, bad),
-                       "lensing::Population::from_params: member 7: lensing::SIS: theta_E must be finite and > 0 (got -1)",
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      Pop::from_params(space, bad),
+      "lensing::Population::from_params: member 7: lensing::SIS: theta_E must be finite and > 0 (got -1)",
+      std::invalid_argument);
   std::vector<Scalar> ragged(params.begin(), params.end() - 1);
   CHECK_THROWS_AS(Pop::from_params(space, ragged), std::invalid_argument);
 }
@@ -79,7 +80,8 @@ LENSING_TEST_CASE_TEMPLATE("Population map VJPs equal each member's map VJP", Co
   Space space;
   std::vector<Scalar> params;
   for (int m = 0; m < 6; ++m)
-    for (Scalar v : {Scalar(0.1 + 0.05 * m), Scalar(0.02 * m), Scalar(-0.03), Scalar(0.3 * m - 0.7), Scalar(0.1 - 0.2 * m)})
+    for (Scalar v :
+         {Scalar(0.1 + 0.05 * m), Scalar(0.02 * m), Scalar(-0.03), Scalar(0.3 * m - 0.7), Scalar(0.1 - 0.2 * m)})
       params.push_back(v);
   auto const pop = lensing::Population<P, Mem>::from_params(space, params);
   PixelGrid<Scalar> const grid(10, 9, Scalar(0.3), 2);

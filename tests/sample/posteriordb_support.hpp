@@ -111,7 +111,7 @@ void check_reference(std::string const& posterior, D const& density, C const& co
     double const mcse_sq = lensing::diagnostics::mcse_mean(x2, m, n);
     double const z_sq = std::fabs(mean_sq - rsq[k]) / std::sqrt(mcse_sq * mcse_sq + rmcse_sq[k] * rmcse_sq[k]);
     CHECK_MESSAGE((rel_var <= 0.1 || z_sq <= 4), posterior << " " << names[k] << ": variance " << var << " reference "
-                                                        << rvar << "; E[x^2] off by " << z_sq << " combined MCSEs");
+                                                           << rvar << "; E[x^2] off by " << z_sq << " combined MCSEs");
     CHECK_MESSAGE(rh < 1.01, posterior << " " << names[k] << ": R-hat " << rh);
     worst_z = std::max(worst_z, z);
     worst_rhat = std::max(worst_rhat, rh);

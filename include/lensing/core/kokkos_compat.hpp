@@ -50,14 +50,14 @@ namespace kmath = ::Kokkos::Experimental;
 // the variants here lets the pixel loops vectorise with exact IEEE semantics
 // otherwise.  Linking needs nothing more: Debian's libm.so pulls in libmvec.
 #if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__) && !defined(__FAST_MATH__) && \
-    defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35)) && \
+    defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35)) &&          \
     !defined(LENSING_NO_LIBMVEC) && defined(__x86_64__)
 #include <cmath>
 #define LENSING_HAVE_LIBMVEC 1
-#define LENSING_SIMD_UNARY(fn) \
+#define LENSING_SIMD_UNARY(fn)                                     \
   __attribute__((simd("notinbranch"))) double fn(double) noexcept; \
   __attribute__((simd("notinbranch"))) float fn##f(float) noexcept;
-#define LENSING_SIMD_BINARY(fn) \
+#define LENSING_SIMD_BINARY(fn)                                            \
   __attribute__((simd("notinbranch"))) double fn(double, double) noexcept; \
   __attribute__((simd("notinbranch"))) float fn##f(float, float) noexcept;
 extern "C" {

@@ -28,7 +28,8 @@ struct RowReduction {
 #if defined(__GNUC__)
 #pragma GCC ivdep
 #endif
-    for (int ix = 0; ix < nx; ++ix) f(iy, ix, acc);
+    for (int ix = 0; ix < nx; ++ix)
+      f(iy, ix, acc);
     store(iy, acc, std::make_index_sequence<N>{});
   }
 };

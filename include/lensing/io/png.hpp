@@ -41,9 +41,9 @@ struct Rgb {
 
 /// Colour maps for scalar images.
 enum class ColorMap {
-  gray,     ///< black to white
-  magma,    ///< perceptually uniform, dark purple to light yellow (approximation)
-  diverging ///< blue - white - red, for signed residuals
+  gray,      ///< black to white
+  magma,     ///< perceptually uniform, dark purple to light yellow (approximation)
+  diverging  ///< blue - white - red, for signed residuals
 };
 
 /// Colour of t in [0, 1] (clamped; NaN maps to mid grey).
@@ -85,7 +85,8 @@ class Canvas {
     check_count(width, 1, "lensing::io::Canvas", "width");
     check_count(height, 1, "lensing::io::Canvas", "height");
     m_pixels.assign(static_cast<size_t>(width) * height * 3, 0);
-    for (int i = 0; i < width * height; ++i) set_index(i, background);
+    for (int i = 0; i < width * height; ++i)
+      set_index(i, background);
   }
   int width() const { return m_w; }
   int height() const { return m_h; }
@@ -149,7 +150,8 @@ class Canvas {
   void polyline(std::vector<double> const& xs, std::vector<double> const& ys, Rgb c, bool closed = false,
                 int thickness = 1) {
     size_t const n = std::min(xs.size(), ys.size());
-    for (size_t i = 0; i + 1 < n; ++i) line(xs[i], ys[i], xs[i + 1], ys[i + 1], c, thickness);
+    for (size_t i = 0; i + 1 < n; ++i)
+      line(xs[i], ys[i], xs[i + 1], ys[i + 1], c, thickness);
     if (closed && n > 2) line(xs[n - 1], ys[n - 1], xs[0], ys[0], c, thickness);
   }
   /// Filled disc marker of `radius` pixels at a world point.
@@ -175,7 +177,8 @@ class Canvas {
   void dot(int col, int row, Rgb c, int thickness) {
     int const h = thickness / 2;
     for (int r = -h; r <= h; ++r)
-      for (int q = -h; q <= h; ++q) set(col + q, row + r, c);
+      for (int q = -h; q <= h; ++q)
+        set(col + q, row + r, c);
   }
   int m_w, m_h;
   double m_x0 = 0, m_x1 = 1, m_y0 = 0, m_y1 = 1;

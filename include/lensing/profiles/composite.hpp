@@ -113,7 +113,8 @@ struct Composite {
 
  private:
   template <class C>
-  KOKKOS_INLINE_FUNCTION static void add_batch(C const& c, int m, Scalar const* x, Scalar const* y, Scalar* sx, Scalar* sy) {
+  KOKKOS_INLINE_FUNCTION static void add_batch(C const& c, int m, Scalar const* x, Scalar const* y, Scalar* sx,
+                                               Scalar* sy) {
     if constexpr (has_deflection_batch_v<C>) {
       Scalar tx[deflection_batch_capacity], ty[deflection_batch_capacity];
       c.deflection_batch(m, x, y, tx, ty);
@@ -131,7 +132,7 @@ struct Composite {
   }
   template <std::size_t... I>
   KOKKOS_INLINE_FUNCTION void batch_components(int m, Scalar const* x, Scalar const* y, Scalar* sx, Scalar* sy,
-                        std::index_sequence<I...>) const {
+                                               std::index_sequence<I...>) const {
     (add_batch(lensing::get<I>(components), m, x, y, sx, sy), ...);
   }
   template <std::size_t... I>

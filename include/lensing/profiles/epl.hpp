@@ -240,7 +240,8 @@ struct EPLKernel {
     using V = typename detail::SimdBlock<Scalar>::type;
     constexpr int L = detail::SimdBlock<Scalar>::lanes;
     int const mpad = (m + L - 1) / L * L;
-    for (int i = m; i < mpad; ++i) zr[i] = zi[i] = Or[i] = Oi[i] = Fr[i] = Fi[i] = Scalar(0);
+    for (int i = m; i < mpad; ++i)
+      zr[i] = zi[i] = Or[i] = Oi[i] = Fr[i] = Fi[i] = Scalar(0);
     for (int i0 = 0; i0 < mpad; i0 += L) {
       V vzr, vzi, vor, voi, vfr, vfi;
       __builtin_memcpy(&vzr, zr + i0, sizeof(V));

@@ -89,11 +89,10 @@ namespace detail {
 template <class P, class = void>
 struct has_deflection_batch : std::false_type {};
 template <class P>
-struct has_deflection_batch<P, std::void_t<decltype(std::declval<P const&>().deflection_batch(
-                                   0, std::declval<typename P::scalar_type const*>(),
-                                   std::declval<typename P::scalar_type const*>(),
-                                   std::declval<typename P::scalar_type*>(), std::declval<typename P::scalar_type*>()))>>
-    : std::true_type {};
+struct has_deflection_batch<
+    P, std::void_t<decltype(std::declval<P const&>().deflection_batch(
+           0, std::declval<typename P::scalar_type const*>(), std::declval<typename P::scalar_type const*>(),
+           std::declval<typename P::scalar_type*>(), std::declval<typename P::scalar_type*>()))>> : std::true_type {};
 }  // namespace detail
 
 /// Whether P (a profile or kernel with scalar_type) provides deflection_batch.

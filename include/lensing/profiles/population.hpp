@@ -63,22 +63,26 @@ class Population {
 
   KOKKOS_INLINE_FUNCTION Vec2<Scalar> deflection(Scalar x, Scalar y) const {
     Vec2<Scalar> a{Scalar(0), Scalar(0)};
-    for (int m = 0; m < size(); ++m) a += m_members(m).deflection(x, y);
+    for (int m = 0; m < size(); ++m)
+      a += m_members(m).deflection(x, y);
     return a;
   }
   KOKKOS_INLINE_FUNCTION Scalar potential(Scalar x, Scalar y) const {
     Scalar s = 0;
-    for (int m = 0; m < size(); ++m) s += m_members(m).potential(x, y);
+    for (int m = 0; m < size(); ++m)
+      s += m_members(m).potential(x, y);
     return s;
   }
   KOKKOS_INLINE_FUNCTION Scalar convergence(Scalar x, Scalar y) const {
     Scalar s = 0;
-    for (int m = 0; m < size(); ++m) s += m_members(m).convergence(x, y);
+    for (int m = 0; m < size(); ++m)
+      s += m_members(m).convergence(x, y);
     return s;
   }
   KOKKOS_INLINE_FUNCTION Hessian<Scalar> hessian(Scalar x, Scalar y) const {
     Hessian<Scalar> h{Scalar(0), Scalar(0), Scalar(0)};
-    for (int m = 0; m < size(); ++m) h += m_members(m).hessian(x, y);
+    for (int m = 0; m < size(); ++m)
+      h += m_members(m).hessian(x, y);
     return h;
   }
 

@@ -117,7 +117,7 @@ struct NIEKernel {
 
   // Partial derivatives of alpha (per unit b) with respect to s and q at fixed b.
   KOKKOS_FORCEINLINE_FUNCTION void deflection_partials(Scalar x, Scalar y, Vec2<Scalar>& unit, Vec2<Scalar>& d_s,
-                                                  Vec2<Scalar>& d_q) const {
+                                                       Vec2<Scalar>& d_q) const {
     Scalar const p = P(x, y), ps = q * q * s / p, pq = q * (s * s + x * x) / p;
     Scalar const dx = p + s, dy = p + q * q * s;
     Scalar const w = x / dx, v = y / dy;
@@ -131,7 +131,8 @@ struct NIEKernel {
     d_q = {-q * gx - cx * w * pq / dx, -q * gy - cy * v * (pq + Scalar(2) * q * s) / dy};
   }
 
-  KOKKOS_FORCEINLINE_FUNCTION void deflection_grad(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad, Scalar& q_grad) const {
+  KOKKOS_FORCEINLINE_FUNCTION void deflection_grad(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad,
+                                                   Scalar& q_grad) const {
     Vec2<Scalar> u, ds, dq;
     deflection_partials(x, y, u, ds, dq);
     Scalar const gu = dot(g, u);

@@ -442,9 +442,9 @@ struct MultiPlaneVjpTerm {
 /// beta = source position of the ray through every fine pixel, through all planes.
 template <class ExecutionSpace, class MP, class View>
 void multi_plane_ray_shoot(ExecutionSpace const& space, MP const& lens, PixelGrid<typename MP::scalar_type> const& grid,
-                           View const& beta_x,
-                           View const& beta_y) {
-  static_assert(detail::is_multi_plane_lens<MP>::value, "lensing: the lens must be a MultiPlaneLens (make_multi_plane)");
+                           View const& beta_x, View const& beta_y) {
+  static_assert(detail::is_multi_plane_lens<MP>::value,
+                "lensing: the lens must be a MultiPlaneLens (make_multi_plane)");
   constexpr char const* where = "lensing::multi_plane_ray_shoot";
   detail::check_multi_plane_map<ExecutionSpace, MP>(where, grid, beta_x, "beta_x");
   detail::check_multi_plane_map<ExecutionSpace, MP>(where, grid, beta_y, "beta_y");
@@ -469,7 +469,8 @@ void multi_plane_ray_shoot(ExecutionSpace const& space, MP const& lens, PixelGri
 template <class ExecutionSpace, class MP, class View>
 void multi_plane_magnification_map(ExecutionSpace const& space, MP const& lens,
                                    PixelGrid<typename MP::scalar_type> const& grid, View const& mu) {
-  static_assert(detail::is_multi_plane_lens<MP>::value, "lensing: the lens must be a MultiPlaneLens (make_multi_plane)");
+  static_assert(detail::is_multi_plane_lens<MP>::value,
+                "lensing: the lens must be a MultiPlaneLens (make_multi_plane)");
   detail::check_multi_plane_map<ExecutionSpace, MP>("lensing::multi_plane_magnification_map", grid, mu, "mu");
   parallel_for_pixels(
       "lensing::raytrace::multi_plane_magnification_map", space, grid.fine_ny(), grid.fine_nx(),
@@ -483,11 +484,11 @@ void multi_plane_magnification_map(ExecutionSpace const& space, MP const& lens,
 /// vector (multi_plane_population_vjp) but their lensing is propagated.
 template <class ExecutionSpace, class MP, class View, class MemorySpace>
 void multi_plane_ray_shoot_vjp(ExecutionSpace const& space, MP const& lens,
-                               PixelGrid<typename MP::scalar_type> const& grid, View const& bbar_x,
-                               View const& bbar_y,
+                               PixelGrid<typename MP::scalar_type> const& grid, View const& bbar_x, View const& bbar_y,
                                View1D<typename MP::scalar_type, MemorySpace> const& grad,
                                MapVjpWorkspace<typename MP::scalar_type, MemorySpace> const& work) {
-  static_assert(detail::is_multi_plane_lens<MP>::value, "lensing: the lens must be a MultiPlaneLens (make_multi_plane)");
+  static_assert(detail::is_multi_plane_lens<MP>::value,
+                "lensing: the lens must be a MultiPlaneLens (make_multi_plane)");
   static_assert(detail::multi_plane_supports_vjp<MP>::value,
                 "lensing::multi_plane_ray_shoot_vjp: every plane must be a MassProfile (e.g. a Composite), a "
                 "Population or a LensSum of those");
@@ -544,12 +545,12 @@ struct MultiPlanePopulationWork {
 /// abar_P (MultiPlaneLens::plane_adjoint), then per member the profile's
 /// deflection VJP, one team per member (raytrace/population_vjp.hpp).
 template <int P, class ExecutionSpace, class MP, class View, class Grad>
-void multi_plane_population_vjp(ExecutionSpace const& space, MP const& lens,
-                                PixelGrid<typename MP::scalar_type> const& grid, View const& bbar_x,
-                                View const& bbar_y, Grad const& grad,
-                                MultiPlanePopulationWork<typename MP::scalar_type,
-                                                         typename ExecutionSpace::memory_space> const& work) {
-  static_assert(detail::is_multi_plane_lens<MP>::value, "lensing: the lens must be a MultiPlaneLens (make_multi_plane)");
+void multi_plane_population_vjp(
+    ExecutionSpace const& space, MP const& lens, PixelGrid<typename MP::scalar_type> const& grid, View const& bbar_x,
+    View const& bbar_y, Grad const& grad,
+    MultiPlanePopulationWork<typename MP::scalar_type, typename ExecutionSpace::memory_space> const& work) {
+  static_assert(detail::is_multi_plane_lens<MP>::value,
+                "lensing: the lens must be a MultiPlaneLens (make_multi_plane)");
   using Scalar = typename MP::scalar_type;
   constexpr char const* where = "lensing::multi_plane_population_vjp";
   static_assert(P >= 0 && P < MP::num_planes, "lensing::multi_plane_population_vjp: plane index out of range");
