@@ -44,9 +44,9 @@ namespace lensing {
 
 namespace detail {
 template <class T, class = void>
-struct has_jacobian : std::false_type {};
+struct has_residual_jacobian : std::false_type {};
 template <class T>
-struct has_jacobian<
+struct has_residual_jacobian<
     T, std::void_t<decltype(std::declval<T const&>().jacobian(std::declval<double const*>(), std::declval<double*>()))>>
     : std::true_type {};
 template <class T, class = void>
@@ -102,7 +102,7 @@ inline void cholesky_solve(std::vector<double> const& l, int n, std::vector<doub
 /// Whether `T` models the least-squares problem archetype above.
 template <class T>
 constexpr bool is_least_squares_problem_v = detail::has_residuals<T>::value &&
-                                            (detail::has_jacobian<T>::value || detail::has_jvp<T>::value);
+                                            (detail::has_residual_jacobian<T>::value || detail::has_jvp<T>::value);
 
 /// Minimise |r(x)|^2 / 2 from x0 by Levenberg-Marquardt.  Throws
 /// std::invalid_argument for bad options or sizes, a non-finite x0, or
@@ -114,7 +114,7 @@ OptimizeResult levenberg_marquardt(Problem const& problem, std::vector<double> c
   static_assert(detail::has_residuals<Problem>::value,
                 "lensing::levenberg_marquardt: the problem needs num_residuals(), num_parameters() and "
                 "residuals(double const* x, double* r) const");
-  static_assert(detail::has_jacobian<Problem>::value || detail::has_jvp<Problem>::value,
+  static_assert(detail::has_residual_jacobian<Problem>::value || detail::has_jvp<Problem>::value,
                 "lensing::levenberg_marquardt: the problem needs jacobian(x, J) or jvp(x, v, Jv) const");
   detail::check_optimize_options(options, where);
   int const m = problem.num_residuals(), n = problem.num_parameters();
@@ -148,7 +148,7 @@ OptimizeResult levenberg_marquardt(Problem const& problem, std::vector<double> c
   };
   std::vector<double> J(std::size_t(m) * n), e(n), col(m);
   auto jacobian = [&](std::vector<double> const& x) {
-    if constexpr (detail::has_jacobian<Problem>::value) {
+    if constexpr (detail::has_residual_jacobian<Problem>::value) {
       problem.jacobian(x.data(), J.data());
     } else {
       for (int j = 0; j < n; ++j) {
