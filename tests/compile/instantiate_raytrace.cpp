@@ -1,4 +1,4 @@
-#include "instantiate.hpp"
+#include "instantiate_maps.hpp"
 
 #include <lensing/profiles/composite.hpp>
 #include <lensing/profiles/population.hpp>
@@ -7,27 +7,7 @@
 #include <lensing/raytrace/population_vjp.hpp>
 #include <lensing/raytrace/ray_shooting.hpp>
 
-namespace {
-// Every map and map VJP of lensing/raytrace/ray_shooting.hpp for one profile.
-template <class Space, class Profile>
-void all_maps(Space const& space, Profile const& p) {
-  using Scalar = typename Profile::scalar_type;
-  using Mem = typename Space::memory_space;
-  auto const grid = lensing::PixelGrid<Scalar>::square(4, Scalar(0.5));
-  lensing::View2D<Scalar, Mem> a("a", 4, 4), b("b", 4, 4);
-  lensing::deflection_map(space, p, grid, a, b);
-  lensing::ray_shoot(space, p, grid, a, b);
-  lensing::convergence_map(space, p, grid, a);
-  lensing::shear_map(space, p, grid, a, b);
-  lensing::magnification_map(space, p, grid, a);
-  lensing::View1D<Scalar, Mem> g("g", Profile::num_params);
-  lensing::MapVjpWorkspace<Scalar, Mem> work(grid, Profile::num_params);
-  lensing::deflection_map_vjp(space, p, grid, a, b, g, work);
-  lensing::ray_shoot_vjp(space, p, grid, a, b, g, work);
-  lensing::convergence_map_vjp(space, p, grid, a, g, work);
-  space.fence();
-}
-}  // namespace
+using lensing::instantiate::all_maps;
 
 LENSING_INSTANTIATE(instantiate_raytrace) {
   lensing::instantiate::for_each_space_and_scalar([](auto const& space, auto scalar) {
