@@ -24,7 +24,8 @@ namespace validate {
 inline double gamma_q(double a, double x) {
   constexpr char const* where = "lensing::validate::gamma_q";
   check_positive(a, where, "a");
-  check_argument(std::isfinite(x) ? x >= 0 : x > 0, where, "x must be >= 0");
+  // NaN first: an ordered comparison with NaN raises FE_INVALID.
+  check_argument(!std::isnan(x) && x >= 0, where, "x must be >= 0");
   if (x == 0) return 1;
   if (std::isinf(x)) return 0;
   double const log_prefactor = a * std::log(x) - x - std::lgamma(a);
