@@ -2,8 +2,8 @@
 #define LENSING_TEST_SUPPORT_HPP
 
 // Shared test support: the type lists tests are templated over (every enabled
-// execution space, times float and double), a device-side failure counter, and
-// tolerances per scalar type.
+// execution space, times float and double), a device-side failure counter,
+// tolerances per scalar type, and host copies of views for comparisons.
 //
 //   LENSING_TEST_CASE_TEMPLATE("name", Config, lensing::test::AllConfigs) {
 //     using Space = typename Config::execution_space;
@@ -16,10 +16,14 @@
 #include <doctest/doctest.h>
 #include <Kokkos_Core.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
+#include <string>
 #include <tuple>
 #include <type_traits>
+#include <vector>
 
 namespace lensing {
 namespace test {
@@ -89,6 +93,46 @@ long count_failures(ExecutionSpace const& space, long n, Predicate const& ok) {
       KOKKOS_LAMBDA(long i, long& count) { count += ok(i) ? 0 : 1; }, failures);
   space.fence();
   return failures;
+}
+
+/// A View's elements (any layout, any memory space) as doubles, in storage order.
+template <class V>
+std::vector<double> host_values(V const& v) {
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
+  std::vector<double> out(h.size());
+  for (std::size_t i = 0; i < h.size(); ++i)
+    out[i] = double(h.data()[i]);
+  return out;
+}
+/// Sets a View's elements (storage order) from doubles; sizes must match.
+template <class V>
+void set_values(V const& v, std::vector<double> const& vals) {
+  auto h = Kokkos::create_mirror_view(v);
+  if (h.size() != vals.size()) throw std::invalid_argument("set_values: size mismatch");
+  for (std::size_t i = 0; i < h.size(); ++i)
+    h.data()[i] = typename V::value_type(vals[i]);
+  Kokkos::deep_copy(v, h);
+}
+/// max |a - b| / max(1e-300, max |b|).
+inline double rel_diff(std::vector<double> const& a, std::vector<double> const& b) {
+  if (a.size() != b.size()) throw std::invalid_argument("rel_diff: size mismatch");
+  double err = 0, scale = 1e-300;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    err = std::max(err, std::abs(a[i] - b[i]));
+    scale = std::max(scale, std::abs(b[i]));
+  }
+  return err / scale;
+}
+/// The message of the exception f() throws, "no exception" when none (check
+/// the type separately with CHECK_THROWS_AS).
+template <class F>
+std::string error_message(F f) {
+  try {
+    f();
+  } catch (std::exception const& e) {
+    return e.what();
+  }
+  return "no exception";
 }
 
 }  // namespace test
