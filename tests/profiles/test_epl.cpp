@@ -60,6 +60,7 @@ LENSING_TEST_CASE_TEMPLATE("EPL VJPs match finite differences", Config, lt::AllC
   // Near gamma = 1 (the uniform-sheet limit; central differences need gamma >= 1) and near 3.
   lt::check_vjps<EPL, Config>({1.1, 1.05, 0.2, -0.1, 0.05, -0.1}, xs, ys);
   lt::check_vjps<EPL, Config>({1.1, 2.95, 0.2, -0.1, 0.05, -0.1}, xs, ys);
+  lt::check_vjps<EPL, Config>({1.1, 2.3, 0.0, 0.0, 0.05, -0.1}, xs, ys);  // e = 0 exactly
 }
 
 TEST_CASE("EPL identities and packing") {

@@ -71,6 +71,7 @@ LENSING_TEST_CASE_TEMPLATE("GaussianKappa VJPs match finite differences", Config
   lt::check_vjps<GaussianKappa, Config>({2.0, 0.7, 0.15, -0.1, 0.05, -0.1}, xs, ys);
   lt::check_vjps<GaussianKappa, Config>({1.3, 1.1, -0.5, 0.3, 0.05, -0.1}, xs, ys);
   lt::check_vjps<GaussianKappa, Config>({0.8, 0.5, 1e-3, 2e-3, 0.05, -0.1}, xs, ys);  // integral branch
+  lt::check_vjps<GaussianKappa, Config>({0.8, 0.5, 0.0, 0.0, 0.05, -0.1}, xs, ys);    // e = 0 exactly
 }
 
 TEST_CASE("GaussianKappa round limit: q = 1 closed forms, q -> 1 continuity, branch switch") {

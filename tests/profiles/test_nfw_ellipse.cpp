@@ -299,7 +299,8 @@ LENSING_TEST_CASE_TEMPLATE("NFWEllipse and NFWEllipseCSE VJPs match finite diffe
   lt::spiral_points(0.05, -0.1, 16, xs, ys);
   for (auto const& theta : std::vector<std::vector<double>>{{1.7, 0.6, 0.15, -0.1, 0.05, -0.1},
                                                             {0.4, 1.2, -0.5, 0.3, 0.05, -0.1},
-                                                            {2.5, 0.3, 1e-3, -2e-3, 0.05, -0.1}}) {
+                                                            {2.5, 0.3, 1e-3, -2e-3, 0.05, -0.1},
+                                                            {1.7, 0.6, 0.0, 0.0, 0.05, -0.1}}) {  // e = 0 exactly
     lt::check_vjps<NFWEllipseCSE, Config>(theta, xs, ys);
     lt::check_vjps<NFWEllipse, Config>(theta, xs, ys);
   }

@@ -86,4 +86,9 @@ KOKKOS_FORCEINLINE_FUNCTION constexpr T clamp(T x, T lo, T hi) {
 }  // namespace math
 }  // namespace lensing
 
+// Dual-number overloads of the functions above: declared here so that every
+// kernel template (which names lensing::math::fn qualified, bound where it is
+// defined) also runs on duals (core/dual.hpp).
+#include <lensing/core/dual.hpp>
+
 #endif  // LENSING_CORE_MATH_HPP

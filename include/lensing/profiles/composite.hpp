@@ -90,14 +90,26 @@ struct Composite {
   KOKKOS_INLINE_FUNCTION Scalar potential(Scalar x, Scalar y) const { return potential(x, y, Indices{}); }
   KOKKOS_INLINE_FUNCTION Scalar convergence(Scalar x, Scalar y) const { return convergence(x, y, Indices{}); }
   KOKKOS_INLINE_FUNCTION Hessian<Scalar> hessian(Scalar x, Scalar y) const { return hessian(x, y, Indices{}); }
-  KOKKOS_INLINE_FUNCTION void deflection_vjp(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad) const {
+  KOKKOS_FORCEINLINE_FUNCTION void deflection_vjp(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad) const {
     deflection_vjp(x, y, g, grad, Indices{});
+  }
+  /// Batched deflection VJP (host), present when a component provides one;
+  /// the other components are differentiated point by point inside the batch.
+  template <bool B = (has_deflection_vjp_batch_v<P> || ...), std::enable_if_t<B, int> = 0>
+  KOKKOS_FORCEINLINE_FUNCTION void deflection_vjp_batch(int m, Scalar const* x, Scalar const* y, Scalar const* gx,
+                                                        Scalar const* gy, Scalar* grad, int stride) const {
+    vjp_batch_components(m, x, y, gx, gy, grad, stride, Indices{});
   }
   KOKKOS_INLINE_FUNCTION void potential_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad) const {
     potential_vjp(x, y, g, grad, Indices{});
   }
   KOKKOS_INLINE_FUNCTION void convergence_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad) const {
     convergence_vjp(x, y, g, grad, Indices{});
+  }
+  /// grad[k] += hbar . dH/dtheta_k, every component contributing to its own
+  /// parameters (each component must provide hessian_vjp).
+  KOKKOS_INLINE_FUNCTION void hessian_vjp(Scalar x, Scalar y, Hessian<Scalar> hbar, Scalar* grad) const {
+    hessian_vjp(x, y, hbar, grad, Indices{});
   }
   KOKKOS_INLINE_FUNCTION void pack(Scalar* theta) const { pack(theta, Indices{}); }
   KOKKOS_INLINE_FUNCTION static Composite unpack(Scalar const* theta) { return unpack(theta, Indices{}); }
@@ -130,6 +142,33 @@ struct Composite {
       }
     }
   }
+  template <std::size_t I>
+  KOKKOS_FORCEINLINE_FUNCTION void add_vjp_batch(int m, Scalar const* x, Scalar const* y, Scalar const* gx,
+                                                 Scalar const* gy, Scalar* grad, int stride) const {
+    auto const& c = lensing::get<I>(components);
+    using C = std::decay_t<decltype(c)>;
+    Scalar* const g0 = grad + offset<I> * stride;
+    if constexpr (has_deflection_vjp_batch_v<C>) {
+      c.deflection_vjp_batch(m, x, y, gx, gy, g0, stride);
+    } else {
+      constexpr int n = C::num_params;
+#if defined(__GNUC__)
+#pragma GCC ivdep
+#endif
+      for (int i = 0; i < m; ++i) {
+        Scalar a[n] = {};
+        c.deflection_vjp(x[i], y[i], Vec2<Scalar>{gx[i], gy[i]}, a);
+        for (int k = 0; k < n; ++k)
+          g0[k * stride + i] += a[k];
+      }
+    }
+  }
+  template <std::size_t... I>
+  KOKKOS_FORCEINLINE_FUNCTION void vjp_batch_components(int m, Scalar const* x, Scalar const* y, Scalar const* gx,
+                                                        Scalar const* gy, Scalar* grad, int stride,
+                                                        std::index_sequence<I...>) const {
+    (add_vjp_batch<I>(m, x, y, gx, gy, grad, stride), ...);
+  }
   template <std::size_t... I>
   KOKKOS_INLINE_FUNCTION void batch_components(int m, Scalar const* x, Scalar const* y, Scalar* sx, Scalar* sy,
                                                std::index_sequence<I...>) const {
@@ -156,8 +195,8 @@ struct Composite {
     return h;
   }
   template <std::size_t... I>
-  KOKKOS_INLINE_FUNCTION void deflection_vjp(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad,
-                                             std::index_sequence<I...>) const {
+  KOKKOS_FORCEINLINE_FUNCTION void deflection_vjp(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad,
+                                                  std::index_sequence<I...>) const {
     (lensing::get<I>(components).deflection_vjp(x, y, g, grad + offset<I>), ...);
   }
   template <std::size_t... I>
@@ -169,6 +208,11 @@ struct Composite {
   KOKKOS_INLINE_FUNCTION void convergence_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad,
                                               std::index_sequence<I...>) const {
     (lensing::get<I>(components).convergence_vjp(x, y, g, grad + offset<I>), ...);
+  }
+  template <std::size_t... I>
+  KOKKOS_INLINE_FUNCTION void hessian_vjp(Scalar x, Scalar y, Hessian<Scalar> hbar, Scalar* grad,
+                                          std::index_sequence<I...>) const {
+    (lensing::get<I>(components).hessian_vjp(x, y, hbar, grad + offset<I>), ...);
   }
   template <std::size_t... I>
   KOKKOS_INLINE_FUNCTION void pack(Scalar* theta, std::index_sequence<I...>) const {

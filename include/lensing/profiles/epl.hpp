@@ -355,6 +355,190 @@ struct EPLKernel {
     grad[1] += g.x * da_dt.re + g.y * da_dt.im;
     q_grad += g.x * da_dq.re + g.y * da_dq.im;
   }
+  // Major-axis Hessian at a non-centre point from alpha and kappa there
+  // (homogeneity, as hessian()); c = 1 - t.
+  KOKKOS_FORCEINLINE_FUNCTION static Hessian<Scalar> hessian_from(Scalar px, Scalar py, Scalar ax, Scalar ay,
+                                                                  Scalar kappa, Scalar c) {
+    Scalar const ir2 = Scalar(1) / (px * px + py * py);
+    Scalar const g1 = (c * (ax * px - ay * py) - kappa * (px - py) * (px + py)) * ir2;
+    Scalar const g2 = (c * (ax * py + ay * px) - Scalar(2) * kappa * px * py) * ir2;
+    return {kappa + g1, g2, kappa - g1};
+  }
+
+  /// deflection_grad, and alpha and the Hessian at the same point, from one
+  /// pass of series_grad (F, sum n Omega_n, dF/dt): what the deflection VJP
+  /// of EllipticalProfile needs, without summing the series three times.
+  KOKKOS_INLINE_FUNCTION void deflection_grad_with_values(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad,
+                                                          Scalar& q_grad, Vec2<Scalar>& alpha_out,
+                                                          Hessian<Scalar>& hess) const {
+    Point const p = point(x, y);
+    if (p.centre) {
+      Scalar const k = kappa_at(p.R);
+      alpha_out = {Scalar(0), Scalar(0)};
+      hess = {k, Scalar(0), k};
+      return;
+    }
+    C alpha, da_dt, da_dq;
+    alpha_derivatives(p, alpha, da_dt, da_dq);
+    grad[0] += t * (g.x * alpha.re + g.y * alpha.im) / theta_E;
+    grad[1] += g.x * da_dt.re + g.y * da_dt.im;
+    q_grad += g.x * da_dq.re + g.y * da_dq.im;
+    alpha_out = {alpha.re, alpha.im};
+    hess = hessian_from(p.x, p.y, alpha.re, alpha.im, kappa_at(p.R), Scalar(1) - t);
+  }
+
+  /// Number of terms series_grad sums (its stopping rule depends on f and t
+  /// only: the same at every point), by the same arithmetic.
+  KOKKOS_INLINE_FUNCTION int num_grad_terms() const {
+    Scalar const inv1mf = (Scalar(1) + q) / (Scalar(2) * q);
+    Scalar a = Scalar(1), d = Scalar(0);
+    Scalar num = t, den = Scalar(4) - t;
+    int n = 1;
+    for (; n <= K::max_terms; ++n) {
+      Scalar const nn = Scalar(n);
+      if (!(a * (nn + tail) * inv1mf + d * tail > K::eps)) break;
+      Scalar const iden = Scalar(1) / den;
+      Scalar const rho = num * iden, drho = Scalar(4) * nn * iden * iden;
+      d = f * (rho * d + drho * a);
+      a *= f * rho;
+      num += Scalar(2);
+      den += Scalar(2);
+    }
+    return n - 1;
+  }
+
+  /// Deflection VJP at m points at once (host; see
+  /// detail::has_kernel_vjp_batch): the series_grad recurrences (F, P, D) run
+  /// term by term across points in SIMD blocks, as deflection_batch does for
+  /// F, with the same number of terms as series_grad.  Points at or inside
+  /// the cusp radius, or beyond overflow, take deflection_grad_with_values.
+  KOKKOS_INLINE_FUNCTION void deflection_vjp_batch(int m, Scalar const* x, Scalar const* y, Scalar const* gx,
+                                                   Scalar const* gy, Scalar* grad, int stride,
+                                                   KernelVjpBatch<Scalar>& out) const {
+    constexpr int cap = deflection_batch_capacity;
+    Scalar ur[cap], ui[cap], Rs[cap], Fr[cap], Fi[cap], Pr[cap], Pi[cap], Dr[cap], Di[cap];
+    bool regular[cap];
+    Scalar mask[cap];
+    Scalar const rmin2 = math::square(cusp_radius<Scalar> * q);
+    for (int i = 0; i < m; ++i) {
+      Scalar const qx = q * x[i], R2 = qx * qx + y[i] * y[i];
+      regular[i] = R2 > rmin2 && R2 <= K::huge;
+      mask[i] = regular[i] ? Scalar(1) : Scalar(0);
+      Scalar const R = math::sqrt(regular[i] ? R2 : Scalar(1));
+      Scalar const inv = Scalar(1) / R;
+      Rs[i] = R;
+      ur[i] = regular[i] ? qx * inv : Scalar(1);
+      ui[i] = regular[i] ? y[i] * inv : Scalar(0);
+    }
+    int const nterms = num_grad_terms();
+#if defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(__HIP_DEVICE_COMPILE__)
+    using V = typename detail::SimdBlock<Scalar>::type;
+    constexpr int L = detail::SimdBlock<Scalar>::lanes;
+    int const mpad = (m + L - 1) / L * L;
+    for (int i = m; i < mpad; ++i) {
+      ur[i] = Scalar(1);
+      ui[i] = Scalar(0);
+    }
+    for (int i0 = 0; i0 < mpad; i0 += L) {
+      V vor, voi;
+      __builtin_memcpy(&vor, ur + i0, sizeof(V));
+      __builtin_memcpy(&voi, ui + i0, sizeof(V));
+      V const vzr = -f * (vor * vor - voi * voi), vzi = Scalar(-2) * f * vor * voi;
+      V vfr = vor, vfi = voi;
+      V vpr = vor * Scalar(0), vpi = vpr, vdnr = vpr, vdni = vpr, vdr = vpr, vdi = vpr;
+      Scalar num = t, den = Scalar(4) - t;
+      for (int n = 1; n <= nterms; ++n) {
+        Scalar const nn = Scalar(n);
+        Scalar const iden = Scalar(1) / den;
+        Scalar const rho = num * iden, drho = Scalar(4) * nn * iden * iden, nrho = nn * rho;
+        vpr += nrho * vor;
+        vpi += nrho * voi;
+        V const tr = rho * vdnr + drho * vor, ti = rho * vdni + drho * voi;
+        vdnr = vzr * tr - vzi * ti;
+        vdni = vzr * ti + vzi * tr;
+        vdr += vdnr;
+        vdi += vdni;
+        V const o_r = rho * (vzr * vor - vzi * voi), o_i = rho * (vzr * voi + vzi * vor);
+        vor = o_r;
+        voi = o_i;
+        vfr += o_r;
+        vfi += o_i;
+        num += Scalar(2);
+        den += Scalar(2);
+      }
+      __builtin_memcpy(Fr + i0, &vfr, sizeof(V));
+      __builtin_memcpy(Fi + i0, &vfi, sizeof(V));
+      __builtin_memcpy(Pr + i0, &vpr, sizeof(V));
+      __builtin_memcpy(Pi + i0, &vpi, sizeof(V));
+      __builtin_memcpy(Dr + i0, &vdr, sizeof(V));
+      __builtin_memcpy(Di + i0, &vdi, sizeof(V));
+    }
+#else
+    for (int i = 0; i < m; ++i) {
+      C F, P, D;
+      series_grad(ur[i], ui[i], F, P, D);
+      Fr[i] = F.re;
+      Fi[i] = F.im;
+      Pr[i] = P.re;
+      Pi[i] = P.im;
+      Dr[i] = D.re;
+      Di[i] = D.im;
+    }
+#endif
+    // As alpha_derivatives, per point (vectorisable; libmvec log/exp).  The
+    // members are copied first: the stores through grad/out could alias *this.
+    Scalar const tt = t, bb = b, aa = amp, ff = f;
+    Scalar const iq = Scalar(1) / q, ip = Scalar(1) / (Scalar(1) + q), df = Scalar(2) * ip * ip;
+    Scalar const half2t = Scalar(0.5) * (Scalar(2) - tt), t_theta = tt / theta_E, c1t = Scalar(1) - tt;
+#if defined(__GNUC__)
+#pragma GCC ivdep
+#endif
+    for (int i = 0; i < m; ++i) {
+      Scalar const w = mask[i];  // 1 regular, 0 not: blended, not branched (keeps the loop if-convertible)
+      Scalar const L = math::log(bb / Rs[i]);
+      Scalar const A = aa * math::exp(-c1t * L);
+      Scalar const kappa = half2t * math::exp(tt * L);
+      C const F{Fr[i], Fi[i]}, P{Pr[i], Pi[i]}, D{Dr[i], Di[i]};
+      C const alpha = A * F;
+      C const da_dt = L * alpha + A * D;
+      Scalar const ux = ur[i], uy = ui[i];
+      Scalar const dlnA = -ip + Scalar(0.5) * tt * iq + c1t * ux * ux * iq;
+      C const u2P = C{ux * ux - uy * uy, Scalar(2) * ux * uy} * P;
+      C const G = F + (Scalar(-2) * ff) * u2P;
+      Scalar const dphi = -ux * uy * iq;
+      C const dF{-G.im * dphi + df * u2P.re, G.re * dphi + df * u2P.im};
+      C const da_dq = dlnA * alpha + A * dF;
+      Scalar const xi = x[i], yi = y[i];
+      Scalar const px = w * xi + (Scalar(1) - w), py = w * yi;
+      Hessian<Scalar> const h = hessian_from(px, py, alpha.re, alpha.im, kappa, c1t);
+      Scalar const g_x = gx[i], g_y = gy[i];
+      Scalar const c0 = t_theta * (g_x * alpha.re + g_y * alpha.im), c1 = g_x * da_dt.re + g_y * da_dt.im;
+      grad[i] += w * c0;
+      grad[stride + i] += w * c1;
+      out.q_bar[i] = g_x * da_dq.re + g_y * da_dq.im;
+      out.ax[i] = alpha.re;
+      out.ay[i] = alpha.im;
+      out.hxx[i] = h.xx;
+      out.hxy[i] = h.xy;
+      out.hyy[i] = h.yy;
+    }
+    for (int i = 0; i < m; ++i) {
+      if (regular[i]) continue;
+      Scalar gs[2] = {Scalar(0), Scalar(0)}, qb = Scalar(0);
+      Vec2<Scalar> a;
+      Hessian<Scalar> h;
+      deflection_grad_with_values(x[i], y[i], Vec2<Scalar>{gx[i], gy[i]}, gs, qb, a, h);
+      grad[i] += gs[0];
+      grad[stride + i] += gs[1];
+      out.q_bar[i] = qb;
+      out.ax[i] = a.x;
+      out.ay[i] = a.y;
+      out.hxx[i] = h.xx;
+      out.hxy[i] = h.xy;
+      out.hyy[i] = h.yy;
+    }
+  }
+
   KOKKOS_INLINE_FUNCTION void potential_grad(Scalar x, Scalar y, Scalar g, Scalar* grad, Scalar& q_grad) const {
     Point const p = point(x, y);
     if (p.centre) return;

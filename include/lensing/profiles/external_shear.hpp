@@ -57,6 +57,11 @@ struct ExternalShear {
     grad[3] -= g * (gamma2 * dx - gamma1 * dy);
   }
   KOKKOS_INLINE_FUNCTION void convergence_vjp(Scalar, Scalar, Scalar, Scalar*) const {}
+  /// grad[k] += hbar . dH/dtheta_k (cotangent of (xx, xy, yy)); H is constant in position.
+  KOKKOS_INLINE_FUNCTION void hessian_vjp(Scalar, Scalar, Hessian<Scalar> hbar, Scalar* grad) const {
+    grad[0] += hbar.xx - hbar.yy;
+    grad[1] += hbar.xy;
+  }
 
   KOKKOS_INLINE_FUNCTION void pack(Scalar* theta) const {
     theta[0] = gamma1;

@@ -19,6 +19,9 @@
 ///   void deflection_vjp(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad) const;
 ///   void potential_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad) const;
 ///   void convergence_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad) const;
+///   // Every profile here also has hessian_vjp(x, y, Hessian<Scalar> hbar, grad):
+///   // grad[k] += hbar.xx dH_xx/dtheta_k + hbar.xy dH_xy/dtheta_k + hbar.yy dH_yy/dtheta_k
+///   // (optional for the concept; see profiles/detail/hessian_vjp.hpp).
 ///   void pack(Scalar* theta) const;                  // to the flat vector
 ///   static P unpack(Scalar const* theta);            // from the flat vector
 ///   void check() const;                              // host: throws on bad parameters
@@ -98,6 +101,28 @@ struct has_deflection_batch<
 /// Whether P (a profile or kernel with scalar_type) provides deflection_batch.
 template <class P>
 constexpr bool has_deflection_batch_v = detail::has_deflection_batch<P>::value;
+
+// Optional capability: batched deflection VJP on the host.  A profile may provide
+//   void deflection_vjp_batch(int m, Scalar const* x, Scalar const* y, Scalar const* gx,
+//                             Scalar const* gy, Scalar* grad, int stride) const;
+// adding g_i . d alpha(x_i, y_i)/d theta_k into grad[k * stride + i] for
+// i < m <= deflection_batch_capacity (the same sums as m deflection_vjp
+// calls, each into a column of its own).  Host parameter reductions
+// (raytrace/ray_shooting.hpp) use it when present.
+namespace detail {
+template <class P, class = void>
+struct has_deflection_vjp_batch : std::false_type {};
+template <class P>
+struct has_deflection_vjp_batch<
+    P, std::void_t<decltype(std::declval<P const&>().deflection_vjp_batch(
+           0, std::declval<typename P::scalar_type const*>(), std::declval<typename P::scalar_type const*>(),
+           std::declval<typename P::scalar_type const*>(), std::declval<typename P::scalar_type const*>(),
+           std::declval<typename P::scalar_type*>(), 0))>> : std::true_type {};
+}  // namespace detail
+
+/// Whether the profile P provides deflection_vjp_batch.
+template <class P>
+constexpr bool has_deflection_vjp_batch_v = detail::has_deflection_vjp_batch<P>::value;
 
 //----------------------------------------------------------------------------
 // Concept check.

@@ -51,6 +51,10 @@ struct MassSheet {
     grad[2] -= g * kappa * dy;
   }
   KOKKOS_INLINE_FUNCTION void convergence_vjp(Scalar, Scalar, Scalar g, Scalar* grad) const { grad[0] += g; }
+  /// grad[k] += hbar . dH/dtheta_k (cotangent of (xx, xy, yy)); H is constant in position.
+  KOKKOS_INLINE_FUNCTION void hessian_vjp(Scalar, Scalar, Hessian<Scalar> hbar, Scalar* grad) const {
+    grad[0] += hbar.xx + hbar.yy;
+  }
 
   KOKKOS_INLINE_FUNCTION void pack(Scalar* theta) const {
     theta[0] = kappa;

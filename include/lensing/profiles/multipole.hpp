@@ -3,6 +3,7 @@
 
 #include <lensing/core/errors.hpp>
 #include <lensing/core/math.hpp>
+#include <lensing/profiles/detail/hessian_vjp.hpp>
 #include <lensing/profiles/mass_profile.hpp>
 
 namespace lensing {
@@ -190,6 +191,12 @@ struct Multipole {
     Vec2<Scalar> const dk = convergence_gradient(p);  // d kappa / d centre = -grad kappa
     grad[2] -= g * dk.x;
     grad[3] -= g * dk.y;
+  }
+
+  /// grad[k] += hbar : dH/dtheta_k (exact, by dual numbers through
+  /// deflection_vjp; see profiles/detail/hessian_vjp.hpp).
+  KOKKOS_INLINE_FUNCTION void hessian_vjp(Scalar x, Scalar y, Hessian<Scalar> hbar, Scalar* grad) const {
+    detail::hessian_vjp_by_dual<Multipole<detail::hessian_dual_t<Scalar>, M>>(*this, x, y, hbar, grad);
   }
 
   KOKKOS_INLINE_FUNCTION void pack(Scalar* theta) const {

@@ -155,6 +155,7 @@ KOKKOS_INLINE_FUNCTION constexpr Scalar min_xi2() {
 /// Shape gradients: grad[0] = Rs, grad[1] = alpha_Rs.
 template <class Scalar>
 struct NFWCSEKernel {
+  using scalar_type = Scalar;
   Scalar Rs, alpha_Rs, q;
 
   // alpha_Rs / (1 - ln 2) = M / Rs: the deflection unit.
@@ -258,7 +259,12 @@ struct NFWCSEKernel {
     return {c * h.xx, c * h.xy, c * h.yy};
   }
 
-  KOKKOS_INLINE_FUNCTION void deflection_grad(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad, Scalar& q_grad) const {
+  /// deflection_grad plus alpha and the Hessian at the same point: the node
+  /// sums it accumulates already hold both (one pass instead of three in
+  /// EllipticalProfile::deflection_vjp).
+  KOKKOS_INLINE_FUNCTION void deflection_grad_with_values(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad,
+                                                          Scalar& q_grad, Vec2<Scalar>& alpha,
+                                                          Hessian<Scalar>& hess) const {
     auto const tab = cse_table();
     Scalar const iR = Scalar(1) / Rs, u = x * iR, v = y * iR, u2 = u * u, v2 = v * v, q2 = q * q;
     // sum g_i, sum dg_i/dq, sum H_i (dimensionless).
@@ -288,6 +294,13 @@ struct NFWCSEKernel {
     grad[0] -= U * iR * (g.x * hpx + g.y * hpy);
     grad[1] += (g.x * gx + g.y * gy) / Scalar(one_minus_ln2);
     q_grad += U * (g.x * gxq + g.y * gyq);
+    alpha = {U * gx, U * gy};
+    hess = {U * iR * hxx, U * iR * hxy, U * iR * hyy};
+  }
+  KOKKOS_INLINE_FUNCTION void deflection_grad(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad, Scalar& q_grad) const {
+    Vec2<Scalar> alpha;
+    Hessian<Scalar> hess;
+    deflection_grad_with_values(x, y, g, grad, q_grad, alpha, hess);
   }
   KOKKOS_INLINE_FUNCTION void potential_grad(Scalar x, Scalar y, Scalar g, Scalar* grad, Scalar& q_grad) const {
     auto const tab = cse_table();
@@ -333,6 +346,7 @@ struct NFWCSEKernel {
 /// integrals by the fixed 101-node tanh-sinh rule (tanh_sinh_table).
 template <class Scalar>
 struct NFWExactKernel {
+  using scalar_type = Scalar;
   Scalar Rs, alpha_Rs, q;
 
   KOKKOS_INLINE_FUNCTION Scalar unit() const { return alpha_Rs / Scalar(one_minus_ln2); }
@@ -412,7 +426,12 @@ struct NFWExactKernel {
     return {c * (tq * u * u * S.L0 + S.J0), c * tq * u * v * S.L1, c * (tq * v * v * S.L2 + S.J1)};
   }
 
-  KOKKOS_INLINE_FUNCTION void deflection_grad(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad, Scalar& q_grad) const {
+  /// deflection_grad plus alpha and the Hessian at the same point: the node
+  /// sums it accumulates already hold both (one pass instead of three in
+  /// EllipticalProfile::deflection_vjp).
+  KOKKOS_INLINE_FUNCTION void deflection_grad_with_values(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad,
+                                                          Scalar& q_grad, Vec2<Scalar>& alpha,
+                                                          Hessian<Scalar>& hess) const {
     Scalar const iR = Scalar(1) / Rs, u = x * iR, v = y * iR;
     Sums const S = integrate(u, v, want_J | want_L | want_Jq);
     Scalar const U = unit(), tq = Scalar(2) * q;
@@ -425,6 +444,13 @@ struct NFWExactKernel {
     grad[0] -= U * iR * (g.x * hpx + g.y * hpy);
     grad[1] += (g.x * gx + g.y * gy) / Scalar(one_minus_ln2);
     q_grad += U * (g.x * gxq + g.y * gyq);
+    alpha = {U * gx, U * gy};
+    hess = {U * iR * hxx, U * iR * hxy, U * iR * hyy};
+  }
+  KOKKOS_INLINE_FUNCTION void deflection_grad(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad, Scalar& q_grad) const {
+    Vec2<Scalar> alpha;
+    Hessian<Scalar> hess;
+    deflection_grad_with_values(x, y, g, grad, q_grad, alpha, hess);
   }
   KOKKOS_INLINE_FUNCTION void potential_grad(Scalar x, Scalar y, Scalar g, Scalar* grad, Scalar& q_grad) const {
     Scalar const iR = Scalar(1) / Rs, u = x * iR, v = y * iR;

@@ -67,6 +67,7 @@ KOKKOS_FORCEINLINE_FUNCTION void atanh_ratio(Scalar e, Scalar v, Scalar& f, Scal
 /// grad[1] (s_scale).
 template <class Scalar, bool WithCore>
 struct NIEKernel {
+  using scalar_type = Scalar;
   Scalar b, s, q, e, theta_E, s_scale;
 
   KOKKOS_INLINE_FUNCTION NIEKernel(Scalar theta_E_, Scalar s_scale_, Scalar q_)
@@ -140,6 +141,22 @@ struct NIEKernel {
     Scalar const gs = b * dot(g, ds);
     if (WithCore) grad[1] += gs * ds_dsscale();
     q_grad += gu * db_dq() + b * dot(g, dq) + gs * ds_dq();
+  }
+  /// deflection_grad, and alpha and the Hessian at the same point (alpha =
+  /// b * the unit-b deflection the partials already hold: one atan and one
+  /// atanh per point for the whole deflection VJP).
+  KOKKOS_FORCEINLINE_FUNCTION void deflection_grad_with_values(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad,
+                                                               Scalar& q_grad, Vec2<Scalar>& alpha,
+                                                               Hessian<Scalar>& hess) const {
+    Vec2<Scalar> u, ds, dq;
+    deflection_partials(x, y, u, ds, dq);
+    Scalar const gu = dot(g, u);
+    grad[0] += gu * math::sqrt(q);
+    Scalar const gs = b * dot(g, ds);
+    if (WithCore) grad[1] += gs * ds_dsscale();
+    q_grad += gu * db_dq() + b * dot(g, dq) + gs * ds_dq();
+    alpha = {b * u.x, b * u.y};
+    hess = hessian(x, y);
   }
   KOKKOS_FORCEINLINE_FUNCTION void potential_grad(Scalar x, Scalar y, Scalar g, Scalar* grad, Scalar& q_grad) const {
     Vec2<Scalar> u, ds, dq;

@@ -211,6 +211,20 @@ struct DeflectionVjpTerm {
   KOKKOS_FORCEINLINE_FUNCTION void operator()(int iy, int ix, Scalar* acc) const {
     profile.deflection_vjp(grid.fine_x(ix), grid.fine_y(iy), Vec2<Scalar>{sign * gx(iy, ix), sign * gy(iy, ix)}, acc);
   }
+  // Host block form for profiles with deflection_vjp_batch (reduce_params.hpp).
+  template <class P = Profile, std::enable_if_t<has_deflection_vjp_batch_v<P>, int> = 0>
+  KOKKOS_INLINE_FUNCTION void block(int iy, int ix0, int m, Scalar* grad, int stride) const {
+    Scalar x[deflection_batch_capacity], y[deflection_batch_capacity], wx[deflection_batch_capacity],
+        wy[deflection_batch_capacity];
+    Scalar const yy = grid.fine_y(iy);
+    for (int i = 0; i < m; ++i) {
+      x[i] = grid.fine_x(ix0 + i);
+      y[i] = yy;
+      wx[i] = sign * gx(iy, ix0 + i);
+      wy[i] = sign * gy(iy, ix0 + i);
+    }
+    profile.deflection_vjp_batch(m, x, y, wx, wy, grad, stride);
+  }
 };
 template <class Profile, class View>
 struct ConvergenceVjpTerm {

@@ -94,6 +94,36 @@ struct RadialProfile : Params {
     grad[num_shape_params + 1] -= s * u.y;
   }
 
+  /// grad[k] += hbar : dH/dtheta_k (hbar the cotangent of (xx, xy, yy); see
+  /// profiles/detail/hessian_vjp.hpp).  With S = hbar.xx + hbar.yy,
+  /// B = [[hbar.xx, hbar.xy/2], [hbar.xy/2, hbar.yy]], W = u^T B u and
+  /// dalpha_dr = 2 kappa - alpha_over_r (circular symmetry),
+  ///   hbar : H = a (S - 2W) + 2 kappa W,  a = alpha_over_r,
+  /// so the shape gradient is (S - 2W) da/dtheta + 2W dkappa/dtheta, and its
+  /// gradient in position (minus the centre gradient) is, with t = dalpha_dr - a,
+  ///   u [(t/r)(S - 2W) + 2 kappa'(r) W] + (2t/r)(B u - W u).
+  /// Below cusp_radius the position terms are 0 (the limit for a smooth
+  /// centre; the value at the floor would overflow for a cusp).
+  KOKKOS_INLINE_FUNCTION void hessian_vjp(Scalar x, Scalar y, Hessian<Scalar> hbar, Scalar* grad) const {
+    Vec2<Scalar> const d = offset(x, y);
+    Scalar const r = norm(d);
+    auto const k = this->kernel();
+    Vec2<Scalar> const u = unit(d, r);
+    Scalar const sum = hbar.xx + hbar.yy;
+    Vec2<Scalar> const bu{hbar.xx * u.x + Scalar(0.5) * hbar.xy * u.y, Scalar(0.5) * hbar.xy * u.x + hbar.yy * u.y};
+    Scalar const w = dot(u, bu);
+    k.alpha_over_r_grad(r, sum - Scalar(2) * w, grad);
+    k.kappa_grad(r, Scalar(2) * w, grad);
+    Scalar const inv = r > detail::cusp_radius<Scalar> ? Scalar(1) / r : Scalar(0);
+    Scalar const a = k.alpha_over_r(r), t = (k.dalpha_dr(r) - a) * inv;
+    Scalar const kp = inv > Scalar(0) ? k.dkappa_dr(r) : Scalar(0);
+    Scalar const radial = t * (sum - Scalar(2) * w) + Scalar(2) * kp * w;
+    Scalar const s = Scalar(2) * t;
+    Scalar const on = inv > Scalar(0) ? Scalar(1) : Scalar(0);
+    grad[num_shape_params] -= on * (radial * u.x + s * (bu.x - w * u.x));
+    grad[num_shape_params + 1] -= on * (radial * u.y + s * (bu.y - w * u.y));
+  }
+
   KOKKOS_INLINE_FUNCTION void pack(Scalar* theta) const {
     this->pack_shape(theta);
     theta[num_shape_params] = this->center_x;
