@@ -5,8 +5,11 @@
 //    per call measured alone) / density time per call;
 //  - NUTS on the 100-d correlated Gaussian (AR(1), rho = 0.8; 4 chains, 500
 //    warm-up + 1000 draws): minimum bulk ESS over the parameters per second and
-//    per gradient, with chains on 1 and 2 host threads.
+//    per gradient, with chains on 1 and 2 host threads;
+//  - sample_batch on 32 independent 10-d AR(1) Gaussians (2 chains each,
+//    300 warm-up + 500 draws): problems per second on 1 and 2 host threads.
 // Figures: benchmarks/README.md.
+#include <lensing/sample/batch.hpp>
 #include <lensing/sample/diagnostics.hpp>
 #include <lensing/sample/sampler.hpp>
 
@@ -138,5 +141,25 @@ void BM_nuts_ess_ar1_100d(benchmark::State& state) {
   state.counters["chains_per_s"] = 4.0 * double(state.iterations()) / seconds;
 }
 BENCHMARK(BM_nuts_ess_ar1_100d)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_nuts_batch_ar1_10d(benchmark::State& state) {
+  std::vector<Ar1> problems;
+  for (int b = 0; b < 32; ++b)
+    problems.push_back(Ar1{10, 0.3 + 0.02 * b});
+  lensing::SamplerOptions opt;
+  opt.num_chains = 2;
+  opt.num_warmup = 300;
+  opt.num_draws = 500;
+  opt.threads = int(state.range(0));
+  long long grads = 0;
+  for (auto _ : state) {
+    auto const r = lensing::sample_batch(Kokkos::DefaultHostExecutionSpace(), problems, opt);
+    for (auto const& x : r)
+      grads += x.gradient_evaluations;
+  }
+  state.counters["problems_per_s"] = benchmark::Counter(32.0 * double(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["grads_per_s"] = benchmark::Counter(double(grads), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_nuts_batch_ar1_10d)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

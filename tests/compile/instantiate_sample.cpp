@@ -1,5 +1,6 @@
 #include "instantiate.hpp"
 
+#include <lensing/sample/batch.hpp>
 #include <lensing/sample/bijections.hpp>
 #include <lensing/sample/diagnostics.hpp>
 #include <lensing/sample/priors.hpp>
@@ -62,6 +63,14 @@ void transforms(Space const& space) {
         out(11) = pr::Beta<S>{S(2), S(2)}.log_density(x) + pr::Beta<S>{S(2), S(2)}.gradient(x);
         out(12) = pr::Uniform<S>{S(0), S(1)}.log_density(x) + pr::Uniform<S>{S(0), S(1)}.gradient(x);
         out(13) = pr::LogUniform<S>{S(0.1), S(1)}.log_density(x) + pr::LogUniform<S>{S(0.1), S(1)}.gradient(x);
+        lensing::Simplex<S> const sx{3};
+        S su[2] = {S(0.1), S(-0.2)}, sxx[3], slx[3], sg[2], sub[2];
+        sx.constrain(su, sxx);
+        sx.log_constrain(su, slx);
+        sx.unconstrain(sxx, su);
+        sx.log_jacobian_gradient(su, sg);
+        sx.pullback(su, sxx, sub);
+        out(14) = sx.log_jacobian(su) + slx[0] + sg[0] + sub[1] + S(sx.unconstrained_dimension());
       });
   space.fence();
 }
@@ -84,5 +93,9 @@ LENSING_INSTANTIATE(instantiate_sample) {
     auto const r2 = lensing::sample(space, target, opt);
     (void)lensing::diagnostics::summarize(r.draws, 1, 10, {"a", "b", "c"});
     (void)r2;
+    std::vector<KernelGaussian<S, typename Space::memory_space>> const batch(2, target);
+    opt.num_chains = 2;
+    auto const rb = lensing::sample_batch(space, batch, opt);
+    (void)rb;
   });
 }

@@ -9,6 +9,8 @@
 
 #include <lensing_test.hpp>
 
+#include "funnel.hpp"
+
 #include <cmath>
 #include <sstream>
 #include <vector>
@@ -72,24 +74,7 @@ struct Ar1Host {
   }
 };
 
-// Non-centred funnel: v ~ N(0, 3), z_i ~ N(0, 1), x_i = exp(v/2) z_i (host density).
-struct Funnel {
-  using scalar_type = double;
-  using memory_space = Kokkos::HostSpace;
-  int n = 9;
-  int dimension() const { return n + 1; }
-  template <class Space>
-  double value_and_gradient(Space const&, lensing::View1D<double, memory_space> const& q,
-                            lensing::View1D<double, memory_space> const& g) const {
-    double lp = -q(0) * q(0) / 18;
-    g(0) = -q(0) / 9;
-    for (int i = 1; i <= n; ++i) {
-      lp -= 0.5 * q(i) * q(i);
-      g(i) = -q(i);
-    }
-    return lp;
-  }
-};
+using Funnel = lensing::test::NonCentredFunnel;
 
 // A density that is NaN for q_0 > 1 and has no finite point at all when `broken`.
 struct Nasty {

@@ -3,8 +3,9 @@
 
 /// \file
 /// Host-side evaluation of a LogDensity (sample/log_density.hpp) at a point
-/// held in double on the host: the bridge every optimizer, Langevin sampler
-/// and variational fit goes through.
+/// held in double on the host: the one bridge every optimizer, HMC / NUTS
+/// chain (sample/hamiltonian.hpp), Langevin sampler and variational fit goes
+/// through.
 ///
 /// The evaluator owns the density-side buffers q and grad (built once in the
 /// constructor), converts the host point to the density's Scalar, copies it to
@@ -13,6 +14,8 @@
 /// gradient (or point) is reported as -infinity; floating-point exceptions are
 /// held during the call, so a density evaluated far in the tails cannot trap.
 /// One evaluator per host thread (it is not re-entrant; the density must be).
+/// The evaluator holds a copy of the density (densities are cheap value types
+/// or hold reference-counted Views).
 
 #include <lensing/core/errors.hpp>
 #include <lensing/core/views.hpp>
@@ -70,13 +73,14 @@ class DensityEvaluator {
   double operator()(double const* x, double* grad) {
     std::fenv_t env;
     std::feholdexcept(&env);
-    double const lp = eval(x, grad);
+    double const lp = evaluate(x, grad);
     std::fesetenv(&env);
     return lp;
   }
 
- private:
-  double eval(double const* x, double* grad) {
+  /// As operator(), for a caller that already holds the floating-point
+  /// environment (feholdexcept) around a run of evaluations.
+  double evaluate(double const* x, double* grad) {
     for (int i = 0; i < d_; ++i) {
       if (!std::isfinite(x[i])) return -HUGE_VAL;
       q_host_(i) = Scalar(x[i]);
@@ -94,6 +98,7 @@ class DensityEvaluator {
     return double(lp);
   }
 
+ private:
   ExecutionSpace space_;
   Density density_;
   int d_;

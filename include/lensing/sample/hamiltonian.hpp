@@ -20,15 +20,17 @@
 /// the trajectory.  Acceptance statistic: the mean over the new states of
 /// min(1, exp(H0 - H)).
 ///
-/// A chain is a host-side orchestrator: it keeps (q, p) in double on the host,
-/// copies q to the density's memory space (in its Scalar) and calls
-/// value_and_gradient(space, q, grad) once per leapfrog step.  While a
+/// A chain is a host-side orchestrator: it keeps (q, p) in double on the host
+/// and evaluates the density once per leapfrog step through a
+/// DensityEvaluator (optim/evaluator.hpp: q converted to the density's Scalar
+/// and memory space, value_and_gradient(space, q, grad), fence, copy back).  While a
 /// transition runs, floating-point exceptions of the calling thread are held
 /// (feholdexcept), so that a density evaluated far in the tails cannot trap;
 /// non-finite values or gradients count as divergences.
 
 #include <lensing/core/errors.hpp>
 #include <lensing/core/views.hpp>
+#include <lensing/optim/evaluator.hpp>
 #include <lensing/sample/adaptation.hpp>
 #include <lensing/sample/log_density.hpp>
 #include <lensing/sample/metric.hpp>
@@ -108,39 +110,15 @@ class FenvHold {
 template <class ExecutionSpace, class Density>
 class HamiltonianChain {
   static_assert(check_log_density<Density, ExecutionSpace>(), "lensing::HamiltonianChain: see the messages above");
-  using Scalar = typename Density::scalar_type;
-  using Mem = typename Density::memory_space;
-  static constexpr bool host_memory = std::is_same<Mem, Kokkos::HostSpace>::value;
 
  public:
   /// Chain `chain` of a run with `options` (its random stream is (seed, chain)).
   HamiltonianChain(ExecutionSpace const& space, Density const& density, SamplerOptions const& options, int chain)
-      : space_(space),
-        density_(density),
+      : eval_(space, density, "lensing::sample"),
         opt_(options),
-        d_(density.dimension()),
+        d_(eval_.dimension()),
         metric_(d_, options.metric == MetricKind::dense ? MetricKind::dense : MetricKind::diagonal),
         rng_(options.seed, std::uint64_t(chain)) {
-    if constexpr (host_memory) {
-      // Unmanaged views over host vectors: no Kokkos allocation (which some
-      // backends refuse outside the thread that initialised Kokkos).
-      q_store_.assign(std::size_t(d_), Scalar(0));
-      g_store_.assign(std::size_t(d_), Scalar(0));
-      q_dev_ = View1D<Scalar, Mem>(q_store_.data(), d_);
-      g_dev_ = View1D<Scalar, Mem>(g_store_.data(), d_);
-    } else {
-      q_dev_ =
-          View1D<Scalar, Mem>(Kokkos::view_alloc(std::string("lensing::sample::q"), Kokkos::WithoutInitializing), d_);
-      g_dev_ = View1D<Scalar, Mem>(
-          Kokkos::view_alloc(std::string("lensing::sample::grad"), Kokkos::WithoutInitializing), d_);
-    }
-    if constexpr (host_memory) {
-      q_host_ = q_dev_;
-      g_host_ = g_dev_;
-    } else {
-      q_host_ = HostView(Kokkos::view_alloc(std::string("lensing::sample::q_host"), Kokkos::WithoutInitializing), d_);
-      g_host_ = HostView(Kokkos::view_alloc(std::string("lensing::sample::g_host"), Kokkos::WithoutInitializing), d_);
-    }
     auto alloc = [&](std::vector<double>& v) { v.assign(d_, 0.0); };
     for (auto* v :
          {&q_,   &g_,       &zq_,      &zp_,      &zg_,   &zv_,   &fq_,   &fp_,   &fg_,   &bq_,   &bp_,   &bg_,
@@ -162,7 +140,7 @@ class HamiltonianChain {
   Metric& metric() { return metric_; }
   std::vector<double> const& position() const { return q_; }
   double log_density() const { return lp_; }
-  long long gradient_evaluations() const { return n_grad_; }
+  long long gradient_evaluations() const { return eval_.evaluations(); }
 
   /// One transition (NUTS or static HMC per the options) from the current state.
   TransitionStats transition() {
@@ -225,24 +203,9 @@ class HamiltonianChain {
     }
   };
 
-  // log density and gradient at q; -inf (gradient unspecified) if anything is non-finite.
-  double evaluate(std::vector<double> const& q, std::vector<double>& g) {
-    for (int i = 0; i < d_; ++i) {
-      if (!std::isfinite(q[i])) return -HUGE_VAL;
-      q_host_(i) = Scalar(q[i]);
-    }
-    if constexpr (!host_memory) Kokkos::deep_copy(space_, q_dev_, q_host_);
-    Scalar const lp = density_.value_and_gradient(space_, q_dev_, g_dev_);
-    if constexpr (!host_memory) Kokkos::deep_copy(space_, g_host_, g_dev_);
-    space_.fence();
-    ++n_grad_;
-    if (!std::isfinite(lp)) return -HUGE_VAL;
-    for (int i = 0; i < d_; ++i) {
-      g[i] = double(g_host_(i));
-      if (!std::isfinite(g[i])) return -HUGE_VAL;
-    }
-    return double(lp);
-  }
+  // log density and gradient at q; -inf (gradient unspecified) if anything is
+  // non-finite.  Every caller holds the FP environment (detail::FenvHold).
+  double evaluate(std::vector<double> const& q, std::vector<double>& g) { return eval_.evaluate(q.data(), g.data()); }
 
   void initialise(int chain) {
     constexpr char const* where = "lensing::sample";
@@ -454,18 +417,12 @@ class HamiltonianChain {
     return s;
   }
 
-  ExecutionSpace space_;
-  Density const& density_;
+  DensityEvaluator<ExecutionSpace, Density> eval_;
   SamplerOptions opt_;
   int d_;
   Metric metric_;
   Rng rng_;
-  std::vector<Scalar> q_store_, g_store_;
-  View1D<Scalar, Mem> q_dev_, g_dev_;
-  using HostView = Kokkos::View<Scalar*, Kokkos::LayoutRight, Kokkos::HostSpace>;
-  HostView q_host_, g_host_;
   double eps_ = 1, lp_ = 0, zlp_ = 0, flp_ = 0, blp_ = 0;
-  long long n_grad_ = 0;
   bool divergent_ = false;
   std::vector<double> q_, g_, zq_, zp_, zg_, zv_, fq_, fp_, fg_, bq_, bp_, bg_, rho_, rho_fwd_, rho_bck_, rho_ext_;
   std::vector<double> p_ff_, v_ff_, p_fb_, v_fb_, p_bf_, v_bf_, p_bb_, v_bb_;

@@ -40,6 +40,7 @@
 #include <lensing/sample/adaptation.hpp>
 #include <lensing/sample/draws.hpp>
 #include <lensing/sample/log_density.hpp>
+#include <lensing/sample/parallel_chains.hpp>
 #include <lensing/sample/random.hpp>
 
 #include <Kokkos_Core.hpp>
@@ -95,37 +96,6 @@ inline void check_langevin_options(LangevinOptions const& o) {
     check_finite(v, where, "init value");
 }
 
-// Run f(c) for c in [0, n) on up to `threads` host threads (0: hardware);
-// the first exception is rethrown after all have finished.
-template <class F>
-void for_each_chain(int n, int threads, F const& f) {
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(n));
-  auto run = [&](int c) {
-    try {
-      f(c);
-    } catch (...) {
-      errors[c] = std::current_exception();
-    }
-  };
-  if (threads == 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
-  threads = std::min(threads, n);
-  if (threads <= 1) {
-    for (int c = 0; c < n; ++c)
-      run(c);
-  } else {
-    std::atomic<int> next{0};
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t)
-      pool.emplace_back([&]() {
-        for (int c = next++; c < n; c = next++)
-          run(c);
-      });
-    for (auto& th : pool)
-      th.join();
-  }
-  for (auto const& e : errors)
-    if (e) std::rethrow_exception(e);
-}
 }  // namespace detail
 
 //----------------------------------------------------------------------------
@@ -143,22 +113,9 @@ SampleResult langevin(ExecutionSpace const& space, Density const& density, Lange
   std::size_t const dd = std::size_t(d);
   check_argument(options.init.empty() || options.init.size() == dd || options.init.size() == dd * nc, where,
                  "init must have dimension() or num_chains * dimension() values");
-  SampleResult r;
-  r.num_chains = nc;
-  r.num_draws = nd;
-  r.dimension = d;
-  std::size_t const n = std::size_t(nc) * nd;
-  r.draws.resize(n * d);
-  r.lp.resize(n);
-  r.accept_stat.resize(n);
-  r.step_size.resize(n);
-  r.energy.resize(n);
-  r.tree_depth.assign(n, 0);
-  r.n_leapfrog.assign(n, 1);
-  r.divergent.assign(n, 0);
-  r.final_step_size.resize(nc);
-  r.inverse_metric.assign(nc, std::vector<double>(dd, 1.0));
-  std::vector<long long> grads(nc, 0), sampling_grads(nc, 0), warm_div(nc, 0);
+  SampleResult r = detail::allocate_result(nc, nd, d);
+  r.n_leapfrog.assign(r.n_leapfrog.size(), 1);
+  std::vector<detail::ChainCounters> counters(static_cast<std::size_t>(nc));
   std::mutex print_mutex;
   bool const mala = options.algorithm == LangevinAlgorithm::mala;
   long long const total = nw + (long long)nd * thin, every = std::max(1LL, total / 10);
@@ -192,7 +149,7 @@ SampleResult langevin(ExecutionSpace const& space, Density const& density, Lange
       bool const warm = it < nw;
       if (it == nw) {
         if (adapt) h = dual.final_step_size();
-        sampling_grads[c] = eval.evaluations();
+        counters[c].sampling_gradients = eval.evaluations();
       }
       double const s2h = std::sqrt(2 * h);
       for (std::size_t i = 0; i < dd; ++i) {
@@ -222,7 +179,7 @@ SampleResult langevin(ExecutionSpace const& space, Density const& density, Lange
         }
       }
       if (warm) {
-        warm_div[c] += divergent ? 1 : 0;
+        counters[c].warmup_divergences += divergent ? 1 : 0;
         if (adapt) {
           h = dual.learn(accept);
           h = std::min(std::max(h, 1e-12), 1e6);
@@ -243,17 +200,13 @@ SampleResult langevin(ExecutionSpace const& space, Density const& density, Lange
       }
     }
     r.final_step_size[c] = h;
-    grads[c] = eval.evaluations();
-    sampling_grads[c] = grads[c] - sampling_grads[c];
+    counters[c].gradients = eval.evaluations();
+    counters[c].sampling_gradients = counters[c].gradients - counters[c].sampling_gradients;
   };
   auto const t0 = std::chrono::steady_clock::now();
   detail::for_each_chain(nc, options.threads, run_chain);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  for (int c = 0; c < nc; ++c) {
-    r.gradient_evaluations += grads[c];
-    r.sampling_gradient_evaluations += sampling_grads[c];
-    r.warmup_divergences += warm_div[c];
-  }
+  detail::add_counters(r, counters);
   return r;
 }
 

@@ -17,19 +17,19 @@
 /// and a density that launches kernels on a backend instance that is not
 /// thread-safe (Serial and OpenMP in Kokkos 3.x) must be run with threads = 1.
 /// Errors (bad options, no finite initial point) throw before or after the
-/// chains run; never a hang.
+/// chains run; never a hang.  The per-chain driver (detail::run_hmc_chain) and
+/// the thread pool (parallel_chains.hpp) are shared with sample_batch()
+/// (batch.hpp), which runs many independent posteriors at once.
 
 #include <lensing/core/errors.hpp>
 #include <lensing/sample/draws.hpp>
 #include <lensing/sample/hamiltonian.hpp>
+#include <lensing/sample/parallel_chains.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <exception>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 namespace lensing {
@@ -56,6 +56,61 @@ inline void check_sampler_options(SamplerOptions const& o) {
 }
 }  // namespace detail
 
+namespace detail {
+/// Chain `c` of a run: initial point, step-size initialisation, warm-up with
+/// adaptation, then the draws, written to slot c of `r` (allocated by
+/// allocate_result).  Progress lines (options.progress) are prefixed by
+/// `label` and serialised by `print_mutex`.
+template <class ExecutionSpace, class Density>
+void run_hmc_chain(ExecutionSpace const& space, Density const& density, SamplerOptions const& options, int c,
+                   SampleResult& r, ChainCounters& counters, std::mutex& print_mutex, char const* label) {
+  int const d = r.dimension, nd = options.num_draws, nw = options.num_warmup;
+  int const total = nw + nd, every = std::max(1, total / 10);
+  HamiltonianChain<ExecutionSpace, Density> chain(space, density, options, c);
+  bool const adapt = options.adapt && nw > 0;
+  if (adapt) chain.init_step_size();
+  DualAveraging dual(options.target_accept);
+  dual.restart(chain.step_size());
+  WindowedAdaptation windows(nw, d, options.metric == MetricKind::dense);
+  long long grads_at_sampling = 0;
+  for (int it = 0; it < total; ++it) {
+    bool const warm = it < nw;
+    if (it == nw && adapt) chain.set_step_size(dual.final_step_size());
+    if (it == nw) grads_at_sampling = chain.gradient_evaluations();
+    TransitionStats const s = chain.transition();
+    if (warm) {
+      counters.warmup_divergences += s.divergent ? 1 : 0;
+      if (adapt) {
+        chain.set_step_size(dual.learn(s.accept_stat));
+        if (options.metric != MetricKind::unit && windows.learn(chain.metric(), chain.position().data())) {
+          chain.init_step_size();
+          dual.restart(chain.step_size());
+        }
+      }
+    } else {
+      std::size_t const j = std::size_t(c) * nd + (it - nw);
+      std::copy(chain.position().begin(), chain.position().end(), r.draws.begin() + j * d);
+      r.lp[j] = s.lp;
+      r.accept_stat[j] = s.accept_stat;
+      r.step_size[j] = s.step_size;
+      r.energy[j] = s.energy;
+      r.tree_depth[j] = s.tree_depth;
+      r.n_leapfrog[j] = s.n_leapfrog;
+      r.divergent[j] = s.divergent ? 1 : 0;
+    }
+    if (options.progress && ((it + 1) % every == 0 || it + 1 == total)) {
+      std::lock_guard<std::mutex> lock(print_mutex);
+      std::fprintf(stderr, "%s: chain %d: iteration %d / %d (%s)\n", label, c + 1, it + 1, total,
+                   warm ? "warm-up" : "sampling");
+    }
+  }
+  r.final_step_size[c] = chain.step_size();
+  r.inverse_metric[c] = chain.metric().inverse_metric();
+  counters.gradients = chain.gradient_evaluations();
+  counters.sampling_gradients = counters.gradients - grads_at_sampling;
+}
+}  // namespace detail
+
 /// Run `options.num_chains` chains of NUTS or static HMC on `density`.
 template <class ExecutionSpace, class Density>
 SampleResult sample(ExecutionSpace const& space, Density const& density, SamplerOptions const& options) {
@@ -63,102 +118,16 @@ SampleResult sample(ExecutionSpace const& space, Density const& density, Sampler
   detail::check_sampler_options(options);
   int const d = density.dimension();
   check_count(d, 1, "lensing::sample", "density.dimension()");
-  int const nc = options.num_chains, nd = options.num_draws, nw = options.num_warmup;
-
-  SampleResult r;
-  r.num_chains = nc;
-  r.num_draws = nd;
-  r.dimension = d;
-  std::size_t const n = std::size_t(nc) * nd;
-  r.draws.resize(n * d);
-  r.lp.resize(n);
-  r.accept_stat.resize(n);
-  r.step_size.resize(n);
-  r.energy.resize(n);
-  r.tree_depth.resize(n);
-  r.n_leapfrog.resize(n);
-  r.divergent.resize(n);
-  r.final_step_size.resize(nc);
-  r.inverse_metric.resize(nc);
-  std::vector<long long> grads(nc, 0), sampling_grads(nc, 0), warm_div(nc, 0);
-  std::vector<std::exception_ptr> errors(nc);
+  int const nc = options.num_chains;
+  SampleResult r = detail::allocate_result(nc, options.num_draws, d);
+  std::vector<detail::ChainCounters> counters(static_cast<std::size_t>(nc));
   std::mutex print_mutex;
-  int const total = nw + nd, every = std::max(1, total / 10);
-
-  auto run_chain = [&](int c) {
-    try {
-      HamiltonianChain<ExecutionSpace, Density> chain(space, density, options, c);
-      bool const adapt = options.adapt && nw > 0;
-      if (adapt) chain.init_step_size();
-      DualAveraging dual(options.target_accept);
-      dual.restart(chain.step_size());
-      WindowedAdaptation windows(nw, d, options.metric == MetricKind::dense);
-      for (int it = 0; it < total; ++it) {
-        bool const warm = it < nw;
-        if (it == nw && adapt) chain.set_step_size(dual.final_step_size());
-        if (it == nw) sampling_grads[c] = chain.gradient_evaluations();
-        TransitionStats const s = chain.transition();
-        if (warm) {
-          warm_div[c] += s.divergent ? 1 : 0;
-          if (adapt) {
-            chain.set_step_size(dual.learn(s.accept_stat));
-            if (options.metric != MetricKind::unit && windows.learn(chain.metric(), chain.position().data())) {
-              chain.init_step_size();
-              dual.restart(chain.step_size());
-            }
-          }
-        } else {
-          std::size_t const j = std::size_t(c) * nd + (it - nw);
-          std::copy(chain.position().begin(), chain.position().end(), r.draws.begin() + j * d);
-          r.lp[j] = s.lp;
-          r.accept_stat[j] = s.accept_stat;
-          r.step_size[j] = s.step_size;
-          r.energy[j] = s.energy;
-          r.tree_depth[j] = s.tree_depth;
-          r.n_leapfrog[j] = s.n_leapfrog;
-          r.divergent[j] = s.divergent ? 1 : 0;
-        }
-        if (options.progress && ((it + 1) % every == 0 || it + 1 == total)) {
-          std::lock_guard<std::mutex> lock(print_mutex);
-          std::fprintf(stderr, "lensing::sample: chain %d: iteration %d / %d (%s)\n", c + 1, it + 1, total,
-                       warm ? "warm-up" : "sampling");
-        }
-      }
-      r.final_step_size[c] = chain.step_size();
-      r.inverse_metric[c] = chain.metric().inverse_metric();
-      grads[c] = chain.gradient_evaluations();
-      sampling_grads[c] = grads[c] - sampling_grads[c];
-    } catch (...) {
-      errors[c] = std::current_exception();
-    }
-  };
-
   auto const t0 = std::chrono::steady_clock::now();
-  int threads = options.threads;
-  if (threads == 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
-  threads = std::min(threads, nc);
-  if (threads <= 1) {
-    for (int c = 0; c < nc; ++c)
-      run_chain(c);
-  } else {
-    std::atomic<int> next{0};
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t)
-      pool.emplace_back([&]() {
-        for (int c = next++; c < nc; c = next++)
-          run_chain(c);
-      });
-    for (auto& th : pool)
-      th.join();
-  }
+  detail::for_each_chain(nc, options.threads, [&](int c) {
+    detail::run_hmc_chain(space, density, options, c, r, counters[std::size_t(c)], print_mutex, "lensing::sample");
+  });
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  for (auto const& e : errors)
-    if (e) std::rethrow_exception(e);
-  for (int c = 0; c < nc; ++c) {
-    r.gradient_evaluations += grads[c];
-    r.sampling_gradient_evaluations += sampling_grads[c];
-    r.warmup_divergences += warm_div[c];
-  }
+  detail::add_counters(r, counters);
   return r;
 }
 
