@@ -2,6 +2,7 @@
 
 #include <lensing/nn/activation.hpp>
 #include <lensing/nn/batchnorm.hpp>
+#include <lensing/nn/concat.hpp>
 #include <lensing/nn/conv2d.hpp>
 #include <lensing/nn/conv_transpose2d.hpp>
 #include <lensing/nn/dense.hpp>
@@ -9,11 +10,18 @@
 #include <lensing/nn/flatten.hpp>
 #include <lensing/nn/gemm.hpp>
 #include <lensing/nn/graph_conv.hpp>
+#include <lensing/nn/graph_conv_directional.hpp>
+#include <lensing/nn/layer_norm.hpp>
 #include <lensing/nn/loss.hpp>
+#include <lensing/nn/loss_gaussian_full.hpp>
+#include <lensing/nn/loss_mdn.hpp>
 #include <lensing/nn/optimizer.hpp>
 #include <lensing/nn/pooling.hpp>
+#include <lensing/nn/reshape.hpp>
 #include <lensing/nn/residual.hpp>
 #include <lensing/nn/sequential.hpp>
+#include <lensing/nn/train.hpp>
+#include <lensing/nn/vae.hpp>
 
 namespace {
 // forward and backward of one layer on a tiny input.
@@ -71,6 +79,12 @@ LENSING_INSTANTIATE(instantiate_nn) {
     run_layer(space, nn::BatchNorm<S, Mem>(2), img);
     run_layer(space, nn::make_preact_bottleneck<S, Mem>(img, 2, 4, 2), img);
     run_layer(space, nn::make_preact_bottleneck_identity<S, Mem>(img, 1), img);
+    run_layer(space, nn::make_preact_basic<S, Mem>(img, 4, 2), img);
+    run_layer(space, nn::make_preact_basic_identity<S, Mem>(img), img);
+    run_layer(space, nn::LayerNorm<S, Mem>(2, 6, 6), img);
+    run_layer(space, nn::Reshape<S, Mem>(8, -1, 3), img);
+    run_layer(space, nn::make_concat(nn::Conv2D<S, Mem>(2, 3, 3, 1, 1), nn::Conv2D<S, Mem>(2, 1, 1)), img);
+    run_layer(space, nn::DirectionalGraphConv<S, Mem>(adj, {0.0, 1.0}, {0.0, 0.5}, 72, 3, 2), img);
     // A network, the losses and the optimizers.
     auto net = nn::make_sequential(img, nn::Conv2D<S, Mem>(2, 3, 3), nn::ReLU<S, Mem>(), nn::Flatten<S, Mem>(),
                                    nn::Dense<S, Mem>(48, 4));
@@ -89,6 +103,24 @@ LENSING_INSTANTIATE(instantiate_nn) {
     adam.step(space, net.parameters(), net.gradients());
     adamw.step(space, net.parameters(), net.gradients());
     nn::clip_grad_norm(space, net.gradients(), 1.0);
+    // Probabilistic losses, VAE pieces and the training loop (helper nn-train).
+    nn::Tensor<S, Mem> pf("pf", 2, 5, 1, 1), gf("gf", 2, 5, 1, 1), zr("zr", 2, 2, 1, 1);
+    nn::gaussian_full_nll_loss(space, pf, t2, gf);
+    nn::mdn_nll_loss(space, pf, t2, 1, gf);
+    nn::kl_standard_normal(space, out, net.output_gradient());
+    nn::kl_diagonal_gaussians(space, out, out, net.output_gradient(), net.output_gradient(), true);
+    nn::Reparameterize<S, Mem> rep(2, 2, 1);
+    rep.sample(space, out, zr);
+    rep.backward(space, out, zr, net.output_gradient(), true);
+    nn::TrainOptions topt;
+    topt.epochs = 1;
+    topt.log = nullptr;
+    topt.schedule = nn::LRSchedule::cosine(1e-3, 2, 1);
+    nn::train(
+        space, net, adam,
+        [](auto const& s, auto const& p, auto const& tt, auto const& g) { return nn::mse_loss(s, p, tt, g); },
+        nn::Tensor<S, Kokkos::HostSpace>("hx", 2, 2, 6, 6), lensing::View2D<S, Kokkos::HostSpace>("ht", 2, 4),
+        nn::Tensor<S, Kokkos::HostSpace>(), lensing::View2D<S, Kokkos::HostSpace>(), topt);
     space.fence();
   });
 }

@@ -9,11 +9,15 @@
 
 #include <lensing/nn/layer.hpp>
 
+#include <lensing_test.hpp>
+
 #include <Kokkos_Core.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace lensing {
@@ -115,6 +119,21 @@ GradCheck check_layer_gradients(Space const& space, Layer const& proto, nn::Shap
     ++res.params;
   }
   return res;
+}
+
+/// check_layer_gradients with the standard tolerance (1e-7 relative, double),
+/// the errors reported through MESSAGE.
+template <class Space, class Layer>
+void expect_gradients(Space const& space, Layer const& layer, nn::Shape4 in, std::string const& what,
+                      double x_scale = 1.0) {
+  constexpr double grad_tol = 1e-7;
+  auto const r = check_layer_gradients(space, layer, in, 7, 1e-5, 80, x_scale);
+  MESSAGE(what << " on " << std::string(Space::name()) << ": input grad err " << r.input_error << " (" << r.inputs
+               << " checked), param grad err " << r.param_error << " (" << r.params << " checked)");
+  CHECK(r.inputs > 0);
+  CHECK(r.input_error < grad_tol);
+  CHECK(r.param_error < grad_tol);
+  if (layer.num_params() > 0) CHECK(r.params > 0);
 }
 
 }  // namespace test

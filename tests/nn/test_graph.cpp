@@ -14,14 +14,6 @@ namespace nn = lensing::nn;
 namespace lt = lensing::test;
 
 namespace {
-template <class V>
-std::vector<double> host_values(V const& v) {
-  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
-  std::vector<double> out(h.size());
-  for (std::size_t i = 0; i < h.size(); ++i)
-    out[i] = double(h.data()[i]);
-  return out;
-}
 
 // A random directed weighted graph of n nodes, about deg entries per row, as COO.
 struct Coo {
@@ -62,7 +54,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: GraphConv equals the dense-adjacency computation
     lt::fill_normal(h, 6);
     gc.forward(space, h, y);
     space.fence();
-    auto const hv = host_values(h), yv = host_values(y), p = host_values(gc.parameters());
+    auto const hv = lt::host_values(h), yv = lt::host_values(y), p = lt::host_values(gc.parameters());
     long const nw = long(fo) * fi;
     double const* w0 = p.data();
     double const* w1 = p.data() + (self ? nw : 0);

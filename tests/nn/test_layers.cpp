@@ -23,20 +23,6 @@ namespace lt = lensing::test;
 
 namespace {
 
-constexpr double grad_tol = 1e-7;
-
-template <class Space, class Layer>
-void expect_gradients(Space const& space, Layer const& layer, nn::Shape4 in, char const* what, double x_scale = 1.0) {
-  auto const r = lt::check_layer_gradients(space, layer, in, 7, 1e-5, 80, x_scale);
-  MESSAGE(std::string(what) << " on " << std::string(Space::name()) << ": input grad err " << r.input_error << " ("
-                            << r.inputs << " checked), param grad err " << r.param_error << " (" << r.params
-                            << " checked)");
-  CHECK(r.inputs > 0);
-  CHECK(r.input_error < grad_tol);
-  CHECK(r.param_error < grad_tol);
-  if (layer.num_params() > 0) CHECK(r.params > 0);
-}
-
 template <class Layer>
 Layer randomized(Layer l, unsigned seed, double scale = 0.5) {
   lt::fill_normal(l.parameters(), seed, scale);
@@ -44,22 +30,6 @@ Layer randomized(Layer l, unsigned seed, double scale = 0.5) {
 }
 
 // Host copy of a tensor as std::vector<double>.
-template <class V>
-std::vector<double> host_values(V const& v) {
-  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
-  std::vector<double> out(h.size());
-  for (std::size_t i = 0; i < h.size(); ++i)
-    out[i] = double(h.data()[i]);
-  return out;
-}
-template <class V>
-void set_values(V const& v, std::vector<double> const& vals) {
-  auto h = Kokkos::create_mirror_view(v);
-  REQUIRE(h.size() == vals.size());
-  for (std::size_t i = 0; i < h.size(); ++i)
-    h.data()[i] = typename V::value_type(vals[i]);
-  Kokkos::deep_copy(v, h);
-}
 
 }  // namespace
 
@@ -70,8 +40,8 @@ LENSING_TEST_CASE_TEMPLATE("nn: Dense gradients", Config, lt::DoubleConfigs) {
   using Space = typename Config::execution_space;
   using Mem = typename Config::memory_space;
   Space space;
-  expect_gradients(space, randomized(nn::Dense<double, Mem>(8, 5), 3), nn::Shape4{3, 2, 2, 2}, "Dense 8->5");
-  expect_gradients(space, randomized(nn::Dense<double, Mem>(1, 1), 4), nn::Shape4{1, 1, 1, 1}, "Dense 1->1");
+  lt::expect_gradients(space, randomized(nn::Dense<double, Mem>(8, 5), 3), nn::Shape4{3, 2, 2, 2}, "Dense 8->5");
+  lt::expect_gradients(space, randomized(nn::Dense<double, Mem>(1, 1), 4), nn::Shape4{1, 1, 1, 1}, "Dense 1->1");
 }
 
 LENSING_TEST_CASE_TEMPLATE("nn: Conv2D gradients (im2col and direct)", Config, lt::DoubleConfigs) {
@@ -97,7 +67,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: Conv2D gradients (im2col and direct)", Config, l
     for (bool direct : {false, true}) {
       C conv(c.cin, c.cout, c.g, nn::Init::he_normal, direct);
       std::string const what = std::string("Conv2D ") + c.name + (direct ? " direct" : " im2col");
-      expect_gradients(space, randomized(conv, 11), c.in, what.c_str());
+      lt::expect_gradients(space, randomized(conv, 11), c.in, what.c_str());
     }
   }
 }
@@ -106,12 +76,12 @@ LENSING_TEST_CASE_TEMPLATE("nn: pooling and flatten gradients", Config, lt::Doub
   using Space = typename Config::execution_space;
   using Mem = typename Config::memory_space;
   Space space;
-  expect_gradients(space, nn::MaxPool2D<double, Mem>(2), nn::Shape4{2, 3, 6, 5}, "MaxPool 2");
-  expect_gradients(space, nn::MaxPool2D<double, Mem>(3, 2), nn::Shape4{2, 2, 7, 7}, "MaxPool 3 s2 (overlapping)");
-  expect_gradients(space, nn::AvgPool2D<double, Mem>(2), nn::Shape4{2, 3, 6, 5}, "AvgPool 2");
-  expect_gradients(space, nn::AvgPool2D<double, Mem>(3, 2), nn::Shape4{2, 2, 7, 7}, "AvgPool 3 s2");
-  expect_gradients(space, nn::GlobalAvgPool<double, Mem>(), nn::Shape4{3, 4, 3, 5}, "GlobalAvgPool");
-  expect_gradients(space, nn::Flatten<double, Mem>(), nn::Shape4{2, 3, 2, 2}, "Flatten");
+  lt::expect_gradients(space, nn::MaxPool2D<double, Mem>(2), nn::Shape4{2, 3, 6, 5}, "MaxPool 2");
+  lt::expect_gradients(space, nn::MaxPool2D<double, Mem>(3, 2), nn::Shape4{2, 2, 7, 7}, "MaxPool 3 s2 (overlapping)");
+  lt::expect_gradients(space, nn::AvgPool2D<double, Mem>(2), nn::Shape4{2, 3, 6, 5}, "AvgPool 2");
+  lt::expect_gradients(space, nn::AvgPool2D<double, Mem>(3, 2), nn::Shape4{2, 2, 7, 7}, "AvgPool 3 s2");
+  lt::expect_gradients(space, nn::GlobalAvgPool<double, Mem>(), nn::Shape4{3, 4, 3, 5}, "GlobalAvgPool");
+  lt::expect_gradients(space, nn::Flatten<double, Mem>(), nn::Shape4{2, 3, 2, 2}, "Flatten");
 }
 
 LENSING_TEST_CASE_TEMPLATE("nn: activation gradients", Config, lt::DoubleConfigs) {
@@ -120,32 +90,32 @@ LENSING_TEST_CASE_TEMPLATE("nn: activation gradients", Config, lt::DoubleConfigs
   Space space;
   nn::Shape4 const s{2, 3, 4, 5};
   // x ~ N(0, 3²): both branches of the piecewise functions, saturated tails.
-  expect_gradients(space, nn::ReLU<double, Mem>(), s, "ReLU", 3.0);
-  expect_gradients(space, nn::LeakyReLU<double, Mem>(nn::LeakyReluOp{0.2}), s, "LeakyReLU", 3.0);
-  expect_gradients(space, nn::ELU<double, Mem>(nn::EluOp{1.5}), s, "ELU", 3.0);
-  expect_gradients(space, nn::GELU<double, Mem>(), s, "GELU", 3.0);
-  expect_gradients(space, nn::Tanh<double, Mem>(), s, "Tanh", 3.0);
-  expect_gradients(space, nn::Sigmoid<double, Mem>(), s, "Sigmoid", 3.0);
-  expect_gradients(space, nn::Softplus<double, Mem>(), s, "Softplus", 3.0);
+  lt::expect_gradients(space, nn::ReLU<double, Mem>(), s, "ReLU", 3.0);
+  lt::expect_gradients(space, nn::LeakyReLU<double, Mem>(nn::LeakyReluOp{0.2}), s, "LeakyReLU", 3.0);
+  lt::expect_gradients(space, nn::ELU<double, Mem>(nn::EluOp{1.5}), s, "ELU", 3.0);
+  lt::expect_gradients(space, nn::GELU<double, Mem>(), s, "GELU", 3.0);
+  lt::expect_gradients(space, nn::Tanh<double, Mem>(), s, "Tanh", 3.0);
+  lt::expect_gradients(space, nn::Sigmoid<double, Mem>(), s, "Sigmoid", 3.0);
+  lt::expect_gradients(space, nn::Softplus<double, Mem>(), s, "Softplus", 3.0);
 }
 
 LENSING_TEST_CASE_TEMPLATE("nn: Dropout and BatchNorm gradients", Config, lt::DoubleConfigs) {
   using Space = typename Config::execution_space;
   using Mem = typename Config::memory_space;
   Space space;
-  expect_gradients(space, nn::Dropout<double, Mem>(0.3, 42), nn::Shape4{2, 3, 4, 5}, "Dropout 0.3 train");
+  lt::expect_gradients(space, nn::Dropout<double, Mem>(0.3, 42), nn::Shape4{2, 3, 4, 5}, "Dropout 0.3 train");
   nn::Dropout<double, Mem> mc(0.5, 1);
   mc.set_training(false);
   mc.set_mc(true);
-  expect_gradients(space, mc, nn::Shape4{2, 3, 4, 5}, "Dropout 0.5 MC inference");
+  lt::expect_gradients(space, mc, nn::Shape4{2, 3, 4, 5}, "Dropout 0.5 MC inference");
   auto bn = nn::BatchNorm<double, Mem>(3);
   lt::fill_normal(bn.parameters(), 5, 1.0);
-  expect_gradients(space, bn, nn::Shape4{4, 3, 2, 3}, "BatchNorm train");
-  expect_gradients(space, bn, nn::Shape4{5, 3, 1, 1}, "BatchNorm train, dense features");
+  lt::expect_gradients(space, bn, nn::Shape4{4, 3, 2, 3}, "BatchNorm train");
+  lt::expect_gradients(space, bn, nn::Shape4{5, 3, 1, 1}, "BatchNorm train, dense features");
   lt::fill_normal(bn.state(), 6, 0.3);
-  set_values(Kokkos::subview(bn.state(), Kokkos::make_pair(3, 6)), {0.5, 1.5, 2.0});  // variances > 0
+  lt::set_values(Kokkos::subview(bn.state(), Kokkos::make_pair(3, 6)), {0.5, 1.5, 2.0});  // variances > 0
   bn.set_training(false);
-  expect_gradients(space, bn, nn::Shape4{4, 3, 2, 3}, "BatchNorm inference");
+  lt::expect_gradients(space, bn, nn::Shape4{4, 3, 2, 3}, "BatchNorm inference");
 }
 
 //----------------------------------------------------------------------------
@@ -160,12 +130,12 @@ LENSING_TEST_CASE_TEMPLATE("nn: forward values against hand-computed cases", Con
   // Dense: W = [[1,2,3],[4,5,6]], b = [0.5,-1]; x = [1,0,-1], [2,1,0].
   {
     nn::Dense<S, Mem> d(3, 2);
-    set_values(d.parameters(), {1, 2, 3, 4, 5, 6, 0.5, -1});
+    lt::set_values(d.parameters(), {1, 2, 3, 4, 5, 6, 0.5, -1});
     nn::Tensor<S, Mem> x("x", 2, 3, 1, 1), y("y", 2, 2, 1, 1);
-    set_values(x, {1, 0, -1, 2, 1, 0});
+    lt::set_values(x, {1, 0, -1, 2, 1, 0});
     d.forward(space, x, y);
     space.fence();
-    auto const v = host_values(y);
+    auto const v = lt::host_values(y);
     std::vector<double> const want = {-1.5, -3, 4.5, 12};
     for (int i = 0; i < 4; ++i)
       CHECK(v[i] == doctest::Approx(want[i]).epsilon(tol));
@@ -174,21 +144,21 @@ LENSING_TEST_CASE_TEMPLATE("nn: forward values against hand-computed cases", Con
   // With padding 1, stride 2: outputs at (-1,-1),(−1,1),(1,−1),(1,1) offsets.
   {
     nn::Conv2D<S, Mem> c(1, 1, nn::Conv2DGeometry{2, 2, 1, 1, 0, 0, 1, 1});
-    set_values(c.parameters(), {1, 0, 0, -1, 1});
+    lt::set_values(c.parameters(), {1, 0, 0, -1, 1});
     nn::Tensor<S, Mem> x("x", 1, 1, 3, 3), y("y", 1, 1, 2, 2);
-    set_values(x, {0, 1, 2, 3, 4, 5, 6, 7, 8});
+    lt::set_values(x, {0, 1, 2, 3, 4, 5, 6, 7, 8});
     c.forward(space, x, y);
     space.fence();
-    for (double v : host_values(y))
+    for (double v : lt::host_values(y))
       CHECK(v == doctest::Approx(-3).epsilon(tol));
     nn::Conv2D<S, Mem> cp(1, 1, nn::Conv2DGeometry{2, 2, 2, 2, 1, 1, 1, 1});
-    set_values(cp.parameters(), {1, 0, 0, -1, 1});
+    lt::set_values(cp.parameters(), {1, 0, 0, -1, 1});
     nn::Tensor<S, Mem> yp("yp", 1, 1, 2, 2);
     cp.forward(space, x, yp);
     space.fence();
     // out(0,0): x[-1][-1] - x[0][0] + 1 = 1; out(0,1): x[-1][1] - x[0][2] + 1 = -1;
     // out(1,0): x[1][-1] - x[2][0] + 1 = -5; out(1,1): x[1][1] - x[2][2] + 1 = -3.
-    auto const v = host_values(yp);
+    auto const v = lt::host_values(yp);
     std::vector<double> const want = {1, -1, -5, -3};
     for (int i = 0; i < 4; ++i)
       CHECK(v[i] == doctest::Approx(want[i]).epsilon(tol));
@@ -199,33 +169,33 @@ LENSING_TEST_CASE_TEMPLATE("nn: forward values against hand-computed cases", Con
     std::vector<double> ramp(16);
     for (int i = 0; i < 16; ++i)
       ramp[i] = i;
-    set_values(x, ramp);
+    lt::set_values(x, ramp);
     nn::MaxPool2D<S, Mem> mp(2);
     mp.forward(space, x, y);
     space.fence();
     std::vector<double> const want_max = {5, 7, 13, 15}, want_avg = {2.5, 4.5, 10.5, 12.5};
-    auto v = host_values(y);
+    auto v = lt::host_values(y);
     for (int i = 0; i < 4; ++i)
       CHECK(v[i] == want_max[i]);
     nn::AvgPool2D<S, Mem> ap(2);
     ap.forward(space, x, y);
     space.fence();
-    v = host_values(y);
+    v = lt::host_values(y);
     for (int i = 0; i < 4; ++i)
       CHECK(v[i] == doctest::Approx(want_avg[i]).epsilon(tol));
     nn::GlobalAvgPool<S, Mem> gp;
     gp.forward(space, x, g);
     space.fence();
-    CHECK(host_values(g)[0] == doctest::Approx(7.5).epsilon(tol));
+    CHECK(lt::host_values(g)[0] == doctest::Approx(7.5).epsilon(tol));
   }
   // Activations at x = -1, 0, 1, 30, -30 (no overflow, no NaN).
   {
     nn::Tensor<S, Mem> x("x", 1, 5, 1, 1), y("y", 1, 5, 1, 1);
-    set_values(x, {-1, 0, 1, 30, -30});
+    lt::set_values(x, {-1, 0, 1, 30, -30});
     auto run = [&](auto layer, std::vector<double> const& want) {
       layer.forward(space, x, y);
       space.fence();
-      auto const v = host_values(y);
+      auto const v = lt::host_values(y);
       for (int i = 0; i < 5; ++i)
         CHECK(v[i] == doctest::Approx(want[i]).epsilon(tol * 10).scale(1e-30));
     };
@@ -271,7 +241,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: Conv2D im2col+GEMM equals the direct convolution
     direct.backward(space, x, y2, dy, dx2, g2);
     space.fence();
     auto compare = [&](auto const& a, auto const& b) {
-      auto const va = host_values(a), vb = host_values(b);
+      auto const va = lt::host_values(a), vb = lt::host_values(b);
       double scale = 0, err = 0;
       for (std::size_t i = 0; i < va.size(); ++i) {
         scale = std::max(scale, std::abs(vb[i]));
@@ -300,7 +270,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: Dropout statistics, MC mode and determinism", Co
   Kokkos::deep_copy(x, S(1));
   d.forward(space, x, y);
   space.fence();
-  auto v = host_values(y);
+  auto v = lt::host_values(y);
   long zeros = 0;
   double sum = 0;
   for (double e : v) {
@@ -315,24 +285,24 @@ LENSING_TEST_CASE_TEMPLATE("nn: Dropout statistics, MC mode and determinism", Co
   // The next forward draws a new mask; a new layer with the same seed repeats the sequence.
   d.forward(space, x, y2);
   space.fence();
-  CHECK(host_values(y2) != v);
+  CHECK(lt::host_values(y2) != v);
   nn::Dropout<S, Mem> again(p, 123);
   again.forward(space, x, y2);
   space.fence();
-  CHECK(host_values(y2) == v);
+  CHECK(lt::host_values(y2) == v);
   // Inference: identity, unless MC dropout is on.
   d.set_training(false);
   d.forward(space, x, y);
   space.fence();
   long not_one = 0;
-  for (double e : host_values(y))
+  for (double e : lt::host_values(y))
     not_one += e != 1.0;
   CHECK(not_one == 0);
   d.set_mc(true);
   d.forward(space, x, y);
   space.fence();
   zeros = 0;
-  for (double e : host_values(y))
+  for (double e : lt::host_values(y))
     zeros += e == 0.0;
   CHECK(std::abs(double(zeros) / n - p) < 5 * sd);
   using Drop = nn::Dropout<S, Mem>;
@@ -349,13 +319,13 @@ LENSING_TEST_CASE_TEMPLATE("nn: BatchNorm train/inference consistency", Config, 
   nn::Shape4 const s{4, 2, 3, 3};
   long const m = 4 * 9;
   nn::BatchNorm<S, Mem> bn(2, /*momentum=*/1.0);
-  set_values(bn.parameters(), {1.5, 0.5, -0.2, 0.3});
+  lt::set_values(bn.parameters(), {1.5, 0.5, -0.2, 0.3});
   nn::Tensor<S, Mem> x("x", s.n, s.c, s.h, s.w), yt("yt", s.n, s.c, s.h, s.w), yi("yi", s.n, s.c, s.h, s.w);
   lt::fill_normal(x, 9, 2.0);
   bn.forward(space, x, yt);
   space.fence();
   // Training output: per channel zero mean and variance γ²σ²/(σ²+ε) ≈ γ², mean β.
-  auto const xv = host_values(x), tv = host_values(yt);
+  auto const xv = lt::host_values(x), tv = lt::host_values(yt);
   std::vector<double> mean(2, 0), var(2, 0);
   for (int c = 0; c < 2; ++c) {
     double s1 = 0, s2 = 0, y1 = 0;
@@ -371,7 +341,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: BatchNorm train/inference consistency", Config, 
     CHECK(y1 / m == doctest::Approx(c == 0 ? -0.2 : 0.3).epsilon(tol).scale(1));
   }
   // Momentum 1: running stats are the batch mean and the unbiased variance.
-  auto const st = host_values(bn.state());
+  auto const st = lt::host_values(bn.state());
   for (int c = 0; c < 2; ++c) {
     CHECK(st[c] == doctest::Approx(mean[c]).epsilon(tol * 10));
     CHECK(st[2 + c] == doctest::Approx(var[c] * m / (m - 1)).epsilon(tol * 10));
@@ -380,7 +350,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: BatchNorm train/inference consistency", Config, 
   bn.set_training(false);
   bn.forward(space, x, yi);
   space.fence();
-  auto const iv = host_values(yi);
+  auto const iv = lt::host_values(yi);
   std::vector<double> const gamma = {1.5, 0.5}, beta = {-0.2, 0.3};
   for (int b = 0; b < 4; ++b)
     for (int c = 0; c < 2; ++c)
@@ -390,7 +360,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: BatchNorm train/inference consistency", Config, 
         CHECK(iv[at] == doctest::Approx(beta[c] + (tv[at] - beta[c]) * ratio).epsilon(tol * 10).scale(1));
       }
   // Inference mode leaves the running statistics alone.
-  CHECK(host_values(bn.state()) == st);
+  CHECK(lt::host_values(bn.state()) == st);
   // Training with one value per channel is refused.
   bn.set_training(true);
   nn::Tensor<S, Mem> one("one", 1, 2, 1, 1);
@@ -414,8 +384,8 @@ LENSING_TEST_CASE_TEMPLATE("nn: initialisers are seeded and have the stated vari
                  Case{nn::Init::xavier_normal, 2.0 / (fi + fo)}, Case{nn::Init::xavier_uniform, 2.0 / (fi + fo)}}) {
     nn::initialize(a, c.init, fi, fo, 17);
     nn::initialize(b, c.init, fi, fo, 17);
-    auto const va = host_values(a);
-    CHECK(va == host_values(b));
+    auto const va = lt::host_values(a);
+    CHECK(va == lt::host_values(b));
     double s1 = 0, s2 = 0;
     for (double v : va) {
       s1 += v;
@@ -426,7 +396,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: initialisers are seeded and have the stated vari
     CHECK(std::abs(mean) < 5 * std::sqrt(c.var / n));
     CHECK(std::abs(var / c.var - 1) < 5 * std::sqrt(2.0 / n));
     nn::initialize(b, c.init, fi, fo, 18);
-    CHECK(host_values(b) != va);
+    CHECK(lt::host_values(b) != va);
   }
   CHECK_THROWS_AS(nn::initialize(a, nn::Init::he_normal, 0, 3, 1), std::invalid_argument);
 }
@@ -436,23 +406,17 @@ LENSING_TEST_CASE_TEMPLATE("nn: bad shapes give clear errors", Config, lt::AllCo
   using Mem = typename Config::memory_space;
   using S = typename Config::scalar;
   Space space;
-  auto message = [](auto f) {
-    try {
-      f();
-    } catch (std::invalid_argument const& e) {
-      return std::string(e.what());
-    }
-    return std::string("no exception");
-  };
   nn::Dense<S, Mem> d(8, 3);
-  CHECK(message([&] {
+  CHECK(lt::error_message([&] {
           d.output_shape({2, 3, 1, 1});
         }).find("lensing::nn::Dense: input (2, 3, 1, 1) has 3 features per sample, expected 8") == 0);
   nn::Conv2D<S, Mem> c(3, 4, 5);
-  CHECK(message([&] {
+  CHECK(lt::error_message([&] {
           c.output_shape({1, 2, 8, 8});
         }).find("lensing::nn::Conv2D: input (1, 2, 8, 8) has 2 channels, expected 3") == 0);
-  CHECK(message([&] { c.output_shape({1, 3, 4, 8}); }).find("smaller than the dilated kernel") != std::string::npos);
+  CHECK(lt::error_message([&] {
+          c.output_shape({1, 3, 4, 8});
+        }).find("smaller than the dilated kernel") != std::string::npos);
   using Conv = nn::Conv2D<S, Mem>;
   using Pool = nn::MaxPool2D<S, Mem>;
   using BN = nn::BatchNorm<S, Mem>;
@@ -462,7 +426,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: bad shapes give clear errors", Config, lt::AllCo
   CHECK_THROWS_AS(BN(3).output_shape({1, 2, 4, 4}), std::invalid_argument);
   // Runtime checks in forward/backward: wrong output or gradient shapes.
   nn::Tensor<S, Mem> x("x", 2, 8, 1, 1), y("y", 2, 4, 1, 1), yok("yok", 2, 3, 1, 1), dxbad("dx", 2, 7, 1, 1);
-  CHECK(message([&] {
+  CHECK(lt::error_message([&] {
           d.forward(space, x, y);
         }).find("lensing::nn::Dense::forward: y has shape (2, 4, 1, 1), expected (2, 3, 1, 1)") == 0);
   nn::ParamVector<S, Mem> g("g", d.num_params()), gbad("gbad", 3);
@@ -495,7 +459,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: ConvTranspose2D gradients (im2col and direct)", 
     for (bool direct : {false, true}) {
       nn::ConvTranspose2D<double, Mem> t(2, 3, c.g, c.op, c.op, nn::Init::he_normal, direct);
       std::string const what = std::string("ConvTranspose2D ") + c.name + (direct ? " direct" : " im2col");
-      expect_gradients(space, randomized(t, 12), c.in, what.c_str());
+      lt::expect_gradients(space, randomized(t, 12), c.in, what.c_str());
     }
 }
 
@@ -508,14 +472,14 @@ LENSING_TEST_CASE_TEMPLATE("nn: ConvTranspose2D is the adjoint of Conv2D", Confi
   // Known value: k = s = 2 paints each pixel as a scaled 2x2 kernel.
   {
     nn::ConvTranspose2D<S, Mem> t(1, 1, 2, 2);
-    set_values(t.parameters(), {1, 2, 3, 4, 0.5});
+    lt::set_values(t.parameters(), {1, 2, 3, 4, 0.5});
     nn::Tensor<S, Mem> x("x", 1, 1, 1, 2), y("y", 1, 1, 2, 4);
     CHECK(t.output_shape({1, 1, 1, 2}) == nn::Shape4{1, 1, 2, 4});
-    set_values(x, {1, 2});
+    lt::set_values(x, {1, 2});
     t.forward(space, x, y);
     space.fence();
     std::vector<double> const want = {1.5, 2.5, 2.5, 4.5, 3.5, 4.5, 6.5, 8.5};
-    auto const v = host_values(y);
+    auto const v = lt::host_values(y);
     for (int i = 0; i < 8; ++i)
       CHECK(v[i] == doctest::Approx(want[i]).epsilon(tol));
   }
@@ -542,7 +506,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: ConvTranspose2D is the adjoint of Conv2D", Confi
     t.forward(space, x, tx);
     c.forward(space, u, cu);
     space.fence();
-    auto const xv = host_values(x), cuv = host_values(cu), uv = host_values(u), txv = host_values(tx);
+    auto const xv = lt::host_values(x), cuv = lt::host_values(cu), uv = lt::host_values(u), txv = lt::host_values(tx);
     double a = 0, b = 0, scale = 0;
     for (std::size_t i = 0; i < xv.size(); ++i) {
       a += cuv[i] * xv[i];

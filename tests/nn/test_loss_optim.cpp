@@ -14,22 +14,6 @@ namespace nn = lensing::nn;
 namespace lt = lensing::test;
 
 namespace {
-template <class V>
-std::vector<double> values(V const& v) {
-  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
-  std::vector<double> out(h.size());
-  for (std::size_t i = 0; i < h.size(); ++i)
-    out[i] = double(h.data()[i]);
-  return out;
-}
-template <class V>
-void set(V const& v, std::vector<double> const& vals) {
-  auto h = Kokkos::create_mirror_view(v);
-  REQUIRE(h.size() == vals.size());
-  for (std::size_t i = 0; i < h.size(); ++i)
-    h.data()[i] = typename V::value_type(vals[i]);
-  Kokkos::deep_copy(v, h);
-}
 
 // Max relative error of the loss gradient against central differences.
 template <class Space, class F>
@@ -38,7 +22,7 @@ double loss_gradient_error(Space const& space, F const& loss, int n, int c, unsi
   nn::Tensor<double, Mem> pred("pred", n, c, 1, 1), grad("grad", n, c, 1, 1), none;
   lt::fill_normal(pred, seed, scale);
   loss(pred, grad);
-  auto const g = values(grad);
+  auto const g = lt::host_values(grad);
   auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), pred);
   double err = 0, h = 1e-6;
   for (std::size_t i = 0; i < hp.size(); ++i) {
@@ -65,7 +49,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: loss gradients against central differences", Con
   int const n = 3, d = 4;
   lensing::View2D<double, Mem> t("t", n, d), labels("labels", n, d);
   lt::fill_normal(t, 3);
-  set(labels, {0, 1, 0.25, 1, 0, 0, 1, 0.5, 1, 1, 0, 0.75});
+  lt::set_values(labels, {0, 1, 0.25, 1, 0, 0, 1, 0.5, 1, 1, 0, 0.75});
   double const e_mse = loss_gradient_error(
       space, [&](auto const& p, auto const& g) { return nn::mse_loss(space, p, t, g); }, n, d, 1, 1.0);
   double const e_nll = loss_gradient_error(
@@ -89,26 +73,26 @@ LENSING_TEST_CASE_TEMPLATE("nn: loss values and shape errors", Config, lt::AllCo
   double const tol = std::is_same<S, float>::value ? 1e-6 : 1e-14;
   T p("p", 2, 1, 1, 1), none;
   M t("t", 2, 1);
-  set(p, {1, 2});
+  lt::set_values(p, {1, 2});
   CHECK(double(nn::mse_loss(space, p, t, none)) == doctest::Approx(2.5).epsilon(tol));
   // Gaussian NLL, one sample, μ = 0, s = log σ² = log 4, t = 2: ½(4/4 + log 4 + log 2π).
   T q("q", 1, 2, 1, 1), gq("gq", 1, 2, 1, 1);
   M tq("tq", 1, 1);
-  set(q, {0, std::log(4.0)});
-  set(tq, {2});
+  lt::set_values(q, {0, std::log(4.0)});
+  lt::set_values(tq, {2});
   CHECK(double(nn::gaussian_nll_loss(space, q, tq, gq)) ==
         doctest::Approx(0.5 * (1 + std::log(4.0) + std::log(2 * M_PI))).epsilon(tol));
-  auto const g = values(gq);
+  auto const g = lt::host_values(gq);
   CHECK(g[0] == doctest::Approx(-0.5).epsilon(tol));          // −(t−μ)/σ²
   CHECK(g[1] == doctest::Approx(0.0).epsilon(tol).scale(1));  // ½(1 − (t−μ)²/σ²)
   // BCE with logits: z = 0 -> log 2; z = ±100 stays finite (no overflow, no NaN).
   T z("z", 3, 1, 1, 1), gz("gz", 3, 1, 1, 1);
   M lab("lab", 3, 1);
-  set(z, {0, 100, -100});
-  set(lab, {1, 1, 1});
+  lt::set_values(z, {0, 100, -100});
+  lt::set_values(lab, {1, 1, 1});
   CHECK(double(nn::bce_with_logits_loss(space, z, lab, gz)) ==
         doctest::Approx((std::log(2.0) + 0 + 100) / 3).epsilon(tol));
-  auto const gzv = values(gz);
+  auto const gzv = lt::host_values(gz);
   CHECK(gzv[0] == doctest::Approx(-0.5 / 3).epsilon(tol));
   CHECK(gzv[2] == doctest::Approx(-1.0 / 3).epsilon(tol));
   // Shapes.
@@ -128,13 +112,13 @@ LENSING_TEST_CASE_TEMPLATE("nn: optimizer steps against hand-computed values", C
   nn::ParamVector<S, Mem> p("p", 3), g("g", 3);
   std::vector<std::vector<double>> const grads = {{0.5, 0.1, -3.0}, {-0.25, 0.2, -1.0}};
   auto run = [&](auto&& opt, std::vector<double> const& want) {
-    set(p, {1.0, -2.0, 0.5});
+    lt::set_values(p, {1.0, -2.0, 0.5});
     for (auto const& gv : grads) {
-      set(g, gv);
+      lt::set_values(g, gv);
       opt.step(space, p, g);
     }
     space.fence();
-    auto const v = values(p);
+    auto const v = lt::host_values(p);
     for (int i = 0; i < 3; ++i)
       CHECK(v[i] == doctest::Approx(want[i]).epsilon(tol));
   };
@@ -147,9 +131,9 @@ LENSING_TEST_CASE_TEMPLATE("nn: optimizer steps against hand-computed values", C
   run(nn::Adam<S, Mem>(3, 0.1, 0.9, 0.999, 1e-8, 0.1), {0.8544413674617625, -1.8407351661168132, 0.686442621846279});
   run(nn::AdamW<S, Mem>(3, 0.1, 0.9, 0.999, 1e-8, 0.1), {0.8544662986878463, -2.155718186578747, 0.6761563943528041});
   // Gradient clipping to norm 1.
-  set(g, {3, 0, 4});
+  lt::set_values(g, {3, 0, 4});
   CHECK(nn::clip_grad_norm(space, g, 1.0) == doctest::Approx(5.0));
-  auto const gv = values(g);
+  auto const gv = lt::host_values(g);
   CHECK(gv[0] == doctest::Approx(0.6).epsilon(tol));
   CHECK(gv[2] == doctest::Approx(0.8).epsilon(tol));
   using Opt = nn::Adam<S, Mem>;

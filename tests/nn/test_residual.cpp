@@ -18,17 +18,6 @@
 namespace nn = lensing::nn;
 namespace lt = lensing::test;
 
-namespace {
-template <class V>
-std::vector<double> vals(V const& v) {
-  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
-  std::vector<double> out(h.size());
-  for (std::size_t i = 0; i < h.size(); ++i)
-    out[i] = double(h.data()[i]);
-  return out;
-}
-}  // namespace
-
 LENSING_TEST_CASE_TEMPLATE("nn: pre-activated bottleneck gradients", Config, lt::DoubleConfigs) {
   using Space = typename Config::execution_space;
   using Mem = typename Config::memory_space;
@@ -75,7 +64,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: residual identity, nesting and weights round tri
   unit.forward(space, x, y);
   unit.block().forward(space, x, fx);
   space.fence();
-  auto const xv = vals(x), yv = vals(y), fv = vals(fx);
+  auto const xv = lt::host_values(x), yv = lt::host_values(y), fv = lt::host_values(fx);
   double err = 0;
   for (std::size_t i = 0; i < xv.size(); ++i)
     err = std::max(err, std::abs(yv[i] - fv[i] - xv[i]));
@@ -104,11 +93,11 @@ LENSING_TEST_CASE_TEMPLATE("nn: residual identity, nesting and weights round tri
   auto other = make(2);
   nn::load_weights(other, path);
   std::filesystem::remove(path);
-  CHECK(vals(other.parameters()) == vals(net.parameters()));
-  CHECK(vals(other.state()) == vals(net.state()));
+  CHECK(lt::host_values(other.parameters()) == lt::host_values(net.parameters()));
+  CHECK(lt::host_values(other.state()) == lt::host_values(net.state()));
   net.set_training(false);
   other.set_training(false);
-  CHECK(vals(other.forward(space, x8)) == vals(net.forward(space, x8)));
+  CHECK(lt::host_values(other.forward(space, x8)) == lt::host_values(net.forward(space, x8)));
   // Errors: shortcut/block mismatch and an identity shortcut across a width change.
   using C = nn::Conv2D<S, Mem>;
   auto block = nn::make_sequential(in, C(4, 6, 1));

@@ -31,15 +31,6 @@ namespace lt = lensing::test;
 
 namespace {
 
-template <class V>
-std::vector<double> values(V const& v) {
-  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
-  std::vector<double> out(h.size());
-  for (std::size_t i = 0; i < h.size(); ++i)
-    out[i] = double(h.data()[i]);
-  return out;
-}
-
 // Every layer type in one network.
 template <class S, class Mem>
 auto make_mixed_net(int batch) {
@@ -99,7 +90,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: Sequential gradients against central differences
     net.template layer<8>().initialize(11);  // same dropout mask every time
     auto const y = net.forward(space, x);
     space.fence();
-    auto const yv = values(y), rv = values(r);
+    auto const yv = lt::host_values(y), rv = lt::host_values(r);
     double s = 0;
     for (std::size_t i = 0; i < yv.size(); ++i)
       s += yv[i] * rv[i];
@@ -109,7 +100,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: Sequential gradients against central differences
   Kokkos::deep_copy(net.output_gradient(), r);
   net.backward(space, x, dx);
   space.fence();
-  auto const gx = values(dx), gp = values(net.gradients());
+  auto const gx = lt::host_values(dx), gp = lt::host_values(net.gradients());
   auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), x);
   auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), net.parameters());
   double const h = 1e-5;
@@ -188,7 +179,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: a small CNN learns a synthetic task deterministi
   auto net = train(l1);
   auto net2 = train(l2);
   CHECK(l1 == l2);  // bit-identical runs
-  CHECK(values(net.parameters()) == values(net2.parameters()));
+  CHECK(lt::host_values(net.parameters()) == lt::host_values(net2.parameters()));
 
   // Accuracy on the held-out set, inference mode (BatchNorm running statistics).
   net.set_training(false);
@@ -197,7 +188,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: a small CNN learns a synthetic task deterministi
   for (int b = 0; b < n_test / batch; ++b) {
     auto const rows = Kokkos::make_pair(b * batch, (b + 1) * batch);
     Kokkos::deep_copy(x, Kokkos::subview(xte, rows, Kokkos::ALL, Kokkos::ALL, Kokkos::ALL));
-    auto const z = values(net.forward(space, x));
+    auto const z = lt::host_values(net.forward(space, x));
     for (int i = 0; i < batch; ++i)
       correct += (z[i] > 0) == (yte(b * batch + i, 0) > S(0.5));
   }
@@ -229,7 +220,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: weights save and load bit-exactly, with clear er
   nn::save_weights(net, path);
   auto other = make_mixed_net<S, Mem>(4);
   other.initialize(2);
-  CHECK(values(other.parameters()) != values(net.parameters()));
+  CHECK(lt::host_values(other.parameters()) != lt::host_values(net.parameters()));
   nn::load_weights(other, path);
   auto const same_bits = [](auto const& a, auto const& b) {
     auto ha = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), a);
@@ -240,21 +231,14 @@ LENSING_TEST_CASE_TEMPLATE("nn: weights save and load bit-exactly, with clear er
   CHECK(same_bits(other.template layer<1>().state(), net.template layer<1>().state()));
   net.set_training(false);
   other.set_training(false);
-  CHECK(values(other.forward(space, x)) == values(net.forward(space, x)));
+  CHECK(lt::host_values(other.forward(space, x)) == lt::host_values(net.forward(space, x)));
   // File size: header 8+4+4+8 + 16 per layer, then the values.
   CHECK(std::filesystem::file_size(path) == 24 + 16 * 12 + sizeof(S) * (net.num_params() + 6));
 
   // Errors.
-  auto message = [](auto f) {
-    try {
-      f();
-    } catch (std::exception const& e) {
-      return std::string(e.what());
-    }
-    return std::string("no exception");
-  };
   CHECK_THROWS_AS(nn::load_weights(other, path + ".missing"), std::runtime_error);
-  CHECK(message([&] { nn::load_weights(other, path + ".missing"); }).find("lensing::nn::load_weights: '") == 0);
+  CHECK(lt::error_message([&] { nn::load_weights(other, path + ".missing"); }).find("lensing::nn::load_weights: '") ==
+        0);
   // Different architecture (same layer count, other Dense width).
   auto wider = nn::make_sequential(nn::Shape4{4, 2, 9, 9}, nn::Conv2D<S, Mem>(2, 3, 3, 1, 1), nn::BatchNorm<S, Mem>(3),
                                    nn::ELU<S, Mem>(), nn::MaxPool2D<S, Mem>(2), nn::Conv2D<S, Mem>(3, 4, 3, 2, 1, 1),
@@ -262,20 +246,21 @@ LENSING_TEST_CASE_TEMPLATE("nn: weights save and load bit-exactly, with clear er
                                    nn::Dropout<S, Mem>(0.25, 3), nn::Dense<S, Mem>(16, 7), nn::Tanh<S, Mem>(),
                                    nn::Dense<S, Mem>(7, 2));
   CHECK_THROWS_AS(nn::load_weights(wider, path), std::invalid_argument);
-  CHECK(message([&] { nn::load_weights(wider, path); }).find("layer 9 has 102 parameters") != std::string::npos);
+  CHECK(lt::error_message([&] { nn::load_weights(wider, path); }).find("layer 9 has 102 parameters") !=
+        std::string::npos);
   // Other scalar type.
   using Other = std::conditional_t<std::is_same<S, float>::value, double, float>;
   auto other_type = make_mixed_net<Other, Mem>(4);
-  CHECK(message([&] { nn::load_weights(other_type, path); }).find("-byte scalars") != std::string::npos);
+  CHECK(lt::error_message([&] { nn::load_weights(other_type, path); }).find("-byte scalars") != std::string::npos);
   // Truncated file leaves the network unchanged; foreign file.
-  auto const before = values(other.parameters());
+  auto const before = lt::host_values(other.parameters());
   std::filesystem::resize_file(path, std::filesystem::file_size(path) - 3);
-  CHECK(message([&] { nn::load_weights(other, path); }).find("truncated data") != std::string::npos);
-  CHECK(values(other.parameters()) == before);
+  CHECK(lt::error_message([&] { nn::load_weights(other, path); }).find("truncated data") != std::string::npos);
+  CHECK(lt::host_values(other.parameters()) == before);
   {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
     f << "not a weight file at all";
   }
-  CHECK(message([&] { nn::load_weights(other, path); }).find("bad magic") != std::string::npos);
+  CHECK(lt::error_message([&] { nn::load_weights(other, path); }).find("bad magic") != std::string::npos);
   std::filesystem::remove(path);
 }

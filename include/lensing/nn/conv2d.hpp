@@ -1,6 +1,7 @@
 #ifndef LENSING_NN_CONV2D_HPP
 #define LENSING_NN_CONV2D_HPP
 
+#include <lensing/nn/detail/im2col.hpp>
 #include <lensing/nn/gemm.hpp>
 #include <lensing/nn/layer.hpp>
 
@@ -87,18 +88,8 @@ class Conv2D : public LayerBase<Scalar, MemorySpace> {
 
   void prepare(Shape4 const& in) {
     Shape4 const out = output_shape(in);
-    prepared_ = in;
-    if constexpr (std::is_same<MemorySpace, Kokkos::HostSpace>::value) {
-      long const chunks = std::max(1, std::min(in.n, Kokkos::DefaultHostExecutionSpace().concurrency()));
-      long const p = static_cast<long>(out.h) * out.w;
-      if (static_cast<long>(col_.extent(0)) < chunks * ksize() * p)
-        col_ = vector_type(Kokkos::view_alloc(Kokkos::WithoutInitializing, "lensing::nn::Conv2D::col"),
-                           chunks * ksize() * p);
-      if (static_cast<long>(partial_.extent(0)) < chunks * this->num_params())
-        partial_ = vector_type(Kokkos::view_alloc(Kokkos::WithoutInitializing, "lensing::nn::Conv2D::partial"),
-                               chunks * this->num_params());
-      chunks_ = chunks;
-    }
+    ws_.prepare(in, ksize() * out.h * out.w, this->num_params(), "lensing::nn::Conv2D::col",
+                "lensing::nn::Conv2D::partial");
   }
 
   template <class ExecutionSpace>
@@ -135,9 +126,7 @@ class Conv2D : public LayerBase<Scalar, MemorySpace> {
   //--------------------------------------------------------------------------
   // Implementation (public for the device lambdas).
 
-  struct Dims {
-    long n, c, h, w, o, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
-  };
+  using Dims = detail::ConvDims;
   Dims dims(tensor_type const& x, tensor_type const& y) const {
     return Dims{long(x.extent(0)),
                 long(x.extent(1)),
@@ -156,62 +145,15 @@ class Conv2D : public LayerBase<Scalar, MemorySpace> {
                 g_.dw};
   }
 
-  // col (K x P) of one sample xs (C x H x W).
-  static void im2col(Dims const& d, Scalar const* xs, Scalar* col) {
-    long const p = d.oh * d.ow;
-    for (long c = 0; c < d.c; ++c)
-      for (long ki = 0; ki < d.kh; ++ki)
-        for (long kj = 0; kj < d.kw; ++kj) {
-          Scalar* row = col + ((c * d.kh + ki) * d.kw + kj) * p;
-          for (long i = 0; i < d.oh; ++i) {
-            long const ih = i * d.sh - d.ph + ki * d.dh;
-            Scalar* r = row + i * d.ow;
-            if (ih < 0 || ih >= d.h) {
-              for (long j = 0; j < d.ow; ++j)
-                r[j] = Scalar(0);
-              continue;
-            }
-            Scalar const* xr = xs + (c * d.h + ih) * d.w;
-            long const off = kj * d.dw - d.pw;
-            for (long j = 0; j < d.ow; ++j) {
-              long const iw = j * d.sw + off;
-              r[j] = (iw >= 0 && iw < d.w) ? xr[iw] : Scalar(0);
-            }
-          }
-        }
-  }
-  // dxs (C x H x W) = col2im(dcol), overwriting dxs.
-  static void col2im(Dims const& d, Scalar const* col, Scalar* dxs) {
-    long const p = d.oh * d.ow;
-    for (long i = 0; i < d.c * d.h * d.w; ++i)
-      dxs[i] = Scalar(0);
-    for (long c = 0; c < d.c; ++c)
-      for (long ki = 0; ki < d.kh; ++ki)
-        for (long kj = 0; kj < d.kw; ++kj) {
-          Scalar const* row = col + ((c * d.kh + ki) * d.kw + kj) * p;
-          for (long i = 0; i < d.oh; ++i) {
-            long const ih = i * d.sh - d.ph + ki * d.dh;
-            if (ih < 0 || ih >= d.h) continue;
-            Scalar* xr = dxs + (c * d.h + ih) * d.w;
-            Scalar const* r = row + i * d.ow;
-            long const off = kj * d.dw - d.pw;
-            for (long j = 0; j < d.ow; ++j) {
-              long const iw = j * d.sw + off;
-              if (iw >= 0 && iw < d.w) xr[iw] += r[j];
-            }
-          }
-        }
-  }
-
   template <class ExecutionSpace>
   void forward_host(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) const {
     Dims const d = dims(x, y);
-    long const k = ksize(), p = d.oh * d.ow, chunks = std::min<long>({chunks_, d.n, long(space.concurrency())}),
+    long const k = ksize(), p = d.oh * d.ow, chunks = std::min<long>({ws_.chunks, d.n, long(space.concurrency())}),
                o = d.o;
     Scalar const* w = this->params_.data();
     Scalar const* xp = x.data();
     Scalar* yp = y.data();
-    Scalar* colb = col_.data();
+    Scalar* colb = ws_.col.data();
     Kokkos::parallel_for("lensing::nn::Conv2D::forward", Kokkos::RangePolicy<ExecutionSpace>(space, 0, chunks),
                          [=](long t) {
                            Scalar* col = colb + t * k * p;
@@ -224,7 +166,7 @@ class Conv2D : public LayerBase<Scalar, MemorySpace> {
                              if (k == d.c && d.sh == 1 && d.sw == 1 && d.ph == 0 && d.pw == 0) {  // 1x1: x_n is col
                                detail::gemm_host(false, false, o, p, k, Scalar(1), w, k, xn, p, Scalar(1), yn, p);
                              } else {
-                               im2col(d, xn, col);
+                               detail::im2col(d, xn, col);
                                detail::gemm_host(false, false, o, p, k, Scalar(1), w, k, col, p, Scalar(1), yn, p);
                              }
                            }
@@ -236,14 +178,14 @@ class Conv2D : public LayerBase<Scalar, MemorySpace> {
   void backward_host(ExecutionSpace const& space, tensor_type const& x, tensor_type const& dy, tensor_type const& dx,
                      vector_type const& dparams) const {
     Dims const d = dims(x, dy);
-    long const k = ksize(), p = d.oh * d.ow, chunks = std::min<long>({chunks_, d.n, long(space.concurrency())}),
+    long const k = ksize(), p = d.oh * d.ow, chunks = std::min<long>({ws_.chunks, d.n, long(space.concurrency())}),
                o = d.o, np = this->num_params();
     Scalar const* w = this->params_.data();
     Scalar const* xp = x.data();
     Scalar const* dyp = dy.data();
     Scalar* dxp = dx.data();
-    Scalar* colb = col_.data();
-    Scalar* part = partial_.data();
+    Scalar* colb = ws_.col.data();
+    Scalar* part = ws_.partial.data();
     bool const one = (k == d.c && d.sh == 1 && d.sw == 1 && d.ph == 0 && d.pw == 0);
     Kokkos::parallel_for("lensing::nn::Conv2D::backward", Kokkos::RangePolicy<ExecutionSpace>(space, 0, chunks),
                          [=](long t) {
@@ -256,7 +198,7 @@ class Conv2D : public LayerBase<Scalar, MemorySpace> {
                              Scalar const* dyn = dyp + n * o * p;
                              Scalar const* cn = xn;
                              if (!one) {
-                               im2col(d, xn, col);
+                               detail::im2col(d, xn, col);
                                cn = col;
                              }
                              detail::gemm_host(false, true, o, k, p, Scalar(1), dyn, p, cn, p, Scalar(1), g, k);
@@ -272,122 +214,46 @@ class Conv2D : public LayerBase<Scalar, MemorySpace> {
                                  detail::gemm_host(true, false, k, p, o, Scalar(1), w, k, dyn, p, Scalar(0), dxn, p);
                                } else {
                                  detail::gemm_host(true, false, k, p, o, Scalar(1), w, k, dyn, p, Scalar(0), col, p);
-                                 col2im(d, col, dxn);
+                                 detail::col2im(d, col, dxn);
                                }
                              }
                            }
                          });
     space.fence();
-    Scalar* gp = dparams.data();
-    Kokkos::parallel_for("lensing::nn::Conv2D::reduce_partials", Kokkos::RangePolicy<ExecutionSpace>(space, 0, np),
-                         [=](long i) {
-                           Scalar s = Scalar(0);
-                           for (long t = 0; t < chunks; ++t)
-                             s += part[t * np + i];
-                           gp[i] = s;
-                         });
-    space.fence();
+    detail::reduce_partials(space, "lensing::nn::Conv2D::reduce_partials", part, chunks, np, dparams.data());
   }
 
   template <class ExecutionSpace>
   void forward_direct(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) const {
     Dims const d = dims(x, y);
-    long const k = ksize();
     Scalar const* w = this->params_.data();
-    Scalar const* xp = x.data();
-    Scalar* yp = y.data();
-    long const total = d.n * d.o * d.oh * d.ow;
-    Kokkos::parallel_for(
-        "lensing::nn::Conv2D::forward_direct",
-        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, total), KOKKOS_LAMBDA(long idx) {
-          long const j = idx % d.ow, i = (idx / d.ow) % d.oh, oc = (idx / (d.ow * d.oh)) % d.o,
-                     n = idx / (d.ow * d.oh * d.o);
-          Scalar s = w[d.o * k + oc];
-          for (long c = 0; c < d.c; ++c)
-            for (long ki = 0; ki < d.kh; ++ki) {
-              long const ih = i * d.sh - d.ph + ki * d.dh;
-              if (ih < 0 || ih >= d.h) continue;
-              for (long kj = 0; kj < d.kw; ++kj) {
-                long const iw = j * d.sw - d.pw + kj * d.dw;
-                if (iw < 0 || iw >= d.w) continue;
-                s += w[((oc * d.c + c) * d.kh + ki) * d.kw + kj] * xp[((n * d.c + c) * d.h + ih) * d.w + iw];
-              }
-            }
-          yp[idx] = s;
-        });
+    detail::conv_direct(space, "lensing::nn::Conv2D::forward_direct", d, w, w + d.o * ksize(), x.data(), y.data());
   }
 
   template <class ExecutionSpace>
   void backward_direct(ExecutionSpace const& space, tensor_type const& x, tensor_type const& dy, tensor_type const& dx,
                        vector_type const& dparams) const {
     Dims const d = dims(x, dy);
-    long const k = ksize();
     Scalar const* w = this->params_.data();
-    Scalar const* xp = x.data();
-    Scalar const* dyp = dy.data();
     Scalar* gp = dparams.data();
-    long const np = this->num_params();
-    Kokkos::parallel_for(
-        "lensing::nn::Conv2D::backward_params_direct",
-        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, np), KOKKOS_LAMBDA(long idx) {
-          Scalar s = Scalar(0);
-          if (idx >= d.o * k) {
-            long const oc = idx - d.o * k;
-            for (long n = 0; n < d.n; ++n)
-              for (long q = 0; q < d.oh * d.ow; ++q)
-                s += dyp[(n * d.o + oc) * d.oh * d.ow + q];
-          } else {
-            long const kj = idx % d.kw, ki = (idx / d.kw) % d.kh, c = (idx / (d.kw * d.kh)) % d.c, oc = idx / k;
-            for (long n = 0; n < d.n; ++n)
-              for (long i = 0; i < d.oh; ++i) {
-                long const ih = i * d.sh - d.ph + ki * d.dh;
-                if (ih < 0 || ih >= d.h) continue;
-                for (long j = 0; j < d.ow; ++j) {
-                  long const iw = j * d.sw - d.pw + kj * d.dw;
-                  if (iw < 0 || iw >= d.w) continue;
-                  s += dyp[((n * d.o + oc) * d.oh + i) * d.ow + j] * xp[((n * d.c + c) * d.h + ih) * d.w + iw];
-                }
-              }
-          }
-          gp[idx] = s;
-        });
-    if (dx.data() == nullptr) return;
-    Scalar* dxp = dx.data();
-    long const total = d.n * d.c * d.h * d.w;
-    Kokkos::parallel_for(
-        "lensing::nn::Conv2D::backward_input_direct",
-        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, total), KOKKOS_LAMBDA(long idx) {
-          long const iw = idx % d.w, ih = (idx / d.w) % d.h, c = (idx / (d.w * d.h)) % d.c, n = idx / (d.w * d.h * d.c);
-          Scalar s = Scalar(0);
-          for (long ki = 0; ki < d.kh; ++ki) {
-            long const ti = ih + d.ph - ki * d.dh;  // = i * sh
-            if (ti < 0 || ti % d.sh != 0 || ti / d.sh >= d.oh) continue;
-            long const i = ti / d.sh;
-            for (long kj = 0; kj < d.kw; ++kj) {
-              long const tj = iw + d.pw - kj * d.dw;
-              if (tj < 0 || tj % d.sw != 0 || tj / d.sw >= d.ow) continue;
-              long const j = tj / d.sw;
-              for (long oc = 0; oc < d.o; ++oc)
-                s += w[((oc * d.c + c) * d.kh + ki) * d.kw + kj] * dyp[((n * d.o + oc) * d.oh + i) * d.ow + j];
-            }
-          }
-          dxp[idx] = s;
-        });
+    detail::conv_weight_grad_direct(space, "lensing::nn::Conv2D::backward_weights_direct", d, x.data(), dy.data(), gp);
+    detail::channel_sums(space, "lensing::nn::Conv2D::backward_bias_direct", dy.data(), d.n, d.o, d.oh * d.ow,
+                         gp + d.o * ksize());
+    if (dx.data() != nullptr)
+      detail::conv_adjoint_direct(space, "lensing::nn::Conv2D::backward_input_direct", d, w,
+                                  static_cast<Scalar const*>(nullptr), dy.data(), dx.data());
   }
 
  private:
   void ensure_prepared(Shape4 const& in) {
-    long const chunks = std::min(in.n, Kokkos::DefaultHostExecutionSpace().concurrency());
-    if (in != prepared_ || chunks > chunks_) prepare(in);
+    if (ws_.stale(in)) prepare(in);
   }
 
   int cin_, cout_;
   Conv2DGeometry g_;
   Init init_;
   bool direct_;
-  Shape4 prepared_{};
-  long chunks_ = 0;
-  vector_type col_, partial_;
+  detail::ConvWorkspace<Scalar, MemorySpace> ws_;
 };
 
 }  // namespace nn

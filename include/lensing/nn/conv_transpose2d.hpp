@@ -2,6 +2,7 @@
 #define LENSING_NN_CONV_TRANSPOSE2D_HPP
 
 #include <lensing/nn/conv2d.hpp>
+#include <lensing/nn/detail/im2col.hpp>
 
 namespace lensing {
 namespace nn {
@@ -22,12 +23,11 @@ namespace nn {
 template <class Scalar, class MemorySpace>
 class ConvTranspose2D : public LayerBase<Scalar, MemorySpace> {
   using base = LayerBase<Scalar, MemorySpace>;
-  using conv = Conv2D<Scalar, MemorySpace>;
 
  public:
   using typename base::tensor_type;
   using typename base::vector_type;
-  using Dims = typename conv::Dims;
+  using Dims = detail::ConvDims;
 
   ConvTranspose2D(int in_channels, int out_channels, Conv2DGeometry g, int output_padding_h = 0,
                   int output_padding_w = 0, Init init = Init::he_normal, bool direct = false)
@@ -73,20 +73,9 @@ class ConvTranspose2D : public LayerBase<Scalar, MemorySpace> {
   }
 
   void prepare(Shape4 const& in) {
-    Shape4 const out = output_shape(in);
-    prepared_ = in;
-    if constexpr (std::is_same<MemorySpace, Kokkos::HostSpace>::value) {
-      long const chunks = std::max(1, std::min(in.n, Kokkos::DefaultHostExecutionSpace().concurrency()));
-      long const p = long(in.h) * in.w;
-      if (long(col_.extent(0)) < chunks * ksize() * p)
-        col_ = vector_type(Kokkos::view_alloc(Kokkos::WithoutInitializing, "lensing::nn::ConvTranspose2D::col"),
-                           chunks * ksize() * p);
-      if (long(partial_.extent(0)) < chunks * this->num_params())
-        partial_ = vector_type(Kokkos::view_alloc(Kokkos::WithoutInitializing, "lensing::nn::ConvTranspose2D::partial"),
-                               chunks * this->num_params());
-      chunks_ = chunks;
-    }
-    (void)out;
+    output_shape(in);
+    ws_.prepare(in, ksize() * in.h * in.w, this->num_params(), "lensing::nn::ConvTranspose2D::col",
+                "lensing::nn::ConvTranspose2D::partial");
   }
 
   template <class ExecutionSpace>
@@ -145,19 +134,19 @@ class ConvTranspose2D : public LayerBase<Scalar, MemorySpace> {
   template <class ExecutionSpace>
   void forward_host(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) const {
     Dims const d = dims(x, y);
-    long const k = ksize(), p = d.oh * d.ow, chunks = std::min<long>({chunks_, d.n, long(space.concurrency())});
+    long const k = ksize(), p = d.oh * d.ow, chunks = std::min<long>({ws_.chunks, d.n, long(space.concurrency())});
     long const hw = d.h * d.w;
     Scalar const* w = this->params_.data();
     Scalar const* xp = x.data();
     Scalar* yp = y.data();
-    Scalar* colb = col_.data();
+    Scalar* colb = ws_.col.data();
     Kokkos::parallel_for(
         "lensing::nn::ConvTranspose2D::forward", Kokkos::RangePolicy<ExecutionSpace>(space, 0, chunks), [=](long t) {
           Scalar* col = colb + t * k * p;
           for (long n = d.n * t / chunks; n < d.n * (t + 1) / chunks; ++n) {
             Scalar* yn = yp + n * d.c * hw;
             detail::gemm_host(true, false, k, p, d.o, Scalar(1), w, k, xp + n * d.o * p, p, Scalar(0), col, p);
-            conv::col2im(d, col, yn);
+            detail::col2im(d, col, yn);
             for (long c = 0; c < d.c; ++c) {
               Scalar const b = w[d.o * k + c];
               for (long i = 0; i < hw; ++i)
@@ -173,13 +162,13 @@ class ConvTranspose2D : public LayerBase<Scalar, MemorySpace> {
                      vector_type const& dparams) const {
     Dims const d = dims(x, dy);
     long const k = ksize(), p = d.oh * d.ow, np = this->num_params(), hw = d.h * d.w;
-    long const chunks = std::min<long>({chunks_, d.n, long(space.concurrency())});
+    long const chunks = std::min<long>({ws_.chunks, d.n, long(space.concurrency())});
     Scalar const* w = this->params_.data();
     Scalar const* xp = x.data();
     Scalar const* dyp = dy.data();
     Scalar* dxp = dx.data();
-    Scalar* colb = col_.data();
-    Scalar* part = partial_.data();
+    Scalar* colb = ws_.col.data();
+    Scalar* part = ws_.partial.data();
     Kokkos::parallel_for(
         "lensing::nn::ConvTranspose2D::backward", Kokkos::RangePolicy<ExecutionSpace>(space, 0, chunks), [=](long t) {
           Scalar* col = colb + t * k * p;
@@ -189,7 +178,7 @@ class ConvTranspose2D : public LayerBase<Scalar, MemorySpace> {
           for (long n = d.n * t / chunks; n < d.n * (t + 1) / chunks; ++n) {
             Scalar const* dyn = dyp + n * d.c * hw;
             Scalar const* xn = xp + n * d.o * p;
-            conv::im2col(d, dyn, col);
+            detail::im2col(d, dyn, col);
             detail::gemm_host(false, true, d.o, k, p, Scalar(1), xn, p, col, p, Scalar(1), g, k);
             for (long c = 0; c < d.c; ++c) {
               Scalar s = Scalar(0);
@@ -202,106 +191,35 @@ class ConvTranspose2D : public LayerBase<Scalar, MemorySpace> {
           }
         });
     space.fence();
-    Scalar* gp = dparams.data();
-    Kokkos::parallel_for("lensing::nn::ConvTranspose2D::reduce_partials",
-                         Kokkos::RangePolicy<ExecutionSpace>(space, 0, np), [=](long i) {
-                           Scalar s = Scalar(0);
-                           for (long t = 0; t < chunks; ++t)
-                             s += part[t * np + i];
-                           gp[i] = s;
-                         });
-    space.fence();
+    detail::reduce_partials(space, "lensing::nn::ConvTranspose2D::reduce_partials", part, chunks, np, dparams.data());
   }
 
   template <class ExecutionSpace>
   void forward_direct(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) const {
     Dims const d = dims(x, y);
-    long const k = ksize();
     Scalar const* w = this->params_.data();
-    Scalar const* xp = x.data();
-    Scalar* yp = y.data();
-    long const total = d.n * d.c * d.h * d.w;
-    Kokkos::parallel_for(
-        "lensing::nn::ConvTranspose2D::forward_direct",
-        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, total), KOKKOS_LAMBDA(long idx) {
-          long const iw = idx % d.w, ih = (idx / d.w) % d.h, c = (idx / (d.w * d.h)) % d.c, n = idx / (d.w * d.h * d.c);
-          Scalar s = w[d.o * k + c];
-          for (long ki = 0; ki < d.kh; ++ki) {
-            long const ti = ih + d.ph - ki * d.dh;
-            if (ti < 0 || ti % d.sh != 0 || ti / d.sh >= d.oh) continue;
-            long const i = ti / d.sh;
-            for (long kj = 0; kj < d.kw; ++kj) {
-              long const tj = iw + d.pw - kj * d.dw;
-              if (tj < 0 || tj % d.sw != 0 || tj / d.sw >= d.ow) continue;
-              long const j = tj / d.sw;
-              for (long o = 0; o < d.o; ++o)
-                s += w[((o * d.c + c) * d.kh + ki) * d.kw + kj] * xp[((n * d.o + o) * d.oh + i) * d.ow + j];
-            }
-          }
-          yp[idx] = s;
-        });
+    detail::conv_adjoint_direct(space, "lensing::nn::ConvTranspose2D::forward_direct", d, w, w + d.o * ksize(),
+                                x.data(), y.data());
   }
 
   template <class ExecutionSpace>
   void backward_direct(ExecutionSpace const& space, tensor_type const& x, tensor_type const& dy, tensor_type const& dx,
                        vector_type const& dparams) const {
     Dims const d = dims(x, dy);
-    long const k = ksize(), np = this->num_params();
     Scalar const* w = this->params_.data();
-    Scalar const* xp = x.data();
-    Scalar const* dyp = dy.data();
     Scalar* gp = dparams.data();
-    Kokkos::parallel_for(
-        "lensing::nn::ConvTranspose2D::backward_params_direct",
-        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, np), KOKKOS_LAMBDA(long idx) {
-          Scalar s = Scalar(0);
-          if (idx >= d.o * k) {
-            long const c = idx - d.o * k;
-            for (long n = 0; n < d.n; ++n)
-              for (long q = 0; q < d.h * d.w; ++q)
-                s += dyp[(n * d.c + c) * d.h * d.w + q];
-          } else {
-            long const kj = idx % d.kw, ki = (idx / d.kw) % d.kh, c = (idx / (d.kw * d.kh)) % d.c, o = idx / k;
-            for (long n = 0; n < d.n; ++n)
-              for (long i = 0; i < d.oh; ++i) {
-                long const ih = i * d.sh - d.ph + ki * d.dh;
-                if (ih < 0 || ih >= d.h) continue;
-                for (long j = 0; j < d.ow; ++j) {
-                  long const iw = j * d.sw - d.pw + kj * d.dw;
-                  if (iw < 0 || iw >= d.w) continue;
-                  s += xp[((n * d.o + o) * d.oh + i) * d.ow + j] * dyp[((n * d.c + c) * d.h + ih) * d.w + iw];
-                }
-              }
-          }
-          gp[idx] = s;
-        });
-    if (dx.data() == nullptr) return;
-    Scalar* dxp = dx.data();
-    long const total = d.n * d.o * d.oh * d.ow;
-    Kokkos::parallel_for(
-        "lensing::nn::ConvTranspose2D::backward_input_direct",
-        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, total), KOKKOS_LAMBDA(long idx) {
-          long const j = idx % d.ow, i = (idx / d.ow) % d.oh, o = (idx / (d.ow * d.oh)) % d.o,
-                     n = idx / (d.ow * d.oh * d.o);
-          Scalar s = Scalar(0);
-          for (long c = 0; c < d.c; ++c)
-            for (long ki = 0; ki < d.kh; ++ki) {
-              long const ih = i * d.sh - d.ph + ki * d.dh;
-              if (ih < 0 || ih >= d.h) continue;
-              for (long kj = 0; kj < d.kw; ++kj) {
-                long const iw = j * d.sw - d.pw + kj * d.dw;
-                if (iw < 0 || iw >= d.w) continue;
-                s += w[((o * d.c + c) * d.kh + ki) * d.kw + kj] * dyp[((n * d.c + c) * d.h + ih) * d.w + iw];
-              }
-            }
-          dxp[idx] = s;
-        });
+    detail::conv_weight_grad_direct(space, "lensing::nn::ConvTranspose2D::backward_weights_direct", d, dy.data(),
+                                    x.data(), gp);
+    detail::channel_sums(space, "lensing::nn::ConvTranspose2D::backward_bias_direct", dy.data(), d.n, d.c, d.h * d.w,
+                         gp + d.o * ksize());
+    if (dx.data() != nullptr)
+      detail::conv_direct(space, "lensing::nn::ConvTranspose2D::backward_input_direct", d, w,
+                          static_cast<Scalar const*>(nullptr), dy.data(), dx.data());
   }
 
  private:
   void ensure_prepared(Shape4 const& in) {
-    long const chunks = std::min(in.n, Kokkos::DefaultHostExecutionSpace().concurrency());
-    if (in != prepared_ || chunks > chunks_) prepare(in);
+    if (ws_.stale(in)) prepare(in);
   }
 
   int cin_, cout_;
@@ -309,9 +227,7 @@ class ConvTranspose2D : public LayerBase<Scalar, MemorySpace> {
   int oph_, opw_;
   Init init_;
   bool direct_;
-  Shape4 prepared_{};
-  long chunks_ = 0;
-  vector_type col_, partial_;
+  detail::ConvWorkspace<Scalar, MemorySpace> ws_;
 };
 
 }  // namespace nn

@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 namespace lensing {
 namespace nn {
@@ -46,10 +47,19 @@ class SGD {
     lr_ = lr;
   }
   double lr() const { return lr_; }
+  /// Steps taken so far, and the optimizer's state vectors (the velocity),
+  /// for training checkpoints (train.hpp).
+  long steps() const { return t_; }
+  void set_steps(long t) {
+    check_count(t, 0, "lensing::nn::SGD::set_steps", "t");
+    t_ = t;
+  }
+  std::vector<vector_type> state_vectors() const { return {v_}; }
   template <class ExecutionSpace>
   void step(ExecutionSpace const& space, vector_type const& params, vector_type const& grads) {
     static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>, "lensing::nn::SGD::step: inaccessible views");
     detail::check_step(params, grads, n_, "lensing::nn::SGD::step");
+    ++t_;
     Scalar* p = params.data();
     Scalar const* g = grads.data();
     Scalar* v = v_.data();
@@ -69,6 +79,7 @@ class SGD {
   long n_;
   double lr_, mu_, wd_;
   bool nesterov_;
+  long t_ = 0;
   vector_type v_;
 };
 
@@ -106,6 +117,13 @@ class Adam {
   }
   double lr() const { return lr_; }
   long steps() const { return t_; }
+  /// Set the step count t (bias corrections), and the state vectors (m, v),
+  /// for training checkpoints (train.hpp).
+  void set_steps(long t) {
+    check_count(t, 0, "lensing::nn::Adam::set_steps", "t");
+    t_ = t;
+  }
+  std::vector<vector_type> state_vectors() const { return {m_, v_}; }
   template <class ExecutionSpace>
   void step(ExecutionSpace const& space, vector_type const& params, vector_type const& grads) {
     static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>, "lensing::nn::Adam::step: inaccessible views");

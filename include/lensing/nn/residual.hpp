@@ -187,6 +187,35 @@ auto make_preact_bottleneck_identity(Shape4 const& in, int c_mid) {
   return Residual<decltype(block)>(in, block);
 }
 
+/// Pre-activated basic (non-bottleneck) residual unit (He et al. 2016,
+/// arXiv:1603.05027, the two-3x3 unit of their ResNet-18/34, with ELU):
+/// F = BN–ELU–Conv3x3(c_in→c_out, stride, pad 1) – BN–ELU–Conv3x3(c_out→c_out,
+/// pad 1); shortcut: a 1x1 Conv2D projection with the stride (for a stride or
+/// width change).  Returns a Residual<Sequential<...>, Conv2D> for inputs of
+/// shape `in`; output (N, c_out, ⌊(H−1)/stride⌋+1, ⌊(W−1)/stride⌋+1).  The
+/// projection is present in every case (as make_preact_bottleneck); use
+/// make_preact_basic_identity for a parameter-free shortcut.
+template <class Scalar, class MemorySpace>
+auto make_preact_basic(Shape4 const& in, int c_out, int stride = 1) {
+  using BN = BatchNorm<Scalar, MemorySpace>;
+  using E = ELU<Scalar, MemorySpace>;
+  using C = Conv2D<Scalar, MemorySpace>;
+  auto block =
+      make_sequential(in, BN(in.c), E(), C(in.c, c_out, 3, stride, 1), BN(c_out), E(), C(c_out, c_out, 3, 1, 1));
+  return Residual<decltype(block), C>(in, block, C(in.c, c_out, 1, stride));
+}
+
+/// Pre-activated basic unit with an identity shortcut (stride 1, c_out = c_in):
+/// y = x + Conv3x3(ELU(BN(Conv3x3(ELU(BN(x)))))).
+template <class Scalar, class MemorySpace>
+auto make_preact_basic_identity(Shape4 const& in) {
+  using BN = BatchNorm<Scalar, MemorySpace>;
+  using E = ELU<Scalar, MemorySpace>;
+  using C = Conv2D<Scalar, MemorySpace>;
+  auto block = make_sequential(in, BN(in.c), E(), C(in.c, in.c, 3, 1, 1), BN(in.c), E(), C(in.c, in.c, 3, 1, 1));
+  return Residual<decltype(block)>(in, block);
+}
+
 }  // namespace nn
 }  // namespace lensing
 

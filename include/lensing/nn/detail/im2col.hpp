@@ -1,0 +1,225 @@
+#ifndef LENSING_NN_DETAIL_IM2COL_HPP
+#define LENSING_NN_DETAIL_IM2COL_HPP
+
+/// \file
+/// Plumbing shared by Conv2D and ConvTranspose2D (a transposed convolution
+/// is the adjoint of a convolution, so both run on the same three direct
+/// kernels and the same im2col/col2im pair, with the roles of input and
+/// output exchanged): the dimensions of a convolution, im2col/col2im on the
+/// host, the per-thread host workspace with its partial-gradient reduction,
+/// and the direct kernels (any execution space).
+
+#include <lensing/core/parallel.hpp>
+#include <lensing/core/views.hpp>
+#include <lensing/nn/tensor.hpp>
+
+#include <Kokkos_Core.hpp>
+
+#include <algorithm>
+#include <string>
+#include <type_traits>
+
+namespace lensing {
+namespace nn {
+namespace detail {
+
+/// The convolution from (c, h, w) to (o, oh, ow) over a batch of n, with
+/// kernel (kh, kw), stride (sh, sw), zero padding (ph, pw), dilation (dh, dw):
+/// out[n,o,i,j] = Σ_{c,p,q} W[o,c,p,q] in[n, c, i·sh − ph + p·dh, j·sw − pw + q·dw],
+/// W row-major (o, c, kh, kw).  A ConvTranspose2D is described by the
+/// convolution it is the adjoint of (its output is (c, h, w)).
+struct ConvDims {
+  long n, c, h, w, o, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+};
+
+/// col (K x P, K = c·kh·kw, P = oh·ow) of one sample xs (c x h x w), zeros outside.
+template <class Scalar>
+void im2col(ConvDims const& d, Scalar const* xs, Scalar* col) {
+  long const p = d.oh * d.ow;
+  for (long c = 0; c < d.c; ++c)
+    for (long ki = 0; ki < d.kh; ++ki)
+      for (long kj = 0; kj < d.kw; ++kj) {
+        Scalar* row = col + ((c * d.kh + ki) * d.kw + kj) * p;
+        for (long i = 0; i < d.oh; ++i) {
+          long const ih = i * d.sh - d.ph + ki * d.dh;
+          Scalar* r = row + i * d.ow;
+          if (ih < 0 || ih >= d.h) {
+            for (long j = 0; j < d.ow; ++j)
+              r[j] = Scalar(0);
+            continue;
+          }
+          Scalar const* xr = xs + (c * d.h + ih) * d.w;
+          long const off = kj * d.dw - d.pw;
+          for (long j = 0; j < d.ow; ++j) {
+            long const iw = j * d.sw + off;
+            r[j] = (iw >= 0 && iw < d.w) ? xr[iw] : Scalar(0);
+          }
+        }
+      }
+}
+
+/// The adjoint of im2col: dxs (c x h x w) = col2im(col), overwriting dxs.
+template <class Scalar>
+void col2im(ConvDims const& d, Scalar const* col, Scalar* dxs) {
+  long const p = d.oh * d.ow;
+  for (long i = 0; i < d.c * d.h * d.w; ++i)
+    dxs[i] = Scalar(0);
+  for (long c = 0; c < d.c; ++c)
+    for (long ki = 0; ki < d.kh; ++ki)
+      for (long kj = 0; kj < d.kw; ++kj) {
+        Scalar const* row = col + ((c * d.kh + ki) * d.kw + kj) * p;
+        for (long i = 0; i < d.oh; ++i) {
+          long const ih = i * d.sh - d.ph + ki * d.dh;
+          if (ih < 0 || ih >= d.h) continue;
+          Scalar* xr = dxs + (c * d.h + ih) * d.w;
+          Scalar const* r = row + i * d.ow;
+          long const off = kj * d.dw - d.pw;
+          for (long j = 0; j < d.ow; ++j) {
+            long const iw = j * d.sw + off;
+            if (iw >= 0 && iw < d.w) xr[iw] += r[j];
+          }
+        }
+      }
+}
+
+//----------------------------------------------------------------------------
+// Host workspace.
+
+/// Per-thread buffers of the host im2col path: `chunks` col buffers and
+/// `chunks` partial parameter gradients (summed by reduce_partials), sized
+/// for the input shape given to prepare().  Allocated in HostSpace only.
+template <class Scalar, class MemorySpace>
+struct ConvWorkspace {
+  View1D<Scalar, MemorySpace> col, partial;
+  long chunks = 0;
+  Shape4 prepared{};
+
+  /// Buffers of col_size and num_params elements per thread for inputs of shape `in`.
+  void prepare(Shape4 const& in, long col_size, long num_params, char const* col_name, char const* partial_name) {
+    prepared = in;
+    if constexpr (std::is_same<MemorySpace, Kokkos::HostSpace>::value) {
+      long const c = std::max(1, std::min(in.n, Kokkos::DefaultHostExecutionSpace().concurrency()));
+      if (long(col.extent(0)) < c * col_size)
+        col = View1D<Scalar, MemorySpace>(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(col_name)),
+                                          c * col_size);
+      if (long(partial.extent(0)) < c * num_params)
+        partial = View1D<Scalar, MemorySpace>(
+            Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(partial_name)), c * num_params);
+      chunks = c;
+    }
+  }
+  /// Whether prepare() must run again before the host path takes `in`.
+  bool stale(Shape4 const& in) const {
+    long const c = std::min(in.n, Kokkos::DefaultHostExecutionSpace().concurrency());
+    return in != prepared || c > chunks;
+  }
+};
+
+/// out[i] = Σ_t part[t·np + i], i < np (host spaces; fences `space`).
+template <class ExecutionSpace, class Scalar>
+void reduce_partials(ExecutionSpace const& space, char const* name, Scalar const* part, long chunks, long np,
+                     Scalar* out) {
+  Kokkos::parallel_for(name, Kokkos::RangePolicy<ExecutionSpace>(space, 0, np), [=](long i) {
+    Scalar s = Scalar(0);
+    for (long t = 0; t < chunks; ++t)
+      s += part[t * np + i];
+    out[i] = s;
+  });
+  space.fence();
+}
+
+//----------------------------------------------------------------------------
+// Direct kernels (one thread per output element), any execution space.
+
+/// out (n, o, oh, ow) = bias[o] + conv(in (n, c, h, w)); bias may be nullptr.
+template <class ExecutionSpace, class Scalar>
+void conv_direct(ExecutionSpace const& space, char const* name, ConvDims const& d, Scalar const* w, Scalar const* bias,
+                 Scalar const* in, Scalar* out) {
+  long const total = d.n * d.o * d.oh * d.ow;
+  Kokkos::parallel_for(
+      name, Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, total), KOKKOS_LAMBDA(long idx) {
+        long const j = idx % d.ow, i = (idx / d.ow) % d.oh, oc = (idx / (d.ow * d.oh)) % d.o,
+                   n = idx / (d.ow * d.oh * d.o);
+        Scalar s = bias != nullptr ? bias[oc] : Scalar(0);
+        for (long c = 0; c < d.c; ++c)
+          for (long ki = 0; ki < d.kh; ++ki) {
+            long const ih = i * d.sh - d.ph + ki * d.dh;
+            if (ih < 0 || ih >= d.h) continue;
+            for (long kj = 0; kj < d.kw; ++kj) {
+              long const iw = j * d.sw - d.pw + kj * d.dw;
+              if (iw < 0 || iw >= d.w) continue;
+              s += w[((oc * d.c + c) * d.kh + ki) * d.kw + kj] * in[((n * d.c + c) * d.h + ih) * d.w + iw];
+            }
+          }
+        out[idx] = s;
+      });
+}
+
+/// The adjoint: out (n, c, h, w) = bias[c] + convᵀ(in (n, o, oh, ow)); bias may be nullptr.
+template <class ExecutionSpace, class Scalar>
+void conv_adjoint_direct(ExecutionSpace const& space, char const* name, ConvDims const& d, Scalar const* w,
+                         Scalar const* bias, Scalar const* in, Scalar* out) {
+  long const total = d.n * d.c * d.h * d.w;
+  Kokkos::parallel_for(
+      name, Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, total), KOKKOS_LAMBDA(long idx) {
+        long const iw = idx % d.w, ih = (idx / d.w) % d.h, c = (idx / (d.w * d.h)) % d.c, n = idx / (d.w * d.h * d.c);
+        Scalar s = bias != nullptr ? bias[c] : Scalar(0);
+        for (long ki = 0; ki < d.kh; ++ki) {
+          long const ti = ih + d.ph - ki * d.dh;  // = i * sh
+          if (ti < 0 || ti % d.sh != 0 || ti / d.sh >= d.oh) continue;
+          long const i = ti / d.sh;
+          for (long kj = 0; kj < d.kw; ++kj) {
+            long const tj = iw + d.pw - kj * d.dw;
+            if (tj < 0 || tj % d.sw != 0 || tj / d.sw >= d.ow) continue;
+            long const j = tj / d.sw;
+            for (long oc = 0; oc < d.o; ++oc)
+              s += w[((oc * d.c + c) * d.kh + ki) * d.kw + kj] * in[((n * d.o + oc) * d.oh + i) * d.ow + j];
+          }
+        }
+        out[idx] = s;
+      });
+}
+
+/// g[o, c, p, q] = Σ_{n,i,j} out_grid[n, o, i, j] · in_grid[n, c, i·sh − ph + p·dh, j·sw − pw + q·dw]
+/// (the weight gradient of conv_direct with out_grid = dy, and of its adjoint with in_grid = dy).
+template <class ExecutionSpace, class Scalar>
+void conv_weight_grad_direct(ExecutionSpace const& space, char const* name, ConvDims const& d, Scalar const* in_grid,
+                             Scalar const* out_grid, Scalar* g) {
+  long const k = d.c * d.kh * d.kw;
+  Kokkos::parallel_for(
+      name, Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, d.o * k), KOKKOS_LAMBDA(long idx) {
+        long const kj = idx % d.kw, ki = (idx / d.kw) % d.kh, c = (idx / (d.kw * d.kh)) % d.c, oc = idx / k;
+        Scalar s = Scalar(0);
+        for (long n = 0; n < d.n; ++n)
+          for (long i = 0; i < d.oh; ++i) {
+            long const ih = i * d.sh - d.ph + ki * d.dh;
+            if (ih < 0 || ih >= d.h) continue;
+            for (long j = 0; j < d.ow; ++j) {
+              long const iw = j * d.sw - d.pw + kj * d.dw;
+              if (iw < 0 || iw >= d.w) continue;
+              s += out_grid[((n * d.o + oc) * d.oh + i) * d.ow + j] * in_grid[((n * d.c + c) * d.h + ih) * d.w + iw];
+            }
+          }
+        g[idx] = s;
+      });
+}
+
+/// g[ch] = Σ_{n, q} t[(n·channels + ch)·hw + q] (bias gradients).
+template <class ExecutionSpace, class Scalar>
+void channel_sums(ExecutionSpace const& space, char const* name, Scalar const* t, long n, long channels, long hw,
+                  Scalar* g) {
+  Kokkos::parallel_for(
+      name, Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, channels), KOKKOS_LAMBDA(long ch) {
+        Scalar s = Scalar(0);
+        for (long b = 0; b < n; ++b)
+          for (long q = 0; q < hw; ++q)
+            s += t[(b * channels + ch) * hw + q];
+        g[ch] = s;
+      });
+}
+
+}  // namespace detail
+}  // namespace nn
+}  // namespace lensing
+
+#endif  // LENSING_NN_DETAIL_IM2COL_HPP
