@@ -12,6 +12,7 @@
 #include <lensing/psf/gaussian_filter.hpp>
 #include <lensing/raytrace/ray_shooting.hpp>
 #include <lensing/simulate/observation.hpp>
+#include <lensing/simulate/training_set.hpp>
 #include <lensing/sources/sersic.hpp>
 
 #include <benchmark/benchmark.h>
@@ -189,6 +190,30 @@ void BM_psf(benchmark::State& state) {
   counters(state, double(n) * n, double(n) * n);
 }
 
+// Training-set generation (simulate/training_set.hpp): chunks of 256 images of
+// 64^2 pixels, k = 2, with every artefact of the default TrainingSetConfig
+// (SIE + shear, procedural galaxy, lens light, PSF, sky + Poisson, read noise,
+// bias, cosmic rays, hot/dead pixels, masks).  args: chunk size, stages (0:
+// render only; 1: + PSF; 2: + noise and artefacts).
+template <class S>
+void BM_training_set(benchmark::State& state) {
+  lensing::simulate::TrainingSetConfig c;
+  c.chunk_size = int(state.range(0));
+  if (state.range(1) < 2) c.noise = false;
+  if (state.range(1) < 1) c.psf_fwhm = 0;
+  lensing::simulate::TrainingSetGenerator<S, Mem> const g(c, lensing::simulate::default_training_set_priors<S, Mem>());
+  lensing::View3D<S, Mem> images("images", c.chunk_size, c.ny, c.nx);
+  lensing::View2D<S, Mem> labels("labels", c.chunk_size, g.num_labels());
+  Space space;
+  std::uint64_t first = 0;
+  for (auto _ : state) {
+    g.generate(space, first, images, labels);
+    space.fence();
+    first += std::uint64_t(c.chunk_size);
+  }
+  state.counters["images/s"] = benchmark::Counter(double(c.chunk_size), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 }  // namespace
 
 BENCHMARK_TEMPLATE(BM_psf, double)->ArgsProduct({{64, 256}, {5, 11, 21, 41}, {0, 1}})->Unit(benchmark::kMillisecond);
@@ -204,3 +229,11 @@ BENCHMARK_TEMPLATE(BM_render, float)->Args({64, 1})->Args({128, 3})->Args({256, 
 BENCHMARK_TEMPLATE(BM_render_adaptive, double)->Args({128, 7})->Args({256, 7})->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_loglike, double)->Args({100, 3, 0})->Args({100, 3, 1})->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_loglike, float)->Args({100, 3, 0})->Args({100, 3, 1})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_training_set, float)
+    ->ArgsProduct({{256}, {0, 1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_training_set, double)
+    ->ArgsProduct({{256}, {0, 1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);

@@ -15,6 +15,8 @@
 
 #include <Kokkos_Core.hpp>
 
+#include "../common/cli.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -49,20 +51,16 @@ void usage(std::FILE* f) {
                "threads: set OMP_NUM_THREADS.  Re-running with the same settings resumes.\n");
 }
 
+}  // namespace
+
+// Declared in ../common/cli.hpp.
 [[noreturn]] void bad(std::string const& msg) {
   std::fprintf(stderr, "simulate_survey: %s\n", msg.c_str());
   usage(stderr);
   std::exit(2);
 }
 
-long parse_integer(std::string const& flag, char const* text, long lo, long hi) {
-  char* end = nullptr;
-  errno = 0;
-  long long const v = std::strtoll(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0') bad(flag + " needs an integer, got '" + text + "'");
-  if (v < lo || v > hi) bad(flag + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + text);
-  return long(v);
-}
+namespace {
 
 Options parse(int argc, char** argv) {
   Options o;

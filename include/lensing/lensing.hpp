@@ -5,6 +5,7 @@
 /// Umbrella header: every public header of lensing.  Prefer the individual
 /// headers in your own code; they compile much faster.
 
+#include <lensing/core/dual.hpp>
 #include <lensing/core/errors.hpp>
 #include <lensing/core/kokkos_compat.hpp>
 #include <lensing/core/math.hpp>
@@ -27,21 +28,31 @@
 #include <lensing/likelihood/gaussian.hpp>
 #include <lensing/nn/activation.hpp>
 #include <lensing/nn/batchnorm.hpp>
+#include <lensing/nn/concat.hpp>
 #include <lensing/nn/conv2d.hpp>
 #include <lensing/nn/conv_transpose2d.hpp>
 #include <lensing/nn/dense.hpp>
 #include <lensing/nn/dropout.hpp>
+#include <lensing/nn/finite_check.hpp>
 #include <lensing/nn/flatten.hpp>
 #include <lensing/nn/gemm.hpp>
 #include <lensing/nn/graph_conv.hpp>
+#include <lensing/nn/graph_conv_directional.hpp>
 #include <lensing/nn/layer.hpp>
+#include <lensing/nn/layer_norm.hpp>
 #include <lensing/nn/loss.hpp>
+#include <lensing/nn/loss_gaussian_full.hpp>
+#include <lensing/nn/loss_mdn.hpp>
 #include <lensing/nn/optimizer.hpp>
 #include <lensing/nn/pooling.hpp>
+#include <lensing/nn/reshape.hpp>
 #include <lensing/nn/residual.hpp>
+#include <lensing/nn/schedule.hpp>
 #include <lensing/nn/sequential.hpp>
 #include <lensing/nn/serialize.hpp>
 #include <lensing/nn/tensor.hpp>
+#include <lensing/nn/train.hpp>
+#include <lensing/nn/vae.hpp>
 #include <lensing/noise/bad_pixels.hpp>
 #include <lensing/noise/cosmic_rays.hpp>
 #include <lensing/noise/image_batch.hpp>
@@ -78,6 +89,7 @@
 #include <lensing/psf/gaussian_filter.hpp>
 #include <lensing/psf/kernels.hpp>
 #include <lensing/raytrace/critical_curves.hpp>
+#include <lensing/raytrace/hessian_vjp.hpp>
 #include <lensing/raytrace/image_positions.hpp>
 #include <lensing/raytrace/lens_map.hpp>
 #include <lensing/raytrace/multi_plane.hpp>
@@ -85,6 +97,7 @@
 #include <lensing/raytrace/ray_shooting.hpp>
 #include <lensing/raytrace/time_delays.hpp>
 #include <lensing/sample/adaptation.hpp>
+#include <lensing/sample/batch.hpp>
 #include <lensing/sample/bijections.hpp>
 #include <lensing/sample/diagnostics.hpp>
 #include <lensing/sample/draws.hpp>
@@ -92,6 +105,7 @@
 #include <lensing/sample/langevin.hpp>
 #include <lensing/sample/log_density.hpp>
 #include <lensing/sample/metric.hpp>
+#include <lensing/sample/parallel_chains.hpp>
 #include <lensing/sample/priors.hpp>
 #include <lensing/sample/random.hpp>
 #include <lensing/sample/sampler.hpp>
@@ -100,6 +114,7 @@
 #include <lensing/simulate/observation.hpp>
 #include <lensing/simulate/priors.hpp>
 #include <lensing/simulate/render.hpp>
+#include <lensing/simulate/training_set.hpp>
 #include <lensing/sources/composite_light.hpp>
 #include <lensing/sources/gaussian.hpp>
 #include <lensing/sources/hernquist_light.hpp>

@@ -64,6 +64,24 @@ void imaging(Space const& space) {
   lensing::GaussianLikelihood<Model, Mem, lensing::GaussianFilter<S, Mem>> const like(obs, a, n, m);
   lensing::View1D<S, Mem> grad("grad", Model::num_params);
   like.value_and_gradient(space, model, grad);
+  // Noisy realisations, the noise map, and the PSF on the supersampled grid
+  // (render, sub-pixel binning and its adjoint, likelihood gradient).
+  lensing::ObservationNoise<S> const noise{S(100), S(0.1), S(2)};
+  obs.sample(space, model, noise, b, 1, 2);
+  lensing::observation_noise_map(space, noise, a, n);
+  lensing::View2D<S, Mem> fa("fa", 12, 12), fb("fb", 12, 12);
+  r.render_fine(space, lens, se, lensing::NoLight<S>{}, fa);
+  lensing::bin_subpixels(space, grid, fa, a);
+  lensing::spread_to_subpixels(space, grid, a, fb);
+  lensing::Observation<S, Mem, lensing::GaussianFilter<S, Mem>> const sup(
+      grid, lensing::GaussianFilter<S, Mem>(0.2, 0.15, 12, 12), lensing::PsfSampling::supersampled);
+  sup.render(space, model, a);
+  sup.blur_and_bin(space, fa, a);
+  sup.blur_and_bin_adjoint(space, a, fb);
+  Kokkos::deep_copy(space, n, S(1));
+  space.fence();
+  lensing::GaussianLikelihood<Model, Mem, lensing::GaussianFilter<S, Mem>> const like_sup(sup, a, n, m);
+  like_sup.value_and_gradient(space, model, grad);
   space.fence();
 }
 }  // namespace

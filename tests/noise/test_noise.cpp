@@ -427,3 +427,117 @@ TEST_CASE("the Box-Muller logarithm equals log(u) on (0, 1]") {
   CHECK(worst_d < 4e-16);
   CHECK(worst_f < 3e-7);
 }
+
+TEST_CASE("floor_exact equals floor; log_factorial equals lgamma(k + 1)") {
+  using lensing::random::Stream;
+  Stream r(12345);
+  long bad = 0;
+  std::vector<double> xs = {0.0,
+                            -0.0,
+                            0.5,
+                            -0.5,
+                            1.0,
+                            -1.0,
+                            2.5,
+                            -2.5,
+                            4503599627370495.5,
+                            -4503599627370495.5,
+                            4503599627370496.0,
+                            -4503599627370496.0,
+                            1e17 + 8,
+                            -1e17,
+                            1e300,
+                            -1e300};
+  for (int i = 0; i < 20000; ++i) {
+    double const u = r.uniform<double>(), v = r.uniform<double>();
+    xs.push_back((2 * u - 1) * std::pow(10.0, 18 * v));  // magnitudes 1 .. 1e18, both signs
+    xs.push_back(std::round((2 * u - 1) * 1e6) + (v < 0.5 ? 0.0 : 1e-9));
+  }
+  for (double x : xs)
+    bad += Stream::floor_exact(x) == std::floor(x) ? 0 : 1;
+  CHECK(bad == 0);
+  double worst = 0;
+  for (int k = 0; k <= 100000; k += (k < 200 ? 1 : 97))
+    worst = std::max(worst,
+                     std::fabs(Stream::log_factorial(k) - std::lgamma(k + 1.0)) / std::max(1.0, std::lgamma(k + 1.0)));
+  CHECK(worst < 3e-12);  // truncation 1/(1680 11^7) = 3e-11 at k = 10, relative to log 10! = 15.1
+}
+
+// The host path of apply(PoissonNoise) draws the first PTRS candidate and the
+// normal approximation in a vectorised pass: the counts must be those of
+// Stream::poisson on each pixel's stream (a decision of the full PTRS test may
+// differ only where its two sides agree to a few ulp: none expected here).
+LENSING_TEST_CASE_TEMPLATE("Poisson: the host fast path draws Stream::poisson's counts", Config,
+                           lensing::test::DoubleConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  Space space;
+  int const n = 3, ny = 16, nx = 100;  // rows longer than the 64-pixel blocks
+  double const t = 2;
+  std::uint64_t const seed = 99, first = 5;
+  lensing::View3D<double, Mem> img("img", n, ny, nx);
+  auto h0 = Kokkos::create_mirror(img);  // a copy, also on the host
+  lensing::random::Stream g(7);
+  for (int b = 0; b < n; ++b)
+    for (int iy = 0; iy < ny; ++iy)
+      for (int ix = 0; ix < nx; ++ix) {
+        // Means across every regime: <= 0, inversion, PTRS, normal, clamped.
+        double const u = g.uniform<double>();
+        double const lam = ix % 10 == 0 ? -1.0 : (ix % 10 == 1 ? 1e20 : std::pow(10.0, 5 * u - 1));
+        h0(b, iy, ix) = lam / t;
+      }
+  Kokkos::deep_copy(img, h0);
+  noise::apply(space, noise::PoissonNoise<double>{t}, img, seed, first);
+  space.fence();
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), img);
+  long mismatch = 0;
+  for (int b = 0; b < n; ++b)
+    for (int iy = 0; iy < ny; ++iy)
+      for (int ix = 0; ix < nx; ++ix) {
+        lensing::random::Stream r(lensing::random::stream_key(seed, lensing::random::purpose_poisson, first + b,
+                                                              std::uint64_t(iy) * nx + ix));
+        double const mu = std::fmin(std::fmax(h0(b, iy, ix), 0.0) * t, 4.5e15);
+        double const expected =
+            mu < 1000 ? r.poisson(mu) : std::fmax(0.0, std::floor(mu + std::sqrt(mu) * r.normal<double>() + 0.5));
+        mismatch += h(b, iy, ix) == expected / t ? 0 : 1;
+      }
+  CHECK(mismatch == 0);
+}
+
+// The host path of apply(BadPixels) flags hot/dead pixels in a vectorised
+// pass and redraws them: the result must be the per-pixel draw of its stream.
+LENSING_TEST_CASE_TEMPLATE("hot/dead pixels: the host fast path equals the per-pixel draws", Config,
+                           lensing::test::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Scalar = typename Config::scalar;
+  using Mem = typename Config::memory_space;
+  Space space;
+  int const n = 2, ny = 8, nx = 90;
+  std::uint64_t const seed = 5, first = 3;
+  noise::BadPixels<Scalar> const model{Scalar(0.2), Scalar(3), Scalar(0.1), Scalar(-1), Scalar(0.5), false};
+  auto img = filled<Scalar, Mem>(n, ny, nx, Scalar(1));
+  noise::apply(space, model, img, seed, first);
+  space.fence();
+  auto const h = to_host(img);
+  long mismatch = 0, hot = 0, dead = 0;
+  for (int b = 0; b < n; ++b)
+    for (int iy = 0; iy < ny; ++iy)
+      for (int ix = 0; ix < nx; ++ix) {
+        lensing::random::Stream r(lensing::random::stream_key(seed, lensing::random::purpose_hot_dead, first + b,
+                                                              std::uint64_t(iy) * nx + ix));
+        Scalar v = Scalar(1);
+        Scalar const u = r.uniform<Scalar>();
+        if (u < model.dead_fraction) {
+          v = model.dead_value;
+          ++dead;
+        } else if (u < model.dead_fraction + model.hot_fraction) {
+          v += model.hot_value * std::exp(model.sigma_log * r.normal<Scalar>());
+          ++hot;
+        }
+        double const got = h[(size_t(b) * ny + iy) * nx + ix];
+        mismatch += std::fabs(got - double(v)) <= 1e-6 * std::fabs(double(v)) ? 0 : 1;
+      }
+  CHECK(mismatch == 0);
+  CHECK(hot > 100);
+  CHECK(dead > 50);
+}

@@ -22,15 +22,6 @@ std::vector<double> to_host(V const& v) {
       out.push_back(double(h(iy, ix)));
   return out;
 }
-// max |a - b| / max |b|
-double max_rel(std::vector<double> const& a, std::vector<double> const& b) {
-  double d = 0, m = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    d = std::max(d, std::fabs(a[i] - b[i]));
-    m = std::max(m, std::fabs(b[i]));
-  }
-  return d / m;
-}
 }  // namespace
 
 LENSING_TEST_CASE_TEMPLATE("rendered images match lenstronomy's ImageModel", Config, lensing::test::AllConfigs) {
@@ -55,8 +46,8 @@ LENSING_TEST_CASE_TEMPLATE("rendered images match lenstronomy's ImageModel", Con
       psf.apply(space, image, blurred);
       space.fence();
       auto const got = to_host(image), got_psf = to_host(blurred);
-      double const e0 = max_rel(got, c.image("image_ss" + std::to_string(k) + "_no_psf"));
-      double const e1 = max_rel(got_psf, c.image("image_ss" + std::to_string(k)));
+      double const e0 = lensing::test::rel_diff(got, c.image("image_ss" + std::to_string(k) + "_no_psf"));
+      double const e1 = lensing::test::rel_diff(got_psf, c.image("image_ss" + std::to_string(k)));
       MESSAGE("k = " << k << ": max |diff| / max = " << e0 << " (no PSF), " << e1 << " (PSF)");
       CHECK(e0 <= tol);
       CHECK(e1 <= tol);
@@ -89,7 +80,7 @@ LENSING_TEST_CASE_TEMPLATE("supersampling converges to the pixel integral", Conf
     lensing::Renderer<double, Mem> const r(grid);
     lensing::View2D<double, Mem> image("image", n, n);
     r.render(space, lens, src, lensing::NoLight<double>{}, image);
-    double const err = max_rel(to_host(image), exact);
+    double const err = lensing::test::rel_diff(to_host(image), exact);
     MESSAGE("k = " << k << ": error " << err);
     if (k > 1) CHECK(err < prev / 3.0);  // ~1/4 per doubling
     prev = err;
@@ -125,11 +116,11 @@ LENSING_TEST_CASE_TEMPLATE("adaptive supersampling", Config, lensing::test::Doub
   Kokkos::deep_copy(mask, 1);
   r7.render_adaptive(space, c.lens, c.source, c.lens_light, mask, ada);
   space.fence();
-  CHECK(max_rel(to_host(ada), to_host(uni)) <= 1e-14);
+  CHECK(lensing::test::rel_diff(to_host(ada), to_host(uni)) <= 1e-14);
   Kokkos::deep_copy(mask, 0);
   r7.render_adaptive(space, c.lens, c.source, c.lens_light, mask, ada);
   space.fence();
-  CHECK(max_rel(to_host(ada), to_host(one)) <= 1e-14);
+  CHECK(lensing::test::rel_diff(to_host(ada), to_host(one)) <= 1e-14);
   // Selected pixels: most of the supersampling gain for a fraction of the cost.
   lensing::select_supersampled_pixels(space, one, 0.01, mask);
   r7.render_adaptive(space, c.lens, c.source, c.lens_light, mask, ada);
@@ -140,7 +131,7 @@ LENSING_TEST_CASE_TEMPLATE("adaptive supersampling", Config, lensing::test::Doub
     for (int ix = 0; ix < n; ++ix)
       flagged += hm(iy, ix);
   auto const ref7 = c.image("image_ss7_no_psf");
-  double const e1 = max_rel(to_host(one), ref7), ea = max_rel(to_host(ada), ref7);
+  double const e1 = lensing::test::rel_diff(to_host(one), ref7), ea = lensing::test::rel_diff(to_host(ada), ref7);
   MESSAGE("adaptive: " << flagged << " of " << n * n << " pixels supersampled; max error vs k = 7: " << ea
                        << " (k = 1: " << e1 << ")");
   CHECK(flagged < n * n / 2);

@@ -146,7 +146,10 @@ LENSING_TEST_CASE_TEMPLATE("training set: labels are the prior draws and drive t
     worst = std::max(worst, diff / peak);
     CHECK(total > 0);
   }
-  CHECK(worst <= (std::is_same<Scalar, float>::value ? 1e-6 : 1e-14));
+  // The host path renders with vector atan/pow/exp (libmvec, <= 4 ulp; the
+  // Renderer's scalar libm calls <= 1 ulp), errors that the Sérsic exponent
+  // b_n (R/R_e)^(1/n) ~ 10 amplifies: a few 1e-6 (float), 1e-14 (double) of the peak.
+  CHECK(worst <= (std::is_same<Scalar, float>::value ? 2e-5 : 1e-13));
 }
 
 LENSING_TEST_CASE_TEMPLATE("training set: files, resume and bad input", Config, lensing::test::FloatConfigs) {

@@ -64,14 +64,20 @@ KOKKOS_INLINE_FUNCTION AxisRatioAngle<Scalar> q_phi_to_ellipticity_vjp(Scalar q,
   return {dc_dq * (c2p * e_bar.x + s2p * e_bar.y), Scalar(2) * c * (c2p * e_bar.y - s2p * e_bar.x)};
 }
 
-/// Host-side, checked ellipticity_to_q_phi: throws std::invalid_argument when
-/// e1 or e2 is not finite or sqrt(e1^2 + e2^2) >= 1 (no ellipse has that).
+/// Host-side check of an ellipticity: throws std::invalid_argument (prefixed
+/// with `where`) when e1 or e2 is not finite or sqrt(e1^2 + e2^2) >= 1 (no
+/// ellipse has that).
 template <class Scalar>
-AxisRatioAngle<Scalar> checked_ellipticity_to_q_phi(Scalar e1, Scalar e2) {
-  constexpr char const* where = "lensing::ellipticity_to_q_phi";
+void check_ellipticity(Scalar e1, Scalar e2, char const* where) {
   check_finite(e1, where, "e1");
   check_finite(e2, where, "e2");
   check_argument(e1 * e1 + e2 * e2 < Scalar(1), where, "|e| = sqrt(e1^2 + e2^2) must be < 1");
+}
+
+/// Host-side, checked ellipticity_to_q_phi (see check_ellipticity).
+template <class Scalar>
+AxisRatioAngle<Scalar> checked_ellipticity_to_q_phi(Scalar e1, Scalar e2) {
+  check_ellipticity(e1, e2, "lensing::ellipticity_to_q_phi");
   return ellipticity_to_q_phi(e1, e2);
 }
 

@@ -103,7 +103,9 @@ struct Chi2Term {
 /// -sum m log(sqrt(2 pi) sigma) is omitted.  value_and_gradient also returns
 /// d log L / d theta for every parameter of LensModel (pack order), by
 ///   rbar = m (d - M)/sigma^2 -> PSF^T -> spread over the k^2 sub-pixels with
-///   weight A_pix/k^2 -> light VJPs (source at beta, lens light at x) and the
+///   weight A_pix/k^2 (Observation::blur_and_bin_adjoint; with
+///   PsfSampling::supersampled: spread, then PSF^T on the fine grid) -> light
+///   VJPs (source at beta, lens light at x) and the
 ///   lens deflection VJP of the source's position cotangent (beta = x - alpha),
 /// reduced deterministically over pixels (same result for any thread count).
 /// Cost: one render, one PSF adjoint, one pass over the fine pixels for the
@@ -128,7 +130,6 @@ class GaussianLikelihood {
         m_mask(mask),
         m_model("lensing::GaussianLikelihood::model", obs.grid().ny(), obs.grid().nx()),
         m_rbar("lensing::GaussianLikelihood::rbar", obs.grid().ny(), obs.grid().nx()),
-        m_ubar("lensing::GaussianLikelihood::ubar", obs.grid().ny(), obs.grid().nx()),
         m_gbar("lensing::GaussianLikelihood::gbar", obs.grid().fine_ny(), obs.grid().fine_nx()),
         m_bbar_x("lensing::GaussianLikelihood::bbar_x", obs.grid().fine_ny(), obs.grid().fine_nx()),
         m_bbar_y("lensing::GaussianLikelihood::bbar_y", obs.grid().fine_ny(), obs.grid().fine_nx()),
@@ -189,16 +190,11 @@ class GaussianLikelihood {
           Scalar const sg = s(iy, ix);
           rbar(iy, ix) = m(iy, ix) * (d(iy, ix) - M(iy, ix)) / (sg * sg);
         });
-    m_obs.psf().apply_adjoint(space, m_rbar, m_ubar);
-    // Spread the pixel cotangents over their sub-pixels (a contiguous fine
-    // array keeps the backward loop free of index division, so it vectorises).
-    int const k = grid.supersampling();
-    Scalar const w = grid.pixel_scale() * grid.pixel_scale() / Scalar(k * k);
-    auto const ubar = m_ubar;
-    auto const gbar = m_gbar;
-    parallel_for_pixels(
-        "lensing::likelihood::spread", space, grid.fine_ny(), grid.fine_nx(),
-        KOKKOS_LAMBDA(int jy, int jx) { gbar(jy, jx) = w * ubar(jy / k, jx / k); });
+    // The transpose of the observation's PSF + binning: PSF^T, then the pixel
+    // cotangents spread over their sub-pixels (a contiguous fine array keeps
+    // the backward loop free of index division, so it vectorises); with a
+    // supersampled PSF, spread first and PSF^T on the fine grid.
+    m_obs.blur_and_bin_adjoint(space, m_rbar, m_gbar);
     // Light parameters and the source position cotangent ...
     constexpr int NLight = Model::source_type::num_params + Model::lens_light_type::num_params;
     constexpr int NLens = Model::lens_type::num_params;
@@ -241,7 +237,7 @@ class GaussianLikelihood {
 
   Observation<Scalar, MemorySpace, Psf> m_obs;
   View2D<Scalar const, MemorySpace> m_data, m_noise, m_mask;
-  View2D<Scalar, MemorySpace> m_model, m_rbar, m_ubar, m_gbar, m_bbar_x, m_bbar_y, m_partial;
+  View2D<Scalar, MemorySpace> m_model, m_rbar, m_gbar, m_bbar_x, m_bbar_y, m_partial;
   View1D<Scalar, MemorySpace> m_grad_light, m_grad_lens;
   MapVjpWorkspace<Scalar, MemorySpace> m_work;
   View2D<Scalar, MemorySpace> m_chi_partial;

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 namespace lensing {
 namespace noise {
@@ -43,6 +44,21 @@ struct BadPixels {
   }
 };
 
+namespace detail {
+/// flag[i] = 1 where pixel pixel0 + i of `image` draws a uniform below
+/// `limit` (a hot or dead pixel), for i < m <= 64: the first draw of apply's
+/// stream, vectorised (a separate function: GCC does not vectorise the loop
+/// inside the Kokkos lambda).
+template <class Scalar>
+KOKKOS_INLINE_FUNCTION void bad_pixel_flags(int* __restrict flag, int m, std::uint64_t seed, std::uint64_t image,
+                                            std::uint64_t pixel0, Scalar limit) {
+  for (int i = 0; i < m; ++i) {
+    random::Stream r(random::stream_key(seed, random::purpose_hot_dead, image, pixel0 + i));
+    flag[i] = r.uniform<Scalar>() < limit ? 1 : 0;
+  }
+}
+}  // namespace detail
+
 /// Apply hot and dead pixels to `images` in place.
 template <class ExecutionSpace, class View>
 void apply(ExecutionSpace const& space, BadPixels<typename View::non_const_value_type> const& model, View const& images,
@@ -55,6 +71,41 @@ void apply(ExecutionSpace const& space, BadPixels<typename View::non_const_value
   model.check(where);
   auto const m = model;
   int const nx = s.nx;
+  if constexpr (std::is_same<typename ExecutionSpace::memory_space, Kokkos::HostSpace>::value) {
+    if (images.stride(View::rank - 1) == 1) {
+      // Host: a vectorised pass draws every pixel's uniform and flags the
+      // rare hot or dead ones (u < dead_fraction + hot_fraction), which the
+      // scalar code below then redraws from the start of their streams.
+      int const ny = s.ny;
+      Kokkos::parallel_for(
+          "lensing::noise::bad_pixels",
+          Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(s.n) * ny),
+          KOKKOS_LAMBDA(long row) {
+            int const b = int(row / ny), iy = int(row % ny);
+            Scalar* __restrict const p = &detail::at(images, b, iy, 0);
+            std::uint64_t const image = m.fixed_pattern ? ~std::uint64_t(0) : first_image + b;
+            constexpr int cap = 64;
+            int flag[cap];
+            for (int i0 = 0; i0 < nx; i0 += cap) {
+              int const n = nx - i0 < cap ? nx - i0 : cap;
+              detail::bad_pixel_flags<Scalar>(flag, n, seed, image, std::uint64_t(iy) * nx + i0,
+                                              m.dead_fraction + m.hot_fraction);
+              for (int i = 0; i < n; ++i) {
+                if (!flag[i]) continue;
+                random::Stream r(
+                    random::stream_key(seed, random::purpose_hot_dead, image, std::uint64_t(iy) * nx + i0 + i));
+                Scalar const u = r.uniform<Scalar>();
+                if (u < m.dead_fraction) {
+                  p[i0 + i] = m.dead_value;
+                } else if (u < m.dead_fraction + m.hot_fraction) {
+                  p[i0 + i] += m.hot_value * math::exp(m.sigma_log * r.normal<Scalar>());
+                }
+              }
+            }
+          });
+      return;
+    }
+  }
   detail::for_each_value(
       "lensing::noise::bad_pixels", space, images, KOKKOS_LAMBDA(int b, int iy, int ix, Scalar& v) {
         std::uint64_t const image = m.fixed_pattern ? ~std::uint64_t(0) : first_image + b;

@@ -23,6 +23,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 namespace lensing {
 namespace noise {
@@ -120,6 +121,97 @@ void apply(ExecutionSpace const& space, GaussianNoise<typename View::non_const_v
       });
 }
 
+namespace detail {
+/// One PTRS candidate of Stream::poisson (mean mu >= 10) from its uniforms
+/// u, v, branch-free: k, and whether Stream::poisson surely accepts it
+/// (squeeze, or the full test for k >= 10 with Stirling's log k! and vector
+/// logs) or surely rejects it; neither for 0 <= k < 10 past the squeeze
+/// (lgamma), left to the scalar path.  On lanes with mu < 10, a run-time
+/// safe_mean >= 10 keeps every logarithm's argument positive (values unused).
+KOKKOS_INLINE_FUNCTION void ptrs_candidate(double mu, double u, double v, double safe_mean, double& k, bool& accepted,
+                                           bool& rejected) {
+  bool const squeezed = random::Stream::ptrs_squeeze(mu, u, v, k);
+  double const mt = mu >= 10 ? mu : safe_mean;  // where b > 3.4 and a > 0
+  double const b = 0.931 + 2.53 * math::sqrt(mt), a = -0.059 + 0.02483 * b;
+  double const us = 0.5 - math::fabs(u - 0.5);
+  bool const big_k = k >= 10;
+  double const kk = big_k ? k : safe_mean;  // keeps log k! finite on the other lanes
+  bool const hard_reject = (k < 0) | ((us < 0.013) & (v > us));
+  bool const full = math::log(v) + math::log(1.1239 + 1.1328 / (b - 3.4)) - math::log(a / (us * us) + b) <=
+                    -mt + kk * math::log(mt) - random::Stream::log_factorial_stirling(kk);
+  accepted = squeezed | (big_k & !hard_reject & full);
+  rejected = !squeezed & (hard_reject | (big_k & !full));
+}
+
+/// Host pass 1 of apply(PoissonNoise) on m <= 64 pixels p[0, m) of image
+/// `image` (stream elements pixel0 + i): the draws that need only the
+/// stream's first two uniforms -- normal approximation (mu >= threshold) or
+/// a first PTRS candidate accepted (squeeze or full test, the latter with
+/// vector logs: a decision can differ from Stream::poisson's only where the
+/// two sides of the test agree to a few ulp), or else a second candidate
+/// accepted after a sure rejection of the first -- into res[i] (slow[i] = 0);
+/// the full tests run on the compacted ~30% of pixels the squeeze leaves;
+/// slow[i] = 1 for the others, which pass 2 draws with Stream::poisson.  A
+/// separate function so that GCC vectorises its loop (it does not when the
+/// body sits in the Kokkos lambda).
+template <class Scalar>
+KOKKOS_INLINE_FUNCTION void poisson_first_candidates(Scalar* __restrict p, int* __restrict slow, Scalar* __restrict res,
+                                                     int m, std::uint64_t seed, std::uint64_t image,
+                                                     std::uint64_t pixel0, double t, double threshold) {
+  double const safe_mean = threshold;
+  int retry[64];
+  for (int i = 0; i < m; ++i) {
+    random::Stream r(random::stream_key(seed, random::purpose_poisson, image, pixel0 + i));
+    // Pixels with v t outside (0, 4.5e15] go to pass 2 (which clamps);
+    // here they use a harmless finite mean (a run-time value: a constant arm
+    // would let GCC specialise the branches and then not if-convert them).
+    double const vt = double(p[i]) * t;
+    bool const in_range = (vt > 0) & (vt <= 4.5e15);
+    double const mu = in_range ? vt : safe_mean;
+    double const u1 = r.uniform<double>(), u2 = r.uniform<double>();
+    double const fl = random::Stream::floor_exact(mu + math::sqrt(mu) * random::Stream::normal_from(u1, u2) + 0.5);
+    double const nn = fl > 0 ? fl : 0.0;
+    double k;
+    bool const squeezed = random::Stream::ptrs_squeeze(mu, u1, u2, k);
+    bool const normal = mu >= threshold;
+    slow[i] = (!in_range | (!normal & !((mu >= 10) & squeezed))) ? 1 : 0;
+    retry[i] = (in_range & !normal & (mu >= 10) & !squeezed) ? 1 : 0;
+    // Stored unconditionally (into res): a store under `slow` would sink the
+    // division into a branch.
+    res[i] = Scalar((normal ? nn : k) / t);
+  }
+  // The PTRS pixels whose first candidate the squeeze did not accept (~30%),
+  // compacted: the full test of that candidate, and if it surely rejects,
+  // the second candidate (the stream's 3rd and 4th uniforms).
+  int idx[64];
+  double mus[64];
+  int c = 0;
+  for (int i = 0; i < m; ++i) {
+    idx[c] = i;
+    mus[c] = double(p[i]) * t;
+    c += retry[i];
+  }
+  double k2[64];
+  int ok[64];
+  for (int j = 0; j < c; ++j) {
+    random::Stream r(random::stream_key(seed, random::purpose_poisson, image, pixel0 + idx[j]));
+    double const u1 = r.uniform<double>(), u2 = r.uniform<double>();
+    double const u3 = r.uniform<double>(), u4 = r.uniform<double>();
+    double k1, k;
+    bool accepted1, rejected1, accepted2, rejected2;
+    ptrs_candidate(mus[j], u1, u2, safe_mean, k1, accepted1, rejected1);
+    ptrs_candidate(mus[j], u3, u4, safe_mean, k, accepted2, rejected2);
+    ok[j] = (accepted1 | (rejected1 & accepted2)) ? 1 : 0;
+    k2[j] = accepted1 ? k1 : k;
+  }
+  for (int j = 0; j < c; ++j) {
+    if (!ok[j]) continue;
+    slow[idx[j]] = 0;
+    res[idx[j]] = Scalar(k2[j] / t);
+  }
+}
+}  // namespace detail
+
 /// Replace `images` (expected rates [e-/s]) by a Poisson realisation / t.
 template <class ExecutionSpace, class View>
 void apply(ExecutionSpace const& space, PoissonNoise<typename View::non_const_value_type> const& model,
@@ -134,6 +226,45 @@ void apply(ExecutionSpace const& space, PoissonNoise<typename View::non_const_va
   check_argument(bad == 0, where, "images must be finite (" + std::to_string(bad) + " NaN or inf pixels)");
   double const t = model.exposure_time, threshold = model.normal_threshold;
   int const nx = s.nx;
+  if constexpr (std::is_same<typename ExecutionSpace::memory_space, Kokkos::HostSpace>::value) {
+    if (images.stride(View::rank - 1) == 1) {
+      // Host: the same draws as below, vectorised.  Pass 1 (branch-free)
+      // finishes the pixels whose draw needs only the stream's first two
+      // uniforms (normal approximation, or a PTRS candidate accepted by the
+      // squeeze); pass 2 redraws the others (mean < 10, ~14% of PTRS draws)
+      // from the start of their streams with Stream::poisson.
+      int const ny = s.ny;
+      Kokkos::parallel_for(
+          "lensing::noise::poisson",
+          Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(s.n) * ny),
+          KOKKOS_LAMBDA(long row) {
+            int const b = int(row / ny), iy = int(row % ny);
+            Scalar* __restrict const p = &detail::at(images, b, iy, 0);
+            constexpr int cap = 64;
+            int slow[cap];
+            Scalar res[cap];
+            for (int i0 = 0; i0 < nx; i0 += cap) {
+              int const m = nx - i0 < cap ? nx - i0 : cap;
+              detail::poisson_first_candidates(p + i0, slow, res, m, seed, first_image + b, std::uint64_t(iy) * nx + i0,
+                                               t, threshold);
+              for (int i = 0; i < m; ++i) {
+                if (!slow[i]) {
+                  p[i0 + i] = res[i];
+                  continue;
+                }
+                random::Stream r(random::stream_key(seed, random::purpose_poisson, first_image + b,
+                                                    std::uint64_t(iy) * nx + (i0 + i)));
+                double const mu = math::fmin(math::fmax(double(p[i0 + i]), 0.0) * t, 4.5e15);
+                double const n = mu < threshold
+                                     ? r.poisson(mu)
+                                     : math::fmax(0.0, math::floor(mu + math::sqrt(mu) * r.normal<double>() + 0.5));
+                p[i0 + i] = Scalar(n / t);
+              }
+            }
+          });
+      return;
+    }
+  }
   detail::for_each_value(
       "lensing::noise::poisson", space, images, KOKKOS_LAMBDA(int b, int iy, int ix, Scalar& v) {
         random::Stream r(

@@ -167,6 +167,8 @@ class GaussianFilter {
     m_pad = View2D<Scalar, MemorySpace>("lensing::GaussianFilter::padded", ny, nx + 2 * m_r);
   }
 
+  int ny() const { return m_ny; }
+  int nx() const { return m_nx; }
   int radius() const { return m_r; }
   View1D<Scalar, MemorySpace> const& weights() const { return m_w; }
 

@@ -55,7 +55,10 @@ inline double fwhm_to_sigma(double fwhm) { return fwhm / (2.0 * std::sqrt(2.0 * 
 /// 2 ceil(truncation sigma / pixel_scale) + 1) and renormalised to sum 1.
 /// sigma = fwhm / (2 sqrt(2 ln 2)).  (lenstronomy's GAUSSIAN PSF instead
 /// samples the Gaussian at pixel centres: see psf/gaussian_filter.hpp for
-/// that variant.)
+/// that variant.)  A pixel-integrated kernel applied to an image whose pixels
+/// are already sub-pixel averages integrates the pixel twice (2% of the peak
+/// for a 2-pixel FWHM): with supersampling k > 1, build it at pixel_scale / k
+/// and use PsfSampling::supersampled (simulate/observation.hpp).
 template <class Scalar>
 PsfKernel<Scalar> gaussian_psf_kernel(double fwhm, double pixel_scale, double truncation = 5.0) {
   constexpr char const* where = "lensing::gaussian_psf_kernel";
@@ -83,7 +86,8 @@ PsfKernel<Scalar> gaussian_psf_kernel(double fwhm, double pixel_scale, double tr
 /// pixels (odd) of `pixel_scale` [arcsec]; each pixel is the average of
 /// `oversampling` x `oversampling` point samples (pixel integration to
 /// O(1/oversampling^2)), and the kernel is normalised to sum 1 (the wings
-/// beyond the stamp are dropped).
+/// beyond the stamp are dropped).  Pixel-integrated: see gaussian_psf_kernel
+/// on its use with supersampled images.
 template <class Scalar>
 PsfKernel<Scalar> moffat_psf_kernel(double fwhm, double beta, double pixel_scale, int size, int oversampling = 5) {
   constexpr char const* where = "lensing::moffat_psf_kernel";

@@ -132,6 +132,23 @@ class Renderer {
         });
   }
 
+  /// The sub-pixel surface brightness itself (no pixel area, no binning):
+  /// fine(jy, jx) = S(x_j - alpha(x_j)) + L(x_j) at the fine-grid centres,
+  /// fine of extents (fine_ny, fine_nx).  With bin_subpixels this is render
+  /// split in two, for operators that act on the fine grid in between (the
+  /// supersampled PSF of Observation).  Asynchronous on `space`.
+  template <class ExecutionSpace, class Lens, class Source, class LensLight, class Fine>
+  void render_fine(ExecutionSpace const& space, Lens const& lens, Source const& source, LensLight const& lens_light,
+                   Fine const& fine) const {
+    constexpr char const* where = "lensing::Renderer::render_fine";
+    auto const grid = m_grid;
+    detail::check_render_args<ExecutionSpace, Lens, Source, LensLight>(where, grid.fine_grid(), fine);
+    detail::SkyBrightness<Lens, Source, LensLight> const f{lens, source, lens_light};
+    parallel_for_pixels(
+        "lensing::simulate::render_fine", space, grid.fine_ny(), grid.fine_nx(),
+        KOKKOS_LAMBDA(int jy, int jx) { fine(jy, jx) = f(grid.fine_x(jx), grid.fine_y(jy)); });
+  }
+
   /// image = A_pix / k^2 sum over sub-pixels of f(x_s, y_s), for any
   /// kernel-callable f (the building block of render).
   template <class ExecutionSpace, class F, class Image>
@@ -164,6 +181,73 @@ class Renderer {
   PixelGrid<Scalar> m_grid;
   View2D<Scalar, MemorySpace> m_fine;
 };
+
+//----------------------------------------------------------------------------
+// Binning of sub-pixels and its adjoint.
+
+namespace detail {
+// Host: the fine (sub-pixel) and image views of bin_subpixels / spread_to_subpixels match grid.
+template <class Scalar, class Fine, class Image>
+void check_fine_and_image(PixelGrid<Scalar> const& grid, Fine const& fine, Image const& image, char const* where) {
+  check_argument(fine.extent(0) == size_t(grid.fine_ny()) && fine.extent(1) == size_t(grid.fine_nx()), where,
+                 "fine must have extents (fine_ny, fine_nx)");
+  check_argument(image.extent(0) == size_t(grid.ny()) && image.extent(1) == size_t(grid.nx()), where,
+                 "image must have extents (ny, nx)");
+}
+}  // namespace detail
+
+/// Bin a sub-pixel brightness map onto the pixels of `grid`:
+///   image(iy, ix) = A_pix / k^2 sum_{sy, sx < k} fine(iy k + sy, ix k + sx),
+/// A_pix = pixel_scale^2, k = grid.supersampling() (the second half of
+/// Renderer::render; the same sums in the same order).  fine has extents
+/// (fine_ny, fine_nx), image (ny, nx).  Asynchronous on `space`.
+template <class ExecutionSpace, class Fine, class Image>
+void bin_subpixels(ExecutionSpace const& space, PixelGrid<typename Image::value_type> const& grid, Fine const& fine,
+                   Image const& image) {
+  using Scalar = typename Image::value_type;
+  constexpr char const* where = "lensing::bin_subpixels";
+  static_assert(is_execution_space_v<ExecutionSpace>,
+                "lensing::bin_subpixels: first argument must be a Kokkos execution space");
+  static_assert(Fine::rank == 2 && Image::rank == 2 && std::is_same<typename Fine::non_const_value_type, Scalar>::value,
+                "lensing::bin_subpixels: rank-2 views of the same scalar type");
+  static_assert(is_accessible_from_v<ExecutionSpace, typename Fine::memory_space> &&
+                    is_accessible_from_v<ExecutionSpace, typename Image::memory_space>,
+                "lensing::bin_subpixels: the views must be accessible from the execution space");
+  detail::check_fine_and_image(grid, fine, image, where);
+  int const k = grid.supersampling();
+  Scalar const w = grid.pixel_scale() * grid.pixel_scale() / Scalar(k * k);
+  parallel_for_pixels(
+      "lensing::simulate::bin_subpixels", space, grid.ny(), grid.nx(), KOKKOS_LAMBDA(int iy, int ix) {
+        Scalar s = 0;
+        for (int sy = 0; sy < k; ++sy)
+          for (int sx = 0; sx < k; ++sx)
+            s += fine(iy * k + sy, ix * k + sx);
+        image(iy, ix) = w * s;
+      });
+}
+
+/// The adjoint of bin_subpixels: fine(jy, jx) = A_pix / k^2 image(jy / k, jx / k)
+/// (each pixel's value spread over its k x k sub-pixels).  Asynchronous on `space`.
+template <class ExecutionSpace, class Image, class Fine>
+void spread_to_subpixels(ExecutionSpace const& space, PixelGrid<typename Fine::value_type> const& grid,
+                         Image const& image, Fine const& fine) {
+  using Scalar = typename Fine::value_type;
+  constexpr char const* where = "lensing::spread_to_subpixels";
+  static_assert(is_execution_space_v<ExecutionSpace>,
+                "lensing::spread_to_subpixels: first argument must be a Kokkos execution space");
+  static_assert(
+      Fine::rank == 2 && Image::rank == 2 && std::is_same<typename Image::non_const_value_type, Scalar>::value,
+      "lensing::spread_to_subpixels: rank-2 views of the same scalar type");
+  static_assert(is_accessible_from_v<ExecutionSpace, typename Fine::memory_space> &&
+                    is_accessible_from_v<ExecutionSpace, typename Image::memory_space>,
+                "lensing::spread_to_subpixels: the views must be accessible from the execution space");
+  detail::check_fine_and_image(grid, fine, image, where);
+  int const k = grid.supersampling();
+  Scalar const w = grid.pixel_scale() * grid.pixel_scale() / Scalar(k * k);
+  parallel_for_pixels(
+      "lensing::simulate::spread_to_subpixels", space, grid.fine_ny(), grid.fine_nx(),
+      KOKKOS_LAMBDA(int jy, int jx) { fine(jy, jx) = w * image(jy / k, jx / k); });
+}
 
 /// Pixels worth supersampling: mask(iy, ix) = 1 where the image sampled at
 /// pixel centres (`image`, e.g. rendered with k = 1) differs from the mean of

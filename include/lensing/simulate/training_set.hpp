@@ -26,6 +26,7 @@
 
 #include <lensing/core/errors.hpp>
 #include <lensing/core/math.hpp>
+#include <lensing/core/parallel.hpp>
 #include <lensing/core/views.hpp>
 #include <lensing/geometry/pixel_grid.hpp>
 #include <lensing/io/fits.hpp>
@@ -57,6 +58,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace lensing {
@@ -210,6 +212,89 @@ struct SimulatedSky {
     return s;
   }
 };
+
+namespace detail {
+/// Host render of image rows (one work item = one image row): per fine
+/// sub-row, batches of deflection_batch_capacity sub-pixels go through the
+/// lens's vectorised deflection_batch, then the source galaxy and the lens
+/// light as structure-of-arrays loops (vector pow/exp), accumulated into the
+/// pixels in SimulatedSky's / Renderer's order (sub-row, then sub-column).
+template <class Scalar, class Skies, class Out>
+struct TrainingSetRenderRows {
+  Skies skies;
+  Out out;
+  PixelGrid<Scalar> grid;
+  int ny, nx;
+  Scalar scale;  ///< area / k^2
+  KOKKOS_INLINE_FUNCTION void operator()(long row) const {
+    constexpr int cap = deflection_batch_capacity;
+    int const b = int(row / ny), iy = int(row % ny);
+    SimulatedSky<Scalar> const& f = skies(b);
+    int const k = grid.supersampling(), fnx = nx * k, bk = (cap / k) * k;
+    Scalar x[cap], y[cap], bx[cap], by[cap], v[cap];
+    auto const le = lensing::detail::LightEllipse<Scalar>::make(f.light.e1, f.light.e2);
+    Scalar const amp = f.light.amp, rs = f.light.R_sersic, ns = f.light.n_sersic, lx = f.light.center_x,
+                 ly = f.light.center_y;
+    for (int ix = 0; ix < nx; ++ix)
+      out(b, iy, ix) = Scalar(0);
+    for (int sy = 0; sy < k; ++sy) {
+      Scalar const yy = grid.fine_y(iy * k + sy);
+      // Batches of whole pixels (bk = cap rounded down to a multiple of k).
+      for (int i0 = 0; i0 < fnx; i0 += bk) {
+        int const m = math::min(bk, fnx - i0);
+        for (int i = 0; i < m; ++i) {
+          x[i] = grid.fine_x(i0 + i);
+          y[i] = yy;
+        }
+        if constexpr (has_deflection_batch_v<typename SimulatedSky<Scalar>::Lens>) {
+          f.lens.deflection_batch(m, x, y, bx, by);
+          for (int i = 0; i < m; ++i) {
+            bx[i] = x[i] - bx[i];
+            by[i] = y[i] - by[i];
+          }
+        } else {
+          // SIE's deflection is branch-free: this loop vectorises (libmvec atan, atanh).
+          for (int i = 0; i < m; ++i) {
+            auto const a = f.lens.deflection(x[i], y[i]);
+            bx[i] = x[i] - a.x;
+            by[i] = y[i] - a.y;
+          }
+        }
+        for (int i = 0; i < m; ++i)
+          v[i] = Scalar(0);
+        f.source.add_surface_brightness(m, bx, by, v);
+        if (f.has_light) {
+          for (int i = 0; i < m; ++i) {
+            Vec2<Scalar> p;
+            Vec2<Scalar> const t = le.transform(Vec2<Scalar>{x[i] - lx, y[i] - ly}, p);
+            v[i] += lensing::detail::SersicRadial<Scalar>(amp, rs, ns, t.x * t.x + t.y * t.y).I;
+          }
+        }
+        if (out.stride(2) != 1) {  // a strided user view
+          for (int j = 0; j < m / k; ++j)
+            for (int sx = 0; sx < k; ++sx)
+              out(b, iy, i0 / k + j) += v[j * k + sx];
+          continue;
+        }
+        Scalar* __restrict const o = &out(b, iy, i0 / k);
+        if (k == 2) {
+          for (int j = 0; j < m / 2; ++j)
+            o[j] = o[j] + v[2 * j] + v[2 * j + 1];
+        } else {
+          for (int j = 0; j < m / k; ++j) {
+            Scalar acc = o[j];
+            for (int sx = 0; sx < k; ++sx)
+              acc += v[j * k + sx];
+            o[j] = acc;
+          }
+        }
+      }
+    }
+    for (int ix = 0; ix < nx; ++ix)
+      out(b, iy, ix) *= scale;
+  }
+};
+}  // namespace detail
 
 /// Column indices of the required labels in a table (host).
 struct TrainingSetColumns {
@@ -404,19 +489,26 @@ class TrainingSetGenerator {
     Scalar const area = grid.pixel_scale() * grid.pixel_scale();
     Scalar const w = area / Scalar(k * k);
     noise::detail::BatchShape const shape{m, c.ny, c.nx};
-    noise::detail::for_each_pixel(
-        "lensing::simulate::training_set_render", space, shape, KOKKOS_LAMBDA(int b, int iy, int ix) {
-          SimulatedSky<Scalar> const& f = skies(b);
-          if (k == 1) {
-            sharp(b, iy, ix) = area * f(grid.x(ix), grid.y(iy));
-          } else {
-            Scalar s = 0;
-            for (int sy = 0; sy < k; ++sy)
-              for (int sx = 0; sx < k; ++sx)
-                s += f(grid.fine_x(ix * k + sx), grid.fine_y(iy * k + sy));
-            sharp(b, iy, ix) = w * s;
-          }
-        });
+    if constexpr (lensing::detail::is_host_space_v<ExecutionSpace>) {
+      Kokkos::parallel_for("lensing::simulate::training_set_render",
+                           Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(m) * c.ny),
+                           detail::TrainingSetRenderRows<Scalar, decltype(skies), std::decay_t<decltype(sharp)>>{
+                               skies, sharp, grid, c.ny, c.nx, k == 1 ? area : w});
+    } else {
+      noise::detail::for_each_pixel(
+          "lensing::simulate::training_set_render", space, shape, KOKKOS_LAMBDA(int b, int iy, int ix) {
+            SimulatedSky<Scalar> const& f = skies(b);
+            if (k == 1) {
+              sharp(b, iy, ix) = area * f(grid.x(ix), grid.y(iy));
+            } else {
+              Scalar s = 0;
+              for (int sy = 0; sy < k; ++sy)
+                for (int sx = 0; sx < k; ++sx)
+                  s += f(grid.fine_x(ix * k + sx), grid.fine_y(iy * k + sy));
+              sharp(b, iy, ix) = w * s;
+            }
+          });
+    }
     if (psf) blur(space, sharp, images);
     if (!c.noise) return;
     // 4. Noise and artefacts, in the order of noise/pixel_noise.hpp.
@@ -497,6 +589,45 @@ void TrainingSetGenerator<Scalar, MemorySpace>::blur(ExecutionSpace const& space
   auto const w = m_psf_weights;
   int const r = m_psf_radius, ny = m_config.ny, nx = m_config.nx;
   noise::detail::BatchShape const shape{int(out.extent(0)), ny, nx};
+  if constexpr (lensing::detail::is_host_space_v<ExecutionSpace>) {
+    constexpr int cap = 512;
+    if (nx + 2 * r <= cap && in.stride(2) == 1 && out.stride(2) == 1) {
+      // Host: the same sums in the same order, as vectorisable row loops
+      // without a copy: x pass in place on each row of `in` (from an
+      // edge-padded copy of the row), then y pass in -> out.
+      long const rows = long(shape.n) * ny;
+      Kokkos::parallel_for(
+          "lensing::simulate::training_set_psf_x",
+          Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, rows), KOKKOS_LAMBDA(long row) {
+            Scalar buf[cap];
+            Scalar* __restrict const p = &in(int(row / ny), int(row % ny), 0);
+            for (int j = 0; j < nx + 2 * r; ++j)
+              buf[j] = p[j - r < 0 ? 0 : (j - r >= nx ? nx - 1 : j - r)];
+            for (int ix = 0; ix < nx; ++ix)
+              p[ix] = Scalar(0);
+            for (int m = 0; m <= 2 * r; ++m) {
+              Scalar const wm = w(m);
+              for (int ix = 0; ix < nx; ++ix)
+                p[ix] += wm * buf[ix + m];
+            }
+          });
+      Kokkos::parallel_for(
+          "lensing::simulate::training_set_psf_y",
+          Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, rows), KOKKOS_LAMBDA(long row) {
+            int const b = int(row / ny), iy = int(row % ny);
+            Scalar* __restrict const o = &out(b, iy, 0);
+            for (int ix = 0; ix < nx; ++ix)
+              o[ix] = Scalar(0);
+            for (int m = -r; m <= r; ++m) {
+              Scalar const wm = w(m + r);
+              Scalar const* __restrict const q = &in(b, iy + m < 0 ? 0 : (iy + m >= ny ? ny - 1 : iy + m), 0);
+              for (int ix = 0; ix < nx; ++ix)
+                o[ix] += wm * q[ix];
+            }
+          });
+      return;
+    }
+  }
   // x pass: out(b, iy, ix) = sum_m w_m in(b, iy, clamp(ix + m)), summed in m order from 0.
   noise::detail::for_each_segment(
       "lensing::simulate::training_set_psf_x", space, shape, KOKKOS_LAMBDA(int b, int iy, int ix0, int ix1) {

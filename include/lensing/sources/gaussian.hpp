@@ -101,14 +101,7 @@ struct GaussianEllipse {
     grad[0] += g * s.d_amp;
     grad[1] += g * s.d_sigma;
     Scalar const c = Scalar(2) * g * s.d_R2;
-    Scalar q_bar, phi_bar;
-    Vec2<Scalar> const gd = l.vjp(p, Vec2<Scalar>{c * t.x, c * t.y}, q_bar, phi_bar);
-    Vec2<Scalar> const ge = detail::LightEllipse<Scalar>::ellipticity_vjp(e1, e2, q_bar, phi_bar);
-    grad[2] += ge.x;
-    grad[3] += ge.y;
-    grad[4] -= gd.x;
-    grad[5] -= gd.y;
-    return gd;
+    return l.template shape_vjp<2>(e1, e2, p, Vec2<Scalar>{c * t.x, c * t.y}, grad);
   }
   KOKKOS_INLINE_FUNCTION void pack(Scalar* t) const {
     t[0] = amp;
@@ -123,9 +116,7 @@ struct GaussianEllipse {
     constexpr char const* where = "lensing::GaussianEllipse";
     check_finite(amp, where, "amp");
     check_positive(sigma, where, "sigma");
-    check_finite(e1, where, "e1");
-    check_finite(e2, where, "e2");
-    check_argument(e1 * e1 + e2 * e2 < Scalar(1), where, "|e| = sqrt(e1^2 + e2^2) must be < 1");
+    check_ellipticity(e1, e2, where);
     check_finite(center_x, where, "center_x");
     check_finite(center_y, where, "center_y");
   }

@@ -135,14 +135,7 @@ struct SersicEllipse {
     grad[2] += g * s.d_n;
     Scalar const R = math::max(math::sqrt(R2), detail::SersicRadial<Scalar>::smoothing);
     Scalar const c = g * s.d_R / R;
-    Scalar q_bar, phi_bar;
-    Vec2<Scalar> const gd = l.vjp(p, Vec2<Scalar>{c * t.x, c * t.y}, q_bar, phi_bar);
-    Vec2<Scalar> const ge = detail::LightEllipse<Scalar>::ellipticity_vjp(e1, e2, q_bar, phi_bar);
-    grad[3] += ge.x;
-    grad[4] += ge.y;
-    grad[5] -= gd.x;
-    grad[6] -= gd.y;
-    return gd;
+    return l.template shape_vjp<3>(e1, e2, p, Vec2<Scalar>{c * t.x, c * t.y}, grad);
   }
   KOKKOS_INLINE_FUNCTION void pack(Scalar* t) const {
     t[0] = amp;
@@ -159,9 +152,7 @@ struct SersicEllipse {
   void check() const {
     constexpr char const* where = "lensing::SersicEllipse";
     detail::check_sersic(where, amp, R_sersic, n_sersic, center_x, center_y);
-    check_finite(e1, where, "e1");
-    check_finite(e2, where, "e2");
-    check_argument(e1 * e1 + e2 * e2 < Scalar(1), where, "|e| = sqrt(e1^2 + e2^2) must be < 1");
+    check_ellipticity(e1, e2, where);
   }
 };
 

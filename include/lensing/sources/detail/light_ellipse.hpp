@@ -42,6 +42,22 @@ struct LightEllipse {
     phi_bar = gt.x * sq * p.y - gt.y * p.x / sq;
     return frame.to_sky(Vec2<Scalar>{gt.x * sq, gt.y / sq});
   }
+  /// Shared tail of the elliptical light VJPs: given gt = g dI/d(xt1, xt2)
+  /// at the major-axis offset p, adds the cotangents of (e1, e2, center_x,
+  /// center_y) to grad[K], ..., grad[K + 3] (compile-time indices keep pixel
+  /// loops vectorisable) and returns g dI/d(offset) in the sky frame.
+  template <int K, class Grad>
+  KOKKOS_FORCEINLINE_FUNCTION Vec2<Scalar> shape_vjp(Scalar e1, Scalar e2, Vec2<Scalar> p, Vec2<Scalar> gt,
+                                                     Grad& grad) const {
+    Scalar q_bar, phi_bar;
+    Vec2<Scalar> const gd = vjp(p, gt, q_bar, phi_bar);
+    Vec2<Scalar> const ge = ellipticity_vjp(e1, e2, q_bar, phi_bar);
+    grad[K] += ge.x;
+    grad[K + 1] += ge.y;
+    grad[K + 2] -= gd.x;
+    grad[K + 3] -= gd.y;
+    return gd;
+  }
   /// (q_bar, phi_bar) -> (e1_bar, e2_bar): the VJP of ellipticity_to_q_phi
   /// (geometry/ellipticity.hpp), written without branches so that pixel
   /// loops calling it vectorise (0 at e = 0, as there).
