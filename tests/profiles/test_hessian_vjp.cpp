@@ -183,7 +183,7 @@ LENSING_TEST_CASE_TEMPLATE("hessian_vjp matches finite differences: elliptical p
   // Nearly round (the atan/atanh series branch); e = 0 exactly is excluded: the
   // dual numbers differentiate through the (q, phi) chart, which is singular
   // there, and give zero e1, e2 gradients (the first-order VJPs handle e = 0,
-  // EllipticalProfile::chain_shape_angles; hessian_vjp does not yet).
+  // EllipticalProfile::vjp_round; hessian_vjp does not yet).
   // Double only: d/de2 = (1/2|e|) d/dphi amplifies float rounding of the
   // float convergence_vjp (trace identity) 5000 times.
   if constexpr (std::is_same<typename Config::scalar, double>::value)

@@ -51,7 +51,7 @@ LENSING_TEST_CASE_TEMPLATE("SIE and NIE VJPs match finite differences", Config, 
   // Near-round: the q -> 1 series branch.
   lt::check_vjps<SIE, Config>({0.9, 1e-3, 2e-3, 0.0, 0.0}, xs, ys);
   lt::check_vjps<NIE, Config>({0.9, 0.1, -2e-3, 1e-3, 0.0, 0.0}, xs, ys);
-  // e = 0 exactly: the (q, phi) chart is singular there (EllipticalProfile::chain_shape_angles).
+  // e = 0 exactly: the (q, phi) chart is singular there (EllipticalProfile::vjp_round).
   lt::check_vjps<SIE, Config>({0.9, 0.0, 0.0, 0.05, -0.1}, xs, ys);
   lt::check_vjps<NIE, Config>({0.9, 0.1, 0.0, 0.0, 0.05, -0.1}, xs, ys);
 }

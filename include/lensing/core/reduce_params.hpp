@@ -23,6 +23,17 @@ struct has_row_block<F, Scalar,
                      std::void_t<decltype(std::declval<F const&>().block(0, 0, 0, std::declval<Scalar*>(), 0))>>
     : std::true_type {};
 
+// Whether a term F has a branch-free form for rows where is_regular() holds
+// (profiles/mass_profile.hpp, has_regular_vjp): the test is hoisted out of
+// the pixel loop, which a branch inside would keep from vectorising.
+template <class F, class Scalar, class = void>
+struct has_regular_form : std::false_type {};
+template <class F, class Scalar>
+struct has_regular_form<F, Scalar,
+                        std::void_t<decltype(std::declval<F const&>().is_regular()),
+                                    decltype(std::declval<F const&>().regular(0, 0, std::declval<Scalar*>()))>>
+    : std::true_type {};
+
 // One row's gradient.
 //
 // Host spaces (Blocked): the row is processed in blocks of B pixels.  Each
@@ -52,7 +63,24 @@ struct RowReduction {
   KOKKOS_FORCEINLINE_FUNCTION static void scatter(Scalar const* a, Scalar* col, std::index_sequence<K...>) {
     ((col[K * B] = a[K]), ...);
   }
+  template <bool Regular>
+  KOKKOS_FORCEINLINE_FUNCTION void term(int iy, int ix, Scalar* a) const {
+    if constexpr (Regular)
+      f.regular(iy, ix, a);
+    else
+      f(iy, ix, a);
+  }
   KOKKOS_INLINE_FUNCTION void operator()(int iy) const {
+    if constexpr (has_regular_form<F, Scalar>::value) {
+      if (f.is_regular()) {
+        row<true>(iy);
+        return;
+      }
+    }
+    row<false>(iy);
+  }
+  template <bool Regular>
+  KOKKOS_INLINE_FUNCTION void row(int iy) const {
     Scalar acc[N] = {};
     if constexpr (Blocked) {
       for (int ix0 = 0; ix0 < nx; ix0 += B) {
@@ -68,7 +96,7 @@ struct RowReduction {
 #endif
           for (int j = 0; j < nb; ++j) {
             Scalar a[N] = {};
-            f(iy, ix0 + j, a);
+            term<Regular>(iy, ix0 + j, a);
             scatter(a, tmp + j, std::make_index_sequence<N>{});
           }
           for (int k = 0; k < N; ++k)
@@ -88,7 +116,7 @@ struct RowReduction {
       }
     } else {
       for (int ix = 0; ix < nx; ++ix)
-        f(iy, ix, acc);
+        term<Regular>(iy, ix, acc);
     }
     store(iy, acc, std::make_index_sequence<N>{});
   }

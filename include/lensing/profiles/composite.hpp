@@ -93,6 +93,20 @@ struct Composite {
   KOKKOS_FORCEINLINE_FUNCTION void deflection_vjp(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad) const {
     deflection_vjp(x, y, g, grad, Indices{});
   }
+  /// Branch-free VJP forms (see detail::has_regular_vjp), present when a
+  /// component has them.
+  template <bool B = (detail::has_regular_vjp<P>::value || ...), std::enable_if_t<B, int> = 0>
+  KOKKOS_FORCEINLINE_FUNCTION bool vjp_is_regular() const {
+    return vjp_is_regular(Indices{});
+  }
+  template <bool B = (detail::has_regular_vjp<P>::value || ...), std::enable_if_t<B, int> = 0>
+  KOKKOS_FORCEINLINE_FUNCTION void deflection_vjp_regular(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad) const {
+    deflection_vjp_regular(x, y, g, grad, Indices{});
+  }
+  template <bool B = (detail::has_regular_vjp<P>::value || ...), std::enable_if_t<B, int> = 0>
+  KOKKOS_FORCEINLINE_FUNCTION void convergence_vjp_regular(Scalar x, Scalar y, Scalar g, Scalar* grad) const {
+    convergence_vjp_regular(x, y, g, grad, Indices{});
+  }
   /// Batched deflection VJP (host), present when a component provides one;
   /// the other components are differentiated point by point inside the batch.
   template <bool B = (has_deflection_vjp_batch_v<P> || ...), std::enable_if_t<B, int> = 0>
@@ -198,6 +212,20 @@ struct Composite {
   KOKKOS_FORCEINLINE_FUNCTION void deflection_vjp(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad,
                                                   std::index_sequence<I...>) const {
     (lensing::get<I>(components).deflection_vjp(x, y, g, grad + offset<I>), ...);
+  }
+  template <std::size_t... I>
+  KOKKOS_FORCEINLINE_FUNCTION bool vjp_is_regular(std::index_sequence<I...>) const {
+    return (detail::vjp_is_regular(lensing::get<I>(components)) && ...);
+  }
+  template <std::size_t... I>
+  KOKKOS_FORCEINLINE_FUNCTION void deflection_vjp_regular(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad,
+                                                          std::index_sequence<I...>) const {
+    (detail::deflection_vjp_regular(lensing::get<I>(components), x, y, g, grad + offset<I>), ...);
+  }
+  template <std::size_t... I>
+  KOKKOS_FORCEINLINE_FUNCTION void convergence_vjp_regular(Scalar x, Scalar y, Scalar g, Scalar* grad,
+                                                           std::index_sequence<I...>) const {
+    (detail::convergence_vjp_regular(lensing::get<I>(components), x, y, g, grad + offset<I>), ...);
   }
   template <std::size_t... I>
   KOKKOS_INLINE_FUNCTION void potential_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad,

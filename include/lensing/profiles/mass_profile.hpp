@@ -124,6 +124,47 @@ struct has_deflection_vjp_batch<
 template <class P>
 constexpr bool has_deflection_vjp_batch_v = detail::has_deflection_vjp_batch<P>::value;
 
+// Optional capability: branch-free VJP forms for map loops.  A profile whose
+// exact VJP needs a rare, parameter-dependent special case (an elliptical
+// profile at e = 0 exactly) may provide
+//   bool vjp_is_regular() const;   // true when the special case is off
+//   void deflection_vjp_regular(x, y, g, grad) const;   // exact when regular
+//   void convergence_vjp_regular(x, y, g, grad) const;
+// Map reductions test vjp_is_regular once per row and then call the branch-free
+// forms, so the pixel loop still vectorises (core/reduce_params.hpp).
+namespace detail {
+template <class P, class = void>
+struct has_regular_vjp : std::false_type {};
+template <class P>
+struct has_regular_vjp<P, std::void_t<decltype(std::declval<P const&>().vjp_is_regular())>> : std::true_type {};
+
+template <class P>
+KOKKOS_FORCEINLINE_FUNCTION bool vjp_is_regular(P const& p) {
+  if constexpr (has_regular_vjp<P>::value)
+    return p.vjp_is_regular();
+  else
+    return true;
+}
+template <class P>
+KOKKOS_FORCEINLINE_FUNCTION void deflection_vjp_regular(P const& p, typename P::scalar_type x,
+                                                        typename P::scalar_type y, Vec2<typename P::scalar_type> g,
+                                                        typename P::scalar_type* grad) {
+  if constexpr (has_regular_vjp<P>::value)
+    p.deflection_vjp_regular(x, y, g, grad);
+  else
+    p.deflection_vjp(x, y, g, grad);
+}
+template <class P>
+KOKKOS_FORCEINLINE_FUNCTION void convergence_vjp_regular(P const& p, typename P::scalar_type x,
+                                                         typename P::scalar_type y, typename P::scalar_type g,
+                                                         typename P::scalar_type* grad) {
+  if constexpr (has_regular_vjp<P>::value)
+    p.convergence_vjp_regular(x, y, g, grad);
+  else
+    p.convergence_vjp(x, y, g, grad);
+}
+}  // namespace detail
+
 //----------------------------------------------------------------------------
 // Concept check.
 

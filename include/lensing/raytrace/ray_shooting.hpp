@@ -211,6 +211,16 @@ struct DeflectionVjpTerm {
   KOKKOS_FORCEINLINE_FUNCTION void operator()(int iy, int ix, Scalar* acc) const {
     profile.deflection_vjp(grid.fine_x(ix), grid.fine_y(iy), Vec2<Scalar>{sign * gx(iy, ix), sign * gy(iy, ix)}, acc);
   }
+  // Branch-free form for rows where the profile is regular (reduce_params.hpp).
+  template <class P = Profile, std::enable_if_t<has_regular_vjp<P>::value, int> = 0>
+  KOKKOS_FORCEINLINE_FUNCTION bool is_regular() const {
+    return profile.vjp_is_regular();
+  }
+  template <class P = Profile, std::enable_if_t<has_regular_vjp<P>::value, int> = 0>
+  KOKKOS_FORCEINLINE_FUNCTION void regular(int iy, int ix, Scalar* acc) const {
+    profile.deflection_vjp_regular(grid.fine_x(ix), grid.fine_y(iy), Vec2<Scalar>{sign * gx(iy, ix), sign * gy(iy, ix)},
+                                   acc);
+  }
   // Host block form for profiles with deflection_vjp_batch (reduce_params.hpp).
   template <class P = Profile, std::enable_if_t<has_deflection_vjp_batch_v<P>, int> = 0>
   KOKKOS_INLINE_FUNCTION void block(int iy, int ix0, int m, Scalar* grad, int stride) const {
@@ -234,6 +244,14 @@ struct ConvergenceVjpTerm {
   View g;
   KOKKOS_FORCEINLINE_FUNCTION void operator()(int iy, int ix, Scalar* acc) const {
     profile.convergence_vjp(grid.fine_x(ix), grid.fine_y(iy), g(iy, ix), acc);
+  }
+  template <class P = Profile, std::enable_if_t<has_regular_vjp<P>::value, int> = 0>
+  KOKKOS_FORCEINLINE_FUNCTION bool is_regular() const {
+    return profile.vjp_is_regular();
+  }
+  template <class P = Profile, std::enable_if_t<has_regular_vjp<P>::value, int> = 0>
+  KOKKOS_FORCEINLINE_FUNCTION void regular(int iy, int ix, Scalar* acc) const {
+    profile.convergence_vjp_regular(grid.fine_x(ix), grid.fine_y(iy), g(iy, ix), acc);
   }
 };
 }  // namespace detail

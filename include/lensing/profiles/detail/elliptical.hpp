@@ -127,37 +127,79 @@ struct EllipticalProfile : Params {
   KOKKOS_INLINE_FUNCTION Vec2<Scalar> offset(Scalar x, Scalar y) const {
     return {x - this->center_x, y - this->center_y};
   }
-  // Runs body(frame, grad, q_bar, phi_bar) -- which accumulates the shape and
-  // centre cotangents into grad and returns the (q, phi) cotangents -- and
-  // chains (q_bar, phi_bar) to (e1, e2).  At e = 0 exactly (q, phi) is a
-  // singular chart: the function of (e1, e2) is smooth there but the chain
-  // gives 0 * infinity.  Moving along +e1 puts the major axis at phi = 0, along
-  // -e1 at phi = pi/2, along +-e2 at phi = pi/4 and 3pi/4, and dq/d|e| = -2, so
-  // the symmetric derivatives are d/de1 = -(dq(0) - dq(pi/2)) and
-  // d/de2 = -(dq(pi/4) - dq(3pi/4)) with dq(phi) the q-cotangent in that frame
-  // (three extra kernel evaluations, at e = 0 only).
-  template <class Body>
-  KOKKOS_INLINE_FUNCTION void chain_shape_angles(Body const& body, Scalar* grad) const {
-    Scalar q_bar = 0, phi_bar = 0;
-    EllipticalFrame<Scalar> const f = frame();
-    body(f, grad, q_bar, phi_bar);
-    if (this->e1 != Scalar(0) || this->e2 != Scalar(0)) {
-      Vec2<Scalar> const g = ellipticity_to_q_phi_vjp(this->e1, this->e2, q_bar, phi_bar);
-      grad[ie1] += g.x;
-      grad[ie2] += g.y;
-      return;
+  // The VJPs in a given frame f (rotation of the major axis; f.q is the
+  // profile's): accumulate the shape and centre cotangents into grad and
+  // return the (q, phi) cotangents.  Op 0: deflection (g a Vec2), 1:
+  // potential, 2: convergence (g a Scalar).
+  template <int Op, class G>
+  KOKKOS_FORCEINLINE_FUNCTION void vjp_in_frame(EllipticalFrame<Scalar> const& f, Vec2<Scalar> d, G g, Scalar* grad,
+                                                Scalar& q_bar, Scalar& phi_bar) const {
+    Vec2<Scalar> const p = f.to_major(d);
+    auto const k = this->kernel(f.q);
+    if constexpr (Op == 0) {
+      Vec2<Scalar> const gp = f.to_major(g);  // R^T g
+      Hessian<Scalar> hp;
+      Vec2<Scalar> ap;
+      if constexpr (detail::has_deflection_grad_with_values<kernel_type>::value) {
+        k.deflection_grad_with_values(p.x, p.y, gp, grad, q_bar, ap, hp);
+      } else {
+        k.deflection_grad(p.x, p.y, gp, grad, q_bar);
+        hp = k.hessian(p.x, p.y);
+        ap = k.deflection(p.x, p.y);
+      }
+      Vec2<Scalar> const dp = hp.apply(Vec2<Scalar>{p.y, -p.x});
+      phi_bar = gp.x * (dp.x - ap.y) + gp.y * (dp.y + ap.x);
+      Vec2<Scalar> const hg = f.to_sky(hp.apply(gp));  // H g in the sky frame
+      grad[icx] -= hg.x;
+      grad[icy] -= hg.y;
+    } else {
+      Vec2<Scalar> v;  // major-axis gradient of the quantity: alpha' for psi, grad kappa' for kappa
+      if constexpr (Op == 1) {
+        k.potential_grad(p.x, p.y, g, grad, q_bar);
+        v = k.deflection(p.x, p.y);
+      } else {
+        k.convergence_grad(p.x, p.y, g, grad, q_bar);
+        v = k.convergence_gradient(p.x, p.y);
+      }
+      phi_bar = g * (v.x * p.y - v.y * p.x);
+      Vec2<Scalar> const vs = f.to_sky(v);
+      grad[icx] -= g * vs.x;
+      grad[icy] -= g * vs.y;
     }
+  }
+  // Away from e = 0: one evaluation, (q_bar, phi_bar) chained to (e1, e2).
+  template <int Op, class G>
+  KOKKOS_FORCEINLINE_FUNCTION void vjp_regular(Scalar x, Scalar y, G g, Scalar* grad) const {
+    Scalar q_bar = 0, phi_bar = 0;
+    vjp_in_frame<Op>(frame(), offset(x, y), g, grad, q_bar, phi_bar);
+    Vec2<Scalar> const ge = ellipticity_to_q_phi_vjp(this->e1, this->e2, q_bar, phi_bar);
+    grad[ie1] += ge.x;
+    grad[ie2] += ge.y;
+  }
+  // At e = 0 exactly (q, phi) is a singular chart: the function of (e1, e2)
+  // is smooth there (or has a cone, for axis ratios linear in |e|) but the
+  // chain gives 0 * infinity.  Moving along +e1 puts the major axis at
+  // phi = 0, along -e1 at phi = pi/2, along +-e2 at phi = pi/4 and 3pi/4, and
+  // dq/d|e| = -2, so the symmetric derivatives are d/de1 = -(dq(0) - dq(pi/2))
+  // and d/de2 = -(dq(pi/4) - dq(3pi/4)), dq(phi) the q-cotangent in that
+  // frame: three extra kernel evaluations.  A separate function, so that the
+  // branch stays out of the vectorised map loops (vjp_is_regular).
+  template <int Op, class G>
+  KOKKOS_INLINE_FUNCTION void vjp_round(Scalar x, Scalar y, G g, Scalar* grad) const {
+    Vec2<Scalar> const d = offset(x, y);
     Scalar const h = math::sqrt(Scalar(0.5));
-    EllipticalFrame<Scalar> const f90{f.q, Scalar(0), Scalar(1)}, f45{f.q, h, h}, f135{f.q, -h, h};
-    Scalar scratch[num_params];
-    Scalar q90 = 0, q45 = 0, q135 = 0, unused = 0;
-    for (int k = 0; k < num_params; ++k)
-      scratch[k] = 0;
-    body(f90, scratch, q90, unused);
-    body(f45, scratch, q45, unused);
-    body(f135, scratch, q135, unused);
-    grad[ie1] -= q_bar - q90;
-    grad[ie2] -= q45 - q135;
+    EllipticalFrame<Scalar> const f0 = frame();
+    EllipticalFrame<Scalar> const fr[3] = {{f0.q, Scalar(0), Scalar(1)}, {f0.q, h, h}, {f0.q, -h, h}};
+    Scalar q0 = 0, phi = 0, qr[3] = {0, 0, 0};
+    vjp_in_frame<Op>(f0, d, g, grad, q0, phi);
+    for (int i = 0; i < 3; ++i) {
+      Scalar scratch[num_params];
+      for (int j = 0; j < num_params; ++j)
+        scratch[j] = 0;
+      vjp_in_frame<Op>(fr[i], d, g, scratch, qr[i], phi);
+    }
+    grad[ie1] -= q0 - qr[0];
+    grad[ie2] -= qr[1] - qr[2];
   }
 
  public:
@@ -203,29 +245,18 @@ struct EllipticalProfile : Params {
     return f.to_sky(this->kernel(f.q).hessian(p.x, p.y));
   }
 
+  /// Whether the *_vjp_regular forms are exact (e != 0; see vjp_round).
+  /// Map kernels test this once and then call the branch-free forms.
+  KOKKOS_FORCEINLINE_FUNCTION bool vjp_is_regular() const { return this->e1 != Scalar(0) || this->e2 != Scalar(0); }
   KOKKOS_FORCEINLINE_FUNCTION void deflection_vjp(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad) const {
-    Vec2<Scalar> const d = offset(x, y);
-    auto const k = this->kernel(frame().q);
-    chain_shape_angles(
-        [&](EllipticalFrame<Scalar> const& f, Scalar* gr, Scalar& q_bar, Scalar& phi_bar) {
-          Vec2<Scalar> const p = f.to_major(d);
-          Vec2<Scalar> const gp = f.to_major(g);  // R^T g
-          Hessian<Scalar> hp;
-          Vec2<Scalar> ap;
-          if constexpr (detail::has_deflection_grad_with_values<kernel_type>::value) {
-            k.deflection_grad_with_values(p.x, p.y, gp, gr, q_bar, ap, hp);
-          } else {
-            k.deflection_grad(p.x, p.y, gp, gr, q_bar);
-            hp = k.hessian(p.x, p.y);
-            ap = k.deflection(p.x, p.y);
-          }
-          Vec2<Scalar> const dp = hp.apply(Vec2<Scalar>{p.y, -p.x});
-          phi_bar = gp.x * (dp.x - ap.y) + gp.y * (dp.y + ap.x);
-          Vec2<Scalar> const hg = f.to_sky(hp.apply(gp));  // H g in the sky frame
-          gr[icx] -= hg.x;
-          gr[icy] -= hg.y;
-        },
-        grad);
+    if (vjp_is_regular())
+      vjp_regular<0>(x, y, g, grad);
+    else
+      vjp_round<0>(x, y, g, grad);
+  }
+  /// deflection_vjp, exact only where vjp_is_regular() (no branch).
+  KOKKOS_FORCEINLINE_FUNCTION void deflection_vjp_regular(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad) const {
+    vjp_regular<0>(x, y, g, grad);
   }
   /// Batched deflection VJP (host), present when the kernel provides one:
   /// grad[k * stride + i] += g_i . d alpha(x_i, y_i)/d theta_k, i < m (see
@@ -233,7 +264,7 @@ struct EllipticalProfile : Params {
   template <class K = kernel_type, std::enable_if_t<detail::has_kernel_vjp_batch<K>::value, int> = 0>
   KOKKOS_INLINE_FUNCTION void deflection_vjp_batch(int m, Scalar const* x, Scalar const* y, Scalar const* gx,
                                                    Scalar const* gy, Scalar* grad, int stride) const {
-    if (this->e1 == Scalar(0) && this->e2 == Scalar(0)) {  // the singular chart: see chain_shape_angles
+    if (!vjp_is_regular()) {  // the singular chart: see vjp_round
       for (int i = 0; i < m; ++i) {
         Scalar gi[num_params];
         for (int j = 0; j < num_params; ++j)
@@ -274,40 +305,26 @@ struct EllipticalProfile : Params {
     }
   }
   KOKKOS_FORCEINLINE_FUNCTION void potential_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad) const {
-    Vec2<Scalar> const d = offset(x, y);
-    auto const k = this->kernel(frame().q);
-    chain_shape_angles(
-        [&](EllipticalFrame<Scalar> const& f, Scalar* gr, Scalar& q_bar, Scalar& phi_bar) {
-          Vec2<Scalar> const p = f.to_major(d);
-          k.potential_grad(p.x, p.y, g, gr, q_bar);
-          Vec2<Scalar> const ap = k.deflection(p.x, p.y);
-          phi_bar = g * (ap.x * p.y - ap.y * p.x);
-          Vec2<Scalar> const a = f.to_sky(ap);
-          gr[icx] -= g * a.x;
-          gr[icy] -= g * a.y;
-        },
-        grad);
+    if (vjp_is_regular())
+      vjp_regular<1>(x, y, g, grad);
+    else
+      vjp_round<1>(x, y, g, grad);
   }
   KOKKOS_FORCEINLINE_FUNCTION void convergence_vjp(Scalar x, Scalar y, Scalar g, Scalar* grad) const {
-    Vec2<Scalar> const d = offset(x, y);
-    auto const k = this->kernel(frame().q);
-    chain_shape_angles(
-        [&](EllipticalFrame<Scalar> const& f, Scalar* gr, Scalar& q_bar, Scalar& phi_bar) {
-          Vec2<Scalar> const p = f.to_major(d);
-          k.convergence_grad(p.x, p.y, g, gr, q_bar);
-          Vec2<Scalar> const kp = k.convergence_gradient(p.x, p.y);
-          phi_bar = g * (kp.x * p.y - kp.y * p.x);
-          Vec2<Scalar> const ks = f.to_sky(kp);
-          gr[icx] -= g * ks.x;
-          gr[icy] -= g * ks.y;
-        },
-        grad);
+    if (vjp_is_regular())
+      vjp_regular<2>(x, y, g, grad);
+    else
+      vjp_round<2>(x, y, g, grad);
+  }
+  /// convergence_vjp, exact only where vjp_is_regular() (no branch).
+  KOKKOS_FORCEINLINE_FUNCTION void convergence_vjp_regular(Scalar x, Scalar y, Scalar g, Scalar* grad) const {
+    vjp_regular<2>(x, y, g, grad);
   }
 
   /// grad[k] += hbar : dH/dtheta_k (exact third derivatives by dual numbers,
   /// see profiles/detail/hessian_vjp.hpp).  Known limitation: at e = 0 exactly
   /// the e1, e2 components come out 0 (the duals pass through the singular
-  /// (q, phi) chart; chain_shape_angles fixes this for the first-order VJPs).
+  /// (q, phi) chart; vjp_round fixes this for the first-order VJPs).
   KOKKOS_INLINE_FUNCTION void hessian_vjp(Scalar x, Scalar y, Hessian<Scalar> hbar, Scalar* grad) const {
     using DualProfile = EllipticalProfile<detail::rebind_scalar_t<Params, detail::hessian_dual_t<Scalar>>>;
     detail::hessian_vjp_by_dual<DualProfile>(*this, x, y, hbar, grad);
