@@ -19,13 +19,17 @@ export NVCC_WRAPPER_DEFAULT_COMPILER=g++-11
 nvcc --version | grep -q "release 11.8" || die "nvcc on PATH is not 11.8: $(command -v nvcc)"
 # Some images copy a newer toolkit's headers into /usr/local/include, which the
 # compilers search before /usr/include.  Shadow those names with Debian's 11.8
-# headers through an -I directory.
+# headers through an -I directory.  The directory is shared by every checkout
+# using this cache and only ever gains links (never emptied), so concurrent runs
+# cannot pull headers from under each other's compilers.
 shadow="$LENSING_CACHE/cuda-11.8-include-shadow"
-rm -rf "$shadow"; mkdir -p "$shadow"
+mkdir -p "$shadow"
 for f in /usr/local/include/*; do
   n=$(basename "$f")
   if [ -e "/usr/include/$n" ] && { [ -e "/usr/include/cuda_runtime.h" ]; }; then
-    case "$(readlink -f "$f")" in *cuda*) ln -s "/usr/include/$n" "$shadow/$n" ;; esac
+    case "$(readlink -f "$f")" in
+      *cuda*) [ -L "$shadow/$n" ] || ln -s "/usr/include/$n" "$shadow/$n" 2>/dev/null || true ;;
+    esac
   fi
 done
 flags="-I$shadow"
