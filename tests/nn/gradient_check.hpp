@@ -121,6 +121,31 @@ GradCheck check_layer_gradients(Space const& space, Layer const& proto, nn::Shap
   return res;
 }
 
+/// Max of |fd - analytic| / max(1, |analytic|) over every element of `x`,
+/// where loss(grad) returns the loss and writes its gradient wrt x into grad
+/// (skipped for an empty grad).
+template <class T, class F>
+double loss_fd_error(T const& x, F const& loss, double h = 1e-6) {
+  T grad("grad", x.extent(0), x.extent(1), x.extent(2), x.extent(3)), none;
+  loss(grad);
+  auto const g = host_values(grad);
+  auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), x);
+  double err = 0;
+  for (std::size_t i = 0; i < hx.size(); ++i) {
+    double const x0 = hx.data()[i];
+    hx.data()[i] = x0 + h;
+    Kokkos::deep_copy(x, hx);
+    double const lp = loss(none);
+    hx.data()[i] = x0 - h;
+    Kokkos::deep_copy(x, hx);
+    double const lm = loss(none);
+    hx.data()[i] = x0;
+    Kokkos::deep_copy(x, hx);
+    err = std::max(err, std::abs((lp - lm) / (2 * h) - g[i]) / std::max(1.0, std::abs(g[i])));
+  }
+  return err;
+}
+
 /// check_layer_gradients with the standard tolerance (1e-7 relative, double),
 /// the errors reported through MESSAGE.
 template <class Space, class Layer>

@@ -20,34 +20,7 @@
 namespace nn = lensing::nn;
 namespace lt = lensing::test;
 
-namespace {
-
-// Max of |fd - analytic| / max(1, |analytic|) over every element of `x`,
-// where loss(grad) returns the loss and writes its gradient wrt x into grad
-// (skipped for an empty grad).
-template <class T, class F>
-double fd_error(T const& x, F const& loss, double h = 1e-6) {
-  T grad("grad", x.extent(0), x.extent(1), x.extent(2), x.extent(3)), none;
-  loss(grad);
-  auto const g = lt::host_values(grad);
-  auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), x);
-  double err = 0;
-  for (std::size_t i = 0; i < hx.size(); ++i) {
-    double const x0 = hx.data()[i];
-    hx.data()[i] = x0 + h;
-    Kokkos::deep_copy(x, hx);
-    double const lp = loss(none);
-    hx.data()[i] = x0 - h;
-    Kokkos::deep_copy(x, hx);
-    double const lm = loss(none);
-    hx.data()[i] = x0;
-    Kokkos::deep_copy(x, hx);
-    err = std::max(err, std::abs((lp - lm) / (2 * h) - g[i]) / std::max(1.0, std::abs(g[i])));
-  }
-  return err;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 LENSING_TEST_CASE_TEMPLATE("nn: probabilistic loss gradients against central differences", Config, lt::DoubleConfigs) {
   using Space = typename Config::execution_space;
@@ -61,7 +34,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: probabilistic loss gradients against central dif
   lensing::View2D<double, Mem> tf("tf", n, d);
   lt::fill_normal(pf, 1, 0.6);
   lt::fill_normal(tf, 2);
-  double const e_full = fd_error(pf, [&](T const& g) { return nn::gaussian_full_nll_loss(space, pf, tf, g); });
+  double const e_full = lt::loss_fd_error(pf, [&](T const& g) { return nn::gaussian_full_nll_loss(space, pf, tf, g); });
   {
     // Forward value for D = 3 from the unpacked covariance, independently:
     // NLL = ½ rᵀ Σ⁻¹ r + ½ log det Σ + (3/2) log 2π, Σ⁻¹ by cofactors.
@@ -97,20 +70,22 @@ LENSING_TEST_CASE_TEMPLATE("nn: probabilistic loss gradients against central dif
   lensing::View2D<double, Mem> tm("tm", n, dm);
   lt::fill_normal(pm, 3, 0.7);
   lt::fill_normal(tm, 4);
-  double const e_mdn = fd_error(pm, [&](T const& g) { return nn::mdn_nll_loss(space, pm, tm, k, g); });
+  double const e_mdn = lt::loss_fd_error(pm, [&](T const& g) { return nn::mdn_nll_loss(space, pm, tm, k, g); });
   // KL to N(0, I) and between two diagonal Gaussians (gradients wrt q and p).
   T q("q", n, 8, 1, 1), p("p", n, 8, 1, 1), none;
   lt::fill_normal(q, 5, 0.8);
   lt::fill_normal(p, 6, 0.8);
-  double const e_kl0 = fd_error(q, [&](T const& g) { return nn::kl_standard_normal(space, q, g); });
-  double const e_klq = fd_error(q, [&](T const& g) { return nn::kl_diagonal_gaussians(space, q, p, g, none); });
-  double const e_klp = fd_error(p, [&](T const& g) { return nn::kl_diagonal_gaussians(space, q, p, none, g); });
+  double const e_kl0 = lt::loss_fd_error(q, [&](T const& g) { return nn::kl_standard_normal(space, q, g); });
+  double const e_klq =
+      lt::loss_fd_error(q, [&](T const& g) { return nn::kl_diagonal_gaussians(space, q, p, g, none); });
+  double const e_klp =
+      lt::loss_fd_error(p, [&](T const& g) { return nn::kl_diagonal_gaussians(space, q, p, none, g); });
   // Reparameterisation: L = Σ r ⊙ z(enc), the same ε for every evaluation (reseed).
   nn::Reparameterize<double, Mem> rep(n, 4, 77);
   T z("z", n, 4, 1, 1), r("r", n, 4, 1, 1);
   lt::fill_normal(r, 7);
   auto const rv = lt::host_values(r);
-  double const e_rep = fd_error(q, [&](T const& g) {
+  double const e_rep = lt::loss_fd_error(q, [&](T const& g) {
     rep.reseed(77);
     rep.sample(space, q, z);
     space.fence();
