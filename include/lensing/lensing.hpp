@@ -11,6 +11,7 @@
 #include <lensing/core/math.hpp>
 #include <lensing/core/parallel.hpp>
 #include <lensing/core/reduce_params.hpp>
+#include <lensing/core/special.hpp>
 #include <lensing/core/tuple.hpp>
 #include <lensing/core/vec2.hpp>
 #include <lensing/core/version.hpp>

@@ -36,16 +36,7 @@ std::function<double(double)> cdf_of(P const& p) {
 }
 }  // namespace
 
-TEST_CASE("normal quantile inverts the CDF") {
-  double worst = 0;
-  for (double p : {1e-300, 1e-200, 1e-50, 1e-10, 1e-3, 0.02, 0.02425, 0.1, 0.3, 0.5, 0.7, 0.97575, 0.99, 0.999999}) {
-    double const x = lensing::simulate::detail::normal_quantile(p);
-    worst = std::max(worst, std::fabs(normal_cdf(x) - p) / std::min(p, 1 - p));
-  }
-  CHECK(worst < 1e-12);
-  CHECK(lensing::simulate::detail::normal_quantile(0.5) == doctest::Approx(0).epsilon(1e-15));
-  CHECK(lensing::simulate::detail::normal_quantile(0.975) == doctest::Approx(1.959963984540054).epsilon(1e-13));
-}
+// The normal quantile the truncated normal uses is tested in tests/core/test_special.cpp.
 
 LENSING_TEST_CASE_TEMPLATE("prior draws: moments, KS distance, determinism", Config, lensing::test::AllConfigs) {
   using Space = typename Config::execution_space;

@@ -22,6 +22,7 @@
 /// A constant parameter gives R-hat 1 and ESS m n (no NaN).
 
 #include <lensing/core/errors.hpp>
+#include <lensing/core/special.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -52,34 +53,8 @@ inline std::vector<double> split(std::vector<double> const& x, int m, int n, int
   return out;
 }
 
-// Inverse standard normal CDF (Acklam's rational approximation + one Halley step).
-inline double inv_phi(double p) {
-  static double const a[] = {-3.969683028665376e+01, 2.209460984245205e+02,  -2.759285104469687e+02,
-                             1.383577518672690e+02,  -3.066479806614716e+01, 2.506628277459239e+00};
-  static double const b[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
-                             6.680131188771972e+01, -1.328068155288572e+01};
-  static double const c[] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
-                             -2.549732539343734e+00, 4.374664141464968e+00,  2.938163982698783e+00};
-  static double const d[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
-                             3.754408661907416e+00};
-  double x;
-  if (p < 0.02425) {
-    double const q = std::sqrt(-2 * std::log(p));
-    x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-        ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
-  } else if (p > 1 - 0.02425) {
-    double const q = std::sqrt(-2 * std::log1p(-p));
-    x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-        ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
-  } else {
-    double const q = p - 0.5, r = q * q;
-    x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
-        (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
-  }
-  double const e = 0.5 * std::erfc(-x / std::sqrt(2.0)) - p;
-  double const u = e * std::sqrt(2 * 3.14159265358979323846) * std::exp(0.5 * x * x);
-  return x - u / (1 + 0.5 * x * u);
-}
+// Inverse standard normal CDF (the library's one copy, core/special.hpp).
+inline double inv_phi(double p) { return math::normal_quantile(p); }
 
 // z-scores of the (average) ranks of all values.
 inline std::vector<double> rank_normalize(std::vector<double> const& x) {

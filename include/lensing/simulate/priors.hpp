@@ -15,6 +15,7 @@
 
 #include <lensing/core/errors.hpp>
 #include <lensing/core/math.hpp>
+#include <lensing/core/special.hpp>
 #include <lensing/core/views.hpp>
 #include <lensing/noise/random_stream.hpp>
 
@@ -26,47 +27,6 @@
 
 namespace lensing {
 namespace simulate {
-
-namespace detail {
-
-/// Standard normal CDF, Phi(x) = erfc(-x / sqrt 2) / 2 (accurate in the lower tail).
-KOKKOS_INLINE_FUNCTION double normal_cdf(double x) { return 0.5 * math::erfc(-x * 0.70710678118654752440); }
-
-/// Standard normal quantile Phi^-1(p), 0 < p < 1: Acklam's rational
-/// approximation (relative error 1.15e-9) refined by one Halley step on
-/// erfc: relative error of Phi(x) below 2e-13 for 1e-300 <= p < 1 (measured).
-KOKKOS_INLINE_FUNCTION double normal_quantile(double p) {
-  constexpr double a[6] = {-3.969683028665376e+01, 2.209460984245205e+02,  -2.759285104469687e+02,
-                           1.383577518672690e+02,  -3.066479806614716e+01, 2.506628277459239e+00};
-  constexpr double b[5] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01,
-                           -1.328068155288572e+01};
-  constexpr double c[6] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
-                           -2.549671010243780e+00, 4.374664141464968e+00,  2.938163982698783e+00};
-  constexpr double d[4] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00};
-  constexpr double p_low = 0.02425;
-  double x;
-  if (p < p_low) {
-    double const q = math::sqrt(-2 * math::log(p));
-    x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-        ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
-  } else if (p <= 1 - p_low) {
-    double const q = p - 0.5, r = q * q;
-    x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
-        (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
-  } else {
-    double const q = math::sqrt(-2 * math::log1p(-p));
-    x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-        ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
-  }
-  if (math::fabs(x) < 37.5) {  // beyond, exp(x^2/2) would overflow
-    double const e = normal_cdf(x) - p;
-    double const u = e * 2.50662827463100050242 * math::exp(0.5 * x * x);
-    x = x - u / (1 + 0.5 * x * u);
-  }
-  return x;
-}
-
-}  // namespace detail
 
 //----------------------------------------------------------------------------
 // One prior.
@@ -168,8 +128,8 @@ struct Prior {
       alpha = -beta;
       beta = -t;
     }
-    p.cdf_lo = detail::normal_cdf(alpha);
-    p.cdf_hi = detail::normal_cdf(beta);
+    p.cdf_lo = math::normal_cdf(alpha);
+    p.cdf_hi = math::normal_cdf(beta);
     double const z = p.cdf_hi - p.cdf_lo;
     check_argument(z > 1e-300, where, "the interval [lo, hi] carries no probability under Normal(mu, sigma)");
     p.log_norm = std::log(sigma) + 0.918938533204672741780329736405617639 + std::log(z);
@@ -188,7 +148,7 @@ struct Prior {
       case PriorKind::truncated_normal: {
         double u = cdf_lo + (cdf_hi - cdf_lo) * r.uniform<double>();
         u = math::fmin(math::fmax(u, 1e-300), 1 - 1e-16);
-        double z = detail::normal_quantile(u);
+        double z = math::normal_quantile(u);
         if (mirrored) z = -z;
         double const x = p0 + p1 * z;
         // Rounding can step outside by an ulp: clamp to the support.
