@@ -23,6 +23,7 @@
 #include <lensing/geometry/ellipticity.hpp>
 #include <lensing/geometry/grid_coordinates.hpp>
 #include <lensing/geometry/pixel_grid.hpp>
+#include <lensing/io/file.hpp>
 #include <lensing/io/fits.hpp>
 #include <lensing/io/npy.hpp>
 #include <lensing/io/png.hpp>

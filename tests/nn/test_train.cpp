@@ -232,8 +232,8 @@ LENSING_TEST_CASE_TEMPLATE("nn: weights save and load bit-exactly, with clear er
   net.set_training(false);
   other.set_training(false);
   CHECK(lt::host_values(other.forward(space, x)) == lt::host_values(net.forward(space, x)));
-  // File size: header 8+4+4+8 + 16 per layer, then the values.
-  CHECK(std::filesystem::file_size(path) == 24 + 16 * 12 + sizeof(S) * (net.num_params() + 6));
+  // File size: header 8+4+4+8 + 16 per layer, then the values, then the checksum.
+  CHECK(std::filesystem::file_size(path) == 24 + 16 * 12 + sizeof(S) * (net.num_params() + 6) + 8);
 
   // Errors.
   CHECK_THROWS_AS(nn::load_weights(other, path + ".missing"), std::runtime_error);

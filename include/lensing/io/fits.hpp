@@ -21,15 +21,32 @@
 /// Errors (missing file, not an image, wrong dimensions, cfitsio failures)
 /// throw std::runtime_error "lensing::io::<fn>: <path>: <what> (cfitsio: ...)";
 /// a View whose extents do not match the file throws std::invalid_argument.
+///
+/// File names are literal (fits_open_diskfile / fits_create_diskfile):
+/// cfitsio's extended syntax (sections "x.fits[1:2,*]", "!" to overwrite,
+/// "mem://", compressed files) is not interpreted, so any file name can be
+/// read and written.  Reading validates before it allocates: the file must
+/// start with the SIMPLE card and hold the data its header declares (a tiny
+/// file declaring NAXIS1 = 2^32 fails at once), and the cfitsio handle is
+/// closed on every path.  Conversion of the stored values to T is cfitsio's,
+/// which refuses values T cannot hold (e.g. 1e300 read as float) with a
+/// numerical-overflow error instead of producing inf.  Writing replaces a
+/// file atomically (temporary + rename, io/file.hpp).
 
 #include <lensing/core/errors.hpp>
+#include <lensing/io/file.hpp>
 
 #include <fitsio.h>
 #include <Kokkos_Core.hpp>
 
 #include <algorithm>
 #include <cctype>
+#include <climits>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -86,14 +103,25 @@ namespace detail {
   throw std::runtime_error(msg);
 }
 
-/// Closes the file on scope exit (also when an error is thrown).
+/// Owns a cfitsio handle: closes it on scope exit on every path, also when
+/// an open function failed after it had opened the file (cfitsio's
+/// extended-syntax openers can return an error with a live handle; dropping
+/// it leaked a file descriptor and one of cfitsio's 10000 handle slots).
 struct FitsFile {
   fitsfile* f = nullptr;
+  FitsFile() = default;
+  FitsFile(FitsFile const&) = delete;
+  FitsFile& operator=(FitsFile const&) = delete;
+  /// Close now (flushing), reporting cfitsio's status; the handle is
+  /// released whatever the outcome.
+  int close(int& status) {
+    fitsfile* g = f;
+    f = nullptr;
+    return g ? fits_close_file(g, &status) : status;
+  }
   ~FitsFile() {
-    if (f) {
-      int s = 0;
-      fits_close_file(f, &s);
-    }
+    int s = 0;
+    close(s);
   }
 };
 
@@ -129,36 +157,42 @@ void write_fits(std::string const& path, T const* data, std::vector<std::size_t>
     if (k.text.empty()) check_finite(k.value, where, ("keyword " + k.name).c_str());
   }
   long naxes[3];
-  long long n = 1;
+  std::uint64_t count = 1;
   for (size_t i = 0; i < shape.size(); ++i) {
-    naxes[i] = static_cast<long>(shape[shape.size() - 1 - i]);
-    n *= naxes[i];
+    auto const e = shape[shape.size() - 1 - i];
+    if (e > std::size_t(LONG_MAX) || !checked_multiply(count, e, count) || count > std::uint64_t(LLONG_MAX) / 8)
+      throw_invalid_argument(where, path + ": the image is too large for a FITS file");
+    naxes[i] = static_cast<long>(e);
   }
-  detail::FitsFile file;
-  int status = 0;
-  std::string const target = "!" + path;  // '!': overwrite
-  if (fits_create_file(&file.f, target.c_str(), &status)) {
-    file.f = nullptr;
-    detail::fits_fail(where, path, "cannot create the file", status);
-  }
-  int const bitpix = std::is_same<T, float>::value ? FLOAT_IMG : DOUBLE_IMG;
-  if (fits_create_img(file.f, bitpix, static_cast<int>(shape.size()), naxes, &status))
-    detail::fits_fail(where, path, "cannot create the image HDU", status);
-  for (auto const& k : keywords) {
-    char* comment = k.comment.empty() ? nullptr : const_cast<char*>(k.comment.c_str());
-    if (k.text.empty()) {
-      double v = k.value;
-      fits_write_key(file.f, TDOUBLE, k.name.c_str(), &v, comment, &status);
-    } else {
-      fits_write_key(file.f, TSTRING, k.name.c_str(), const_cast<char*>(k.text.c_str()), comment, &status);
+  auto const n = static_cast<LONGLONG>(count);
+  // A literal file name (cfitsio's extended syntax, e.g. "x.fits[2:3,*]" or
+  // a leading '!', is not interpreted), written to a temporary beside the
+  // target and renamed onto it (io/file.hpp): a failed write leaves a
+  // previous file intact and no stray file.
+  AtomicFile out(path, where);
+  {
+    detail::FitsFile file;
+    int status = 0;
+    if (fits_create_diskfile(&file.f, out.temp_path().c_str(), &status))
+      detail::fits_fail(where, path, "cannot create the file", status);
+    int const bitpix = std::is_same<T, float>::value ? FLOAT_IMG : DOUBLE_IMG;
+    if (fits_create_img(file.f, bitpix, static_cast<int>(shape.size()), naxes, &status))
+      detail::fits_fail(where, path, "cannot create the image HDU", status);
+    for (auto const& k : keywords) {
+      char* comment = k.comment.empty() ? nullptr : const_cast<char*>(k.comment.c_str());
+      if (k.text.empty()) {
+        double v = k.value;
+        fits_write_key(file.f, TDOUBLE, k.name.c_str(), &v, comment, &status);
+      } else {
+        fits_write_key(file.f, TSTRING, k.name.c_str(), const_cast<char*>(k.text.c_str()), comment, &status);
+      }
+      if (status) detail::fits_fail(where, path, "cannot write keyword " + k.name, status);
     }
-    if (status) detail::fits_fail(where, path, "cannot write keyword " + k.name, status);
+    if (n > 0 && fits_write_img(file.f, detail::fits_datatype<T>(), 1, n, const_cast<T*>(data), &status))
+      detail::fits_fail(where, path, "cannot write the data", status);
+    if (file.close(status)) detail::fits_fail(where, path, "cannot write the file (disk full?)", status);
   }
-  if (n > 0 && fits_write_img(file.f, detail::fits_datatype<T>(), 1, n, const_cast<T*>(data), &status))
-    detail::fits_fail(where, path, "cannot write the data", status);
-  fitsfile* f = file.f;
-  file.f = nullptr;
-  if (fits_close_file(f, &status)) detail::fits_fail(where, path, "cannot close the file", status);
+  out.commit();
 }
 
 /// Read the primary image of `path` (2-D or 3-D, any BITPIX) converted to T,
@@ -168,28 +202,94 @@ FitsImage<T> read_fits(std::string const& path) {
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
                 "lensing::io::read_fits: images must be float or double");
   constexpr char const* where = "lensing::io::read_fits";
+  long long const file_bytes = file_size(path);
+  if (file_bytes < 0) detail::fits_fail(where, path, "cannot open (missing file or not a regular file)", 0);
+  {
+    // Every FITS file starts with the SIMPLE card.  This also refuses the
+    // compressed files cfitsio would inflate into memory (.gz, .Z) before
+    // anything could be checked against the file's size.
+    std::ifstream f(path, std::ios::binary);
+    char card[10] = {};
+    if (!f.read(card, 10) || std::memcmp(card, "SIMPLE  = ", 10) != 0)
+      detail::fits_fail(where, path, "not a FITS file (no SIMPLE card; compressed files are not read)", 0);
+  }
   detail::FitsFile file;
   int status = 0;
-  if (fits_open_image(&file.f, path.c_str(), READONLY, &status)) {
-    file.f = nullptr;
-    detail::fits_fail(where, path, "cannot open (missing file or not FITS?)", status);
-  }
+  // The literal file name: "[" in a name is a character, not cfitsio's
+  // extended syntax (a section suffix such as "x.fits[1:2,*]" names a file
+  // that does not exist).
+  if (fits_open_diskfile(&file.f, path.c_str(), READONLY, &status))
+    detail::fits_fail(where, path, "cannot open (not FITS?)", status);
   int naxis = 0;
-  long naxes[3] = {0, 0, 0};
   if (fits_get_img_dim(file.f, &naxis, &status)) detail::fits_fail(where, path, "cannot read NAXIS", status);
+  if (naxis == 0) {
+    // Empty primary array: the first image extension with data, as
+    // cfitsio's fits_open_image does.
+    for (;;) {
+      int type = 0;
+      if (fits_movrel_hdu(file.f, 1, &type, &status)) {
+        if (status == END_OF_FILE)
+          detail::fits_fail(where, path, "the primary array is empty and no image extension follows", 0);
+        detail::fits_fail(where, path, "cannot read the next HDU (truncated or malformed extension?)", status);
+      }
+      if (type != IMAGE_HDU) continue;
+      if (fits_get_img_dim(file.f, &naxis, &status)) detail::fits_fail(where, path, "cannot read NAXIS", status);
+      if (naxis > 0) break;
+    }
+  }
   if (naxis != 2 && naxis != 3)
     detail::fits_fail(where, path, "the primary image must be 2-D or 3-D, it has NAXIS = " + std::to_string(naxis), 0);
-  if (fits_get_img_size(file.f, naxis, naxes, &status)) detail::fits_fail(where, path, "cannot read NAXISn", status);
-  FitsImage<T> out;
-  long long n = 1;
+  LONGLONG naxes[3] = {0, 0, 0};
+  int bitpix = 0;
+  if (fits_get_img_sizell(file.f, naxis, naxes, &status)) detail::fits_fail(where, path, "cannot read NAXISn", status);
+  if (fits_get_img_type(file.f, &bitpix, &status)) detail::fits_fail(where, path, "cannot read BITPIX", status);
+  // Validate before allocating: the declared data must be in the file.
+  std::uint64_t n = 1, bytes = 0;
+  std::string dims;
   for (int i = naxis - 1; i >= 0; --i) {
-    out.shape.push_back(static_cast<std::size_t>(naxes[i]));
-    n *= naxes[i];
+    dims += std::to_string(naxes[i]) + (i > 0 ? ", " : "");
+    if (naxes[i] < 0 || !checked_multiply(n, std::uint64_t(naxes[i]), n))
+      detail::fits_fail(where, path, "the image size (" + dims + ") overflows 64 bits", 0);
   }
+  if (!checked_multiply(n, std::uint64_t(bitpix < 0 ? -bitpix : bitpix) / 8, bytes))
+    detail::fits_fail(where, path, "the data size overflows 64 bits", 0);
+  LONGLONG head = 0, data_start = 0, data_end = 0;
+  if (fits_get_hduaddrll(file.f, &head, &data_start, &data_end, &status))
+    detail::fits_fail(where, path, "cannot locate the data", status);
+  if (data_start < 0 || data_start > file_bytes || bytes > std::uint64_t(file_bytes - data_start))
+    detail::fits_fail(where, path,
+                      "truncated data: the header declares (" + dims + ") pixels of BITPIX = " +
+                          std::to_string(bitpix) + " (" + std::to_string(bytes) + " bytes) from byte " +
+                          std::to_string(data_start) + ", the file has " + std::to_string(file_bytes) + " bytes",
+                      0);
+  FitsImage<T> out;
+  for (int i = naxis - 1; i >= 0; --i)
+    out.shape.push_back(static_cast<std::size_t>(naxes[i]));
   out.data.resize(static_cast<std::size_t>(n));
   int anynul = 0;
-  if (n > 0 && fits_read_img(file.f, detail::fits_datatype<T>(), 1, n, nullptr, out.data.data(), &anynul, &status))
-    detail::fits_fail(where, path, "cannot read the data (truncated file?)", status);
+  if constexpr (std::is_same<T, double>::value) {
+    if (n > 0 &&
+        fits_read_img(file.f, TDOUBLE, 1, static_cast<LONGLONG>(n), nullptr, out.data.data(), &anynul, &status))
+      detail::fits_fail(where, path, "cannot read the data (truncated file?)", status);
+  } else {
+    // cfitsio turns values beyond float's range into inf without an error:
+    // read as double in blocks and convert with io::detail::convert_checked
+    // (finite values beyond float's range throw; NaN and inf are kept).
+    std::vector<double> block(static_cast<std::size_t>(std::min<std::uint64_t>(n, 1u << 16)));
+    for (std::uint64_t first = 0; first < n; first += block.size()) {
+      auto const m = std::min<std::uint64_t>(block.size(), n - first);
+      if (fits_read_img(file.f, TDOUBLE, static_cast<LONGLONG>(first + 1), static_cast<LONGLONG>(m), nullptr,
+                        block.data(), &anynul, &status))
+        detail::fits_fail(where, path, "cannot read the data (truncated file?)", status);
+      for (std::uint64_t i = 0; i < m; ++i)
+        if (!detail::convert_checked(block[i], out.data[first + i])) {
+          std::ostringstream msg;
+          msg.precision(17);
+          msg << "pixel " << first + i << " (" << block[i] << ") is beyond the range of float";
+          detail::fits_fail(where, path, msg.str(), 0);
+        }
+    }
+  }
   int nkeys = 0;
   if (fits_get_hdrspace(file.f, &nkeys, nullptr, &status))
     detail::fits_fail(where, path, "cannot read the header", status);

@@ -19,17 +19,24 @@
 /// ours.
 ///
 /// Reading converts between the four dtypes (e.g. numpy's default float64
-/// stamps into a float simulation) and also accepts version 2.0 headers;
-/// big-endian data, Fortran order and other dtypes are refused with a clear
-/// `std::runtime_error`.
+/// stamps into a float simulation) when the value survives the conversion
+/// (read_npy states the rule; e.g. 1e300 read as float or NaN read as int32
+/// throws), and also accepts version 2.0 and 3.0 headers; big-endian data,
+/// Fortran order and other dtypes are refused with a clear
+/// `std::runtime_error`.  Readers validate before they allocate: a header
+/// is parsed strictly and the declared data must fit in the file.  Writing
+/// replaces a file atomically (temporary + rename, io/file.hpp).
 
 #include <lensing/core/errors.hpp>
+#include <lensing/io/file.hpp>
 
 #include <Kokkos_Core.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -65,38 +72,145 @@ inline bool host_is_little_endian() {
   return c == 1;
 }
 
-/// The value of key `key` in the header dict, as raw text up to the next
-/// top-level ',' or '}' (a shape tuple is returned with its parentheses).
-inline std::string npy_header_value(std::string const& header, std::string const& key, char const* where,
-                                    std::string const& path) {
-  auto pos = header.find("'" + key + "'");
-  if (pos == std::string::npos) pos = header.find("\"" + key + "\"");
-  if (pos == std::string::npos) npy_fail(where, path, "header has no '" + key + "' entry");
-  pos = header.find(':', pos);
-  if (pos == std::string::npos) npy_fail(where, path, "malformed header");
-  ++pos;
-  while (pos < header.size() && header[pos] == ' ')
-    ++pos;
-  size_t end = pos;
-  if (end < header.size() && header[end] == '(') {
-    end = header.find(')', end);
-    if (end == std::string::npos) npy_fail(where, path, "malformed shape in header");
-    return header.substr(pos, end - pos + 1);
+/// The three entries of a .npy header.
+struct NpyHeader {
+  std::string descr;
+  bool fortran_order = false;
+  std::vector<std::size_t> shape;
+};
+
+/// Parse the header dict strictly: exactly the keys 'descr' (a string),
+/// 'fortran_order' (True/False) and 'shape' (a tuple of non-negative
+/// integers: "()", "(n,)", "(a, b)" or "(a, b,)"), each once, in any order,
+/// followed only by padding (spaces, newlines, NULs).  Anything else, e.g.
+/// "(2 3)", "'shape': 6" or "(3)", throws naming the file.
+inline NpyHeader npy_parse_header(std::string const& h, char const* where, std::string const& path) {
+  std::size_t i = 0;
+  auto const fail = [&](std::string const& what) -> void {
+    std::string shown = h.substr(0, 200);  // printable, without the padding
+    for (auto& c : shown)
+      if (c < ' ' || c > '~') c = ' ';
+    while (!shown.empty() && shown.back() == ' ')
+      shown.pop_back();
+    npy_fail(where, path, "malformed header (" + what + " at byte " + std::to_string(i) + "): " + shown);
+  };
+  auto const skip = [&] {
+    while (i < h.size() && (h[i] == ' ' || h[i] == '\t' || h[i] == '\n' || h[i] == '\r'))
+      ++i;
+  };
+  auto const expect = [&](char c) {
+    skip();
+    if (i >= h.size() || h[i] != c) fail(std::string("expected '") + c + "'");
+    ++i;
+  };
+  auto const quoted = [&]() -> std::string {
+    skip();
+    if (i >= h.size() || (h[i] != '\'' && h[i] != '"')) fail("expected a quoted string");
+    char const q = h[i++];
+    auto const close = h.find(q, i);
+    if (close == std::string::npos) fail("unterminated string");
+    std::string v = h.substr(i, close - i);
+    i = close + 1;
+    return v;
+  };
+  NpyHeader out;
+  bool have_descr = false, have_fortran = false, have_shape = false;
+  expect('{');
+  for (;;) {
+    skip();
+    if (i < h.size() && h[i] == '}') break;
+    std::string const key = quoted();
+    expect(':');
+    skip();
+    if (key == "descr") {
+      if (have_descr) fail("duplicate 'descr'");
+      out.descr = quoted();
+      have_descr = true;
+    } else if (key == "fortran_order") {
+      if (have_fortran) fail("duplicate 'fortran_order'");
+      if (h.compare(i, 4, "True") == 0) {
+        out.fortran_order = true;
+        i += 4;
+      } else if (h.compare(i, 5, "False") == 0) {
+        i += 5;
+      } else {
+        fail("'fortran_order' must be True or False");
+      }
+      have_fortran = true;
+    } else if (key == "shape") {
+      if (have_shape) fail("duplicate 'shape'");
+      if (i >= h.size() || h[i] != '(') fail("'shape' must be a tuple such as (2, 3) or (3,)");
+      ++i;
+      bool trailing_comma = false;
+      for (;;) {
+        skip();
+        if (i < h.size() && h[i] == ')') {
+          ++i;
+          break;
+        }
+        if (i >= h.size() || h[i] < '0' || h[i] > '9') fail("expected a non-negative integer in 'shape'");
+        std::uint64_t v = 0;
+        while (i < h.size() && h[i] >= '0' && h[i] <= '9') {
+          std::uint64_t const d = std::uint64_t(h[i] - '0');
+          if (v > (std::uint64_t(INT64_MAX) - d) / 10) fail("a 'shape' extent exceeds 2^63 - 1");
+          v = v * 10 + d;
+          ++i;
+        }
+        if (i < h.size() && h[i] == 'L') ++i;  // Python 2 long literal
+        out.shape.push_back(static_cast<std::size_t>(v));
+        skip();
+        if (i < h.size() && h[i] == ',') {
+          ++i;
+          trailing_comma = true;
+        } else if (i < h.size() && h[i] == ')') {
+          trailing_comma = false;
+        } else {
+          fail("expected ',' or ')' after a 'shape' extent");
+        }
+      }
+      // "(3)" is the integer 3 in Python, not a tuple.
+      if (out.shape.size() == 1 && !trailing_comma) fail("a rank-1 'shape' needs a trailing comma: (n,)");
+      have_shape = true;
+    } else {
+      fail("unexpected key '" + key + "'");
+    }
+    skip();
+    if (i < h.size() && h[i] == ',') {
+      ++i;
+      continue;
+    }
+    if (i < h.size() && h[i] == '}') break;
+    fail("expected ',' or '}'");
   }
-  while (end < header.size() && header[end] != ',' && header[end] != '}')
-    ++end;
-  auto v = header.substr(pos, end - pos);
-  while (!v.empty() && v.back() == ' ')
-    v.pop_back();
-  return v;
+  ++i;  // '}'
+  for (; i < h.size(); ++i)
+    if (h[i] != ' ' && h[i] != '\n' && h[i] != '\r' && h[i] != '\t' && h[i] != '\0') fail("text after the dict");
+  if (!have_descr) npy_fail(where, path, "header has no 'descr' entry");
+  if (!have_fortran) npy_fail(where, path, "header has no 'fortran_order' entry");
+  if (!have_shape) npy_fail(where, path, "header has no 'shape' entry");
+  return out;
+}
+
+template <class T>
+constexpr char const* npy_type_name() {
+  if constexpr (std::is_same<T, float>::value) return "float32";
+  if constexpr (std::is_same<T, double>::value) return "float64";
+  if constexpr (std::is_same<T, std::int32_t>::value) return "int32";
+  return "int64";
 }
 
 template <class From, class To>
-void npy_convert(char const* bytes, size_t n, To* out) {
+void npy_convert(char const* bytes, size_t n, To* out, char const* where, std::string const& path) {
   for (size_t i = 0; i < n; ++i) {
     From v;
     std::memcpy(&v, bytes + i * sizeof(From), sizeof(From));
-    out[i] = static_cast<To>(v);
+    if (!convert_checked(v, out[i])) {
+      std::ostringstream s;
+      s.precision(17);
+      s << "element " << i << " (" << v << ", " << npy_type_name<From>() << ") cannot be converted to "
+        << npy_type_name<To>() << " without changing its value";
+      npy_fail(where, path, s.str());
+    }
   }
 }
 
@@ -115,15 +229,20 @@ struct NpyArray {
 };
 
 /// Write `data` (row-major, product(shape) elements) as a version 1.0 .npy
-/// file.  Throws std::runtime_error if the file cannot be written.
+/// file.  The file is replaced atomically (written to a temporary beside it
+/// and renamed, see io/file.hpp): if writing fails, a previous file at `path`
+/// is left as it was.  Throws std::runtime_error if the file cannot be
+/// written.
 template <class T>
 void write_npy(std::string const& path, T const* data, std::vector<std::size_t> const& shape) {
   static_assert(detail::is_npy_type_v<T>, "lensing::io::write_npy: element type must be float, double, int32 or int64");
   constexpr char const* where = "lensing::io::write_npy";
   if (!detail::host_is_little_endian()) detail::npy_fail(where, path, "big-endian hosts are not supported");
-  std::size_t n = 1;
+  std::uint64_t n = 1, bytes = 0;
   for (auto s : shape)
-    n *= s;
+    if (!checked_multiply(n, s, n))
+      throw_invalid_argument(where, path + ": the shape's element count overflows 64 bits");
+  if (!checked_multiply(n, sizeof(T), bytes)) throw_invalid_argument(where, path + ": the data size overflows 64 bits");
   std::ostringstream h;
   h << "{'descr': '" << detail::npy_descr<T>() << "', 'fortran_order': False, 'shape': (";
   for (size_t i = 0; i < shape.size(); ++i)
@@ -137,71 +256,71 @@ void write_npy(std::string const& path, T const* data, std::vector<std::size_t> 
   header.append(padded - total, ' ');
   header.push_back('\n');
   if (header.size() > 65535) detail::npy_fail(where, path, "header too long for format 1.0 (rank too high)");
-  std::ofstream f(path, std::ios::binary);
-  if (!f) detail::npy_fail(where, path, "cannot open for writing");
-  char const magic[8] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
-  f.write(magic, 8);
-  unsigned char const len[2] = {static_cast<unsigned char>(header.size() & 0xff),
-                                static_cast<unsigned char>(header.size() >> 8)};
-  f.write(reinterpret_cast<char const*>(len), 2);
-  f.write(header.data(), static_cast<std::streamsize>(header.size()));
-  if (n > 0) f.write(reinterpret_cast<char const*>(data), static_cast<std::streamsize>(n * sizeof(T)));
-  f.flush();
-  if (!f) detail::npy_fail(where, path, "write failed (disk full?)");
+  AtomicFile file(path, where);
+  {
+    std::ofstream f(file.temp_path(), std::ios::binary | std::ios::trunc);
+    if (!f) detail::npy_fail(where, path, "cannot open for writing");
+    char const magic[8] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
+    f.write(magic, 8);
+    unsigned char const len[2] = {static_cast<unsigned char>(header.size() & 0xff),
+                                  static_cast<unsigned char>(header.size() >> 8)};
+    f.write(reinterpret_cast<char const*>(len), 2);
+    f.write(header.data(), static_cast<std::streamsize>(header.size()));
+    if (n > 0) f.write(reinterpret_cast<char const*>(data), static_cast<std::streamsize>(bytes));
+    f.close();
+    if (!f) detail::npy_fail(where, path, "write failed (disk full?)");
+  }
+  file.commit();
 }
 
 /// Read a .npy file, converting its dtype (f4, f8, i4, i8) to T.  Throws
-/// std::runtime_error naming the file for a missing, truncated or unsupported
-/// file.
+/// std::runtime_error naming the file for a missing, truncated, malformed or
+/// unsupported file.
+///
+/// Validation comes before allocation: the header is parsed strictly (see
+/// detail::npy_parse_header), the element count must not overflow 64 bits,
+/// and the declared data (header + count x itemsize) must fit in the file, so
+/// a tiny file declaring a huge array fails at once without allocating.
+///
+/// Conversion rule: a value is converted only if T holds it.  Integer ->
+/// float or double: always (rounded to nearest).  double -> float: any
+/// finite value within float's range (rounded to nearest; NaN and inf kept);
+/// a finite value beyond it (e.g. 1e300) throws instead of becoming inf.
+/// float or double -> int32/int64: only finite integral values within the
+/// range of T; NaN, inf, fractions and out-of-range values throw.  int64 ->
+/// int32: only values within int32's range.  The error names the element.
 template <class T>
 NpyArray<T> read_npy(std::string const& path) {
   static_assert(detail::is_npy_type_v<T>, "lensing::io::read_npy: element type must be float, double, int32 or int64");
   constexpr char const* where = "lensing::io::read_npy";
   std::ifstream f(path, std::ios::binary);
-  if (!f) detail::npy_fail(where, path, "cannot open (missing file?)");
+  long long const file_bytes = file_size(path);
+  if (!f || file_bytes < 0) detail::npy_fail(where, path, "cannot open (missing file?)");
   char magic[8];
   if (!f.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0) detail::npy_fail(where, path, "not a .npy file");
-  std::size_t header_len = 0;
+  std::uint64_t header_len = 0, prefix = 0;
   unsigned char len[4] = {0, 0, 0, 0};
   if (magic[6] == 1) {
     if (!f.read(reinterpret_cast<char*>(len), 2)) detail::npy_fail(where, path, "truncated header");
-    header_len = len[0] | (std::size_t(len[1]) << 8);
+    header_len = len[0] | (std::uint64_t(len[1]) << 8);
+    prefix = 10;
   } else if (magic[6] == 2 || magic[6] == 3) {
     if (!f.read(reinterpret_cast<char*>(len), 4)) detail::npy_fail(where, path, "truncated header");
-    header_len = len[0] | (std::size_t(len[1]) << 8) | (std::size_t(len[2]) << 16) | (std::size_t(len[3]) << 24);
+    header_len = len[0] | (std::uint64_t(len[1]) << 8) | (std::uint64_t(len[2]) << 16) | (std::uint64_t(len[3]) << 24);
+    prefix = 12;
   } else {
     detail::npy_fail(where, path, "unsupported format version " + std::to_string(int(magic[6])));
   }
   if (header_len > (1u << 24)) detail::npy_fail(where, path, "header length implausible");
+  if (prefix + header_len > std::uint64_t(file_bytes)) detail::npy_fail(where, path, "truncated header");
   std::string header(header_len, '\0');
   if (!f.read(&header[0], static_cast<std::streamsize>(header_len))) detail::npy_fail(where, path, "truncated header");
 
+  auto const h = detail::npy_parse_header(header, where, path);
   NpyArray<T> out;
-  auto descr = detail::npy_header_value(header, "descr", where, path);
-  if (descr.size() < 2) detail::npy_fail(where, path, "malformed descr");
-  descr = descr.substr(1, descr.size() - 2);  // strip the quotes
+  auto const& descr = h.descr;
   out.descr = descr;
-  auto const fortran = detail::npy_header_value(header, "fortran_order", where, path);
-  if (fortran != "False") detail::npy_fail(where, path, "Fortran-order arrays are not supported (save with C order)");
-  auto const shape_text = detail::npy_header_value(header, "shape", where, path);
-  std::size_t n = 1;
-  {
-    std::string digits;
-    for (size_t i = 1; i < shape_text.size(); ++i) {
-      char const c = shape_text[i];
-      if (c >= '0' && c <= '9') {
-        digits.push_back(c);
-      } else if (c == ',' || c == ')') {
-        if (!digits.empty()) {
-          out.shape.push_back(std::stoull(digits));
-          n *= out.shape.back();
-          digits.clear();
-        }
-      } else if (c != ' ' && c != 'L') {
-        detail::npy_fail(where, path, "malformed shape " + shape_text);
-      }
-    }
-  }
+  if (h.fortran_order) detail::npy_fail(where, path, "Fortran-order arrays are not supported (save with C order)");
   std::size_t size = 0;
   if (descr == "<f4" || descr == "<i4") {
     size = 4;
@@ -214,14 +333,32 @@ NpyArray<T> read_npy(std::string const& path) {
                      "dtype " + descr + " is not supported (little-endian float32, float64, int32 or int64 only)");
   }
   if (!detail::host_is_little_endian()) detail::npy_fail(where, path, "big-endian hosts are not supported");
-  std::vector<char> bytes(n * size);
-  if (n > 0 && !f.read(bytes.data(), static_cast<std::streamsize>(bytes.size())))
+  std::uint64_t n = 1, bytes = 0;
+  for (auto e : h.shape)
+    if (!checked_multiply(n, e, n)) detail::npy_fail(where, path, "the shape's element count overflows 64 bits");
+  if (!checked_multiply(n, size, bytes)) detail::npy_fail(where, path, "the data size overflows 64 bits");
+  std::uint64_t const available = std::uint64_t(file_bytes) - (prefix + header_len);
+  if (bytes > available)
+    detail::npy_fail(where, path,
+                     "truncated data: expected " + std::to_string(n) + " elements of " + descr + " (" +
+                         std::to_string(bytes) + " bytes), the file holds " + std::to_string(available) +
+                         " bytes after the header");
+  out.shape = h.shape;
+  out.data.resize(static_cast<std::size_t>(n));
+  if (n == 0) return out;
+  if (descr == detail::npy_descr<T>()) {
+    // Same dtype: straight into the result.
+    if (!f.read(reinterpret_cast<char*>(out.data.data()), static_cast<std::streamsize>(bytes)))
+      detail::npy_fail(where, path, "truncated data: expected " + std::to_string(n) + " elements of " + descr);
+    return out;
+  }
+  std::vector<char> raw(static_cast<std::size_t>(bytes));
+  if (!f.read(raw.data(), static_cast<std::streamsize>(bytes)))
     detail::npy_fail(where, path, "truncated data: expected " + std::to_string(n) + " elements of " + descr);
-  out.data.resize(n);
-  if (descr == "<f4") detail::npy_convert<float>(bytes.data(), n, out.data.data());
-  if (descr == "<f8") detail::npy_convert<double>(bytes.data(), n, out.data.data());
-  if (descr == "<i4") detail::npy_convert<std::int32_t>(bytes.data(), n, out.data.data());
-  if (descr == "<i8") detail::npy_convert<std::int64_t>(bytes.data(), n, out.data.data());
+  if (descr == "<f4") detail::npy_convert<float>(raw.data(), n, out.data.data(), where, path);
+  if (descr == "<f8") detail::npy_convert<double>(raw.data(), n, out.data.data(), where, path);
+  if (descr == "<i4") detail::npy_convert<std::int32_t>(raw.data(), n, out.data.data(), where, path);
+  if (descr == "<i8") detail::npy_convert<std::int64_t>(raw.data(), n, out.data.data(), where, path);
   return out;
 }
 

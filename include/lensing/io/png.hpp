@@ -8,6 +8,7 @@
 /// compiled into every including translation unit as static functions.
 
 #include <lensing/core/errors.hpp>
+#include <lensing/io/file.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -163,9 +164,19 @@ class Canvas {
   }
 
   /// Write as PNG; throws std::runtime_error if the file cannot be written.
+  /// The PNG is encoded in memory and replaces `path` atomically (a
+  /// temporary beside it, then a rename; io/file.hpp), so a failed write
+  /// leaves a previous file intact.
   void write(std::string const& path) const {
-    if (!stbi_write_png(path.c_str(), m_w, m_h, 3, m_pixels.data(), m_w * 3))
-      throw std::runtime_error("lensing::io::Canvas::write: cannot write " + path);
+    std::vector<unsigned char> png;
+    auto const append = [](void* context, void* data, int size) {
+      auto* out = static_cast<std::vector<unsigned char>*>(context);
+      auto const* bytes = static_cast<unsigned char const*>(data);
+      out->insert(out->end(), bytes, bytes + size);
+    };
+    if (!stbi_write_png_to_func(append, &png, m_w, m_h, 3, m_pixels.data(), m_w * 3))
+      throw std::runtime_error("lensing::io::Canvas::write: cannot encode " + path);
+    write_file_atomically(path, png.data(), png.size(), "lensing::io::Canvas::write");
   }
 
  private:

@@ -29,6 +29,7 @@
 #include <lensing/core/parallel.hpp>
 #include <lensing/core/views.hpp>
 #include <lensing/geometry/pixel_grid.hpp>
+#include <lensing/io/file.hpp>
 #include <lensing/io/fits.hpp>
 #include <lensing/io/npy.hpp>
 #include <lensing/io/png.hpp>
@@ -707,10 +708,9 @@ std::string training_set_manifest(Gen const& g, long n) {
 }
 
 inline void write_text(std::string const& path, std::string const& text) {
-  std::ofstream f(path);
-  f << text;
-  f.flush();
-  if (!f) throw std::runtime_error("lensing::simulate::write_training_set: cannot write " + path);
+  // Atomic (temporary + rename): an interrupted run never leaves a
+  // truncated manifest that a resume would take for other settings.
+  io::write_file_atomically(path, text.data(), text.size(), "lensing::simulate::write_training_set");
 }
 }  // namespace detail
 
@@ -719,9 +719,12 @@ inline void write_text(std::string const& path, std::string const& text) {
 ///
 /// - chunks/images_NNNNNN.npy (m, ny, nx) float32 and chunks/labels_NNNNNN.npy
 ///   (m, K) float64 per chunk of chunk_size images (chunk NNNNNN starts at
-///   image NNNNNN * chunk_size).  Each is written to a temporary name and
-///   renamed, so a chunk whose two files exist is complete: a later call
-///   skips it (resume after an interruption);
+///   image NNNNNN * chunk_size).  Every file this function writes (chunks,
+///   manifest, merged files, mosaic) is written to a temporary name beside
+///   it and renamed (io/file.hpp), so an interrupted or failed run never
+///   leaves a truncated file: a chunk whose two files exist is complete and
+///   a later call skips it (resume after an interruption), and the merged
+///   files are either complete or absent (or a previous complete version);
 /// - manifest.txt: the settings; a call on a directory whose manifest
 ///   differs throws std::runtime_error (delete it or choose another dir);
 /// - labels_names.txt: the K label names, one per line (column order);
@@ -797,8 +800,9 @@ TrainingSetSummary write_training_set(ExecutionSpace const& space,
       auto const hl = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), lab);
       host_images.assign(hi.data(), hi.data() + size_t(m) * ny * nx);
       host_labels.assign(hl.data(), hl.data() + size_t(m) * K);
-      io::write_npy(img_path + ".tmp", host_images.data(), {size_t(m), size_t(ny), size_t(nx)});
-      io::write_npy(lab_path + ".tmp", host_labels.data(), {size_t(m), size_t(K)});
+      // Every file is replaced atomically (io::write_npy: temporary +
+      // rename); the images file is written last, so a chunk whose two
+      // files exist is complete.
       if (options.write_masks && c.masks && c.noise) {
         auto const hm = Kokkos::create_mirror_view_and_copy(
             Kokkos::HostSpace(), Kokkos::subview(generator.masks(), Kokkos::make_pair(0, m), Kokkos::ALL, Kokkos::ALL));
@@ -806,9 +810,8 @@ TrainingSetSummary write_training_set(ExecutionSpace const& space,
         io::write_npy(dir + "/chunks/" + detail::chunk_name("masks", ci, ".npy"), mk.data(),
                       {size_t(m), size_t(ny), size_t(nx)});
       }
-      fs::rename(img_path + ".tmp", img_path, ec);
-      if (!ec) fs::rename(lab_path + ".tmp", lab_path, ec);
-      if (ec) throw std::runtime_error(std::string(where) + ": cannot rename into " + img_path + ": " + ec.message());
+      io::write_npy(lab_path, host_labels.data(), {size_t(m), size_t(K)});
+      io::write_npy(img_path, host_images.data(), {size_t(m), size_t(ny), size_t(nx)});
     }
     if (options.progress) {
       long const done = first + m;
