@@ -295,7 +295,7 @@ NpyArray<T> read_npy(std::string const& path) {
   constexpr char const* where = "lensing::io::read_npy";
   std::ifstream f(path, std::ios::binary);
   long long const file_bytes = file_size(path);
-  if (!f || file_bytes < 0) detail::npy_fail(where, path, "cannot open (missing file?)");
+  if (!f || file_bytes < 0) detail::npy_fail(where, path, "cannot open (missing file, or not a regular file?)");
   char magic[8];
   if (!f.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0) detail::npy_fail(where, path, "not a .npy file");
   std::uint64_t header_len = 0, prefix = 0;
