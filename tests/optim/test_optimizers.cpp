@@ -12,6 +12,7 @@
 #include <lensing_test.hpp>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 namespace {
@@ -100,7 +101,52 @@ struct NanBeyond {
     return -0.5 * ((x(0) - 3) * (x(0) - 3) + x(1) * x(1));
   }
 };
+// log p = -f, f = s |x_0| + (x_1 - b)^2 / 2: a kink along x_0 = 0 (as where
+// a lens centre sits exactly on a sub-pixel centre), gradient s sign(x_0)
+// (sign(0) = 1) off the kink, and the minimum (0, b) at the kink.
+struct Kink {
+  using scalar_type = double;
+  using memory_space = Kokkos::HostSpace;
+  double s = 1000, b = 100;
+  int dimension() const { return 2; }
+  template <class Space>
+  double value_and_gradient(Space const&, lensing::View1D<double, memory_space> const& x,
+                            lensing::View1D<double, memory_space> const& g) const {
+    g(0) = x(0) >= 0 ? -s : s;
+    g(1) = -(x(1) - b);
+    return -(s * std::fabs(x(0)) + 0.5 * (x(1) - b) * (x(1) - b));
+  }
+};
 }  // namespace
+
+TEST_CASE("L-BFGS: a failed line search at a kink is never reported as convergence") {
+  // From points near the kink, the strong-Wolfe search brackets x_0 = 0 and
+  // cannot meet the curvature condition (the slope jumps from -s to +s); it
+  // returns the best sufficient-decrease step, a tiny one whose change of f
+  // is below value_tolerance * |f|.  That step must not count as
+  // convergence: the run ends unconverged with a line-search message (the
+  // steps taken before were stopped at x_1 = 0.03 .. 1e-13, far from the
+  // minimum at x_1 = b, reported "converged: value_tolerance" with |grad| = s).
+  auto const space = Kokkos::DefaultHostExecutionSpace();
+  Kink const f;
+  for (double tol : {1e-13, 0.0})
+    for (double x0 : {1e-12, 1e-6, 0.3}) {
+      lensing::OptimizeOptions opt;
+      opt.value_tolerance = tol;
+      auto const r = lensing::lbfgs(space, f, {x0, 0.0}, opt);
+      CHECK_MESSAGE(!r.converged, "start " << x0 << ", value_tolerance " << tol << ": " << r.message << " at x = ("
+                                           << r.x[0] << ", " << r.x[1] << "), |grad| " << std::fabs(r.gradient[0]));
+      CHECK(r.message.find("line search") != std::string::npos);
+    }
+  // A smooth problem with the same value_tolerance still converges by it.
+  lensing::OptimizeOptions opt;
+  opt.value_tolerance = 1e-13;
+  opt.gradient_tolerance = 0;
+  auto const r = lensing::lbfgs(space, Rosenbrock{2}, {-1.2, 1.0}, opt);
+  CHECK(r.converged);
+  CHECK(r.message == "value_tolerance");
+  CHECK(r.x[0] == doctest::Approx(1).epsilon(1e-5));
+}
 
 TEST_CASE("L-BFGS: Rosenbrock in 2 and 10 dimensions") {
   auto const space = Kokkos::DefaultHostExecutionSpace();

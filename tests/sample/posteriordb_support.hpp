@@ -1,6 +1,6 @@
 // Shared support of the posteriordb reference tests: data loading, a
 // finite-difference gradient check for host densities, and the reference
-// comparison (means within 4 combined MCSEs, variances within 10%, R-hat < 1.01).
+// comparison (means and E[x^2] within 4 combined MCSEs, R-hat < 1.01).
 #ifndef LENSING_TEST_POSTERIORDB_SUPPORT_HPP
 #define LENSING_TEST_POSTERIORDB_SUPPORT_HPP
 
@@ -97,10 +97,10 @@ void check_reference(std::string const& posterior, D const& density, C const& co
     double const ess = lensing::diagnostics::ess_bulk(x, m, n);
     CHECK_MESSAGE(z <= 4, posterior << " " << names[k] << ": mean " << mean << " reference " << rmean[k] << " (" << z
                                     << " combined MCSEs)");
-    // Variance within 10%, unless the deviation is Monte Carlo error: for
-    // heavy-tailed parameters (gp_pois_regr's alpha) the standard error of the
-    // second moment at a few thousand effective draws exceeds 5%, so a miss of
-    // 10% is then accepted only if E[x^2] agrees within 4 combined MCSEs.
+    // The second moment in Monte Carlo standard errors (not "variance within
+    // 10 %", which let a 3-5 % bias of NUTS pass: E[x^2] within 4 combined
+    // MCSEs of the reference, the MCSEs from both runs' ESS).  The relative
+    // variance error is reported in the table.
     std::vector<double> x2(x.size());
     for (std::size_t i = 0; i < x.size(); ++i)
       x2[i] = x[i] * x[i];
@@ -110,8 +110,8 @@ void check_reference(std::string const& posterior, D const& density, C const& co
     mean_sq /= double(x2.size());
     double const mcse_sq = lensing::diagnostics::mcse_mean(x2, m, n);
     double const z_sq = std::fabs(mean_sq - rsq[k]) / std::sqrt(mcse_sq * mcse_sq + rmcse_sq[k] * rmcse_sq[k]);
-    CHECK_MESSAGE((rel_var <= 0.1 || z_sq <= 4), posterior << " " << names[k] << ": variance " << var << " reference "
-                                                           << rvar << "; E[x^2] off by " << z_sq << " combined MCSEs");
+    CHECK_MESSAGE(z_sq <= 4, posterior << " " << names[k] << ": variance " << var << " reference " << rvar
+                                       << "; E[x^2] off by " << z_sq << " combined MCSEs");
     CHECK_MESSAGE(rh < 1.01, posterior << " " << names[k] << ": R-hat " << rh);
     worst_z = std::max(worst_z, z);
     worst_rhat = std::max(worst_rhat, rh);

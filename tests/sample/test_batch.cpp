@@ -56,7 +56,7 @@ lensing::SamplerOptions batch_options() {
   lensing::SamplerOptions opt;
   opt.num_chains = 4;
   opt.num_warmup = 400;
-  opt.num_draws = 600;
+  opt.num_draws = 1000;
   opt.seed = 77;
   return opt;
 }

@@ -1,7 +1,7 @@
 // NUTS with dense-metric adaptation on posteriordb's diamonds (N = 5000,
 // 26 parameters, strongly correlated): the hand-derived gradient is checked
 // against finite differences, then every reference mean within 4 combined
-// MCSEs, every variance within 10%, R-hat < 1.01.  The likelihood is
+// MCSEs, every E[x^2] within 4 combined MCSEs, R-hat < 1.01.  The likelihood is
 // vectorised over observations (column-major design matrix, axpy/dot loops).
 
 #include "posteriordb_support.hpp"

@@ -115,12 +115,23 @@ struct Chi2Term {
 /// does not vectorise, ~9x a deflection map for SIE + shear, and dominates:
 /// value + gradient = 5.6x the value at 100^2, k = 3; see
 /// benchmarks/simulate/bench_render.cpp).
+///
+/// Owns work buffers (model image, cotangents, the Observation's buffers);
+/// copies share them, as Views do.  For parallel chains or optimizer runs,
+/// evaluate one clone() per host thread: a LogDensity built on a likelihood
+/// should have a clone() that clones its likelihood, and declare
+/// `static constexpr bool launches_kernels = true` (see
+/// `GaussianLikelihood::launches_kernels` and sample/log_density.hpp), so that
+/// the samplers keep its kernel launches on one host thread (Kokkos 3.x host
+/// backends take kernels from one thread only).
 template <class Model, class MemorySpace, class Psf>
 class GaussianLikelihood {
  public:
   using Scalar = typename Model::scalar_type;
   using scalar_type = Scalar;
   static constexpr int num_params = Model::num_params;
+  /// Evaluations launch Kokkos kernels (LogDensity: see sample/log_density.hpp).
+  static constexpr bool launches_kernels = true;
 
   GaussianLikelihood(Observation<Scalar, MemorySpace, Psf> const& obs, View2D<Scalar const, MemorySpace> data,
                      View2D<Scalar const, MemorySpace> noise_map, View2D<Scalar const, MemorySpace> mask)
@@ -160,6 +171,12 @@ class GaussianLikelihood {
                        "mask values must be in [0, 1]");
       }
   }
+
+  /// An independent copy: the same data, noise map and mask (read-only,
+  /// shared) and its own work buffers and Observation clone, so the copy may
+  /// be evaluated while this one is in use (on host backends, still from one
+  /// host thread at a time: see launches_kernels).
+  GaussianLikelihood clone() const { return GaussianLikelihood(*this, CloneTag{}); }
 
   /// The model image of the last call (valid after the space is fenced).
   View2D<Scalar, MemorySpace> const& model_image() const { return m_model; }
@@ -222,6 +239,29 @@ class GaussianLikelihood {
   }
 
  private:
+  struct CloneTag {};
+  // The clone: validated inputs shared, fresh buffers of the same extents.
+  GaussianLikelihood(GaussianLikelihood const& o, CloneTag)
+      : m_obs(o.m_obs.clone()),
+        m_data(o.m_data),
+        m_noise(o.m_noise),
+        m_mask(o.m_mask),
+        m_model(fresh(o.m_model)),
+        m_rbar(fresh(o.m_rbar)),
+        m_gbar(fresh(o.m_gbar)),
+        m_bbar_x(fresh(o.m_bbar_x)),
+        m_bbar_y(fresh(o.m_bbar_y)),
+        m_partial(fresh(o.m_partial)),
+        m_grad_light(fresh(o.m_grad_light)),
+        m_grad_lens(fresh(o.m_grad_lens)),
+        m_work(o.m_obs.grid(), Model::lens_type::num_params),
+        m_chi_partial(fresh(o.m_chi_partial)),
+        m_chi(fresh(o.m_chi)) {}
+  template <class V>
+  static V fresh(V const& v) {
+    return V(v.label(), v.layout());
+  }
+
   template <class ExecutionSpace>
   Scalar chi2_to_logl(ExecutionSpace const& space) const {
     auto const grid = m_obs.grid();

@@ -13,9 +13,13 @@
 /// fences `space` and copies the gradient back.  A non-finite value or
 /// gradient (or point) is reported as -infinity; floating-point exceptions are
 /// held during the call, so a density evaluated far in the tails cannot trap.
-/// One evaluator per host thread (it is not re-entrant; the density must be).
-/// The evaluator holds a copy of the density (densities are cheap value types
-/// or hold reference-counted Views).
+/// One evaluator per host thread (it is not re-entrant).  The evaluator holds
+/// its own `clone_density(density)` (log_density.hpp: density.clone() where
+/// the density has one, so that work buffers are not shared between the
+/// evaluators of parallel chains; a plain copy otherwise), and for a density
+/// with `launches_kernels_v` it takes kernel_launch_mutex() around the clone
+/// and around every evaluation, so that host backends are never entered from
+/// two threads at once.
 
 #include <lensing/core/errors.hpp>
 #include <lensing/core/views.hpp>
@@ -25,6 +29,7 @@
 
 #include <cfenv>
 #include <cmath>
+#include <mutex>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -44,7 +49,7 @@ class DensityEvaluator {
  public:
   /// Throws std::invalid_argument if density.dimension() < 1.
   DensityEvaluator(ExecutionSpace const& space, Density const& density, char const* where)
-      : space_(space), density_(density), d_(density.dimension()) {
+      : space_(space), density_(make_clone(density)), d_(density_.dimension()) {
     check_count(d_, 1, where, "density dimension()");
     if constexpr (host_memory) {
       // Unmanaged views over host vectors: no Kokkos allocation, so the
@@ -85,11 +90,14 @@ class DensityEvaluator {
       if (!std::isfinite(x[i])) return -HUGE_VAL;
       q_host_(i) = Scalar(x[i]);
     }
+    std::unique_lock<std::recursive_mutex> lock;
+    if constexpr (serialised) lock = std::unique_lock<std::recursive_mutex>(kernel_launch_mutex());
     if constexpr (!host_memory) Kokkos::deep_copy(space_, q_dev_, q_host_);
     Scalar const lp = density_.value_and_gradient(space_, q_dev_, g_dev_);
     if constexpr (!host_memory) Kokkos::deep_copy(space_, g_host_, g_dev_);
     space_.fence();
     ++n_;
+    if constexpr (serialised) lock.unlock();
     if (!std::isfinite(lp)) return -HUGE_VAL;
     for (int i = 0; i < d_; ++i) {
       grad[i] = double(g_host_(i));
@@ -99,6 +107,16 @@ class DensityEvaluator {
   }
 
  private:
+  static constexpr bool serialised = launches_kernels_v<Density>;
+  static Density make_clone(Density const& density) {
+    if constexpr (serialised) {
+      std::lock_guard<std::recursive_mutex> lock(kernel_launch_mutex());
+      return clone_density(density);
+    } else {
+      return clone_density(density);
+    }
+  }
+
   ExecutionSpace space_;
   Density density_;
   int d_;

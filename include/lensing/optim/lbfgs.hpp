@@ -9,7 +9,15 @@
 /// a pair with s^T y <= 1e-12 |s| |y| is not stored (keeps H positive
 /// definite).  First trial step 1 (1 / |grad|_inf on the first iteration).
 /// If the line search fails the memory is cleared and steepest descent is
-/// tried once more before the run stops.
+/// tried once more before the run stops.  A failed search (no step satisfying
+/// the strong Wolfe conditions) may still return a step with sufficient
+/// decrease, which is taken; but such a step never counts as convergence by
+/// value_tolerance or step_tolerance: a search that fails at a kink of the
+/// density (or on a rounding-noise plateau) makes tiny steps with tiny
+/// changes of f, far from a stationary point.  Nor does a step that met the
+/// conditions without decreasing f (sufficient decrease by rounding).  If such a step would have met
+/// a tolerance, the run stops unconverged ("line search failed ...") unless
+/// the steepest-descent retry is still available.
 
 #include <lensing/core/errors.hpp>
 #include <lensing/optim/evaluator.hpp>
@@ -131,7 +139,10 @@ OptimizeResult lbfgs(ExecutionSpace const& space, Density const& density, std::v
       r.message = "line search found no decrease";
       break;
     }
-    retried = false;
+    // A search that met the strong Wolfe conditions with no actual decrease
+    // (Armijo holds by rounding once c1 alpha phi'(0) is below an ulp of f,
+    // e.g. across a kink) is no evidence of convergence either.
+    bool const search_ok = res.second && acc.phi < f;
     // xt, gt hold the last evaluated point: re-evaluate if the search returned another.
     double fnew = acc.phi;
     if (acc.alpha != last_alpha) fnew = phi(acc.alpha).phi;
@@ -157,6 +168,20 @@ OptimizeResult lbfgs(ExecutionSpace const& space, Density const& density, std::v
     bool const fconv =
         options.value_tolerance > 0 && std::fabs(fold - f) <= options.value_tolerance * std::max(1.0, std::fabs(fold));
     bool const xconv = options.step_tolerance > 0 && dx <= options.step_tolerance * xs;
+    if (!search_ok) {
+      // A step from a failed search is not evidence of convergence.
+      if (fconv || xconv) {
+        if (!retried && m > 0) {
+          retried = true;
+          S.clear(), Y.clear(), rho.clear();
+          continue;
+        }
+        r.message = "line search failed (no step satisfying the Wolfe conditions; the density may have a kink)";
+        break;
+      }
+      continue;  // keep `retried`: a run of failed searches ends at the next stall
+    }
+    retried = false;
     if (fconv || xconv) {
       r.converged = true;
       r.message = fconv ? "value_tolerance" : "step_tolerance";

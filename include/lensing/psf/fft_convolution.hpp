@@ -111,6 +111,18 @@ class FftConvolution {
   int ny() const { return m_ny; }
   int nx() const { return m_nx; }
 
+  /// An independent copy: its own buffers and plans (the kernel transform,
+  /// read-only, is shared), so the copy may be applied concurrently with this
+  /// one.  Plan creation is not thread-safe in FFTW: clone from one thread at
+  /// a time (the samplers clone under kernel_launch_mutex()).
+  FftConvolution clone() const {
+    FftConvolution c(*this);
+    c.m_real = RealView("lensing::FftConvolution::real", m_py, m_px);
+    c.m_hat = HatView("lensing::FftConvolution::hat", m_py, m_px / 2 + 1);
+    c.make_plans();
+    return c;
+  }
+
   /// out = K * in.  Synchronous.
   template <class ExecutionSpace, class In, class Out>
   void apply(ExecutionSpace const& space, In const& in, Out const& out) const {

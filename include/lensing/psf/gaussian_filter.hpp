@@ -172,6 +172,17 @@ class GaussianFilter {
   int radius() const { return m_r; }
   View1D<Scalar, MemorySpace> const& weights() const { return m_w; }
 
+  /// An independent copy: its own buffers (the weights, read-only, are shared),
+  /// so the copy may be applied concurrently with this one.
+  GaussianFilter clone() const {
+    GaussianFilter c(*this);
+    if (m_tmp.extent(0) > 0) {
+      c.m_tmp = View2D<Scalar, MemorySpace>("lensing::GaussianFilter::buffer", m_ny, m_nx);
+      c.m_pad = View2D<Scalar, MemorySpace>("lensing::GaussianFilter::padded", m_ny, m_nx + 2 * m_r);
+    }
+    return c;
+  }
+
   /// out = G in.
   template <class ExecutionSpace, class In, class Out>
   void apply(ExecutionSpace const& space, In const& in, Out const& out) const {

@@ -19,9 +19,9 @@
 /// Settings (warm-up, draws, metric, init) are shared by all problems; the
 /// problems may have different dimensions (options.init must then be empty).
 /// As for sample(), densities are called concurrently from several threads:
-/// they must be re-entrant, and a density launching kernels on a backend
-/// instance that is not thread-safe (Serial, OpenMP in Kokkos 3.x) needs
-/// threads = 1.  Errors: bad options or an empty batch throw
+/// every task evaluates its own clone (`clone()` where the density has one),
+/// and the tasks of densities declaring `launches_kernels` run on the calling
+/// thread (log_density.hpp, detail::chain_threads).  Errors: bad options or an empty batch throw
 /// std::invalid_argument before anything runs; a problem that fails (no finite
 /// initial point, zero dimension) makes the call throw, once every task has
 /// finished, the first failure with "lensing::sample_batch: problem b: " prefixed.
@@ -81,6 +81,14 @@ std::vector<SampleResult> sample_batch(ExecutionSpace const& space, std::vector<
       errors[std::size_t(b)] = "init must have dimension() or num_chains * dimension() values";
       continue;
     }
+    if (!options.init_inv_metric.empty()) {
+      try {
+        detail::initial_inverse_metric(options, d);
+      } catch (std::invalid_argument const& e) {
+        errors[std::size_t(b)] = e.what();
+        continue;
+      }
+    }
     results[std::size_t(b)] = detail::allocate_result(nc, options.num_draws, d);
   }
   for (int b = 0; b < nb; ++b)
@@ -94,6 +102,7 @@ std::vector<SampleResult> sample_batch(ExecutionSpace const& space, std::vector<
   std::mutex mutex;
   int threads = options.threads;
   if (threads == 0) threads = std::max(1, int(Kokkos::DefaultHostExecutionSpace().concurrency()));
+  threads = detail::chain_threads<Density>(threads);
   detail::for_each_chain(nb * nc, threads, [&](int t) {
     int const b = t / nc, c = t % nc;
     auto const t0 = std::chrono::steady_clock::now();

@@ -38,6 +38,7 @@
 
 #include <Kokkos_Core.hpp>
 
+#include <algorithm>
 #include <cfenv>
 #include <cmath>
 #include <cstdint>
@@ -69,8 +70,13 @@ struct SamplerOptions {
   double max_delta_energy = 1000;  ///< divergence threshold on H - H0
   double init_radius = 2;          ///< initial q uniform in [-r, r]^d unless init is given
   std::vector<double> init;        ///< empty, d values (all chains) or num_chains * d values
-  int threads = 0;                 ///< host threads running chains; 0: min(num_chains, hardware)
-  bool progress = false;           ///< print progress to stderr every 10% of each chain
+  /// Initial inverse metric Sigma (e.g. a Laplace covariance at the MAP, with
+  /// `init` the MAP): empty (identity), d values (diagonal) or d*d row-major
+  /// values (dense; needs metric = dense), symmetric positive definite.  The
+  /// warm-up adapts from it; with metric = unit it is kept fixed (diagonal only).
+  std::vector<double> init_inv_metric;
+  int threads = 0;        ///< host threads running chains; 0: min(num_chains, hardware)
+  bool progress = false;  ///< print progress to stderr every 10% of each chain
 };
 
 /// Statistics of one transition.
@@ -81,6 +87,44 @@ struct TransitionStats {
 };
 
 namespace detail {
+/// options.init_inv_metric in the storage of the chain's metric (d or d*d
+/// values); throws std::invalid_argument for a wrong length, non-finite or
+/// asymmetric values, a dense matrix with a diagonal metric, or a matrix that
+/// is not positive definite.
+inline std::vector<double> initial_inverse_metric(SamplerOptions const& o, int d) {
+  constexpr char const* where = "lensing::sample";
+  std::size_t const n = std::size_t(d), nn = n * n;
+  auto const& v = o.init_inv_metric;
+  bool const dense = o.metric == MetricKind::dense;
+  check_argument(v.size() == n || (v.size() == nn && dense), where,
+                 "init_inv_metric must have dimension() values (diagonal)" +
+                     std::string(dense ? " or dimension()^2 values (dense)" : "") + ", got " +
+                     std::to_string(v.size()) +
+                     (v.size() == nn && !dense ? " (a dense matrix needs metric = dense)" : ""));
+  for (double x : v)
+    check_finite(x, where, "init_inv_metric value");
+  std::vector<double> inv = v;
+  if (dense && v.size() == n && n > 1) {
+    inv.assign(nn, 0.0);
+    for (std::size_t i = 0; i < n; ++i)
+      inv[i * n + i] = v[i];
+  }
+  if (dense && n > 1)
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < i; ++j) {
+        double const a = inv[i * n + j], b = inv[j * n + i];
+        check_argument(std::fabs(a - b) <= 1e-12 * std::max(std::fabs(a), std::fabs(b)), where,
+                       "init_inv_metric must be symmetric");
+      }
+  Metric m(d, dense ? MetricKind::dense : MetricKind::diagonal);
+  try {
+    m.set_inverse_metric(inv);
+  } catch (std::invalid_argument const&) {
+    throw_invalid_argument(where, "init_inv_metric must be positive definite");
+  }
+  return inv;
+}
+
 inline double log_sum_exp(double a, double b) {
   if (!(a > -HUGE_VAL)) return b;
   if (!(b > -HUGE_VAL)) return a;
@@ -130,6 +174,7 @@ class HamiltonianChain {
     for (auto& l : levels_)
       l.resize(d_);
     eps_ = options.init_step_size;
+    if (!options.init_inv_metric.empty()) metric_.set_inverse_metric(detail::initial_inverse_metric(options, d_));
     initialise(chain);
   }
 
@@ -340,16 +385,19 @@ class HamiltonianChain {
       if (rng_.uniform() > 0.5) {
         zq_ = fq_, zp_ = fp_, zg_ = fg_, zlp_ = flp_;
         rho_bck_ = rho_;
-        p_bf_ = p_fb_;
-        v_bf_ = v_fb_;
+        // The old trajectory becomes the backward subtree: its forward end is
+        // the old forward-most state (not the inner end p_fb_ of the last
+        // forward subtree), so the merged checks below span the boundary.
+        p_bf_ = p_ff_;
+        v_bf_ = v_ff_;
         valid =
             build_tree(depth, propose_, v_fb_, v_ff_, rho_fwd_, p_fb_, p_ff_, h0, 1.0, n_leapfrog, lsw_sub, sum_metro);
         fq_ = zq_, fp_ = zp_, fg_ = zg_, flp_ = zlp_;
       } else {
         zq_ = bq_, zp_ = bp_, zg_ = bg_, zlp_ = blp_;
         rho_fwd_ = rho_;
-        p_fb_ = p_bf_;
-        v_fb_ = v_bf_;
+        p_fb_ = p_bb_;  // likewise: the old trajectory's backward-most state
+        v_fb_ = v_bb_;
         valid =
             build_tree(depth, propose_, v_bf_, v_bb_, rho_bck_, p_bf_, p_bb_, h0, -1.0, n_leapfrog, lsw_sub, sum_metro);
         bq_ = zq_, bp_ = zp_, bg_ = zg_, blp_ = zlp_;

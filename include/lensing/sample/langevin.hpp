@@ -19,9 +19,9 @@
 /// recorded as divergent (ULA too).  Output: a SampleResult (draws.hpp) with
 /// n_leapfrog = 1, tree_depth = 0, energy = -lp.  Chain c uses the random
 /// stream (seed, c): results do not depend on the number of threads.  With
-/// threads > 1 the density is called concurrently: it must be re-entrant, and
-/// one launching kernels on a backend instance that is not thread-safe
-/// (Serial, OpenMP in Kokkos 3.x) needs threads = 1 (as for sample()).
+/// threads > 1 the density is called concurrently, each chain on its own
+/// clone (as for sample(); a density declaring launches_kernels runs its
+/// chains on the calling thread).
 ///
 /// Annealed Langevin dynamics (Song & Ermon 2019, "Generative modeling by
 /// estimating gradients of the data distribution", NeurIPS, Algorithm 1)
@@ -204,7 +204,7 @@ SampleResult langevin(ExecutionSpace const& space, Density const& density, Lange
     counters[c].sampling_gradients = counters[c].gradients - counters[c].sampling_gradients;
   };
   auto const t0 = std::chrono::steady_clock::now();
-  detail::for_each_chain(nc, options.threads, run_chain);
+  detail::for_each_chain(nc, detail::chain_threads<Density>(options.threads), run_chain);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   detail::add_counters(r, counters);
   return r;

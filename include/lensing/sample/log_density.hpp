@@ -18,8 +18,30 @@
 ///   scalar_type value_and_gradient(ExecutionSpace const& space,
 ///                                  lensing::View1D<scalar_type, memory_space> const& q,
 ///                                  lensing::View1D<scalar_type, memory_space> const& grad) const;
+///
+///   // Optional: an independent copy with its own work buffers (a deep copy of
+///   // every View the evaluation writes to).  Needed when copies would share
+///   // writable state (Views are reference-counted shallow copies): each chain,
+///   // optimizer run or Langevin/variational fit evaluates its own clone.
+///   MyDensity clone() const;
+///   // Optional: true if value_and_gradient launches Kokkos kernels (default
+///   // false).  Kokkos 3.x host backends take kernels from one host thread
+///   // only (OpenMP: the thread that initialised Kokkos; Serial: one at a
+///   // time), so the chains of such a density run on the calling thread
+///   // (detail::chain_threads, parallel_chains.hpp; the kernels use the
+///   // backend's threads), and DensityEvaluator serialises its evaluations
+///   // and clones with one process-wide lock (kernel_launch_mutex()) for
+///   // callers that use their own threads.  Draws stay bit-identical to a
+///   // one-thread run.
+///   static constexpr bool launches_kernels = true;
 /// };
 /// \endcode
+/// Every front end (sample(), sample_batch(), langevin(), optimizers, fits)
+/// goes through DensityEvaluator (optim/evaluator.hpp), which holds
+/// `clone_density(density)` and takes the lock when `launches_kernels_v`.
+/// A density that wraps another one (a prior, a bijection) should forward
+/// both: clone() its member and declare launches_kernels from it
+/// (`lensing::launches_kernels_v<Inner>`).
 /// Parameters are unconstrained (R^d): constrained parameters are mapped with
 /// the bijections of sample/bijections.hpp and the log-Jacobian is added to
 /// log p.  A non-finite value or gradient is allowed (e.g. far in the tails):
@@ -27,6 +49,7 @@
 
 #include <lensing/core/views.hpp>
 
+#include <mutex>
 #include <type_traits>
 #include <utility>
 
@@ -59,6 +82,43 @@ struct has_value_and_gradient_checked
     : std::conditional_t<has_log_density_types<T>::value, has_value_and_gradient<T, ExecutionSpace>, std::false_type> {
 };
 }  // namespace detail
+
+namespace detail {
+template <class T, class = void>
+struct has_clone : std::false_type {};
+template <class T>
+struct has_clone<T, std::enable_if_t<std::is_convertible<decltype(std::declval<T const&>().clone()), T>::value>>
+    : std::true_type {};
+template <class T, class = void>
+struct declares_launches_kernels : std::false_type {};
+template <class T>
+struct declares_launches_kernels<T, std::enable_if_t<bool(T::launches_kernels)>> : std::true_type {};
+}  // namespace detail
+
+/// Whether `T` has a `T clone() const` member (an independent deep copy).
+template <class T>
+constexpr bool has_clone_v = detail::has_clone<T>::value;
+
+/// Whether evaluations of `T` launch Kokkos kernels (`T::launches_kernels`, default false).
+template <class T>
+constexpr bool launches_kernels_v = detail::declares_launches_kernels<T>::value;
+
+/// An independent copy of `density`: `density.clone()` where it exists, a plain copy otherwise.
+template <class T>
+T clone_density(T const& density) {
+  if constexpr (has_clone_v<T>)
+    return density.clone();
+  else
+    return density;
+}
+
+/// The process-wide lock that serialises evaluations (and clones) of densities
+/// with `launches_kernels_v` across host threads.  Recursive, so that a
+/// density may itself evaluate another one through a DensityEvaluator.
+inline std::recursive_mutex& kernel_launch_mutex() {
+  static std::recursive_mutex m;
+  return m;
+}
 
 /// Whether `T` models LogDensity for `ExecutionSpace` (see the archetype above).
 template <class T, class ExecutionSpace>

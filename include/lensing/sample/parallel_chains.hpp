@@ -14,6 +14,7 @@
 /// every task has finished: never a hang, never a partial silent result.
 
 #include <lensing/sample/draws.hpp>
+#include <lensing/sample/log_density.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -89,6 +90,22 @@ void for_each_chain(int n, int threads, F const& f) {
   }
   for (auto const& e : errors)
     if (e) std::rethrow_exception(e);
+}
+
+/// Host threads for chains of `Density`: `requested` (0: all), or 1 if the
+/// density declares launches_kernels (log_density.hpp).  Kokkos 3.x host
+/// backends cannot take kernels from several host threads: OpenMP launches
+/// only from the thread that initialised Kokkos (its instance pointer is
+/// thread-local: from another thread a launch runs inline without the
+/// thread pool's scratch, and a View allocation throws "uninitialized
+/// execution space"), and concurrent Serial launches share its scratch.  Such
+/// chains therefore run one after another on the calling thread (each with
+/// its own clone of the density and its own random stream, so the draws are
+/// the same as with any thread count); the kernels themselves use the
+/// backend's threads.
+template <class Density>
+int chain_threads(int requested) {
+  return launches_kernels_v<Density> ? 1 : requested;
 }
 
 /// Per-chain counters of a run, summed into the SampleResult at the end.

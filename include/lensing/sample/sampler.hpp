@@ -13,9 +13,13 @@
 /// Chains are independent host-side orchestrations run by `threads` host
 /// threads; chain c draws from random stream (seed, c), so results are
 /// bit-identical whatever the number of threads.  The density is called
-/// concurrently from several threads when threads > 1: it must be re-entrant,
-/// and a density that launches kernels on a backend instance that is not
-/// thread-safe (Serial and OpenMP in Kokkos 3.x) must be run with threads = 1.
+/// concurrently from several threads when threads > 1: each chain evaluates
+/// its own clone of the density (`clone()` where the density has one), and
+/// the chains of a density declaring `launches_kernels` run on the calling
+/// thread whatever `threads` says (Kokkos 3.x host backends take kernels from
+/// one host thread only; see detail::chain_threads and the LogDensity
+/// concept, log_density.hpp).  A density with shared writable state and no
+/// clone() must be run with threads = 1.
 /// Errors (bad options, no finite initial point) throw before or after the
 /// chains run; never a hang.  The per-chain driver (detail::run_hmc_chain) and
 /// the thread pool (parallel_chains.hpp) are shared with sample_batch()
@@ -118,12 +122,13 @@ SampleResult sample(ExecutionSpace const& space, Density const& density, Sampler
   detail::check_sampler_options(options);
   int const d = density.dimension();
   check_count(d, 1, "lensing::sample", "density.dimension()");
+  if (!options.init_inv_metric.empty()) detail::initial_inverse_metric(options, d);  // validate before running
   int const nc = options.num_chains;
   SampleResult r = detail::allocate_result(nc, options.num_draws, d);
   std::vector<detail::ChainCounters> counters(static_cast<std::size_t>(nc));
   std::mutex print_mutex;
   auto const t0 = std::chrono::steady_clock::now();
-  detail::for_each_chain(nc, options.threads, [&](int c) {
+  detail::for_each_chain(nc, detail::chain_threads<Density>(options.threads), [&](int c) {
     detail::run_hmc_chain(space, density, options, c, r, counters[std::size_t(c)], print_mutex, "lensing::sample");
   });
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -211,6 +211,11 @@ template <class Psf>
 struct has_psf_extents<
     Psf, std::void_t<decltype(std::declval<Psf const&>().ny()), decltype(std::declval<Psf const&>().nx())>>
     : std::true_type {};
+template <class Psf, class = void>
+struct has_psf_clone : std::false_type {};
+template <class Psf>
+struct has_psf_clone<Psf, std::enable_if_t<std::is_same<decltype(std::declval<Psf const&>().clone()), Psf>::value>>
+    : std::true_type {};
 }  // namespace detail
 
 /// An imaging observation: PixelGrid (with supersampling k) and a PSF
@@ -228,7 +233,9 @@ struct has_psf_extents<
 /// blur_and_bin_adjoint is the exact transpose of the linear map B_PSF (the
 /// backward pass of GaussianLikelihood).  Owns the buffers (the unblurred
 /// pixel image; in supersampled mode two fine images); copies share them, as
-/// Views do: do not use one Observation from two threads at once.
+/// Views do: do not use one Observation from two threads at once.  clone()
+/// gives an independent copy (own buffers, the PSF's clone() where it has one)
+/// for use from another thread.
 template <class Scalar, class MemorySpace, class Psf>
 class Observation {
  public:
@@ -255,6 +262,16 @@ class Observation {
       m_fine = View2D<Scalar, MemorySpace>("lensing::Observation::fine", grid.fine_ny(), grid.fine_nx());
       m_fine_blur = View2D<Scalar, MemorySpace>("lensing::Observation::fine_blurred", grid.fine_ny(), grid.fine_nx());
     }
+  }
+
+  /// An independent copy with its own buffers (renderer, pixel and fine
+  /// images; the PSF operator cloned if it has a clone() member, otherwise
+  /// copied: a PSF without clone() must have no writable buffers).
+  Observation clone() const {
+    if constexpr (detail::has_psf_clone<Psf>::value)
+      return Observation(grid(), m_psf.clone(), m_sampling);
+    else
+      return Observation(grid(), m_psf, m_sampling);
   }
 
   PixelGrid<Scalar> const& grid() const { return m_renderer.grid(); }
