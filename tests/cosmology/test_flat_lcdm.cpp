@@ -1,6 +1,7 @@
 #include <lensing/cosmology/flat_lcdm.hpp>
 
 #include <lensing_test.hpp>
+#include <reference.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -9,14 +10,7 @@
 #include <stdexcept>
 
 namespace {
-nlohmann::json const& reference() {
-  static nlohmann::json const j = [] {
-    std::ifstream f(std::string(LENSING_TEST_DATA_DIR) + "/lenstronomy_reference.json");
-    if (!f) throw std::runtime_error("cannot open lenstronomy_reference.json");
-    return nlohmann::json::parse(f);
-  }();
-  return j;
-}
+nlohmann::json const& reference() { return lensing::test::reference_json(); }
 
 // Independent check: adaptive Simpson in z of 1/E(z) in long double.
 long double simpson(long double Om, long double a, long double b, long double fa, long double fm, long double fb,

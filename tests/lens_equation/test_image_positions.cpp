@@ -8,23 +8,18 @@
 #include <lensing/raytrace/time_delays.hpp>
 
 #include <lensing_test.hpp>
+#include <reference.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <stdexcept>
 
 namespace {
-nlohmann::json const& reference() {
-  static nlohmann::json const j = [] {
-    std::ifstream f(std::string(LENSING_TEST_DATA_DIR) + "/lenstronomy_reference.json");
-    if (!f) throw std::runtime_error("cannot open lenstronomy_reference.json");
-    return nlohmann::json::parse(f);
-  }();
-  return j;
-}
+nlohmann::json const& reference() { return lensing::test::reference_json(); }
 
 template <class Scalar>
 using Quad = lensing::Composite<lensing::SIE<Scalar>, lensing::ExternalShear<Scalar>>;
@@ -64,7 +59,7 @@ lensing::CriticalCurve<double> tangential_curve(Lens const& lens) {
 
 TEST_CASE("image positions, magnifications and arrival times match lenstronomy (SIE + shear)") {
   using Lens = Quad<double>;
-  double worst_pos = 0, worst_dt = 0, worst_t = 0;
+  double worst_pos = 0, worst_dt = 0, worst_t = 0, worst_mu = 0;
   for (auto const& c : reference()["time_delays"]) {
     auto const& p0 = c["lens_params"][0];
     auto const& p1 = c["lens_params"][1];
@@ -88,10 +83,38 @@ TEST_CASE("image positions, magnifications and arrival times match lenstronomy (
       worst_pos = std::max(worst_pos, best);
       CHECK(best < 1e-8);
       auto const& t = timed[match[k]];
-      // lenstronomy's stored magnifications differ from the analytic Hessian at
-      // its own image positions by up to 1.04e-5 relative (measured; the
-      // Hessians themselves agree to 1e-10 in the profile tests).
-      CHECK(std::fabs(t.image.magnification / rmu[k] - 1) < 2e-5);
+      // Error model of lenstronomy's magnification: its SIE (an NIE) Hessian is
+      // a forward difference of the deflection with step h = 1e-10, so each
+      // entry carries the rounding of the two deflections (a few ulp of |alpha|)
+      // and of x + h (eps |r| / 2 relative to h, scaling the whole difference):
+      //   |dH| <= eps (4 |alpha_SIE| + |r| |H_SIE|) / h,
+      // and mu = 1 / det A moves by |dmu / mu| = |mu| |d det A| with
+      // |d det A| <= |dH| (|A_xx| + |A_yy| + 2 |A_xy|).  Our image sits |dx| from
+      // lenstronomy's: add |mu| |grad det A| |dx| (gradient by central
+      // differences of our Hessian).  Bound: twice the sum.
+      {
+        double const eps = std::numeric_limits<double>::epsilon(), h = 1e-10;
+        lensing::SIE<double> const sie{p0["theta_E"], p0["e1"], p0["e2"], p0["center_x"], p0["center_y"]};
+        double const x = t.image.x, y = t.image.y;
+        auto const a = sie.deflection(x, y);
+        auto const hs = sie.hessian(x, y);
+        double const r = std::hypot(x - double(p0["center_x"]), y - double(p0["center_y"]));
+        double const habs = std::fabs(hs.xx) + std::fabs(hs.xy) + std::fabs(hs.yy);
+        double const dh = eps * (4 * std::hypot(a.x, a.y) + r * habs) / h;
+        auto detA = [&](double u, double v) {
+          auto const H = lens.hessian(u, v);
+          return (1 - H.xx) * (1 - H.yy) - H.xy * H.xy;
+        };
+        auto const H = lens.hessian(x, y);
+        double const mu = std::fabs(t.image.magnification), e = 1e-5;
+        double const gdet =
+            std::hypot((detA(x + e, y) - detA(x - e, y)) / (2 * e), (detA(x, y + e) - detA(x, y - e)) / (2 * e));
+        double const tol =
+            2 * mu * (dh * (std::fabs(1 - H.xx) + std::fabs(1 - H.yy) + 2 * std::fabs(H.xy)) + gdet * best);
+        double const err = std::fabs(t.image.magnification / rmu[k] - 1);
+        worst_mu = std::max(worst_mu, err / tol);
+        CHECK_MESSAGE(err < tol, "image ", k, ": |mu| = ", mu, ", relative error ", err, " vs model ", tol);
+      }
       CHECK(std::fabs(t.fermat_potential - rphi[k]) < 1e-9);
       // lenstronomy's convention is the same (t = D_dt phi / c): absolute and differences.
       worst_t = std::max(worst_t, std::fabs(t.arrival_time - rt[k]));
@@ -107,8 +130,8 @@ TEST_CASE("image positions, magnifications and arrival times match lenstronomy (
     for (size_t m = 1; m < timed.size(); ++m)
       CHECK(timed[m].delay >= 0);
   }
-  MESSAGE("lenstronomy: max |dx| = " << worst_pos << " arcsec, max |dt| = " << worst_t
-                                     << " d, max |d(delta t)| = " << worst_dt << " d");
+  MESSAGE("lenstronomy: max |dx| = " << worst_pos << " arcsec, max |dt| = " << worst_t << " d, max |d(delta t)| = "
+                                     << worst_dt << " d, worst magnification error / model = " << worst_mu);
 }
 
 TEST_CASE("H0 and D_dt from delays invert the forward model") {
@@ -141,10 +164,19 @@ TEST_CASE("H0 and D_dt from delays invert the forward model") {
   lensing::FlatLambdaCDM<double> const truth(70.0, 0.3);
   auto const ddt = lensing::time_delay_distance_from_delays(dphi, dt, sigma);
   CHECK(std::fabs(ddt.value / truth.time_delay_distance(zl, zs) - 1) < 1e-8);
+}
+
+TEST_CASE("h0_from_delays and time_delay_distance_from_delays reject bad input") {
+  // Own inputs, independent of how many images a reference draw has.
+  lensing::FlatLambdaCDM<double> const guess(50.0, 0.3);
+  double const zl = 0.5, zs = 2.0;
+  std::vector<double> const dphi = {0.4, 0.7, 1.1}, dt = {10.0, 17.5, 27.5}, sigma = {0.5, 0.6, 0.7};
+  CHECK_NOTHROW(lensing::h0_from_delays(guess, zl, zs, dphi, dt, sigma));
   CHECK_THROWS_AS(lensing::h0_from_delays(guess, zl, zs, dphi, {1.0}, sigma), std::invalid_argument);
+  CHECK_THROWS_AS(lensing::h0_from_delays(guess, zl, zs, dphi, dt, {0.5, 0.6}), std::invalid_argument);
   CHECK_THROWS_AS(lensing::h0_from_delays(guess, zs, zl, dphi, dt, sigma), std::invalid_argument);
-  std::vector<double> bad_sigma(sigma.size(), 0.0);
-  CHECK_THROWS_AS(lensing::time_delay_distance_from_delays(dphi, dt, bad_sigma), std::invalid_argument);
+  CHECK_THROWS_AS(lensing::time_delay_distance_from_delays(dphi, {1.0}, sigma), std::invalid_argument);
+  CHECK_THROWS_AS(lensing::time_delay_distance_from_delays(dphi, dt, {0.0, 0.0, 0.0}), std::invalid_argument);
 }
 
 TEST_CASE("quad lens: four images for 1000 random sources inside the caustic, checked by re-mapping") {

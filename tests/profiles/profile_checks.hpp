@@ -18,6 +18,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -135,17 +137,91 @@ Profile<Scalar> make_profile(std::vector<double> const& theta) {
   return Profile<Scalar>::unpack(t.data());
 }
 
+/// Input-rounding sensitivity of every quantity at every point,
+///   S_i = sum_j |z_j| |d f_i / d z_j|,  z = (x_i, y_i, theta...),
+/// by central differences of the double profile on the host with relative
+/// steps 1e-6 (z_j = 0 is exact in any precision and contributes nothing).
+/// Rounding the inputs to a precision eps moves f_i by at most eps S_i / 2:
+/// the condition number of f_i times |f_i| times eps.
+template <template <class> class Profile>
+ProfileValues input_sensitivity(std::vector<double> const& theta, std::vector<double> const& xs,
+                                std::vector<double> const& ys) {
+  using Host = Kokkos::DefaultHostExecutionSpace;
+  double const rel = 1e-6;
+  std::size_t const n = xs.size();
+  ProfileValues s;
+  for (auto* q : {&s.ax, &s.ay, &s.psi, &s.kappa, &s.hxx, &s.hxy, &s.hyy})
+    q->assign(n, 0.0);
+  auto accumulate = [&](ProfileValues const& a, ProfileValues const& b, std::size_t i0, std::size_t i1) {
+    auto add = [&](std::vector<double>& out, std::vector<double> const& pa, std::vector<double> const& pb) {
+      for (std::size_t i = i0; i < i1; ++i)
+        out[i] += std::fabs(pa[i - i0] - pb[i - i0]) / (2 * rel);
+    };
+    add(s.ax, a.ax, b.ax);
+    add(s.ay, a.ay, b.ay);
+    add(s.psi, a.psi, b.psi);
+    add(s.kappa, a.kappa, b.kappa);
+    add(s.hxx, a.hxx, b.hxx);
+    add(s.hxy, a.hxy, b.hxy);
+    add(s.hyy, a.hyy, b.hyy);
+  };
+  // Parameters: one perturbation of all points at a time.
+  for (std::size_t j = 0; j < theta.size(); ++j) {
+    if (theta[j] == 0) continue;
+    auto tp = theta, tm = theta;
+    tp[j] *= 1 + rel;
+    tm[j] *= 1 - rel;
+    accumulate(evaluate_profile<Host>(Profile<double>::unpack(tp.data()), xs, ys),
+               evaluate_profile<Host>(Profile<double>::unpack(tm.data()), xs, ys), 0, n);
+  }
+  // Coordinates: every point moved at once (points are independent).
+  auto const p = Profile<double>::unpack(theta.data());
+  for (int axis = 0; axis < 2; ++axis) {
+    auto xp = xs, xm = xs, yp = ys, ym = ys;
+    for (std::size_t i = 0; i < n; ++i) {
+      (axis == 0 ? xp : yp)[i] *= 1 + rel;
+      (axis == 0 ? xm : ym)[i] *= 1 - rel;
+    }
+    accumulate(evaluate_profile<Host>(p, xp, yp), evaluate_profile<Host>(p, xm, ym), 0, n);
+  }
+  return s;
+}
+
 namespace detail {
-// Largest error of ours vs ref: elementwise |d| / (atol + rtol |ref|) for
-// double; normwise |d| / (rtol max|ref| + atol) for float.  <= 1 passes.
-inline double worst(std::vector<double> const& ours, std::vector<double> const& ref, double rtol, double atol,
-                    bool normwise) {
+// Float error model against the reference, elementwise:
+//   |ours_i - ref_i| <= floor * eps_f max|ref| + margin * eps_f S_i + ref_bound_i,
+// with S_i the input sensitivity (the rounding of x, y and the parameters to
+// float moves f_i by eps_f S_i / 2), floor * eps_f max|ref| the rounding inside
+// the evaluation at the scale of the quantity, and ref_bound_i the double
+// tolerance of the reference itself.  Returns the largest ratio (<= 1 passes).
+inline double worst_float(std::vector<double> const& ours, std::vector<double> const& ref,
+                          std::vector<double> const& sens, double floor, double margin, double rtol_ref,
+                          double atol_ref, bool ref_normwise, std::vector<double> const* extra = nullptr) {
+  double const eps = std::numeric_limits<float>::epsilon();
   double scale = 0, w = 0;
   for (double r : ref)
     scale = std::max(scale, std::fabs(r));
   for (size_t i = 0; i < ref.size(); ++i) {
     double const d = std::fabs(ours[i] - ref[i]);
-    double const bound = normwise ? rtol * scale + atol : rtol * std::fabs(ref[i]) + atol;
+    double const ref_bound =
+        (ref_normwise ? rtol_ref * scale : rtol_ref * std::fabs(ref[i])) + atol_ref + (extra ? (*extra)[i] : 0.0);
+    double const bound = floor * eps * scale + margin * eps * sens[i] + ref_bound;
+    w = std::max(w, std::isnan(d) ? 1e300 : d / bound);
+  }
+  return w;
+}
+
+// Largest error of ours vs ref: elementwise |d| / (atol + rtol |ref|) for
+// double; normwise |d| / (rtol max|ref| + atol) for float.  <= 1 passes.
+inline double worst(std::vector<double> const& ours, std::vector<double> const& ref, double rtol, double atol,
+                    bool normwise, std::vector<double> const* extra = nullptr) {
+  double scale = 0, w = 0;
+  for (double r : ref)
+    scale = std::max(scale, std::fabs(r));
+  for (size_t i = 0; i < ref.size(); ++i) {
+    double const d = std::fabs(ours[i] - ref[i]);
+    double const bound =
+        (normwise ? rtol * scale + atol : rtol * std::fabs(ref[i]) + atol) + (extra ? (*extra)[i] : 0.0);
     w = std::max(w, std::isnan(d) ? 1e300 : d / bound);
   }
   return w;
@@ -157,11 +233,27 @@ inline double worst(std::vector<double> const& ours, std::vector<double> const& 
 /// absolute), float normwise within float_rtol of each quantity's largest value.
 /// How closely check_reference compares (see there).
 struct ReferenceTolerance {
-  double rtol = 1e-10;       ///< double: elementwise relative ...
-  double atol = 1e-12;       ///< ... or absolute
-  double float_rtol = 1e-5;  ///< float: normwise relative
-  double hessian_rtol = 0;   ///< > 0: Hessian and kappa normwise at this (reference itself inexact)
+  double rtol = 1e-10;  ///< double: elementwise relative ...
+  double atol = 1e-12;  ///< ... or absolute
+  /// float: the error model of detail::worst_float, in units of float eps:
+  /// rounding inside the evaluation, float_floor eps max|f| (a few dozen
+  /// operations, each rounding at most at the scale of the result, x 2), plus
+  /// float_margin x the input-rounding bound eps S_i / 2 (x 8: S_i is a
+  /// first-order estimate and the evaluation's own intermediate roundings
+  /// propagate through the same derivatives).
+  double float_floor = 64;
+  double float_margin = 4;
+  /// Condition of the profile's own algorithm beyond its inputs' (e.g. a
+  /// closed form of cancelling terms), as a factor on the float_floor term for
+  /// a parameter vector (pack order); 1 by default.
+  std::function<double(std::vector<double> const&)> float_amplification = {};
+  /// Error of the reference itself beyond rtol / atol, absolute, at a point:
+  /// (theta, x, y, second) with second = true for the Hessian and kappa,
+  /// false for the deflection and potential.  Empty: none.
+  std::function<double(std::vector<double> const&, double, double, bool)> reference_error = {};
+  double hessian_rtol = 0;  ///< > 0: Hessian and kappa normwise at this (reference itself inexact)
   bool check_potential = true;
+  bool check_hessian = true;           ///< false: the reference Hessian / kappa is not accurate enough to check against
   std::set<std::string> ignored = {};  ///< reference parameters the profile does not take
 };
 
@@ -170,28 +262,69 @@ void check_reference(std::string const& model, ReferenceTolerance const& tol = {
   using Scalar = typename Config::scalar;
   using Space = typename Config::execution_space;
   bool const is_float = std::is_same<Scalar, float>::value;
-  double const rt = is_float ? tol.float_rtol : tol.rtol, at = is_float ? 1e-30 : tol.atol;
-  bool const hnorm = is_float || tol.hessian_rtol > 0;
-  double const hrt =
-      is_float ? std::max(tol.float_rtol, tol.hessian_rtol) : (tol.hessian_rtol > 0 ? tol.hessian_rtol : rt);
+  double const rt = tol.rtol, at = tol.atol;
+  bool const hnorm = tol.hessian_rtol > 0;
+  double const hrt = hnorm ? tol.hessian_rtol : rt;
   auto const& ignored = tol.ignored;
   bool const check_potential = tol.check_potential;
+  double worst_seen = 0;
   for (auto const& c : mass_cases(model)) {
     auto const theta = params_from_names<Profile>(c.params, ignored);
     auto const p = make_profile<Profile, Scalar>(theta);
     p.check();
     auto const v = evaluate_profile<Space>(p, c.x, c.y);
-    std::map<std::string, double> errs = {{"alpha_x", detail::worst(v.ax, c.alpha_x, rt, at, is_float)},
-                                          {"alpha_y", detail::worst(v.ay, c.alpha_y, rt, at, is_float)},
-                                          {"f_xx", detail::worst(v.hxx, c.f_xx, hrt, at, hnorm)},
-                                          {"f_xy", detail::worst(v.hxy, c.f_xy, hrt, at, hnorm)},
-                                          {"f_yy", detail::worst(v.hyy, c.f_yy, hrt, at, hnorm)},
-                                          {"kappa", detail::worst(v.kappa, c.kappa, hrt, at, hnorm)}};
-    if (c.has_potential && check_potential) errs["potential"] = detail::worst(v.psi, c.potential, rt, at, is_float);
+    std::vector<double> e1(c.x.size(), 0.0), e2(c.x.size(), 0.0);  // reference error: first, second derivatives
+    if (tol.reference_error)
+      for (std::size_t i = 0; i < c.x.size(); ++i) {
+        e1[i] = tol.reference_error(theta, c.x[i], c.y[i], false);
+        e2[i] = tol.reference_error(theta, c.x[i], c.y[i], true);
+      }
+    std::map<std::string, double> errs;
+    if (!is_float) {
+      errs = {{"alpha_x", detail::worst(v.ax, c.alpha_x, rt, at, false, &e1)},
+              {"alpha_y", detail::worst(v.ay, c.alpha_y, rt, at, false, &e1)},
+              {"f_xx", detail::worst(v.hxx, c.f_xx, hrt, at, hnorm, &e2)},
+              {"f_xy", detail::worst(v.hxy, c.f_xy, hrt, at, hnorm, &e2)},
+              {"f_yy", detail::worst(v.hyy, c.f_yy, hrt, at, hnorm, &e2)},
+              {"kappa", detail::worst(v.kappa, c.kappa, hrt, at, hnorm, &e2)}};
+      if (c.has_potential && check_potential) errs["potential"] = detail::worst(v.psi, c.potential, rt, at, false, &e1);
+    } else {
+      auto const sens = input_sensitivity<Profile>(theta, c.x, c.y);
+      double const fl = tol.float_floor * (tol.float_amplification ? tol.float_amplification(theta) : 1.0);
+      double const mg = tol.float_margin;
+      errs = {{"alpha_x", detail::worst_float(v.ax, c.alpha_x, sens.ax, fl, mg, rt, at, false, &e1)},
+              {"alpha_y", detail::worst_float(v.ay, c.alpha_y, sens.ay, fl, mg, rt, at, false, &e1)},
+              {"f_xx", detail::worst_float(v.hxx, c.f_xx, sens.hxx, fl, mg, hrt, at, hnorm, &e2)},
+              {"f_xy", detail::worst_float(v.hxy, c.f_xy, sens.hxy, fl, mg, hrt, at, hnorm, &e2)},
+              {"f_yy", detail::worst_float(v.hyy, c.f_yy, sens.hyy, fl, mg, hrt, at, hnorm, &e2)},
+              {"kappa", detail::worst_float(v.kappa, c.kappa, sens.kappa, fl, mg, hrt, at, hnorm, &e2)}};
+      if (c.has_potential && check_potential)
+        errs["potential"] = detail::worst_float(v.psi, c.potential, sens.psi, fl, mg, rt, at, false, &e1);
+    }
+    if (!tol.check_hessian)
+      for (char const* q : {"f_xx", "f_xy", "f_yy", "kappa"})
+        errs.erase(q);
     for (auto const& [q, e] : errs) {
+      worst_seen = std::max(worst_seen, e);
       CHECK_MESSAGE(e <= 1.0, model, " ", q, ": error ", e, " x the tolerance");
     }
   }
+  MESSAGE(model << std::string(is_float ? " float" : " double") << ": worst error / tolerance " << worst_seen);
+}
+
+/// Error of lenstronomy's round NFW at (x, y), absolute (Rs, alpha_Rs, centre).
+/// Near X = r / Rs = 1 its F(X) = (1 - 2 atanh|atan(sqrt|(1-X)/(1+X)|) /
+/// sqrt|X^2 - 1|) / (X^2 - 1) divides a difference of O(1) terms, whose
+/// rounding is ~eps / |X - 1| (sqrt|X^2 - 1| from X^2 - 1), by X^2 - 1 ~ 2 (X - 1):
+/// |dF| ~ eps / (X - 1)^2 / 8.  The Hessian and kappa are 2 rho0 Rs (...F...)
+/// with 2 rho0 Rs = alpha_Rs / (2 Rs (1 + ln 1/2)) = 1.63 alpha_Rs / Rs; the
+/// deflection and potential use g(X) = ln(X/2) + acos(1/X)/sqrt(X^2 - 1) (or
+/// acosh), rounding ~eps / |X - 1|, times alpha_Rs (times Rs for psi, which
+/// is at most a factor 5 on the reference points).  Bound: 8 x these.
+inline double nfw_reference_error(double Rs, double alpha_Rs, double cx, double cy, double x, double y, bool second) {
+  double const eps = std::numeric_limits<double>::epsilon();
+  double const t = std::max(std::fabs(std::hypot(x - cx, y - cy) / Rs - 1), 1e-8);
+  return second ? 8 * 1.63 * alpha_Rs / Rs * eps / (8 * t * t) : 8 * alpha_Rs * std::max(Rs, 1.0) * eps / t;
 }
 
 /// Deterministic test points around (cx, cy): a spiral from r = 0.02 to 4.

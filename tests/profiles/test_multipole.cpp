@@ -8,46 +8,123 @@ using lensing::Multipole4;
 namespace lt = lensing::test;
 
 namespace {
-// check_reference for the MULTIPOLE cases of order m only (lenstronomy's m is
-// a parameter; ours is the template argument).  Same tolerances: double
-// elementwise 1e-10 relative or 1e-12 absolute, float normwise 1e-5.
+// Our values of one MULTIPOLE case (lenstronomy's m is a parameter; ours is
+// the template argument) against lenstronomy's: double elementwise 1e-10
+// relative or 1e-12 absolute (both analytic), float normwise 1e-5.
 template <template <class> class Profile, class Config>
-void check_multipole_reference(int m) {
+void check_multipole_case(lt::MassCase const& c) {
   using Scalar = typename Config::scalar;
   using Space = typename Config::execution_space;
-  static_assert(Profile<double>::order > 0, "");
-  REQUIRE(Profile<double>::order == m);
   bool const is_float = std::is_same<Scalar, float>::value;
   double const rt = is_float ? 1e-5 : 1e-10, at = is_float ? 1e-30 : 1e-12;
-  int n = 0;
-  for (auto const& c : lt::mass_cases("MULTIPOLE")) {
-    if (c.params.at("m") != m) continue;
-    ++n;
-    auto const theta = lt::params_from_names<Profile>(c.params, {"m"});
-    auto const p = lt::make_profile<Profile, Scalar>(theta);
-    p.check();
-    auto const v = lt::evaluate_profile<Space>(p, c.x, c.y);
-    std::map<std::string, double> errs = {{"alpha_x", lt::detail::worst(v.ax, c.alpha_x, rt, at, is_float)},
-                                          {"alpha_y", lt::detail::worst(v.ay, c.alpha_y, rt, at, is_float)},
-                                          {"f_xx", lt::detail::worst(v.hxx, c.f_xx, rt, at, is_float)},
-                                          {"f_xy", lt::detail::worst(v.hxy, c.f_xy, rt, at, is_float)},
-                                          {"f_yy", lt::detail::worst(v.hyy, c.f_yy, rt, at, is_float)},
-                                          {"kappa", lt::detail::worst(v.kappa, c.kappa, rt, at, is_float)}};
-    if (c.has_potential) errs["potential"] = lt::detail::worst(v.psi, c.potential, rt, at, is_float);
-    for (auto const& [q, e] : errs) {
-      CHECK_MESSAGE(e <= 1.0, "MULTIPOLE m = ", m, " ", q, ": error ", e, " x the tolerance");
-    }
+  int const m = Profile<double>::order;
+  auto const theta = lt::params_from_names<Profile>(c.params, {"m"});
+  auto const p = lt::make_profile<Profile, Scalar>(theta);
+  p.check();
+  auto const v = lt::evaluate_profile<Space>(p, c.x, c.y);
+  std::map<std::string, double> errs = {{"alpha_x", lt::detail::worst(v.ax, c.alpha_x, rt, at, is_float)},
+                                        {"alpha_y", lt::detail::worst(v.ay, c.alpha_y, rt, at, is_float)},
+                                        {"f_xx", lt::detail::worst(v.hxx, c.f_xx, rt, at, is_float)},
+                                        {"f_xy", lt::detail::worst(v.hxy, c.f_xy, rt, at, is_float)},
+                                        {"f_yy", lt::detail::worst(v.hyy, c.f_yy, rt, at, is_float)}};
+  if (!c.kappa.empty()) errs["kappa"] = lt::detail::worst(v.kappa, c.kappa, rt, at, is_float);
+  if (c.has_potential) errs["potential"] = lt::detail::worst(v.psi, c.potential, rt, at, is_float);
+  for (auto const& [q, e] : errs) {
+    CHECK_MESSAGE(e <= 1.0, "MULTIPOLE m = ", m, " ", q, ": error ", e, " x the tolerance");
   }
-  CHECK_MESSAGE(n > 0, "no MULTIPOLE reference case with m = ", m);
+}
+
+// Dispatch on the case's m: whatever orders a reference draw contains.
+template <class Config>
+void check_multipole_case_any(lt::MassCase const& c) {
+  int const m = int(c.params.at("m"));
+  if (m == 1)
+    check_multipole_case<Multipole1, Config>(c);
+  else if (m == 3)
+    check_multipole_case<Multipole3, Config>(c);
+  else if (m == 4)
+    check_multipole_case<Multipole4, Config>(c);
+  else
+    FAIL("MULTIPOLE reference case with m = ", m, " (only 1, 3, 4 are instantiated here)");
+}
+
+// Fixed cases of every order, independent of the reference draw: lenstronomy
+// 1.14.2 values, generated with
+//   lm = LensModel(["MULTIPOLE"]); kw = [dict(m=m, a_m=a, phi_m=phi, center_x=0.05, center_y=-0.08)]
+//   lm.alpha(x, y, kw), lm.hessian(x, y, kw) (f_xx, f_xy, f_yy), lm.potential(x, y, kw)
+// for (m, a, phi) in (1, 0.03, 0.4), (3, 0.02, -1.1), (4, 0.045, 2.3) and
+// (x, y) in (0.31, -0.22), (-0.7, 0.45), (1.2, 0.9), (-0.05, -1.3); printed with %.17g.
+struct FixedMultipole {
+  int m;
+  double a, phi, x, y, ax, ay, fxx, fxy, fyy, psi;
+};
+FixedMultipole const fixed_multipoles[] = {
+    {1, 0.03, 0.4, 0.31, -0.22, -0.0085801417616059167, -0.01157929082161141, 0.064875062666807051,
+     0.021797152738046853, -0.0012429673052684002, -0.0033840955007550261},
+    {1, 0.03, 0.4, -0.7, 0.45, 0.0052848791703240987, -0.0050634817126540806, -0.021695318730885042,
+     -0.0046331587511707671, 0.0044649171155692101, 0.0006187556757289509},
+    {1, 0.03, 0.4, 1.2, 0.9, 0.016589470501694435, 0.011688720974289269, 0.012417766148961149, -0.00047399608292045454,
+     0.006516704724477837, 0.0089200858532651542},
+    {1, 0.03, 0.4, -0.05, -1.3, 0.0033613654283228549, 0.0081082856355615927, -0.0074463225512121558,
+     -0.010714166110591854, -0.0039097201012873554, -0.0017202978629647977},
+    {3, 0.02, -1.1, 0.31, -0.22, 0.0039864919395928029, 0.0061122794120334403, -0.003727662041857972,
+     -0.0069228009348790897, -0.012856630307632594, 0.00018076878660944719},
+    {3, 0.02, -1.1, -0.7, 0.45, 0.0040620408618406373, 0.0062510757950571989, -0.00084204664974070703,
+     -0.0011915754477462832, -0.0016861916713390805, 0.00026653952499983662},
+    {3, 0.02, -1.1, 1.2, 0.9, 0.0024723990869548705, -0.0053987037422211781, 0.0036081606560896488,
+     -0.0042340660760235667, 0.0049685469259460211, -0.0024474707173786532},
+    {3, 0.02, -1.1, -0.05, -1.3, -0.0074644304097509148, 0.0003940197751399582, -0.0014093189045321006,
+     0.00011551794299443452, -9.4686838520028299e-06, 0.00026573891530434253},
+    {4, 0.045, 2.3, 0.31, -0.22, 0.0051236986782854533, 0.010649490621483012, 0.0061386755918194915,
+     0.011400397527664769, 0.021172166837091711, -0.00015876703065340381},
+    {4, 0.045, 2.3, -0.7, 0.45, -0.0039368044633069704, -0.0087793125164975193, 0.010072450627350337,
+     0.014253467868891985, 0.02017000170126225, -0.0017004322862634567},
+    {4, 0.045, 2.3, 1.2, 0.9, -0.0015443606031370189, -0.0027926956184803381, 0.012474442589158337,
+     -0.014638376507685799, 0.017177686718202721, -0.0045128563997183036},
+    {4, 0.045, 2.3, -0.05, -1.3, 0.00097827554301058378, -0.0030744924214171823, -0.036325482249297714,
+     0.0029774985450244035, -0.00024405725778888559, 0.0036530531998279036},
+};
+
+// The fixed cases of order m as MassCases (kappa left empty: not printed).
+std::vector<lt::MassCase> fixed_multipole_cases() {
+  std::vector<lt::MassCase> out;
+  for (auto const& f : fixed_multipoles) {
+    if (out.empty() || out.back().params.at("m") != f.m) {
+      lt::MassCase c;
+      c.model = "MULTIPOLE";
+      c.params = {{"m", f.m}, {"a_m", f.a}, {"phi_m", f.phi}, {"center_x", 0.05}, {"center_y", -0.08}, {"r_E", 1.0}};
+      c.has_potential = true;
+      out.push_back(c);
+    }
+    auto& c = out.back();
+    c.x.push_back(f.x);
+    c.y.push_back(f.y);
+    c.alpha_x.push_back(f.ax);
+    c.alpha_y.push_back(f.ay);
+    c.f_xx.push_back(f.fxx);
+    c.f_xy.push_back(f.fxy);
+    c.f_yy.push_back(f.fyy);
+    c.potential.push_back(f.psi);
+  }
+  return out;
 }
 
 std::vector<std::vector<double>> const thetas = {
     {0.043, -1.49, -0.02, -0.1, 0.94}, {-0.02, 0.4, 0.1, 0.05, 1.3}, {0.01, 7.0, 0.0, 0.0, 1.0}};
 }  // namespace
 
-LENSING_TEST_CASE_TEMPLATE("Multipole matches lenstronomy MULTIPOLE (m = 1, 4)", Config, lt::AllConfigs) {
-  check_multipole_reference<Multipole1, Config>(1);
-  check_multipole_reference<Multipole4, Config>(4);
+LENSING_TEST_CASE_TEMPLATE("Multipole matches lenstronomy MULTIPOLE (every m of the reference draw)", Config,
+                           lt::AllConfigs) {
+  for (auto const& c : lt::mass_cases("MULTIPOLE"))
+    check_multipole_case_any<Config>(c);
+}
+
+LENSING_TEST_CASE_TEMPLATE("Multipole matches lenstronomy MULTIPOLE (fixed m = 1, 3, 4 cases)", Config,
+                           lt::AllConfigs) {
+  auto const cases = fixed_multipole_cases();
+  REQUIRE(cases.size() == 3);
+  for (auto const& c : cases)
+    check_multipole_case_any<Config>(c);
 }
 
 TEST_CASE("Multipole identities and packing (m = 1, 3, 4)") {

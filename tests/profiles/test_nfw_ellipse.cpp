@@ -167,7 +167,12 @@ TEST_CASE("NFWEllipse(q = 1) is the round NFW (lenstronomy NFW reference and clo
                                                                                         {&v.hxy, &c.f_xy},
                                                                                         {&v.hyy, &c.f_yy}}) {
       if (ref->empty()) continue;
-      worst_exact = std::max(worst_exact, lt::detail::worst(*ours, *ref, 1e-10, 1e-12, false));
+      // Plus lenstronomy's own rounding near x = 1 (lt::nfw_reference_error).
+      bool const second = ours == &v.kappa || ours == &v.hxx || ours == &v.hxy || ours == &v.hyy;
+      std::vector<double> extra;
+      for (std::size_t i = 0; i < c.x.size(); ++i)
+        extra.push_back(lt::nfw_reference_error(theta[0], theta[1], theta[4], theta[5], c.x[i], c.y[i], second));
+      worst_exact = std::max(worst_exact, lt::detail::worst(*ours, *ref, 1e-10, 1e-12, false, &extra));
     }
     auto const w = lt::evaluate_profile<Kokkos::DefaultHostExecutionSpace>(
         lt::make_profile<NFWEllipseCSE, double>(theta), c.x, c.y);
@@ -175,7 +180,7 @@ TEST_CASE("NFWEllipse(q = 1) is the round NFW (lenstronomy NFW reference and clo
     worst_cse = std::max(worst_cse, lt::detail::worst(w.ax, c.alpha_x, 5e-6, 1e-12, true));
     worst_cse = std::max(worst_cse, lt::detail::worst(w.ay, c.alpha_y, 5e-6, 1e-12, true));
   }
-  CHECK_MESSAGE(worst_exact <= 1, "NFWEllipse(e = 0) vs lenstronomy NFW: ", worst_exact, " x 1e-10");
+  CHECK_MESSAGE(worst_exact <= 1, "NFWEllipse(e = 0) vs lenstronomy NFW: ", worst_exact, " x the tolerance");
   CHECK_MESSAGE(worst_cse <= 1, "NFWEllipseCSE(e = 0) vs lenstronomy NFW: ", worst_cse, " x the CSE error");
 
   // Against lensing::NFW and the closed form of the round NFW (long double),
@@ -240,16 +245,28 @@ TEST_CASE("NFWEllipse and NFWEllipseCSE agree within the CSE expansion error") {
   CHECK(wa <= 5e-6);
   CHECK(wp <= 1.5e-5);
   CHECK(wh <= 4e-5);
-  // And against lenstronomy's values directly (note: kappa 2.1e-5, alpha 4.9e-6, psi 2.8e-6).
+  // And against lenstronomy's values directly.  lenstronomy's NFW_ELLIPSE_CSE
+  // is the same expansion as NFWEllipseCSE (which matches it to 1e-10, test
+  // above), so its error at a point is our CSE's there: |exact - ref| <=
+  // |exact - CSE| + the 1e-10 of the match (x 1.01 for the rounding of both).
+  // (A fixed bound such as the 4.5e-6 in |alpha| above is a maximum seen on
+  // samples, not a bound: a new draw can land on a larger ripple.)
   for (auto const& c : lt::mass_cases("NFW_ELLIPSE_CSE")) {
     auto const theta = lt::params_from_names<NFWEllipse>(c.params);
     auto const v =
         lt::evaluate_profile<Kokkos::DefaultHostExecutionSpace>(lt::make_profile<NFWEllipse, double>(theta), c.x, c.y);
-    CHECK(lt::detail::worst(v.kappa, c.kappa, 4e-5, 0, false) <= 1);
-    CHECK(lt::detail::worst(v.psi, c.potential, 1.5e-5, 0, false) <= 1);
+    auto const w = lt::evaluate_profile<Kokkos::DefaultHostExecutionSpace>(
+        lt::make_profile<NFWEllipseCSE, double>(theta), c.x, c.y);
+    auto bound = [](double exact, double cse, double ref) {
+      return 1.01 * (std::fabs(exact - cse) + 1e-10 * std::fabs(ref) + 1e-12);
+    };
     for (size_t i = 0; i < c.x.size(); ++i) {
-      CHECK(std::hypot(v.ax[i] - c.alpha_x[i], v.ay[i] - c.alpha_y[i]) <=
-            5e-6 * std::hypot(c.alpha_x[i], c.alpha_y[i]));
+      CHECK(std::fabs(v.kappa[i] - c.kappa[i]) <= bound(v.kappa[i], w.kappa[i], c.kappa[i]));
+      CHECK(std::fabs(v.psi[i] - c.potential[i]) <= bound(v.psi[i], w.psi[i], c.potential[i]));
+      CHECK(std::fabs(v.ax[i] - c.alpha_x[i]) <= bound(v.ax[i], w.ax[i], c.alpha_x[i]));
+      CHECK(std::fabs(v.ay[i] - c.alpha_y[i]) <= bound(v.ay[i], w.ay[i], c.alpha_y[i]));
+      // and the expansion error itself stays within its documented order
+      CHECK(std::hypot(v.ax[i] - w.ax[i], v.ay[i] - w.ay[i]) <= 1e-5 * std::hypot(v.ax[i], v.ay[i]));
     }
   }
 }

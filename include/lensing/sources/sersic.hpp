@@ -13,11 +13,11 @@ namespace detail {
 /// Sersic radial law as lenstronomy's SersicUtil:
 ///   I(R) = amp exp(-b_n ((R/R_sersic)^(1/n) - 1)),  b_n = max(1.9992 n - 0.3271, 1e-5)
 /// (Capaccioli 1989's approximation of the half-light constant), with R
-/// floored at 1e-5 arcsec (lenstronomy's smoothing; below it I is constant).
+/// floored at 1e-4 arcsec (lenstronomy 1.14.2's SersicUtil smoothing; below it I is constant).
 /// eval returns I and its partials in (amp, R_sersic, n_sersic) and R.
 template <class Scalar>
 struct SersicRadial {
-  static constexpr Scalar smoothing = Scalar(1e-5);
+  static constexpr Scalar smoothing = Scalar(1e-4);
   Scalar I, d_amp, d_Rs, d_n, d_R;
 
   KOKKOS_FORCEINLINE_FUNCTION SersicRadial(Scalar amp, Scalar Rs, Scalar n, Scalar R2) {
@@ -56,7 +56,7 @@ void check_sersic(char const* where, Scalar amp, Scalar R_sersic, Scalar n_sersi
 /// r the distance to the centre [arcsec]; amp is the surface brightness at
 /// R_sersic (the half-light radius).  Parameters (pack order): amp,
 /// R_sersic > 0 [arcsec], n_sersic > 0, center_x, center_y [arcsec].
-/// Valid everywhere: r is floored at 1e-5" as in lenstronomy.
+/// Valid everywhere: r is floored at 1e-4" as in lenstronomy.
 template <class Scalar>
 struct Sersic {
   using scalar_type = Scalar;
