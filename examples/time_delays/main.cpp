@@ -12,6 +12,8 @@
 // (tangential orange, radial green) and the images (red: minima, blue:
 // saddles); right, the source plane (zoomed 4x) with the caustics and the
 // source.  Bad arguments give a clear error and exit code 2.
+#include "../common/cli.hpp"
+
 #include <lensing/cosmology/flat_lcdm.hpp>
 #include <lensing/io/png.hpp>
 #include <lensing/profiles/composite.hpp>
@@ -22,16 +24,36 @@
 #include <lensing/raytrace/time_delays.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+namespace {
+void usage(std::FILE* f) { std::fprintf(f, "usage: time_delays [output.png] [beta_x] [beta_y]\n"); }
+}  // namespace
+
+// Declared in ../common/cli.hpp.
+[[noreturn]] void bad(std::string const& msg) {
+  std::fprintf(stderr, "time_delays: %s\n", msg.c_str());
+  usage(stderr);
+  std::exit(2);
+}
+
 int main(int argc, char* argv[]) {
+  // Arguments first (Kokkos-free), so a bad one exits before Kokkos starts.
+  if (argc > 1 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
+    usage(stdout);
+    return 0;
+  }
+  if (argc > 4) bad("at most 3 arguments, got " + std::to_string(argc - 1));
+  std::string const out = argc > 1 ? argv[1] : "time_delays.png";
+  if (out.empty()) bad("output.png (argument 1) must be a non-empty file name");
+  // The lens's Einstein radius is 1.39": sources beyond 100" are surely a typo.
+  double const bx = argc > 2 ? parse_real("beta_x (argument 2)", argv[2], -100, 100) : 0.0124;
+  double const by = argc > 3 ? parse_real("beta_y (argument 3)", argv[3], -100, 100) : -0.0669;
   Kokkos::ScopeGuard guard(argc, argv);
   try {
-    std::string const out = argc > 1 ? argv[1] : "time_delays.png";
-    double const bx = argc > 2 ? std::stod(argv[2]) : 0.0124;
-    double const by = argc > 3 ? std::stod(argv[3]) : -0.0669;
     using Lens = lensing::Composite<lensing::SIE<double>, lensing::ExternalShear<double>>;
     Lens const lens(lensing::SIE<double>{1.39, -0.0698, 0.0065, 0.0, 0.0},
                     lensing::ExternalShear<double>{0.0462, 0.0225, 0.0, 0.0});

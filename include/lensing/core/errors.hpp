@@ -12,6 +12,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 namespace lensing {
 
@@ -64,6 +66,23 @@ void check_in_open_closed(T value, T lo, T hi, char const* where, char const* na
     req << "in (" << lo << ", " << hi << "]";
     throw_invalid_argument(where, detail::describe(name, req.str().c_str(), value));
   }
+}
+
+namespace detail {
+template <class T, class = void>
+struct has_check_member : std::false_type {};
+template <class T>
+struct has_check_member<T, std::void_t<decltype(std::declval<T const&>().check())>> : std::true_type {};
+}  // namespace detail
+
+/// Validate a model's parameters on the host before work is launched: calls
+/// `model.check()` (mass and light profiles, Composite, CompositeLight,
+/// LensModel, LensSum, multi-plane lenses; throws std::invalid_argument
+/// naming the profile and the parameter).  Types without check() (a
+/// Population, an InterpolatedLens) are validated when they are built.
+template <class Model>
+void check_model(Model const& model) {
+  if constexpr (detail::has_check_member<Model>::value) model.check();
 }
 
 }  // namespace lensing

@@ -169,10 +169,16 @@ class ConvergenceDeflection {
         m_nx(grid.nx()),
         m_py(2 * grid.ny()),
         m_px(2 * grid.nx()),
-        m_real("lensing::ConvergenceDeflection::real", 2 * grid.ny(), 2 * grid.nx()),
-        m_kappa_hat("lensing::ConvergenceDeflection::kappa_hat", 2 * grid.ny(), grid.nx() + 1),
-        m_work_hat("lensing::ConvergenceDeflection::work_hat", 2 * grid.ny(), grid.nx() + 1),
-        m_kernel_hat("lensing::ConvergenceDeflection::kernel_hat", 3, 2 * grid.ny(), grid.nx() + 1) {
+        m_real(allocate_view<RealView>("lensing::ConvergenceDeflection", "lensing::ConvergenceDeflection::real", true,
+                                       2L * grid.ny(), 2L * grid.nx())),
+        m_kappa_hat(allocate_view<HatView>("lensing::ConvergenceDeflection",
+                                           "lensing::ConvergenceDeflection::kappa_hat", true, 2L * grid.ny(),
+                                           grid.nx() + 1L)),
+        m_work_hat(allocate_view<HatView>("lensing::ConvergenceDeflection", "lensing::ConvergenceDeflection::work_hat",
+                                          true, 2L * grid.ny(), grid.nx() + 1L)),
+        m_kernel_hat(allocate_view<Kokkos::View<Complex***, Kokkos::LayoutRight, MemorySpace>>(
+            "lensing::ConvergenceDeflection", "lensing::ConvergenceDeflection::kernel_hat", true, 3, 2L * grid.ny(),
+            grid.nx() + 1L)) {
     static_assert(is_execution_space_v<ExecutionSpace>,
                   "lensing::ConvergenceDeflection: first argument must be a Kokkos execution space");
     make_plans();

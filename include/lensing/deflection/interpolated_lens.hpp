@@ -46,9 +46,10 @@ class InterpolatedLens {
   template <class ExecutionSpace>
   static InterpolatedLens from_convergence(ExecutionSpace const& space, PixelGrid<Scalar> const& grid, Map kappa) {
     ConvergenceDeflection<Scalar, MemorySpace> fft(space, grid);
-    Map ax("lensing::InterpolatedLens::alpha_x", grid.ny(), grid.nx());
-    Map ay("lensing::InterpolatedLens::alpha_y", grid.ny(), grid.nx());
-    Map psi("lensing::InterpolatedLens::psi", grid.ny(), grid.nx());
+    constexpr char const* where = "lensing::InterpolatedLens::from_convergence";
+    auto const ax = allocate_view<Map>(where, "lensing::InterpolatedLens::alpha_x", true, grid.ny(), grid.nx());
+    auto const ay = allocate_view<Map>(where, "lensing::InterpolatedLens::alpha_y", true, grid.ny(), grid.nx());
+    auto const psi = allocate_view<Map>(where, "lensing::InterpolatedLens::psi", true, grid.ny(), grid.nx());
     fft.deflection(space, kappa, ax, ay);
     fft.potential(space, kappa, psi);
     return InterpolatedLens(grid, ax, ay, psi, kappa);

@@ -58,11 +58,11 @@ class Concat : public LayerBase<typename A::scalar_type, typename A::memory_spac
     a_.prepare(in);
     b_.prepare(in);
     Shape4 const oa = a_.output_shape(in), ob = b_.output_shape(in);
-    ya_ = tensor_type("lensing::nn::Concat::ya", oa.n, oa.c, oa.h, oa.w);
-    yb_ = tensor_type("lensing::nn::Concat::yb", ob.n, ob.c, ob.h, ob.w);
-    dya_ = tensor_type("lensing::nn::Concat::dya", oa.n, oa.c, oa.h, oa.w);
-    dyb_ = tensor_type("lensing::nn::Concat::dyb", ob.n, ob.c, ob.h, ob.w);
-    dxb_ = tensor_type("lensing::nn::Concat::dxb", in.n, in.c, in.h, in.w);
+    ya_ = allocate_view<tensor_type>("lensing::nn::Concat", "lensing::nn::Concat::ya", true, oa.n, oa.c, oa.h, oa.w);
+    yb_ = allocate_view<tensor_type>("lensing::nn::Concat", "lensing::nn::Concat::yb", true, ob.n, ob.c, ob.h, ob.w);
+    dya_ = allocate_view<tensor_type>("lensing::nn::Concat", "lensing::nn::Concat::dya", true, oa.n, oa.c, oa.h, oa.w);
+    dyb_ = allocate_view<tensor_type>("lensing::nn::Concat", "lensing::nn::Concat::dyb", true, ob.n, ob.c, ob.h, ob.w);
+    dxb_ = allocate_view<tensor_type>("lensing::nn::Concat", "lensing::nn::Concat::dxb", true, in.n, in.c, in.h, in.w);
     prepared_ = in;
     (void)out;
   }

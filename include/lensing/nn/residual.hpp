@@ -45,13 +45,16 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
       Shape4 const s = shortcut_.output_shape(in);
       check_argument(s == out_, where, "the shortcut's output " + s.str() + " differs from the block's " + out_.str());
       shortcut_.prepare(in);
-      sy_ = tensor_type("lensing::nn::Residual::shortcut", out_.n, out_.c, out_.h, out_.w);
-      sdx_ = tensor_type("lensing::nn::Residual::shortcut_dx", in.n, in.c, in.h, in.w);
+      sy_ = allocate_view<tensor_type>("lensing::nn::Residual", "lensing::nn::Residual::shortcut", true, out_.n, out_.c,
+                                       out_.h, out_.w);
+      sdx_ = allocate_view<tensor_type>("lensing::nn::Residual", "lensing::nn::Residual::shortcut_dx", true, in.n, in.c,
+                                        in.h, in.w);
     } else {
       check_argument(in == out_, where,
                      "an identity shortcut needs the block's output " + out_.str() + " to equal its input " + in.str());
     }
-    by_ = tensor_type("lensing::nn::Residual::block", out_.n, out_.c, out_.h, out_.w);
+    by_ = allocate_view<tensor_type>("lensing::nn::Residual", "lensing::nn::Residual::block", true, out_.n, out_.c,
+                                     out_.h, out_.w);
     nb_ = block_.num_params();
     sb_ = block_.num_state();
     this->params_ = vector_type("lensing::nn::Residual::params", nb_ + shortcut_params());

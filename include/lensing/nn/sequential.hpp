@@ -74,8 +74,10 @@ class Sequential {
           offsets_[i] = total;
           total += layer.num_params();
           Shape4 const s = shapes_[i + 1];
-          acts_[i + 1] = tensor_type("lensing::nn::Sequential::activation", s.n, s.c, s.h, s.w);
-          grads_[i + 1] = tensor_type("lensing::nn::Sequential::gradient", s.n, s.c, s.h, s.w);
+          acts_[i + 1] = allocate_view<tensor_type>("lensing::nn::Sequential", "lensing::nn::Sequential::activation",
+                                                    true, s.n, s.c, s.h, s.w);
+          grads_[i + 1] = allocate_view<tensor_type>("lensing::nn::Sequential", "lensing::nn::Sequential::gradient",
+                                                     true, s.n, s.c, s.h, s.w);
         },
         std::index_sequence_for<L...>{});
     offsets_[num_layers] = total;

@@ -86,8 +86,10 @@ class CosmicRays {
     constexpr char const* where = "lensing::noise::CosmicRays";
     model.check(where);
     check_count(max_images, 1, where, "max_images");
-    m_counts = View1D<int, MemorySpace>("lensing::noise::CosmicRays::counts", max_images);
-    m_tracks = View2D<track_type, MemorySpace>("lensing::noise::CosmicRays::tracks", max_images, model.max_tracks);
+    m_counts = allocate_view<View1D<int, MemorySpace>>("lensing::noise::CosmicRays",
+                                                       "lensing::noise::CosmicRays::counts", true, max_images);
+    m_tracks = allocate_view<View2D<track_type, MemorySpace>>(
+        "lensing::noise::CosmicRays", "lensing::noise::CosmicRays::tracks", true, max_images, model.max_tracks);
   }
 
   CosmicRayModel<Scalar> const& model() const { return m_model; }

@@ -53,8 +53,21 @@ constexpr void static_check_images() {
 struct BatchShape {
   int n, ny, nx;
 };
+/// Throws std::invalid_argument unless the rows are contiguous (unit stride
+/// along ix: LayoutRight, or a subview of one that keeps whole rows): the host
+/// loops address each row through a pointer.  LayoutLeft or strided images are
+/// refused rather than silently mis-indexed.
 template <class View>
 BatchShape batch_shape(View const& v) {
+  std::size_t const nx = v.extent(View::rank - 1);
+  std::size_t stride = 1;
+  if constexpr (View::rank == 3)
+    stride = v.stride_2();
+  else
+    stride = v.stride_1();
+  check_argument(nx <= 1 || stride == 1, "lensing::noise",
+                 "images must have contiguous rows (LayoutRight; unit stride along ix), got stride " +
+                     std::to_string(stride) + " (copy a LayoutLeft or strided image into a LayoutRight view first)");
   if constexpr (View::rank == 3) {
     return {int(v.extent(0)), int(v.extent(1)), int(v.extent(2))};
   } else {

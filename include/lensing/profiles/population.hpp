@@ -111,6 +111,10 @@ struct LensSum {
   }
   KOKKOS_INLINE_FUNCTION Hessian<Scalar> hessian(Scalar x, Scalar y) const {
     return first.hessian(x, y) + second.hessian(x, y);
+  }  /// Host: validates both lenses (check_model).
+  void check() const {
+    check_model(first);
+    check_model(second);
   }
 };
 

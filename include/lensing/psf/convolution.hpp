@@ -144,11 +144,20 @@ class DirectConvolution {
  private:
   template <class ExecutionSpace, class In, class Out>
   void run(ExecutionSpace const& space, In const& in, Out const& out, int sign, char const* name) const {
+    // The row kernel walks raw row pointers, so it needs unit stride along ix
+    // (LayoutRight, or a LayoutStride view with contiguous rows); any other
+    // layout (LayoutLeft, strided subviews) goes through view(iy, ix).
+    bool const rows_contiguous = in.stride_1() == 1 && out.stride_1() == 1;
     if constexpr (detail::is_host_space_v<ExecutionSpace>) {
+      if (!rows_contiguous) {
+        detail::convolve_pixels(name, space, m_kernel, in, out, m_r, m_ny, m_nx, sign);
+        return;
+      }
       Kokkos::parallel_for(
           name, Kokkos::RangePolicy<ExecutionSpace>(space, 0, m_ny),
           detail::ConvolveRows<View2D<Scalar, MemorySpace>, In, Out>{m_kernel, in, out, m_r, m_ny, m_nx, sign});
     } else {
+      (void)rows_contiguous;
       detail::convolve_pixels(name, space, m_kernel, in, out, m_r, m_ny, m_nx, sign);
     }
   }

@@ -93,9 +93,9 @@ class FftConvolution {
                    "kernel must be odd-sized and square (build it with lensing::pixel_kernel)");
     m_py = ny + 2 * m_r;
     m_px = nx + 2 * m_r;
-    m_real = RealView("lensing::FftConvolution::real", m_py, m_px);
-    m_hat = HatView("lensing::FftConvolution::hat", m_py, m_px / 2 + 1);
-    m_kernel_hat = HatView("lensing::FftConvolution::kernel_hat", m_py, m_px / 2 + 1);
+    m_real = allocate_view<RealView>(where, "lensing::FftConvolution::real", true, m_py, m_px);
+    m_hat = allocate_view<HatView>(where, "lensing::FftConvolution::hat", true, m_py, m_px / 2 + 1);
+    m_kernel_hat = allocate_view<HatView>(where, "lensing::FftConvolution::kernel_hat", true, m_py, m_px / 2 + 1);
     make_plans();
     View2D<Scalar, MemorySpace> k("lensing::FftConvolution::kernel", kernel.size, kernel.size);
     auto h = Kokkos::create_mirror_view(k);

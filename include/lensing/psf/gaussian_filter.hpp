@@ -163,8 +163,9 @@ class GaussianFilter {
     for (int i = 0; i <= 2 * m_r; ++i)
       h(i) = Scalar(w[i] / sum);
     Kokkos::deep_copy(m_w, h);
-    m_tmp = View2D<Scalar, MemorySpace>("lensing::GaussianFilter::buffer", ny, nx);
-    m_pad = View2D<Scalar, MemorySpace>("lensing::GaussianFilter::padded", ny, nx + 2 * m_r);
+    m_tmp = allocate_view<View2D<Scalar, MemorySpace>>(where, "lensing::GaussianFilter::buffer", true, ny, nx);
+    m_pad = allocate_view<View2D<Scalar, MemorySpace>>(where, "lensing::GaussianFilter::padded", true, ny,
+                                                       long(nx) + 2 * m_r);
   }
 
   int ny() const { return m_ny; }

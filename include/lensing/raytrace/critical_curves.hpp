@@ -72,6 +72,7 @@ std::vector<CriticalCurve<typename Lens::scalar_type>> critical_curves(Execution
   check_finite(center_x, where, "center_x");
   check_finite(center_y, where, "center_y");
   check_count(cells, 2, where, "cells");
+  check_model(lens);
   int const n = cells, nv = n + 1;
   Scalar const h = Scalar(2) * half_width / Scalar(n);
   Scalar const x0 = center_x - half_width, y0 = center_y - half_width;

@@ -95,6 +95,7 @@ void hessian_map_vjp(ExecutionSpace const& space, Profile const& profile,
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, hbar_xy, "hbar_xy");
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, hbar_yy, "hbar_yy");
   detail::check_vjp_args<ExecutionSpace, Profile>(where, grad, work, grid);
+  check_model(profile);
   static_assert(detail::check_hessian_vjp_profile<Profile>(), "");
   detail::reduce_params_over_pixels<Profile::num_params>(
       "lensing::raytrace::hessian_map_vjp", space, grid.fine_ny(), grid.fine_nx(), work.partial, grad,
@@ -112,6 +113,7 @@ void shear_map_vjp(ExecutionSpace const& space, Profile const& profile,
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, gbar1, "gbar1");
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, gbar2, "gbar2");
   detail::check_vjp_args<ExecutionSpace, Profile>(where, grad, work, grid);
+  check_model(profile);
   static_assert(detail::check_hessian_vjp_profile<Profile>(), "");
   detail::reduce_params_over_pixels<Profile::num_params>(
       "lensing::raytrace::shear_map_vjp", space, grid.fine_ny(), grid.fine_nx(), work.partial, grad,
@@ -129,6 +131,7 @@ void magnification_map_vjp(ExecutionSpace const& space, Profile const& profile,
   constexpr char const* where = "lensing::magnification_map_vjp";
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, mubar, "mubar");
   detail::check_vjp_args<ExecutionSpace, Profile>(where, grad, work, grid);
+  check_model(profile);
   static_assert(detail::check_hessian_vjp_profile<Profile>(), "");
   detail::reduce_params_over_pixels<Profile::num_params>(
       "lensing::raytrace::magnification_map_vjp", space, grid.fine_ny(), grid.fine_nx(), work.partial, grad,
@@ -149,6 +152,7 @@ void magnification_cotangent_map(ExecutionSpace const& space, Lens const& lens,
   detail::check_map_args<ExecutionSpace, Lens>(where, grid, hbar_xx, "hbar_xx");
   detail::check_map_args<ExecutionSpace, Lens>(where, grid, hbar_xy, "hbar_xy");
   detail::check_map_args<ExecutionSpace, Lens>(where, grid, hbar_yy, "hbar_yy");
+  check_model(lens);
   parallel_for_pixels(
       "lensing::raytrace::magnification_cotangent_map", space, grid.fine_ny(), grid.fine_nx(),
       KOKKOS_LAMBDA(int iy, int ix) {

@@ -88,6 +88,7 @@ class ImageFinder {
     check_finite(center_y, where, "center_y");
     check_count(cells, 2, where, "cells");
     check_argument(max_depth >= 0 && max_depth <= 30, where, "max_depth must be in [0, 30]");
+    check_model(lens);
     m_h = Scalar(2) * half_width / Scalar(cells);
     int const nv = cells + 1;
     m_vbeta.resize(size_t(nv) * nv);

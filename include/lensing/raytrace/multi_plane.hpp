@@ -330,7 +330,7 @@ struct MultiPlaneLens {
   template <int J>
   void check_rec() const {
     if constexpr (J < num_planes) {
-      if constexpr (is_mass_profile_v<std::decay_t<decltype(lensing::get<J>(planes))>>) lensing::get<J>(planes).check();
+      check_model(lensing::get<J>(planes));  // profiles, composites, LensSums
       check_rec<J + 1>();
     }
   }
@@ -448,6 +448,7 @@ void multi_plane_ray_shoot(ExecutionSpace const& space, MP const& lens, PixelGri
   constexpr char const* where = "lensing::multi_plane_ray_shoot";
   detail::check_multi_plane_map<ExecutionSpace, MP>(where, grid, beta_x, "beta_x");
   detail::check_multi_plane_map<ExecutionSpace, MP>(where, grid, beta_y, "beta_y");
+  check_model(lens);
   if constexpr (detail::is_host_space_v<ExecutionSpace>) {
     // One row per work item, traced in chunks of 64 rays plane by plane
     // (MultiPlaneLens::source_positions): vectorised for any number of planes.
@@ -472,6 +473,7 @@ void multi_plane_magnification_map(ExecutionSpace const& space, MP const& lens,
   static_assert(detail::is_multi_plane_lens<MP>::value,
                 "lensing: the lens must be a MultiPlaneLens (make_multi_plane)");
   detail::check_multi_plane_map<ExecutionSpace, MP>("lensing::multi_plane_magnification_map", grid, mu, "mu");
+  check_model(lens);
   parallel_for_pixels(
       "lensing::raytrace::multi_plane_magnification_map", space, grid.fine_ny(), grid.fine_nx(),
       KOKKOS_LAMBDA(int iy, int ix) { mu(iy, ix) = lens.jacobian(grid.fine_x(ix), grid.fine_y(iy)).magnification(); });
@@ -495,6 +497,7 @@ void multi_plane_ray_shoot_vjp(ExecutionSpace const& space, MP const& lens,
   constexpr char const* where = "lensing::multi_plane_ray_shoot_vjp";
   detail::check_multi_plane_map<ExecutionSpace, MP>(where, grid, bbar_x, "bbar_x");
   detail::check_multi_plane_map<ExecutionSpace, MP>(where, grid, bbar_y, "bbar_y");
+  check_model(lens);
   check_argument(grad.extent(0) == size_t(MP::num_params), where,
                  "grad must have length num_params = " + std::to_string(MP::num_params));
   check_argument(work.partial.extent(0) >= size_t(grid.fine_ny()) && work.partial.extent(1) == size_t(MP::num_params),
@@ -556,6 +559,7 @@ void multi_plane_population_vjp(
   static_assert(P >= 0 && P < MP::num_planes, "lensing::multi_plane_population_vjp: plane index out of range");
   detail::check_multi_plane_map<ExecutionSpace, MP>(where, grid, bbar_x, "bbar_x");
   detail::check_multi_plane_map<ExecutionSpace, MP>(where, grid, bbar_y, "bbar_y");
+  check_model(lens);
   check_argument(work.theta_x.extent(0) == size_t(grid.fine_ny()) && work.theta_x.extent(1) == size_t(grid.fine_nx()),
                  where, "workspace was made for another grid");
   auto const tx = work.theta_x, ty = work.theta_y, ax = work.abar_x, ay = work.abar_y;

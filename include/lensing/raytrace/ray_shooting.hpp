@@ -96,6 +96,7 @@ void deflection_map(ExecutionSpace const& space, Profile const& profile,
   constexpr char const* where = "lensing::deflection_map";
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, alpha_x, "alpha_x");
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, alpha_y, "alpha_y");
+  check_model(profile);
   if constexpr (detail::use_batched_rows_v<ExecutionSpace, Profile>) {
     Kokkos::parallel_for("lensing::raytrace::deflection_map",
                          Kokkos::RangePolicy<ExecutionSpace>(space, 0, grid.fine_ny()),
@@ -118,6 +119,7 @@ void ray_shoot(ExecutionSpace const& space, Profile const& profile,
   constexpr char const* where = "lensing::ray_shoot";
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, beta_x, "beta_x");
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, beta_y, "beta_y");
+  check_model(profile);
   if constexpr (detail::use_batched_rows_v<ExecutionSpace, Profile>) {
     Kokkos::parallel_for("lensing::raytrace::ray_shoot", Kokkos::RangePolicy<ExecutionSpace>(space, 0, grid.fine_ny()),
                          detail::BatchedDeflectionRows<Profile, detail::StoreRay<View>>{
@@ -138,6 +140,7 @@ template <class ExecutionSpace, class Profile, class View>
 void convergence_map(ExecutionSpace const& space, Profile const& profile,
                      PixelGrid<typename Profile::scalar_type> const& grid, View const& kappa) {
   detail::check_map_args<ExecutionSpace, Profile>("lensing::convergence_map", grid, kappa, "kappa");
+  check_model(profile);
   parallel_for_pixels(
       "lensing::raytrace::convergence_map", space, grid.fine_ny(), grid.fine_nx(),
       KOKKOS_LAMBDA(int iy, int ix) { kappa(iy, ix) = profile.convergence(grid.fine_x(ix), grid.fine_y(iy)); });
@@ -150,6 +153,7 @@ void shear_map(ExecutionSpace const& space, Profile const& profile,
   constexpr char const* where = "lensing::shear_map";
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, gamma1, "gamma1");
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, gamma2, "gamma2");
+  check_model(profile);
   using Scalar = typename Profile::scalar_type;
   parallel_for_pixels(
       "lensing::raytrace::shear_map", space, grid.fine_ny(), grid.fine_nx(), KOKKOS_LAMBDA(int iy, int ix) {
@@ -165,6 +169,7 @@ template <class ExecutionSpace, class Profile, class View>
 void magnification_map(ExecutionSpace const& space, Profile const& profile,
                        PixelGrid<typename Profile::scalar_type> const& grid, View const& mu) {
   detail::check_map_args<ExecutionSpace, Profile>("lensing::magnification_map", grid, mu, "mu");
+  check_model(profile);
   parallel_for_pixels(
       "lensing::raytrace::magnification_map", space, grid.fine_ny(), grid.fine_nx(), KOKKOS_LAMBDA(int iy, int ix) {
         mu(iy, ix) = profile.hessian(grid.fine_x(ix), grid.fine_y(iy)).magnification();
@@ -268,6 +273,7 @@ void deflection_map_vjp(ExecutionSpace const& space, Profile const& profile,
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, abar_x, "abar_x");
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, abar_y, "abar_y");
   detail::check_vjp_args<ExecutionSpace, Profile>(where, grad, work, grid);
+  check_model(profile);
   detail::reduce_params_over_pixels<Profile::num_params>(
       "lensing::raytrace::deflection_map_vjp", space, grid.fine_ny(), grid.fine_nx(), work.partial, grad,
       detail::DeflectionVjpTerm<Profile, View>{profile, grid, abar_x, abar_y, Scalar(1)});
@@ -285,6 +291,7 @@ void ray_shoot_vjp(ExecutionSpace const& space, Profile const& profile,
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, bbar_x, "bbar_x");
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, bbar_y, "bbar_y");
   detail::check_vjp_args<ExecutionSpace, Profile>(where, grad, work, grid);
+  check_model(profile);
   detail::reduce_params_over_pixels<Profile::num_params>(
       "lensing::raytrace::ray_shoot_vjp", space, grid.fine_ny(), grid.fine_nx(), work.partial, grad,
       detail::DeflectionVjpTerm<Profile, View>{profile, grid, bbar_x, bbar_y, Scalar(-1)});
@@ -300,6 +307,7 @@ void convergence_map_vjp(ExecutionSpace const& space, Profile const& profile,
   using Scalar = typename Profile::scalar_type;
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, kbar, "kbar");
   detail::check_vjp_args<ExecutionSpace, Profile>(where, grad, work, grid);
+  check_model(profile);
   detail::reduce_params_over_pixels<Profile::num_params>(
       "lensing::raytrace::convergence_map_vjp", space, grid.fine_ny(), grid.fine_nx(), work.partial, grad,
       detail::ConvergenceVjpTerm<Profile, View>{profile, grid, kbar});

@@ -53,6 +53,7 @@ std::vector<TimedImage<typename Lens::scalar_type>> arrival_times(
   FlatLambdaCDM<Scalar>::check_redshifts(z_lens, z_source, where);
   check_finite(beta_x, where, "beta_x");
   check_finite(beta_y, where, "beta_y");
+  check_model(lens);
   double const days = cosmo.days_per_fermat(Scalar(z_lens), Scalar(z_source));
   std::vector<TimedImage<Scalar>> out;
   for (auto const& im : images) {

@@ -246,7 +246,8 @@ class Observation {
       : m_renderer(grid),
         m_psf(psf),
         m_sampling(sampling),
-        m_sharp("lensing::Observation::sharp", grid.ny(), grid.nx()) {
+        m_sharp(allocate_view<View2D<Scalar, MemorySpace>>("lensing::Observation", "lensing::Observation::sharp", true,
+                                                           grid.ny(), grid.nx())) {
     constexpr char const* where = "lensing::Observation";
     check_argument(sampling == PsfSampling::binned || sampling == PsfSampling::supersampled, where,
                    "unknown PsfSampling");
@@ -259,8 +260,10 @@ class Observation {
                          std::to_string(psf.ny()) + ", " + std::to_string(psf.nx()) + ")");
     }
     if (super) {
-      m_fine = View2D<Scalar, MemorySpace>("lensing::Observation::fine", grid.fine_ny(), grid.fine_nx());
-      m_fine_blur = View2D<Scalar, MemorySpace>("lensing::Observation::fine_blurred", grid.fine_ny(), grid.fine_nx());
+      m_fine = allocate_view<View2D<Scalar, MemorySpace>>(where, "lensing::Observation::fine", true, grid.fine_ny(),
+                                                          grid.fine_nx());
+      m_fine_blur = allocate_view<View2D<Scalar, MemorySpace>>(where, "lensing::Observation::fine_blurred", true,
+                                                               grid.fine_ny(), grid.fine_nx());
     }
   }
 

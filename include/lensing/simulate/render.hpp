@@ -80,7 +80,8 @@ class Renderer {
   explicit Renderer(PixelGrid<Scalar> const& grid) : m_grid(grid) {
     check_count(grid.nx(), 1, "lensing::Renderer", "grid.nx");
     if (grid.supersampling() > 1)
-      m_fine = View2D<Scalar, MemorySpace>("lensing::Renderer::fine", grid.fine_ny(), grid.fine_nx());
+      m_fine = allocate_view<View2D<Scalar, MemorySpace>>("lensing::Renderer", "lensing::Renderer::fine", true,
+                                                          grid.fine_ny(), grid.fine_nx());
   }
 
   PixelGrid<Scalar> const& grid() const { return m_grid; }
@@ -91,6 +92,9 @@ class Renderer {
   void render(ExecutionSpace const& space, Lens const& lens, Source const& source, LensLight const& lens_light,
               Image const& image) const {
     detail::check_render_args<ExecutionSpace, Lens, Source, LensLight>("lensing::Renderer::render", m_grid, image);
+    check_model(lens);
+    check_model(source);
+    check_model(lens_light);
     static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>,
                   "lensing::Renderer::render: the renderer's memory space must be accessible from the execution space");
     detail::SkyBrightness<Lens, Source, LensLight> const sky{lens, source, lens_light};
@@ -107,6 +111,9 @@ class Renderer {
                        Mask const& mask, Image const& image) const {
     constexpr char const* where = "lensing::Renderer::render_adaptive";
     detail::check_render_args<ExecutionSpace, Lens, Source, LensLight>(where, m_grid, image);
+    check_model(lens);
+    check_model(source);
+    check_model(lens_light);
     static_assert(Mask::rank == 2 && is_accessible_from_v<ExecutionSpace, typename Mask::memory_space>,
                   "lensing::Renderer::render_adaptive: the mask is a rank-2 view accessible from the space");
     check_argument(mask.extent(0) == size_t(m_grid.ny()) && mask.extent(1) == size_t(m_grid.nx()), where,
@@ -143,6 +150,9 @@ class Renderer {
     constexpr char const* where = "lensing::Renderer::render_fine";
     auto const grid = m_grid;
     detail::check_render_args<ExecutionSpace, Lens, Source, LensLight>(where, grid.fine_grid(), fine);
+    check_model(lens);
+    check_model(source);
+    check_model(lens_light);
     detail::SkyBrightness<Lens, Source, LensLight> const f{lens, source, lens_light};
     parallel_for_pixels(
         "lensing::simulate::render_fine", space, grid.fine_ny(), grid.fine_nx(),

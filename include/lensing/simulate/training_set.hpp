@@ -410,8 +410,10 @@ class TrainingSetGenerator {
     int const chunk = config.chunk_size, ny = config.ny, nx = config.nx;
     m_skies = View1D<SimulatedSky<Scalar>, MemorySpace>(
         Kokkos::view_alloc(Kokkos::WithoutInitializing, "lensing::TrainingSetGenerator::skies"), chunk);
-    m_sharp = View3D<Scalar, MemorySpace>("lensing::TrainingSetGenerator::sharp", chunk, ny, nx);
-    m_mask = View3D<Scalar, MemorySpace>("lensing::TrainingSetGenerator::mask", config.masks ? chunk : 0, ny, nx);
+    m_sharp =
+        allocate_view<View3D<Scalar, MemorySpace>>(where, "lensing::TrainingSetGenerator::sharp", true, chunk, ny, nx);
+    m_mask = allocate_view<View3D<Scalar, MemorySpace>>(where, "lensing::TrainingSetGenerator::mask", true,
+                                                        config.masks ? chunk : 0, ny, nx);
     if (config.psf_fwhm > 0) {
       GaussianFilter<Scalar, MemorySpace> const g(config.psf_fwhm, config.pixel_scale, 1, 1);
       m_psf_weights = g.weights();
@@ -777,8 +779,10 @@ TrainingSetSummary write_training_set(ExecutionSpace const& space,
     detail::write_text(dir + "/labels_names.txt", names);
     sum.files.push_back(dir + "/labels_names.txt");
   }
-  View3D<Scalar, MemorySpace> images("lensing::write_training_set::images", chunk, ny, nx);
-  View2D<Scalar, MemorySpace> labels("lensing::write_training_set::labels", chunk, K);
+  auto const images =
+      allocate_view<View3D<Scalar, MemorySpace>>(where, "lensing::write_training_set::images", true, chunk, ny, nx);
+  auto const labels =
+      allocate_view<View2D<Scalar, MemorySpace>>(where, "lensing::write_training_set::labels", true, chunk, K);
   std::vector<float> host_images;
   std::vector<double> host_labels, host_masks;
   for (int ci = 0; ci < sum.chunks; ++ci) {
