@@ -98,7 +98,23 @@ install_packages_from() {
 
 # Packages the library, its tests and benchmarks need.
 LENSING_PACKAGES=(cmake make g++ pkg-config libeigen3-dev xtensor-dev libfftw3-dev nlohmann-json3-dev
-  doctest-dev libbenchmark-dev libstb-dev libcfitsio-dev)
+  doctest-dev libbenchmark-dev libstb-dev libcfitsio-dev ccache)
+
+# Compiler cache shared by every clone on this machine: objects are keyed on
+# paths relative to the clone (base_dir), so a fresh clone in another folder
+# hits what an earlier build of the same sources produced.  LENSING_CCACHE=0
+# turns it off.
+use_ccache() {
+  local root="$1"
+  if [ "${LENSING_CCACHE:-1}" = 0 ] || ! command -v ccache >/dev/null 2>&1; then return 0; fi
+  export CCACHE_DIR="${CCACHE_DIR:-$LENSING_CACHE/ccache}"
+  export CCACHE_BASEDIR="$root"
+  export CCACHE_NOHASHDIR=true
+  export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-8G}"
+  export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-include_file_mtime,include_file_ctime,time_macros,pch_defines}"
+  export CMAKE_CXX_COMPILER_LAUNCHER=ccache
+  mkdir -p "$CCACHE_DIR"
+}
 
 # Version "X.Y.Z" of the Kokkos installed under prefix $1 (empty if none).
 kokkos_version_at() {

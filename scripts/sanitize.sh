@@ -7,11 +7,12 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="${LENSING_ASAN_BUILD:-$root/build-asan}"
 install_packages "${LENSING_PACKAGES[@]}"
 kokkos=$(find_or_build_kokkos_openmp)
+use_ccache "$root"
 mkdir -p "$build"
 log "configuring the sanitizer build in $build"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DKokkos_ROOT="$kokkos" \
   -DCMAKE_CXX_FLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-  -DLENSING_TEST_BACKENDS=Serial -DLENSING_ENABLE_BENCHMARKS=OFF -DLENSING_ENABLE_EXAMPLES=OFF \
+  -DLENSING_TEST_BACKENDS=Serial -DLENSING_ENABLE_BENCHMARKS=OFF -DLENSING_ENABLE_EXAMPLES=OFF -DLENSING_COMPILE_CHECKS=OFF \
   >"$build/configure.log" 2>&1 || { cat "$build/configure.log" >&2; die "cmake configure (sanitizers) failed"; }
 log "building with $LENSING_JOBS jobs"
 cmake --build "$build" -j "$LENSING_JOBS"
