@@ -30,7 +30,7 @@ install_packages clang libclang-rt-14-dev libomp-dev libcfitsio-dev pkg-config
 kokkos=$(find_or_build_kokkos_openmp)
 cxx="${LENSING_FUZZ_CXX:-clang++}"
 mkdir -p "$build"
-common=(-std=c++17 -fopenmp -I"$root/include" -I"$kokkos/include" $(pkg-config --cflags cfitsio))
+common=(-std=c++17 -fopenmp -DLENSING_HAS_FITS=1 -I"$root/include" -I"$kokkos/include" $(pkg-config --cflags cfitsio))
 libs=($(pkg-config --libs cfitsio))
 
 if [ "$regenerate" = 1 ]; then

@@ -4,6 +4,11 @@
 /// \file
 /// Umbrella header: every public header of lensing.  Prefer the individual
 /// headers in your own code; they compile much faster.
+///
+/// The headers of a CMake package component are included only when the
+/// component is linked: lensing::fft (LENSING_HAS_FFT) brings the FFT
+/// deflections and PSF convolution, lensing::fits (LENSING_HAS_FITS) the FITS
+/// files and the training-set writer.
 
 #include <lensing/core/dual.hpp>
 #include <lensing/core/errors.hpp>
@@ -17,14 +22,18 @@
 #include <lensing/core/version.hpp>
 #include <lensing/core/views.hpp>
 #include <lensing/cosmology/flat_lcdm.hpp>
+#if defined(LENSING_HAS_FFT)
 #include <lensing/deflection/convergence_deflection.hpp>
 #include <lensing/deflection/interpolated_lens.hpp>
+#endif
 #include <lensing/deflection/kernels.hpp>
 #include <lensing/geometry/ellipticity.hpp>
 #include <lensing/geometry/grid_coordinates.hpp>
 #include <lensing/geometry/pixel_grid.hpp>
 #include <lensing/io/file.hpp>
+#if defined(LENSING_HAS_FITS)
 #include <lensing/io/fits.hpp>
+#endif
 #include <lensing/io/npy.hpp>
 #include <lensing/io/png.hpp>
 #include <lensing/likelihood/gaussian.hpp>
@@ -87,7 +96,9 @@
 #include <lensing/profiles/sis.hpp>
 #include <lensing/profiles/tnfw.hpp>
 #include <lensing/psf/convolution.hpp>
+#if defined(LENSING_HAS_FFT)
 #include <lensing/psf/fft_convolution.hpp>
+#endif
 #include <lensing/psf/gaussian_filter.hpp>
 #include <lensing/psf/kernels.hpp>
 #include <lensing/raytrace/critical_curves.hpp>
@@ -116,7 +127,9 @@
 #include <lensing/simulate/observation.hpp>
 #include <lensing/simulate/priors.hpp>
 #include <lensing/simulate/render.hpp>
+#if defined(LENSING_HAS_FITS)
 #include <lensing/simulate/training_set.hpp>
+#endif
 #include <lensing/sources/composite_light.hpp>
 #include <lensing/sources/gaussian.hpp>
 #include <lensing/sources/hernquist_light.hpp>

@@ -6,6 +6,13 @@
 /// with the pixel-integrated Poisson kernels (deflection/kernels.hpp), and by
 /// direct summation (O(N^2), for small maps and for checking the FFT).
 
+// FFTW (and cuFFT with CUDA) come with the fft component of the CMake
+// package, whose target lensing::fft defines LENSING_HAS_FFT.
+#if !defined(LENSING_HAS_FFT)
+#error \
+    "lensing/deflection/convergence_deflection.hpp needs the fft component: find_package(lensing COMPONENTS fft) and link lensing::fft"
+#endif
+
 #include <lensing/core/errors.hpp>
 #include <lensing/core/parallel.hpp>
 #include <lensing/core/views.hpp>
@@ -82,6 +89,19 @@ struct Cufft<float> {
     return cufftExecC2R(p, reinterpret_cast<cufftComplex*>(in), out);
   }
 };
+
+// Bind `plan` to the stream of the execution space instance the caller works
+// on, so that the transform is ordered after the kernels already launched on
+// that instance and before the ones that follow (a plan left on the default
+// stream would race with kernels on a user's stream, and a global fence would
+// wait on every other instance too).  cuFFT transforms on CUDA memory run on
+// a Kokkos::Cuda instance.
+template <class ExecutionSpace>
+void cufft_bind_stream(cufftHandle plan, ExecutionSpace const& space, char const* where) {
+  static_assert(std::is_same<ExecutionSpace, Kokkos::Cuda>::value,
+                "lensing: FFTs of CUDA memory (cuFFT) run on a Kokkos::Cuda execution space instance");
+  check_argument(cufftSetStream(plan, space.cuda_stream()) == CUFFT_SUCCESS, where, "cufftSetStream failed");
+}
 #endif
 }  // namespace detail
 
@@ -187,7 +207,7 @@ class ConvergenceDeflection {
     for (int which = 0; which < 3; ++which) {
       detail::fill_poisson_kernel(space, m_real, m_ny, m_nx, grid.pixel_scale(), which);
       space.fence();
-      forward(m_real, Kokkos::subview(m_kernel_hat, which, Kokkos::ALL, Kokkos::ALL));
+      forward(space, m_real, Kokkos::subview(m_kernel_hat, which, Kokkos::ALL, Kokkos::ALL));
     }
   }
 
@@ -205,7 +225,7 @@ class ConvergenceDeflection {
     check_map(where, alpha_x, "alpha_x");
     check_map(where, alpha_y, "alpha_y");
     load(space, kappa);
-    forward(m_real, m_kappa_hat);
+    forward(space, m_real, m_kappa_hat);
     convolve_into(space, 0, alpha_x);
     convolve_into(space, 1, alpha_y);
   }
@@ -218,7 +238,7 @@ class ConvergenceDeflection {
     check_map(where, kappa, "kappa");
     check_map(where, psi, "psi");
     load(space, kappa);
-    forward(m_real, m_kappa_hat);
+    forward(space, m_real, m_kappa_hat);
     convolve_into(space, 2, psi);
   }
 
@@ -250,7 +270,7 @@ class ConvergenceDeflection {
     detail::multiply_spectra(space, m_kappa_hat, Kokkos::subview(m_kernel_hat, which, Kokkos::ALL, Kokkos::ALL),
                              m_work_hat, inv_n);
     space.fence();
-    inverse(m_work_hat, m_real);
+    inverse(space, m_work_hat, m_real);
     detail::crop_padded(space, m_real, out, m_ny, m_nx);
     space.fence();
   }
@@ -296,25 +316,33 @@ class ConvergenceDeflection {
       if (m_c2r) detail::Fftw<Scalar>::destroy(m_c2r);
     }
   }
-  template <class Out>
-  void forward(RealView const& in, Out const& out) {
+  // The transforms run on `space` (cuFFT: on its stream) and have finished
+  // when these return: the FFTW results are read by the next kernel, and the
+  // operator's API is synchronous.
+  template <class ExecutionSpace, class Out>
+  void forward(ExecutionSpace const& space, RealView const& in, Out const& out) {
+    (void)space;  // FFTW runs on the calling host thread
     if constexpr (use_cufft) {
 #if defined(KOKKOS_ENABLE_CUDA)
+      detail::cufft_bind_stream(m_cu_r2c, space, "lensing::ConvergenceDeflection");
       check_argument(detail::Cufft<Scalar>::r2c(m_cu_r2c, in.data(), out.data()) == CUFFT_SUCCESS,
                      "lensing::ConvergenceDeflection", "cuFFT forward transform failed");
-      Kokkos::fence();
+      space.fence();
 #endif
     } else {
       detail::Fftw<Scalar>::exec_r2c(m_r2c, in.data(),
                                      reinterpret_cast<typename detail::Fftw<Scalar>::complex*>(out.data()));
     }
   }
-  void inverse(HatView const& in, RealView const& out) {
+  template <class ExecutionSpace>
+  void inverse(ExecutionSpace const& space, HatView const& in, RealView const& out) {
+    (void)space;  // FFTW runs on the calling host thread
     if constexpr (use_cufft) {
 #if defined(KOKKOS_ENABLE_CUDA)
+      detail::cufft_bind_stream(m_cu_c2r, space, "lensing::ConvergenceDeflection");
       check_argument(detail::Cufft<Scalar>::c2r(m_cu_c2r, in.data(), out.data()) == CUFFT_SUCCESS,
                      "lensing::ConvergenceDeflection", "cuFFT inverse transform failed");
-      Kokkos::fence();
+      space.fence();
 #endif
     } else {
       // c2r overwrites its input; the product is rebuilt on each call anyway.

@@ -32,14 +32,26 @@
 /// which refuses values T cannot hold (e.g. 1e300 read as float) with a
 /// numerical-overflow error instead of producing inf.  Writing replaces a
 /// file atomically (temporary + rename, io/file.hpp).
+///
+/// xtensor containers are read and written too: write_fits(path, e) takes
+/// any rank-2 or rank-3 xtensor expression, read_fits(path, xarray) resizes
+/// an xt::xarray<T> (or checks the rank of an xt::xtensor<T, N>) and fills it.
+
+// cfitsio comes with the fits component of the CMake package, whose target
+// lensing::fits defines LENSING_HAS_FITS.
+#if !defined(LENSING_HAS_FITS)
+#error "lensing/io/fits.hpp needs the fits component: find_package(lensing COMPONENTS fits) and link lensing::fits"
+#endif
 
 #include <lensing/core/errors.hpp>
 #include <lensing/io/file.hpp>
+#include <lensing/io/xtensor_views.hpp>
 
 #include <fitsio.h>
 #include <Kokkos_Core.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <climits>
 #include <cstdint>
@@ -371,6 +383,66 @@ std::vector<FitsKeyword> read_fits(std::string const& path, View const& view) {
   auto host = Kokkos::create_mirror_view(Kokkos::HostSpace(), view);
   std::copy(image.data.begin(), image.data.end(), host.data());
   Kokkos::deep_copy(view, host);
+  return image.keywords;
+}
+
+//----------------------------------------------------------------------------
+// xtensor containers (host).
+
+/// Write a rank-2 (ny, nx) or rank-3 (n, ny, nx) xtensor expression of float
+/// or double (another rank: std::invalid_argument).  Contiguous row-major
+/// containers are written from their memory, anything else is evaluated
+/// once into a row-major xt::xarray first.
+template <class E>
+void write_fits(std::string const& path, xt::xexpression<E> const& expression,
+                std::vector<FitsKeyword> const& keywords = {}) {
+  using T = std::decay_t<typename E::value_type>;
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                "lensing::io::write_fits: images must be float or double");
+  E const& e = expression.derived_cast();
+  std::vector<std::size_t> const shape(e.shape().begin(), e.shape().end());
+  if constexpr (xt::has_data_interface<E>::value) {
+    if (detail::xt_is_row_major_contiguous(e)) {
+      write_fits(path, e.data() + e.data_offset(), shape, keywords);
+      return;
+    }
+  }
+  xt::xarray<T, xt::layout_type::row_major> const copy = e;
+  write_fits(path, copy.data(), shape, keywords);
+}
+
+/// Read the primary image of `path` into an xt::xarray (it takes the file's
+/// shape, (ny, nx) or (n, ny, nx)); returns the header keywords.
+template <class EC, xt::layout_type L, class SC, class Tag>
+std::vector<FitsKeyword> read_fits(std::string const& path, xt::xarray_container<EC, L, SC, Tag>& out) {
+  auto image = read_fits<typename EC::value_type>(path);
+  if (out.layout() == xt::layout_type::row_major) {
+    out.resize(image.shape);
+    std::copy(image.data.begin(), image.data.end(), out.data());
+  } else {
+    out = xt::adapt(image.data, image.shape);
+  }
+  return image.keywords;
+}
+
+/// Read the primary image of `path` into an xt::xtensor<T, N> (N = 2 or 3):
+/// the file must have rank N (std::invalid_argument otherwise).  Returns the
+/// header keywords.
+template <class EC, std::size_t N, xt::layout_type L, class Tag>
+std::vector<FitsKeyword> read_fits(std::string const& path, xt::xtensor_container<EC, N, L, Tag>& out) {
+  static_assert(N == 2 || N == 3, "lensing::io::read_fits: images have rank 2 or 3");
+  auto image = read_fits<typename EC::value_type>(path);
+  check_argument(image.shape.size() == N, "lensing::io::read_fits",
+                 path + " has shape " + detail::xt_tuple_string(image.shape) + " (rank " +
+                     std::to_string(image.shape.size()) + ") but the xtensor has rank " + std::to_string(N));
+  std::array<std::size_t, N> shape;
+  std::copy(image.shape.begin(), image.shape.end(), shape.begin());
+  if (out.layout() == xt::layout_type::row_major) {
+    out.resize(shape);
+    std::copy(image.data.begin(), image.data.end(), out.data());
+  } else {
+    out = xt::adapt(image.data, shape);
+  }
   return image.keywords;
 }
 

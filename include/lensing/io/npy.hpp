@@ -7,11 +7,17 @@
 /// C (row-major) order, from and to Kokkos Views in any memory space (copied
 /// through the host).  Host only.
 ///
+/// xtensor containers are read and written too: read_npy(path, xarray)
+/// resizes an xt::xarray<T> (or checks the rank of an xt::xtensor<T, N>) and
+/// fills it; write_npy(path, e) writes any xtensor expression (contiguous
+/// row-major containers straight from their memory, anything else evaluated
+/// once).  io/xtensor_views.hpp adapts Views and xtensor arrays to each other
+/// without copying.
+///
 /// The format is written here rather than through xtensor's xnpy (0.24):
 /// xnpy does not notice a truncated file (it reads the data block without
-/// checking the stream), gives no context in its errors, converts no dtypes
-/// and would pull xtensor's expression headers into every user of a View
-/// dump.  The format is small: the magic "\x93NUMPY", version bytes 1 0, a
+/// checking the stream), gives no context in its errors and converts no
+/// dtypes.  The format is small: the magic "\x93NUMPY", version bytes 1 0, a
 /// little-endian uint16 header length, an ASCII Python-dict header
 /// `{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }` padded with
 /// spaces and '\n' so that the data starts at a multiple of 64 bytes, then the
@@ -29,9 +35,12 @@
 
 #include <lensing/core/errors.hpp>
 #include <lensing/io/file.hpp>
+#include <lensing/io/xtensor_views.hpp>
 
 #include <Kokkos_Core.hpp>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -406,6 +415,61 @@ void read_npy(std::string const& path, View const& view) {
   auto host = Kokkos::create_mirror_view(Kokkos::HostSpace(), view);
   std::copy(a.data.begin(), a.data.end(), host.data());
   Kokkos::deep_copy(view, host);
+}
+
+//----------------------------------------------------------------------------
+// xtensor containers (host).
+
+/// Write an xtensor expression (xt::xarray, xt::xtensor, an adaptor, a view,
+/// any expression) of float, double, int32 or int64; its shape becomes the
+/// file's.  Contiguous row-major containers are written from their memory,
+/// anything else (column-major, strided views, lazy expressions) is evaluated
+/// once into a row-major xt::xarray first.  Replaces the file atomically.
+template <class E>
+void write_npy(std::string const& path, xt::xexpression<E> const& expression) {
+  using T = std::decay_t<typename E::value_type>;
+  static_assert(detail::is_npy_type_v<T>, "lensing::io::write_npy: element type must be float, double, int32 or int64");
+  E const& e = expression.derived_cast();
+  std::vector<std::size_t> const shape(e.shape().begin(), e.shape().end());
+  if constexpr (xt::has_data_interface<E>::value) {
+    if (detail::xt_is_row_major_contiguous(e)) {
+      write_npy(path, e.data() + e.data_offset(), shape);
+      return;
+    }
+  }
+  xt::xarray<T, xt::layout_type::row_major> const copy = e;
+  write_npy(path, copy.data(), shape);
+}
+
+/// Read a .npy file into an xt::xarray: `out` takes the file's shape (any
+/// rank) and its values converted to T (read_npy<T> states the rule).
+template <class EC, xt::layout_type L, class SC, class Tag>
+void read_npy(std::string const& path, xt::xarray_container<EC, L, SC, Tag>& out) {
+  auto a = read_npy<typename EC::value_type>(path);
+  if (out.layout() == xt::layout_type::row_major) {
+    out.resize(a.shape);
+    std::copy(a.data.begin(), a.data.end(), out.data());
+  } else {
+    out = xt::adapt(a.data, a.shape);
+  }
+}
+
+/// Read a .npy file into an xt::xtensor<T, N>: the file must have rank N
+/// (std::invalid_argument otherwise); `out` takes its shape and values.
+template <class EC, std::size_t N, xt::layout_type L, class Tag>
+void read_npy(std::string const& path, xt::xtensor_container<EC, N, L, Tag>& out) {
+  auto a = read_npy<typename EC::value_type>(path);
+  check_argument(a.shape.size() == N, "lensing::io::read_npy",
+                 path + " has shape " + detail::xt_tuple_string(a.shape) + " (rank " + std::to_string(a.shape.size()) +
+                     ") but the xtensor has rank " + std::to_string(N));
+  std::array<std::size_t, N> shape;
+  std::copy(a.shape.begin(), a.shape.end(), shape.begin());
+  if (out.layout() == xt::layout_type::row_major) {
+    out.resize(shape);
+    std::copy(a.data.begin(), a.data.end(), out.data());
+  } else {
+    out = xt::adapt(a.data, shape);
+  }
 }
 
 }  // namespace io

@@ -5,6 +5,11 @@
 /// PSF convolution by zero-padded FFT (FFTW on the host, cuFFT under CUDA),
 /// and its adjoint.
 
+#if !defined(LENSING_HAS_FFT)
+#error \
+    "lensing/psf/fft_convolution.hpp needs the fft component: find_package(lensing COMPONENTS fft) and link lensing::fft"
+#endif
+
 #include <lensing/deflection/convergence_deflection.hpp>
 #include <lensing/psf/convolution.hpp>
 #include <lensing/psf/kernels.hpp>
@@ -105,7 +110,7 @@ class FftConvolution {
     Kokkos::deep_copy(k, h);
     detail::psf_load_kernel(space, m_real, k);
     space.fence();
-    forward(m_kernel_hat);
+    forward(space, m_kernel_hat);
   }
 
   int ny() const { return m_ny; }
@@ -141,10 +146,10 @@ class FftConvolution {
   void run(ExecutionSpace const& space, In const& in, Out const& out, bool adjoint) const {
     detail::psf_load_padded(space, m_real, in, m_ny, m_nx);
     space.fence();
-    forward(m_hat);
+    forward(space, m_hat);
     detail::psf_multiply(space, m_hat, m_kernel_hat, adjoint, Scalar(1) / (Scalar(m_py) * Scalar(m_px)));
     space.fence();
-    inverse();
+    inverse(space);
     detail::psf_crop(space, m_real, out, m_ny, m_nx);
     space.fence();
   }
@@ -195,26 +200,33 @@ class FftConvolution {
                      "FFTW plan creation failed");
     }
   }
-  // m_real -> out (half spectrum).
-  void forward(HatView const& out) const {
+  // m_real -> out (half spectrum), on `space` (cuFFT: on its stream, see
+  // detail::cufft_bind_stream); finished on return.
+  template <class ExecutionSpace>
+  void forward(ExecutionSpace const& space, HatView const& out) const {
+    (void)space;  // FFTW runs on the calling host thread
     if constexpr (use_cufft) {
 #if defined(KOKKOS_ENABLE_CUDA)
+      detail::cufft_bind_stream(m_plans->cu_r2c, space, "lensing::FftConvolution");
       check_argument(detail::Cufft<Scalar>::r2c(m_plans->cu_r2c, m_real.data(), out.data()) == CUFFT_SUCCESS,
                      "lensing::FftConvolution", "cuFFT forward transform failed");
-      Kokkos::fence();
+      space.fence();
 #endif
     } else {
       detail::Fftw<Scalar>::exec_r2c(m_plans->r2c, m_real.data(),
                                      reinterpret_cast<typename detail::Fftw<Scalar>::complex*>(out.data()));
     }
   }
-  // m_hat -> m_real (overwrites m_hat).
-  void inverse() const {
+  // m_hat -> m_real (overwrites m_hat), on `space`; finished on return.
+  template <class ExecutionSpace>
+  void inverse(ExecutionSpace const& space) const {
+    (void)space;  // FFTW runs on the calling host thread
     if constexpr (use_cufft) {
 #if defined(KOKKOS_ENABLE_CUDA)
+      detail::cufft_bind_stream(m_plans->cu_c2r, space, "lensing::FftConvolution");
       check_argument(detail::Cufft<Scalar>::c2r(m_plans->cu_c2r, m_hat.data(), m_real.data()) == CUFFT_SUCCESS,
                      "lensing::FftConvolution", "cuFFT inverse transform failed");
-      Kokkos::fence();
+      space.fence();
 #endif
     } else {
       detail::Fftw<Scalar>::exec_c2r(
