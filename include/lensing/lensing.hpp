@@ -12,6 +12,7 @@
 
 #include <lensing/core/dual.hpp>
 #include <lensing/core/errors.hpp>
+#include <lensing/core/gradient_check.hpp>
 #include <lensing/core/kokkos_compat.hpp>
 #include <lensing/core/math.hpp>
 #include <lensing/core/parallel.hpp>
@@ -47,6 +48,7 @@
 #include <lensing/nn/finite_check.hpp>
 #include <lensing/nn/flatten.hpp>
 #include <lensing/nn/gemm.hpp>
+#include <lensing/nn/gradient_check.hpp>
 #include <lensing/nn/graph_conv.hpp>
 #include <lensing/nn/graph_conv_directional.hpp>
 #include <lensing/nn/layer.hpp>
