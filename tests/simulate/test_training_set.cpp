@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include <string>
 #include <type_traits>
 #include <vector>
+#include <xtensor/xadapt.hpp>
 
 namespace {
 
@@ -193,6 +195,14 @@ LENSING_TEST_CASE_TEMPLATE("training set: files, resume and bad input", Config, 
   while (std::getline(names, line))
     read_names.push_back(line);
   CHECK(read_names == g.label_names());
+  // The label table on the host (xtensor), from the merged labels.npy.
+  std::array<std::size_t, 2> const label_shape{size_t(n_images), size_t(table.size())};
+  auto const label_table = sim::read_training_labels(dir);
+  CHECK(label_table.names == g.label_names());
+  CHECK(label_table.values == xt::adapt(labels, label_shape));
+  auto const theta_e = label_table.column("theta_E");
+  CHECK(theta_e(1) == labels[table.size() + label_table.index("theta_E")]);
+  CHECK_THROWS_AS(label_table.index("no_such_label"), std::invalid_argument);
   auto const cube = lensing::io::read_fits<float>(dir + "/images.fits");
   CHECK(cube.shape == ri.shape);
   CHECK(cube.data == ri.data);
@@ -235,6 +245,8 @@ LENSING_TEST_CASE_TEMPLATE("training set: files, resume and bad input", Config, 
       chunks.insert(e.path().filename().string());
     CHECK(top == std::set<std::string>{"chunks", "labels_names.txt", "manifest.txt"});
     CHECK(chunks.size() == 6);  // three complete chunks, nothing else
+    // No merged labels.npy: the label table is read from the chunks.
+    CHECK(sim::read_training_labels(dir2).values == xt::adapt(labels, label_shape));
     auto const s4 = sim::write_training_set(space, g, n_images, dir2, opt);
     CHECK(s4.chunks_skipped == 3);
     for (char const* f : {"/images.npy", "/labels.npy", "/images.fits", "/labels.fits", "/mosaic.png"}) {

@@ -47,6 +47,8 @@
 #include <lensing/sources/sersic.hpp>
 
 #include <Kokkos_Core.hpp>
+#include <xtensor/xtensor.hpp>
+#include <xtensor/xview.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -898,6 +900,68 @@ TrainingSetSummary write_training_set(ExecutionSpace const& space,
   }
   sum.total_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return sum;
+}
+
+/// A training set's label table on the host, as xtensor: the K label names
+/// (column order) and the (n, K) values, row i = image i.
+struct TrainingLabels {
+  std::vector<std::string> names;
+  xt::xtensor<double, 2> values;
+
+  /// Index of the column `name`; std::invalid_argument if there is none.
+  std::size_t index(std::string const& name) const {
+    for (std::size_t k = 0; k < names.size(); ++k)
+      if (names[k] == name) return k;
+    throw_invalid_argument("lensing::simulate::TrainingLabels::index", "no label named '" + name + "'");
+  }
+  /// The column `name` (n values): a view into `values`, no copy.
+  auto column(std::string const& name) const { return xt::view(values, xt::all(), index(name)); }
+};
+
+/// Read the labels that write_training_set wrote to `dir`: labels_names.txt
+/// and labels.npy, or, for a set too large to merge, the chunk files
+/// chunks/labels_NNNNNN.npy in order.  The npy readers' validation applies;
+/// a column count that differs from the names (a mixed directory) throws
+/// std::runtime_error.
+inline TrainingLabels read_training_labels(std::string const& dir) {
+  constexpr char const* where = "lensing::simulate::read_training_labels";
+  TrainingLabels out;
+  {
+    std::ifstream f(dir + "/labels_names.txt");
+    if (!f) throw std::runtime_error(std::string(where) + ": cannot open " + dir + "/labels_names.txt");
+    for (std::string line; std::getline(f, line);)
+      if (!line.empty()) out.names.push_back(line);
+  }
+  auto const check = [&](xt::xtensor<double, 2> const& t, std::string const& path) {
+    if (t.shape()[1] != out.names.size())
+      throw std::runtime_error(std::string(where) + ": " + path + " has " + std::to_string(t.shape()[1]) +
+                               " columns, labels_names.txt names " + std::to_string(out.names.size()));
+  };
+  std::string const merged = dir + "/labels.npy";
+  if (std::filesystem::exists(merged)) {
+    io::read_npy(merged, out.values);
+    check(out.values, merged);
+    return out;
+  }
+  std::vector<xt::xtensor<double, 2>> chunks;
+  std::size_t rows = 0;
+  for (int ci = 0;; ++ci) {
+    std::string const path = dir + "/chunks/" + detail::chunk_name("labels", ci, ".npy");
+    if (!std::filesystem::exists(path)) break;
+    chunks.emplace_back();
+    io::read_npy(path, chunks.back());
+    check(chunks.back(), path);
+    rows += chunks.back().shape()[0];
+  }
+  if (chunks.empty())
+    throw std::runtime_error(std::string(where) + ": " + dir + " holds neither labels.npy nor chunks");
+  out.values = xt::xtensor<double, 2>::from_shape({rows, out.names.size()});
+  std::size_t r = 0;
+  for (auto const& c : chunks) {
+    xt::view(out.values, xt::range(r, r + c.shape()[0]), xt::all()) = c;
+    r += c.shape()[0];
+  }
+  return out;
 }
 
 }  // namespace simulate
