@@ -38,6 +38,9 @@ ksrc=$(kokkos_source)
 kokkos=$(build_kokkos cuda-openmp-ampere80 -DCMAKE_CXX_COMPILER="$ksrc/bin/nvcc_wrapper" \
   -DCMAKE_CXX_FLAGS="$flags" -DKokkos_ENABLE_CUDA=ON -DKokkos_ENABLE_CUDA_LAMBDA=ON \
   -DKokkos_ARCH_AMPERE80=ON -DKokkos_ENABLE_OPENMP=ON -DCUDAToolkit_ROOT=/usr)
+# ccache recognises nvcc_wrapper as nvcc (its name contains "nvcc") and caches
+# its objects like the host builds' (same cache, clone-relative keys).
+use_ccache "$root"
 log "configuring the CUDA compile check in $build"
 mkdir -p "$build"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DKokkos_ROOT="$kokkos" \

@@ -81,7 +81,7 @@ install_packages() {
   fi
   log "apt-get install" $missing
   # shellcheck disable=SC2086
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $missing >/dev/null ||
     die "apt-get install failed for: $missing"
 }
 install_packages_from() {
@@ -92,7 +92,7 @@ install_packages_from() {
   private_apt_opts "$components"
   log "apt-get install (bookworm $components)" $missing
   # shellcheck disable=SC2086
-  DEBIAN_FRONTEND=noninteractive apt-get "${PRIVATE_APT_OPTS[@]}" install -y -qq --no-install-recommends $missing >/dev/null ||
+  DEBIAN_FRONTEND=noninteractive apt-get "${PRIVATE_APT_OPTS[@]}" -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $missing >/dev/null ||
     die "apt-get install failed for: $missing (bookworm $components)"
 }
 

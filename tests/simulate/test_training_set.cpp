@@ -158,7 +158,7 @@ LENSING_TEST_CASE_TEMPLATE("training set: labels are the prior draws and drive t
   CHECK(worst <= (std::is_same<Scalar, float>::value ? 2e-5 : 1e-13));
 }
 
-LENSING_TEST_CASE_TEMPLATE("training set: files, resume and bad input", Config, lensing::test::FloatConfigs) {
+LENSING_TEST_CASE_TEMPLATE("training set: files, resume and bad input", Config, lensing::test::FloatFirstConfigs) {
   using Space = typename Config::execution_space;
   using Scalar = typename Config::scalar;
   using Mem = typename Config::memory_space;

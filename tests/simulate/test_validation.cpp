@@ -223,7 +223,7 @@ TEST_CASE("a LensSum validates both of its lenses") {
 // buffer "allocated" 0 bytes and the first kernel wrote through it (SIGSEGV).
 // Now the generator refuses before allocating anything.
 LENSING_TEST_CASE_TEMPLATE("the training-set generator refuses buffers Kokkos cannot index", Config,
-                           lensing::test::FloatConfigs) {
+                           lensing::test::FloatFirstConfigs) {
   using Mem = typename Config::memory_space;
   namespace sim = lensing::simulate;
   auto const table = sim::default_training_set_priors<float, Mem>();

@@ -62,10 +62,15 @@ struct configs_for<Scalar, std::tuple<S...>> {
   using type = std::tuple<Config<S, Scalar>...>;
 };
 
-/// Every enabled space with double.
-using DoubleConfigs = typename configs_for<double, Spaces>::type;
-/// Every enabled space with float.
-using FloatConfigs = typename configs_for<float, Spaces>::type;
+/// Every enabled space with double (none when LENSING_TEST_SCALARS leaves double out).
+using DoubleConfigs = std::conditional_t<LENSING_TEST_DOUBLE, typename configs_for<double, Spaces>::type, std::tuple<>>;
+/// Every enabled space with float (none when LENSING_TEST_SCALARS leaves float out:
+/// the sanitizer build runs double only).
+using FloatConfigs = std::conditional_t<LENSING_TEST_FLOAT, typename configs_for<float, Spaces>::type, std::tuple<>>;
+/// Float configs, or double ones when the build leaves float out: for tests of
+/// code paths that are float first (image files) and must still run in the
+/// double-only sanitizer build.
+using FloatFirstConfigs = std::conditional_t<LENSING_TEST_FLOAT, FloatConfigs, DoubleConfigs>;
 /// Every enabled space with float and with double.
 using AllConfigs = tuple_cat_t<DoubleConfigs, FloatConfigs>;
 
