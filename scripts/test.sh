@@ -27,13 +27,19 @@ done
 targets=()
 if [ -n "$regex" ]; then
   # Each ctest entry is add_test(NAME "PROGRAM" ARGS...) in a CTestTestfile.cmake;
-  # the program's file name is its CMake target.
+  # the program's file name is its CMake target.  Programs outside the build
+  # tree (bash running a script, e.g. the include_graph test) need no build.
+  build_abs=$(cd "$build" && pwd)
   mapfile -t targets < <(find "$build" -name CTestTestfile.cmake -exec cat {} + |
     sed -n 's/^add_test(\([^ ]*\) "\([^"]*\)".*/\1 \2/p' | while read -r name prog; do
-      if printf '%s\n' "$name" | grep -Eq -- "$regex"; then basename "$prog"; fi
+      if printf '%s\n' "$name" | grep -Eq -- "$regex"; then
+        case "$prog" in "$build_abs"/*) basename "$prog" ;; esac
+      fi
     done | sort -u)
 fi
-if [ "${#targets[@]}" -gt 0 ]; then
+if [ -n "$regex" ] && [ "${#targets[@]}" -eq 0 ]; then
+  log "no program to build for tests matching '$regex'"
+elif [ "${#targets[@]}" -gt 0 ]; then
   log "building ${#targets[@]} program(s) for tests matching '$regex' with $LENSING_JOBS jobs: ${targets[*]}"
   cmake --build "$build" -j "$LENSING_JOBS" --target "${targets[@]}"
 else

@@ -20,7 +20,7 @@
 #include <iostream>
 
 namespace {
-// A LogDensity (sample/log_density.hpp): dimension() and value_and_gradient.
+// A LogDensity (density/log_density.hpp): dimension() and value_and_gradient.
 struct CorrelatedGaussian {
   using scalar_type = double;
   using memory_space = Kokkos::HostSpace;  // q and grad are host views

@@ -9,6 +9,31 @@
 /// component is linked: lensing::fft (LENSING_HAS_FFT) brings the FFT
 /// deflections and PSF convolution, lensing::fits (LENSING_HAS_FITS) the FITS
 /// files and the training-set writer.
+///
+/// Layout: the folders of include/lensing/ include each other without a
+/// cycle (core at the bottom; density/ holds the LogDensity concept and its
+/// evaluator, below optim/ and sample/); scripts/include-graph.sh prints the
+/// folder graph and fails on a cycle (ctest label "layering").  Tests mirror
+/// the folders: tests/<folder>/ tests include/lensing/<folder>/.
+///
+/// Namespace rule: the model and inference folders (core, geometry,
+/// cosmology, profiles, sources, psf, deflection, raytrace, likelihood,
+/// density, optim, sample) declare their public names directly in
+/// `lensing::`, the toolkit folders io, noise, nn, simulate and validate in
+/// `lensing::<folder>::`, and every folder keeps its internals in a nested
+/// `detail::`.  Exceptions, each with its reason:
+///  - simulate/observation.hpp, simulate/render.hpp: `lensing::` (LensModel,
+///    Observation, Renderer: the forward model, which moves to a `lensing::`
+///    folder model/ in the target layering);
+///  - noise/random_stream.hpp: `lensing::random` (to become one random family
+///    with core/random.hpp);
+///  - sample/priors.hpp: `lensing::prior` (to become one prior family with
+///    simulate/priors.hpp);
+///  - sample/diagnostics.hpp: `lensing::diagnostics` (rhat, ess_bulk,
+///    summarize...: short names kept out of `lensing::`);
+///  - families inside a folder: `lensing::math` (core: functions named like
+///    std's), `lensing::compat` and `lensing::kmath` (core: Kokkos version
+///    shims), `lensing::constants` (cosmology: physical constants).
 
 #include <lensing/core/dual.hpp>
 #include <lensing/core/errors.hpp>
@@ -16,6 +41,7 @@
 #include <lensing/core/kokkos_compat.hpp>
 #include <lensing/core/math.hpp>
 #include <lensing/core/parallel.hpp>
+#include <lensing/core/random.hpp>
 #include <lensing/core/reduce_params.hpp>
 #include <lensing/core/special.hpp>
 #include <lensing/core/tuple.hpp>
@@ -28,6 +54,8 @@
 #include <lensing/deflection/interpolated_lens.hpp>
 #endif
 #include <lensing/deflection/kernels.hpp>
+#include <lensing/density/evaluator.hpp>
+#include <lensing/density/log_density.hpp>
 #include <lensing/geometry/ellipticity.hpp>
 #include <lensing/geometry/grid_coordinates.hpp>
 #include <lensing/geometry/pixel_grid.hpp>
@@ -73,7 +101,6 @@
 #include <lensing/noise/pixel_noise.hpp>
 #include <lensing/noise/random_stream.hpp>
 #include <lensing/optim/adam.hpp>
-#include <lensing/optim/evaluator.hpp>
 #include <lensing/optim/lbfgs.hpp>
 #include <lensing/optim/levenberg_marquardt.hpp>
 #include <lensing/optim/line_search.hpp>
@@ -103,6 +130,7 @@
 #endif
 #include <lensing/psf/gaussian_filter.hpp>
 #include <lensing/psf/kernels.hpp>
+#include <lensing/psf/psf_operator.hpp>
 #include <lensing/raytrace/critical_curves.hpp>
 #include <lensing/raytrace/hessian_vjp.hpp>
 #include <lensing/raytrace/image_positions.hpp>
@@ -118,11 +146,9 @@
 #include <lensing/sample/draws.hpp>
 #include <lensing/sample/hamiltonian.hpp>
 #include <lensing/sample/langevin.hpp>
-#include <lensing/sample/log_density.hpp>
 #include <lensing/sample/metric.hpp>
 #include <lensing/sample/parallel_chains.hpp>
 #include <lensing/sample/priors.hpp>
-#include <lensing/sample/random.hpp>
 #include <lensing/sample/sampler.hpp>
 #include <lensing/sample/variational.hpp>
 #include <lensing/simulate/galaxies.hpp>

@@ -2,8 +2,8 @@
 // (dense Jacobian and Jacobian-vector products), Rosenbrock as least squares,
 // a noisy linear fit against the closed-form normal-equation solution, bad inputs.
 
+#include <lensing/core/random.hpp>
 #include <lensing/optim/levenberg_marquardt.hpp>
-#include <lensing/sample/random.hpp>
 
 #include <lensing_test.hpp>
 

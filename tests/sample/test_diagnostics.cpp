@@ -2,8 +2,8 @@
 // AR(1) chains against theory, rank-normalised R-hat detecting a scale
 // difference that classic split R-hat misses, E-BFMI, summary table.
 
+#include <lensing/core/random.hpp>
 #include <lensing/sample/diagnostics.hpp>
-#include <lensing/sample/random.hpp>
 
 #include <lensing_test.hpp>
 

@@ -4,7 +4,7 @@
 // from two host threads at once (OpenMP only from the thread that
 // initialised Kokkos).  The samplers give every chain its own clone() of the
 // density and run the chains of densities that declare launches_kernels on
-// the calling thread (sample/log_density.hpp), so NUTS draws on a lens
+// the calling thread (density/log_density.hpp), so NUTS draws on a lens
 // posterior are bit-identical at threads = 1, 2 and the default 0 (before,
 // chains in worker threads shared the buffers: divergent transitions and
 // draws off by O(1), or a crash).  Also: a clone is independent of its

@@ -2,7 +2,7 @@
 // uniform under the null (Kolmogorov-Smirnov over 1000 repeats) and ~0 for a
 // shifted distribution; PNG; bad inputs.
 
-#include <lensing/sample/random.hpp>
+#include <lensing/core/random.hpp>
 #include <lensing/validate/pqmass.hpp>
 
 #include <lensing_test.hpp>

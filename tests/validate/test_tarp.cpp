@@ -2,7 +2,7 @@
 // of an exact posterior stays within the DKW band of the diagonal and an
 // over-confident posterior falls far below it; bootstrap band; PNG; bad inputs.
 
-#include <lensing/sample/random.hpp>
+#include <lensing/core/random.hpp>
 #include <lensing/validate/tarp.hpp>
 
 #include <lensing_test.hpp>

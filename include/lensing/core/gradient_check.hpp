@@ -142,7 +142,7 @@ GradientCheckResult check_gradient(F const& f, std::vector<double> const& x, std
       [&](long k) { return grad[std::size_t(k)]; }, at, h, f(x));
 }
 
-/// Check a LogDensity's value_and_gradient (sample/log_density.hpp) at the
+/// Check a LogDensity's value_and_gradient (density/log_density.hpp) at the
 /// host point q (dimension() values) against central differences of its
 /// value; every coordinate.  The density's Views live in its memory_space
 /// (copied there and back); `space` is fenced after each evaluation.  Use it

@@ -121,7 +121,7 @@ struct Chi2Term {
 /// evaluate one clone() per host thread: a LogDensity built on a likelihood
 /// should have a clone() that clones its likelihood, and declare
 /// `static constexpr bool launches_kernels = true` (see
-/// `GaussianLikelihood::launches_kernels` and sample/log_density.hpp), so that
+/// `GaussianLikelihood::launches_kernels` and density/log_density.hpp), so that
 /// the samplers keep its kernel launches on one host thread (Kokkos 3.x host
 /// backends take kernels from one thread only).
 template <class Model, class MemorySpace, class Psf>
@@ -130,7 +130,7 @@ class GaussianLikelihood {
   using Scalar = typename Model::scalar_type;
   using scalar_type = Scalar;
   static constexpr int num_params = Model::num_params;
-  /// Evaluations launch Kokkos kernels (LogDensity: see sample/log_density.hpp).
+  /// Evaluations launch Kokkos kernels (LogDensity: see density/log_density.hpp).
   static constexpr bool launches_kernels = true;
 
   GaussianLikelihood(Observation<Scalar, MemorySpace, Psf> const& obs, View2D<Scalar const, MemorySpace> data,

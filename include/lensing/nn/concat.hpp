@@ -27,7 +27,8 @@ class Concat : public LayerBase<typename A::scalar_type, typename A::memory_spac
   using Scalar = typename A::scalar_type;
   using MemorySpace = typename A::memory_space;
   using base = LayerBase<Scalar, MemorySpace>;
-  static_assert(is_layer_v<A> && is_layer_v<B>, "lensing::nn::Concat: both branches must model the Layer archetype");
+  static_assert(check_layer<A>() && check_layer<B>(),
+                "lensing::nn::Concat: both branches must model the Layer archetype");
   static_assert(std::is_same<typename B::scalar_type, Scalar>::value,
                 "lensing::nn::Concat: both branches must have the same scalar type");
   static_assert(std::is_same<typename B::memory_space, MemorySpace>::value,

@@ -57,7 +57,8 @@
 /// \endcode
 ///
 /// Every hand-derived backward is checked against central finite
-/// differences by one generic checker (tests/nn/gradient_check.hpp).
+/// differences by one generic checker (nn/gradient_check.hpp).  `is_layer_v`
+/// tests every member above; `check_layer<L>()` names each one L lacks.
 
 #include <lensing/core/errors.hpp>
 #include <lensing/nn/tensor.hpp>
@@ -83,25 +84,130 @@ namespace lensing {
 namespace nn {
 
 //----------------------------------------------------------------------------
-// Trait.
+// Trait and per-requirement check.
 
 namespace detail {
 template <class L, class = void>
-struct is_layer_impl : std::false_type {};
+struct has_layer_types : std::false_type {};
 template <class L>
-struct is_layer_impl<
-    L, std::void_t<typename L::scalar_type, typename L::memory_space, typename L::tensor_type,
-                   decltype(std::declval<L const&>().output_shape(Shape4{})),
-                   decltype(std::declval<L const&>().num_params()), decltype(std::declval<L const&>().parameters()),
-                   decltype(std::declval<L&>().bind_parameters(std::declval<typename L::vector_type const&>())),
-                   decltype(std::declval<L&>().prepare(Shape4{})), decltype(std::declval<L&>().set_training(true)),
-                   decltype(std::declval<L&>().num_state()), decltype(std::declval<L&>().state())>> : std::true_type {};
+struct has_layer_types<L, std::void_t<typename L::scalar_type, typename L::memory_space, typename L::tensor_type,
+                                      typename L::vector_type, typename L::memory_space::execution_space>>
+    : std::true_type {};
+
+// Each member check below is only asked once the types exist (layer_member).
+template <class L, class = void>
+struct has_layer_output_shape : std::false_type {};
+template <class L>
+struct has_layer_output_shape<
+    L, std::enable_if_t<std::is_same<decltype(std::declval<L const&>().output_shape(Shape4{})), Shape4>::value>>
+    : std::true_type {};
+
+template <class L, class = void>
+struct has_layer_parameters : std::false_type {};
+template <class L>
+struct has_layer_parameters<
+    L, std::enable_if_t<
+           std::is_convertible<decltype(std::declval<L const&>().num_params()), long>::value &&
+               std::is_convertible<decltype(std::declval<L const&>().parameters()), typename L::vector_type>::value,
+           std::void_t<decltype(std::declval<L&>().bind_parameters(std::declval<typename L::vector_type const&>()))>>>
+    : std::true_type {};
+
+template <class L, class = void>
+struct has_layer_initialize : std::false_type {};
+template <class L>
+struct has_layer_initialize<L, std::void_t<decltype(std::declval<L&>().initialize(std::uint64_t(0)))>>
+    : std::true_type {};
+
+template <class L, class = void>
+struct has_layer_state : std::false_type {};
+template <class L>
+struct has_layer_state<
+    L, std::enable_if_t<
+           std::is_convertible<decltype(std::declval<L const&>().num_state()), long>::value &&
+               std::is_convertible<decltype(std::declval<L const&>().state()), typename L::vector_type>::value,
+           std::void_t<decltype(std::declval<L&>().bind_state(std::declval<typename L::vector_type const&>()))>>>
+    : std::true_type {};
+
+template <class L, class = void>
+struct has_layer_prepare : std::false_type {};
+template <class L>
+struct has_layer_prepare<
+    L, std::void_t<decltype(std::declval<L&>().prepare(Shape4{})), decltype(std::declval<L&>().set_training(true))>>
+    : std::true_type {};
+
+// forward/backward are templates on the execution space: detected for the
+// execution space of the layer's memory space.
+template <class L, class = void>
+struct has_layer_forward : std::false_type {};
+template <class L>
+struct has_layer_forward<
+    L, std::void_t<decltype(std::declval<L&>().forward(std::declval<typename L::memory_space::execution_space const&>(),
+                                                       std::declval<typename L::tensor_type const&>(),
+                                                       std::declval<typename L::tensor_type const&>()))>>
+    : std::true_type {};
+
+template <class L, class = void>
+struct has_layer_backward : std::false_type {};
+template <class L>
+struct has_layer_backward<
+    L, std::void_t<decltype(std::declval<L&>().backward(
+           std::declval<typename L::memory_space::execution_space const&>(),
+           std::declval<typename L::tensor_type const&>(), std::declval<typename L::tensor_type const&>(),
+           std::declval<typename L::tensor_type const&>(), std::declval<typename L::tensor_type const&>(),
+           std::declval<typename L::vector_type const&>()))>> : std::true_type {};
+
+/// Check<L>::value when L has the archetype's types, false otherwise.
+template <template <class, class> class Check, class L>
+struct layer_member : std::conditional_t<has_layer_types<L>::value, Check<L, void>, std::false_type> {};
 }  // namespace detail
 
-/// Whether L models the Layer archetype above (forward/backward are checked
-/// when Sequential instantiates them).
+/// Whether L models the Layer archetype above (every member, forward and
+/// backward included, for the execution space of L's memory space).
 template <class L>
-constexpr bool is_layer_v = detail::is_layer_impl<L>::value;
+constexpr bool is_layer_v =
+    detail::has_layer_types<L>::value&& detail::layer_member<detail::has_layer_output_shape, L>::value&&
+        detail::layer_member<detail::has_layer_parameters, L>::value&& detail::layer_member<
+            detail::has_layer_initialize, L>::value&& detail::layer_member<detail::has_layer_state, L>::value&&
+            detail::layer_member<detail::has_layer_prepare, L>::value&& detail::layer_member<
+                detail::has_layer_forward, L>::value&& detail::layer_member<detail::has_layer_backward, L>::value;
+
+/// Compile-time check with one readable message per missing requirement of
+/// the Layer archetype; `static_assert(check_layer<L>())` in a template that
+/// takes layers.
+template <class L>
+constexpr bool check_layer() {
+  static_assert(detail::has_layer_types<L>::value,
+                "lensing::nn::Layer: the layer must define scalar_type, memory_space (a Kokkos memory space), "
+                "tensor_type and vector_type");
+  static_assert(detail::layer_member<detail::has_layer_output_shape, L>::value,
+                "lensing::nn::Layer: the layer must have Shape4 output_shape(Shape4 const&) const");
+  static_assert(detail::layer_member<detail::has_layer_parameters, L>::value,
+                "lensing::nn::Layer: the layer must have long num_params() const, vector_type parameters() const "
+                "and bind_parameters(vector_type const&)");
+  static_assert(detail::layer_member<detail::has_layer_initialize, L>::value,
+                "lensing::nn::Layer: the layer must have initialize(std::uint64_t seed)");
+  static_assert(detail::layer_member<detail::has_layer_state, L>::value,
+                "lensing::nn::Layer: the layer must have long num_state() const, vector_type state() const and "
+                "bind_state(vector_type const&)");
+  static_assert(detail::layer_member<detail::has_layer_prepare, L>::value,
+                "lensing::nn::Layer: the layer must have prepare(Shape4 const&) and set_training(bool)");
+  static_assert(detail::layer_member<detail::has_layer_forward, L>::value,
+                "lensing::nn::Layer: the layer must have forward(space, tensor_type const& x, tensor_type const& y)");
+  static_assert(detail::layer_member<detail::has_layer_backward, L>::value,
+                "lensing::nn::Layer: the layer must have backward(space, x, y, dy, dx, vector_type const& dparams)");
+  if constexpr (detail::has_layer_types<L>::value) {
+    static_assert(
+        std::is_same<typename L::scalar_type, float>::value || std::is_same<typename L::scalar_type, double>::value,
+        "lensing::nn::Layer: scalar_type must be float or double");
+    static_assert(
+        std::is_same<typename L::tensor_type, Tensor<typename L::scalar_type, typename L::memory_space>>::value,
+        "lensing::nn::Layer: tensor_type must be Tensor<scalar_type, memory_space>");
+    static_assert(
+        std::is_same<typename L::vector_type, ParamVector<typename L::scalar_type, typename L::memory_space>>::value,
+        "lensing::nn::Layer: vector_type must be ParamVector<scalar_type, memory_space>");
+  }
+  return true;
+}
 
 //----------------------------------------------------------------------------
 // Defaults.

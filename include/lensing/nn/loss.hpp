@@ -9,6 +9,21 @@
 /// dL/d(pred) into `grad` (same shape as pred; skipped when grad.data() is
 /// null, e.g. `net.output_gradient()`), and returns L averaged over the batch
 /// as documented per loss.  Sums are accumulated in double.
+///
+/// ## Loss concept (what `train()` (train.hpp) takes)
+///
+/// A Loss for a network of scalar `Scalar` in `MemorySpace` is any callable
+/// (a lambda wrapping one of the functions of loss*.hpp, or a type of one's
+/// own) with
+/// \code
+/// Scalar loss(ExecutionSpace const& space,
+///             Tensor<Scalar, MemorySpace> const& pred,      // (N, C, H, W)
+///             View2D<Scalar, MemorySpace> const& target,    // (N, D)
+///             Tensor<Scalar, MemorySpace> const& grad);     // dL/dpred, or null
+/// \endcode
+/// returning the batch-mean loss (any arithmetic type) and writing dL/dpred
+/// into grad unless grad.data() is null.  `is_loss_v<F, ExecutionSpace,
+/// Scalar, MemorySpace>` tests it; `check_loss<...>()` names what is missing.
 
 #include <lensing/core/math.hpp>
 #include <lensing/nn/tensor.hpp>
@@ -16,13 +31,60 @@
 #include <Kokkos_Core.hpp>
 
 #include <string>
+#include <type_traits>
+#include <utility>
 
 namespace lensing {
 namespace nn {
 
 namespace detail {
+template <class F, class ExecutionSpace, class Scalar, class MemorySpace, class = void>
+struct loss_result {
+  static constexpr bool callable = false;
+  using type = void;
+};
+template <class F, class ExecutionSpace, class Scalar, class MemorySpace>
+struct loss_result<
+    F, ExecutionSpace, Scalar, MemorySpace,
+    std::void_t<decltype(std::declval<F&>()(
+        std::declval<ExecutionSpace const&>(), std::declval<Tensor<Scalar, MemorySpace> const&>(),
+        std::declval<View2D<Scalar, MemorySpace> const&>(), std::declval<Tensor<Scalar, MemorySpace> const&>()))>> {
+  static constexpr bool callable = true;
+  using type = decltype(std::declval<F&>()(
+      std::declval<ExecutionSpace const&>(), std::declval<Tensor<Scalar, MemorySpace> const&>(),
+      std::declval<View2D<Scalar, MemorySpace> const&>(), std::declval<Tensor<Scalar, MemorySpace> const&>()));
+};
+template <class F, class ExecutionSpace, class Scalar, class MemorySpace>
+constexpr bool loss_returns_value =
+    std::is_arithmetic<std::decay_t<typename loss_result<F, ExecutionSpace, Scalar, MemorySpace>::type>>::value;
+}  // namespace detail
+
+/// Whether F models Loss (see above) for a network of Scalar in MemorySpace
+/// run on ExecutionSpace.
+template <class F, class ExecutionSpace, class Scalar, class MemorySpace>
+constexpr bool is_loss_v =
+    detail::loss_result<std::remove_reference_t<F>, ExecutionSpace, Scalar, MemorySpace>::callable&&
+        detail::loss_returns_value<std::remove_reference_t<F>, ExecutionSpace, Scalar, MemorySpace>;
+
+/// Compile-time check with one readable message per missing requirement.
+template <class F, class ExecutionSpace, class Scalar, class MemorySpace>
+constexpr bool check_loss() {
+  using G = std::remove_reference_t<F>;
+  static_assert(is_execution_space_v<ExecutionSpace>, "lensing::nn::Loss: not a Kokkos execution space");
+  static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>,
+                "lensing::nn::Loss: the memory space is not accessible from the execution space");
+  static_assert(detail::loss_result<G, ExecutionSpace, Scalar, MemorySpace>::callable,
+                "lensing::nn::Loss: the loss must be callable as loss(space, Tensor<Scalar, MemorySpace> pred, "
+                "View2D<Scalar, MemorySpace> target, Tensor<Scalar, MemorySpace> grad)");
+  static_assert(!detail::loss_result<G, ExecutionSpace, Scalar, MemorySpace>::callable ||
+                    detail::loss_returns_value<G, ExecutionSpace, Scalar, MemorySpace>,
+                "lensing::nn::Loss: the loss must return the batch-mean loss as a number (float or double)");
+  return true;
+}
+
+namespace detail {
 template <class P, class T, class G>
-void check_loss(P const& pred, T const& target, G const& grad, long per_sample_pred, long d, char const* where) {
+void check_loss_args(P const& pred, T const& target, G const& grad, long per_sample_pred, long d, char const* where) {
   check_argument(
       long(target.extent(0)) == long(pred.extent(0)), where,
       "target has " + std::to_string(target.extent(0)) + " rows, pred has batch " + std::to_string(pred.extent(0)));
@@ -40,7 +102,7 @@ Scalar mse_loss(ExecutionSpace const& space, Tensor<Scalar, MemorySpace> const& 
                 View2D<Scalar, MemorySpace> const& target, Tensor<Scalar, MemorySpace> const& grad) {
   static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>, "lensing::nn::mse_loss: inaccessible views");
   long const n = target.extent(0), d = target.extent(1);
-  detail::check_loss(pred, target, grad, d, d, "lensing::nn::mse_loss");
+  detail::check_loss_args(pred, target, grad, d, d, "lensing::nn::mse_loss");
   Scalar const* p = pred.data();
   Scalar const* t = target.data();
   Scalar* g = grad.data();
@@ -68,7 +130,7 @@ Scalar gaussian_nll_loss(ExecutionSpace const& space, Tensor<Scalar, MemorySpace
   static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>,
                 "lensing::nn::gaussian_nll_loss: inaccessible views");
   long const n = target.extent(0), d = target.extent(1);
-  detail::check_loss(pred, target, grad, 2 * d, d, "lensing::nn::gaussian_nll_loss");
+  detail::check_loss_args(pred, target, grad, 2 * d, d, "lensing::nn::gaussian_nll_loss");
   Scalar const* p = pred.data();
   Scalar const* t = target.data();
   Scalar* g = grad.data();
@@ -99,7 +161,7 @@ Scalar bce_with_logits_loss(ExecutionSpace const& space, Tensor<Scalar, MemorySp
   static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>,
                 "lensing::nn::bce_with_logits_loss: inaccessible views");
   long const n = target.extent(0), d = target.extent(1);
-  detail::check_loss(logits, target, grad, d, d, "lensing::nn::bce_with_logits_loss");
+  detail::check_loss_args(logits, target, grad, d, d, "lensing::nn::bce_with_logits_loss");
   Scalar const* p = logits.data();
   Scalar const* t = target.data();
   Scalar* g = grad.data();

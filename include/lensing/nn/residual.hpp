@@ -15,6 +15,17 @@ namespace nn {
 /// Identity shortcut of a residual unit (no parameters).
 struct IdentityShortcut {};
 
+namespace detail {
+/// check_layer<S>() unless S is IdentityShortcut.
+template <class S>
+constexpr bool check_shortcut() {
+  if constexpr (std::is_same<S, IdentityShortcut>::value)
+    return true;
+  else
+    return check_layer<S>();
+}
+}  // namespace detail
+
 /// Residual unit y = F(x) + S(x) (He, Zhang, Ren & Sun 2016, arXiv:1512.03385
 /// and the pre-activated form, arXiv:1603.05027).
 ///
@@ -30,6 +41,9 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
   using MemorySpace = typename Block::memory_space;
   using base = LayerBase<Scalar, MemorySpace>;
   static constexpr bool identity = std::is_same<Shortcut, IdentityShortcut>::value;
+  static_assert(check_layer<Block>(), "lensing::nn::Residual: the block must model the Layer archetype");
+  static_assert(detail::check_shortcut<Shortcut>(),
+                "lensing::nn::Residual: the shortcut must be IdentityShortcut or model the Layer archetype");
 
  public:
   using typename base::tensor_type;

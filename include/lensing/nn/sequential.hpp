@@ -40,7 +40,7 @@ struct has_set_mc<L, std::void_t<decltype(std::declval<L&>().set_mc(true))>> : s
 template <class... L>
 class Sequential {
   static_assert(sizeof...(L) >= 1, "lensing::nn::Sequential: at least one layer is required");
-  static_assert((is_layer_v<L> && ...),
+  static_assert((check_layer<L>() && ...),
                 "lensing::nn::Sequential: every layer must model the Layer archetype (lensing/nn/layer.hpp)");
   using first_type = std::tuple_element_t<0, std::tuple<L...>>;
 

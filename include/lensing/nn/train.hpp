@@ -7,6 +7,7 @@
 
 #include <lensing/core/errors.hpp>
 #include <lensing/nn/finite_check.hpp>
+#include <lensing/nn/loss.hpp>
 #include <lensing/nn/schedule.hpp>
 #include <lensing/nn/serialize.hpp>
 #include <lensing/nn/tensor.hpp>
@@ -165,6 +166,8 @@ TrainHistory train(ExecutionSpace const& space, Net& net, Optimizer& opt, Loss&&
   using V = ParamVector<Scalar, Mem>;
   static_assert(is_accessible_from_v<ExecutionSpace, Mem>,
                 "lensing::nn::train: the network's memory space is not accessible from this execution space");
+  static_assert(check_loss<Loss, ExecutionSpace, Scalar, Mem>(),
+                "lensing::nn::train: `loss` must model Loss (loss.hpp)");
   char const* where = "lensing::nn::train";
   Shape4 const in = net.input_shape();
   long const bsz = in.n, n = long(x.extent(0)), nval = long(x_val.extent(0)), d = long(y.extent(1));

@@ -11,7 +11,7 @@
 /// with g the gradient of the objective being minimised (here -grad log p).
 
 #include <lensing/core/errors.hpp>
-#include <lensing/optim/evaluator.hpp>
+#include <lensing/density/evaluator.hpp>
 #include <lensing/optim/result.hpp>
 
 #include <chrono>

@@ -20,7 +20,7 @@
 /// the steepest-descent retry is still available.
 
 #include <lensing/core/errors.hpp>
-#include <lensing/optim/evaluator.hpp>
+#include <lensing/density/evaluator.hpp>
 #include <lensing/optim/line_search.hpp>
 #include <lensing/optim/result.hpp>
 

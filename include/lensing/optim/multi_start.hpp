@@ -4,7 +4,7 @@
 /// \file
 /// Multi-start optimisation: run an optimizer from `num_starts` initial
 /// points x0_s = centre + U(-radius, radius)^d (random stream (seed, s) of
-/// sample/random.hpp, so the starts do not depend on anything else) and keep
+/// core/random.hpp, so the starts do not depend on anything else) and keep
 /// every result and the best one (largest value for maximisers such as
 /// adam/lbfgs of a LogDensity, smallest for levenberg_marquardt).
 ///
@@ -13,8 +13,8 @@
 ///   });
 
 #include <lensing/core/errors.hpp>
+#include <lensing/core/random.hpp>
 #include <lensing/optim/result.hpp>
-#include <lensing/sample/random.hpp>
 
 #include <cmath>
 #include <cstdint>

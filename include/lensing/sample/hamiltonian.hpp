@@ -22,19 +22,19 @@
 ///
 /// A chain is a host-side orchestrator: it keeps (q, p) in double on the host
 /// and evaluates the density once per leapfrog step through a
-/// DensityEvaluator (optim/evaluator.hpp: q converted to the density's Scalar
+/// DensityEvaluator (density/evaluator.hpp: q converted to the density's Scalar
 /// and memory space, value_and_gradient(space, q, grad), fence, copy back).  While a
 /// transition runs, floating-point exceptions of the calling thread are held
 /// (feholdexcept), so that a density evaluated far in the tails cannot trap;
 /// non-finite values or gradients count as divergences.
 
 #include <lensing/core/errors.hpp>
+#include <lensing/core/random.hpp>
 #include <lensing/core/views.hpp>
-#include <lensing/optim/evaluator.hpp>
+#include <lensing/density/evaluator.hpp>
+#include <lensing/density/log_density.hpp>
 #include <lensing/sample/adaptation.hpp>
-#include <lensing/sample/log_density.hpp>
 #include <lensing/sample/metric.hpp>
-#include <lensing/sample/random.hpp>
 
 #include <Kokkos_Core.hpp>
 

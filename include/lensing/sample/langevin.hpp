@@ -34,14 +34,14 @@
 /// does not depend on the thread count).
 
 #include <lensing/core/errors.hpp>
+#include <lensing/core/random.hpp>
 #include <lensing/core/views.hpp>
+#include <lensing/density/evaluator.hpp>
+#include <lensing/density/log_density.hpp>
 #include <lensing/noise/random_stream.hpp>
-#include <lensing/optim/evaluator.hpp>
 #include <lensing/sample/adaptation.hpp>
 #include <lensing/sample/draws.hpp>
-#include <lensing/sample/log_density.hpp>
 #include <lensing/sample/parallel_chains.hpp>
-#include <lensing/sample/random.hpp>
 
 #include <Kokkos_Core.hpp>
 

@@ -12,7 +12,7 @@
 /// Host-side, double precision (d x d storage for the dense metric).
 
 #include <lensing/core/errors.hpp>
-#include <lensing/sample/random.hpp>
+#include <lensing/core/random.hpp>
 
 #include <cmath>
 #include <string>

@@ -13,8 +13,8 @@
 /// thrown by a task is stored and the first one (in task order) rethrown once
 /// every task has finished: never a hang, never a partial silent result.
 
+#include <lensing/density/log_density.hpp>
 #include <lensing/sample/draws.hpp>
-#include <lensing/sample/log_density.hpp>
 
 #include <algorithm>
 #include <atomic>

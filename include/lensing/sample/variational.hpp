@@ -25,10 +25,10 @@
 /// (under-dispersed; e.g. Blei, Kucukelbir & McAuliffe 2017, sec. 5).
 
 #include <lensing/core/errors.hpp>
+#include <lensing/core/random.hpp>
+#include <lensing/density/evaluator.hpp>
+#include <lensing/density/log_density.hpp>
 #include <lensing/optim/adam.hpp>
-#include <lensing/optim/evaluator.hpp>
-#include <lensing/sample/log_density.hpp>
-#include <lensing/sample/random.hpp>
 
 #include <chrono>
 #include <cmath>

@@ -9,6 +9,7 @@
 #include <lensing/core/errors.hpp>
 #include <lensing/noise/pixel_noise.hpp>
 #include <lensing/profiles/mass_profile.hpp>
+#include <lensing/psf/psf_operator.hpp>
 #include <lensing/simulate/render.hpp>
 #include <lensing/sources/light_profile.hpp>
 
@@ -204,22 +205,9 @@ void observation_noise_map(ExecutionSpace const& space, ObservationNoise<typenam
 ///    wider than a pixel.
 enum class PsfSampling { binned, supersampled };
 
-namespace detail {
-template <class Psf, class = void>
-struct has_psf_extents : std::false_type {};
-template <class Psf>
-struct has_psf_extents<
-    Psf, std::void_t<decltype(std::declval<Psf const&>().ny()), decltype(std::declval<Psf const&>().nx())>>
-    : std::true_type {};
-template <class Psf, class = void>
-struct has_psf_clone : std::false_type {};
-template <class Psf>
-struct has_psf_clone<Psf, std::enable_if_t<std::is_same<decltype(std::declval<Psf const&>().clone()), Psf>::value>>
-    : std::true_type {};
-}  // namespace detail
-
 /// An imaging observation: PixelGrid (with supersampling k) and a PSF
-/// operator (GaussianFilter, DirectConvolution, FftConvolution or NoPsf)
+/// operator (psf/psf_operator.hpp: GaussianFilter, DirectConvolution,
+/// FftConvolution, NoPsf)
 /// applied on the pixel grid (PsfSampling::binned, lenstronomy's default) or
 /// on the supersampled grid (PsfSampling::supersampled; the operator must
 /// then have the fine grid's extents): see PsfSampling for the choice.
@@ -238,6 +226,9 @@ struct has_psf_clone<Psf, std::enable_if_t<std::is_same<decltype(std::declval<Ps
 /// for use from another thread.
 template <class Scalar, class MemorySpace, class Psf>
 class Observation {
+  static_assert(check_psf_operator<Psf, Scalar, MemorySpace>(),
+                "lensing::Observation: the PSF must model PsfOperator (psf/psf_operator.hpp)");
+
  public:
   using scalar_type = Scalar;
   using memory_space = MemorySpace;

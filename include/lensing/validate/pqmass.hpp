@@ -20,8 +20,8 @@
 /// the chi-square density of n_R - 1 dof.
 
 #include <lensing/core/errors.hpp>
+#include <lensing/core/random.hpp>
 #include <lensing/io/png.hpp>
-#include <lensing/sample/random.hpp>
 #include <lensing/validate/statistics.hpp>
 
 #include <algorithm>

@@ -19,8 +19,8 @@
 /// draws ECP against alpha with the diagonal and a +-2 sd bootstrap band.
 
 #include <lensing/core/errors.hpp>
+#include <lensing/core/random.hpp>
 #include <lensing/io/png.hpp>
-#include <lensing/sample/random.hpp>
 
 #include <algorithm>
 #include <cmath>

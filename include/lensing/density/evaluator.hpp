@@ -1,8 +1,8 @@
-#ifndef LENSING_OPTIM_EVALUATOR_HPP
-#define LENSING_OPTIM_EVALUATOR_HPP
+#ifndef LENSING_DENSITY_EVALUATOR_HPP
+#define LENSING_DENSITY_EVALUATOR_HPP
 
 /// \file
-/// Host-side evaluation of a LogDensity (sample/log_density.hpp) at a point
+/// Host-side evaluation of a LogDensity (density/log_density.hpp) at a point
 /// held in double on the host: the one bridge every optimizer, HMC / NUTS
 /// chain (sample/hamiltonian.hpp), Langevin sampler and variational fit goes
 /// through.
@@ -23,7 +23,7 @@
 
 #include <lensing/core/errors.hpp>
 #include <lensing/core/views.hpp>
-#include <lensing/sample/log_density.hpp>
+#include <lensing/density/log_density.hpp>
 
 #include <Kokkos_Core.hpp>
 
@@ -61,10 +61,10 @@ class DensityEvaluator {
       q_host_ = q_dev_;
       g_host_ = g_dev_;
     } else {
-      q_dev_ =
-          View1D<Scalar, Mem>(Kokkos::view_alloc(std::string("lensing::optim::q"), Kokkos::WithoutInitializing), d_);
-      g_dev_ =
-          View1D<Scalar, Mem>(Kokkos::view_alloc(std::string("lensing::optim::grad"), Kokkos::WithoutInitializing), d_);
+      q_dev_ = View1D<Scalar, Mem>(
+          Kokkos::view_alloc(std::string("lensing::DensityEvaluator::q"), Kokkos::WithoutInitializing), d_);
+      g_dev_ = View1D<Scalar, Mem>(
+          Kokkos::view_alloc(std::string("lensing::DensityEvaluator::grad"), Kokkos::WithoutInitializing), d_);
       q_host_ = Kokkos::create_mirror_view(q_dev_);
       g_host_ = Kokkos::create_mirror_view(g_dev_);
     }
@@ -128,4 +128,4 @@ class DensityEvaluator {
 
 }  // namespace lensing
 
-#endif  // LENSING_OPTIM_EVALUATOR_HPP
+#endif  // LENSING_DENSITY_EVALUATOR_HPP

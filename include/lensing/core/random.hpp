@@ -1,10 +1,11 @@
-#ifndef LENSING_SAMPLE_RANDOM_HPP
-#define LENSING_SAMPLE_RANDOM_HPP
+#ifndef LENSING_CORE_RANDOM_HPP
+#define LENSING_CORE_RANDOM_HPP
 
 /// \file
-/// Host random numbers for the samplers: xoshiro256** (Blackman & Vigna 2018)
-/// seeded through splitmix64, with our own uniform and normal transforms so
-/// that draws are bit-identical on every platform and standard library
+/// Host random numbers for the samplers, multi-start optimisation and the
+/// validation tests: xoshiro256** (Blackman & Vigna 2018) seeded through
+/// splitmix64, with our own uniform and normal transforms so that draws are
+/// bit-identical on every platform and standard library
 /// (std::normal_distribution is implementation-defined).
 ///
 /// Each chain c of a run with seed s uses Rng(s, c): independent streams
@@ -77,4 +78,4 @@ class Rng {
 
 }  // namespace lensing
 
-#endif  // LENSING_SAMPLE_RANDOM_HPP
+#endif  // LENSING_CORE_RANDOM_HPP

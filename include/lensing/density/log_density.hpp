@@ -1,5 +1,5 @@
-#ifndef LENSING_SAMPLE_LOG_DENSITY_HPP
-#define LENSING_SAMPLE_LOG_DENSITY_HPP
+#ifndef LENSING_DENSITY_LOG_DENSITY_HPP
+#define LENSING_DENSITY_LOG_DENSITY_HPP
 
 /// \file
 /// The LogDensity concept: what optimizers and samplers need from a model.
@@ -37,7 +37,7 @@
 /// };
 /// \endcode
 /// Every front end (sample(), sample_batch(), langevin(), optimizers, fits)
-/// goes through DensityEvaluator (optim/evaluator.hpp), which holds
+/// goes through DensityEvaluator (density/evaluator.hpp), which holds
 /// `clone_density(density)` and takes the lock when `launches_kernels_v`.
 /// A density that wraps another one (a prior, a bijection) should forward
 /// both: clone() its member and declare launches_kernels from it
@@ -146,4 +146,4 @@ constexpr bool check_log_density() {
 
 }  // namespace lensing
 
-#endif  // LENSING_SAMPLE_LOG_DENSITY_HPP
+#endif  // LENSING_DENSITY_LOG_DENSITY_HPP
