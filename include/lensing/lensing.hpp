@@ -35,6 +35,7 @@
 ///    std's), `lensing::compat` and `lensing::kmath` (core: Kokkos version
 ///    shims), `lensing::constants` (cosmology: physical constants).
 
+#include <lensing/core/complex.hpp>
 #include <lensing/core/dual.hpp>
 #include <lensing/core/errors.hpp>
 #include <lensing/core/gradient_check.hpp>

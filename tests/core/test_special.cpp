@@ -242,3 +242,123 @@ LENSING_TEST_CASE_TEMPLATE("normal quantile in a kernel", Config, lensing::test:
           4 * std::numeric_limits<double>::epsilon() * std::fabs(h(2 * i + 1)));
   }
 }
+
+// ---------------------------------------------------------------------------
+// Sérsic b_n and the incomplete gamma series.
+
+namespace {
+
+// Independent reference for the half-light constant: the upper regularised
+// gamma Q(a, x) = 1 - P(a, x) in closed form for a a multiple of 1/2
+// (n a multiple of 1/4), in long double:
+//   integer a:       Q = e^-x sum_{k<a} x^k / k!,
+//   a = m + 1/2:     Q = erfc(sqrt x) + e^-x sum_{k<m} x^(k+1/2) / Gamma(k + 3/2).
+// No series truncation and no lgamma: independent of gamma_p_series.
+long double upper_gamma_closed(int twice_a, long double x) {
+  long double const ex = std::exp(-x);
+  if (twice_a % 2 == 0) {
+    long double term = 1, sum = 0;  // x^k / k!
+    for (int k = 0; k < twice_a / 2; ++k) {
+      sum += term;
+      term *= x / (k + 1);
+    }
+    return ex * sum;
+  }
+  long double const sx = std::sqrt(x);
+  long double term = sx / std::tgamma(1.5L), sum = 0;  // x^(k+1/2) / Gamma(k + 3/2)
+  for (int k = 0; k < twice_a / 2; ++k) {
+    sum += term;
+    term *= x / (k + 1.5L);
+  }
+  return std::erfc(sx) + ex * sum;
+}
+
+// Exact b_n for n = quarter / 4: bisection for Q(2n, b) = 1/2 (Q decreases
+// in b) down to one long-double ulp of the bracket.
+long double reference_sersic_b(int quarter) {
+  int const twice_a = quarter;  // a = 2n = quarter / 2
+  long double lo = 1e-3L, hi = 2.0L * quarter + 2;
+  for (int it = 0; it < 200; ++it) {
+    long double const mid = 0.5L * (lo + hi);
+    if (mid == lo || mid == hi) break;
+    (upper_gamma_closed(twice_a, mid) > 0.5L ? lo : hi) = mid;
+  }
+  return 0.5L * (lo + hi);
+}
+
+}  // namespace
+
+TEST_CASE("closed-form Sersic reference: ln 2 at n = 1/2") {
+  // n = 1/2: Q(1, b) = e^-b = 1/2.  Bisection on long double to ~1e-18.
+  CHECK(double(std::fabs(reference_sersic_b(2) - std::log(2.0L))) < 1e-15);
+  // n = 1: (1 + b) e^-b = 1/2, residual at the reference.
+  long double const b1 = reference_sersic_b(4);
+  CHECK(double(std::fabs((1 + b1) * std::exp(-b1) - 0.5L)) < 1e-16);
+}
+
+TEST_CASE("gamma_p_series against the closed forms") {
+  // Series rounding: ~ (number of terms) ulp in the sum plus the rounding of
+  // exp(-x + a log x - lgamma(a)), whose argument is ~a in size (relative
+  // error ~ a eps): bound 1e-13 for a <= 20.
+  for (int twice_a = 1; twice_a <= 40; ++twice_a)
+    for (double f : {0.05, 0.3, 0.7, 1.0, 1.6, 2.5}) {
+      double const a = twice_a / 2.0, x = f * a + 0.1;
+      double const p = m::gamma_p_series(a, x);
+      long double const ref = 1 - upper_gamma_closed(twice_a, x);
+      CHECK_MESSAGE(double(std::fabs(p - ref)) < 1e-13, "a = " << a << " x = " << x << " P = " << p);
+    }
+  CHECK(m::gamma_p_series(2.0, 0.0) == 0);
+  CHECK(m::gamma_p_series(2.0, -1.0) == 0);
+}
+
+TEST_CASE("Sersic b_n: exact, Ciotti-Bertin series and lenstronomy's linear fit") {
+  // n = 0.5, 0.75, ..., 10 (the closed-form reference needs 4n integer).
+  double worst_exact = 0, worst_cb = 0, worst_cb1 = 0, worst_lin = 0, worst_lin_abs = 0, worst_lin1 = 0;
+  for (int quarter = 2; quarter <= 40; ++quarter) {
+    double const n = quarter / 4.0;
+    long double const ref = reference_sersic_b(quarter);
+    // sersic_b(): three Newton steps from the 4e-4 start leave ~1e-26; what
+    // remains is the rounding of gamma_p_series (< 1e-13 absolute, above)
+    // divided by dP/db ~ 1/sqrt(4 pi n): relative error < 1e-12 for n <= 8.
+    if (n <= 8) {
+      double const e = rel_err(m::sersic_b(n), ref);
+      CHECK_MESSAGE(e < 1e-12, "n = " << n << " relative error " << e);
+      worst_exact = std::max(worst_exact, e);
+    }
+    // The documented bounds of the two approximations (maxima at n = 0.5 and
+    // n = 1, on this grid too).
+    double const ecb = rel_err(m::sersic_b_ciotti_bertin(n), ref);
+    CHECK_MESSAGE(ecb < 3.7e-4, "n = " << n << " Ciotti-Bertin relative error " << ecb);
+    worst_cb = std::max(worst_cb, ecb);
+    if (n >= 1) worst_cb1 = std::max(worst_cb1, ecb);
+    double const lin = m::sersic_b_lenstronomy(n);
+    double const elin = rel_err(lin, ref);
+    worst_lin = std::max(worst_lin, elin);
+    worst_lin_abs = std::max(worst_lin_abs, double(std::fabs(lin - ref)));
+    if (n >= 1) worst_lin1 = std::max(worst_lin1, elin);
+  }
+  MESSAGE("worst relative errors: exact " << worst_exact << ", Ciotti-Bertin " << worst_cb << " (n >= 1: " << worst_cb1
+                                          << "), linear " << worst_lin << " (n >= 1: " << worst_lin1 << ", absolute "
+                                          << worst_lin_abs << ")");
+  CHECK(worst_cb1 < 2.5e-5);
+  CHECK(worst_lin < 3.0e-2);
+  CHECK(worst_lin_abs < 0.021);
+  CHECK(worst_lin1 < 3.8e-3);
+  // The bounds are nearly attained: a wrong coefficient would show.
+  CHECK(worst_cb > 3.5e-4);
+  CHECK(worst_cb1 > 2.4e-5);
+  CHECK(worst_lin > 2.9e-2);
+  CHECK(worst_lin1 > 3.6e-3);
+}
+
+TEST_CASE("lenstronomy's linear b_n: the coefficients, the floor and the derivative") {
+  CHECK(m::sersic_b_lenstronomy(4.0) == 1.9992 * 4.0 - 0.3271);
+  CHECK(m::sersic_b_lenstronomy(1.0f) == 1.9992f * 1.0f - 0.3271f);
+  CHECK(m::sersic_b_lenstronomy_dn(2.0) == 1.9992);
+  CHECK(m::sersic_b_lenstronomy_dn(2.0f) == 1.9992f);
+  // Floor 1e-5 below n = (0.3271 + 1e-5) / 1.9992 = 0.16362; zero slope there.
+  CHECK(m::sersic_b_lenstronomy(0.1) == 1e-5);
+  CHECK(m::sersic_b_lenstronomy(0.1f) == 1e-5f);
+  CHECK(m::sersic_b_lenstronomy_dn(0.1) == 0);
+  CHECK(m::sersic_b_lenstronomy(0.1637) > 1e-5);
+}

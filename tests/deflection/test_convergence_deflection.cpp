@@ -152,9 +152,10 @@ TEST_CASE("ConvergenceDeflection rejects wrong shapes") {
   PixelGrid<double> const grid(8, 6, 0.1);
   lensing::ConvergenceDeflection<double, Kokkos::HostSpace> fft(Space(), grid);
   lensing::View2D<double, Kokkos::HostSpace> k("k", 6, 8), bad("bad", 8, 6);
-  CHECK_THROWS_WITH_AS(fft.deflection(Space(), k, bad, bad),
-                       "lensing::ConvergenceDeflection::deflection: alpha_x must have extents (ny, nx) = (6, 8)",
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      fft.deflection(Space(), k, bad, bad),
+      "lensing::ConvergenceDeflection::deflection: alpha_x must have extents (ny, nx) = (6, 8), got (8, 6)",
+      std::invalid_argument);
 }
 
 LENSING_TEST_CASE_TEMPLATE("InterpolatedLens interpolates its maps bilinearly", Config, lensing::test::AllConfigs) {

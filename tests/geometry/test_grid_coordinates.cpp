@@ -31,6 +31,6 @@ LENSING_TEST_CASE_TEMPLATE("grid_coordinates fills the supersampled grid", Confi
 
   lensing::View2D<Scalar, Memory> bad("bad", 5, 7);
   CHECK_THROWS_WITH_AS(lensing::grid_coordinates(space, grid, bad, y),
-                       "lensing::grid_coordinates: x must have extents (fine_ny, fine_nx) = (15, 21)",
+                       "lensing::grid_coordinates: x must have extents (fine_ny, fine_nx) = (15, 21), got (5, 7)",
                        std::invalid_argument);
 }

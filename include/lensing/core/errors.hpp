@@ -9,6 +9,7 @@
 /// Kernels never throw; they rely on these checks having been made.
 
 #include <cmath>
+#include <cstddef>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -51,6 +52,13 @@ void check_positive(T value, char const* where, char const* name) {
     throw_invalid_argument(where, detail::describe(name, "finite and > 0", value));
 }
 
+/// `value` is finite and >= 0.
+template <class T>
+void check_nonnegative(T value, char const* where, char const* name) {
+  if (!std::isfinite(value) || !(value >= T(0)))
+    throw_invalid_argument(where, detail::describe(name, "finite and >= 0", value));
+}
+
 /// Integer count `n` >= `minimum`.
 inline void check_count(long long n, long long minimum, char const* where, char const* name) {
   if (n < minimum) {
@@ -66,6 +74,59 @@ void check_in_open_closed(T value, T lo, T hi, char const* where, char const* na
     req << "in (" << lo << ", " << hi << "]";
     throw_invalid_argument(where, detail::describe(name, req.str().c_str(), value));
   }
+}
+
+/// `value` finite and in the closed interval [lo, hi].
+template <class T>
+void check_in_closed(T value, T lo, T hi, char const* where, char const* name) {
+  if (!std::isfinite(value) || !(value >= lo) || !(value <= hi)) {
+    std::ostringstream req;
+    req << "in [" << lo << ", " << hi << "]";
+    throw_invalid_argument(where, detail::describe(name, req.str().c_str(), value));
+  }
+}
+
+/// `value` finite and in the half-open interval [lo, hi).
+template <class T>
+void check_in_closed_open(T value, T lo, T hi, char const* where, char const* name) {
+  if (!std::isfinite(value) || !(value >= lo) || !(value < hi)) {
+    std::ostringstream req;
+    req << "in [" << lo << ", " << hi << ")";
+    throw_invalid_argument(where, detail::describe(name, req.str().c_str(), value));
+  }
+}
+
+namespace detail {
+inline std::string extents_list(std::size_t const* e, std::size_t n) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < n; ++i)
+    s += (i ? ", " : "") + std::to_string(e[i]);
+  return s + ")";
+}
+}  // namespace detail
+
+/// The view `v` (anything with `extent(i)` and a static `rank`, e.g. a
+/// Kokkos::View) has exactly the extents `expected...` (one per rank);
+/// otherwise throws std::invalid_argument with the one message used across
+/// the library,
+///   "<where>: <name> must have extents <labels> = (e0, e1), got (g0, g1)",
+/// e.g. "lensing::grid_coordinates: x must have extents (fine_ny, fine_nx) =
+/// (15, 21), got (5, 7)".  `labels` names the expected extents, "(ny, nx)".
+template <class View, class... Extent>
+void check_extents(View const& v, char const* where, std::string const& name, char const* labels, Extent... expected) {
+  constexpr std::size_t rank = sizeof...(Extent);
+  static_assert(rank >= 1 && std::size_t(View::rank) == rank,
+                "lensing::check_extents: give one expected extent per rank of the view");
+  std::size_t const want[rank] = {static_cast<std::size_t>(expected)...};
+  std::size_t got[rank];
+  bool ok = true;
+  for (std::size_t i = 0; i < rank; ++i) {
+    got[i] = static_cast<std::size_t>(v.extent(i));
+    ok = ok && got[i] == want[i];
+  }
+  if (!ok)
+    throw_invalid_argument(where, name + " must have extents " + labels + " = " + detail::extents_list(want, rank) +
+                                      ", got " + detail::extents_list(got, rank));
 }
 
 namespace detail {

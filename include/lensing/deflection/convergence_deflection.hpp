@@ -251,9 +251,7 @@ class ConvergenceDeflection {
     static_assert(Kokkos::SpaceAccessibility<typename View::memory_space, MemorySpace>::accessible ||
                       std::is_same<typename View::memory_space, MemorySpace>::value,
                   "lensing::ConvergenceDeflection: maps must live in the operator's memory space");
-    check_argument(v.extent(0) == size_t(m_ny) && v.extent(1) == size_t(m_nx), where,
-                   std::string(name) + " must have extents (ny, nx) = (" + std::to_string(m_ny) + ", " +
-                       std::to_string(m_nx) + ")");
+    check_extents(v, where, name, "(ny, nx)", m_ny, m_nx);
   }
 
   template <class ExecutionSpace, class KView>

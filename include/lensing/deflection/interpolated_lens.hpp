@@ -34,10 +34,10 @@ class InterpolatedLens {
   InterpolatedLens(PixelGrid<Scalar> const& grid, Map alpha_x, Map alpha_y, Map psi, Map kappa)
       : m_grid(grid), m_ax(alpha_x), m_ay(alpha_y), m_psi(psi), m_kappa(kappa) {
     constexpr char const* where = "lensing::InterpolatedLens";
-    for (Map const* m : {&m_ax, &m_ay, &m_psi, &m_kappa})
-      check_argument(m->extent(0) == size_t(grid.ny()) && m->extent(1) == size_t(grid.nx()), where,
-                     "every map must have extents (ny, nx) = (" + std::to_string(grid.ny()) + ", " +
-                         std::to_string(grid.nx()) + ")");
+    char const* const names[] = {"alpha_x", "alpha_y", "psi", "kappa"};
+    Map const* const maps[] = {&m_ax, &m_ay, &m_psi, &m_kappa};
+    for (int i = 0; i < 4; ++i)
+      check_extents(*maps[i], where, names[i], "(ny, nx)", grid.ny(), grid.nx());
     check_argument(grid.nx() >= 2 && grid.ny() >= 2, where, "maps must be at least 2 x 2 pixels");
   }
 

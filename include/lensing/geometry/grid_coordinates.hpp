@@ -31,10 +31,8 @@ void grid_coordinates(ExecutionSpace const& space, PixelGrid<Scalar> const& grid
                 "lensing::grid_coordinates: x and y must be accessible from the execution space");
   constexpr char const* where = "lensing::grid_coordinates";
   int const nyf = grid.fine_ny(), nxf = grid.fine_nx();
-  check_argument(x.extent(0) == size_t(nyf) && x.extent(1) == size_t(nxf), where,
-                 "x must have extents (fine_ny, fine_nx) = (" + std::to_string(nyf) + ", " + std::to_string(nxf) + ")");
-  check_argument(y.extent(0) == size_t(nyf) && y.extent(1) == size_t(nxf), where,
-                 "y must have extents (fine_ny, fine_nx) = (" + std::to_string(nyf) + ", " + std::to_string(nxf) + ")");
+  check_extents(x, where, "x", "(fine_ny, fine_nx)", nyf, nxf);
+  check_extents(y, where, "y", "(fine_ny, fine_nx)", nyf, nxf);
   parallel_for_pixels(
       "lensing::geometry::grid_coordinates", space, nyf, nxf, KOKKOS_LAMBDA(int jy, int jx) {
         x(jy, jx) = grid.fine_x(jx);

@@ -154,11 +154,9 @@ class GaussianLikelihood {
         m_chi("lensing::GaussianLikelihood::chi", 1) {
     constexpr char const* where = "lensing::GaussianLikelihood";
     int const ny = obs.grid().ny(), nx = obs.grid().nx();
-    auto const same = [&](auto const& v) { return v.extent(0) == size_t(ny) && v.extent(1) == size_t(nx); };
-    std::string const want = " must have extents (ny, nx) = (" + std::to_string(ny) + ", " + std::to_string(nx) + ")";
-    check_argument(same(data), where, "data" + want);
-    check_argument(same(noise_map), where, "noise_map" + want);
-    check_argument(same(mask), where, "mask" + want);
+    check_extents(data, where, "data", "(ny, nx)", ny, nx);
+    check_extents(noise_map, where, "noise_map", "(ny, nx)", ny, nx);
+    check_extents(mask, where, "mask", "(ny, nx)", ny, nx);
     // Host-side validation of the inputs (once, at construction).
     auto hd = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), data);
     auto hn = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), noise_map);
@@ -167,8 +165,7 @@ class GaussianLikelihood {
       for (int ix = 0; ix < nx; ++ix) {
         check_finite(hd(iy, ix), where, "data");
         check_positive(hn(iy, ix), where, "noise_map");
-        check_argument(std::isfinite(hm(iy, ix)) && hm(iy, ix) >= 0 && hm(iy, ix) <= 1, where,
-                       "mask values must be in [0, 1]");
+        check_in_closed(hm(iy, ix), Scalar(0), Scalar(1), where, "mask");
       }
   }
 

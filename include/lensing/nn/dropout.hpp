@@ -24,8 +24,7 @@ class Dropout : public LayerBase<Scalar, MemorySpace> {
   using typename LayerBase<Scalar, MemorySpace>::tensor_type;
   using typename LayerBase<Scalar, MemorySpace>::vector_type;
   explicit Dropout(double rate, std::uint64_t seed = 0) : rate_(rate), seed_(seed) {
-    check_argument(std::isfinite(rate) && rate >= 0.0 && rate < 1.0, "lensing::nn::Dropout",
-                   lensing::detail::describe("rate", "in [0, 1)", rate));
+    check_in_closed_open(rate, 0.0, 1.0, "lensing::nn::Dropout", "rate");
   }
   Shape4 output_shape(Shape4 const& in) const {
     check_valid_shape(in, "lensing::nn::Dropout");

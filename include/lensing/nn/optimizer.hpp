@@ -39,8 +39,8 @@ class SGD {
     char const* where = "lensing::nn::SGD";
     check_count(n, 0, where, "n");
     check_positive(lr, where, "lr");
-    check_argument(std::isfinite(momentum) && momentum >= 0 && momentum < 1, where, "momentum must be in [0, 1)");
-    check_argument(std::isfinite(weight_decay) && weight_decay >= 0, where, "weight_decay must be >= 0");
+    check_in_closed_open(momentum, 0.0, 1.0, where, "momentum");
+    check_nonnegative(weight_decay, where, "weight_decay");
   }
   void set_lr(double lr) {
     check_positive(lr, "lensing::nn::SGD::set_lr", "lr");
@@ -106,10 +106,10 @@ class Adam {
     char const* where = "lensing::nn::Adam";
     check_count(n, 0, where, "n");
     check_positive(lr, where, "lr");
-    check_argument(std::isfinite(beta1) && beta1 >= 0 && beta1 < 1, where, "beta1 must be in [0, 1)");
-    check_argument(std::isfinite(beta2) && beta2 >= 0 && beta2 < 1, where, "beta2 must be in [0, 1)");
+    check_in_closed_open(beta1, 0.0, 1.0, where, "beta1");
+    check_in_closed_open(beta2, 0.0, 1.0, where, "beta2");
     check_positive(eps, where, "eps");
-    check_argument(std::isfinite(weight_decay) && weight_decay >= 0, where, "weight_decay must be >= 0");
+    check_nonnegative(weight_decay, where, "weight_decay");
   }
   void set_lr(double lr) {
     check_positive(lr, "lensing::nn::Adam::set_lr", "lr");

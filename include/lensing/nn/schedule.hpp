@@ -70,7 +70,7 @@ class LRSchedule {
     check_positive(lr, where, "lr");
     check_count(warmup_epochs, 0, where, "warmup_epochs");
     check_count(total_epochs, warmup_epochs + 1, where, "total_epochs");
-    check_argument(std::isfinite(min_lr) && min_lr >= 0 && min_lr <= lr, where, "min_lr must be in [0, lr]");
+    check_in_closed(min_lr, 0.0, lr, where, "min_lr");
     LRSchedule s(Kind::cosine, lr);
     s.total_ = total_epochs;
     s.warmup_ = warmup_epochs;
@@ -83,8 +83,8 @@ class LRSchedule {
     check_positive(lr, where, "lr");
     check_argument(std::isfinite(factor) && factor > 0 && factor < 1, where, "factor must be in (0, 1)");
     check_count(patience, 0, where, "patience");
-    check_argument(std::isfinite(threshold) && threshold >= 0, where, "threshold must be >= 0");
-    check_argument(std::isfinite(min_lr) && min_lr >= 0 && min_lr <= lr, where, "min_lr must be in [0, lr]");
+    check_nonnegative(threshold, where, "threshold");
+    check_in_closed(min_lr, 0.0, lr, where, "min_lr");
     check_count(cooldown, 0, where, "cooldown");
     LRSchedule s(Kind::reduce_on_plateau, lr);
     s.factor_ = factor;

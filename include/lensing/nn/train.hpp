@@ -175,7 +175,7 @@ TrainHistory train(ExecutionSpace const& space, Net& net, Optimizer& opt, Loss&&
   check_count(options.epochs, 1, where, "epochs");
   check_count(options.patience, 0, where, "patience");
   check_count(options.checkpoint_every, 0, where, "checkpoint_every");
-  check_argument(std::isfinite(options.min_delta) && options.min_delta >= 0, where, "min_delta must be >= 0");
+  check_nonnegative(options.min_delta, where, "min_delta");
   check_argument(options.checkpoint_every == 0 || !options.checkpoint_path.empty(), where,
                  "checkpoint_every > 0 needs a checkpoint_path");
   check_argument(long(y.extent(0)) == n, where,

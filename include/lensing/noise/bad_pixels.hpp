@@ -32,15 +32,12 @@ struct BadPixels {
   bool fixed_pattern = true;
 
   void check(char const* where) const {
-    check_argument(std::isfinite(hot_fraction) && hot_fraction >= 0 && hot_fraction <= 1, where,
-                   lensing::detail::describe("hot_fraction", "in [0, 1]", hot_fraction));
-    check_argument(std::isfinite(dead_fraction) && dead_fraction >= 0 && dead_fraction <= 1, where,
-                   lensing::detail::describe("dead_fraction", "in [0, 1]", dead_fraction));
+    check_in_closed(hot_fraction, Scalar(0), Scalar(1), where, "hot_fraction");
+    check_in_closed(dead_fraction, Scalar(0), Scalar(1), where, "dead_fraction");
     check_argument(hot_fraction + dead_fraction <= 1, where, "hot_fraction + dead_fraction must be <= 1");
     check_finite(hot_value, where, "hot_value");
     check_finite(dead_value, where, "dead_value");
-    check_argument(std::isfinite(sigma_log) && sigma_log >= 0, where,
-                   lensing::detail::describe("sigma_log", "finite and >= 0", sigma_log));
+    check_nonnegative(sigma_log, where, "sigma_log");
   }
 };
 

@@ -48,14 +48,12 @@ struct CosmicRayModel {
   int max_tracks = 64;                     ///< cap on tracks per image
 
   void check(char const* where) const {
-    check_argument(std::isfinite(rate) && rate >= 0, where, lensing::detail::describe("rate", "finite and >= 0", rate));
+    check_nonnegative(rate, where, "rate");
     check_positive(depth, where, "depth");
     check_positive(max_length, where, "max_length");
     check_positive(width, where, "width");
-    check_argument(std::isfinite(charge_per_depth) && charge_per_depth >= 0, where,
-                   lensing::detail::describe("charge_per_depth", "finite and >= 0", charge_per_depth));
-    check_argument(std::isfinite(sigma_log) && sigma_log >= 0, where,
-                   lensing::detail::describe("sigma_log", "finite and >= 0", sigma_log));
+    check_nonnegative(charge_per_depth, where, "charge_per_depth");
+    check_nonnegative(sigma_log, where, "sigma_log");
     check_positive(exposure_time, where, "exposure_time");
     check_count(max_tracks, 1, where, "max_tracks");
   }

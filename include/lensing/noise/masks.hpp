@@ -32,10 +32,8 @@ struct RandomMask {
   static constexpr int count_limit = 32;
 
   void check(char const* where) const {
-    check_argument(std::isfinite(mean_count) && mean_count >= 0 && mean_count < 1e6, where,
-                   lensing::detail::describe("mean_count", "finite, >= 0 and < 1e6", mean_count));
-    check_argument(std::isfinite(min_radius) && min_radius >= 0, where,
-                   lensing::detail::describe("min_radius", "finite and >= 0", min_radius));
+    check_in_closed_open(mean_count, Scalar(0), Scalar(1e6), where, "mean_count");
+    check_nonnegative(min_radius, where, "min_radius");
     check_argument(std::isfinite(max_radius) && max_radius >= min_radius, where,
                    lensing::detail::describe("max_radius", "finite and >= min_radius", max_radius));
     check_finite(fill_value, where, "fill_value");

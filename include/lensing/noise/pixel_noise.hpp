@@ -36,10 +36,7 @@ namespace noise {
 template <class Scalar>
 struct GaussianNoise {
   Scalar sigma;
-  void check(char const* where) const {
-    check_argument(std::isfinite(sigma) && sigma >= 0, where,
-                   lensing::detail::describe("sigma", "finite and >= 0", sigma));
-  }
+  void check(char const* where) const { check_nonnegative(sigma, where, "sigma"); }
 };
 
 /// Shot noise: v -> N / t with N ~ Poisson(max(v, 0) t), t = exposure_time [s]
@@ -71,8 +68,7 @@ struct ReadNoise {
   Scalar sigma_e;
   Scalar exposure_time;
   void check(char const* where) const {
-    check_argument(std::isfinite(sigma_e) && sigma_e >= 0, where,
-                   lensing::detail::describe("sigma_e", "finite and >= 0", sigma_e));
+    check_nonnegative(sigma_e, where, "sigma_e");
     check_positive(exposure_time, where, "exposure_time");
   }
 };
@@ -85,8 +81,7 @@ struct ZeroPointBias {
   Scalar sigma = 0;
   void check(char const* where) const {
     check_finite(offset, where, "offset");
-    check_argument(std::isfinite(sigma) && sigma >= 0, where,
-                   lensing::detail::describe("sigma", "finite and >= 0", sigma));
+    check_nonnegative(sigma, where, "sigma");
   }
 };
 

@@ -31,10 +31,10 @@ struct AdamOptions {
 namespace detail {
 inline void check_adam_options(AdamOptions const& a, char const* where) {
   check_positive(a.learning_rate, where, "learning_rate");
-  check_argument(std::isfinite(a.beta1) && a.beta1 >= 0 && a.beta1 < 1, where, "beta1 must be in [0, 1)");
-  check_argument(std::isfinite(a.beta2) && a.beta2 >= 0 && a.beta2 < 1, where, "beta2 must be in [0, 1)");
+  check_in_closed_open(a.beta1, 0.0, 1.0, where, "beta1");
+  check_in_closed_open(a.beta2, 0.0, 1.0, where, "beta2");
   check_positive(a.epsilon, where, "epsilon");
-  check_argument(std::isfinite(a.decay_steps) && a.decay_steps >= 0, where, "decay_steps must be finite and >= 0");
+  check_nonnegative(a.decay_steps, where, "decay_steps");
 }
 }  // namespace detail
 

@@ -46,7 +46,7 @@ MultiStartResult multi_start(std::vector<double> const& centre, double radius, i
   check_count(int(centre.size()), 1, where, "centre size");
   for (double v : centre)
     check_finite(v, where, "centre value");
-  check_argument(std::isfinite(radius) && radius >= 0, where, "radius must be finite and >= 0");
+  check_nonnegative(radius, where, "radius");
   check_count(num_starts, 1, where, "num_starts");
   MultiStartResult out;
   out.runs.resize(std::size_t(num_starts));

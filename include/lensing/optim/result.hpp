@@ -49,7 +49,7 @@ inline void check_optimize_options(OptimizeOptions const& o, char const* where) 
   check_count(o.max_iterations, 1, where, "max_iterations");
   check_count(o.progress_every, 1, where, "progress_every");
   for (double t : {o.gradient_tolerance, o.value_tolerance, o.step_tolerance})
-    check_argument(std::isfinite(t) && t >= 0, where, "tolerances must be finite and >= 0");
+    check_nonnegative(t, where, "tolerances");
 }
 inline double inf_norm(std::vector<double> const& v) {
   double m = 0;

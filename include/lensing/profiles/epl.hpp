@@ -1,32 +1,12 @@
 #ifndef LENSING_PROFILES_EPL_HPP
 #define LENSING_PROFILES_EPL_HPP
 
+#include <lensing/core/complex.hpp>
 #include <lensing/profiles/detail/elliptical.hpp>
 
 namespace lensing {
 
 namespace detail {
-
-/// A complex number as two scalars, for the EPL series (std::complex is not
-/// usable in every kernel).
-template <class Scalar>
-struct EPLComplex {
-  Scalar re;
-  Scalar im;
-};
-
-template <class Scalar>
-KOKKOS_FORCEINLINE_FUNCTION EPLComplex<Scalar> operator+(EPLComplex<Scalar> a, EPLComplex<Scalar> b) {
-  return {a.re + b.re, a.im + b.im};
-}
-template <class Scalar>
-KOKKOS_FORCEINLINE_FUNCTION EPLComplex<Scalar> operator*(EPLComplex<Scalar> a, EPLComplex<Scalar> b) {
-  return {a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re};
-}
-template <class Scalar>
-KOKKOS_FORCEINLINE_FUNCTION EPLComplex<Scalar> operator*(Scalar s, EPLComplex<Scalar> a) {
-  return {s * a.re, s * a.im};
-}
 
 #if defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(__HIP_DEVICE_COMPILE__)
 /// A block of SIMD lanes for host batch loops (GCC/Clang vector extensions;
@@ -79,7 +59,7 @@ struct EPLSeriesConstants<float> {
 template <class Scalar>
 struct EPLKernel {
   using scalar_type = Scalar;
-  using C = EPLComplex<Scalar>;
+  using C = Complex<Scalar>;
   using K = EPLSeriesConstants<Scalar>;
   Scalar theta_E, t, q, b, f, tail, amp;  // tail = f/(1 - f); amp = 2b/(1 + q)
 

@@ -1,44 +1,12 @@
 #ifndef LENSING_PROFILES_GAUSSIAN_KAPPA_HPP
 #define LENSING_PROFILES_GAUSSIAN_KAPPA_HPP
 
+#include <lensing/core/complex.hpp>
 #include <lensing/profiles/detail/elliptical.hpp>
 
 namespace lensing {
 
 namespace detail {
-
-/// A complex number as two scalars (std::complex is not usable in every kernel).
-template <class Scalar>
-struct KappaComplex {
-  Scalar re;
-  Scalar im;
-};
-template <class Scalar>
-KOKKOS_FORCEINLINE_FUNCTION KappaComplex<Scalar> operator+(KappaComplex<Scalar> a, KappaComplex<Scalar> b) {
-  return {a.re + b.re, a.im + b.im};
-}
-template <class Scalar>
-KOKKOS_FORCEINLINE_FUNCTION KappaComplex<Scalar> operator-(KappaComplex<Scalar> a, KappaComplex<Scalar> b) {
-  return {a.re - b.re, a.im - b.im};
-}
-template <class Scalar>
-KOKKOS_FORCEINLINE_FUNCTION KappaComplex<Scalar> operator*(KappaComplex<Scalar> a, KappaComplex<Scalar> b) {
-  return {a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re};
-}
-template <class Scalar>
-KOKKOS_FORCEINLINE_FUNCTION KappaComplex<Scalar> operator*(Scalar s, KappaComplex<Scalar> a) {
-  return {s * a.re, s * a.im};
-}
-/// 1/a without overflow of |a|^2 (Smith's scaling); a != 0.
-template <class Scalar>
-KOKKOS_INLINE_FUNCTION KappaComplex<Scalar> kappa_complex_reciprocal(KappaComplex<Scalar> a) {
-  if (math::fabs(a.re) >= math::fabs(a.im)) {
-    Scalar const r = a.im / a.re, d = a.re + a.im * r;
-    return {Scalar(1) / d, -r / d};
-  }
-  Scalar const r = a.re / a.im, d = a.re * r + a.im;
-  return {r / d, Scalar(-1) / d};
-}
 
 /// Faddeeva function w(z) = exp(-z^2) erfc(-i z) for Im z >= 0, by the
 /// rational series of Weideman (1994, SIAM J. Numer. Anal. 31, 1497) with
@@ -49,7 +17,7 @@ KOKKOS_INLINE_FUNCTION KappaComplex<Scalar> kappa_complex_reciprocal(KappaComple
 /// overflow.  Relative error <= 1.3e-14 for |z| up to 1e4 (vs scipy wofz).
 /// The coefficients live in a local array (usable in device code).
 template <class Scalar>
-KOKKOS_INLINE_FUNCTION KappaComplex<Scalar> faddeeva_upper(KappaComplex<Scalar> z) {
+KOKKOS_INLINE_FUNCTION Complex<Scalar> faddeeva_upper(Complex<Scalar> z) {
   // Horner order (highest power first).
   Scalar const a[40] = {
       Scalar(-1.73569809987918647e-15), Scalar(1.20167491075928095e-15),  Scalar(1.15191702207494847e-14),
@@ -68,9 +36,9 @@ KOKKOS_INLINE_FUNCTION KappaComplex<Scalar> faddeeva_upper(KappaComplex<Scalar> 
       Scalar(2.89962450938970484e+00)};
   Scalar const L = Scalar(5.3182958969449885);
   // L - i z = (L + Im z) - i Re z,  L + i z = (L - Im z) + i Re z.
-  KappaComplex<Scalar> const d = kappa_complex_reciprocal(KappaComplex<Scalar>{L + z.im, -z.re});
-  KappaComplex<Scalar> const Z = KappaComplex<Scalar>{L - z.im, z.re} * d;
-  KappaComplex<Scalar> p{a[0], Scalar(0)};
+  Complex<Scalar> const d = reciprocal(Complex<Scalar>{L + z.im, -z.re});
+  Complex<Scalar> const Z = Complex<Scalar>{L - z.im, z.re} * d;
+  Complex<Scalar> p{a[0], Scalar(0)};
   for (int k = 1; k < 40; ++k) {
     p = p * Z;
     p.re += a[k];
@@ -152,7 +120,7 @@ struct GaussianKappaKernel {
   /// Unit-amp deflection, Hessian and (optionally) d alpha/dq, closed form.
   KOKKOS_INLINE_FUNCTION void closed_form(Scalar x, Scalar y, Vec2<Scalar>& a, Hessian<Scalar>* h,
                                           Vec2<Scalar>* da_dq) const {
-    using C = KappaComplex<Scalar>;
+    using C = Complex<Scalar>;
     Scalar const sg = y < Scalar(0) ? Scalar(-1) : Scalar(1), Y = math::fabs(y);
     Scalar const omq2 = (Scalar(1) - q) * (Scalar(1) + q);
     Scalar const p = math::sqrt(q) / (sigma * math::sqrt(Scalar(2) * omq2));

@@ -1,6 +1,7 @@
 #ifndef LENSING_PROFILES_SERSIC_KAPPA_HPP
 #define LENSING_PROFILES_SERSIC_KAPPA_HPP
 
+#include <lensing/core/special.hpp>
 #include <lensing/profiles/detail/elliptical.hpp>
 #include <lensing/profiles/gaussian_kappa.hpp>  // detail::kappa_quadrature_node
 
@@ -14,7 +15,7 @@ namespace detail {
 /// R = R_sersic, n = n_sersic and the framework's axis ratio q, converted to
 /// this model's q_s = 1 - |e| = 2q/(1 + q):
 ///   xi^2 = x^2 + y^2/q_s^2,  rho = (xi/R)^(1/n),  kappa = k_eff exp(-b (rho - 1)),
-///   b = max(1.9992 n - 0.3271, 1e-5)  (lenstronomy's linear b_n).
+///   b = max(1.9992 n - 0.3271, 1e-5)  (lenstronomy's linear b_n, math::sersic_b_lenstronomy).
 /// Deflection and Hessian from the Keeton (2001) major-axis integrals
 ///   w(t) = (1 - t) + q_s^2 t,  xi(t)^2 = t (x^2 + y^2/w),
 ///   J_m = int_0^1 kappa(xi(t)) w^(-m-1/2) dt,  L_m = int_0^1 t kappa'(xi^2) w^(-m-1/2) dt,
@@ -41,13 +42,8 @@ struct SersicKappaKernel {
         q(q_),
         qs(Scalar(2) * q_ / (Scalar(1) + q_)),
         dqs_dq(Scalar(2) / ((Scalar(1) + q_) * (Scalar(1) + q_))),
-        b(Scalar(1.9992) * n_ - Scalar(0.3271)),
-        db_dn(Scalar(1.9992)) {
-    if (!(b > Scalar(1e-5))) {
-      b = Scalar(1e-5);
-      db_dn = Scalar(0);
-    }
-  }
+        b(math::sersic_b_lenstronomy(n_)),
+        db_dn(math::sersic_b_lenstronomy_dn(n_)) {}
 
   /// Smallest xi/R used in logarithms (a normal number).
   KOKKOS_INLINE_FUNCTION static Scalar tiny() {

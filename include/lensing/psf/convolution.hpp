@@ -26,13 +26,8 @@ void check_image_pair(char const* where, In const& in, Out const& out, int ny, i
   static_assert(is_accessible_from_v<ExecutionSpace, typename In::memory_space> &&
                     is_accessible_from_v<ExecutionSpace, typename Out::memory_space>,
                 "lensing: images must be accessible from the execution space");
-  auto const ext = [](auto const& v) {
-    return "(" + std::to_string(v.extent(0)) + ", " + std::to_string(v.extent(1)) + ")";
-  };
-  check_argument(in.extent(0) == size_t(ny) && in.extent(1) == size_t(nx), where,
-                 "input must have extents (" + std::to_string(ny) + ", " + std::to_string(nx) + "), got " + ext(in));
-  check_argument(out.extent(0) == size_t(ny) && out.extent(1) == size_t(nx), where,
-                 "output must have extents (" + std::to_string(ny) + ", " + std::to_string(nx) + "), got " + ext(out));
+  check_extents(in, where, "input", "(ny, nx)", ny, nx);
+  check_extents(out, where, "output", "(ny, nx)", ny, nx);
   check_argument(in.data() != out.data(), where, "input and output must be different views");
 }
 

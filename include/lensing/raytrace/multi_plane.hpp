@@ -400,9 +400,7 @@ void check_multi_plane_map(char const* where, PixelGrid<typename MP::scalar_type
                 "lensing: map views must hold the lens's scalar type");
   static_assert(is_accessible_from_v<ExecutionSpace, typename View::memory_space>,
                 "lensing: map views must be accessible from the execution space");
-  check_argument(v.extent(0) == size_t(grid.fine_ny()) && v.extent(1) == size_t(grid.fine_nx()), where,
-                 std::string(name) + " must have extents (fine_ny, fine_nx) = (" + std::to_string(grid.fine_ny()) +
-                     ", " + std::to_string(grid.fine_nx()) + ")");
+  check_extents(v, where, name, "(fine_ny, fine_nx)", grid.fine_ny(), grid.fine_nx());
 }
 template <class MP, class View>
 struct MultiPlaneRows {

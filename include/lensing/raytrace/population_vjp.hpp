@@ -15,9 +15,7 @@ void population_map_vjp(char const* name, ExecutionSpace const& space, Populatio
                         int ny, int nx, Grad const& grad, F const& f) {
   using Scalar = typename Profile::scalar_type;
   constexpr int N = Profile::num_params;
-  check_argument(
-      grad.extent(0) == size_t(pop.size()) && grad.extent(1) == size_t(N), name,
-      "grad must have extents (size, num_params) = (" + std::to_string(pop.size()) + ", " + std::to_string(N) + ")");
+  check_extents(grad, name, "grad", "(size, num_params)", pop.size(), N);
   Kokkos::deep_copy(space, grad, Scalar(0));
   using Policy = Kokkos::TeamPolicy<ExecutionSpace>;
   long const npix = static_cast<long>(ny) * nx;

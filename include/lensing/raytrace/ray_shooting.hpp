@@ -34,10 +34,7 @@ void check_map_args(char const* where, PixelGrid<typename Profile::scalar_type> 
                 "lensing: map views must hold the profile's scalar type");
   static_assert(is_accessible_from_v<ExecutionSpace, typename View::memory_space>,
                 "lensing: map views must be accessible from the execution space");
-  check_argument(v.extent(0) == size_t(grid.fine_ny()) && v.extent(1) == size_t(grid.fine_nx()), where,
-                 std::string(name) + " must have extents (fine_ny, fine_nx) = (" + std::to_string(grid.fine_ny()) +
-                     ", " + std::to_string(grid.fine_nx()) + "), got (" + std::to_string(v.extent(0)) + ", " +
-                     std::to_string(v.extent(1)) + ")");
+  check_extents(v, where, name, "(fine_ny, fine_nx)", grid.fine_ny(), grid.fine_nx());
 }
 }  // namespace detail
 

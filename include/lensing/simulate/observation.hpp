@@ -104,10 +104,8 @@ struct ObservationNoise {
   /// of its domain (NaN included).
   void check(char const* where) const {
     check_positive(exposure_time, where, "exposure_time");
-    check_argument(std::isfinite(background_rms) && background_rms >= 0, where,
-                   detail::describe("background_rms", "finite and >= 0", background_rms));
-    check_argument(std::isfinite(read_noise) && read_noise >= 0, where,
-                   detail::describe("read_noise", "finite and >= 0", read_noise));
+    check_nonnegative(background_rms, where, "background_rms");
+    check_nonnegative(read_noise, where, "read_noise");
     check_argument(std::isfinite(normal_threshold) && normal_threshold >= 10, where,
                    detail::describe("normal_threshold", "finite and >= 10", normal_threshold));
   }
@@ -276,7 +274,7 @@ class Observation {
   /// Noiseless model image (ny, nx), asynchronous on `space`.
   template <class ExecutionSpace, class Model, class Image>
   void render(ExecutionSpace const& space, Model const& model, Image const& image) const {
-    check_extents("lensing::Observation::render", image, grid().ny(), grid().nx(), "image", "(ny, nx)");
+    lensing::check_extents(image, "lensing::Observation::render", "image", "(ny, nx)", grid().ny(), grid().nx());
     if (m_sampling == PsfSampling::supersampled) {
       m_renderer.render_fine(space, model.lens, model.source, model.lens_light, m_fine);
       m_psf.apply(space, m_fine, m_fine_blur);
@@ -307,8 +305,8 @@ class Observation {
   template <class ExecutionSpace, class Fine, class Image>
   void blur_and_bin(ExecutionSpace const& space, Fine const& fine, Image const& image) const {
     constexpr char const* where = "lensing::Observation::blur_and_bin";
-    check_extents(where, fine, grid().fine_ny(), grid().fine_nx(), "fine", "(fine_ny, fine_nx)");
-    check_extents(where, image, grid().ny(), grid().nx(), "image", "(ny, nx)");
+    lensing::check_extents(fine, where, "fine", "(fine_ny, fine_nx)", grid().fine_ny(), grid().fine_nx());
+    lensing::check_extents(image, where, "image", "(ny, nx)", grid().ny(), grid().nx());
     if (m_sampling == PsfSampling::supersampled) {
       m_psf.apply(space, fine, m_fine_blur);
       bin_subpixels(space, grid(), m_fine_blur, image);
@@ -323,8 +321,8 @@ class Observation {
   template <class ExecutionSpace, class Image, class Fine>
   void blur_and_bin_adjoint(ExecutionSpace const& space, Image const& image_bar, Fine const& fine_bar) const {
     constexpr char const* where = "lensing::Observation::blur_and_bin_adjoint";
-    check_extents(where, fine_bar, grid().fine_ny(), grid().fine_nx(), "fine_bar", "(fine_ny, fine_nx)");
-    check_extents(where, image_bar, grid().ny(), grid().nx(), "image_bar", "(ny, nx)");
+    lensing::check_extents(fine_bar, where, "fine_bar", "(fine_ny, fine_nx)", grid().fine_ny(), grid().fine_nx());
+    lensing::check_extents(image_bar, where, "image_bar", "(ny, nx)", grid().ny(), grid().nx());
     if (m_sampling == PsfSampling::supersampled) {
       spread_to_subpixels(space, grid(), image_bar, m_fine);
       m_psf.apply_adjoint(space, m_fine, fine_bar);
@@ -335,15 +333,6 @@ class Observation {
   }
 
  private:
-  template <class View>
-  static void check_extents(char const* where, View const& v, int ny, int nx, char const* name, char const* what) {
-    static_assert(View::rank == 2, "lensing::Observation: images are rank-2 views (iy, ix)");
-    check_argument(v.extent(0) == size_t(ny) && v.extent(1) == size_t(nx), where,
-                   std::string(name) + " must have extents " + what + " = (" + std::to_string(ny) + ", " +
-                       std::to_string(nx) + "), got (" + std::to_string(v.extent(0)) + ", " +
-                       std::to_string(v.extent(1)) + ")");
-  }
-
   Renderer<Scalar, MemorySpace> m_renderer;
   Psf m_psf;
   PsfSampling m_sampling = PsfSampling::binned;

@@ -46,9 +46,7 @@ void check_render_args(char const* where, PixelGrid<typename Lens::scalar_type> 
                 "lensing::render: the image is a rank-2 view (iy, ix) of the profiles' scalar type");
   static_assert(is_accessible_from_v<ExecutionSpace, typename Image::memory_space>,
                 "lensing::render: the image must be accessible from the execution space");
-  check_argument(image.extent(0) == size_t(grid.ny()) && image.extent(1) == size_t(grid.nx()), where,
-                 "image must have extents (ny, nx) = (" + std::to_string(grid.ny()) + ", " + std::to_string(grid.nx()) +
-                     "), got (" + std::to_string(image.extent(0)) + ", " + std::to_string(image.extent(1)) + ")");
+  check_extents(image, where, "image", "(ny, nx)", grid.ny(), grid.nx());
 }
 }  // namespace detail
 
@@ -116,8 +114,7 @@ class Renderer {
     check_model(lens_light);
     static_assert(Mask::rank == 2 && is_accessible_from_v<ExecutionSpace, typename Mask::memory_space>,
                   "lensing::Renderer::render_adaptive: the mask is a rank-2 view accessible from the space");
-    check_argument(mask.extent(0) == size_t(m_grid.ny()) && mask.extent(1) == size_t(m_grid.nx()), where,
-                   "mask must have extents (ny, nx)");
+    check_extents(mask, where, "mask", "(ny, nx)", m_grid.ny(), m_grid.nx());
     detail::SkyBrightness<Lens, Source, LensLight> const f{lens, source, lens_light};
     auto const grid = m_grid;
     int const k = grid.supersampling();
@@ -199,10 +196,8 @@ namespace detail {
 // Host: the fine (sub-pixel) and image views of bin_subpixels / spread_to_subpixels match grid.
 template <class Scalar, class Fine, class Image>
 void check_fine_and_image(PixelGrid<Scalar> const& grid, Fine const& fine, Image const& image, char const* where) {
-  check_argument(fine.extent(0) == size_t(grid.fine_ny()) && fine.extent(1) == size_t(grid.fine_nx()), where,
-                 "fine must have extents (fine_ny, fine_nx)");
-  check_argument(image.extent(0) == size_t(grid.ny()) && image.extent(1) == size_t(grid.nx()), where,
-                 "image must have extents (ny, nx)");
+  check_extents(fine, where, "fine", "(fine_ny, fine_nx)", grid.fine_ny(), grid.fine_nx());
+  check_extents(image, where, "image", "(ny, nx)", grid.ny(), grid.nx());
 }
 }  // namespace detail
 
@@ -274,7 +269,7 @@ void select_supersampled_pixels(ExecutionSpace const& space, Image const& image,
                 "lensing::select_supersampled_pixels: first argument must be a "
                 "Kokkos execution space");
   static_assert(Image::rank == 2 && Mask::rank == 2, "lensing::select_supersampled_pixels: rank-2 views");
-  check_argument(std::isfinite(threshold) && threshold >= 0, where, "threshold must be finite and >= 0");
+  check_nonnegative(threshold, where, "threshold");
   int const ny = int(image.extent(0)), nx = int(image.extent(1));
   check_argument(mask.extent(0) == image.extent(0) && mask.extent(1) == image.extent(1), where,
                  "mask must have the image's extents");

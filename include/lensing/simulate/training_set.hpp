@@ -27,6 +27,7 @@
 #include <lensing/core/errors.hpp>
 #include <lensing/core/math.hpp>
 #include <lensing/core/parallel.hpp>
+#include <lensing/core/special.hpp>
 #include <lensing/core/views.hpp>
 #include <lensing/geometry/pixel_grid.hpp>
 #include <lensing/io/file.hpp>
@@ -123,14 +124,13 @@ struct TrainingSetConfig {
     check_positive(pixel_scale, where, "pixel_scale");
     check_count(supersampling, 1, where, "supersampling");
     check_argument(supersampling <= 16, where, "supersampling must be <= 16");
-    check_argument(std::isfinite(psf_fwhm) && psf_fwhm >= 0, where, "psf_fwhm must be finite and >= 0");
+    check_nonnegative(psf_fwhm, where, "psf_fwhm");
     check_finite(zero_point, where, "zero_point");
     check_positive(exposure_time, where, "exposure_time");
     check_finite(sky_mag, where, "sky_mag");
-    check_argument(std::isfinite(read_noise) && read_noise >= 0, where, "read_noise must be finite and >= 0");
-    check_argument(std::isfinite(background_rms) && background_rms >= 0, where,
-                   "background_rms must be finite and >= 0");
-    check_argument(std::isfinite(bias_sigma) && bias_sigma >= 0, where, "bias_sigma must be finite and >= 0");
+    check_nonnegative(read_noise, where, "read_noise");
+    check_nonnegative(background_rms, where, "background_rms");
+    check_nonnegative(bias_sigma, where, "bias_sigma");
     check_finite(saturation, where, "saturation");
     check_count(chunk_size, 1, where, "chunk_size");
     noise::PoissonNoise<double>{exposure_time, poisson_normal_threshold}.check(where);
@@ -333,10 +333,10 @@ KOKKOS_INLINE_FUNCTION SimulatedSky<Scalar> make_simulated_sky(Row const& p, Tra
   gm.offset = 0;
   gm.trunc_factor = galaxy.trunc_factor;
   s.source = gm.draw(seed, index);
-  // Lens light: amp from the total flux of SersicEllipse (its b_n =
-  // 1.9992 n - 0.3271): F = 2 pi n R^2 e^b b^(-2n) Gamma(2n) amp.
+  // Lens light: amp from the total flux of SersicEllipse (its b_n is
+  // math::sersic_b_lenstronomy): F = 2 pi n R^2 e^b b^(-2n) Gamma(2n) amp.
   double const n = double(p[c.lens_n]), r = double(p[c.lens_R]);
-  double const b = 1.9992 * n - 0.3271;
+  double const b = math::sersic_b_lenstronomy(n);
   double const flux = math::pow(10.0, -0.4 * (double(p[c.lens_mag]) - zero_point));
   double const norm = 2 * math::pi<double> * n * r * r * math::exp(b + math::lgamma(2 * n) - 2 * n * math::log(b));
   s.light = SersicEllipse<Scalar>{Scalar(flux / norm),  Scalar(r),       Scalar(n),
@@ -465,12 +465,8 @@ class TrainingSetGenerator {
     check_argument(
         m >= 1 && m <= c.chunk_size, where,
         "images.extent(0) must be in [1, chunk_size = " + std::to_string(c.chunk_size) + "], got " + std::to_string(m));
-    check_argument(
-        images.extent(1) == size_t(c.ny) && images.extent(2) == size_t(c.nx), where,
-        "images must have extents (m, ny, nx) = (m, " + std::to_string(c.ny) + ", " + std::to_string(c.nx) + ")");
-    check_argument(labels.extent(0) == size_t(m) && labels.extent(1) == size_t(m_table.size()), where,
-                   "labels must have extents (images.extent(0), num_labels) = (" + std::to_string(m) + ", " +
-                       std::to_string(m_table.size()) + ")");
+    check_extents(images, where, "images", "(m, ny, nx)", m, c.ny, c.nx);
+    check_extents(labels, where, "labels", "(images.extent(0), num_labels)", m, m_table.size());
     std::uint64_t const seed = c.seed;
     // 1. Labels and skies.
     m_table.sample(space, labels, seed, first_image);

@@ -128,9 +128,7 @@ PixelatedSource<Scalar> make_pixelated_source(Kokkos::View<Scalar**, Props...> c
                                               PixelGrid<Scalar> const& grid,
                                               Interpolation interpolation = Interpolation::bilinear) {
   constexpr char const* where = "lensing::make_pixelated_source";
-  check_argument(values.extent(0) == size_t(grid.ny()) && values.extent(1) == size_t(grid.nx()), where,
-                 "values must have extents (ny, nx) = (" + std::to_string(grid.ny()) + ", " +
-                     std::to_string(grid.nx()) + ") of the source grid");
+  check_extents(values, where, "values", "(ny, nx) of the source grid", grid.ny(), grid.nx());
   check_argument(values.span_is_contiguous() && (values.extent(1) <= 1 || values.stride(1) == 1), where,
                  "values must be a contiguous row-major view");
   return {values.data(), grid, interpolation};

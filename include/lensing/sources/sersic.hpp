@@ -2,6 +2,7 @@
 #define LENSING_SOURCES_SERSIC_HPP
 
 #include <lensing/core/errors.hpp>
+#include <lensing/core/special.hpp>
 #include <lensing/geometry/ellipticity.hpp>
 #include <lensing/sources/detail/light_ellipse.hpp>
 #include <lensing/sources/light_profile.hpp>
@@ -12,7 +13,8 @@ namespace detail {
 
 /// Sersic radial law as lenstronomy's SersicUtil:
 ///   I(R) = amp exp(-b_n ((R/R_sersic)^(1/n) - 1)),  b_n = max(1.9992 n - 0.3271, 1e-5)
-/// (Capaccioli 1989's approximation of the half-light constant), with R
+/// (Capaccioli 1989's approximation of the half-light constant,
+/// math::sersic_b_lenstronomy), with R
 /// floored at 1e-4 arcsec (lenstronomy 1.14.2's SersicUtil smoothing; below it I is constant).
 /// eval returns I and its partials in (amp, R_sersic, n_sersic) and R.
 template <class Scalar>
@@ -24,9 +26,7 @@ struct SersicRadial {
     Scalar const r = math::sqrt(R2);
     bool const inside = r < smoothing;
     Scalar const R = inside ? smoothing : r;
-    Scalar const bn_raw = Scalar(1.9992) * n - Scalar(0.3271);
-    bool const bn_floor = bn_raw < Scalar(1e-5);
-    Scalar const bn = bn_floor ? Scalar(1e-5) : bn_raw;
+    Scalar const bn = math::sersic_b_lenstronomy(n);
     Scalar const inv_n = Scalar(1) / n;
     Scalar const logr = math::log(R / Rs);
     Scalar const t = math::exp(logr * inv_n);
@@ -36,7 +36,7 @@ struct SersicRadial {
     Scalar const c = I * bn * t * inv_n;
     d_Rs = c / Rs;
     d_R = inside ? Scalar(0) : -c / R;
-    d_n = I * ((bn_floor ? Scalar(0) : Scalar(-1.9992)) * (t - Scalar(1)) + bn * t * logr * inv_n * inv_n);
+    d_n = I * (-math::sersic_b_lenstronomy_dn(n) * (t - Scalar(1)) + bn * t * logr * inv_n * inv_n);
   }
 };
 

@@ -60,8 +60,7 @@ inline double gamma_q(double a, double x) {
 /// Upper tail probability of the chi-square distribution with `dof` degrees of freedom.
 inline double chi_square_p_value(double chi2, double dof) {
   check_positive(dof, "lensing::validate::chi_square_p_value", "dof");
-  check_argument(std::isfinite(chi2) && chi2 >= 0, "lensing::validate::chi_square_p_value",
-                 "chi2 must be finite and >= 0");
+  check_nonnegative(chi2, "lensing::validate::chi_square_p_value", "chi2");
   return gamma_q(0.5 * dof, 0.5 * chi2);
 }
 
