@@ -311,6 +311,32 @@ TEST_CASE("gamma_p_series against the closed forms") {
   CHECK(m::gamma_p_series(2.0, -1.0) == 0);
 }
 
+TEST_CASE("gamma_q against the closed forms, both branches and the far tail") {
+  // Series branch (x < a + 1): Q = 1 - P with P's absolute error < 1e-13
+  // (above) and Q >~ 0.3 there, so relative error < 1e-12.  Continued
+  // fraction (x >= a + 1): converged to 1e-16 per step, rounding of the
+  // prefactor exp(a log x - x - lgamma(a)) with an argument of size ~x:
+  // relative error ~ x eps, below 1e-12 for x <= 400.
+  for (int twice_a = 1; twice_a <= 40; ++twice_a)
+    for (double f : {0.05, 0.3, 0.7, 1.0, 1.6, 2.5, 5.0, 15.0}) {
+      double const a = twice_a / 2.0, x = f * a + 0.1;
+      long double const ref = upper_gamma_closed(twice_a, x);
+      double const e = rel_err(m::gamma_q(a, x), ref);
+      CHECK_MESSAGE(e < 1e-12, "a = " << a << " x = " << x << " Q = " << m::gamma_q(a, x) << " relative error " << e);
+    }
+  CHECK(m::gamma_q(2.0, 0.0) == 1);
+  CHECK(m::gamma_q(2.0, HUGE_VAL) == 0);
+  // Large a (a chi-square with 2e4 degrees of freedom): the series needs
+  // O(sqrt a) terms.  Q(a, a) = 1/2 - 1/(3 sqrt(2 pi a)) + O(a^-3/2) (the
+  // next term is ~1e-9 here), and two values from scipy 1.17's gammaincc.
+  // Error model: the prefactor's exponent a log x - x - lgamma(a) has terms of
+  // ~1e5, so ~1e-11 absolute in it and relative in Q: bound 1e-10.
+  double const big = 1e4;
+  CHECK(std::fabs(m::gamma_q(big, big) - (0.5 - 1 / (3 * std::sqrt(2 * M_PI * big)))) < 1e-8);
+  CHECK(rel_err(m::gamma_q(big, 9900.0), 0.8413488078064354L) < 1e-10);
+  CHECK(rel_err(m::gamma_q(big, 10300.0), 0.0014704948963856813L) < 1e-10);
+}
+
 TEST_CASE("Sersic b_n: exact, Ciotti-Bertin series and lenstronomy's linear fit") {
   // n = 0.5, 0.75, ..., 10 (the closed-form reference needs 4n integer).
   double worst_exact = 0, worst_cb = 0, worst_cb1 = 0, worst_lin = 0, worst_lin_abs = 0, worst_lin1 = 0;

@@ -4,10 +4,11 @@
 /// \file
 /// Special functions used in several areas, host and device: the standard
 /// normal CDF and its quantile, the regularised lower incomplete gamma
-/// function (series) and the Sérsic half-light constant b_n.  The library
+/// function (series) and the upper one Q(a, x) (series or continued fraction),
+/// and the Sérsic half-light constant b_n.  The library
 /// keeps exactly one copy of each (the samplers' rank normalisation and the
 /// training-set priors both call the quantile; the light and convergence
-/// profiles and the simulator call b_n), so that a coefficient cannot be
+/// profiles and the simulator call b_n; the chi-square p-value calls Q), so that a coefficient cannot be
 /// wrong in one copy and right in another.
 
 #include <lensing/core/math.hpp>
@@ -81,18 +82,52 @@ KOKKOS_INLINE_FUNCTION double normal_quantile(double p) {
 /// Regularised lower incomplete gamma function P(a, x) = gamma(a, x) / Gamma(a)
 /// by its power series (Abramowitz & Stegun 6.5.29),
 ///   P(a, x) = x^a e^-x / Gamma(a) sum_k x^k / (a (a + 1) ... (a + k)),
-/// for a > 0 and 0 <= x <= a + 40, where it converges in < 200 terms (the sum
-/// stops when a term is below 1e-17 of it, at most 400 terms).  Returns 0 for
-/// x <= 0 (and NaN x).  Double precision, host and device.
+/// for a > 0 and 0 <= x <= a + 40, where it converges in < 200 terms for
+/// a <= 20 and in O(sqrt a) terms for large a (the sum stops when a term is
+/// below 1e-17 of it, at most 10000 terms).  Returns 0 for x <= 0 (and NaN x).
+/// Double precision, host and device.
 KOKKOS_INLINE_FUNCTION double gamma_p_series(double a, double x) {
   if (!(x > 0)) return 0;
   double term = 1 / a, sum = term;
-  for (int k = 1; k < 400; ++k) {
+  for (int k = 1; k < 10000; ++k) {
     term *= x / (a + k);
     sum += term;
     if (term < sum * 1e-17) break;
   }
   return sum * math::exp(-x + a * math::log(x) - math::lgamma(a));
+}
+
+/// Regularised upper incomplete gamma function Q(a, x) = 1 - P(a, x), for
+/// a > 0 and x >= 0: 1 - gamma_p_series(a, x) for x < a + 1 (where Q is not
+/// small, so the subtraction loses nothing), otherwise the Legendre continued
+/// fraction (A&S 6.5.31) by the modified Lentz algorithm, which keeps the
+/// relative accuracy of a small Q in the tail.  Q(a, 0) = 1, Q(a, inf) = 0;
+/// result clamped to [0, 1]; NaN x is the caller's error.  No argument checks (kernel-safe): the
+/// chi-square p-value of validate/statistics.hpp checks and calls it.
+KOKKOS_INLINE_FUNCTION double gamma_q(double a, double x) {
+  if (x == 0) return 1;
+  if (x > 1.7976931348623157e308) return 0;  // +inf
+  if (x < a + 1) {
+    double const q = 1 - gamma_p_series(a, x);
+    return q < 0 ? 0 : q;
+  }
+  // Q = x^a e^-x / Gamma(a) / (x + 1 - a - 1 (1 - a) / (x + 3 - a - 2 (2 - a) / (x + 5 - a - ...))).
+  double const tiny = 1e-300;
+  double b = x + 1 - a, c = 1 / tiny, d = 1 / b, h = d;
+  for (int i = 1; i < 10000; ++i) {
+    double const an = -i * (i - a);
+    b += 2;
+    d = an * d + b;
+    if (math::fabs(d) < tiny) d = tiny;
+    c = b + an / c;
+    if (math::fabs(c) < tiny) c = tiny;
+    d = 1 / d;
+    double const delta = d * c;
+    h *= delta;
+    if (math::fabs(delta - 1) < 1e-16) break;
+  }
+  double const q = math::exp(a * math::log(x) - x - math::lgamma(a)) * h;
+  return q > 1 ? 1 : q;
 }
 
 /// Sérsic b_n by the linear fit b_n = 1.9992 n - 0.3271 (Capaccioli 1989),

@@ -12,6 +12,7 @@
 ///   P(sqrt(n) D > t) = 2 sum_k (-1)^(k-1) exp(-2 k^2 t^2).
 
 #include <lensing/core/errors.hpp>
+#include <lensing/core/special.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -20,41 +21,14 @@
 namespace lensing {
 namespace validate {
 
-/// Regularised upper incomplete gamma function Q(a, x), a > 0, x >= 0.
+/// Regularised upper incomplete gamma function Q(a, x), a > 0, x >= 0
+/// (math::gamma_q of core/special.hpp, with the arguments checked).
 inline double gamma_q(double a, double x) {
   constexpr char const* where = "lensing::validate::gamma_q";
   check_positive(a, where, "a");
   // NaN first: an ordered comparison with NaN raises FE_INVALID.
   check_argument(!std::isnan(x) && x >= 0, where, "x must be >= 0");
-  if (x == 0) return 1;
-  if (std::isinf(x)) return 0;
-  double const log_prefactor = a * std::log(x) - x - std::lgamma(a);
-  if (x < a + 1) {
-    // P(a, x) = x^a e^-x / Gamma(a + 1) sum_n x^n / ((a + 1) ... (a + n)).
-    double term = 1 / a, sum = term;
-    for (int n = 1; n < 10000; ++n) {
-      term *= x / (a + n);
-      sum += term;
-      if (term < sum * 1e-16) break;
-    }
-    return std::max(0.0, 1 - sum * std::exp(log_prefactor));
-  }
-  // Q(a, x) = x^a e^-x / Gamma(a) * 1 / (x + 1 - a - 1 (1 - a) / (x + 3 - a - ...)).
-  double const tiny = 1e-300;
-  double b = x + 1 - a, c = 1 / tiny, d = 1 / b, h = d;
-  for (int i = 1; i < 10000; ++i) {
-    double const an = -i * (i - a);
-    b += 2;
-    d = an * d + b;
-    if (std::fabs(d) < tiny) d = tiny;
-    c = b + an / c;
-    if (std::fabs(c) < tiny) c = tiny;
-    d = 1 / d;
-    double const delta = d * c;
-    h *= delta;
-    if (std::fabs(delta - 1) < 1e-16) break;
-  }
-  return std::min(1.0, std::exp(log_prefactor) * h);
+  return math::gamma_q(a, x);
 }
 
 /// Upper tail probability of the chi-square distribution with `dof` degrees of freedom.
