@@ -14,6 +14,8 @@
 #include <lensing/sample/diagnostics.hpp>
 #include <lensing/sample/sampler.hpp>
 
+#include "gaussian_targets.hpp"
+
 #include <lensing_test.hpp>
 
 #include <algorithm>
@@ -23,31 +25,8 @@
 namespace dg = lensing::diagnostics;
 
 namespace {
-// Independent zero-mean Gaussian with standard deviations sd (host, re-entrant).
-struct IndependentGaussian {
-  using scalar_type = double;
-  using memory_space = Kokkos::HostSpace;
-  std::vector<double> sd;
-  int dimension() const { return int(sd.size()); }
-  template <class Space>
-  double value_and_gradient(Space const&, lensing::View1D<double, memory_space> const& q,
-                            lensing::View1D<double, memory_space> const& g) const {
-    double lp = 0;
-    for (std::size_t i = 0; i < sd.size(); ++i) {
-      double const r = q(i) / sd[i];
-      lp -= 0.5 * r * r;
-      g(i) = -r / sd[i];
-    }
-    return lp;
-  }
-};
-
-std::vector<double> log_spaced(int d, double lo, double hi) {
-  std::vector<double> s(static_cast<std::size_t>(d));
-  for (int i = 0; i < d; ++i)
-    s[std::size_t(i)] = lo * std::pow(hi / lo, double(i) / (d - 1));
-  return s;
-}
+using lensing::test::IndependentGaussian;
+using lensing::test::log_spaced;
 
 // Minimum bulk ESS over coordinates per sampling gradient.
 double ess_per_gradient(lensing::SampleResult const& r) {

@@ -8,6 +8,8 @@
 #include <lensing/sample/diagnostics.hpp>
 #include <lensing/sample/langevin.hpp>
 
+#include "gaussian_targets.hpp"
+
 #include <lensing_test.hpp>
 
 #include <cmath>
@@ -40,23 +42,7 @@ struct Ar1 {
   }
 };
 
-// Independent Gaussian with standard deviations sd_i.
-struct Independent {
-  using scalar_type = double;
-  using memory_space = Kokkos::HostSpace;
-  std::vector<double> sd;
-  int dimension() const { return int(sd.size()); }
-  template <class Space>
-  double value_and_gradient(Space const&, lensing::View1D<double, memory_space> const& q,
-                            lensing::View1D<double, memory_space> const& g) const {
-    double lp = 0;
-    for (std::size_t i = 0; i < sd.size(); ++i) {
-      g(i) = -q(i) / (sd[i] * sd[i]);
-      lp += 0.5 * q(i) * g(i);
-    }
-    return lp;
-  }
-};
+using Independent = lensing::test::IndependentGaussian;
 
 struct NanDensity {
   using scalar_type = double;

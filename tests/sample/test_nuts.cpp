@@ -18,6 +18,8 @@
 #include <lensing/sample/diagnostics.hpp>
 #include <lensing/sample/sampler.hpp>
 
+#include "gaussian_targets.hpp"
+
 #include <lensing_test.hpp>
 
 #include <cmath>
@@ -26,32 +28,8 @@
 namespace dg = lensing::diagnostics;
 
 namespace {
-// Independent zero-mean Gaussian with standard deviations sd (host, re-entrant).
-struct IndependentGaussian {
-  using scalar_type = double;
-  using memory_space = Kokkos::HostSpace;
-  std::vector<double> sd;
-  int dimension() const { return int(sd.size()); }
-  template <class Space>
-  double value_and_gradient(Space const&, lensing::View1D<double, memory_space> const& q,
-                            lensing::View1D<double, memory_space> const& g) const {
-    double lp = 0;
-    for (std::size_t i = 0; i < sd.size(); ++i) {
-      double const r = q(i) / sd[i];
-      lp -= 0.5 * r * r;
-      g(i) = -r / sd[i];
-    }
-    return lp;
-  }
-};
-
-// d scales log-spaced from lo to hi.
-std::vector<double> log_spaced(int d, double lo, double hi) {
-  std::vector<double> s(static_cast<std::size_t>(d));
-  for (int i = 0; i < d; ++i)
-    s[std::size_t(i)] = lo * std::pow(hi / lo, d > 1 ? double(i) / (d - 1) : 0.0);
-  return s;
-}
+using lensing::test::IndependentGaussian;
+using lensing::test::log_spaced;
 
 // num_chains * d exact draws of the target (the chains' initial points).
 std::vector<double> exact_draws(std::vector<double> const& sd, int num_chains, std::uint64_t seed) {
