@@ -35,11 +35,13 @@
 ///    std's), `lensing::compat` and `lensing::kmath` (core: Kokkos version
 ///    shims), `lensing::constants` (cosmology: physical constants).
 
+#include <lensing/core/adam_rule.hpp>
 #include <lensing/core/complex.hpp>
 #include <lensing/core/dual.hpp>
 #include <lensing/core/errors.hpp>
 #include <lensing/core/gradient_check.hpp>
 #include <lensing/core/kokkos_compat.hpp>
+#include <lensing/core/lr_schedule.hpp>
 #include <lensing/core/math.hpp>
 #include <lensing/core/parallel.hpp>
 #include <lensing/core/random.hpp>

@@ -1,8 +1,11 @@
-// Adam and L-BFGS (strong-Wolfe line search) on targets with known optima:
+// The shared Adam rule (core/adam_rule.hpp) and learning-rate schedule against
+// hand-computed steps; Adam and L-BFGS (strong-Wolfe line search) on targets with known optima:
 // the Rosenbrock function (minimum at (1, ..., 1)), an ill-conditioned
 // quadratic (condition number 1e4, exact minimiser b) evaluated by kernels on
 // every backend in float and double; multi-start on a double well; bad inputs.
 
+#include <lensing/core/adam_rule.hpp>
+#include <lensing/core/lr_schedule.hpp>
 #include <lensing/core/math.hpp>
 #include <lensing/optim/adam.hpp>
 #include <lensing/optim/lbfgs.hpp>
@@ -181,6 +184,71 @@ TEST_CASE("strong-Wolfe line search on a 1-d function: both conditions hold") {
     CHECK(res.first.phi <= p0.phi + ls.c1 * res.first.alpha * p0.dphi);
     CHECK(std::fabs(res.first.dphi) <= ls.c2 * std::fabs(p0.dphi));
   }
+}
+
+// The one Adam rule (core/adam_rule.hpp), one step t = 2 in a kernel on every
+// backend, against values worked out by hand (exact decimals, 30 digits):
+// θ = 2, g = 0.3, m = 0.1, v = 0.04, η = 0.05, β₁ = 0.5, β₂ = 0.75, ε = 0.1,
+// λ = 0.5; 1 − β₁² = 0.75, 1 − β₂² = 0.4375.
+//   L2 (coupled):  g' = 0.3 + 0.5·2 = 1.3, m = 0.05 + 0.65 = 0.7,
+//                  v = 0.03 + 0.25·1.69 = 0.4525, m̂ = 0.93333…, v̂ = 1.0342857…,
+//                  θ = 2 − 0.05 m̂ / (√v̂ + 0.1) = 1.9582213660199335.
+//   decoupled:     θ' = 2 (1 − 0.05·0.5) = 1.95, m = 0.2, v = 0.0525, m̂ = 0.26667,
+//                  v̂ = 0.12, θ = 1.95 − 0.05 m̂ / (√0.12 + 0.1) = 1.9201321016346939.
+// A large ε tells the placements apart: ε inside the root, √(v̂ + ε), would
+// give 1.9561827 and 1.9215732; no bias correction would give other values again.
+LENSING_TEST_CASE_TEMPLATE("Adam rule: one step against hand-computed values", Config, lensing::test::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  using Scalar = typename Config::scalar;
+  // ~10 rounded operations of unit roundoff u, no cancellation (the step is 2% of θ): ~10 u.
+  double const tol = std::is_same<Scalar, float>::value ? 2e-6 : 1e-14;
+  lensing::View1D<Scalar, Mem> th("theta", 2), g("g", 2), m("m", 2), v("v", 2);
+  lensing::test::set_values(th, {2.0, 2.0});
+  lensing::test::set_values(g, {0.3, 0.3});
+  lensing::test::set_values(m, {0.1, 0.1});
+  lensing::test::set_values(v, {0.04, 0.04});
+  using Rule = lensing::AdamRule<Scalar>;
+  Rule const l2 = Rule::at_step(2, 0.05, 0.5, 0.75, 0.1, 0.5, false);
+  Rule const dec = Rule::at_step(2, 0.05, 0.5, 0.75, 0.1, 0.5, true);
+  Kokkos::parallel_for(
+      "test_adam_rule", Kokkos::RangePolicy<Space>(Space(), 0, 2),
+      KOKKOS_LAMBDA(int i) { (i == 0 ? l2 : dec).update(th(i), g(i), m(i), v(i)); });
+  Space().fence();
+  auto const t = lensing::test::host_values(th), mv = lensing::test::host_values(m), vv = lensing::test::host_values(v);
+  CHECK(t[0] == doctest::Approx(1.9582213660199335).epsilon(tol));
+  CHECK(t[1] == doctest::Approx(1.9201321016346939).epsilon(tol));
+  CHECK(mv[0] == doctest::Approx(0.7).epsilon(tol));
+  CHECK(vv[0] == doctest::Approx(0.4525).epsilon(tol));
+  CHECK(mv[1] == doctest::Approx(0.2).epsilon(tol));
+  CHECK(vv[1] == doctest::Approx(0.0525).epsilon(tol));
+}
+
+// AdamState (the host loop over the same rule) with the inverse-time schedule,
+// decay_steps = 1 (η_t = 0.1 / (1 + t)), β = (0.9, 0.999), ε = 1e-8, x = 1:
+//   t = 1, g = 0.5:   m = 0.05, v = 2.5e-4, m̂/√v̂ = 0.5/(0.5 + 1e-8), x = 1 − 0.05·that = 0.950000001;
+//   t = 2, g = −0.25: m = 0.02, v = 3.1225e-4, m̂ = 0.02/0.19, v̂ = 3.1225e-4/0.001999,
+//                     x = 0.950000001 − (0.1/3) m̂/(√v̂ + 1e-8) = 0.94112209990261538.
+TEST_CASE("Adam rule: AdamState steps with the inverse-time schedule") {
+  lensing::AdamOptions a;
+  a.learning_rate = 0.1;
+  a.decay_steps = 1;
+  lensing::AdamState s(1, a);
+  double x = 1;
+  double const g1 = 0.5, g2 = -0.25;
+  s.step(&x, &g1);
+  CHECK(x == doctest::Approx(0.95000000099999998).epsilon(1e-15));
+  s.step(&x, &g2);
+  CHECK(x == doctest::Approx(0.94112209990261538).epsilon(1e-14));  // a few roundings of 1.1e-16
+  CHECK(s.steps() == 2);
+  // The schedule on its own, and its argument checks.
+  CHECK(lensing::LRSchedule::inverse_time(0.1, 4).lr(2) == doctest::Approx(0.1 / 1.5).epsilon(1e-15));
+  CHECK(lensing::LRSchedule::inverse_time(0.1, 4).lr(0) == 0.1);
+  CHECK_THROWS_AS(lensing::LRSchedule::inverse_time(0.1, 0), std::invalid_argument);
+  CHECK_THROWS_AS(lensing::LRSchedule::inverse_time(-0.1, 4), std::invalid_argument);
+  lensing::AdamOptions bad;
+  bad.epsilon = 0;
+  CHECK_THROWS_AS(lensing::AdamState(1, bad), std::invalid_argument);
 }
 
 LENSING_TEST_CASE_TEMPLATE("L-BFGS and Adam: ill-conditioned quadratic, exact minimiser", Config,

@@ -5,6 +5,7 @@
 /// First-order optimizers over a flat parameter vector (PyTorch's update
 /// rules, so hyper-parameters transfer), and gradient clipping.
 
+#include <lensing/core/adam_rule.hpp>
 #include <lensing/core/errors.hpp>
 #include <lensing/core/math.hpp>
 #include <lensing/nn/tensor.hpp>
@@ -83,7 +84,8 @@ class SGD {
   vector_type v_;
 };
 
-/// Adam (Kingma & Ba 2015) and AdamW (Loshchilov & Hutter 2019), PyTorch's rules.
+/// Adam (Kingma & Ba 2015) and AdamW (Loshchilov & Hutter 2019), PyTorch's rules,
+/// through the library's one update rule (core/adam_rule.hpp, AdamRule):
 ///
 /// Step t: [AdamW: θ ← θ (1 − η λ)] [Adam: g ← g + λ θ];
 /// m ← β₁ m + (1−β₁) g; v ← β₂ v + (1−β₂) g²;
@@ -133,24 +135,10 @@ class Adam {
     Scalar const* g = grads.data();
     Scalar* m = m_.data();
     Scalar* v = v_.data();
-    Scalar const lr = Scalar(lr_), b1 = Scalar(b1_), b2 = Scalar(b2_), eps = Scalar(eps_), wd = Scalar(wd_);
-    Scalar const c1 = Scalar(1.0 - std::pow(b1_, double(t_))), c2 = Scalar(1.0 - std::pow(b2_, double(t_)));
-    bool const dec = decoupled_;
+    auto const rule = AdamRule<Scalar>::at_step(t_, lr_, b1_, b2_, eps_, wd_, decoupled_);
     Kokkos::parallel_for(
         "lensing::nn::Adam::step", Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, n_),
-        KOKKOS_LAMBDA(long i) {
-          Scalar pi = p[i];
-          Scalar gi = g[i];
-          if (dec)
-            pi *= Scalar(1) - lr * wd;
-          else
-            gi += wd * pi;
-          Scalar const mi = b1 * m[i] + (Scalar(1) - b1) * gi;
-          Scalar const vi = b2 * v[i] + (Scalar(1) - b2) * gi * gi;
-          m[i] = mi;
-          v[i] = vi;
-          p[i] = pi - lr * (mi / c1) / (lensing::math::sqrt(vi / c2) + eps);
-        });
+        KOKKOS_LAMBDA(long i) { rule.update(p[i], g[i], m[i], v[i]); });
   }
 
  private:

@@ -2,14 +2,15 @@
 #define LENSING_OPTIM_ADAM_HPP
 
 /// \file
-/// Adam (Kingma & Ba 2015, arXiv:1412.6980, Algorithm 1): the update rule
-/// (AdamState, also used by the variational fits of sample/variational.hpp
-/// with stochastic gradients) and a driver maximising a LogDensity.
+/// Adam (Kingma & Ba 2015, arXiv:1412.6980, Algorithm 1): a driver
+/// maximising a LogDensity.  The update rule, AdamOptions and AdamState live
+/// in core/adam_rule.hpp (shared with nn::Adam and the variational fits):
 ///
 ///   m_t = b1 m_{t-1} + (1 - b1) g_t,   v_t = b2 v_{t-1} + (1 - b2) g_t^2,
 ///   x_t = x_{t-1} - lr_t (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t)) + eps),
 /// with g the gradient of the objective being minimised (here -grad log p).
 
+#include <lensing/core/adam_rule.hpp>
 #include <lensing/core/errors.hpp>
 #include <lensing/density/evaluator.hpp>
 #include <lensing/optim/result.hpp>
@@ -19,54 +20,6 @@
 #include <vector>
 
 namespace lensing {
-
-/// Hyper-parameters of Adam.  The learning rate decays as
-/// lr_t = learning_rate / (1 + t / decay_steps) when decay_steps > 0.
-struct AdamOptions {
-  double learning_rate = 1e-2;
-  double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8;
-  double decay_steps = 0;
-};
-
-namespace detail {
-inline void check_adam_options(AdamOptions const& a, char const* where) {
-  check_positive(a.learning_rate, where, "learning_rate");
-  check_in_closed_open(a.beta1, 0.0, 1.0, where, "beta1");
-  check_in_closed_open(a.beta2, 0.0, 1.0, where, "beta2");
-  check_positive(a.epsilon, where, "epsilon");
-  check_nonnegative(a.decay_steps, where, "decay_steps");
-}
-}  // namespace detail
-
-//----------------------------------------------------------------------------
-/// Adam moment estimates for n parameters (host, double).
-class AdamState {
- public:
-  AdamState(int n, AdamOptions const& options) : opt_(options), m_(std::size_t(n), 0.0), v_(std::size_t(n), 0.0) {
-    detail::check_adam_options(options, "lensing::AdamState");
-  }
-  /// One descent step x -= lr_t mhat / (sqrt(vhat) + eps) for the gradient g of a minimised objective.
-  void step(double* x, double const* g) {
-    ++t_;
-    b1t_ *= opt_.beta1;
-    b2t_ *= opt_.beta2;
-    double const lr =
-        opt_.decay_steps > 0 ? opt_.learning_rate / (1 + double(t_) / opt_.decay_steps) : opt_.learning_rate;
-    for (std::size_t i = 0; i < m_.size(); ++i) {
-      m_[i] = opt_.beta1 * m_[i] + (1 - opt_.beta1) * g[i];
-      v_[i] = opt_.beta2 * v_[i] + (1 - opt_.beta2) * g[i] * g[i];
-      double const mh = m_[i] / (1 - b1t_), vh = v_[i] / (1 - b2t_);
-      x[i] -= lr * mh / (std::sqrt(vh) + opt_.epsilon);
-    }
-  }
-  long long steps() const { return t_; }
-
- private:
-  AdamOptions opt_;
-  std::vector<double> m_, v_;
-  double b1t_ = 1, b2t_ = 1;
-  long long t_ = 0;
-};
 
 //----------------------------------------------------------------------------
 /// Maximise log p of `density` (a LogDensity) from x0 with Adam.  The result

@@ -7,7 +7,7 @@
 /// the unconstrained space: maximise
 ///   ELBO(mu, L) = E_q[log p(z)] + H[q],   q = N(mu, L L^T),  H = sum_i log L_ii + d (1 + log 2 pi) / 2,
 /// with reparameterised gradients z = mu + L eps, eps ~ N(0, I), optimised by
-/// Adam (optim/adam.hpp).  Families: mean-field (L diagonal) and full-rank (L
+/// Adam (AdamState of core/adam_rule.hpp).  Families: mean-field (L diagonal) and full-rank (L
 /// lower triangular).  Parameters: mu, omega_i = log L_ii, strict lower part of L.
 ///
 /// Gradient estimator: with u = grad log p(z) + (stl ? L^-T eps : 0),
@@ -24,12 +24,13 @@
 /// Lambda the mean-field optimum is mu = posterior mean, var_i = 1 / Lambda_ii
 /// (under-dispersed; e.g. Blei, Kucukelbir & McAuliffe 2017, sec. 5).
 
+#include <lensing/core/adam_rule.hpp>
 #include <lensing/core/errors.hpp>
 #include <lensing/core/random.hpp>
 #include <lensing/density/evaluator.hpp>
 #include <lensing/density/log_density.hpp>
-#include <lensing/optim/adam.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
