@@ -34,6 +34,114 @@ struct Conv2DGeometry {
   }
 };
 
+namespace detail {
+/// What Conv2D and ConvTranspose2D share around their arithmetic (CRTP on
+/// the layer L): channels, geometry, initialisation, the forward/backward
+/// checks and the choice between the host im2col path (L::forward_host,
+/// L::backward_host, on the per-thread ConvWorkspace, re-prepared when the
+/// input shape changes) and the direct kernels (L::forward_direct,
+/// L::backward_direct; device spaces or `direct = true`).  L names itself in
+/// L::forward_where and L::backward_where.
+template <class L, class Scalar, class MemorySpace>
+class ConvLayer : public LayerBase<Scalar, MemorySpace> {
+  using base = LayerBase<Scalar, MemorySpace>;
+
+ public:
+  using typename base::tensor_type;
+  using typename base::vector_type;
+  using Dims = ConvDims;
+
+  Conv2DGeometry const& geometry() const { return g_; }
+
+  template <class ExecutionSpace>
+  void forward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) {
+    static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>,
+                  "lensing::nn::Conv2D/ConvTranspose2D::forward: the tensors are not accessible from this "
+                  "execution space");
+    L& self = static_cast<L&>(*this);
+    check_forward(self, x, y, L::forward_where);
+    if constexpr (lensing::detail::is_host_space_v<ExecutionSpace>) {
+      if (!direct_) {
+        ensure_prepared(shape_of(x));
+        self.forward_host(space, x, y);
+        return;
+      }
+    }
+    self.forward_direct(space, x, y);
+  }
+
+  template <class ExecutionSpace>
+  void backward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y, tensor_type const& dy,
+                tensor_type const& dx, vector_type const& dparams) {
+    static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>,
+                  "lensing::nn::Conv2D/ConvTranspose2D::backward: the tensors are not accessible from this "
+                  "execution space");
+    L& self = static_cast<L&>(*this);
+    check_backward(self, x, y, dy, dx, dparams, L::backward_where);
+    if constexpr (lensing::detail::is_host_space_v<ExecutionSpace>) {
+      if (!direct_) {
+        ensure_prepared(shape_of(x));
+        self.backward_host(space, x, dy, dx, dparams);
+        return;
+      }
+    }
+    self.backward_direct(space, x, dy, dx, dparams);
+  }
+
+  /// The convolution taking `in` (n, c, h, w) to `out` (n, o, oh, ow) with this geometry.
+  Dims conv_dims(tensor_type const& in, tensor_type const& out) const {
+    return Dims{long(in.extent(0)),
+                long(in.extent(1)),
+                long(in.extent(2)),
+                long(in.extent(3)),
+                long(out.extent(1)),
+                long(out.extent(2)),
+                long(out.extent(3)),
+                g_.kh,
+                g_.kw,
+                g_.sh,
+                g_.sw,
+                g_.ph,
+                g_.pw,
+                g_.dh,
+                g_.dw};
+  }
+
+ protected:
+  ConvLayer(int in_channels, int out_channels, Conv2DGeometry g, Init init, bool direct, char const* where)
+      : cin_(in_channels), cout_(out_channels), g_(g), init_(init), direct_(direct) {
+    check_count(in_channels, 1, where, "in_channels");
+    check_count(out_channels, 1, where, "out_channels");
+    g.check(where);
+  }
+
+  /// Throws unless `in` is a valid shape with C_in channels.
+  void check_input(Shape4 const& in, char const* where) const {
+    check_valid_shape(in, where);
+    check_argument(
+        in.c == cin_, where,
+        "input " + in.str() + " has " + std::to_string(in.c) + " channels, expected " + std::to_string(cin_));
+  }
+
+  /// The nw weights (first in the parameters) from init_ with the given fans, then C_out zero biases.
+  void initialize_weights(long nw, long fan_in, long fan_out, std::uint64_t seed) {
+    nn::initialize(vector_type(Kokkos::subview(this->params_, Kokkos::make_pair(0L, nw))), init_, fan_in, fan_out,
+                   seed);
+    Kokkos::deep_copy(Kokkos::subview(this->params_, Kokkos::make_pair(nw, nw + cout_)), Scalar(0));
+  }
+
+  void ensure_prepared(Shape4 const& in) {
+    if (ws_.stale(in)) static_cast<L&>(*this).prepare(in);
+  }
+
+  int cin_, cout_;
+  Conv2DGeometry g_;
+  Init init_;
+  bool direct_;
+  ConvWorkspace<Scalar, MemorySpace> ws_;
+};
+}  // namespace detail
+
 /// 2-D convolution (cross-correlation, as PyTorch's nn.Conv2d, groups = 1).
 ///
 /// y[n,o,i,j] = b[o] + Σ_{c,p,q} W[o,c,p,q] x[n, c, i·s_h − p_h + p·d_h, j·s_w − p_w + q·d_w]
@@ -47,18 +155,22 @@ struct Conv2DGeometry {
 /// Device spaces (or `direct = true`): direct convolution kernels.
 /// Initialised He-normal with fan_in = C_in k_h k_w, bias zero.
 template <class Scalar, class MemorySpace>
-class Conv2D : public LayerBase<Scalar, MemorySpace> {
-  using base = LayerBase<Scalar, MemorySpace>;
+class Conv2D : public detail::ConvLayer<Conv2D<Scalar, MemorySpace>, Scalar, MemorySpace> {
+  using base = detail::ConvLayer<Conv2D<Scalar, MemorySpace>, Scalar, MemorySpace>;
+  using base::cin_;
+  using base::cout_;
+  using base::g_;
+  using base::ws_;
 
  public:
+  using typename base::Dims;
   using typename base::tensor_type;
   using typename base::vector_type;
+  static constexpr char const* forward_where = "lensing::nn::Conv2D::forward";
+  static constexpr char const* backward_where = "lensing::nn::Conv2D::backward";
 
   Conv2D(int in_channels, int out_channels, Conv2DGeometry g, Init init = Init::he_normal, bool direct = false)
-      : cin_(in_channels), cout_(out_channels), g_(g), init_(init), direct_(direct) {
-    check_count(in_channels, 1, "lensing::nn::Conv2D", "in_channels");
-    check_count(out_channels, 1, "lensing::nn::Conv2D", "out_channels");
-    g.check("lensing::nn::Conv2D");
+      : base(in_channels, out_channels, g, init, direct, "lensing::nn::Conv2D") {
     this->params_ = vector_type("lensing::nn::Conv2D::params", static_cast<long>(cout_) * ksize() + cout_);
   }
   /// Square kernel k, stride s, padding p, dilation d.
@@ -66,24 +178,18 @@ class Conv2D : public LayerBase<Scalar, MemorySpace> {
       : Conv2D(in_channels, out_channels, Conv2DGeometry{k, k, s, s, p, p, d, d}, init) {}
 
   long ksize() const { return static_cast<long>(cin_) * g_.kh * g_.kw; }
-  Conv2DGeometry const& geometry() const { return g_; }
 
   Shape4 output_shape(Shape4 const& in) const {
     char const* where = "lensing::nn::Conv2D";
-    check_valid_shape(in, where);
-    check_argument(
-        in.c == cin_, where,
-        "input " + in.str() + " has " + std::to_string(in.c) + " channels, expected " + std::to_string(cin_));
+    this->check_input(in, where);
     int oh, ow;
     g_.output_hw(in.h, in.w, oh, ow, where);
     return Shape4{in.n, cout_, oh, ow};
   }
 
   void initialize(std::uint64_t seed) {
-    long const nw = static_cast<long>(cout_) * ksize();
-    nn::initialize(vector_type(Kokkos::subview(this->params_, Kokkos::make_pair(0L, nw))), init_, ksize(),
-                   static_cast<long>(cout_) * g_.kh * g_.kw, seed);
-    Kokkos::deep_copy(Kokkos::subview(this->params_, Kokkos::make_pair(nw, nw + cout_)), Scalar(0));
+    this->initialize_weights(static_cast<long>(cout_) * ksize(), ksize(), static_cast<long>(cout_) * g_.kh * g_.kw,
+                             seed);
   }
 
   void prepare(Shape4 const& in) {
@@ -92,135 +198,64 @@ class Conv2D : public LayerBase<Scalar, MemorySpace> {
                 "lensing::nn::Conv2D::partial");
   }
 
-  template <class ExecutionSpace>
-  void forward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) {
-    static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>,
-                  "lensing::nn::Conv2D::forward: the tensors are not accessible from this execution space");
-    detail::check_forward(*this, x, y, "lensing::nn::Conv2D::forward");
-    if constexpr (lensing::detail::is_host_space_v<ExecutionSpace>) {
-      if (!direct_) {
-        ensure_prepared(shape_of(x));
-        forward_host(space, x, y);
-        return;
-      }
-    }
-    forward_direct(space, x, y);
-  }
-
-  template <class ExecutionSpace>
-  void backward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y, tensor_type const& dy,
-                tensor_type const& dx, vector_type const& dparams) {
-    static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>,
-                  "lensing::nn::Conv2D::backward: the tensors are not accessible from this execution space");
-    detail::check_backward(*this, x, y, dy, dx, dparams, "lensing::nn::Conv2D::backward");
-    if constexpr (lensing::detail::is_host_space_v<ExecutionSpace>) {
-      if (!direct_) {
-        ensure_prepared(shape_of(x));
-        backward_host(space, x, dy, dx, dparams);
-        return;
-      }
-    }
-    backward_direct(space, x, dy, dx, dparams);
-  }
-
   //--------------------------------------------------------------------------
   // Implementation (public for the device lambdas).
 
-  using Dims = detail::ConvDims;
-  Dims dims(tensor_type const& x, tensor_type const& y) const {
-    return Dims{long(x.extent(0)),
-                long(x.extent(1)),
-                long(x.extent(2)),
-                long(x.extent(3)),
-                long(y.extent(1)),
-                long(y.extent(2)),
-                long(y.extent(3)),
-                g_.kh,
-                g_.kw,
-                g_.sh,
-                g_.sw,
-                g_.ph,
-                g_.pw,
-                g_.dh,
-                g_.dw};
-  }
+  Dims dims(tensor_type const& x, tensor_type const& y) const { return this->conv_dims(x, y); }
 
   template <class ExecutionSpace>
   void forward_host(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) const {
     Dims const d = dims(x, y);
-    long const k = ksize(), p = d.oh * d.ow, chunks = std::min<long>({ws_.chunks, d.n, long(space.concurrency())}),
-               o = d.o;
+    long const k = ksize(), p = d.oh * d.ow, o = d.o;
+    bool const one = d.pointwise();
     Scalar const* w = this->params_.data();
     Scalar const* xp = x.data();
     Scalar* yp = y.data();
-    Scalar* colb = ws_.col.data();
-    Kokkos::parallel_for("lensing::nn::Conv2D::forward", Kokkos::RangePolicy<ExecutionSpace>(space, 0, chunks),
-                         [=](long t) {
-                           Scalar* col = colb + t * k * p;
-                           for (long n = d.n * t / chunks; n < d.n * (t + 1) / chunks; ++n) {
-                             Scalar* yn = yp + n * o * p;
-                             for (long oc = 0; oc < o; ++oc)
-                               for (long i = 0; i < p; ++i)
-                                 yn[oc * p + i] = w[o * k + oc];
-                             Scalar const* xn = xp + n * d.c * d.h * d.w;
-                             if (k == d.c && d.sh == 1 && d.sw == 1 && d.ph == 0 && d.pw == 0) {  // 1x1: x_n is col
-                               detail::gemm_host(false, false, o, p, k, Scalar(1), w, k, xn, p, Scalar(1), yn, p);
-                             } else {
-                               detail::im2col(d, xn, col);
-                               detail::gemm_host(false, false, o, p, k, Scalar(1), w, k, col, p, Scalar(1), yn, p);
-                             }
-                           }
-                         });
-    space.fence();
+    ws_.for_each_sample(space, "lensing::nn::Conv2D::forward", d.n, k * p, 0, [=](long n, Scalar* col, Scalar*) {
+      Scalar* yn = yp + n * o * p;
+      for (long oc = 0; oc < o; ++oc)
+        for (long i = 0; i < p; ++i)
+          yn[oc * p + i] = w[o * k + oc];
+      Scalar const* cn = xp + n * d.c * d.h * d.w;  // 1x1: x_n is its col
+      if (!one) {
+        detail::im2col(d, cn, col);
+        cn = col;
+      }
+      detail::gemm_host(false, false, o, p, k, Scalar(1), w, k, cn, p, Scalar(1), yn, p);
+    });
   }
 
   template <class ExecutionSpace>
   void backward_host(ExecutionSpace const& space, tensor_type const& x, tensor_type const& dy, tensor_type const& dx,
                      vector_type const& dparams) const {
     Dims const d = dims(x, dy);
-    long const k = ksize(), p = d.oh * d.ow, chunks = std::min<long>({ws_.chunks, d.n, long(space.concurrency())}),
-               o = d.o, np = this->num_params();
+    long const k = ksize(), p = d.oh * d.ow, o = d.o, np = this->num_params();
+    bool const one = d.pointwise();
     Scalar const* w = this->params_.data();
     Scalar const* xp = x.data();
     Scalar const* dyp = dy.data();
     Scalar* dxp = dx.data();
-    Scalar* colb = ws_.col.data();
-    Scalar* part = ws_.partial.data();
-    bool const one = (k == d.c && d.sh == 1 && d.sw == 1 && d.ph == 0 && d.pw == 0);
-    Kokkos::parallel_for("lensing::nn::Conv2D::backward", Kokkos::RangePolicy<ExecutionSpace>(space, 0, chunks),
-                         [=](long t) {
-                           Scalar* col = colb + t * k * p;
-                           Scalar* g = part + t * np;
-                           for (long i = 0; i < np; ++i)
-                             g[i] = Scalar(0);
-                           for (long n = d.n * t / chunks; n < d.n * (t + 1) / chunks; ++n) {
-                             Scalar const* xn = xp + n * d.c * d.h * d.w;
-                             Scalar const* dyn = dyp + n * o * p;
-                             Scalar const* cn = xn;
-                             if (!one) {
-                               detail::im2col(d, xn, col);
-                               cn = col;
-                             }
-                             detail::gemm_host(false, true, o, k, p, Scalar(1), dyn, p, cn, p, Scalar(1), g, k);
-                             for (long oc = 0; oc < o; ++oc) {
-                               Scalar s = Scalar(0);
-                               for (long i = 0; i < p; ++i)
-                                 s += dyn[oc * p + i];
-                               g[o * k + oc] += s;
-                             }
-                             if (dxp != nullptr) {
-                               Scalar* dxn = dxp + n * d.c * d.h * d.w;
-                               if (one) {
-                                 detail::gemm_host(true, false, k, p, o, Scalar(1), w, k, dyn, p, Scalar(0), dxn, p);
-                               } else {
-                                 detail::gemm_host(true, false, k, p, o, Scalar(1), w, k, dyn, p, Scalar(0), col, p);
-                                 detail::col2im(d, col, dxn);
-                               }
-                             }
-                           }
-                         });
-    space.fence();
-    detail::reduce_partials(space, "lensing::nn::Conv2D::reduce_partials", part, chunks, np, dparams.data());
+    long const chunks = ws_.for_each_sample(
+        space, "lensing::nn::Conv2D::backward", d.n, k * p, np, [=](long n, Scalar* col, Scalar* g) {
+          Scalar const* xn = xp + n * d.c * d.h * d.w;
+          Scalar const* dyn = dyp + n * o * p;
+          Scalar const* cn = xn;
+          if (!one) {
+            detail::im2col(d, xn, col);
+            cn = col;
+          }
+          detail::gemm_host(false, true, o, k, p, Scalar(1), dyn, p, cn, p, Scalar(1), g, k);
+          detail::add_channel_sums(dyn, o, p, g + o * k);
+          if (dxp == nullptr) return;
+          Scalar* dxn = dxp + n * d.c * d.h * d.w;
+          if (one) {
+            detail::gemm_host(true, false, k, p, o, Scalar(1), w, k, dyn, p, Scalar(0), dxn, p);
+          } else {
+            detail::gemm_host(true, false, k, p, o, Scalar(1), w, k, dyn, p, Scalar(0), col, p);
+            detail::col2im(d, col, dxn);
+          }
+        });
+    ws_.reduce(space, "lensing::nn::Conv2D::reduce_partials", chunks, np, dparams.data());
   }
 
   template <class ExecutionSpace>
@@ -243,17 +278,6 @@ class Conv2D : public LayerBase<Scalar, MemorySpace> {
       detail::conv_adjoint_direct(space, "lensing::nn::Conv2D::backward_input_direct", d, w,
                                   static_cast<Scalar const*>(nullptr), dy.data(), dx.data());
   }
-
- private:
-  void ensure_prepared(Shape4 const& in) {
-    if (ws_.stale(in)) prepare(in);
-  }
-
-  int cin_, cout_;
-  Conv2DGeometry g_;
-  Init init_;
-  bool direct_;
-  detail::ConvWorkspace<Scalar, MemorySpace> ws_;
 };
 
 }  // namespace nn

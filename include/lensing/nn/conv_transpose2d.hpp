@@ -21,28 +21,27 @@ namespace nn {
 /// kernels.  Initialised He-normal with fan_in = C_out k_h k_w (the fan PyTorch
 /// computes for this weight layout), bias 0.
 template <class Scalar, class MemorySpace>
-class ConvTranspose2D : public LayerBase<Scalar, MemorySpace> {
-  using base = LayerBase<Scalar, MemorySpace>;
+class ConvTranspose2D : public detail::ConvLayer<ConvTranspose2D<Scalar, MemorySpace>, Scalar, MemorySpace> {
+  using base = detail::ConvLayer<ConvTranspose2D<Scalar, MemorySpace>, Scalar, MemorySpace>;
+  using base::cin_;
+  using base::cout_;
+  using base::g_;
+  using base::ws_;
 
  public:
+  using typename base::Dims;
   using typename base::tensor_type;
   using typename base::vector_type;
-  using Dims = detail::ConvDims;
+  static constexpr char const* forward_where = "lensing::nn::ConvTranspose2D::forward";
+  static constexpr char const* backward_where = "lensing::nn::ConvTranspose2D::backward";
 
   ConvTranspose2D(int in_channels, int out_channels, Conv2DGeometry g, int output_padding_h = 0,
                   int output_padding_w = 0, Init init = Init::he_normal, bool direct = false)
-      : cin_(in_channels),
-        cout_(out_channels),
-        g_(g),
+      : base(in_channels, out_channels, g, init, direct, "lensing::nn::ConvTranspose2D"),
         oph_(output_padding_h),
-        opw_(output_padding_w),
-        init_(init),
-        direct_(direct) {
-    char const* where = "lensing::nn::ConvTranspose2D";
-    check_count(in_channels, 1, where, "in_channels");
-    check_count(out_channels, 1, where, "out_channels");
-    g.check(where);
-    check_argument(oph_ >= 0 && opw_ >= 0 && oph_ < std::max(g.sh, g.dh) && opw_ < std::max(g.sw, g.dw), where,
+        opw_(output_padding_w) {
+    check_argument(oph_ >= 0 && opw_ >= 0 && oph_ < std::max(g.sh, g.dh) && opw_ < std::max(g.sw, g.dw),
+                   "lensing::nn::ConvTranspose2D",
                    "output padding must be >= 0 and smaller than the stride or the dilation");
     this->params_ = vector_type("lensing::nn::ConvTranspose2D::params", long(cin_) * ksize() + cout_);
   }
@@ -55,10 +54,7 @@ class ConvTranspose2D : public LayerBase<Scalar, MemorySpace> {
 
   Shape4 output_shape(Shape4 const& in) const {
     char const* where = "lensing::nn::ConvTranspose2D";
-    check_valid_shape(in, where);
-    check_argument(
-        in.c == cin_, where,
-        "input " + in.str() + " has " + std::to_string(in.c) + " channels, expected " + std::to_string(cin_));
+    this->check_input(in, where);
     int const oh = (in.h - 1) * g_.sh - 2 * g_.ph + g_.dh * (g_.kh - 1) + oph_ + 1;
     int const ow = (in.w - 1) * g_.sw - 2 * g_.pw + g_.dw * (g_.kw - 1) + opw_ + 1;
     check_argument(oh >= 1 && ow >= 1, where, "input " + in.str() + " gives an empty output (padding too large)");
@@ -66,10 +62,7 @@ class ConvTranspose2D : public LayerBase<Scalar, MemorySpace> {
   }
 
   void initialize(std::uint64_t seed) {
-    long const nw = long(cin_) * ksize();
-    nn::initialize(vector_type(Kokkos::subview(this->params_, Kokkos::make_pair(0L, nw))), init_, ksize(),
-                   long(cin_) * g_.kh * g_.kw, seed);
-    Kokkos::deep_copy(Kokkos::subview(this->params_, Kokkos::make_pair(nw, nw + cout_)), Scalar(0));
+    this->initialize_weights(long(cin_) * ksize(), ksize(), long(cin_) * g_.kh * g_.kw, seed);
   }
 
   void prepare(Shape4 const& in) {
@@ -78,83 +71,30 @@ class ConvTranspose2D : public LayerBase<Scalar, MemorySpace> {
                 "lensing::nn::ConvTranspose2D::partial");
   }
 
-  template <class ExecutionSpace>
-  void forward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) {
-    static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>,
-                  "lensing::nn::ConvTranspose2D::forward: the tensors are not accessible from this execution space");
-    detail::check_forward(*this, x, y, "lensing::nn::ConvTranspose2D::forward");
-    if constexpr (lensing::detail::is_host_space_v<ExecutionSpace>) {
-      if (!direct_) {
-        ensure_prepared(shape_of(x));
-        forward_host(space, x, y);
-        return;
-      }
-    }
-    forward_direct(space, x, y);
-  }
-
-  template <class ExecutionSpace>
-  void backward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y, tensor_type const& dy,
-                tensor_type const& dx, vector_type const& dparams) {
-    static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>,
-                  "lensing::nn::ConvTranspose2D::backward: the tensors are not accessible from this execution space");
-    detail::check_backward(*this, x, y, dy, dx, dparams, "lensing::nn::ConvTranspose2D::backward");
-    if constexpr (lensing::detail::is_host_space_v<ExecutionSpace>) {
-      if (!direct_) {
-        ensure_prepared(shape_of(x));
-        backward_host(space, x, dy, dx, dparams);
-        return;
-      }
-    }
-    backward_direct(space, x, dy, dx, dparams);
-  }
-
   //--------------------------------------------------------------------------
   // Implementation (public for the device lambdas).  Dims describe the
   // equivalent Conv2D: its input is our output (c, h, w) = (C_out, H_out,
   // W_out), its output our input (o, oh, ow) = (C_in, H, W).
-  Dims dims(tensor_type const& x, tensor_type const& y) const {
-    return Dims{long(x.extent(0)),
-                long(y.extent(1)),
-                long(y.extent(2)),
-                long(y.extent(3)),
-                long(x.extent(1)),
-                long(x.extent(2)),
-                long(x.extent(3)),
-                g_.kh,
-                g_.kw,
-                g_.sh,
-                g_.sw,
-                g_.ph,
-                g_.pw,
-                g_.dh,
-                g_.dw};
-  }
+  Dims dims(tensor_type const& x, tensor_type const& y) const { return this->conv_dims(y, x); }
 
   template <class ExecutionSpace>
   void forward_host(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) const {
     Dims const d = dims(x, y);
-    long const k = ksize(), p = d.oh * d.ow, chunks = std::min<long>({ws_.chunks, d.n, long(space.concurrency())});
-    long const hw = d.h * d.w;
+    long const k = ksize(), p = d.oh * d.ow, hw = d.h * d.w;
     Scalar const* w = this->params_.data();
     Scalar const* xp = x.data();
     Scalar* yp = y.data();
-    Scalar* colb = ws_.col.data();
-    Kokkos::parallel_for(
-        "lensing::nn::ConvTranspose2D::forward", Kokkos::RangePolicy<ExecutionSpace>(space, 0, chunks), [=](long t) {
-          Scalar* col = colb + t * k * p;
-          for (long n = d.n * t / chunks; n < d.n * (t + 1) / chunks; ++n) {
-            Scalar* yn = yp + n * d.c * hw;
-            detail::gemm_host(true, false, k, p, d.o, Scalar(1), w, k, xp + n * d.o * p, p, Scalar(0), col, p);
-            detail::col2im(d, col, yn);
-            for (long c = 0; c < d.c; ++c) {
-              Scalar const b = w[d.o * k + c];
-              for (long i = 0; i < hw; ++i)
-                yn[c * hw + i] += b;
-            }
+    ws_.for_each_sample(
+        space, "lensing::nn::ConvTranspose2D::forward", d.n, k * p, 0, [=](long n, Scalar* col, Scalar*) {
+          Scalar* yn = yp + n * d.c * hw;
+          detail::gemm_host(true, false, k, p, d.o, Scalar(1), w, k, xp + n * d.o * p, p, Scalar(0), col, p);
+          detail::col2im(d, col, yn);
+          for (long c = 0; c < d.c; ++c) {
+            Scalar const b = w[d.o * k + c];
+            for (long i = 0; i < hw; ++i)
+              yn[c * hw + i] += b;
           }
         });
-    space.fence();
   }
 
   template <class ExecutionSpace>
@@ -162,36 +102,20 @@ class ConvTranspose2D : public LayerBase<Scalar, MemorySpace> {
                      vector_type const& dparams) const {
     Dims const d = dims(x, dy);
     long const k = ksize(), p = d.oh * d.ow, np = this->num_params(), hw = d.h * d.w;
-    long const chunks = std::min<long>({ws_.chunks, d.n, long(space.concurrency())});
     Scalar const* w = this->params_.data();
     Scalar const* xp = x.data();
     Scalar const* dyp = dy.data();
     Scalar* dxp = dx.data();
-    Scalar* colb = ws_.col.data();
-    Scalar* part = ws_.partial.data();
-    Kokkos::parallel_for(
-        "lensing::nn::ConvTranspose2D::backward", Kokkos::RangePolicy<ExecutionSpace>(space, 0, chunks), [=](long t) {
-          Scalar* col = colb + t * k * p;
-          Scalar* g = part + t * np;
-          for (long i = 0; i < np; ++i)
-            g[i] = Scalar(0);
-          for (long n = d.n * t / chunks; n < d.n * (t + 1) / chunks; ++n) {
-            Scalar const* dyn = dyp + n * d.c * hw;
-            Scalar const* xn = xp + n * d.o * p;
-            detail::im2col(d, dyn, col);
-            detail::gemm_host(false, true, d.o, k, p, Scalar(1), xn, p, col, p, Scalar(1), g, k);
-            for (long c = 0; c < d.c; ++c) {
-              Scalar s = Scalar(0);
-              for (long i = 0; i < hw; ++i)
-                s += dyn[c * hw + i];
-              g[d.o * k + c] += s;
-            }
-            if (dxp != nullptr)
-              detail::gemm_host(false, false, d.o, p, k, Scalar(1), w, k, col, p, Scalar(0), dxp + n * d.o * p, p);
-          }
+    long const chunks = ws_.for_each_sample(
+        space, "lensing::nn::ConvTranspose2D::backward", d.n, k * p, np, [=](long n, Scalar* col, Scalar* g) {
+          Scalar const* dyn = dyp + n * d.c * hw;
+          detail::im2col(d, dyn, col);
+          detail::gemm_host(false, true, d.o, k, p, Scalar(1), xp + n * d.o * p, p, col, p, Scalar(1), g, k);
+          detail::add_channel_sums(dyn, d.c, hw, g + d.o * k);
+          if (dxp != nullptr)
+            detail::gemm_host(false, false, d.o, p, k, Scalar(1), w, k, col, p, Scalar(0), dxp + n * d.o * p, p);
         });
-    space.fence();
-    detail::reduce_partials(space, "lensing::nn::ConvTranspose2D::reduce_partials", part, chunks, np, dparams.data());
+    ws_.reduce(space, "lensing::nn::ConvTranspose2D::reduce_partials", chunks, np, dparams.data());
   }
 
   template <class ExecutionSpace>
@@ -218,16 +142,7 @@ class ConvTranspose2D : public LayerBase<Scalar, MemorySpace> {
   }
 
  private:
-  void ensure_prepared(Shape4 const& in) {
-    if (ws_.stale(in)) prepare(in);
-  }
-
-  int cin_, cout_;
-  Conv2DGeometry g_;
   int oph_, opw_;
-  Init init_;
-  bool direct_;
-  detail::ConvWorkspace<Scalar, MemorySpace> ws_;
 };
 
 }  // namespace nn

@@ -142,21 +142,176 @@ inline std::vector<std::pair<int, int>> knn_graph_edges(std::vector<double> cons
 }
 
 namespace detail {
+/// The computation GraphConv and DirectionalGraphConv share, over a fixed CSR
+/// adjacency A with M neighbour filters W_1 … W_M and optional per-edge,
+/// per-filter weights q (q_m(i, j) of DirectionalGraphConv; all ones when
+/// q == nullptr, GraphConv):
+///
+///   Y = [H W₀ᵀ] + 1 bᵀ + Σ_m (A ∘ Q_m) T_m,   T = H [W_1; …; W_M]ᵀ  (n x M·F_out),
+///
+/// with the backward dT_j,m = Σ_i q_m(i,j) a_ij dy_i (over the transpose,
+/// built once here as the edge index of each entry of A by rows j),
+/// dW_m = dT_mᵀ H, dW₀ = dYᵀ H, db = Σ dY, dH = dY W₀ + Σ_m dT_m W_m.
+/// Parameter layout: [W₀ if self] W_1 … W_M, `extra` layer-specific
+/// parameters (the directions of DirectionalGraphConv), b (F_out).
 template <class Scalar, class MemorySpace>
-CsrMatrix<Scalar, MemorySpace> transpose(CsrMatrix<Scalar, MemorySpace> const& a) {
-  auto rp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), a.row_ptr);
-  auto c = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), a.col);
-  auto v = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), a.val);
-  std::vector<int> rows, cols;
-  std::vector<double> vals;
-  for (int i = 0; i < a.n; ++i)
-    for (int k = rp(i); k < rp(i + 1); ++k) {
-      rows.push_back(c(k));
-      cols.push_back(i);
-      vals.push_back(double(v(k)));
-    }
-  return make_csr<Scalar, MemorySpace>(a.n, rows, cols, vals);
-}
+struct GraphConvCore {
+  using vector_type = ParamVector<Scalar, MemorySpace>;
+  CsrMatrix<Scalar, MemorySpace> a;
+  View1D<int, MemorySpace> trow_ptr, tcol, tedge;  // row j of Aᵀ: nodes i and the edge k = (i, j) of A
+  int fin, fout, nf;                               // F_in, F_out, M
+  bool self;
+  long extra;
+  vector_type t, dt;  // T and dT (n x M·F_out)
+
+  GraphConvCore(CsrMatrix<Scalar, MemorySpace> const& adjacency, int in_features, int out_features, int num_filters,
+                bool self_weight, long extra_params, char const* where)
+      : a(adjacency), fin(in_features), fout(out_features), nf(num_filters), self(self_weight), extra(extra_params) {
+    check_count(adjacency.n, 1, where, "adjacency size");
+    check_count(in_features, 1, where, "in_features");
+    check_count(out_features, 1, where, "out_features");
+  }
+
+  /// Builds the transpose and the buffers; call after the layer's own checks.
+  void allocate(char const* t_name, char const* dt_name) {
+    int const n = a.n;
+    long const nnz = a.nnz();
+    auto rp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), a.row_ptr);
+    auto col = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), a.col);
+    // Counting sort by column; rows i ascend within each row j of the transpose.
+    std::vector<int> trp(n + 1, 0), tc(nnz), te(nnz);
+    for (long k = 0; k < nnz; ++k)
+      ++trp[col(k) + 1];
+    for (int j = 0; j < n; ++j)
+      trp[j + 1] += trp[j];
+    std::vector<int> fill(trp.begin(), trp.end() - 1);
+    for (int i = 0; i < n; ++i)
+      for (int k = rp(i); k < rp(i + 1); ++k) {
+        int const at = fill[col(k)]++;
+        tc[at] = i;
+        te[at] = k;
+      }
+    trow_ptr = View1D<int, MemorySpace>("lensing::nn::GraphConv::trow_ptr", n + 1);
+    tcol = View1D<int, MemorySpace>("lensing::nn::GraphConv::tcol", nnz);
+    tedge = View1D<int, MemorySpace>("lensing::nn::GraphConv::tedge", nnz);
+    copy_to(trow_ptr, trp);
+    copy_to(tcol, tc);
+    copy_to(tedge, te);
+    t = vector_type(std::string(t_name), long(n) * nf * fout);
+    dt = vector_type(std::string(dt_name), long(n) * nf * fout);
+  }
+
+  long matrix_size() const { return long(fout) * fin; }
+  long num_matrices() const { return (self ? 1 : 0) + long(nf); }
+  /// Offset of W_1 and of b in the flat parameters; their number.
+  long filters_offset() const { return self ? matrix_size() : 0; }
+  long bias_offset() const { return num_matrices() * matrix_size() + extra; }
+  long num_params() const { return bias_offset() + fout; }
+
+  Shape4 output_shape(Shape4 const& in, char const* where) const {
+    check_valid_shape(in, where);
+    check_argument(
+        in.n == a.n, where,
+        "input " + in.str() + " has " + std::to_string(in.n) + " nodes, the adjacency " + std::to_string(a.n));
+    check_argument(in.per_sample() == fin, where,
+                   "input " + in.str() + " has " + std::to_string(in.per_sample()) + " features per node, expected " +
+                       std::to_string(fin));
+    return Shape4{in.n, fout, 1, 1};
+  }
+
+  /// Xavier-uniform weight matrices (matrix m with seed + m), bias zero; leaves the extra parameters.
+  void initialize(vector_type const& params, std::uint64_t seed) const {
+    long const nw = matrix_size(), nmat = num_matrices(), ob = bias_offset();
+    for (long m = 0; m < nmat; ++m)
+      nn::initialize(vector_type(Kokkos::subview(params, Kokkos::make_pair(m * nw, (m + 1) * nw))),
+                     Init::xavier_uniform, fin, fout, seed + std::uint64_t(m));
+    Kokkos::deep_copy(Kokkos::subview(params, Kokkos::make_pair(ob, ob + fout)), Scalar(0));
+  }
+
+  /// y = [H W₀ᵀ] + b + Σ_m (A ∘ Q_m) T_m, storing T; q (nnz x M) may be nullptr (all ones).
+  template <class ExecutionSpace>
+  void forward(ExecutionSpace const& space, Scalar const* p, Scalar const* x, Scalar* y, Scalar const* q,
+               char const* name) const {
+    long const n = a.n, fi = fin, fo = fout, nd = nf, wide = nd * fo;
+    bool const accumulate = self;
+    Scalar const* b = p + bias_offset();
+    Scalar* tp = t.data();
+    gemm(space, false, true, n, wide, fi, Scalar(1), x, fi, p + filters_offset(), fi, Scalar(0), tp, wide);  // T
+    if (self) gemm(space, false, true, n, fo, fi, Scalar(1), x, fi, p, fi, Scalar(0), y, fo);  // Y = H W₀ᵀ
+    int const* rp = a.row_ptr.data();
+    int const* col = a.col.data();
+    Scalar const* val = a.val.data();
+    Kokkos::parallel_for(
+        name, Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, n), KOKKOS_LAMBDA(long i) {
+          Scalar* o = y + i * fo;
+          if (!accumulate)
+            for (long f = 0; f < fo; ++f)
+              o[f] = Scalar(0);
+          for (long f = 0; f < fo; ++f)
+            o[f] += b[f];
+          for (int k = rp[i]; k < rp[i + 1]; ++k) {
+            Scalar const* tj = tp + long(col[k]) * wide;
+            for (long m = 0; m < nd; ++m) {
+              Scalar const c = val[k] * (q != nullptr ? q[long(k) * nd + m] : Scalar(1));
+              if (q != nullptr && c == Scalar(0)) continue;
+              for (long f = 0; f < fo; ++f)
+                o[f] += c * tj[m * fo + f];
+            }
+          }
+        });
+  }
+
+  /// dT, the weight and bias gradients into g (not the extra ones) and, when dx != nullptr, dx.
+  template <class ExecutionSpace>
+  void backward(ExecutionSpace const& space, Scalar const* p, Scalar const* x, Scalar const* dy, Scalar* dx, Scalar* g,
+                Scalar const* q, char const* name) const {
+    long const n = a.n, fi = fin, fo = fout, nd = nf, wide = nd * fo;
+    Scalar* dtp = dt.data();
+    Scalar* gb = g + bias_offset();
+    int const* trp = trow_ptr.data();
+    int const* tc = tcol.data();
+    int const* te = tedge.data();
+    Scalar const* val = a.val.data();
+    Kokkos::parallel_for(
+        name, Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, n), KOKKOS_LAMBDA(long j) {
+          Scalar* o = dtp + j * wide;
+          for (long r = 0; r < wide; ++r)
+            o[r] = Scalar(0);
+          for (int e = trp[j]; e < trp[j + 1]; ++e) {
+            long const k = te[e];
+            Scalar const* dyi = dy + long(tc[e]) * fo;
+            for (long m = 0; m < nd; ++m) {
+              Scalar const c = val[k] * (q != nullptr ? q[k * nd + m] : Scalar(1));
+              if (q != nullptr && c == Scalar(0)) continue;
+              for (long f = 0; f < fo; ++f)
+                o[m * fo + f] += c * dyi[f];
+            }
+          }
+        });
+    Kokkos::parallel_for(
+        "lensing::nn::GraphConv::bias_grad", Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, fo),
+        KOKKOS_LAMBDA(long o) {
+          Scalar s = Scalar(0);
+          for (long i = 0; i < n; ++i)
+            s += dy[i * fo + o];
+          gb[o] = s;
+        });
+    gemm(space, true, false, wide, fi, n, Scalar(1), dtp, wide, x, fi, Scalar(0), g + filters_offset(), fi);
+    if (self) gemm(space, true, false, fo, fi, n, Scalar(1), dy, fo, x, fi, Scalar(0), g, fi);
+    if (dx == nullptr) return;
+    if (self) gemm(space, false, false, n, fi, fo, Scalar(1), dy, fo, p, fi, Scalar(0), dx, fi);
+    gemm(space, false, false, n, fi, wide, Scalar(1), dtp, wide, p + filters_offset(), fi, Scalar(self ? 1 : 0), dx,
+         fi);
+  }
+
+  template <class V, class T>
+  static void copy_to(V const& dst, std::vector<T> const& src) {
+    auto h = Kokkos::create_mirror_view(dst);
+    for (std::size_t i = 0; i < src.size(); ++i)
+      h(i) = src[i];
+    Kokkos::deep_copy(dst, h);
+  }
+};
 }  // namespace detail
 
 //----------------------------------------------------------------------------
@@ -175,6 +330,7 @@ CsrMatrix<Scalar, MemorySpace> transpose(CsrMatrix<Scalar, MemorySpace> const& a
 /// (F_out x F_in) if self_weight], W₁ (F_out x F_in), b (F_out).  Backward:
 /// dT = Aᵀ dY (the transpose is built once in the constructor), dW₁ = dTᵀ H,
 /// dW₀ = dYᵀ H, db = Σ dY, dH = dY W₀ + dT W₁.  Initialised Xavier-uniform.
+/// The computation is detail::GraphConvCore with one filter and no edge weights.
 template <class Scalar, class MemorySpace>
 class GraphConv : public LayerBase<Scalar, MemorySpace> {
   using base = LayerBase<Scalar, MemorySpace>;
@@ -185,52 +341,23 @@ class GraphConv : public LayerBase<Scalar, MemorySpace> {
   using matrix_type = CsrMatrix<Scalar, MemorySpace>;
 
   GraphConv(matrix_type const& adjacency, int in_features, int out_features, bool self_weight = true)
-      : a_(adjacency), at_(detail::transpose(adjacency)), fin_(in_features), fout_(out_features), self_(self_weight) {
-    char const* where = "lensing::nn::GraphConv";
-    check_count(adjacency.n, 1, where, "adjacency size");
-    check_count(in_features, 1, where, "in_features");
-    check_count(out_features, 1, where, "out_features");
-    long const nw = long(fout_) * fin_;
-    this->params_ = vector_type("lensing::nn::GraphConv::params", (self_ ? 2 : 1) * nw + fout_);
-    t_ = vector_type("lensing::nn::GraphConv::t", long(a_.n) * fout_);
-    dt_ = vector_type("lensing::nn::GraphConv::dt", long(a_.n) * fout_);
+      : core_(adjacency, in_features, out_features, 1, self_weight, 0, "lensing::nn::GraphConv") {
+    core_.allocate("lensing::nn::GraphConv::t", "lensing::nn::GraphConv::dt");
+    this->params_ = vector_type("lensing::nn::GraphConv::params", core_.num_params());
   }
-  int num_nodes() const { return a_.n; }
+  int num_nodes() const { return core_.a.n; }
 
-  Shape4 output_shape(Shape4 const& in) const {
-    char const* where = "lensing::nn::GraphConv";
-    check_valid_shape(in, where);
-    check_argument(
-        in.n == a_.n, where,
-        "input " + in.str() + " has " + std::to_string(in.n) + " nodes, the adjacency " + std::to_string(a_.n));
-    check_argument(in.per_sample() == fin_, where,
-                   "input " + in.str() + " has " + std::to_string(in.per_sample()) + " features per node, expected " +
-                       std::to_string(fin_));
-    return Shape4{in.n, fout_, 1, 1};
-  }
+  Shape4 output_shape(Shape4 const& in) const { return core_.output_shape(in, "lensing::nn::GraphConv"); }
 
-  void initialize(std::uint64_t seed) {
-    long const nw = long(fout_) * fin_, nmat = self_ ? 2 : 1;
-    for (long m = 0; m < nmat; ++m)
-      nn::initialize(vector_type(Kokkos::subview(this->params_, Kokkos::make_pair(m * nw, (m + 1) * nw))),
-                     Init::xavier_uniform, fin_, fout_, seed + std::uint64_t(m));
-    Kokkos::deep_copy(Kokkos::subview(this->params_, Kokkos::make_pair(nmat * nw, nmat * nw + fout_)), Scalar(0));
-  }
+  void initialize(std::uint64_t seed) { core_.initialize(this->params_, seed); }
 
   template <class ExecutionSpace>
   void forward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) {
     static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>,
                   "lensing::nn::GraphConv::forward: the tensors are not accessible from this execution space");
     detail::check_forward(*this, x, y, "lensing::nn::GraphConv::forward");
-    long const n = a_.n, fi = fin_, fo = fout_, nw = fo * fi;
-    Scalar const* p = this->params_.data();
-    Scalar const* w1 = p + (self_ ? nw : 0);
-    Scalar const* b = w1 + nw;
-    gemm(space, false, true, n, fo, fi, Scalar(1), x.data(), fi, w1, fi, Scalar(0), t_.data(), fo);  // T = H W1ᵀ
-    if (self_) {
-      gemm(space, false, true, n, fo, fi, Scalar(1), x.data(), fi, p, fi, Scalar(0), y.data(), fo);  // Y = H W0ᵀ
-    }
-    spmm(space, a_, t_.data(), b, self_, y.data(), "lensing::nn::GraphConv::forward");  // Y (+)= A T + b
+    core_.forward(space, this->params_.data(), x.data(), y.data(), static_cast<Scalar const*>(nullptr),
+                  "lensing::nn::GraphConv::forward");
   }
 
   template <class ExecutionSpace>
@@ -239,60 +366,12 @@ class GraphConv : public LayerBase<Scalar, MemorySpace> {
     static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>,
                   "lensing::nn::GraphConv::backward: the tensors are not accessible from this execution space");
     detail::check_backward(*this, x, y, dy, dx, dparams, "lensing::nn::GraphConv::backward");
-    long const n = a_.n, fi = fin_, fo = fout_, nw = fo * fi;
-    Scalar const* p = this->params_.data();
-    Scalar const* w1 = p + (self_ ? nw : 0);
-    Scalar* g = dparams.data();
-    Scalar* gw1 = g + (self_ ? nw : 0);
-    Scalar* gb = gw1 + nw;
-    Scalar const* dyp = dy.data();
-    spmm(space, at_, dyp, nullptr, false, dt_.data(), "lensing::nn::GraphConv::backward");  // dT = Aᵀ dY
-    gemm(space, true, false, fo, fi, n, Scalar(1), dt_.data(), fo, x.data(), fi, Scalar(0), gw1, fi);
-    if (self_) gemm(space, true, false, fo, fi, n, Scalar(1), dyp, fo, x.data(), fi, Scalar(0), g, fi);
-    Kokkos::parallel_for(
-        "lensing::nn::GraphConv::bias_grad", Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, fo),
-        KOKKOS_LAMBDA(long o) {
-          Scalar s = Scalar(0);
-          for (long i = 0; i < n; ++i)
-            s += dyp[i * fo + o];
-          gb[o] = s;
-        });
-    if (dx.data() == nullptr) return;
-    gemm(space, false, false, n, fi, fo, Scalar(1), dt_.data(), fo, w1, fi, Scalar(0), dx.data(), fi);
-    if (self_) gemm(space, false, false, n, fi, fo, Scalar(1), dyp, fo, p, fi, Scalar(1), dx.data(), fi);
-  }
-
-  // Implementation, public for nvcc: out = (accumulate ? out : 0) + M t (+ bias), t and out (n x fo) row-major.
-  template <class ExecutionSpace>
-  void spmm(ExecutionSpace const& space, matrix_type const& m, Scalar const* t, Scalar const* bias, bool accumulate,
-            Scalar* out, char const* name) const {
-    long const fo = fout_;
-    int const* rp = m.row_ptr.data();
-    int const* col = m.col.data();
-    Scalar const* val = m.val.data();
-    Kokkos::parallel_for(
-        name, Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(m.n)), KOKKOS_LAMBDA(long i) {
-          Scalar* o = out + i * fo;
-          if (!accumulate)
-            for (long f = 0; f < fo; ++f)
-              o[f] = Scalar(0);
-          if (bias != nullptr)
-            for (long f = 0; f < fo; ++f)
-              o[f] += bias[f];
-          for (int k = rp[i]; k < rp[i + 1]; ++k) {
-            Scalar const a = val[k];
-            Scalar const* tr = t + long(col[k]) * fo;
-            for (long f = 0; f < fo; ++f)
-              o[f] += a * tr[f];
-          }
-        });
+    core_.backward(space, this->params_.data(), x.data(), dy.data(), dx.data(), dparams.data(),
+                   static_cast<Scalar const*>(nullptr), "lensing::nn::GraphConv::backward");
   }
 
  private:
-  matrix_type a_, at_;
-  int fin_, fout_;
-  bool self_;
-  vector_type t_, dt_;
+  detail::GraphConvCore<Scalar, MemorySpace> core_;
 };
 
 }  // namespace nn

@@ -30,6 +30,8 @@ namespace detail {
 /// convolution it is the adjoint of (its output is (c, h, w)).
 struct ConvDims {
   long n, c, h, w, o, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+  /// A 1x1 kernel with unit stride and no padding: the input of a sample is its own col.
+  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
 };
 
 /// col (K x P, K = c·kh·kw, P = oh·ow) of one sample xs (c x h x w), zeros outside.
@@ -85,6 +87,19 @@ void col2im(ConvDims const& d, Scalar const* col, Scalar* dxs) {
 //----------------------------------------------------------------------------
 // Host workspace.
 
+/// out[i] = Σ_t part[t·np + i], i < np (host spaces; fences `space`).
+template <class ExecutionSpace, class Scalar>
+void reduce_partials(ExecutionSpace const& space, char const* name, Scalar const* part, long chunks, long np,
+                     Scalar* out) {
+  Kokkos::parallel_for(name, Kokkos::RangePolicy<ExecutionSpace>(space, 0, np), [=](long i) {
+    Scalar s = Scalar(0);
+    for (long t = 0; t < chunks; ++t)
+      s += part[t * np + i];
+    out[i] = s;
+  });
+  space.fence();
+}
+
 /// Per-thread buffers of the host im2col path: `chunks` col buffers and
 /// `chunks` partial parameter gradients (summed by reduce_partials), sized
 /// for the input shape given to prepare().  Allocated in HostSpace only.
@@ -113,19 +128,46 @@ struct ConvWorkspace {
     long const c = std::min(in.n, Kokkos::DefaultHostExecutionSpace().concurrency());
     return in != prepared || c > chunks;
   }
+
+  /// Runs body(n, col, g) for every sample n < batch on the host threads of
+  /// `space` (fenced on return): the batch is split into contiguous chunks, one
+  /// a thread, each with its own col buffer (col_size elements) and its own
+  /// partial gradient g (num_params elements, zeroed first; 0 for none).
+  /// Returns the number of chunks, for reduce().
+  template <class ExecutionSpace, class Body>
+  long for_each_sample(ExecutionSpace const& space, char const* name, long batch, long col_size, long num_params,
+                       Body const& body) const {
+    long const nc = std::min<long>({chunks, batch, long(space.concurrency())});
+    Scalar* colb = col.data();
+    Scalar* part = partial.data();
+    Kokkos::parallel_for(name, Kokkos::RangePolicy<ExecutionSpace>(space, 0, nc), [=](long t) {
+      Scalar* ct = colb + t * col_size;
+      Scalar* g = part + t * num_params;
+      for (long i = 0; i < num_params; ++i)
+        g[i] = Scalar(0);
+      for (long n = batch * t / nc; n < batch * (t + 1) / nc; ++n)
+        body(n, ct, g);
+    });
+    space.fence();
+    return nc;
+  }
+
+  /// out = the sum of the `nc` partial gradients of for_each_sample (host spaces; fences `space`).
+  template <class ExecutionSpace>
+  void reduce(ExecutionSpace const& space, char const* name, long nc, long num_params, Scalar* out) const {
+    reduce_partials(space, name, static_cast<Scalar const*>(partial.data()), nc, num_params, out);
+  }
 };
 
-/// out[i] = Σ_t part[t·np + i], i < np (host spaces; fences `space`).
-template <class ExecutionSpace, class Scalar>
-void reduce_partials(ExecutionSpace const& space, char const* name, Scalar const* part, long chunks, long np,
-                     Scalar* out) {
-  Kokkos::parallel_for(name, Kokkos::RangePolicy<ExecutionSpace>(space, 0, np), [=](long i) {
+/// g[ch] += Σ_q t[ch·hw + q], ch < channels: the bias gradients of one sample (host).
+template <class Scalar>
+void add_channel_sums(Scalar const* t, long channels, long hw, Scalar* g) {
+  for (long ch = 0; ch < channels; ++ch) {
     Scalar s = Scalar(0);
-    for (long t = 0; t < chunks; ++t)
-      s += part[t * np + i];
-    out[i] = s;
-  });
-  space.fence();
+    for (long q = 0; q < hw; ++q)
+      s += t[ch * hw + q];
+    g[ch] += s;
+  }
 }
 
 //----------------------------------------------------------------------------
