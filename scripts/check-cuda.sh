@@ -9,7 +9,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="${LENSING_CUDA_BUILD:-$root/build-cuda}"
 install_packages "${LENSING_PACKAGES[@]}"
 log "nvidia-cuda-toolkit is about 1.6 GB: the first run takes a few minutes"
-install_packages_from "main contrib non-free non-free-firmware" nvidia-cuda-toolkit g++-11
+install_packages_from "$LENSING_CUDA_COMPONENTS" "${LENSING_CUDA_PACKAGES[@]}"
 
 # Debian's nvcc 11.8 is /usr/bin/nvcc: put it before any newer toolkit, and
 # drop variables that point at one.

@@ -99,6 +99,13 @@ install_packages_from() {
 # Packages the library, its tests and benchmarks need.
 LENSING_PACKAGES=(cmake make g++ pkg-config libeigen3-dev xtensor-dev libfftw3-dev nlohmann-json3-dev
   doctest-dev libbenchmark-dev libstb-dev libcfitsio-dev ccache)
+# The fuzzing stage's (scripts/fuzz.sh): clang with libFuzzer and the sanitizer
+# runtimes, and the OpenMP headers Kokkos' headers need under clang.
+LENSING_FUZZ_PACKAGES=(clang libclang-rt-14-dev libomp-dev libcfitsio-dev pkg-config)
+# The nvcc check's (scripts/check-cuda.sh), from Debian non-free:
+#   install_packages_from "$LENSING_CUDA_COMPONENTS" "${LENSING_CUDA_PACKAGES[@]}"
+LENSING_CUDA_COMPONENTS="main contrib non-free non-free-firmware"
+LENSING_CUDA_PACKAGES=(nvidia-cuda-toolkit g++-11)
 
 # Compiler cache shared by every clone on this machine: objects are keyed on
 # paths relative to the clone (base_dir), so a fresh clone in another folder

@@ -24,9 +24,7 @@ case "${1:-}" in
   *) [[ "$1" =~ ^[0-9]+$ ]] || die "usage: scripts/fuzz.sh [SECONDS | --corpus]"; seconds="$1" ;;
 esac
 
-# clang with libFuzzer and the sanitizer runtimes (libclang-rt-14-dev), the
-# OpenMP headers Kokkos' headers need under clang (libomp-dev), cfitsio.
-install_packages clang libclang-rt-14-dev libomp-dev libcfitsio-dev pkg-config
+install_packages "${LENSING_FUZZ_PACKAGES[@]}"
 kokkos=$(find_or_build_kokkos_openmp)
 cxx="${LENSING_FUZZ_CXX:-clang++}"
 mkdir -p "$build"
