@@ -25,8 +25,10 @@
 ///  - simulate/observation.hpp, simulate/render.hpp: `lensing::` (LensModel,
 ///    Observation, Renderer: the forward model, which moves to a `lensing::`
 ///    folder model/ in the target layering);
-///  - noise/random_stream.hpp: `lensing::random` (to become one random family
-///    with core/random.hpp);
+///  - core/random.hpp: `lensing::random` (stream_key, Stream, purposes: the
+///    counter-based random family's key derivation and kernel streams, kept
+///    apart from the math helpers of `lensing::` by name; the host `Rng` is
+///    `lensing::Rng`);
 ///  - sample/priors.hpp: `lensing::prior` (to become one prior family with
 ///    simulate/priors.hpp);
 ///  - sample/diagnostics.hpp: `lensing::diagnostics` (rhat, ess_bulk,
@@ -102,7 +104,6 @@
 #include <lensing/noise/image_batch.hpp>
 #include <lensing/noise/masks.hpp>
 #include <lensing/noise/pixel_noise.hpp>
-#include <lensing/noise/random_stream.hpp>
 #include <lensing/optim/adam.hpp>
 #include <lensing/optim/lbfgs.hpp>
 #include <lensing/optim/levenberg_marquardt.hpp>

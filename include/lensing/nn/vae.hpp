@@ -7,9 +7,9 @@
 /// backward.
 
 #include <lensing/core/math.hpp>
+#include <lensing/core/random.hpp>
 #include <lensing/nn/finite_check.hpp>
 #include <lensing/nn/tensor.hpp>
-#include <lensing/noise/random_stream.hpp>
 
 #include <Kokkos_Core.hpp>
 
@@ -137,7 +137,7 @@ Scalar kl_diagonal_gaussians(ExecutionSpace const& space, Tensor<Scalar, MemoryS
 /// Randomness: ε of draw number k (0, 1, ... since construction or
 /// `reseed`) for element (n, j) is a standard normal from a
 /// `Kokkos::Random_XorShift64` generator seeded by a hash of (seed, k, n, j)
-/// (lensing::random::Stream, noise/random_stream.hpp) — rather than from a
+/// (lensing::random::Stream, core/random.hpp) — rather than from a
 /// `Kokkos::Random_XorShift64_Pool`, whose per-thread states would make ε
 /// depend on the thread count.  So draws are reproducible for a seed on any
 /// backend and thread count.  Owns ε, allocated in the constructor for a

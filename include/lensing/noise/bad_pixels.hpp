@@ -5,8 +5,8 @@
 /// Hot and dead pixels on an image (ny, nx) or a batch (n, ny, nx).
 
 #include <lensing/core/errors.hpp>
+#include <lensing/core/random.hpp>
 #include <lensing/noise/image_batch.hpp>
-#include <lensing/noise/random_stream.hpp>
 
 #include <cmath>
 #include <cstdint>

@@ -7,8 +7,8 @@
 /// the thread count.
 
 #include <lensing/core/errors.hpp>
+#include <lensing/core/random.hpp>
 #include <lensing/noise/image_batch.hpp>
-#include <lensing/noise/random_stream.hpp>
 
 #include <cmath>
 #include <cstdint>

@@ -6,7 +6,7 @@
 /// (ny, nx), or a batch of images, a rank-3 View (n, ny, nx), both row-major
 /// (iy, ix), on any execution space.  A rank-2 image is image 0 of a batch of
 /// one.  Image b of a call with `first_image = f` draws its random numbers
-/// from the streams of global image index f + b (noise/random_stream.hpp), so
+/// from the streams of global image index f + b (core/random.hpp), so
 /// a training set generated in chunks (resumed, or split over devices) equals
 /// the one generated in one call.
 

@@ -18,8 +18,8 @@
 /// whatever the thread count.  All calls are asynchronous on `space`.
 
 #include <lensing/core/errors.hpp>
+#include <lensing/core/random.hpp>
 #include <lensing/noise/image_batch.hpp>
-#include <lensing/noise/random_stream.hpp>
 
 #include <cmath>
 #include <cstdint>

@@ -38,7 +38,6 @@
 #include <lensing/core/views.hpp>
 #include <lensing/density/evaluator.hpp>
 #include <lensing/density/log_density.hpp>
-#include <lensing/noise/random_stream.hpp>
 #include <lensing/sample/adaptation.hpp>
 #include <lensing/sample/draws.hpp>
 #include <lensing/sample/parallel_chains.hpp>

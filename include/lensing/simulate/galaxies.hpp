@@ -16,7 +16,7 @@
 #include <lensing/core/math.hpp>
 #include <lensing/core/special.hpp>
 #include <lensing/core/views.hpp>
-#include <lensing/noise/random_stream.hpp>
+#include <lensing/core/random.hpp>
 
 #include <cmath>
 #include <cstdint>
