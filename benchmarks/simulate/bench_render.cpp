@@ -5,13 +5,13 @@
 // lenstronomy figures in issue 5: 64^2 k = 1 with PSF; 128^2 and 256^2 k = 3;
 // log-likelihood on 100^2 k = 3.  Floors: benchmarks/README.md.
 #include <lensing/likelihood/gaussian.hpp>
+#include <lensing/model/observation.hpp>
 #include <lensing/profiles/composite.hpp>
 #include <lensing/profiles/external_shear.hpp>
 #include <lensing/profiles/sie.hpp>
 #include <lensing/psf/fft_convolution.hpp>
 #include <lensing/psf/gaussian_filter.hpp>
 #include <lensing/raytrace/ray_shooting.hpp>
-#include <lensing/simulate/observation.hpp>
 #include <lensing/simulate/training_set.hpp>
 #include <lensing/sources/sersic.hpp>
 

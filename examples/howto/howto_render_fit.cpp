@@ -14,12 +14,12 @@
 #include <lensing/core/gradient_check.hpp>
 #include <lensing/io/npy.hpp>
 #include <lensing/likelihood/gaussian.hpp>
+#include <lensing/model/observation.hpp>
 #include <lensing/optim/lbfgs.hpp>
 #include <lensing/profiles/composite.hpp>
 #include <lensing/profiles/external_shear.hpp>
 #include <lensing/profiles/sie.hpp>
 #include <lensing/psf/gaussian_filter.hpp>
-#include <lensing/simulate/observation.hpp>
 #include <lensing/sources/sersic.hpp>
 
 #include <Eigen/Dense>

@@ -20,6 +20,7 @@
 // and prints what it wrote, chi^2 per pixel of the true and the perturbed
 // model, and timings.  Bad arguments give a clear error and exit code 2.
 #include <lensing/io/png.hpp>
+#include <lensing/model/observation.hpp>
 #include <lensing/profiles/composite.hpp>
 #include <lensing/profiles/external_shear.hpp>
 #include <lensing/profiles/sie.hpp>
@@ -27,7 +28,6 @@
 #include <lensing/psf/gaussian_filter.hpp>
 #include <lensing/psf/kernels.hpp>
 #include <lensing/raytrace/critical_curves.hpp>
-#include <lensing/simulate/observation.hpp>
 #include <lensing/sources/sersic.hpp>
 
 #include <Kokkos_Core.hpp>

@@ -17,14 +17,11 @@
 /// the folders: tests/<folder>/ tests include/lensing/<folder>/.
 ///
 /// Namespace rule: the model and inference folders (core, geometry,
-/// cosmology, profiles, sources, psf, deflection, raytrace, likelihood,
-/// density, optim, sample) declare their public names directly in
+/// cosmology, profiles, sources, psf, deflection, raytrace, model,
+/// likelihood, density, optim, sample) declare their public names directly in
 /// `lensing::`, the toolkit folders io, noise, nn, simulate and validate in
 /// `lensing::<folder>::`, and every folder keeps its internals in a nested
 /// `detail::`.  Exceptions, each with its reason:
-///  - simulate/observation.hpp, simulate/render.hpp: `lensing::` (LensModel,
-///    Observation, Renderer: the forward model, which moves to a `lensing::`
-///    folder model/ in the target layering);
 ///  - core/random.hpp: `lensing::random` (stream_key, Stream, purposes: the
 ///    counter-based random family's key derivation and kernel streams, kept
 ///    apart from the math helpers of `lensing::` by name; the host `Rng` is
@@ -132,6 +129,8 @@
 #if defined(LENSING_HAS_FFT)
 #include <lensing/psf/fft_convolution.hpp>
 #endif
+#include <lensing/model/observation.hpp>
+#include <lensing/model/render.hpp>
 #include <lensing/psf/gaussian_filter.hpp>
 #include <lensing/psf/kernels.hpp>
 #include <lensing/psf/psf_operator.hpp>
@@ -156,9 +155,7 @@
 #include <lensing/sample/sampler.hpp>
 #include <lensing/sample/variational.hpp>
 #include <lensing/simulate/galaxies.hpp>
-#include <lensing/simulate/observation.hpp>
 #include <lensing/simulate/priors.hpp>
-#include <lensing/simulate/render.hpp>
 #if defined(LENSING_HAS_FITS)
 #include <lensing/simulate/training_set.hpp>
 #endif

@@ -1,6 +1,8 @@
 #include "instantiate.hpp"
 
 #include <lensing/likelihood/gaussian.hpp>
+#include <lensing/model/observation.hpp>
+#include <lensing/model/render.hpp>
 #include <lensing/profiles/composite.hpp>
 #include <lensing/profiles/external_shear.hpp>
 #include <lensing/profiles/sie.hpp>
@@ -8,8 +10,6 @@
 #include <lensing/psf/fft_convolution.hpp>
 #include <lensing/psf/gaussian_filter.hpp>
 #include <lensing/psf/kernels.hpp>
-#include <lensing/simulate/observation.hpp>
-#include <lensing/simulate/render.hpp>
 #include <lensing/sources/composite_light.hpp>
 #include <lensing/sources/gaussian.hpp>
 #include <lensing/sources/hernquist_light.hpp>

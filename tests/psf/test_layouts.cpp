@@ -6,6 +6,8 @@
 // DirectConvolution used to walk raw row pointers whatever the layout (wrong
 // by up to 500 on a LayoutLeft image, and writing between strided elements).
 #include <lensing/core/math.hpp>
+#include <lensing/model/observation.hpp>
+#include <lensing/model/render.hpp>
 #include <lensing/noise/pixel_noise.hpp>
 #include <lensing/profiles/composite.hpp>
 #include <lensing/profiles/external_shear.hpp>
@@ -14,8 +16,6 @@
 #include <lensing/psf/fft_convolution.hpp>
 #include <lensing/psf/gaussian_filter.hpp>
 #include <lensing/psf/kernels.hpp>
-#include <lensing/simulate/observation.hpp>
-#include <lensing/simulate/render.hpp>
 #include <lensing/sources/sersic.hpp>
 
 #include <lensing_test.hpp>

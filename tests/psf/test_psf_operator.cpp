@@ -3,11 +3,11 @@
 // miss a requirement are rejected by the trait (tested as a value, so the
 // build does not fail).
 
+#include <lensing/model/observation.hpp>
 #include <lensing/psf/convolution.hpp>
 #include <lensing/psf/fft_convolution.hpp>
 #include <lensing/psf/gaussian_filter.hpp>
 #include <lensing/psf/psf_operator.hpp>
-#include <lensing/simulate/observation.hpp>
 
 #include <lensing_test.hpp>
 

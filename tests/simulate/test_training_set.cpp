@@ -1,5 +1,5 @@
+#include <lensing/model/render.hpp>
 #include <lensing/psf/gaussian_filter.hpp>
-#include <lensing/simulate/render.hpp>
 #include <lensing/simulate/training_set.hpp>
 
 #include <lensing_test.hpp>

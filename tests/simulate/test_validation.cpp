@@ -16,12 +16,14 @@
 //   raytrace/time_delays.hpp    arrival_times
 //   raytrace/multi_plane.hpp    multi_plane_ray_shoot multi_plane_magnification_map
 //                               multi_plane_ray_shoot_vjp
-//   simulate/render.hpp         Renderer::render render_adaptive render_fine
-//   simulate/observation.hpp    Observation::render Observation::sample
+//   model/render.hpp         Renderer::render render_adaptive render_fine
+//   model/observation.hpp    Observation::render Observation::sample
 //   likelihood/gaussian.hpp     GaussianLikelihood::value value_and_gradient
 // (deflection/ takes convergence maps, not profiles.)
 #include <lensing/cosmology/flat_lcdm.hpp>
 #include <lensing/likelihood/gaussian.hpp>
+#include <lensing/model/observation.hpp>
+#include <lensing/model/render.hpp>
 #include <lensing/profiles/composite.hpp>
 #include <lensing/profiles/epl.hpp>
 #include <lensing/profiles/external_shear.hpp>
@@ -34,8 +36,6 @@
 #include <lensing/raytrace/multi_plane.hpp>
 #include <lensing/raytrace/ray_shooting.hpp>
 #include <lensing/raytrace/time_delays.hpp>
-#include <lensing/simulate/observation.hpp>
-#include <lensing/simulate/render.hpp>
 #include <lensing/simulate/training_set.hpp>
 #include <lensing/sources/sersic.hpp>
 

@@ -7,8 +7,8 @@
 /// shooting, lens deflection VJP).
 
 #include <lensing/core/reduce_params.hpp>
+#include <lensing/model/observation.hpp>
 #include <lensing/raytrace/ray_shooting.hpp>
-#include <lensing/simulate/observation.hpp>
 
 #include <cmath>
 #include <string>

@@ -58,7 +58,7 @@ inline double fwhm_to_sigma(double fwhm) { return fwhm / (2.0 * std::sqrt(2.0 * 
 /// that variant.)  A pixel-integrated kernel applied to an image whose pixels
 /// are already sub-pixel averages integrates the pixel twice (2% of the peak
 /// for a 2-pixel FWHM): with supersampling k > 1, build it at pixel_scale / k
-/// and use PsfSampling::supersampled (simulate/observation.hpp).
+/// and use PsfSampling::supersampled (model/observation.hpp).
 template <class Scalar>
 PsfKernel<Scalar> gaussian_psf_kernel(double fwhm, double pixel_scale, double truncation = 5.0) {
   constexpr char const* where = "lensing::gaussian_psf_kernel";

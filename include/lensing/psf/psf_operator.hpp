@@ -2,7 +2,7 @@
 #define LENSING_PSF_PSF_OPERATOR_HPP
 
 /// \file
-/// The PsfOperator concept: what an Observation (simulate/observation.hpp)
+/// The PsfOperator concept: what an Observation (model/observation.hpp)
 /// needs from a PSF, and the compile-time check.
 ///
 /// A PsfOperator is a linear map B on images of one shape and its exact

@@ -1,5 +1,5 @@
-#ifndef LENSING_SIMULATE_OBSERVATION_HPP
-#define LENSING_SIMULATE_OBSERVATION_HPP
+#ifndef LENSING_MODEL_OBSERVATION_HPP
+#define LENSING_MODEL_OBSERVATION_HPP
 
 /// \file
 /// A lens model (lens + source light + lens light as one parameter vector)
@@ -7,10 +7,10 @@
 /// draws noisy realisations of it.
 
 #include <lensing/core/errors.hpp>
+#include <lensing/model/render.hpp>
 #include <lensing/noise/pixel_noise.hpp>
 #include <lensing/profiles/mass_profile.hpp>
 #include <lensing/psf/psf_operator.hpp>
-#include <lensing/simulate/render.hpp>
 #include <lensing/sources/light_profile.hpp>
 
 #include <array>
@@ -185,7 +185,7 @@ void observation_noise_map(ExecutionSpace const& space, ObservationNoise<typenam
 ///    fine_ny, fine_nx)), then bin.  Costs k^2 (direct convolution: k^4, as
 ///    the kernel grows too) times the binned convolution.
 /// At k = 1 the two are the same operator.  Which to choose depends on how
-/// the PSF kernel was sampled (measured in tests/simulate/
+/// the PSF kernel was sampled (measured in tests/model/
 /// test_observation_sample.cpp on a Gaussian source and a 2-pixel FWHM
 /// Gaussian PSF, against the exact pixel integral):
 ///  - point-sampled kernels (GaussianFilter, lenstronomy's convention): both
@@ -341,4 +341,4 @@ class Observation {
 
 }  // namespace lensing
 
-#endif  // LENSING_SIMULATE_OBSERVATION_HPP
+#endif  // LENSING_MODEL_OBSERVATION_HPP

@@ -1,5 +1,5 @@
-#ifndef LENSING_SIMULATE_RENDER_HPP
-#define LENSING_SIMULATE_RENDER_HPP
+#ifndef LENSING_MODEL_RENDER_HPP
+#define LENSING_MODEL_RENDER_HPP
 
 /// \file
 /// Noiseless lensed images on a PixelGrid with uniform supersampling.
@@ -62,7 +62,7 @@ void check_render_args(char const* where, PixelGrid<typename Lens::scalar_type> 
 /// amplitude units times arcsec^2 (lenstronomy's convention).  Uniform
 /// supersampling with factor k = grid.supersampling(): the error of the
 /// sub-pixel average against the exact pixel integral falls as 1/k^2 where
-/// the image is smooth (see tests/simulate/test_render.cpp for the measured
+/// the image is smooth (see tests/model/test_render.cpp for the measured
 /// differences between k = 1, 3, 7).
 ///
 /// Owns a (fine_ny, fine_nx) buffer (allocated in the constructor when k > 1):
@@ -303,4 +303,4 @@ void select_supersampled_pixels(ExecutionSpace const& space, Image const& image,
 
 }  // namespace lensing
 
-#endif  // LENSING_SIMULATE_RENDER_HPP
+#endif  // LENSING_MODEL_RENDER_HPP

@@ -1,6 +1,7 @@
 // Observation::sample (noisy realisations), the supersampled PSF option of
 // Observation (PsfSampling), and the likelihood gradient through it.
 #include <lensing/likelihood/gaussian.hpp>
+#include <lensing/model/observation.hpp>
 #include <lensing/profiles/composite.hpp>
 #include <lensing/profiles/external_shear.hpp>
 #include <lensing/profiles/sie.hpp>
@@ -8,7 +9,6 @@
 #include <lensing/psf/fft_convolution.hpp>
 #include <lensing/psf/gaussian_filter.hpp>
 #include <lensing/psf/kernels.hpp>
-#include <lensing/simulate/observation.hpp>
 #include <lensing/sources/gaussian.hpp>
 #include <lensing/sources/sersic.hpp>
 
