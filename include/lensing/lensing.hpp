@@ -12,8 +12,9 @@
 ///
 /// Layout: the folders of include/lensing/ include each other without a
 /// cycle (core at the bottom; density/ holds the LogDensity concept and its
-/// evaluator, below optim/ and sample/); scripts/include-graph.sh prints the
-/// folder graph and fails on a cycle (ctest label "layering").  Tests mirror
+/// evaluator, the priors and the parameter table, below optim/, sample/ and
+/// simulate/); scripts/include-graph.sh prints the folder graph and fails on
+/// a cycle (ctest label "layering").  Tests mirror
 /// the folders: tests/<folder>/ tests include/lensing/<folder>/.
 ///
 /// Namespace rule: the model and inference folders (core, geometry,
@@ -26,8 +27,6 @@
 ///    counter-based random family's key derivation and kernel streams, kept
 ///    apart from the math helpers of `lensing::` by name; the host `Rng` is
 ///    `lensing::Rng`);
-///  - sample/priors.hpp: `lensing::prior` (to become one prior family with
-///    simulate/priors.hpp);
 ///  - sample/diagnostics.hpp: `lensing::diagnostics` (rhat, ess_bulk,
 ///    summarize...: short names kept out of `lensing::`);
 ///  - families inside a folder: `lensing::math` (core: functions named like
@@ -58,6 +57,8 @@
 #include <lensing/deflection/kernels.hpp>
 #include <lensing/density/evaluator.hpp>
 #include <lensing/density/log_density.hpp>
+#include <lensing/density/parameter_table.hpp>
+#include <lensing/density/prior.hpp>
 #include <lensing/geometry/ellipticity.hpp>
 #include <lensing/geometry/grid_coordinates.hpp>
 #include <lensing/geometry/pixel_grid.hpp>
@@ -151,11 +152,9 @@
 #include <lensing/sample/langevin.hpp>
 #include <lensing/sample/metric.hpp>
 #include <lensing/sample/parallel_chains.hpp>
-#include <lensing/sample/priors.hpp>
 #include <lensing/sample/sampler.hpp>
 #include <lensing/sample/variational.hpp>
 #include <lensing/simulate/galaxies.hpp>
-#include <lensing/simulate/priors.hpp>
 #if defined(LENSING_HAS_FITS)
 #include <lensing/simulate/training_set.hpp>
 #endif

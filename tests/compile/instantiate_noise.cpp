@@ -1,11 +1,11 @@
 #include "instantiate.hpp"
 
+#include <lensing/density/parameter_table.hpp>
 #include <lensing/noise/bad_pixels.hpp>
 #include <lensing/noise/cosmic_rays.hpp>
 #include <lensing/noise/masks.hpp>
 #include <lensing/noise/pixel_noise.hpp>
 #include <lensing/simulate/galaxies.hpp>
-#include <lensing/simulate/priors.hpp>
 
 namespace {
 // Every noise and artefact kernel on one image view type (rank 2 or 3).
@@ -39,13 +39,19 @@ LENSING_INSTANTIATE(instantiate_noise) {
     all_noise(space, img, mask);
     all_noise(space, batch, bmask);
     // Priors.
-    using Pr = lensing::simulate::Prior<S>;
-    lensing::simulate::ParameterTable<S, Mem> table({{"a", Pr::uniform(0, 1)},
-                                                     {"b", Pr::normal(0, 1)},
-                                                     {"c", Pr::log_uniform(0.1, 1)},
-                                                     {"d", Pr::truncated_normal(0, 1, 0, 2)},
-                                                     {"e", Pr::fixed(1)}});
-    lensing::View2D<S, Mem> params("params", 3, 5);
+    using Pr = lensing::Prior<S>;
+    lensing::ParameterTable<S, Mem> table({{"a", Pr::uniform(0, 1)},
+                                           {"b", Pr::normal(0, 1)},
+                                           {"c", Pr::log_uniform(0.1, 1)},
+                                           {"d", Pr::truncated_normal(0, 1, 0, 2)},
+                                           {"e", Pr::fixed(1)},
+                                           {"f", Pr::half_normal(1)},
+                                           {"g", Pr::half_cauchy(1)},
+                                           {"h", Pr::student_t(3, 0, 1)},
+                                           {"i", Pr::gamma(0.5, 1)},
+                                           {"j", Pr::beta(2, 3)}});
+    table.tie("k", "a", 2, 1);
+    lensing::View2D<S, Mem> params("params", 3, 11);
     lensing::View1D<double, Mem> logp("logp", 3);
     table.sample(space, params, 1);
     table.log_density(space, params, logp);

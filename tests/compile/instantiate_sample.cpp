@@ -1,9 +1,9 @@
 #include "instantiate.hpp"
 
+#include <lensing/density/prior.hpp>
 #include <lensing/sample/batch.hpp>
 #include <lensing/sample/bijections.hpp>
 #include <lensing/sample/diagnostics.hpp>
-#include <lensing/sample/priors.hpp>
 #include <lensing/sample/sampler.hpp>
 
 namespace {
@@ -34,6 +34,14 @@ template <class Space, class S>
 void transforms(Space const& space) {
   using Mem = typename Space::memory_space;
   lensing::View1D<S, Mem> out("out", 32);
+  using P = lensing::Prior<S>;
+  lensing::View1D<P, Mem> priors("priors", 8);
+  auto hp = Kokkos::create_mirror_view(priors);
+  P const list[8] = {P::normal(0, 1), P::half_normal(1), P::half_cauchy(1), P::student_t(3, 0, 1),
+                     P::gamma(2, 1),  P::beta(2, 2),     P::uniform(0, 1),  P::log_uniform(0.1, 1)};
+  for (int k = 0; k < 8; ++k)
+    hp(k) = list[k];
+  Kokkos::deep_copy(priors, hp);
   Kokkos::parallel_for(
       "lensing::instantiate::sample_transforms", Kokkos::RangePolicy<Space>(space, 0, 1), KOKKOS_LAMBDA(int) {
         S const u = S(0.3);
@@ -53,16 +61,9 @@ void transforms(Space const& space) {
         o.unconstrain(xx, uu);
         o.pullback(uu, xx, ub);
         out(5) = o.log_jacobian(uu) + ub[0];
-        namespace pr = lensing::prior;
         S const x = S(0.4);
-        out(6) = pr::Normal<S>{S(0), S(1)}.log_density(x) + pr::Normal<S>{S(0), S(1)}.gradient(x);
-        out(7) = pr::HalfNormal<S>{S(1)}.log_density(x) + pr::HalfNormal<S>{S(1)}.gradient(x);
-        out(8) = pr::HalfCauchy<S>{S(1)}.log_density(x) + pr::HalfCauchy<S>{S(1)}.gradient(x);
-        out(9) = pr::StudentT<S>{S(3), S(0), S(1)}.log_density(x) + pr::StudentT<S>{S(3), S(0), S(1)}.gradient(x);
-        out(10) = pr::Gamma<S>{S(2), S(1)}.log_density(x) + pr::Gamma<S>{S(2), S(1)}.gradient(x);
-        out(11) = pr::Beta<S>{S(2), S(2)}.log_density(x) + pr::Beta<S>{S(2), S(2)}.gradient(x);
-        out(12) = pr::Uniform<S>{S(0), S(1)}.log_density(x) + pr::Uniform<S>{S(0), S(1)}.gradient(x);
-        out(13) = pr::LogUniform<S>{S(0.1), S(1)}.log_density(x) + pr::LogUniform<S>{S(0.1), S(1)}.gradient(x);
+        for (int k = 0; k < 8; ++k)
+          out(6 + k) = S(priors(k).log_density(x) + priors(k).gradient(x));
         lensing::Simplex<S> const sx{3};
         S su[2] = {S(0.1), S(-0.2)}, sxx[3], slx[3], sg[2], sub[2];
         sx.constrain(su, sxx);

@@ -6,7 +6,7 @@
 
 #include "posteriordb_support.hpp"
 
-#include <lensing/sample/priors.hpp>
+#include <lensing/density/prior.hpp>
 
 #include <cmath>
 #include <vector>
@@ -23,9 +23,9 @@ struct Diamonds {
   int dimension() const { return p + 2; }
   template <class S>
   double value_and_gradient(S const&, HostView const& q, HostView const& g) const {
-    namespace pr = lensing::prior;
     double const icpt = q(p), sigma = std::exp(q(p + 1)), inv2 = 1 / (sigma * sigma);
-    pr::StudentT<double> const pi{3, 8, 10}, ps{3, 0, 10};
+    auto const pi = lensing::Prior<double>::student_t(3, 8, 10);
+    auto const ps = lensing::Prior<double>::student_t(3, 0, 10);
     std::vector<double> r(y);
     double* rp = r.data();
     for (int i = 0; i < n; ++i)

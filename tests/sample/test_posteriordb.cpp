@@ -6,15 +6,14 @@
 
 #include "posteriordb_support.hpp"
 
+#include <lensing/density/prior.hpp>
 #include <lensing/sample/bijections.hpp>
-#include <lensing/sample/priors.hpp>
 
 #include <cmath>
 #include <vector>
 
 namespace {
 using pdb::HostView;
-namespace pr = lensing::prior;
 constexpr double half_log_2pi = 0.91893853320467274178;
 
 // ---------------------------------------------------------------------------
@@ -27,8 +26,8 @@ struct EightSchools {
   template <class S>
   double value_and_gradient(S const&, HostView const& q, HostView const& g) const {
     double const mu = q(8), tau = std::exp(q(9));
-    pr::Normal<double> const pmu{0, 5};
-    pr::HalfCauchy<double> const ptau{5};
+    auto const pmu = lensing::Prior<double>::normal(0, 5);
+    auto const ptau = lensing::Prior<double>::half_cauchy(5);
     double lp = pmu.log_density(mu) + ptau.log_density(tau) + q(9);
     double sum_r = 0, sum_rt = 0;
     for (int j = 0; j < 8; ++j) {
@@ -56,8 +55,8 @@ struct ArK {
   template <class S>
   double value_and_gradient(S const&, HostView const& q, HostView const& g) const {
     double const sigma = std::exp(q(K + 1)), inv2 = 1 / (sigma * sigma);
-    pr::Normal<double> const pc{0, 10};
-    pr::HalfCauchy<double> const ps{2.5};
+    auto const pc = lensing::Prior<double>::normal(0, 10);
+    auto const ps = lensing::Prior<double>::half_cauchy(2.5);
     double lp = pc.log_density(q(0)) + ps.log_density(sigma) + q(K + 1);
     g(0) = pc.gradient(q(0));
     for (int k = 0; k < K; ++k) {
@@ -168,8 +167,8 @@ struct GpPois {
     for (int i = 0; i < n + 2; ++i)
       g(i) = 0;
     if (!cholesky(K, L, n)) return -HUGE_VAL;
-    pr::Gamma<double> const prho{25, 4};
-    pr::HalfNormal<double> const palpha{2};
+    auto const prho = lensing::Prior<double>::gamma(25, 4);
+    auto const palpha = lensing::Prior<double>::half_normal(2);
     double lp = prho.log_density(rho) + palpha.log_density(alpha) + q(0) + q(1);
     std::vector<double> f(n, 0.0), gf(n);
     for (int i = 0; i < n; ++i) {
@@ -258,9 +257,9 @@ struct GaussMix {
     double mu[2];
     ord.constrain(uu, mu);
     double const s1 = std::exp(q(2)), s2 = std::exp(q(3)), th = unit.constrain(q(4));
-    pr::Normal<double> const pmu{0, 2};
-    pr::HalfNormal<double> const ps{2};
-    pr::Beta<double> const pth{5, 5};
+    auto const pmu = lensing::Prior<double>::normal(0, 2);
+    auto const ps = lensing::Prior<double>::half_normal(2);
+    auto const pth = lensing::Prior<double>::beta(5, 5);
     double lp = pmu.log_density(mu[0]) + pmu.log_density(mu[1]) + ps.log_density(s1) + ps.log_density(s2) +
                 pth.log_density(th) + ord.log_jacobian(uu) + q(2) + q(3) + unit.log_jacobian(q(4));
     double dmu[2] = {pmu.gradient(mu[0]), pmu.gradient(mu[1])};

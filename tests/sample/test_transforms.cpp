@@ -2,8 +2,8 @@
 // evaluated inside kernels on every backend in float and double;
 // normalisation of the priors by quadrature; known values.
 
+#include <lensing/density/prior.hpp>
 #include <lensing/sample/bijections.hpp>
-#include <lensing/sample/priors.hpp>
 
 #include <lensing_test.hpp>
 
@@ -180,44 +180,45 @@ double integrate(P const& p, double a, double b, int n = 200000) {
 LENSING_TEST_CASE_TEMPLATE("priors: log-densities and gradients vs FD", Config, lensing::test::AllConfigs) {
   using Space = typename Config::execution_space;
   using S = typename Config::scalar;
-  namespace pr = lensing::prior;
+  using P = lensing::Prior<S>;
+  using PD = lensing::Prior<double>;
   std::vector<double> const real = {-2.1, -0.3, 0.4, 1.7, 3.2};
   std::vector<double> const pos = {0.05, 0.4, 1.3, 2.7, 6.0};
   std::vector<double> const unit = {0.03, 0.2, 0.5, 0.77, 0.96};
-  CHECK(check_prior<Space, S>(pr::Normal<S>{S(0.5), S(2)}, pr::Normal<double>{0.5, 2}, real) == 0);
-  CHECK(check_prior<Space, S>(pr::HalfNormal<S>{S(2)}, pr::HalfNormal<double>{2}, pos) == 0);
-  CHECK(check_prior<Space, S>(pr::HalfCauchy<S>{S(5)}, pr::HalfCauchy<double>{5}, pos) == 0);
-  CHECK(check_prior<Space, S>(pr::StudentT<S>{S(3), S(8), S(10)}, pr::StudentT<double>{3, 8, 10}, real) == 0);
-  CHECK(check_prior<Space, S>(pr::Gamma<S>{S(25), S(4)}, pr::Gamma<double>{25, 4}, pos) == 0);
-  CHECK(check_prior<Space, S>(pr::Beta<S>{S(5), S(5)}, pr::Beta<double>{5, 5}, unit) == 0);
-  CHECK(check_prior<Space, S>(pr::Uniform<S>{S(-3), S(4)}, pr::Uniform<double>{-3, 4}, real) == 0);
-  CHECK(check_prior<Space, S>(pr::LogUniform<S>{S(0.01), S(10)}, pr::LogUniform<double>{0.01, 10}, pos) == 0);
+  CHECK(check_prior<Space, S>(P::normal(0.5, 2), PD::normal(0.5, 2), real) == 0);
+  CHECK(check_prior<Space, S>(P::half_normal(2), PD::half_normal(2), pos) == 0);
+  CHECK(check_prior<Space, S>(P::half_cauchy(5), PD::half_cauchy(5), pos) == 0);
+  CHECK(check_prior<Space, S>(P::student_t(3, 8, 10), PD::student_t(3, 8, 10), real) == 0);
+  CHECK(check_prior<Space, S>(P::gamma(25, 4), PD::gamma(25, 4), pos) == 0);
+  CHECK(check_prior<Space, S>(P::beta(5, 5), PD::beta(5, 5), unit) == 0);
+  CHECK(check_prior<Space, S>(P::uniform(-3, 4), PD::uniform(-3, 4), real) == 0);
+  CHECK(check_prior<Space, S>(P::log_uniform(0.01, 10), PD::log_uniform(0.01, 10), pos) == 0);
 }
 
 TEST_CASE("priors: normalised, known values, -inf outside the support") {
-  namespace pr = lensing::prior;
-  CHECK(integrate(pr::HalfNormal<double>{2}, 0, 40) == doctest::Approx(1).epsilon(1e-8));
-  CHECK(integrate(pr::Gamma<double>{25, 4}, 0, 40) == doctest::Approx(1).epsilon(1e-8));
-  CHECK(integrate(pr::Beta<double>{5, 5}, 0, 1) == doctest::Approx(1).epsilon(1e-8));
-  CHECK(integrate(pr::Beta<double>{0.5, 2}, 0, 1) == doctest::Approx(1).epsilon(1e-5));
-  CHECK(integrate(pr::LogUniform<double>{0.01, 10}, 0.01, 10) == doctest::Approx(1).epsilon(1e-8));
+  using P = lensing::Prior<double>;
+  CHECK(integrate(P::half_normal(2), 0, 40) == doctest::Approx(1).epsilon(1e-8));
+  CHECK(integrate(P::gamma(25, 4), 0, 40) == doctest::Approx(1).epsilon(1e-8));
+  CHECK(integrate(P::beta(5, 5), 0, 1) == doctest::Approx(1).epsilon(1e-8));
+  CHECK(integrate(P::beta(0.5, 2), 0, 1) == doctest::Approx(1).epsilon(1e-5));
+  CHECK(integrate(P::log_uniform(0.01, 10), 0.01, 10) == doctest::Approx(1).epsilon(1e-8));
   // Half-Cauchy: P(x <= s) = 1/2 (the scale is the median).
-  CHECK(integrate(pr::HalfCauchy<double>{5}, 0, 5) == doctest::Approx(0.5).epsilon(1e-8));
+  CHECK(integrate(P::half_cauchy(5), 0, 5) == doctest::Approx(0.5).epsilon(1e-8));
   // Student-t(3): density at its centre = Gamma(2) / (Gamma(1.5) sqrt(3 pi) sigma).
-  CHECK(std::exp(pr::StudentT<double>{3, 8, 10}.log_density(8)) ==
+  CHECK(std::exp(P::student_t(3, 8, 10).log_density(8)) ==
         doctest::Approx(1.0 / (std::tgamma(1.5) * std::sqrt(3 * M_PI) * 10)).epsilon(1e-12));
-  CHECK(pr::Normal<double>{0, 1}.log_density(0) == doctest::Approx(-0.5 * std::log(2 * M_PI)).epsilon(1e-14));
-  CHECK(std::exp(pr::Uniform<double>{-3, 4}.log_density(0)) == doctest::Approx(1.0 / 7).epsilon(1e-14));
+  CHECK(P::normal(0, 1).log_density(0) == doctest::Approx(-0.5 * std::log(2 * M_PI)).epsilon(1e-14));
+  CHECK(std::exp(P::uniform(-3, 4).log_density(0)) == doctest::Approx(1.0 / 7).epsilon(1e-14));
   double const ninf = -HUGE_VAL;
-  CHECK(pr::HalfNormal<double>{1}.log_density(-0.1) == ninf);
-  CHECK(pr::HalfCauchy<double>{1}.log_density(-0.1) == ninf);
-  CHECK(pr::Gamma<double>{2, 1}.log_density(0) == ninf);
-  CHECK(pr::Beta<double>{2, 2}.log_density(1) == ninf);
-  CHECK(pr::Uniform<double>{0, 1}.log_density(1.5) == ninf);
-  CHECK(pr::LogUniform<double>{1, 2}.log_density(0.5) == ninf);
-  CHECK(pr::Beta<double>{2, 2}.gradient(1.5) == 0);
-  CHECK(pr::Normal<double>{0, 1}.check());
-  CHECK_FALSE(pr::Normal<double>{0, -1}.check());
-  CHECK_FALSE(pr::Uniform<double>{1, 1}.check());
-  CHECK_FALSE(pr::LogUniform<double>{0, 1}.check());
+  CHECK(P::half_normal(1).log_density(-0.1) == ninf);
+  CHECK(P::half_cauchy(1).log_density(-0.1) == ninf);
+  CHECK(P::gamma(2, 1).log_density(0) == ninf);
+  CHECK(P::beta(2, 2).log_density(1) == ninf);
+  CHECK(P::uniform(0, 1).log_density(1.5) == ninf);
+  CHECK(P::log_uniform(1, 2).log_density(0.5) == ninf);
+  CHECK(P::beta(2, 2).gradient(1.5) == 0);
+  CHECK_NOTHROW(P::normal(0, 1));
+  CHECK_THROWS_AS(P::normal(0, -1), std::invalid_argument);
+  CHECK_THROWS_AS(P::uniform(1, 1), std::invalid_argument);
+  CHECK_THROWS_AS(P::log_uniform(0, 1), std::invalid_argument);
 }

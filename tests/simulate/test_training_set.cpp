@@ -269,13 +269,13 @@ LENSING_TEST_CASE_TEMPLATE("training set: files, resume and bad input", Config, 
   // Bad input.
   CHECK_THROWS_AS(sim::write_training_set(space, g, 0, dir, opt), std::invalid_argument);
   using Gen = sim::TrainingSetGenerator<Scalar, Mem>;
-  using Table = sim::ParameterTable<Scalar, Mem>;
-  auto missing = Table({{"theta_E", sim::Prior<Scalar>::uniform(1, 2)}});
+  using Table = lensing::ParameterTable<Scalar, Mem>;
+  auto missing = Table({{"theta_E", lensing::Prior<Scalar>::uniform(1, 2)}});
   CHECK_THROWS_WITH_AS(Gen(small_config(5), missing), doctest::Contains("no 'e1'"), std::invalid_argument);
   auto unbounded = sim::default_training_set_priors<Scalar, Mem>();
-  auto entries = std::vector<std::pair<std::string, sim::Prior<Scalar>>>{};
+  auto entries = std::vector<std::pair<std::string, lensing::Prior<Scalar>>>{};
   for (int k = 0; k < unbounded.size(); ++k)
-    entries.push_back({unbounded.names()[k], k == 0 ? sim::Prior<Scalar>::normal(1, 0.3) : unbounded.prior(k)});
+    entries.push_back({unbounded.names()[k], k == 0 ? lensing::Prior<Scalar>::normal(1, 0.3) : unbounded.prior(k)});
   Table const unbounded_table(entries);
   CHECK_THROWS_WITH_AS(Gen(small_config(5), unbounded_table), doctest::Contains("theta_E"), std::invalid_argument);
   auto cfg = small_config(5);

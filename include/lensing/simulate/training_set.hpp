@@ -11,7 +11,7 @@
 /// 548, 555: real galaxy -> lens -> PSF -> masks -> cosmic rays -> noise ->
 /// bias):
 ///
-///   labels θ ~ priors (simulate/priors.hpp)
+///   labels θ ~ priors (density/parameter_table.hpp)
 ///   -> lens SIE + external shear, source = procedural galaxy
 ///      (simulate/galaxies.hpp), lens light = elliptical Sérsic
 ///   -> supersampled ray shooting on the PixelGrid (k x k sub-pixels)
@@ -29,6 +29,7 @@
 #include <lensing/core/parallel.hpp>
 #include <lensing/core/special.hpp>
 #include <lensing/core/views.hpp>
+#include <lensing/density/parameter_table.hpp>
 #include <lensing/geometry/pixel_grid.hpp>
 #include <lensing/io/file.hpp>
 #include <lensing/io/fits.hpp>
@@ -44,7 +45,6 @@
 #include <lensing/profiles/sie.hpp>
 #include <lensing/psf/gaussian_filter.hpp>
 #include <lensing/simulate/galaxies.hpp>
-#include <lensing/simulate/priors.hpp>
 #include <lensing/sources/sersic.hpp>
 
 #include <Kokkos_Core.hpp>

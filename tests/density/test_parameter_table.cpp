@@ -1,7 +1,10 @@
-// Priors of the training-set generator: moments within sampling error,
+// Parameter tables (density/parameter_table.hpp) and the priors the
+// training-set generator draws: moments within sampling error,
 // Kolmogorov-Smirnov distance to the analytic CDF, normalised log-densities,
-// determinism, bad inputs.
-#include <lensing/simulate/priors.hpp>
+// determinism (bit-identical draws, chunking, Serial vs OpenMP), tied
+// parameters, host rows, bad inputs.  Every family's own checks are in
+// test_prior.cpp.
+#include <lensing/density/parameter_table.hpp>
 
 #include <lensing_test.hpp>
 
@@ -12,8 +15,8 @@
 #include <stdexcept>
 #include <vector>
 
-using lensing::simulate::ParameterTable;
-using P = lensing::simulate::Prior<double>;
+using lensing::ParameterTable;
+using P = lensing::Prior<double>;
 
 namespace {
 double normal_cdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
@@ -21,11 +24,11 @@ double normal_cdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
 // Analytic CDFs of the test priors.
 std::function<double(double)> cdf_of(P const& p) {
   switch (p.kind) {
-    case lensing::simulate::PriorKind::uniform:
+    case lensing::PriorKind::uniform:
       return [p](double x) { return (x - p.lo) / (p.hi - p.lo); };
-    case lensing::simulate::PriorKind::normal:
+    case lensing::PriorKind::normal:
       return [p](double x) { return normal_cdf((x - p.p0) / p.p1); };
-    case lensing::simulate::PriorKind::log_uniform:
+    case lensing::PriorKind::log_uniform:
       return [p](double x) { return std::log(x / p.lo) / std::log(p.hi / p.lo); };
     default:
       return [p](double x) {
@@ -42,7 +45,7 @@ LENSING_TEST_CASE_TEMPLATE("prior draws: moments, KS distance, determinism", Con
   using Space = typename Config::execution_space;
   using Scalar = typename Config::scalar;
   using Mem = typename Config::memory_space;
-  using Pr = lensing::simulate::Prior<Scalar>;
+  using Pr = lensing::Prior<Scalar>;
   ParameterTable<Scalar, Mem> table({{"theta_E", Pr::uniform(0.5, 2.0)},
                                      {"gamma", Pr::normal(2.0, 0.1)},
                                      {"R_sersic", Pr::log_uniform(0.05, 3.0)},
@@ -76,7 +79,7 @@ LENSING_TEST_CASE_TEMPLATE("prior draws: moments, KS distance, determinism", Con
     double const lo = *std::min_element(x.begin(), x.end()), hi = *std::max_element(x.begin(), x.end());
     CHECK(lo >= double(Scalar(pr.lo)));
     CHECK(hi <= double(Scalar(pr.hi)));
-    if (pr.kind == lensing::simulate::PriorKind::fixed) {
+    if (pr.kind == lensing::PriorKind::fixed) {
       CHECK(lo == double(Scalar(0.5)));
       CHECK(hi == double(Scalar(0.5)));
       continue;
@@ -86,11 +89,11 @@ LENSING_TEST_CASE_TEMPLATE("prior draws: moments, KS distance, determinism", Con
     CHECK(std::fabs(var - pr.variance()) < 5 * std::sqrt((m4 - var * var) / n));
     // Kolmogorov-Smirnov: P(sqrt(n) D > 1.95) = 0.001.
     std::sort(x.begin(), x.end());
-    auto const F = cdf_of(P(pr.kind == lensing::simulate::PriorKind::uniform  ? P::uniform(pr.lo, pr.hi)
-                            : pr.kind == lensing::simulate::PriorKind::normal ? P::normal(pr.p0, pr.p1)
-                            : pr.kind == lensing::simulate::PriorKind::log_uniform
-                                ? P::log_uniform(pr.lo, pr.hi)
-                                : P::truncated_normal(pr.p0, pr.p1, pr.lo, pr.hi)));
+    auto const F =
+        cdf_of(P(pr.kind == lensing::PriorKind::uniform       ? P::uniform(pr.lo, pr.hi)
+                 : pr.kind == lensing::PriorKind::normal      ? P::normal(pr.p0, pr.p1)
+                 : pr.kind == lensing::PriorKind::log_uniform ? P::log_uniform(pr.lo, pr.hi)
+                                                              : P::truncated_normal(pr.p0, pr.p1, pr.lo, pr.hi)));
     double D = 0;
     for (int i = 0; i < n; ++i) {
       double const f = F(x[i]);
@@ -196,4 +199,104 @@ LENSING_TEST_CASE_TEMPLATE("parameter table log_density and bad inputs", Config,
   CHECK_THROWS_WITH_AS(P::truncated_normal(0, 1, 50, 60), doctest::Contains("carries no probability"),
                        std::invalid_argument);
   CHECK_THROWS_AS(P::fixed(HUGE_VAL), std::invalid_argument);
+}
+
+LENSING_TEST_CASE_TEMPLATE("tied parameters: scale * source + offset, no density, own streams untouched", Config,
+                           lensing::test::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Scalar = typename Config::scalar;
+  using Mem = typename Config::memory_space;
+  using Pr = lensing::Prior<Scalar>;
+  Space space;
+  std::vector<std::pair<std::string, Pr>> const entries = {{"center_x", Pr::normal(0, 0.1)},
+                                                           {"center_y", Pr::normal(0, 0.1)},
+                                                           {"theta_E", Pr::uniform(0.5, 2.0)},
+                                                           {"light_y", Pr::uniform(-1, 1)},
+                                                           {"lens_n", Pr::gamma(4, 2)}};
+  ParameterTable<Scalar, Mem> plain(entries), tied(entries);
+  // Appended ("light_x") and in place ("light_y" loses its own prior).
+  tied.tie("light_x", "center_x").tie("light_y", "center_y", -2, 0.25);
+  REQUIRE(tied.size() == 6);
+  CHECK(tied.index("light_x") == 5);
+  CHECK(tied.index("light_y") == 3);
+  CHECK(tied.is_tied(3));
+  CHECK(tied.is_tied(5));
+  CHECK_FALSE(tied.is_tied(0));
+  CHECK(tied.tie_of(3).source == 1);
+  int const n = 3000;
+  lensing::View2D<Scalar, Mem> a("a", n, 5), b("b", n, 6);
+  plain.sample(space, a, 77, 5);
+  tied.sample(space, b, 77, 5);
+  space.fence();
+  auto const ha = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), a);
+  auto const hb = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), b);
+  long bad_free = 0, bad_tied = 0;
+  for (int i = 0; i < n; ++i) {
+    for (int j : {0, 1, 2, 4})
+      bad_free += ha(i, j) != hb(i, j);  // the same streams, so the same bits
+    // The tie is evaluated in double from the Scalar source, then rounded.
+    bad_tied += hb(i, 5) != Scalar(1.0 * double(hb(i, 0)) + 0.0);
+    bad_tied += hb(i, 3) != Scalar(-2.0 * double(hb(i, 1)) + 0.25);
+  }
+  CHECK(bad_free == 0);
+  CHECK(bad_tied == 0);
+
+  // Batch log-density: the tied columns contribute nothing (light_y = 0.25 -
+  // 2 * center_y lies outside its former uniform(-1, 1) for |center_y| > 0.625
+  // and still counts 0).
+  lensing::View1D<double, Mem> logp("logp", n);
+  tied.log_density(space, b, logp);
+  space.fence();
+  auto const hl = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), logp);
+  long bad_logp = 0;
+  for (int i = 0; i < n; ++i) {
+    std::vector<double> row(6), grad;
+    for (int j = 0; j < 6; ++j)
+      row[j] = double(hb(i, j));
+    double expect = 0;
+    for (int j : {0, 1, 2, 4})
+      expect += tied.prior(j).log_density(row[j]);
+    // Sums of the same double terms in the same order: equal to rounding.
+    bad_logp += !lensing::test::close(hl(i), expect, 1e-14, 1e-14);
+    bad_logp += !lensing::test::close(tied.log_density(row), expect, 1e-14, 1e-14);
+    bad_logp += !lensing::test::close(tied.log_density_and_gradient(row, grad), expect, 1e-14, 1e-14);
+    bad_logp += grad[3] != 0 || grad[5] != 0 || grad[0] != tied.prior(0).gradient(row[0]) ||
+                grad[4] != tied.prior(4).gradient(row[4]);
+  }
+  CHECK(bad_logp == 0);
+
+  // Host rows: resolve_ties and the chain rule through the ties.
+  std::vector<double> row = {0.1, -0.2, 1.0, 99, 2.0, 99};
+  tied.resolve_ties(row.data());
+  CHECK(row[5] == 0.1);
+  CHECK(row[3] == -2 * -0.2 + 0.25);
+  std::vector<double> g = {1, 2, 3, 4, 5, 6};
+  tied.pullback_ties(g.data());
+  CHECK(g == std::vector<double>{1 + 6, 2 - 2 * 4, 3, 0, 5, 0});
+}
+
+TEST_CASE("parameter table: unknown names, bad ties and tied priors throw, naming the parameters") {
+  ParameterTable<double, Kokkos::HostSpace> table({{"theta_E", P::uniform(0.5, 2)}, {"center_x", P::normal(0, 1)}});
+  CHECK(table.find("nope") == -1);
+  std::string const msg = lensing::test::error_message([&] { table.index("thetaE"); });
+  CHECK(msg.find("lensing::ParameterTable::index") != std::string::npos);
+  CHECK(msg.find("'thetaE'") != std::string::npos);
+  CHECK(msg.find("theta_E, center_x") != std::string::npos);
+  CHECK_THROWS_AS(table.index("thetaE"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(table.tie("light_x", "centre_x"), doctest::Contains("unknown parameter 'centre_x'"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(table.tie("center_x", "center_x"), doctest::Contains("to itself"), std::invalid_argument);
+  CHECK_THROWS_AS(table.tie("light_x", "center_x", HUGE_VAL), std::invalid_argument);
+  table.tie("light_x", "center_x");
+  // A tie to a tied parameter, and tying away a parameter others are tied to.
+  CHECK_THROWS_WITH_AS(table.tie("light_y", "light_x"), doctest::Contains("itself tied to 'center_x'"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(table.tie("center_x", "theta_E"), doctest::Contains("'light_x' is tied to it"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(table.prior(2), doctest::Contains("'light_x' is tied to 'center_x'"), std::invalid_argument);
+  CHECK_THROWS_AS(table.prior(3), std::out_of_range);
+  CHECK(table.size() == 3);
+  std::vector<double> grad;
+  CHECK_THROWS_WITH_AS(table.log_density_and_gradient(std::vector<double>{1, 2}, grad),
+                       doctest::Contains("num_params = 3"), std::invalid_argument);
 }
