@@ -21,7 +21,8 @@ if(NOT xtensor_FOUND)
   message(FATAL_ERROR "lensing: xtensor not found (Debian: xtensor-dev); ${_lensing_hint}.")
 endif()
 # The components (see CMakeLists.txt): lensing::fft needs FFTW (float and
-# double; cuFFT too with a CUDA Kokkos), lensing::fits needs cfitsio.  A
+# double; cuFFT too with a CUDA Kokkos), lensing::fits needs cfitsio,
+# lensing::hdf5 the HDF5 C library (optional even for the tests, see below).  A
 # component whose dependency is missing is left out of the install, unless
 # this build's tests, examples, benchmarks or compile check need it.
 if(LENSING_ENABLE_TESTS OR LENSING_ENABLE_EXAMPLES OR LENSING_ENABLE_BENCHMARKS OR LENSING_CUDA_COMPILE_CHECK)
@@ -63,4 +64,30 @@ endif()
 if(NOT TARGET PkgConfig::CFITSIO)
   set(LENSING_HAVE_FITS OFF)
   _lensing_component_missing(fits "cfitsio not found (Debian: libcfitsio-dev, pkg-config)")
+endif()
+
+# HDF5 files (io/hdf5.hpp), through CMake's FindHDF5, whose C component needs
+# the C language (its compiler wrapper probe is a C program).  Optional even
+# for this build's tests: without it the component and the tests and examples
+# that use it are left out.
+set(LENSING_HAVE_HDF5 OFF)
+include(CheckLanguage)
+check_language(C)
+if(CMAKE_C_COMPILER)
+  enable_language(C)
+  find_package(HDF5 QUIET COMPONENTS C)
+  if(HDF5_FOUND AND NOT HDF5_IS_PARALLEL)
+    set(LENSING_HAVE_HDF5 ON)
+    # FindHDF5 makes hdf5::hdf5 since CMake 3.19; older ones only set variables.
+    if(NOT TARGET hdf5::hdf5)
+      add_library(hdf5::hdf5 INTERFACE IMPORTED)
+      set_target_properties(hdf5::hdf5 PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${HDF5_C_INCLUDE_DIRS}"
+        INTERFACE_LINK_LIBRARIES "${HDF5_C_LIBRARIES}" INTERFACE_COMPILE_DEFINITIONS "${HDF5_C_DEFINITIONS}")
+    endif()
+    message(STATUS "lensing: HDF5 ${HDF5_VERSION} (C) for the hdf5 component")
+  endif()
+endif()
+if(NOT LENSING_HAVE_HDF5)
+  message(STATUS "lensing: the serial HDF5 C library was not found (Debian: libhdf5-dev) or no C compiler; "
+    "the hdf5 component and its tests are left out")
 endif()

@@ -96,9 +96,10 @@ install_packages_from() {
     die "apt-get install failed for: $missing (bookworm $components)"
 }
 
-# Packages the library, its tests and benchmarks need.
-LENSING_PACKAGES=(cmake make g++ pkg-config libeigen3-dev xtensor-dev libfftw3-dev nlohmann-json3-dev
-  doctest-dev libbenchmark-dev libstb-dev libcfitsio-dev ccache)
+# Packages the library, its tests and benchmarks need (gcc for FindHDF5's C
+# probe; python3-h5py for the test that reads our HDF5 files with h5py).
+LENSING_PACKAGES=(cmake make gcc g++ pkg-config libeigen3-dev xtensor-dev libfftw3-dev nlohmann-json3-dev
+  doctest-dev libbenchmark-dev libstb-dev libcfitsio-dev libhdf5-dev python3-h5py ccache)
 # The fuzzing stage's (scripts/fuzz.sh): clang with libFuzzer and the sanitizer
 # runtimes, and the OpenMP headers Kokkos' headers need under clang.
 LENSING_FUZZ_PACKAGES=(clang libclang-rt-14-dev libomp-dev libcfitsio-dev pkg-config)
