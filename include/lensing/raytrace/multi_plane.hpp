@@ -6,6 +6,7 @@
 /// lens planes, its Jacobian, maps over a PixelGrid and the VJP back to every
 /// plane's parameters.
 
+#include <lensing/core/component_pack.hpp>
 #include <lensing/core/errors.hpp>
 #include <lensing/core/parallel.hpp>
 #include <lensing/core/reduce_params.hpp>
@@ -76,11 +77,7 @@ KOKKOS_FORCEINLINE_FUNCTION void plane_deflection_vjp(L const& l, typename L::sc
 
 template <class... L>
 constexpr std::array<int, sizeof...(L) + 1> plane_offsets() {
-  std::array<int, sizeof...(L) + 1> o{};
-  int const n[] = {0, plane_param_count<L>::value...};
-  for (std::size_t i = 0; i < sizeof...(L); ++i)
-    o[i + 1] = o[i] + n[i + 1];
-  return o;
+  return prefix_offsets<plane_param_count<L>::value...>();
 }
 }  // namespace detail
 
