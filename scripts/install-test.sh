@@ -19,16 +19,16 @@ cmake -S "$root/install_test" -B "$work/consumer" -DCMAKE_BUILD_TYPE=Release \
 cmake --build "$work/consumer" -j "$LENSING_JOBS" >/dev/null
 (cd "$work/consumer" && ctest --output-on-failure)
 # A samplers-only consumer: find_package(lensing) without components must
-# work with FFTW and pkg-config (hence cfitsio) unfindable, and its link line
-# must name neither library.
-log "building install_test/samplers_only/ (lensing::lensing only, FFTW and cfitsio hidden)"
+# work with FFTW, pkg-config (hence cfitsio) and HDF5 unfindable, and its link
+# line must name none of these libraries.
+log "building install_test/samplers_only/ (lensing::lensing only, FFTW, cfitsio and HDF5 hidden)"
 cmake -S "$root/install_test/samplers_only" -B "$work/samplers_only" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$work/prefix;$kokkos" -DCMAKE_DISABLE_FIND_PACKAGE_FFTW=ON \
-  -DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON >"$work/samplers_only.log" 2>&1 ||
-  { cat "$work/samplers_only.log" >&2; die "find_package(lensing) without components needed FFTW or cfitsio"; }
+  -DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON -DCMAKE_DISABLE_FIND_PACKAGE_HDF5=ON >"$work/samplers_only.log" 2>&1 ||
+  { cat "$work/samplers_only.log" >&2; die "find_package(lensing) without components needed FFTW, cfitsio or HDF5"; }
 cmake --build "$work/samplers_only" -j "$LENSING_JOBS" >/dev/null
 link="$work/samplers_only/CMakeFiles/lensing_samplers_only.dir/link.txt"
 [ -f "$link" ] || die "no link line at $link"
-if grep -Eiq 'fftw|cfitsio' "$link"; then die "the samplers-only consumer links FFTW or cfitsio: $(cat "$link")"; fi
+if grep -Eiq 'fftw|cfitsio|hdf5' "$link"; then die "the samplers-only consumer links FFTW, cfitsio or HDF5: $(cat "$link")"; fi
 (cd "$work/samplers_only" && ctest --output-on-failure)
 log "install test passed"

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <cstdio>
 
-#if defined(LENSING_HAS_FITS) || defined(LENSING_HAS_FFT)
+#if defined(LENSING_HAS_FITS) || defined(LENSING_HAS_FFT) || defined(LENSING_HAS_HDF5)
 #error "lensing_samplers_only links only lensing::lensing"
 #endif
 
