@@ -101,8 +101,9 @@ install_packages_from() {
 LENSING_PACKAGES=(cmake make gcc g++ pkg-config libeigen3-dev xtensor-dev libfftw3-dev nlohmann-json3-dev
   doctest-dev libbenchmark-dev libstb-dev libcfitsio-dev libhdf5-dev python3-h5py ccache)
 # The fuzzing stage's (scripts/fuzz.sh): clang with libFuzzer and the sanitizer
-# runtimes, and the OpenMP headers Kokkos' headers need under clang.
-LENSING_FUZZ_PACKAGES=(clang libclang-rt-14-dev libomp-dev libcfitsio-dev pkg-config)
+# runtimes, the OpenMP headers Kokkos' headers need under clang, and the
+# libraries of the fuzzed readers.
+LENSING_FUZZ_PACKAGES=(clang libclang-rt-14-dev libomp-dev libcfitsio-dev libhdf5-dev pkg-config)
 # The nvcc check's (scripts/check-cuda.sh), from Debian non-free:
 #   install_packages_from "$LENSING_CUDA_COMPONENTS" "${LENSING_CUDA_PACKAGES[@]}"
 LENSING_CUDA_COMPONENTS="main contrib non-free non-free-firmware"

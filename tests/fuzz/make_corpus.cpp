@@ -2,6 +2,9 @@
 // a few valid files and the inputs of past defects as regression cases.
 // Build and run: see scripts/fuzz.sh (--corpus regenerates it).
 #include <lensing/io/fits.hpp>
+#if defined(LENSING_HAS_HDF5)
+#include <lensing/io/hdf5.hpp>
+#endif
 #include <lensing/io/npy.hpp>
 #include <lensing/nn/serialize.hpp>
 
@@ -10,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -124,5 +128,38 @@ int main(int argc, char** argv) {
   v1.resize(v1.size() - 8);
   v1[8] = 1;
   put("format_version_1.bin", v1);
+
+#if defined(LENSING_HAS_HDF5)
+  // HDF5 training sets (scripts/fuzz.sh builds this part when HDF5 is found).
+  root = base + "/hdf5";
+  {
+    namespace io = lensing::io;
+    io::Hdf5Attributes attrs{{"preset", "fuzz"}};
+    attrs.set("seed", std::uint64_t(7)).set("pixel_scale", 0.05);
+    io::Hdf5WriterOptions o;
+    o.chunk_images = 2;
+    std::vector<float> img(5 * 4 * 3);
+    for (std::size_t i = 0; i < img.size(); ++i)
+      img[i] = 0.25f * static_cast<float>(i);
+    std::vector<double> lab(5 * 2, 0.5);
+    std::string const valid = root + "/valid_5x4x3.h5";
+    {
+      io::Hdf5TrainingSetWriter w(valid, 4, 3, {"theta_E", "e1"}, attrs, o);
+      w.append(img.data(), lab.data(), 5);
+      w.finish();
+    }
+    {  // a partial file (with its image-count attribute), left by a dropped writer
+      io::Hdf5TrainingSetWriter w(root + "/partial_4.h5", 4, 3, {"theta_E", "e1"}, attrs, o);
+      w.append(img.data(), lab.data(), 5);
+    }
+    std::rename((root + "/partial_4.h5.partial").c_str(), (root + "/partial_4.h5").c_str());
+    std::ifstream f(valid, std::ios::binary);
+    std::string const bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    put("truncated_half.h5", bytes.substr(0, bytes.size() / 2));
+    std::string flipped = bytes;
+    flipped[flipped.size() - 40] ^= 0x10;
+    put("flipped_byte_near_end.h5", flipped);
+  }
+#endif
   return 0;
 }
