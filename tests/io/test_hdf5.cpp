@@ -150,13 +150,15 @@ TEST_CASE("io::hdf5: round trip of images, labels, names and attributes") {
     io::Hdf5TrainingSetWriter w(path, ny, nx, names, config(), options());
     CHECK(w.size() == 0);
     append_range(w, 0, 6, 6);
-    // Double images are stored as float32 (these values are exact in float).
-    std::vector<double> im((n - 6) * ny * nx), lb((n - 6) * nlab);
+    // Double images are stored as float32 (these values are exact in float);
+    // float labels as float64 (exact).
+    std::vector<double> im((n - 6) * ny * nx);
+    std::vector<float> lb((n - 6) * nlab);
     for (std::size_t j = 0; j < n - 6; ++j) {
       for (std::size_t p = 0; p < ny * nx; ++p)
         im[j * ny * nx + p] = pixel(6 + j, p);
       for (std::size_t k = 0; k < nlab; ++k)
-        lb[j * nlab + k] = label(6 + j, k);
+        lb[j * nlab + k] = static_cast<float>(label(6 + j, k));  // multiples of 1/8: exact
     }
     w.append(im.data(), lb.data(), n - 6);
     CHECK(w.size() == n);
@@ -416,7 +418,7 @@ TEST_CASE("io::hdf5: bad arguments, unwritable paths, and no half-written final 
 
   {
     io::Hdf5TrainingSetWriter w(path, ny, nx, names, config(), options());
-    CHECK_THROWS_AS(w.append(static_cast<float const*>(nullptr), nullptr, 2), IA);
+    CHECK_THROWS_AS(w.append(static_cast<float const*>(nullptr), static_cast<double const*>(nullptr), 2), IA);
     append_range(w, 0, 10, 10);
     // A directory in the way of the final name: finish() fails, leaves no
     // temporary and no final file, and keeps the partial file.
