@@ -35,6 +35,11 @@ cmake --build "$build" -j "$LENSING_JOBS"
 log "running ctest under ASan+UBSan"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
+# libhdf5 (not instrumented) keeps some internal objects of an object header
+# that failed its checksum until the process ends (HDF5 1.10.8; the damaged
+# files of tests/io/test_hdf5.cpp): leaks inside libhdf5 are suppressed.
+printf 'leak:libhdf5\n' >"$build/lsan.supp"
+export LSAN_OPTIONS="suppressions=$build/lsan.supp:${LSAN_OPTIONS:-}"
 # The posteriordb and diamonds programs run the sampler code that the other
 # sample tests sanitise, on reference posteriors with many draws (a statistical
 # check, which the Release run makes): 141 s and 97 s under ASan, so left out.
