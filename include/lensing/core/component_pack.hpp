@@ -41,17 +41,25 @@ constexpr std::array<int, sizeof...(N) + 1> prefix_offsets() {
   return o;
 }
 
+/// names[k + j] = P::param_names[j] for j < P::num_params; returns k + P::num_params.
+template <class P, std::size_t N>
+constexpr std::size_t append_param_names(std::array<char const*, N>& names, std::size_t k) {
+  // sizeof makes Clang and nvcc instantiate the definition of a class
+  // template's `static constexpr char const* param_names[] = {...}` (else
+  // an array of unknown bound, not readable in a constant expression).
+  static_assert(sizeof(P::param_names) >= sizeof(char const*) * std::size_t(P::num_params),
+                "lensing: param_names must have num_params entries");
+  for (int j = 0; j < P::num_params; ++j)
+    names[k++] = P::param_names[j];
+  return k;
+}
+
 /// Every P's param_names (its first P::num_params), one after the other.
 template <class... P>
 constexpr auto concatenated_param_names() {
   std::array<char const*, (0 + ... + P::num_params)> names{};
   std::size_t k = 0;
-  (
-      [&] {
-        for (int j = 0; j < P::num_params; ++j)
-          names[k++] = P::param_names[j];
-      }(),
-      ...);
+  ((k = append_param_names<P>(names, k)), ...);
   return names;
 }
 
@@ -155,9 +163,9 @@ struct ComponentPack : ParamLayout<P...> {
   KOKKOS_FORCEINLINE_FUNCTION void for_each(F&& f) const {
     lensing::for_each(components, f);
   }
-  /// f(component, offset) for each component, in order; offset (a
-  /// std::integral_constant<int, offset<I>>, convertible to int) is where
-  /// the component's parameters start in the flat vector.
+  /// f(component, offset) for each component, in order; offset (an int, the
+  /// constant offset<I>) is where the component's parameters start in the
+  /// flat vector.
   template <class F>
   KOKKOS_FORCEINLINE_FUNCTION void for_each_offset(F&& f) const {
     for_each_offset(f, Indices{});
@@ -178,7 +186,7 @@ struct ComponentPack : ParamLayout<P...> {
   }
   template <class F, std::size_t... I>
   KOKKOS_FORCEINLINE_FUNCTION void for_each_offset(F& f, std::index_sequence<I...>) const {
-    (f(lensing::get<I>(components), std::integral_constant<int, layout_type::template offset<I>>{}), ...);
+    (f(lensing::get<I>(components), int(layout_type::template offset<I>)), ...);
   }
 };
 
