@@ -148,11 +148,12 @@ int main(int argc, char** argv) {
       w.append(img.data(), lab.data(), 5);
       w.finish();
     }
-    {  // a partial file (with its image-count attribute), left by a dropped writer
-      io::Hdf5TrainingSetWriter w(root + "/partial_4.h5", 4, 3, {"theta_E", "e1"}, attrs, o);
+    {  // the configuration file of a dropped writer (no images, a format tag)
+      io::Hdf5TrainingSetWriter w(root + "/partial_config.h5", 4, 3, {"theta_E", "e1"}, attrs, o);
       w.append(img.data(), lab.data(), 5);
     }
-    std::rename((root + "/partial_4.h5.partial").c_str(), (root + "/partial_4.h5").c_str());
+    std::rename((root + "/partial_config.h5.partial").c_str(), (root + "/partial_config.h5").c_str());
+    std::remove((root + "/partial_config.h5.partial.data").c_str());
     std::ifstream f(valid, std::ios::binary);
     std::string const bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     put("truncated_half.h5", bytes.substr(0, bytes.size() / 2));

@@ -165,6 +165,7 @@ TEST_CASE("io::hdf5: round trip of images, labels, names and attributes") {
     CHECK(w.stored() == 12);   // whole chunks of 4; one image waits in memory
     CHECK(!fs::exists(path));  // the final name appears only in finish()
     CHECK(fs::exists(w.partial_path()));
+    CHECK(fs::exists(w.partial_data_path()));
     w.finish();
     CHECK(w.finished());
     CHECK_THROWS_AS(w.append(im.data(), lb.data(), 1), std::runtime_error);
@@ -312,7 +313,7 @@ TEST_CASE("io::hdf5: resume with another configuration is a clear error naming t
   auto o = options();
   o.deflate_level = 6;
   CHECK(contains(resume_error(ny, names, config(), o), "compression of 'images'"));
-  // The error leaves the partial file as it was: the right configuration resumes it.
+  // The error leaves the partial files as they were: the right configuration resumes them.
   io::Hdf5TrainingSetWriter w(path, ny, nx, names, config(), options());
   CHECK(w.size() == 8);
 }
@@ -365,28 +366,42 @@ TEST_CASE("io::hdf5: damaged files are clear errors naming the file, never a cra
   CHECK(contains(e, bad));
   CHECK(contains(e, "'images'"));
 
-  // The same on resume: a damaged partial file is refused, named, and kept.
+  // On resume: an append cut short (the data file ends inside a chunk
+  // record) is dropped; a damaged record or configuration file is refused,
+  // named, and kept.
   std::string const path = dir / "run.h5";
   {
     io::Hdf5TrainingSetWriter w(path, ny, nx, names, config(), options());
     append_range(w, 0, 24, 24);
   }
-  std::string const partial = path + ".partial";
-  auto const pbytes = bytes_of(partial);
-  b = pbytes;
-  b[middle_of_chunk(partial, 4)] ^= 0x01;
-  write_bytes(partial, b);
+  std::string const partial = path + ".partial", data = path + ".partial.data";
+  auto const pbytes = bytes_of(partial), dbytes = bytes_of(data);
+  REQUIRE(dbytes.size() % 6 == 0);  // 6 records of 4 images
+  std::size_t const record = dbytes.size() / 6;
+  write_bytes(data, std::vector<unsigned char>(dbytes.begin(),
+                                               dbytes.begin() + static_cast<std::ptrdiff_t>(4 * record + record / 2)));
+  {
+    io::Hdf5TrainingSetWriter w(path, ny, nx, names, config(), options());
+    CHECK(w.size() == 16);
+  }
+  CHECK(bytes_of(data).size() == 4 * record);  // the incomplete record is gone
+  b = dbytes;
+  b[2 * record + record / 2] ^= 0x01;  // inside chunk 2 (images 8 to 11)
+  write_bytes(data, b);
   e = error_of([&] { io::Hdf5TrainingSetWriter w(path, ny, nx, names, config(), options()); });
-  CHECK(contains(e, partial));
+  CHECK(contains(e, data));
+  CHECK(contains(e, "chunk 2 (images 8 to 11) is damaged"));
   CHECK(contains(e, "start over"));
+  write_bytes(data, dbytes);
   write_bytes(partial, std::vector<unsigned char>(pbytes.begin(), pbytes.begin() + 1000));
   e = error_of([&] { io::Hdf5TrainingSetWriter w(path, ny, nx, names, config(), options()); });
   CHECK(contains(e, partial));
+  CHECK(contains(e, "start over"));
   write_bytes(partial, std::vector<unsigned char>{'n', 'o', 't'});
   e = error_of([&] { io::Hdf5TrainingSetWriter w(path, ny, nx, names, config(), options()); });
   CHECK(contains(e, partial));
   CHECK(contains(e, "not a readable HDF5 file"));
-  CHECK(fs::exists(partial));
+  CHECK(bytes_of(data) == dbytes);
   CHECK(!fs::exists(path));
   // HDF5 1.10.8 keeps some internal objects of an object header that failed
   // its checksum, and says "HDF5: infinite loop closing library" at exit
@@ -412,7 +427,8 @@ TEST_CASE("io::hdf5: bad arguments, unwritable paths, and no half-written final 
 
   std::string const nowhere = dir / "no/such/dir/x.h5";
   std::string e = error_of([&] { io::Hdf5TrainingSetWriter w(nowhere, ny, nx, names); });
-  CHECK(contains(e, "lensing::io::Hdf5TrainingSetWriter: " + nowhere + ".partial: cannot create"));
+  CHECK(contains(e, "lensing::io::Hdf5TrainingSetWriter: " + nowhere + ".partial"));
+  CHECK(contains(e, "cannot create"));
   e = error_of([&] { io::read_hdf5_training_set(nowhere); });
   CHECK(contains(e, "lensing::io::Hdf5TrainingSetReader: " + nowhere + ": no such file"));
 
@@ -421,11 +437,11 @@ TEST_CASE("io::hdf5: bad arguments, unwritable paths, and no half-written final 
     CHECK_THROWS_AS(w.append(static_cast<float const*>(nullptr), static_cast<double const*>(nullptr), 2), IA);
     append_range(w, 0, 10, 10);
     // A directory in the way of the final name: finish() fails, leaves no
-    // temporary and no final file, and keeps the partial file.
+    // temporary and no final file, and keeps the partial files.
     fs::create_directories(path + "/blocker");
     e = error_of([&] { w.finish(); });
     CHECK(contains(e, "lensing::io::Hdf5TrainingSetWriter::finish: " + path));
-    CHECK(dir.entries() == std::set<std::string>{"x.h5", "x.h5.partial"});
+    CHECK(dir.entries() == std::set<std::string>{"x.h5", "x.h5.partial", "x.h5.partial.data"});
     CHECK(fs::is_directory(path));
   }
   fs::remove_all(path);

@@ -43,45 +43,51 @@
 /// bytes as one uninterrupted session (measured with HDF5 1.10.8: the same
 /// images and labels written with different interruption points give files
 /// of different sizes and bytes, because the allocation of chunks and of the
-/// chunk index's nodes depends on the session history).  The writer therefore
-/// appends to a working file `<path>.partial` and writes `path` only in
+/// chunk index's nodes depends on the session history), and a process killed
+/// inside an HDF5 flush can leave a file that HDF5 cannot append to (measured:
+/// 1 of 240 SIGKILLs left metadata beyond the file's recorded end).  So the
+/// writer keeps its work in two partial files and writes `path` only in
 /// finish(), in one deterministic pass:
-///  - the partial file is created empty under a temporary name and renamed,
-///    so it is never half-created; it then receives whole chunks only; images that do not fill a
-///    chunk wait in memory (an interruption loses at most chunk_images - 1
-///    of them, plus the append in progress).  After each append the partial
-///    file is flushed and its count of complete images (an attribute of
-///    /images) is updated and flushed again, so a process killed at any
-///    point leaves a file whose count names only data that was flushed.
+///  - `<path>.partial`: an HDF5 file with the configuration (attributes,
+///    label names, empty /images and /labels with the chunking and filters
+///    of the final file, a format tag), written once under a temporary name
+///    and renamed, so it is never half-written;
+///  - `<path>.partial.data`: append-only records, one per whole chunk
+///    (chunk index, FNV-1a-64 checksum, chunk_images images as float32 and
+///    their labels as float64, uncompressed).  Images that do not fill a
+///    chunk wait in memory: an interruption loses at most chunk_images - 1
+///    of them plus the append in progress.  A process killed mid-append
+///    leaves at most an incomplete last record, which resume drops.
+///  - constructing a writer when `<path>.partial` exists resumes (unless
+///    Hdf5WriterOptions::resume is false, which discards the partial files):
+///    its attributes, label names, ny, nx, K, data types, chunking and filters
+///    must equal the caller's (else std::runtime_error naming what differs and
+///    the file), and every record's checksum is verified (verify_on_resume):
+///    a damaged record or configuration file is an error naming the file,
+///    never a wrong training set.  size() then says where to continue.
 ///    (Measured: 400 SIGKILLs at random times during appends, 4 per run,
-///    each run resumed afterwards: 99 of 100 files byte-identical to an
-///    uninterrupted run; in one, a kill inside a flush left metadata beyond
-///    the file's recorded end, and the resumed writer's next append failed
-///    with an error naming the file.  A wrong set was never produced.)
-///  - constructing a writer when `<path>.partial` exists resumes it (unless
-///    Hdf5WriterOptions::resume is false, which discards it): the file must
-///    open, its configuration attributes, label names, ny, nx, K, data types,
-///    chunking and filters must equal the caller's (else std::runtime_error
-///    naming what differs and the file), and every stored chunk is read back
-///    once (verify_on_resume), so a damaged file is an error at resume, not
-///    a wrong training set.  size() then says where to continue.
+///    each run resumed: all 100 final files byte-identical to an
+///    uninterrupted run.)
 ///  - finish() creates `path` through a temporary in the same directory
-///    (io/file.hpp, AtomicFile), copies the partial file's compressed chunks
-///    unchanged (HDF5's direct chunk read/write, no recompression), writes
-///    the last incomplete chunk, closes it, renames it onto `path` and
-///    removes the partial file.  The bytes of `path` depend only on the
-///    images, labels, names, configuration and options, never on where the
-///    run was interrupted (the tests compare whole files), given the same
-///    HDF5 and zlib builds.  `path` never holds a half-written file.
+///    (io/file.hpp, AtomicFile), writes the records one chunk per write in
+///    order, then the incomplete last chunk, closes it, renames it onto
+///    `path` and removes the partial files.  The bytes of `path` depend only
+///    on the images, labels, names, configuration and options, never on
+///    where the run was interrupted (the tests compare whole files), given
+///    the same HDF5 and zlib builds.  `path` never holds a half-written file.
+///    Compression happens here, so appends run at disk speed and finish()
+///    carries the deflate cost; the partial data takes the uncompressed size
+///    on disk until then.
 ///
 /// Cost, measured with 4096 images of 64 x 64 (a lens plus unit Gaussian
-/// noise, float32, chunks of 8) on one core of a busy 2-core machine:
-/// appending with deflate level 4 runs at ~1,000 images/s, limited by zlib
+/// noise, float32, chunks of 8) on one core of a busy 2-core machine: the
+/// deflate filter at level 4 runs at ~750-1,000 images/s, limited by zlib
 /// (zlib alone: 700-900 images/s on the same bytes; level 1 is no faster),
-/// and noise-dominated floats shrink only to ~86% of their size; with
-/// deflate_level = 0 appending runs at ~25,000 images/s.  finish() copies
-/// ~38,000 images/s (no recompression), reading ~10,000 images/s (level 4)
-/// or ~40,000 (level 0).  Where throughput matters, pass deflate_level = 0.
+/// and noise-dominated floats shrink only to ~86% of their size; appends
+/// run at ~7,000-25,000 images/s and finish() with deflate_level = 0 at
+/// ~7,000-25,000 images/s (the range is the machine's load); reading runs at
+/// ~8,000-10,000 images/s (level 4) or ~30,000-40,000 (level 0).  Where
+/// throughput matters, pass deflate_level = 0.
 ///
 /// Reading (Hdf5TrainingSetReader, read_hdf5_training_set): any file with
 /// this layout (also one written by h5py: variable-length strings, any float
@@ -122,7 +128,9 @@
 #include <utility>
 #include <vector>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace lensing {
 namespace io {
@@ -722,16 +730,16 @@ inline Hdf5TrainingSet read_hdf5_training_set(std::string const& path) {
 }
 
 /// Writes a training-set file, resumably: see the file comment for the
-/// design (a partial file `<path>.partial` holding whole chunks, resumed by
-/// the next writer of the same path; finish() writes `path` deterministically
-/// and atomically).  Typical use:
+/// design (`<path>.partial` holds the configuration, `<path>.partial.data`
+/// the whole chunks appended so far; the next writer of the same path resumes
+/// them; finish() writes `path` deterministically and atomically).  Use:
 ///
 ///     io::Hdf5TrainingSetWriter w(path, ny, nx, label_names, attributes, options);
-///     std::size_t have = w.size();          // > 0 when a partial file was resumed
+///     std::size_t have = w.size();          // > 0 when a partial run was resumed
 ///     w.append(images_ptr, labels_ptr, m);  // m images (float or double) and m*K labels
 ///     w.finish();
 ///
-/// The destructor without finish() keeps the partial file (whole chunks)
+/// The destructor without finish() keeps the partial files (whole chunks)
 /// for a later resume and drops the images still held in memory.
 class Hdf5TrainingSetWriter {
  public:
@@ -739,6 +747,7 @@ class Hdf5TrainingSetWriter {
                         Hdf5Attributes attributes = {}, Hdf5WriterOptions options = {})
       : m_path(std::move(path)),
         m_partial(m_path + ".partial"),
+        m_data_path(m_path + ".partial.data"),
         m_ny(ny),
         m_nx(nx),
         m_names(std::move(label_names)),
@@ -758,12 +767,14 @@ class Hdf5TrainingSetWriter {
     if (m_opt.chunk_images == 0) bad("chunk_images must be >= 1");
     if (m_opt.deflate_level < 0 || m_opt.deflate_level > 9)
       bad("deflate_level " + std::to_string(m_opt.deflate_level) + " is outside 0..9");
-    // HDF5 limits a chunk to 4 GiB.
-    std::uint64_t chunk_bytes = 0;
+    // HDF5 limits a chunk to 4 GiB; a record holds a chunk of images and labels.
+    std::uint64_t chunk_bytes = 0, label_bytes = 0;
     if (!checked_multiply(m_opt.chunk_images, ny, chunk_bytes) || !checked_multiply(chunk_bytes, nx, chunk_bytes) ||
-        !checked_multiply(chunk_bytes, sizeof(float), chunk_bytes) || chunk_bytes >= (std::uint64_t(1) << 32))
+        !checked_multiply(chunk_bytes, sizeof(float), chunk_bytes) || chunk_bytes >= (std::uint64_t(1) << 32) ||
+        !checked_multiply(m_opt.chunk_images, m_names.size() * sizeof(double), label_bytes))
       bad("a chunk of " + std::to_string(m_opt.chunk_images) + " images of " + std::to_string(ny) + " x " +
           std::to_string(nx) + " pixels exceeds HDF5's 4 GiB chunk limit");
+    m_record_bytes = record_header + static_cast<std::size_t>(chunk_bytes + label_bytes);
 
     detail::Hdf5Quiet quiet;
     struct stat st;
@@ -771,29 +782,35 @@ class Hdf5TrainingSetWriter {
     if (exists && m_opt.resume) {
       open_partial();
     } else {
-      if (exists && std::remove(m_partial.c_str()) != 0)
-        throw std::runtime_error(std::string(where) + ": " + m_partial + ": cannot remove the old partial file (" +
-                                 std::strerror(errno) + ")");
+      for (std::string const& f : {m_partial, m_data_path})
+        if (std::remove(f.c_str()) != 0 && errno != ENOENT)
+          throw std::runtime_error(std::string(where) + ": " + f + ": cannot remove the old partial file (" +
+                                   std::strerror(errno) + ")");
       create_partial();
     }
   }
-  Hdf5TrainingSetWriter(Hdf5TrainingSetWriter&&) = default;
-  Hdf5TrainingSetWriter& operator=(Hdf5TrainingSetWriter&&) = default;
+  Hdf5TrainingSetWriter(Hdf5TrainingSetWriter&& o) noexcept { swap(o); }
+  Hdf5TrainingSetWriter& operator=(Hdf5TrainingSetWriter&& o) noexcept {
+    if (this != &o) {
+      close_data();
+      swap(o);
+    }
+    return *this;
+  }
   Hdf5TrainingSetWriter(Hdf5TrainingSetWriter const&) = delete;
   Hdf5TrainingSetWriter& operator=(Hdf5TrainingSetWriter const&) = delete;
-  ~Hdf5TrainingSetWriter() {
-    detail::Hdf5Quiet quiet;
-    close_partial();
-  }
+  ~Hdf5TrainingSetWriter() { close_data(); }
 
   std::string const& path() const { return m_path; }
-  /// The working file `<path>.partial`.
+  /// The configuration file `<path>.partial` (HDF5, no images) of the
+  /// working files; the chunks go to `<path>.partial.data`.
   std::string const& partial_path() const { return m_partial; }
-  /// Images appended so far (a resumed partial file's included): the index
-  /// of the next image.
+  std::string const& partial_data_path() const { return m_data_path; }
+  /// Images appended so far (a resumed run's included): the index of the
+  /// next image.
   std::size_t size() const { return m_committed + m_tail_n; }
-  /// Images stored in the partial file (a multiple of chunk_images); the
-  /// rest of size() waits in memory for a full chunk or finish().
+  /// Images stored in the partial data file (a multiple of chunk_images);
+  /// the rest of size() waits in memory for a full chunk or finish().
   std::size_t stored() const { return m_committed; }
   std::size_t ny() const { return m_ny; }
   std::size_t nx() const { return m_nx; }
@@ -810,18 +827,37 @@ class Hdf5TrainingSetWriter {
                   "lensing::io::Hdf5TrainingSetWriter::append: images must be float or double");
     static_assert(std::is_same<TLabel, float>::value || std::is_same<TLabel, double>::value,
                   "lensing::io::Hdf5TrainingSetWriter::append: labels must be float or double");
-    append_impl(images, labels, m);
+    static constexpr char const* where = "lensing::io::Hdf5TrainingSetWriter::append";
+    check_usable(where);
+    if (m == 0) return;
+    if (!images || !labels) throw std::invalid_argument(std::string(where) + ": null images or labels pointer");
+    std::size_t const pix = m_ny * m_nx, k = m_names.size(), c = m_opt.chunk_images;
+    m_failed = true;  // until this append succeeds: a failed write leaves an unknown state
+    for (std::size_t done = 0; done < m;) {
+      std::size_t const take = std::min(c - m_tail_n, m - done);
+      for (std::size_t i = 0; i < take * pix; ++i)
+        m_tail_images[m_tail_n * pix + i] = static_cast<float>(images[done * pix + i]);
+      for (std::size_t i = 0; i < take * k; ++i)
+        m_tail_labels[m_tail_n * k + i] = static_cast<double>(labels[done * k + i]);
+      m_tail_n += take;
+      done += take;
+      if (m_tail_n == c) {
+        write_record(where);
+        m_tail_n = 0;
+      }
+    }
+    m_failed = false;
   }
 
-  /// Write `path` (complete, atomically) from the partial file and the images
-  /// held in memory, then remove the partial file.  An existing `path` is
-  /// replaced.  On failure `path` is untouched and the partial file is kept.
+  /// Write `path` (complete, atomically) from the partial data and the images
+  /// held in memory, then remove the partial files.  An existing `path` is
+  /// replaced.  On failure `path` is untouched and the partial files are kept.
   void finish() {
     static constexpr char const* where = "lensing::io::Hdf5TrainingSetWriter::finish";
     check_usable(where);
     detail::Hdf5Quiet quiet;
     m_failed = true;  // until it succeeds
-    std::size_t const n = size();
+    std::size_t const n = size(), c = m_opt.chunk_images, pix = m_ny * m_nx;
     AtomicFile out(m_path, where);
     {
       std::string const& tmp = out.temp_path();
@@ -831,24 +867,13 @@ class Hdf5TrainingSetWriter {
                                                where, m_path, "cannot create the file (unwritable directory?)");
       detail::Hdf5Id images, labels;
       create_content(file.get(), n, images, labels, where, m_path);
-      // The stored chunks, copied as they are (compressed, with checksum).
-      std::vector<unsigned char> buf;
-      std::size_t const c = m_opt.chunk_images;
-      for (int which = 0; which < 2; ++which) {
-        hid_t const src = which == 0 ? m_images.get() : m_labels.get();
-        hid_t const dst = which == 0 ? images.get() : labels.get();
-        for (std::size_t i = 0; i < m_committed; i += c) {
-          hsize_t const off[3] = {i, 0, 0};
-          hsize_t nbytes = 0;
-          std::uint32_t mask = 0;
-          if (H5Dget_chunk_storage_size(src, off, &nbytes) < 0 || nbytes == 0)
-            detail::hdf5_fail(where, m_partial, "cannot read the stored chunk at image " + std::to_string(i));
-          buf.resize(static_cast<std::size_t>(nbytes));
-          if (H5Dread_chunk(src, H5P_DEFAULT, off, &mask, buf.data()) < 0)
-            detail::hdf5_fail(where, m_partial, "cannot read the stored chunk at image " + std::to_string(i));
-          if (H5Dwrite_chunk(dst, H5P_DEFAULT, mask, off, static_cast<std::size_t>(nbytes), buf.data()) < 0)
-            detail::hdf5_fail(where, m_path, "cannot write (disk full?)");
-        }
+      // One chunk per write, in order: the same calls whatever the history.
+      std::vector<unsigned char> rec(m_record_bytes);
+      for (std::size_t r = 0; r < m_committed / c; ++r) {
+        read_record(r, rec.data(), where);
+        write_rows(images.get(), 3, r * c, c, H5T_NATIVE_FLOAT, rec.data() + record_header, where, m_path);
+        write_rows(labels.get(), 2, r * c, c, H5T_NATIVE_DOUBLE, rec.data() + record_header + c * pix * sizeof(float),
+                   where, m_path);
       }
       if (m_tail_n > 0) {
         write_rows(images.get(), 3, m_committed, m_tail_n, H5T_NATIVE_FLOAT, m_tail_images.data(), where, m_path);
@@ -859,83 +884,117 @@ class Hdf5TrainingSetWriter {
       if (!file.reset()) detail::hdf5_fail(where, m_path, "cannot finish writing (disk full?)");
     }
     out.commit();
-    close_partial();
+    close_data();
     std::remove(m_partial.c_str());
+    std::remove(m_data_path.c_str());
     m_tail_n = 0;
-    m_tail_images.clear();
-    m_tail_labels.clear();
     m_failed = false;
     m_finished = true;
   }
 
  private:
-  template <class T, class L>
-  void append_impl(T const* images, L const* labels, std::size_t m) {
-    static constexpr char const* where = "lensing::io::Hdf5TrainingSetWriter::append";
-    check_usable(where);
-    if (m == 0) return;
-    if (!images || !labels) throw std::invalid_argument(std::string(where) + ": null images or labels pointer");
-    detail::Hdf5Quiet quiet;
-    std::size_t const pix = m_ny * m_nx, k = m_names.size(), c = m_opt.chunk_images;
-    std::size_t done = 0;
-    bool wrote = false;
-    m_failed = true;  // until this append succeeds: a failed write leaves an unknown state
-    // Complete the chunk held in memory first.
-    if (m_tail_n > 0) {
-      std::size_t const take = std::min(c - m_tail_n, m);
-      push_tail(images, labels, take);
-      done = take;
-      if (m_tail_n == c) {
-        write_block(m_tail_images.data(), m_tail_labels.data(), c);
-        m_tail_n = 0;
-        wrote = true;
-      }
-    }
-    // Whole chunks straight from the caller's memory (float), then the rest.
-    std::size_t const whole = (m - done) / c * c;
-    if (whole > 0) {
-      std::vector<float> conv_images;
-      std::vector<double> conv_labels;
-      float const* img = nullptr;
-      double const* lab = nullptr;
-      if constexpr (std::is_same<T, float>::value) {
-        img = images + done * pix;
-      } else {
-        conv_images.assign(images + done * pix, images + (done + whole) * pix);
-        img = conv_images.data();
-      }
-      if constexpr (std::is_same<L, double>::value) {
-        lab = labels + done * k;
-      } else {
-        conv_labels.assign(labels + done * k, labels + (done + whole) * k);
-        lab = conv_labels.data();
-      }
-      write_block(img, lab, whole);
-      done += whole;
-      wrote = true;
-    }
-    if (done < m) push_tail(images + done * pix, labels + done * k, m - done);
-    if (wrote) commit_count(where);
-    m_failed = false;
+  // A record: 8 bytes chunk index, 8 bytes FNV-1a-64 checksum of the index
+  // and payload, then the payload: chunk_images images (float32) and their
+  // labels (float64), in the machine's byte order (little-endian checked by
+  // the configuration file's "lensing_partial_format" attribute).
+  static constexpr std::size_t record_header = 16;
+  static constexpr char const* format_attribute() { return "lensing_partial_format"; }
+  static std::uint32_t format_tag() {
+    std::uint32_t const one = 1;
+    unsigned char b;
+    std::memcpy(&b, &one, 1);
+    return b == 1 ? 0x4c480001u : 0x4c480101u;  // format 1, little / big endian
   }
 
-  template <class T, class L>
-  void push_tail(T const* images, L const* labels, std::size_t m) {
-    std::size_t const pix = m_ny * m_nx, k = m_names.size();
-    m_tail_images.resize(m_opt.chunk_images * pix);
-    m_tail_labels.resize(m_opt.chunk_images * k);
-    for (std::size_t i = 0; i < m * pix; ++i)
-      m_tail_images[m_tail_n * pix + i] = static_cast<float>(images[i]);
-    std::copy(labels, labels + m * k, m_tail_labels.begin() + static_cast<std::ptrdiff_t>(m_tail_n * k));
-    m_tail_n += m;
+  static std::uint64_t fnv1a(unsigned char const* p, std::size_t n, std::uint64_t h = 1469598103934665603ull) {
+    for (std::size_t i = 0; i < n; ++i) {
+      h ^= p[i];
+      h *= 1099511628211ull;
+    }
+    return h;
+  }
+
+  void swap(Hdf5TrainingSetWriter& o) noexcept {
+    std::swap(m_path, o.m_path);
+    std::swap(m_partial, o.m_partial);
+    std::swap(m_data_path, o.m_data_path);
+    std::swap(m_ny, o.m_ny);
+    std::swap(m_nx, o.m_nx);
+    std::swap(m_names, o.m_names);
+    std::swap(m_attrs, o.m_attrs);
+    std::swap(m_opt, o.m_opt);
+    std::swap(m_fd, o.m_fd);
+    std::swap(m_record_bytes, o.m_record_bytes);
+    std::swap(m_committed, o.m_committed);
+    std::swap(m_tail_n, o.m_tail_n);
+    std::swap(m_tail_images, o.m_tail_images);
+    std::swap(m_tail_labels, o.m_tail_labels);
+    std::swap(m_finished, o.m_finished);
+    std::swap(m_failed, o.m_failed);
   }
 
   void check_usable(char const* where) const {
     if (m_finished) throw std::runtime_error(std::string(where) + ": " + m_path + ": already finished");
     if (m_failed)
       throw std::runtime_error(std::string(where) + ": " + m_path +
-                               ": an earlier write failed; construct a new writer to resume from the partial file");
-    if (!m_file.valid()) throw std::runtime_error(std::string(where) + ": " + m_path + ": writer was moved from");
+                               ": an earlier write failed; construct a new writer to resume from the partial files");
+    if (m_fd < 0) throw std::runtime_error(std::string(where) + ": " + m_path + ": writer was moved from");
+  }
+
+  void alloc_tail() {
+    m_tail_images.assign(m_opt.chunk_images * m_ny * m_nx, 0.0f);
+    m_tail_labels.assign(m_opt.chunk_images * m_names.size(), 0.0);
+  }
+
+  /// Append the (full) chunk held in memory as one record.
+  void write_record(char const* where) {
+    std::vector<unsigned char> rec(m_record_bytes);
+    std::uint64_t const index = m_committed / m_opt.chunk_images;
+    std::size_t const ib = m_tail_images.size() * sizeof(float);
+    std::memcpy(rec.data(), &index, 8);
+    std::memcpy(rec.data() + record_header, m_tail_images.data(), ib);
+    std::memcpy(rec.data() + record_header + ib, m_tail_labels.data(), m_tail_labels.size() * sizeof(double));
+    std::uint64_t h = fnv1a(rec.data(), 8);
+    h = fnv1a(rec.data() + record_header, m_record_bytes - record_header, h);
+    std::memcpy(rec.data() + 8, &h, 8);
+    std::size_t off = 0;
+    while (off < rec.size()) {
+      ssize_t const w = ::write(m_fd, rec.data() + off, rec.size() - off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0)
+        throw std::runtime_error(std::string(where) + ": " + m_data_path + ": write failed (" +
+                                 std::strerror(w < 0 ? errno : ENOSPC) + ")");
+      off += static_cast<std::size_t>(w);
+    }
+    m_committed += m_opt.chunk_images;
+  }
+
+  /// Read record `r` and check its index and checksum.
+  void read_record(std::size_t r, unsigned char* rec, char const* where) const {
+    std::size_t off = 0;
+    while (off < m_record_bytes) {
+      ssize_t const got = ::pread(m_fd, rec + off, m_record_bytes - off, static_cast<off_t>(r * m_record_bytes + off));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0)
+        throw std::runtime_error(std::string(where) + ": " + m_data_path + ": cannot read chunk " + std::to_string(r));
+      off += static_cast<std::size_t>(got);
+    }
+    std::uint64_t index = 0, stored = 0;
+    std::memcpy(&index, rec, 8);
+    std::memcpy(&stored, rec + 8, 8);
+    std::uint64_t h = fnv1a(rec, 8);
+    h = fnv1a(rec + record_header, m_record_bytes - record_header, h);
+    if (index != r || h != stored)
+      throw std::runtime_error(std::string(where) + ": " + m_data_path + ": chunk " + std::to_string(r) + " (images " +
+                               std::to_string(r * m_opt.chunk_images) + " to " +
+                               std::to_string((r + 1) * m_opt.chunk_images - 1) +
+                               ") is damaged (checksum); remove the partial files (or pass "
+                               "Hdf5WriterOptions::resume = false) to start over");
+  }
+
+  void close_data() {
+    if (m_fd >= 0) ::close(m_fd);
+    m_fd = -1;
   }
 
   /// Rows [i0, i0 + m) of a dataset, extending it to i0 + m.
@@ -958,27 +1017,6 @@ class Hdf5TrainingSetWriter {
         detail::hdf5_check(H5Screate_simple(rank, count, nullptr), H5Sclose, where, path, "H5Screate failed");
     detail::hdf5_check(H5Dwrite(ds, mem_type, mspace.get(), fspace.get(), H5P_DEFAULT, data), where, path,
                        "cannot write (disk full?)");
-  }
-
-  void write_block(float const* images, double const* labels, std::size_t m) {
-    static constexpr char const* where = "lensing::io::Hdf5TrainingSetWriter::append";
-    write_rows(m_images.get(), 3, m_committed, m, H5T_NATIVE_FLOAT, images, where, m_partial);
-    write_rows(m_labels.get(), 2, m_committed, m, H5T_NATIVE_DOUBLE, labels, where, m_partial);
-    m_committed += m;
-  }
-
-  static constexpr char const* count_attribute() { return "lensing_stored_images"; }
-
-  /// Flush the data, then record the count of complete images and flush
-  /// again: the count on disk never names unflushed data.
-  void commit_count(char const* where) {
-    detail::hdf5_check(H5Fflush(m_file.get(), H5F_SCOPE_LOCAL), where, m_partial, "cannot flush (disk full?)");
-    detail::Hdf5Id attr = detail::hdf5_check(H5Aopen(m_images.get(), count_attribute(), H5P_DEFAULT), H5Aclose, where,
-                                             m_partial, "cannot open the image count");
-    std::uint64_t const n = m_committed;
-    detail::hdf5_check(H5Awrite(attr.get(), H5T_NATIVE_UINT64, &n), where, m_partial, "cannot write the image count");
-    attr.reset();
-    detail::hdf5_check(H5Fflush(m_file.get(), H5F_SCOPE_LOCAL), where, m_partial, "cannot flush (disk full?)");
   }
 
   /// Datasets, names and attributes of an empty (n = 0) or full-size file.
@@ -1025,12 +1063,15 @@ class Hdf5TrainingSetWriter {
                "cannot write 'label_names'");
   }
 
-  /// The empty partial file is written under a temporary name and renamed,
-  /// so that `<path>.partial` is never a half-created file (a process
-  /// killed while creating it leaves only a temporary).
+  /// A new run: an empty data file, then the configuration file, written
+  /// under a temporary name and renamed (never half-created).
   void create_partial() {
     static constexpr char const* where = "lensing::io::Hdf5TrainingSetWriter";
-    {
+    m_fd = ::open(m_data_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    if (m_fd < 0)
+      throw std::runtime_error(std::string(where) + ": " + m_data_path + ": cannot create the partial data file (" +
+                               std::strerror(errno) + ")");
+    try {
       AtomicFile tmp(m_partial, where);
       {
         detail::Hdf5Id fapl = detail::hdf5_file_access(where, m_partial);
@@ -1043,65 +1084,55 @@ class Hdf5TrainingSetWriter {
         detail::Hdf5Id space =
             detail::hdf5_check(H5Screate(H5S_SCALAR), H5Sclose, where, m_partial, "H5Screate failed");
         detail::Hdf5Id attr = detail::hdf5_check(
-            H5Acreate2(images.get(), count_attribute(), H5T_STD_U64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
-            where, m_partial, "cannot create the image count");
-        std::uint64_t const zero = 0;
-        detail::hdf5_check(H5Awrite(attr.get(), H5T_NATIVE_UINT64, &zero), where, m_partial,
-                           "cannot write the image count");
+            H5Acreate2(images.get(), format_attribute(), H5T_STD_U32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+            H5Aclose, where, m_partial, "cannot write the partial file");
+        std::uint32_t const tag = format_tag();
+        detail::hdf5_check(H5Awrite(attr.get(), H5T_NATIVE_UINT32, &tag), where, m_partial,
+                           "cannot write the partial file");
         attr.reset();
         images.reset();
         labels.reset();
         if (!file.reset()) detail::hdf5_fail(where, m_partial, "cannot write the partial file (disk full?)");
       }
       tmp.commit();
+    } catch (...) {
+      close_data();
+      std::remove(m_data_path.c_str());
+      throw;
     }
-    open_partial();
+    m_committed = 0;
+    alloc_tail();
   }
 
+  /// Resume: the configuration file must match this run's; the data file's
+  /// whole records are checked, an incomplete last record (an append cut
+  /// short) is dropped.
   void open_partial() {
     static constexpr char const* where = "lensing::io::Hdf5TrainingSetWriter (resume)";
-    std::string const hint = " (remove it, or pass Hdf5WriterOptions::resume = false, to start over)";
+    std::string const hint = " (remove the partial files, or pass Hdf5WriterOptions::resume = false, to start over)";
     long long const bytes = file_size(m_partial);
     if (bytes < 0) detail::hdf5_fail(where, m_partial, "the partial file is not a regular file" + hint);
     if (H5Fis_hdf5(m_partial.c_str()) <= 0)
       detail::hdf5_fail(where, m_partial, "the partial file is not a readable HDF5 file (damaged?)" + hint);
-    detail::Hdf5Id fapl = detail::hdf5_file_access(where, m_partial);
-    m_file = detail::hdf5_check(H5Fopen(m_partial.c_str(), H5F_ACC_RDWR, fapl.get()), H5Fclose, where, m_partial,
-                                "cannot open the partial file (truncated or damaged?)" + hint);
-    try {
-      // The stored count first: the extents may run ahead of it.
-      detail::Hdf5Id images = detail::hdf5_check(H5Dopen2(m_file.get(), "images", H5P_DEFAULT), H5Dclose, where,
-                                                 m_partial, "no readable dataset 'images'");
-      std::uint64_t count = 0;
+    {
+      detail::Hdf5Id file =
+          detail::hdf5_check(H5Fopen(m_partial.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, where, m_partial,
+                             "cannot open the partial file (truncated or damaged?)" + hint);
+      detail::Hdf5Layout L = detail::hdf5_open_layout(file.get(), bytes, where, m_partial);
+      std::uint32_t tag = 0;
       {
-        detail::Hdf5Id attr = detail::hdf5_check(H5Aopen(images.get(), count_attribute(), H5P_DEFAULT), H5Aclose, where,
-                                                 m_partial, "no image count (not a lensing partial file?)");
-        detail::hdf5_check(H5Aread(attr.get(), H5T_NATIVE_UINT64, &count), where, m_partial,
-                           "cannot read the image count");
+        detail::Hdf5Id attr =
+            detail::hdf5_check(H5Aopen(L.images.get(), format_attribute(), H5P_DEFAULT), H5Aclose, where, m_partial,
+                               "not a partial file of this writer (no format tag)" + hint);
+        detail::hdf5_check(H5Aread(attr.get(), H5T_NATIVE_UINT32, &tag), where, m_partial,
+                           "cannot read the format tag" + hint);
       }
-      images.reset();
-      std::size_t const c = m_opt.chunk_images;
-      // Shrink extents that ran ahead of the count (an interrupted append).
-      for (char const* name : {"images", "labels"}) {
-        detail::Hdf5Id ds = detail::hdf5_check(H5Dopen2(m_file.get(), name, H5P_DEFAULT), H5Dclose, where, m_partial,
-                                               std::string("no readable dataset '") + name + "'");
-        detail::Hdf5Id s = detail::hdf5_check(H5Dget_space(ds.get()), H5Sclose, where, m_partial, "H5Dget_space");
-        hsize_t d[3] = {0, 0, 0};
-        int const r = H5Sget_simple_extent_ndims(s.get());
-        if (r < 1 || r > 3 || H5Sget_simple_extent_dims(s.get(), d, nullptr) < 0)
-          detail::hdf5_fail(where, m_partial, std::string("cannot read the shape of '") + name + "'");
-        if (d[0] < count)
-          detail::hdf5_fail(where, m_partial,
-                            std::string("'") + name + "' holds fewer rows than the stored count (damaged?)" + hint);
-        if (d[0] > count) {
-          d[0] = count;
-          detail::hdf5_check(H5Dset_extent(ds.get(), d), where, m_partial, "cannot shrink an interrupted append");
-        }
-      }
-      detail::Hdf5Layout L = detail::hdf5_open_layout(m_file.get(), bytes, where, m_partial);
+      if (tag != format_tag())
+        detail::hdf5_fail(where, m_partial,
+                          "written by another version of this writer or on a machine of the other byte order" + hint);
       auto differ = [&](std::string const& what) {
         throw std::runtime_error(std::string(where) + ": " + m_partial + ": " + what +
-                                 " differs from this run's; the partial file belongs to another configuration" + hint);
+                                 " differs from this run's; the partial files belong to another configuration" + hint);
       };
       if (L.ny != m_ny || L.nx != m_nx)
         differ("the image shape " + std::to_string(L.ny) + " x " + std::to_string(L.nx) +
@@ -1113,16 +1144,30 @@ class Hdf5TrainingSetWriter {
           differ("label name " + std::to_string(j) + " '" + L.label_names[j] + "' (this run: '" + m_names[j] + "')");
       check_types(L, differ);
       compare_attributes(L.attributes, differ);
-      if (count % c != 0)
-        detail::hdf5_fail(where, m_partial, "the stored count is not a whole number of chunks" + hint);
-      m_images = std::move(L.images);
-      m_labels = std::move(L.labels);
-      m_committed = static_cast<std::size_t>(count);
-      if (m_opt.verify_on_resume) verify(where, hint);
+    }
+    m_fd = ::open(m_data_path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (m_fd < 0)
+      throw std::runtime_error(std::string(where) + ": " + m_data_path + ": cannot open the partial data file (" +
+                               std::strerror(errno) + ")");
+    try {
+      long long const data_bytes = file_size(m_data_path);
+      if (data_bytes < 0) throw std::runtime_error(std::string(where) + ": " + m_data_path + ": not a regular file");
+      std::size_t const records = static_cast<std::size_t>(data_bytes) / m_record_bytes;
+      if (static_cast<std::uint64_t>(records) * m_record_bytes != static_cast<std::uint64_t>(data_bytes) &&
+          ::ftruncate(m_fd, static_cast<off_t>(records * m_record_bytes)) != 0)
+        throw std::runtime_error(std::string(where) + ": " + m_data_path + ": cannot drop an incomplete chunk (" +
+                                 std::strerror(errno) + ")");
+      if (m_opt.verify_on_resume) {
+        std::vector<unsigned char> rec(m_record_bytes);
+        for (std::size_t r = 0; r < records; ++r)
+          read_record(r, rec.data(), where);
+      }
+      m_committed = records * m_opt.chunk_images;
     } catch (...) {
-      close_partial();
+      close_data();
       throw;
     }
+    alloc_tail();
   }
 
   template <class Differ>
@@ -1180,37 +1225,15 @@ class Hdf5TrainingSetWriter {
         differ("attribute '" + a.name + "' (absent in the file; this run: " + a.value_string() + ")");
   }
 
-  /// Read every stored chunk back (decompression and checksums).
-  void verify(char const* where, std::string const& hint) const {
-    std::size_t const c = m_opt.chunk_images, pix = m_ny * m_nx, k = m_names.size();
-    std::size_t const block = std::max<std::size_t>(c, (std::size_t(1) << 22) / (pix * sizeof(float)) / c * c);
-    std::vector<float> img(block * pix);
-    std::vector<double> lab(block * k);
-    for (std::size_t i0 = 0; i0 < m_committed; i0 += block) {
-      std::size_t const i1 = std::min(m_committed, i0 + block);
-      try {
-        detail::hdf5_read_rows(m_images.get(), 3, i0, i1, H5T_NATIVE_FLOAT, img.data(), where, m_partial, "'images'");
-        detail::hdf5_read_rows(m_labels.get(), 2, i0, i1, H5T_NATIVE_DOUBLE, lab.data(), where, m_partial, "'labels'");
-      } catch (std::runtime_error const& e) {
-        throw std::runtime_error(e.what() + hint);
-      }
-    }
-  }
-
-  void close_partial() {
-    m_images.reset();
-    m_labels.reset();
-    m_file.reset();
-  }
-
-  std::string m_path, m_partial;
-  std::size_t m_ny, m_nx;
+  std::string m_path, m_partial, m_data_path;
+  std::size_t m_ny = 0, m_nx = 0;
   std::vector<std::string> m_names;
   Hdf5Attributes m_attrs;
   Hdf5WriterOptions m_opt;
-  detail::Hdf5Id m_file, m_images, m_labels;
-  std::size_t m_committed = 0;  // images in the partial file (whole chunks)
-  std::size_t m_tail_n = 0;     // images waiting in memory (< chunk_images)
+  int m_fd = -1;                   // the partial data file, appended to
+  std::size_t m_record_bytes = 0;  // one chunk of images and labels with its header
+  std::size_t m_committed = 0;     // images in the partial data file (whole chunks)
+  std::size_t m_tail_n = 0;        // images waiting in memory (< chunk_images)
   std::vector<float> m_tail_images;
   std::vector<double> m_tail_labels;
   bool m_finished = false, m_failed = false;
