@@ -266,9 +266,9 @@ class Hdf5Attributes {
 struct Hdf5WriterOptions {
   std::size_t chunk_images = 8;  ///< images per chunk (and labels rows per chunk)
   int deflate_level = 4;         ///< 1..9; 0 stores the chunks without shuffle and deflate
-  bool fletcher32 = true;        ///< checksum each stored chunk
-  bool resume = true;            ///< resume `<path>.partial` if it exists; false discards it
-  bool verify_on_resume = true;  ///< read every stored chunk back when resuming
+  bool fletcher32 = true;        ///< checksum each stored chunk of the final file
+  bool resume = true;            ///< resume the partial files if they exist; false discards them
+  bool verify_on_resume = true;  ///< check every partial record's checksum when resuming
 };
 
 namespace detail {
