@@ -66,6 +66,7 @@ struct LensModel {
 /// The identity PSF (no blur), with the PSF operator interface.
 template <class Scalar>
 struct NoPsf {
+  static constexpr bool accepts_batches = true;  // deep_copy takes (n, ny, nx) too
   template <class ExecutionSpace, class In, class Out>
   void apply(ExecutionSpace const& space, In const& in, Out const& out) const {
     Kokkos::deep_copy(space, out, in);

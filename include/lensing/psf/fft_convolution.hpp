@@ -23,12 +23,13 @@ namespace lensing {
 namespace detail {
 // Free functions (nvcc does not allow extended lambdas in constructors or
 // private member functions).
+// Image b of `in` (rank 2: b = 0) into the zero-padded buffer.
 template <class ExecutionSpace, class RealView, class In>
-void psf_load_padded(ExecutionSpace const& space, RealView const& real, In const& in, int ny, int nx) {
+void psf_load_padded(ExecutionSpace const& space, RealView const& real, In const& in, int b, int ny, int nx) {
   using Scalar = typename RealView::non_const_value_type;
   parallel_for_pixels(
       "lensing::psf::fft_load", space, int(real.extent(0)), int(real.extent(1)),
-      KOKKOS_LAMBDA(int iy, int ix) { real(iy, ix) = (iy < ny && ix < nx) ? in(iy, ix) : Scalar(0); });
+      KOKKOS_LAMBDA(int iy, int ix) { real(iy, ix) = (iy < ny && ix < nx) ? image_at(in, b, iy, ix) : Scalar(0); });
 }
 template <class ExecutionSpace, class RealView, class KView>
 void psf_load_kernel(ExecutionSpace const& space, RealView const& real, KView const& k) {
@@ -49,9 +50,10 @@ void psf_multiply(ExecutionSpace const& space, Hat const& w, Hat const& k, bool 
       });
 }
 template <class ExecutionSpace, class RealView, class Out>
-void psf_crop(ExecutionSpace const& space, RealView const& real, Out const& out, int ny, int nx) {
+void psf_crop(ExecutionSpace const& space, RealView const& real, Out const& out, int b, int ny, int nx) {
   parallel_for_pixels(
-      "lensing::psf::fft_crop", space, ny, nx, KOKKOS_LAMBDA(int iy, int ix) { out(iy, ix) = real(iy, ix); });
+      "lensing::psf::fft_crop", space, ny, nx,
+      KOKKOS_LAMBDA(int iy, int ix) { image_at(out, b, iy, ix) = real(iy, ix); });
 }
 }  // namespace detail
 
@@ -69,6 +71,17 @@ void psf_crop(ExecutionSpace const& space, RealView const& real, Out const& out,
 /// 21 x 21: use the FFT for kernels above about 13 x 13 pixels.  Results agree to rounding
 /// (tests/psf/test_psf.cpp).
 ///
+/// apply and apply_adjoint take one image (ny, nx) or a batch (n, ny, nx),
+/// n >= 1: the images go one after the other through the same single-image
+/// plans and buffers, so each result is bit-identical to applying the
+/// operator to that image alone.  (A batched plan, fftw_plan_many_dft_r2c /
+/// cufftPlanMany, would need the largest batch at construction and n times
+/// the buffers; on the host it would do the same per-image transforms on the
+/// calling thread, saving only the per-image load / multiply / crop launches,
+/// small next to two transforms of the padded grid.  On CUDA devices, where a
+/// launch costs about as much as a small transform, it would pay: the place
+/// to change if batched FFT convolution on devices becomes a bottleneck.)
+///
 /// Backends as ConvergenceDeflection (whose FFTW / cuFFT wrappers it uses):
 /// FFTW for host memory, cuFFT for CUDA memory.  Plans and buffers are built
 /// in the constructor; apply allocates nothing.  Calls are synchronous.
@@ -85,6 +98,8 @@ class FftConvolution {
  public:
   using scalar_type = Scalar;
   using memory_space = MemorySpace;
+  /// apply / apply_adjoint take rank-3 batches (psf_accepts_batches_v).
+  static constexpr bool accepts_batches = true;
 
   template <class ExecutionSpace>
   FftConvolution(ExecutionSpace const& space, PsfKernel<Scalar> const& kernel, int ny, int nx)
@@ -128,30 +143,34 @@ class FftConvolution {
     return c;
   }
 
-  /// out = K * in.  Synchronous.
+  /// out = K * in, for one image (ny, nx) or each image of a batch (n, ny, nx).  Synchronous.
   template <class ExecutionSpace, class In, class Out>
   void apply(ExecutionSpace const& space, In const& in, Out const& out) const {
-    detail::check_image_pair<ExecutionSpace, Scalar>("lensing::FftConvolution::apply", in, out, m_ny, m_nx);
-    run(space, in, out, false);
+    int const n =
+        detail::check_image_pair<ExecutionSpace, Scalar>("lensing::FftConvolution::apply", in, out, m_ny, m_nx);
+    run(space, in, out, n, false);
   }
-  /// out = K^T in.  Synchronous.
+  /// out = K^T in, one image or a batch as apply.  Synchronous.
   template <class ExecutionSpace, class In, class Out>
   void apply_adjoint(ExecutionSpace const& space, In const& in, Out const& out) const {
-    detail::check_image_pair<ExecutionSpace, Scalar>("lensing::FftConvolution::apply_adjoint", in, out, m_ny, m_nx);
-    run(space, in, out, true);
+    int const n =
+        detail::check_image_pair<ExecutionSpace, Scalar>("lensing::FftConvolution::apply_adjoint", in, out, m_ny, m_nx);
+    run(space, in, out, n, true);
   }
 
  private:
   template <class ExecutionSpace, class In, class Out>
-  void run(ExecutionSpace const& space, In const& in, Out const& out, bool adjoint) const {
-    detail::psf_load_padded(space, m_real, in, m_ny, m_nx);
-    space.fence();
-    forward(space, m_hat);
-    detail::psf_multiply(space, m_hat, m_kernel_hat, adjoint, Scalar(1) / (Scalar(m_py) * Scalar(m_px)));
-    space.fence();
-    inverse(space);
-    detail::psf_crop(space, m_real, out, m_ny, m_nx);
-    space.fence();
+  void run(ExecutionSpace const& space, In const& in, Out const& out, int n, bool adjoint) const {
+    for (int b = 0; b < n; ++b) {
+      detail::psf_load_padded(space, m_real, in, b, m_ny, m_nx);
+      space.fence();
+      forward(space, m_hat);
+      detail::psf_multiply(space, m_hat, m_kernel_hat, adjoint, Scalar(1) / (Scalar(m_py) * Scalar(m_px)));
+      space.fence();
+      inverse(space);
+      detail::psf_crop(space, m_real, out, b, m_ny, m_nx);
+      space.fence();
+    }
   }
 
 #if defined(KOKKOS_ENABLE_CUDA)

@@ -20,26 +20,32 @@ namespace detail {
 template <class Rows, class Tag>
 struct TaggedRows {
   Rows rows;
-  KOKKOS_INLINE_FUNCTION void operator()(int iy) const { rows(Tag{}, iy); }
+  KOKKOS_INLINE_FUNCTION void operator()(long row) const { rows(Tag{}, row); }
 };
 
-// The four 1-D passes of GaussianFilter, one image row per work item, each
-// written as element-wise multiply-adds over a contiguous row (vectorisable
-// without reordering sums).  X: x pass in -> tmp through a row padded with
-// its edge values ("nearest"); Y: y pass tmp -> out; YT, XT: their
-// transposes (in -> tmp, tmp -> out), XT folding the padding back onto the
-// edge pixels.
-template <class Scalar, class MemorySpace, class In, class Out>
+// Rows of a padded row buffer on the host stack (GaussianFilter::stack_pad).
+inline constexpr int gaussian_filter_stack_pad = 1024;
+
+// The four 1-D passes of GaussianFilter on images b0 + b (b < the batch
+// chunk) of `in` / `out`, one image row (b, iy) per work item, each written
+// as element-wise multiply-adds over a contiguous row (vectorisable without
+// reordering sums).  X: x pass in -> tmp through a row padded with its edge
+// values ("nearest"); Y: y pass tmp -> out; YT, XT: their transposes
+// (in -> tmp, tmp -> out), XT folding the padding back onto the edge pixels.
+// StackPad: the padded row lives on the stack (host; no memory traffic for
+// it), else in `pad` (devices, and rows wider than the stack buffer).
+template <class Scalar, class MemorySpace, class In, class Out, bool Unit, bool StackPad>
 struct GaussianFilterRows {
   struct X {};
   struct Y {};
   struct XT {};
   struct YT {};
   View1D<Scalar, MemorySpace> w;
-  View2D<Scalar, MemorySpace> tmp, pad;
+  View3D<Scalar, MemorySpace> tmp, pad;  // (chunk, ny, nx), (chunk, ny, nx + 2r) or empty
   In in;
   Out out;
-  int r, ny, nx;
+  long in_stride, out_stride;  // along ix
+  int b0, r, ny, nx;
 
   KOKKOS_INLINE_FUNCTION static int clamp(int i, int n) { return i < 0 ? 0 : (i >= n ? n - 1 : i); }
   // Weight of input i in output j of the 1-D "nearest" filter of length n:
@@ -51,58 +57,92 @@ struct GaussianFilterRows {
       if (clamp(i + m, n) == j) s += w(m + r);
     return s;
   }
-  KOKKOS_INLINE_FUNCTION void operator()(X, int iy) const {
-    Scalar* p = &pad(iy, 0);
-    for (int j = 0; j < nx + 2 * r; ++j)
-      p[j] = in(iy, clamp(j - r, nx));
-    Scalar* t = &tmp(iy, 0);
+  KOKKOS_INLINE_FUNCTION StridedRow<Unit, Scalar const> in_row(int b, int iy) const {
+    return {&image_at(in, b0 + b, iy, 0), in_stride};
+  }
+  KOKKOS_INLINE_FUNCTION StridedRow<Unit, Scalar> out_row(int b, int iy) const {
+    return {&image_at(out, b0 + b, iy, 0), out_stride};
+  }
+
+  KOKKOS_INLINE_FUNCTION void operator()(X, long row) const {
+    int const b = int(row / ny), iy = int(row % ny);
+    if constexpr (StackPad) {
+      Scalar p[gaussian_filter_stack_pad];
+      x_pass(b, iy, p);
+    } else {
+      x_pass(b, iy, &pad(b, iy, 0));
+    }
+  }
+  KOKKOS_INLINE_FUNCTION void operator()(XT, long row) const {
+    int const b = int(row / ny), iy = int(row % ny);
+    if constexpr (StackPad) {
+      Scalar p[gaussian_filter_stack_pad];
+      xt_pass(b, iy, p);
+    } else {
+      xt_pass(b, iy, &pad(b, iy, 0));
+    }
+  }
+
+  KOKKOS_INLINE_FUNCTION void x_pass(int b, int iy, Scalar* __restrict p) const {
+    auto const src = in_row(b, iy);
+    Scalar const left = src[0], right = src[nx - 1];
+    for (int j = 0; j < r; ++j) {
+      p[j] = left;
+      p[r + nx + j] = right;
+    }
+    for (int ix = 0; ix < nx; ++ix)
+      p[r + ix] = src[ix];
+    Scalar* __restrict t = &tmp(b, iy, 0);
     for (int ix = 0; ix < nx; ++ix)
       t[ix] = Scalar(0);
-    for (int m = -r; m <= r; ++m) {
-      Scalar const wm = w(m + r);
-      Scalar const* src = p + m + r;
+    for (int m = 0; m <= 2 * r; ++m) {  // offset m - r
+      Scalar const wm = w(m);
+      Scalar const* __restrict q = p + m;
 #if defined(__GNUC__)
 #pragma GCC ivdep
 #endif
       for (int ix = 0; ix < nx; ++ix)
-        t[ix] += wm * src[ix];
+        t[ix] += wm * q[ix];
     }
   }
-  KOKKOS_INLINE_FUNCTION void operator()(Y, int iy) const {
+  KOKKOS_INLINE_FUNCTION void operator()(Y, long row) const {
+    int const b = int(row / ny), iy = int(row % ny);
+    auto const o = out_row(b, iy);
     for (int ix = 0; ix < nx; ++ix)
-      out(iy, ix) = Scalar(0);
+      o[ix] = Scalar(0);
     for (int m = -r; m <= r; ++m) {
       Scalar const wm = w(m + r);
-      Scalar const* src = &tmp(clamp(iy + m, ny), 0);
+      Scalar const* __restrict src = &tmp(b, clamp(iy + m, ny), 0);
 #if defined(__GNUC__)
 #pragma GCC ivdep
 #endif
       for (int ix = 0; ix < nx; ++ix)
-        out(iy, ix) += wm * src[ix];
+        o[ix] += wm * src[ix];
     }
   }
-  KOKKOS_INLINE_FUNCTION void operator()(YT, int iy) const {
-    Scalar* t = &tmp(iy, 0);
+  KOKKOS_INLINE_FUNCTION void operator()(YT, long row) const {
+    int const b = int(row / ny), iy = int(row % ny);
+    Scalar* __restrict t = &tmp(b, iy, 0);
     for (int ix = 0; ix < nx; ++ix)
       t[ix] = Scalar(0);
     for (int i = iy - r; i <= iy + r; ++i) {
       if (i < 0 || i >= ny) continue;
       Scalar const wi = weight(ny, i, iy);
+      auto const src = in_row(b, i);
 #if defined(__GNUC__)
 #pragma GCC ivdep
 #endif
       for (int ix = 0; ix < nx; ++ix)
-        t[ix] += wi * in(i, ix);
+        t[ix] += wi * src[ix];
     }
   }
-  KOKKOS_INLINE_FUNCTION void operator()(XT, int iy) const {
-    Scalar* p = &pad(iy, 0);
+  KOKKOS_INLINE_FUNCTION void xt_pass(int b, int iy, Scalar* __restrict p) const {
     for (int j = 0; j < nx + 2 * r; ++j)
       p[j] = Scalar(0);
-    Scalar const* t = &tmp(iy, 0);
-    for (int m = -r; m <= r; ++m) {
-      Scalar const wm = w(m + r);
-      Scalar* dst = p + m + r;
+    Scalar const* __restrict t = &tmp(b, iy, 0);
+    for (int m = 0; m <= 2 * r; ++m) {
+      Scalar const wm = w(m);
+      Scalar* __restrict dst = p + m;
 #if defined(__GNUC__)
 #pragma GCC ivdep
 #endif
@@ -110,11 +150,12 @@ struct GaussianFilterRows {
         dst[ix] += wm * t[ix];
     }
     // Padded index j holds input clamp(j - r): fold the padding back.
+    auto const o = out_row(b, iy);
     for (int ix = 0; ix < nx; ++ix)
-      out(iy, ix) = p[ix + r];
+      o[ix] = p[ix + r];
     for (int j = 0; j < r; ++j) {
-      out(iy, 0) += p[j];
-      out(iy, nx - 1) += p[nx + r + j];
+      o[0] += p[j];
+      o[nx - 1] += p[nx + r + j];
     }
   }
 };
@@ -132,24 +173,38 @@ struct GaussianFilterRows {
 /// Reproduces lenstronomy's images with PSF to rounding (tests/psf).
 /// apply_adjoint is the exact transpose: interior outputs gather w_{j-i},
 /// the two edge rows/columns also collect the weight that "nearest" folded
-/// onto them.  Each pass works a row at a time with element-wise
-/// multiply-adds (vectorised on the host; one work item per row on devices
-/// too, adequate for the image sizes here).  Owns its weights and two
-/// buffers; asynchronous on `space`.
+/// onto them.
+///
+/// apply and apply_adjoint take one image (ny, nx) or a batch (n, ny, nx),
+/// any n >= 1, of any layout: each image is filtered independently, with
+/// the same sums in the same order as alone (bit-identical).  Each pass works
+/// an image row at a time, rows of all images of the batch in parallel, with
+/// element-wise multiply-adds (vectorised on the host, where the edge-padded
+/// row is a stack buffer; one work item per row on devices too, adequate for
+/// the image sizes here).  The work buffer holds `max_batch` images (a
+/// constructor argument, default 1): larger batches are filtered max_batch
+/// images at a time, two kernel launches each, so give the batch size the
+/// filter will see (memory: max_batch ny nx scalars, plus as much again with
+/// the padding on devices).  Owns its weights and buffers; asynchronous on
+/// `space`.
 template <class Scalar, class MemorySpace>
 class GaussianFilter {
  public:
   using scalar_type = Scalar;
   using memory_space = MemorySpace;
+  /// apply / apply_adjoint take rank-3 batches (psf_accepts_batches_v).
+  static constexpr bool accepts_batches = true;
 
   GaussianFilter() = default;
-  GaussianFilter(double fwhm, double pixel_scale, int ny, int nx, double truncation = 5.0) : m_ny(ny), m_nx(nx) {
+  GaussianFilter(double fwhm, double pixel_scale, int ny, int nx, double truncation = 5.0, int max_batch = 1)
+      : m_ny(ny), m_nx(nx), m_batch(max_batch) {
     constexpr char const* where = "lensing::GaussianFilter";
     check_positive(fwhm, where, "fwhm");
     check_positive(pixel_scale, where, "pixel_scale");
     check_positive(truncation, where, "truncation");
     check_count(ny, 1, where, "ny");
     check_count(nx, 1, where, "nx");
+    check_count(max_batch, 1, where, "max_batch");
     double const s = fwhm / (2.0 * std::sqrt(2.0 * std::log(2.0))) / pixel_scale;
     double const rr = std::floor(truncation * s + 0.5);
     check_argument(rr <= 4096, where, "filter wider than 8193 pixels");
@@ -163,63 +218,99 @@ class GaussianFilter {
     for (int i = 0; i <= 2 * m_r; ++i)
       h(i) = Scalar(w[i] / sum);
     Kokkos::deep_copy(m_w, h);
-    m_tmp = allocate_view<View2D<Scalar, MemorySpace>>(where, "lensing::GaussianFilter::buffer", true, ny, nx);
-    m_pad = allocate_view<View2D<Scalar, MemorySpace>>(where, "lensing::GaussianFilter::padded", true, ny,
-                                                       long(nx) + 2 * m_r);
+    allocate_buffers();
   }
 
   int ny() const { return m_ny; }
   int nx() const { return m_nx; }
   int radius() const { return m_r; }
+  /// Images filtered per pass of a batched apply (the work buffer's size).
+  int max_batch() const { return m_batch; }
   View1D<Scalar, MemorySpace> const& weights() const { return m_w; }
 
   /// An independent copy: its own buffers (the weights, read-only, are shared),
   /// so the copy may be applied concurrently with this one.
   GaussianFilter clone() const {
     GaussianFilter c(*this);
-    if (m_tmp.extent(0) > 0) {
-      c.m_tmp = View2D<Scalar, MemorySpace>("lensing::GaussianFilter::buffer", m_ny, m_nx);
-      c.m_pad = View2D<Scalar, MemorySpace>("lensing::GaussianFilter::padded", m_ny, m_nx + 2 * m_r);
-    }
+    if (m_tmp.extent(0) > 0) c.allocate_buffers();
     return c;
   }
 
-  /// out = G in.
+  /// out = G in, for one image (ny, nx) or each image of a batch (n, ny, nx).
   template <class ExecutionSpace, class In, class Out>
   void apply(ExecutionSpace const& space, In const& in, Out const& out) const {
-    detail::check_image_pair<ExecutionSpace, Scalar>("lensing::GaussianFilter::apply", in, out, m_ny, m_nx);
-    run(space, in, out, false);
+    int const n =
+        detail::check_image_pair<ExecutionSpace, Scalar>("lensing::GaussianFilter::apply", in, out, m_ny, m_nx);
+    run(space, in, out, n, false);
   }
 
-  /// out = G^T in.
+  /// out = G^T in, one image or a batch as apply.
   template <class ExecutionSpace, class In, class Out>
   void apply_adjoint(ExecutionSpace const& space, In const& in, Out const& out) const {
-    detail::check_image_pair<ExecutionSpace, Scalar>("lensing::GaussianFilter::apply_adjoint", in, out, m_ny, m_nx);
-    run(space, in, out, true);
+    int const n =
+        detail::check_image_pair<ExecutionSpace, Scalar>("lensing::GaussianFilter::apply_adjoint", in, out, m_ny, m_nx);
+    run(space, in, out, n, true);
   }
 
  private:
+  // Host memory and rows that fit the stack buffer need no padded-row buffer
+  // (not for memory that host and devices share: device kernels need it).
+  bool stack_pad() const {
+    return detail::is_host_space_v<typename MemorySpace::execution_space> &&
+           m_nx + 2 * m_r <= detail::gaussian_filter_stack_pad;
+  }
+  void allocate_buffers() {
+    constexpr char const* where = "lensing::GaussianFilter";
+    m_tmp =
+        allocate_view<View3D<Scalar, MemorySpace>>(where, "lensing::GaussianFilter::buffer", true, m_batch, m_ny, m_nx);
+    m_pad = stack_pad() ? View3D<Scalar, MemorySpace>()
+                        : allocate_view<View3D<Scalar, MemorySpace>>(where, "lensing::GaussianFilter::padded", true,
+                                                                     m_batch, m_ny, long(m_nx) + 2 * m_r);
+  }
+
   template <class ExecutionSpace, class In, class Out>
-  void run(ExecutionSpace const& space, In const& in, Out const& out, bool adjoint) const {
-    using Rows = detail::GaussianFilterRows<Scalar, MemorySpace, In, Out>;
-    Rows const rows{m_w, m_tmp, m_pad, in, out, m_r, m_ny, m_nx};
-    using Policy = Kokkos::RangePolicy<ExecutionSpace>;
-    if (!adjoint) {
-      Kokkos::parallel_for("lensing::psf::gaussian_filter_x", Policy(space, 0, m_ny),
-                           detail::TaggedRows<Rows, typename Rows::X>{rows});
-      Kokkos::parallel_for("lensing::psf::gaussian_filter_y", Policy(space, 0, m_ny),
-                           detail::TaggedRows<Rows, typename Rows::Y>{rows});
-    } else {
-      Kokkos::parallel_for("lensing::psf::gaussian_filter_y_adjoint", Policy(space, 0, m_ny),
-                           detail::TaggedRows<Rows, typename Rows::YT>{rows});
-      Kokkos::parallel_for("lensing::psf::gaussian_filter_x_adjoint", Policy(space, 0, m_ny),
-                           detail::TaggedRows<Rows, typename Rows::XT>{rows});
+  void run(ExecutionSpace const& space, In const& in, Out const& out, int n, bool adjoint) const {
+    bool const unit = detail::rows_contiguous(in) && detail::rows_contiguous(out);
+    if constexpr (detail::is_host_space_v<ExecutionSpace>) {
+      if (m_pad.extent(0) == 0) {
+        if (unit)
+          run_passes<true, true>(space, in, out, n, adjoint);
+        else
+          run_passes<false, true>(space, in, out, n, adjoint);
+        return;
+      }
+    }
+    if (unit)
+      run_passes<true, false>(space, in, out, n, adjoint);
+    else
+      run_passes<false, false>(space, in, out, n, adjoint);
+  }
+
+  template <bool Unit, bool StackPad, class ExecutionSpace, class In, class Out>
+  void run_passes(ExecutionSpace const& space, In const& in, Out const& out, int n, bool adjoint) const {
+    using Rows = detail::GaussianFilterRows<Scalar, MemorySpace, In, Out, Unit, StackPad>;
+    using Policy = Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>;
+    long const in_stride = long(in.stride(In::rank - 1)), out_stride = long(out.stride(Out::rank - 1));
+    for (int b0 = 0; b0 < n; b0 += m_batch) {
+      long const rows_count = long(n - b0 < m_batch ? n - b0 : m_batch) * m_ny;
+      Rows const rows{m_w, m_tmp, m_pad, in, out, in_stride, out_stride, b0, m_r, m_ny, m_nx};
+      if (!adjoint) {
+        Kokkos::parallel_for("lensing::psf::gaussian_filter_x", Policy(space, 0, rows_count),
+                             detail::TaggedRows<Rows, typename Rows::X>{rows});
+        Kokkos::parallel_for("lensing::psf::gaussian_filter_y", Policy(space, 0, rows_count),
+                             detail::TaggedRows<Rows, typename Rows::Y>{rows});
+      } else {
+        Kokkos::parallel_for("lensing::psf::gaussian_filter_y_adjoint", Policy(space, 0, rows_count),
+                             detail::TaggedRows<Rows, typename Rows::YT>{rows});
+        Kokkos::parallel_for("lensing::psf::gaussian_filter_x_adjoint", Policy(space, 0, rows_count),
+                             detail::TaggedRows<Rows, typename Rows::XT>{rows});
+      }
     }
   }
 
-  int m_ny = 0, m_nx = 0, m_r = 0;
+  int m_ny = 0, m_nx = 0, m_r = 0, m_batch = 1;
   View1D<Scalar, MemorySpace> m_w;
-  View2D<Scalar, MemorySpace> m_tmp, m_pad;
+  View3D<Scalar, MemorySpace> m_tmp, m_pad;
 };
 
 }  // namespace lensing

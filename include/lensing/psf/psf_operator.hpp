@@ -27,12 +27,19 @@
 ///   using scalar_type = Scalar;
 ///   using memory_space = MemorySpace;
 ///   MyPsf clone() const;
+///
+///   // Optional: true when apply and apply_adjoint also take rank-3 batches
+///   // (n, ny, nx) of images, each mapped independently (as the same call on
+///   // each image alone); absent or false, callers loop over the images.
+///   static constexpr bool accepts_batches = true;
 /// };
 /// \endcode
 /// `is_psf_operator_v<Psf, Scalar, MemorySpace>` tests apply and
 /// apply_adjoint for View2D<Scalar, MemorySpace> on the memory space's
 /// execution space; `check_psf_operator<Psf, Scalar, MemorySpace>()` names
-/// each missing requirement.
+/// each missing requirement.  `psf_accepts_batches_v<Psf>` reads the
+/// optional accepts_batches flag: a declaration, not a detection, because
+/// apply is a template whose rank checks fire only when it is instantiated.
 
 #include <lensing/core/views.hpp>
 
@@ -55,6 +62,13 @@ struct has_psf_clone : std::false_type {};
 template <class Psf>
 struct has_psf_clone<Psf, std::enable_if_t<std::is_same<decltype(std::declval<Psf const&>().clone()), Psf>::value>>
     : std::true_type {};
+
+template <class Psf, class = void>
+struct psf_accepts_batches : std::false_type {};
+template <class Psf>
+struct psf_accepts_batches<Psf,
+                           std::enable_if_t<std::is_same<std::decay_t<decltype(Psf::accepts_batches)>, bool>::value>>
+    : std::integral_constant<bool, Psf::accepts_batches> {};
 
 template <class Psf, class Scalar, class MemorySpace, class = void>
 struct has_psf_apply : std::false_type {};
@@ -93,6 +107,11 @@ struct psf_memory_space_matches<Psf, MemorySpace, std::void_t<typename Psf::memo
 /// Whether Psf has ny() and nx() (the image extents it acts on).
 template <class Psf>
 constexpr bool has_psf_extents_v = detail::has_psf_extents<Psf>::value;
+
+/// Whether Psf's apply and apply_adjoint also take rank-3 batches (n, ny, nx)
+/// (its static constexpr bool accepts_batches; false where not declared).
+template <class Psf>
+constexpr bool psf_accepts_batches_v = detail::psf_accepts_batches<Psf>::value;
 
 /// Whether Psf models PsfOperator on View2D<Scalar, MemorySpace> images.
 template <class Psf, class Scalar, class MemorySpace>
