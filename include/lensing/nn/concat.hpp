@@ -82,8 +82,8 @@ class Concat : public LayerBase<typename A::scalar_type, typename A::memory_spac
     bind_children();
   }
   void initialize(std::uint64_t seed) {
-    a_.initialize(seed);
-    b_.initialize(detail::splitmix64(seed + 1));
+    a_.initialize(child_seed(seed, 0));
+    b_.initialize(child_seed(seed, 1));
   }
   void set_training(bool t) {
     base::set_training(t);

@@ -14,8 +14,9 @@ namespace nn {
 ///
 /// Active (training mode, or any mode after `set_mc(true)`): y_i = m_i x_i
 /// with m_i = 1/(1−p) with probability 1−p and 0 otherwise, so E[y] = x;
-/// inactive: y = x.  The mask of the k-th active forward is a counter-based
-/// hash of (seed, k, i) — deterministic for a seed whatever the execution
+/// inactive: y = x.  m_i of the k-th active forward is drawn from the stream
+/// random::stream_key(seed, purpose_dropout, k, i) (core/random.hpp) —
+/// deterministic for a seed whatever the execution
 /// space or number of threads, and recomputed (not stored) by backward,
 /// which applies the mask of the last forward: dx = m ⊙ dy.  `rate` p in [0, 1).
 template <class Scalar, class MemorySpace>
@@ -64,14 +65,15 @@ class Dropout : public LayerBase<Scalar, MemorySpace> {
     bool const on = last_active_;
     double const p = rate_;
     Scalar const scale = Scalar(1.0 / (1.0 - rate_));
-    std::uint64_t const key = detail::splitmix64(seed_ ^ detail::splitmix64(last_ + 0x5bd1e995ULL));
+    std::uint64_t const seed = seed_, call = last_;
     Kokkos::parallel_for(
         name, Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(a.size())),
         KOKKOS_LAMBDA(long i) {
           if (!on) {
             bp[i] = ap[i];
           } else {
-            double const u = detail::unit_uniform(detail::splitmix64(key + std::uint64_t(i)));
+            random::Stream r(random::stream_key(seed, random::purpose_dropout, call, std::uint64_t(i)));
+            double const u = r.template uniform<double>();
             bp[i] = u < p ? Scalar(0) : scale * ap[i];
           }
         });

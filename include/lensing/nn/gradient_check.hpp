@@ -19,13 +19,13 @@
 /// of an input give O(1) errors: keep inputs away from them or use fewer checks).
 
 #include <lensing/core/gradient_check.hpp>
+#include <lensing/core/random.hpp>
 #include <lensing/nn/layer.hpp>
 
 #include <Kokkos_Core.hpp>
 
 #include <algorithm>
 #include <cstddef>
-#include <random>
 #include <type_traits>
 
 namespace lensing {
@@ -38,17 +38,16 @@ struct LayerGradientCheck {
   long inputs = 0, params = 0;  ///< how many of each were checked
 };
 
-/// Fill `v` (any rank, any memory space) with N(0, scale^2) draws of
-/// std::mt19937_64(seed) in memory order (host generation, then a copy):
-/// reproducible test inputs.
+/// Fill `v` (any rank, any memory space) with N(0, scale^2) draws of the
+/// stream (seed, purpose_test_input) of core/random.hpp in memory order (host
+/// generation, then a copy): reproducible test inputs.
 template <class View>
 void fill_normal(View const& v, unsigned seed, double scale = 1.0) {
   auto h = Kokkos::create_mirror_view(v);
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> nd(0.0, scale);
+  Rng rng(seed, random::purpose_test_input);
   auto* p = h.data();
   for (std::size_t i = 0; i < h.size(); ++i)
-    p[i] = typename View::non_const_value_type(nd(rng));
+    p[i] = typename View::non_const_value_type(scale * rng.normal());
   Kokkos::deep_copy(v, h);
 }
 

@@ -94,8 +94,8 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
     bind_children();
   }
   void initialize(std::uint64_t seed) {
-    block_.initialize(seed);
-    if constexpr (!identity) shortcut_.initialize(detail::splitmix64(seed + 1));
+    block_.initialize(child_seed(seed, 0));
+    if constexpr (!identity) shortcut_.initialize(child_seed(seed, 1));
   }
   void set_training(bool t) {
     base::set_training(t);

@@ -130,9 +130,8 @@ class Sequential {
 
   /// Initialise every layer; layer i gets a seed derived from (seed, i).
   void initialize(std::uint64_t seed) {
-    detail::for_each_index(
-        [&](auto i) { get<i>(layers_).initialize(detail::splitmix64(seed + 0x632be59bd9b4e019ULL * (i + 1))); },
-        std::index_sequence_for<L...>{});
+    detail::for_each_index([&](auto i) { get<i>(layers_).initialize(child_seed(seed, std::uint64_t(i))); },
+                           std::index_sequence_for<L...>{});
   }
   /// Training or inference mode for every layer.
   void set_training(bool training) {

@@ -6,10 +6,10 @@
 /// seeded weight initialisers.
 
 #include <lensing/core/errors.hpp>
+#include <lensing/core/random.hpp>
 #include <lensing/core/views.hpp>
 
 #include <Kokkos_Core.hpp>
-#include <Kokkos_Random.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -96,10 +96,11 @@ enum class Init {
 
 /// Fill `w` with draws of `init` for a layer of fan_in inputs and fan_out outputs.
 ///
-/// Draws come from one state of a `Kokkos::Random_XorShift64_Pool` seeded
-/// with `seed`, taken sequentially on the host and copied to `w`'s memory
-/// space: the values depend only on (seed, init, fan_in, fan_out, size), not
-/// on the execution space or the number of threads.  He: std = sqrt(2/fan_in)
+/// Element i is drawn from the stream random::stream_key(seed,
+/// purpose_weight_init, i) of core/random.hpp (on the host, then copied to
+/// `w`'s memory space): the values depend only on (seed, init, fan_in,
+/// fan_out, i), not on the execution space, the number of threads or the
+/// size of `w`.  He: std = sqrt(2/fan_in)
 /// (He, Zhang, Ren & Sun 2015, arXiv:1502.01852); Xavier/Glorot: variance
 /// 2/(fan_in+fan_out) (Glorot & Bengio 2010).
 template <class Scalar, class MemorySpace>
@@ -111,34 +112,26 @@ void initialize(ParamVector<Scalar, MemorySpace> const& w, Init init, long fan_i
   if (init == Init::zeros || init == Init::ones) {
     Kokkos::deep_copy(h, init == Init::ones ? Scalar(1) : Scalar(0));
   } else {
-    Kokkos::Random_XorShift64_Pool<Kokkos::DefaultHostExecutionSpace> pool(seed);
-    auto gen = pool.get_state();
     double const fi = double(fan_in), fo = double(fan_out);
     bool const normal = init == Init::he_normal || init == Init::xavier_normal;
     double const var = (init == Init::he_normal || init == Init::he_uniform) ? 2.0 / fi : 2.0 / (fi + fo);
     double const sd = std::sqrt(var), a = std::sqrt(3.0 * var);
     for (std::size_t i = 0; i < h.extent(0); ++i) {
-      double const v = normal ? sd * gen.normal() : a * (2.0 * gen.drand() - 1.0);
+      random::Stream r(random::stream_key(seed, random::purpose_weight_init, i));
+      double const v = normal ? sd * r.normal<double>() : a * (2.0 * r.uniform<double>() - 1.0);
       h(i) = static_cast<Scalar>(v);
     }
-    pool.free_state(gen);
   }
   Kokkos::deep_copy(w, h);
 }
 
-namespace detail {
-/// splitmix64: a counter-based hash; kernel-safe, thread-count independent.
-KOKKOS_INLINE_FUNCTION std::uint64_t splitmix64(std::uint64_t z) {
-  z += 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
+/// Seed of child `child` of a composite layer with seed `seed` (layer i of a
+/// Sequential, the branches of a Concat or Residual): the child seed
+/// random::stream_key(seed, purpose_layer_seed, child), so that every layer
+/// of a network tree draws from its own streams.
+inline std::uint64_t child_seed(std::uint64_t seed, std::uint64_t child) {
+  return random::stream_key(seed, random::purpose_layer_seed, child);
 }
-/// Uniform in [0, 1) from a 64-bit hash (53 bits).
-KOKKOS_INLINE_FUNCTION double unit_uniform(std::uint64_t bits) {
-  return double(bits >> 11) * (1.0 / 9007199254740992.0);
-}
-}  // namespace detail
 
 }  // namespace nn
 }  // namespace lensing

@@ -25,7 +25,6 @@
 #include <iostream>
 #include <optional>
 #include <ostream>
-#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -66,17 +65,19 @@ namespace detail {
 inline constexpr char train_magic[9] = "LNSNNT01";
 inline constexpr std::uint32_t train_version = 1;
 
-/// Permutation of [0, n) for an epoch: Fisher–Yates with a std::mt19937_64
-/// seeded by a hash of (seed, epoch), so an epoch's order does not depend on
-/// the previous ones (resume needs no generator state) nor on the standard library.
+/// Permutation of [0, n) for an epoch: Fisher–Yates with the stream
+/// (seed, purpose_epoch_shuffle, epoch) of core/random.hpp, so an epoch's order
+/// does not depend on the previous ones (resume needs no generator state) nor
+/// on the standard library.  n < 2^32 (Stream::index).
 inline std::vector<long> epoch_permutation(long n, std::uint64_t seed, long epoch, bool shuffle) {
   std::vector<long> perm(static_cast<std::size_t>(n));
   for (long i = 0; i < n; ++i)
     perm[std::size_t(i)] = i;
   if (!shuffle) return perm;
-  std::mt19937_64 rng(splitmix64(seed ^ splitmix64(std::uint64_t(epoch) + 0x2545f4914f6cdd1dULL)));
+  check_argument(n <= 0xFFFFFFFFL, "lensing::nn::train", "at most 2^32 - 1 samples when shuffling");
+  Rng rng(seed, random::purpose_epoch_shuffle, std::uint64_t(epoch));
   for (long i = n - 1; i > 0; --i) {
-    long const j = long(rng() % std::uint64_t(i + 1));
+    long const j = long(rng.index(std::uint32_t(i + 1)));
     std::swap(perm[std::size_t(i)], perm[std::size_t(j)]);
   }
   return perm;

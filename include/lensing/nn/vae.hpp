@@ -135,9 +135,9 @@ Scalar kl_diagonal_gaussians(ExecutionSpace const& space, Tensor<Scalar, MemoryS
 /// for `backward`, which is the vector-Jacobian product of the last sample:
 ///   dL/dμ = dL/dz;  dL/dv = dL/dz ⊙ ε ⊙ ½ exp(½ v).
 /// Randomness: ε of draw number k (0, 1, ... since construction or
-/// `reseed`) for element (n, j) is a standard normal from a
-/// `Kokkos::Random_XorShift64` generator seeded by a hash of (seed, k, n, j)
-/// (lensing::random::Stream, core/random.hpp) — rather than from a
+/// `reseed`) for element (n, j) is a standard normal from the stream
+/// random::stream_key(seed, purpose_latent_noise, k, n Z + j) (core/random.hpp)
+/// — rather than from a
 /// `Kokkos::Random_XorShift64_Pool`, whose per-thread states would make ε
 /// depend on the thread count.  So draws are reproducible for a seed on any
 /// backend and thread count.  Owns ε, allocated in the constructor for a
@@ -182,7 +182,8 @@ class Reparameterize {
         "lensing::nn::Reparameterize::sample",
         Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(n_) * z_), KOKKOS_LAMBDA(long i) {
           long const b = i / zd, j = i % zd;
-          lensing::random::Stream s(lensing::random::stream_key(seed, draw, std::uint64_t(b), std::uint64_t(j)));
+          lensing::random::Stream s(
+              lensing::random::stream_key(seed, lensing::random::purpose_latent_noise, draw, std::uint64_t(i)));
           Scalar const eps = s.template normal<Scalar>();
           ep[i] = eps;
           zp[i] = e[b * 2 * zd + j] + lensing::math::exp(Scalar(0.5) * e[b * 2 * zd + zd + j]) * eps;

@@ -51,7 +51,7 @@ MultiStartResult multi_start(std::vector<double> const& centre, double radius, i
   MultiStartResult out;
   out.runs.resize(std::size_t(num_starts));
   for (int s = 0; s < num_starts; ++s) {
-    Rng rng(seed, std::uint64_t(s));
+    Rng rng(seed, random::purpose_multi_start, std::uint64_t(s));
     std::vector<double> x0 = centre;
     for (auto& v : x0)
       v += radius * (2 * rng.uniform() - 1);

@@ -27,6 +27,7 @@
 /// finished, the first failure with "lensing::sample_batch: problem b: " prefixed.
 
 #include <lensing/core/errors.hpp>
+#include <lensing/core/random.hpp>
 #include <lensing/sample/draws.hpp>
 #include <lensing/sample/parallel_chains.hpp>
 #include <lensing/sample/sampler.hpp>
@@ -43,13 +44,11 @@
 
 namespace lensing {
 
-/// Seed of problem `problem` in a sample_batch() run with seed `seed`
-/// (splitmix64 finaliser of seed + golden-ratio increment * (problem + 1)).
+/// Seed of problem `problem` in a sample_batch() run with seed `seed`: the
+/// child seed random::stream_key(seed, purpose_batch_problem, problem)
+/// (core/random.hpp), whose chains then use their purpose_chain streams.
 inline std::uint64_t batch_seed(std::uint64_t seed, int problem) {
-  std::uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (std::uint64_t(problem) + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
+  return random::stream_key(seed, random::purpose_batch_problem, std::uint64_t(problem));
 }
 
 /// Run `options.num_chains` chains of NUTS or static HMC on each of the

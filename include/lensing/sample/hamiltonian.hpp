@@ -162,7 +162,7 @@ class HamiltonianChain {
         opt_(options),
         d_(eval_.dimension()),
         metric_(d_, options.metric == MetricKind::dense ? MetricKind::dense : MetricKind::diagonal),
-        rng_(options.seed, std::uint64_t(chain)) {
+        rng_(options.seed, random::purpose_chain, std::uint64_t(chain)) {
     auto alloc = [&](std::vector<double>& v) { v.assign(d_, 0.0); };
     for (auto* v :
          {&q_,   &g_,       &zq_,      &zp_,      &zg_,   &zv_,   &fq_,   &fp_,   &fg_,   &bq_,   &bp_,   &bg_,

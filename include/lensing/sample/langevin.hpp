@@ -121,7 +121,7 @@ SampleResult langevin(ExecutionSpace const& space, Density const& density, Lange
 
   auto run_chain = [&](int c) {
     DensityEvaluator<ExecutionSpace, Density> eval(space, density, where);
-    Rng rng(options.seed, std::uint64_t(c));
+    Rng rng(options.seed, random::purpose_chain, std::uint64_t(c));
     std::vector<double> x(dd), g(dd), y(dd), gy(dd), xi(dd);
     double lp = -HUGE_VAL;
     if (!options.init.empty()) {
@@ -271,7 +271,7 @@ class AnnealedLangevin {
             "lensing::sample::annealed_langevin_step",
             Kokkos::MDRangePolicy<ExecutionSpace, Kokkos::Rank<2>>(space, {0, 0}, {n_, d_}),
             KOKKOS_LAMBDA(int i, int j) {
-              random::Stream z(random::stream_key(seed, 0x414C44ULL, step, std::uint64_t(i) * d + j));
+              random::Stream z(random::stream_key(seed, random::purpose_langevin, step, std::uint64_t(i) * d + j));
               x(i, j) += alpha * s(i, j) + noise * z.template normal<Scalar>();
             });
       }

@@ -84,11 +84,12 @@ struct VariationalResult {
       }
     return c;
   }
-  /// n independent draws from q, (draw, parameter) layout; stream (seed, stream).
+  /// n independent draws from q, (draw, parameter) layout; from the stream
+  /// (seed, random::purpose_variational_draws, stream) of core/random.hpp.
   std::vector<double> draws(int n, std::uint64_t seed, std::uint64_t stream = 0) const {
     check_count(n, 1, "lensing::VariationalResult::draws", "n");
     int const d = dimension;
-    Rng rng(seed, stream);
+    Rng rng(seed, random::purpose_variational_draws, stream);
     std::vector<double> out(std::size_t(n) * d), eps(d);
     for (int s = 0; s < n; ++s) {
       for (auto& e : eps)
@@ -135,7 +136,7 @@ VariationalResult fit_variational(ExecutionSpace const& space, Density const& de
     theta[d + i] = options.init_log_sd;
   }
   AdamState adam(int(np), options.adam);
-  Rng rng(options.seed, 0);
+  Rng rng(options.seed, random::purpose_variational, 0);
   std::vector<double> L(std::size_t(d) * d), eps(d), z(d), g(d), w(d), u(d);
   auto unpack = [&](std::vector<double> const& th) {
     std::fill(L.begin(), L.end(), 0.0);
@@ -219,7 +220,7 @@ VariationalResult fit_variational(ExecutionSpace const& space, Density const& de
   for (int i = 0; i < d; ++i)
     logdet += std::log(L[i * d + i]);
   int n = 0;
-  Rng erng(options.seed, 1);
+  Rng erng(options.seed, random::purpose_variational, 1);
   for (int s = 0; s < options.num_elbo_draws; ++s) {
     double e2 = 0;
     for (int i = 0; i < d; ++i) {

@@ -115,7 +115,7 @@ inline PqmassResult pqmass(std::vector<double> const& x, std::vector<double> con
   PqmassResult out;
   std::vector<std::size_t> idx(n + m);
   for (int rlz = 0; rlz < options.num_realizations; ++rlz) {
-    Rng rng(options.seed, std::uint64_t(rlz));
+    Rng rng(options.seed, random::purpose_pqmass, std::uint64_t(rlz));
     std::iota(idx.begin(), idx.end(), std::size_t(0));
     // Partial Fisher-Yates: the first nr indices are the references.
     for (std::size_t i = 0; i < nr; ++i) {

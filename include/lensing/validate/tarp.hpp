@@ -92,7 +92,7 @@ inline TarpResult tarp(std::vector<double> const& truths, std::vector<double> co
       if (sd > 0) scale[k] = sd;
     }
   }
-  Rng rng(options.seed, 0);
+  Rng rng(options.seed, random::purpose_tarp, 0);
   if (references.empty()) {
     references.resize(N * P);
     for (std::size_t s = 0; s < N; ++s)
