@@ -510,6 +510,58 @@ LENSING_TEST_CASE_TEMPLATE("Poisson: the host fast path draws Stream::poisson's 
   CHECK(mismatch == 0);
 }
 
+// PoissonNoise::sky: v -> N / t - sky, N the stream's draw for (v + sky) t,
+// on the host fast path (64-pixel blocks with and without normal-regime
+// pixels: the blocks without skip the normal draw; on a device, the
+// per-pixel path).
+LENSING_TEST_CASE_TEMPLATE("Poisson with a sky: the draw of v + sky, minus the sky", Config,
+                           lensing::test::DoubleConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  Space space;
+  int const n = 2, ny = 6, nx = 130;
+  double const t = 3;
+  std::uint64_t const seed = 5, first = 17;
+  for (double sky : {0.0, 40.0}) {
+    lensing::View3D<double, Mem> img("img", n, ny, nx);
+    auto h0 = Kokkos::create_mirror(img);
+    lensing::random::Stream g(3);
+    for (int b = 0; b < n; ++b)
+      for (int iy = 0; iy < ny; ++iy)
+        for (int ix = 0; ix < nx; ++ix) {
+          // Even rows: expected counts below the threshold only (with the sky
+          // too); odd rows: every regime, <= 0 included.
+          double const u = g.uniform<double>();
+          double const lam = iy % 2 == 0 ? 200 * u : (ix % 7 == 0 ? -500.0 : std::pow(10.0, 5 * u - 1));
+          h0(b, iy, ix) = lam / t;
+        }
+    Kokkos::deep_copy(img, h0);
+    noise::PoissonNoise<double> model{t};
+    model.sky = sky;
+    noise::apply(space, model, img, seed, first);
+    space.fence();
+    auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), img);
+    long mismatch = 0;
+    for (int b = 0; b < n; ++b)
+      for (int iy = 0; iy < ny; ++iy)
+        for (int ix = 0; ix < nx; ++ix) {
+          lensing::random::Stream r(lensing::random::stream_key(seed, lensing::random::purpose_poisson, first + b,
+                                                                std::uint64_t(iy) * nx + ix));
+          double const mu = std::fmin(std::fmax(h0(b, iy, ix) + sky, 0.0) * t, 4.5e15);
+          double const expected =
+              (mu < 1000 ? r.poisson(mu) : std::fmax(0.0, std::floor(mu + std::sqrt(mu) * r.normal<double>() + 0.5))) /
+                  t -
+              sky;
+          mismatch += h(b, iy, ix) == expected ? 0 : 1;
+        }
+    CHECK(mismatch == 0);
+  }
+  noise::PoissonNoise<double> bad{t};
+  bad.sky = -1;
+  lensing::View3D<double, Mem> img("img", 1, 2, 2);
+  CHECK_THROWS_WITH_AS(noise::apply(space, bad, img, seed), doctest::Contains("sky"), std::invalid_argument);
+}
+
 // The host path of apply(BadPixels) flags hot/dead pixels in a vectorised
 // pass and redraws them: the result must be the per-pixel draw of its stream.
 LENSING_TEST_CASE_TEMPLATE("hot/dead pixels: the host fast path equals the per-pixel draws", Config,

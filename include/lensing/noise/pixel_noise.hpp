@@ -39,9 +39,10 @@ struct GaussianNoise {
   void check(char const* where) const { check_nonnegative(sigma, where, "sigma"); }
 };
 
-/// Shot noise: v -> N / t with N ~ Poisson(max(v, 0) t), t = exposure_time [s]
-/// > 0, v the expected count rate [e-/s] (negative rates, e.g. from a
-/// subtracted background, count as 0).  Exact for expected counts below
+/// Shot noise: v -> N / t - sky with N ~ Poisson(max(v + sky, 0) t),
+/// t = exposure_time [s] > 0, v the expected count rate [e-/s] (negative
+/// rates, e.g. from a subtracted background, count as 0), sky >= 0 (default
+/// 0) a subtracted sky that still contributes its shot noise.  Exact for expected counts below
 /// `normal_threshold` (inversion below 10, PTRS rejection above; see
 /// random::Stream::poisson); above it the normal approximation
 /// N = round(mu + sqrt(mu) z), whose skewness error 1/sqrt(mu) is < 3% at the
@@ -54,8 +55,13 @@ template <class Scalar>
 struct PoissonNoise {
   Scalar exposure_time;
   double normal_threshold = 1000;
+  /// [e-/s per pixel] >= 0, added before the draw and subtracted after it
+  /// (v -> N / t - sky, N ~ Poisson(max(v + sky, 0) t)): the shot noise of a
+  /// sky-subtracted image, in the same pass.
+  Scalar sky = Scalar(0);
   void check(char const* where) const {
     check_positive(exposure_time, where, "exposure_time");
+    check_nonnegative(sky, where, "sky");
     check_argument(std::isfinite(normal_threshold) && normal_threshold >= 10, where,
                    lensing::detail::describe("normal_threshold", "finite and >= 10", normal_threshold));
   }
@@ -149,32 +155,59 @@ KOKKOS_INLINE_FUNCTION void ptrs_candidate(double mu, double u, double v, double
 /// slow[i] = 1 for the others, which pass 2 draws with Stream::poisson.  A
 /// separate function so that GCC vectorises its loop (it does not when the
 /// body sits in the Kokkos lambda).
-template <class Scalar>
-KOKKOS_INLINE_FUNCTION void poisson_first_candidates(Scalar* __restrict p, int* __restrict slow, Scalar* __restrict res,
-                                                     int m, std::uint64_t seed, std::uint64_t image,
-                                                     std::uint64_t pixel0, double t, double threshold) {
+// The first loop of poisson_first_candidates.  WithNormal = false when no
+// pixel of the block reaches the threshold: the normal-approximation draw
+// (a logarithm, a cosine polynomial and a square root in double per pixel)
+// is then not computed (the block-level choice keeps the loop branch-free).
+template <bool WithNormal, class Scalar>
+KOKKOS_INLINE_FUNCTION void poisson_candidate_loop(Scalar const* __restrict p, int* __restrict slow,
+                                                   int* __restrict retry, Scalar* __restrict res, int m,
+                                                   std::uint64_t seed, std::uint64_t image, std::uint64_t pixel0,
+                                                   double t, double threshold, Scalar sky) {
   double const safe_mean = threshold;
-  int retry[64];
   for (int i = 0; i < m; ++i) {
     random::Stream r(random::stream_key(seed, random::purpose_poisson, image, pixel0 + i));
     // Pixels with v t outside (0, 4.5e15] go to pass 2 (which clamps);
     // here they use a harmless finite mean (a run-time value: a constant arm
     // would let GCC specialise the branches and then not if-convert them).
-    double const vt = double(p[i]) * t;
+    double const vt = double(p[i] + sky) * t;
     bool const in_range = (vt > 0) & (vt <= 4.5e15);
     double const mu = in_range ? vt : safe_mean;
     double const u1 = r.uniform<double>(), u2 = r.uniform<double>();
-    double const fl = random::Stream::floor_exact(mu + math::sqrt(mu) * random::Stream::normal_from(u1, u2) + 0.5);
-    double const nn = fl > 0 ? fl : 0.0;
     double k;
     bool const squeezed = random::Stream::ptrs_squeeze(mu, u1, u2, k);
-    bool const normal = mu >= threshold;
+    // Without WithNormal, the lanes with mu >= threshold are out of range
+    // (mu = safe_mean): slow, and redrawn in pass 2.
+    bool const normal = WithNormal && mu >= threshold;
     slow[i] = (!in_range | (!normal & !((mu >= 10) & squeezed))) ? 1 : 0;
     retry[i] = (in_range & !normal & (mu >= 10) & !squeezed) ? 1 : 0;
     // Stored unconditionally (into res): a store under `slow` would sink the
     // division into a branch.
-    res[i] = Scalar((normal ? nn : k) / t);
+    if constexpr (WithNormal) {
+      double const fl = random::Stream::floor_exact(mu + math::sqrt(mu) * random::Stream::normal_from(u1, u2) + 0.5);
+      double const nn = fl > 0 ? fl : 0.0;
+      res[i] = Scalar((normal ? nn : k) / t) - sky;
+    } else {
+      res[i] = Scalar(k / t) - sky;
+    }
   }
+}
+
+template <class Scalar>
+KOKKOS_INLINE_FUNCTION void poisson_first_candidates(Scalar* __restrict p, int* __restrict slow, Scalar* __restrict res,
+                                                     int m, std::uint64_t seed, std::uint64_t image,
+                                                     std::uint64_t pixel0, double t, double threshold, Scalar sky) {
+  double const safe_mean = threshold;
+  int retry[64];
+  int normal_count = 0;
+  for (int i = 0; i < m; ++i) {
+    double const vt = double(p[i] + sky) * t;
+    normal_count += ((vt >= threshold) & (vt <= 4.5e15)) ? 1 : 0;
+  }
+  if (normal_count > 0)
+    poisson_candidate_loop<true>(p, slow, retry, res, m, seed, image, pixel0, t, threshold, sky);
+  else
+    poisson_candidate_loop<false>(p, slow, retry, res, m, seed, image, pixel0, t, threshold, sky);
   // The PTRS pixels whose first candidate the squeeze did not accept (~30%),
   // compacted: the full test of that candidate, and if it surely rejects,
   // the second candidate (the stream's 3rd and 4th uniforms).
@@ -183,7 +216,7 @@ KOKKOS_INLINE_FUNCTION void poisson_first_candidates(Scalar* __restrict p, int* 
   int c = 0;
   for (int i = 0; i < m; ++i) {
     idx[c] = i;
-    mus[c] = double(p[i]) * t;
+    mus[c] = double(p[i] + sky) * t;
     c += retry[i];
   }
   double k2[64];
@@ -202,7 +235,7 @@ KOKKOS_INLINE_FUNCTION void poisson_first_candidates(Scalar* __restrict p, int* 
   for (int j = 0; j < c; ++j) {
     if (!ok[j]) continue;
     slow[idx[j]] = 0;
-    res[idx[j]] = Scalar(k2[j] / t);
+    res[idx[j]] = Scalar(k2[j] / t) - sky;
   }
 }
 }  // namespace detail
@@ -220,6 +253,7 @@ void apply(ExecutionSpace const& space, PoissonNoise<typename View::non_const_va
   long const bad = detail::count_non_finite(space, images, s);
   check_argument(bad == 0, where, "images must be finite (" + std::to_string(bad) + " NaN or inf pixels)");
   double const t = model.exposure_time, threshold = model.normal_threshold;
+  Scalar const sky = model.sky;
   int const nx = s.nx;
   if constexpr (std::is_same<typename ExecutionSpace::memory_space, Kokkos::HostSpace>::value) {
     if (images.stride(View::rank - 1) == 1) {
@@ -241,7 +275,7 @@ void apply(ExecutionSpace const& space, PoissonNoise<typename View::non_const_va
             for (int i0 = 0; i0 < nx; i0 += cap) {
               int const m = nx - i0 < cap ? nx - i0 : cap;
               detail::poisson_first_candidates(p + i0, slow, res, m, seed, first_image + b, std::uint64_t(iy) * nx + i0,
-                                               t, threshold);
+                                               t, threshold, sky);
               for (int i = 0; i < m; ++i) {
                 if (!slow[i]) {
                   p[i0 + i] = res[i];
@@ -249,11 +283,11 @@ void apply(ExecutionSpace const& space, PoissonNoise<typename View::non_const_va
                 }
                 random::Stream r(random::stream_key(seed, random::purpose_poisson, first_image + b,
                                                     std::uint64_t(iy) * nx + (i0 + i)));
-                double const mu = math::fmin(math::fmax(double(p[i0 + i]), 0.0) * t, 4.5e15);
+                double const mu = math::fmin(math::fmax(double(p[i0 + i] + sky), 0.0) * t, 4.5e15);
                 double const n = mu < threshold
                                      ? r.poisson(mu)
                                      : math::fmax(0.0, math::floor(mu + math::sqrt(mu) * r.normal<double>() + 0.5));
-                p[i0 + i] = Scalar(n / t);
+                p[i0 + i] = Scalar(n / t) - sky;
               }
             }
           });
@@ -265,14 +299,14 @@ void apply(ExecutionSpace const& space, PoissonNoise<typename View::non_const_va
         random::Stream r(
             random::stream_key(seed, random::purpose_poisson, first_image + b, std::uint64_t(iy) * nx + ix));
         // Expected counts, clamped to [0, 2^52] (finite for any finite v * t).
-        double const mu = math::fmin(math::fmax(double(v), 0.0) * t, 4.5e15);
+        double const mu = math::fmin(math::fmax(double(v + sky), 0.0) * t, 4.5e15);
         double n;
         if (mu < threshold) {
           n = r.poisson(mu);
         } else {
           n = math::fmax(0.0, math::floor(mu + math::sqrt(mu) * r.normal<double>() + 0.5));
         }
-        v = Scalar(n / t);
+        v = Scalar(n / t) - sky;
       });
 }
 
