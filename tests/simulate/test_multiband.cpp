@@ -16,6 +16,7 @@
 #include <lensing_test.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -322,6 +323,18 @@ LENSING_TEST_CASE_TEMPLATE("MultiBandSimulator: bad bands, grids and tables are 
   CHECK_NOTHROW(Multi(bands, 16, 16, 1, priors<S, Mem>("", {{"r.source_flux_ratio", P::fixed(1)}}), ref_r));
   CHECK(has(build(bands, priors<S, Mem>("i.source_flux_ratio", {{"i.source_flux_ratio", P::normal(1, 0.2)}}), ref_r),
             "'i.source_flux_ratio' reaches negative flux ratios"));
+  // Ties between colours: the support through the tie must stay >= 0.
+  {
+    auto t = priors<S, Mem>();
+    t.tie("i.light_flux_ratio", "g.light_flux_ratio", 2.0);  // g.light in [0.3, 0.6]: [0.6, 1.2]
+    CHECK_NOTHROW(Multi(bands, 16, 16, 1, t, ref_r));
+    t.tie("i.light_flux_ratio", "g.light_flux_ratio", -1.0, 0.5);  // [-0.1, 0.2]
+    CHECK(has(build(bands, t, ref_r), "'i.light_flux_ratio' reaches negative flux ratios (support [-0.1"));
+  }
+  // Colours in AB magnitudes become count-rate ratios through the zero points.
+  using lensing::simulate::flux_ratio_of_colour;
+  CHECK(flux_ratio_of_colour(0.0, bands[0], bands[1]) == doctest::Approx(std::pow(10.0, 0.4 * (28.30 - 28.13))));
+  CHECK(flux_ratio_of_colour(1.0, bands[1], bands[1]) == doctest::Approx(std::pow(10.0, -0.4)));
   // A prior outside a profile's domain names the band's model parameter.
   CHECK(has(build(bands, priors<S, Mem>("lens0.theta_E", {{"lens0.theta_E", P::normal(1, 0.3)}}), ref_r),
             "'lens0.theta_E'"));
