@@ -23,12 +23,16 @@ struct SersicRadial {
   Scalar I, d_amp, d_Rs, d_n, d_R;
 
   KOKKOS_FORCEINLINE_FUNCTION SersicRadial(Scalar amp, Scalar Rs, Scalar n, Scalar R2) {
+    // log(R / Rs) as log(R^2 / Rs^2) / 2 with the reciprocal a per-profile
+    // constant: no square root or division per point where only I is used
+    // (loops hoist 1 / Rs^2; the square root below feeds d_R alone).
+    bool const inside = R2 < smoothing * smoothing;
+    Scalar const R2f = inside ? smoothing * smoothing : R2;
     Scalar const r = math::sqrt(R2);
-    bool const inside = r < smoothing;
     Scalar const R = inside ? smoothing : r;
     Scalar const bn = math::sersic_b_lenstronomy(n);
     Scalar const inv_n = Scalar(1) / n;
-    Scalar const logr = math::log(R / Rs);
+    Scalar const logr = Scalar(0.5) * math::log(R2f * (Scalar(1) / (Rs * Rs)));
     Scalar const t = math::exp(logr * inv_n);
     Scalar const E = math::exp(-bn * (t - Scalar(1)));
     I = amp * E;
