@@ -47,6 +47,8 @@
 ///    purpose_latent_noise: a = draw number, b = sample * latent + j (VAE ε);
 ///    purpose_epoch_shuffle: a = epoch; purpose_test_input: a = 0 (random
 ///    test tensors of the gradient checks).
+///  - training data: purpose_augment: a = global image index (the random
+///    dihedral augmentation of simulate/data_source.hpp).
 ///  - purpose_host: a = the stream number of `Rng(seed, stream)`, for callers
 ///    (tests, examples, user code) without a purpose of their own.
 /// Thread-count independence follows: each key names an element of the
