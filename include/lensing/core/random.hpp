@@ -9,8 +9,8 @@
 /// (seed, purpose, a, b) and of its position in that stream, never of which
 /// thread draws it, so results are bit-identical for a seed whatever the
 /// backend's thread count (Serial, OpenMP at any number of threads; CUDA
-/// draws the same bits, values equal up to the last-ulp differences of the
-/// device math library in the normal transform's sqrt).
+/// draws the same bits and uniforms; normals equal up to a few ulps where
+/// the device compiler contracts the log and cos polynomials into FMAs).
 ///
 /// **Keys.**  `stream_key(seed, purpose, a, b)` hashes its four words by a
 /// chain of splitmix64 finalisers (Steele, Lea & Flood 2014, "Fast splittable
