@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -211,6 +212,69 @@ LENSING_TEST_CASE_TEMPLATE("MultiBandSimulator: deterministic across batch split
     }
   CHECK(same_clean == long(n * plane));
   CHECK(same_noisy < long(n * plane) / 10);
+  // The same images on the Serial backend (one thread; every host backend runs the same code).
+#if defined(KOKKOS_ENABLE_SERIAL)
+  if constexpr (std::is_same<Mem, Kokkos::HostSpace>::value) {
+    using H = Kokkos::HostSpace;
+    lensing::simulate::MultiBandSimulator<Model<S>, lensing::GaussianFilter<S, H>, H> const serial(
+        bands, size, size, 1,
+        priors<S, H>("", {{"r2.source_flux_ratio", P::fixed(1)}, {"r2.light_flux_ratio", P::fixed(1)}}, false), opt);
+    lensing::View4D<S, H> s_all("s_all", n, 2, size, size);
+    lensing::View2D<S, H> s_labels("s_labels", n, K);
+    serial.generate(Kokkos::Serial(), 100, s_all, s_labels);
+    auto const hs = flat(s_all);
+    CHECK(std::equal(hs.begin(), hs.end(), ha.begin()));
+  }
+#endif
+}
+
+LENSING_TEST_CASE_TEMPLATE("MultiBandSimulator without a PSF: bands of different pixel scales render in place", Config,
+                           lensing::test::FloatFirstConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  using S = typename Config::scalar;
+  using NoPsf = lensing::NoPsf<S>;
+  Space space;
+  int const n = 3, size = 12;
+  auto const bands = gri();
+  auto g = bands[0];
+  g.pixel_scale = 0.1;  // a finer g band: its own grid
+  lensing::simulate::MultiBandOptions opt;
+  opt.batch_capacity = n;
+  opt.noise = false;
+  opt.reference_band = "r";
+  lensing::simulate::MultiBandSimulator<Model<S>, NoPsf, Mem> const multi({g, bands[1], bands[2]}, size, size, 2,
+                                                                          priors<S, Mem>(), opt);
+  int const K = multi.num_labels();
+  lensing::View4D<S, Mem> images("images", n, 3, size, size);
+  lensing::View2D<S, Mem> labels("labels", n, K);
+  multi.generate(space, 0, images, labels);
+  space.fence();
+  auto const hi = flat(images), hl = flat(labels);
+  lensing::simulate::SimulatorOptions so;
+  so.batch_capacity = n;
+  lensing::simulate::Simulator<Model<S>, NoPsf, Mem> const fine(lensing::PixelGrid<S>::square(size, S(0.1), 2), NoPsf{},
+                                                                lensing::DetectorConfig::noiseless(),
+                                                                multi.model_table(), so);
+  lensing::View2D<S, Mem> band_labels("band_labels", n, multi.model_table().size());
+  auto hb = Kokkos::create_mirror_view(band_labels);
+  for (int i = 0; i < n; ++i) {
+    auto const r = multi.band_row(std::vector<double>(hl.begin() + i * K, hl.begin() + (i + 1) * K), 0);
+    for (std::size_t c = 0; c < r.size(); ++c)
+      hb(i, c) = S(r[c]);
+  }
+  Kokkos::deep_copy(band_labels, hb);
+  lensing::View3D<S, Mem> expected("expected", n, size, size);
+  fine.render(space, band_labels, expected);
+  space.fence();
+  auto const he = flat(expected);
+  std::size_t const px = std::size_t(size) * size;
+  int mismatched = 0;
+  for (int i = 0; i < n; ++i)
+    for (std::size_t p = 0; p < px; ++p)
+      mismatched += he[i * px + p] != hi[std::size_t(i) * 3 * px + p];
+  CHECK(mismatched == 0);
+  CHECK(*std::max_element(he.begin(), he.end()) > 0);
 }
 
 LENSING_TEST_CASE_TEMPLATE("MultiBandSimulator: one band is the Simulator", Config, lensing::test::DoubleConfigs) {
