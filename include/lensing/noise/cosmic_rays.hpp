@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 namespace lensing {
 namespace noise {
@@ -112,6 +113,58 @@ class CosmicRays {
     draw(space, s, seed, first_image);
     auto const counts = m_counts;
     auto const tracks = m_tracks;
+    if constexpr (std::is_same<typename ExecutionSpace::memory_space, Kokkos::HostSpace>::value) {
+      if (images.stride(View::rank - 1) == 1) {
+        // Host: one work item per image row; each track adds to the columns
+        // of its box only (the few pixels it touches) in a row buffer, then
+        // the row takes the buffer.  The same terms in the same order as the
+        // per-pixel loop below, so the same images.
+        int const ny = s.ny, nx = s.nx;
+        Kokkos::parallel_for(
+            "lensing::noise::cosmic_rays::deposit",
+            Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(s.n) * ny),
+            KOKKOS_LAMBDA(long row) {
+              int const b = int(row / ny), iy = int(row % ny);
+              int const n = counts(b);
+              if (n == 0) return;
+              Scalar* __restrict const p = &detail::at(images, b, iy, 0);
+              Scalar const py = Scalar(iy);
+              constexpr int cap = 256;
+              Scalar add[cap];
+              for (int i0 = 0; i0 < nx; i0 += cap) {
+                int const m = nx - i0 < cap ? nx - i0 : cap;
+                bool any = false;
+                for (int i = 0; i < m; ++i)
+                  add[i] = Scalar(0);
+                for (int k = 0; k < n; ++k) {
+                  track_type const& t = tracks(b, k);
+                  Scalar const reach = Scalar(5) * t.width;
+                  if (py < math::min(t.y0, t.y1) - reach || py > math::max(t.y0, t.y1) + reach) continue;
+                  // Columns ix with lo <= ix <= hi (ix exact in Scalar: the per-pixel test).
+                  Scalar const lo = math::min(t.x0, t.x1) - reach, hi = math::max(t.x0, t.x1) + reach;
+                  int const j0 = math::max(i0, int(math::ceil(math::max(lo, Scalar(-1)))));
+                  int const j1 = math::min(i0 + m - 1, int(math::floor(math::min(hi, Scalar(nx)))));
+                  Scalar const dx = t.x1 - t.x0, dy = t.y1 - t.y0;
+                  Scalar const len2 = dx * dx + dy * dy;
+                  Scalar const w = t.width;
+                  for (int ix = j0; ix <= j1; ++ix) {
+                    Scalar const px = Scalar(ix);
+                    Scalar u = len2 > Scalar(0) ? ((px - t.x0) * dx + (py - t.y0) * dy) / len2 : Scalar(0);
+                    u = math::clamp(u, Scalar(0), Scalar(1));
+                    Scalar const ex = px - (t.x0 + u * dx), ey = py - (t.y0 + u * dy);
+                    add[ix - i0] += t.amplitude * Scalar(0.3989422804014327) / w *
+                                    math::exp(-(ex * ex + ey * ey) / (Scalar(2) * w * w));
+                    any = true;
+                  }
+                }
+                if (!any) continue;
+                for (int i = 0; i < m; ++i)
+                  p[i0 + i] += add[i];
+              }
+            });
+        return;
+      }
+    }
     detail::for_each_pixel(
         "lensing::noise::cosmic_rays::deposit", space, s, KOKKOS_LAMBDA(int b, int iy, int ix) {
           Scalar const px = Scalar(ix), py = Scalar(iy);
