@@ -510,6 +510,37 @@ LENSING_TEST_CASE_TEMPLATE("Poisson: the host fast path draws Stream::poisson's 
   CHECK(mismatch == 0);
 }
 
+// Pass 1 of the host path also decides the PTRS draws whose first two
+// candidates are rejected (candidates 3, 4, ...; ~2% of pixels at these
+// means, ~600 here): they must be Stream::poisson's counts too.
+LENSING_TEST_CASE_TEMPLATE("Poisson: draws needing three or more PTRS candidates are Stream::poisson's", Config,
+                           lensing::test::DoubleConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  Space space;
+  int const n = 4, ny = 64, nx = 128;
+  std::uint64_t const seed = 12, first = 3;
+  lensing::View3D<double, Mem> img("img", n, ny, nx);
+  auto h0 = Kokkos::create_mirror(img);
+  for (int b = 0; b < n; ++b)
+    for (int iy = 0; iy < ny; ++iy)
+      for (int ix = 0; ix < nx; ++ix)
+        h0(b, iy, ix) = 12.0 + 11.0 * ((ix * 7 + iy * 3 + b) % 80);  // means 12 ... 881, t = 1
+  Kokkos::deep_copy(img, h0);
+  noise::apply(space, noise::PoissonNoise<double>{1.0}, img, seed, first);
+  space.fence();
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), img);
+  long mismatch = 0;
+  for (int b = 0; b < n; ++b)
+    for (int iy = 0; iy < ny; ++iy)
+      for (int ix = 0; ix < nx; ++ix) {
+        lensing::random::Stream r(lensing::random::stream_key(seed, lensing::random::purpose_poisson, first + b,
+                                                              std::uint64_t(iy) * nx + ix));
+        mismatch += h(b, iy, ix) == r.poisson(h0(b, iy, ix)) ? 0 : 1;
+      }
+  CHECK(mismatch == 0);
+}
+
 // PoissonNoise::sky: v -> N / t - sky, N the stream's draw for (v + sky) t,
 // on the host fast path (64-pixel blocks with and without normal-regime
 // pixels: the blocks without skip the normal draw; on a device, the

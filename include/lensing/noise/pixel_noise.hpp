@@ -149,8 +149,8 @@ KOKKOS_INLINE_FUNCTION void ptrs_candidate(double mu, double u, double v, double
 /// stream's first two uniforms -- normal approximation (mu >= threshold) or
 /// a first PTRS candidate accepted (squeeze or full test, the latter with
 /// vector logs: a decision can differ from Stream::poisson's only where the
-/// two sides of the test agree to a few ulp), or else a second candidate
-/// accepted after a sure rejection of the first -- into res[i] (slow[i] = 0);
+/// two sides of the test agree to a few ulp), or else a later candidate
+/// accepted after sure rejections of the earlier ones -- into res[i] (slow[i] = 0);
 /// the full tests run on the compacted ~30% of pixels the squeeze leaves;
 /// slow[i] = 1 for the others, which pass 2 draws with Stream::poisson.  A
 /// separate function so that GCC vectorises its loop (it does not when the
@@ -193,6 +193,54 @@ KOKKOS_INLINE_FUNCTION void poisson_candidate_loop(Scalar const* __restrict p, i
   }
 }
 
+// Host compilers: keep poisson_later_candidates out of
+// poisson_first_candidates (inlined, it pushed that function past GCC's
+// inlining budget: the PTRS helpers became calls and its loops scalar).
+#if defined(__GNUC__) && !defined(__CUDACC__)
+#define LENSING_NOISE_NOINLINE __attribute__((noinline))
+#else
+#define LENSING_NOISE_NOINLINE
+#endif
+
+// Pixels whose first two PTRS candidates were both surely rejected (~2% of
+// PTRS pixels at mean ~100; pass 2 redrew them with scalar logarithms, ~4%
+// of a simulated batch's time): candidates 3, 4, ... the way
+// poisson_first_candidates does the second, compacted each round.
+// Candidate c uses the stream's draws 2c + 1 and 2c + 2, i.e.
+// Stream(key + 2c golden)'s first two (Stream's counter contract).  Pixels
+// left undecided (k < 10, or 16 candidates) stay slow.  rest[0, cr): their
+// indices.
+template <class Scalar>
+LENSING_NOISE_NOINLINE KOKKOS_INLINE_FUNCTION void poisson_later_candidates(
+    Scalar const* __restrict p, int* __restrict slow, Scalar* __restrict res, int* __restrict rest, int cr,
+    std::uint64_t seed, std::uint64_t image, std::uint64_t pixel0, double t, double safe_mean, Scalar sky) {
+  for (int cand = 2; cr > 0 && cand < 16; ++cand) {
+    double kc[64];
+    int acc[64], rej[64];
+    for (int j = 0; j < cr; ++j) {
+      std::uint64_t const key = random::stream_key(seed, random::purpose_poisson, image, pixel0 + rest[j]);
+      random::Stream r(key + std::uint64_t(2 * cand) * 0x9E3779B97F4A7C15ULL);
+      double const u = r.uniform<double>(), v = r.uniform<double>();
+      double k;
+      bool a, rj;
+      ptrs_candidate(double(p[rest[j]] + sky) * t, u, v, safe_mean, k, a, rj);
+      kc[j] = k;
+      acc[j] = a ? 1 : 0;
+      rej[j] = rj ? 1 : 0;
+    }
+    int next = 0;
+    for (int j = 0; j < cr; ++j) {
+      int const i = rest[j];
+      rest[next] = i;  // next <= j: reads stay ahead of writes
+      next += rej[j];
+      if (!acc[j]) continue;
+      slow[i] = 0;
+      res[i] = Scalar(kc[j] / t) - sky;
+    }
+    cr = next;
+  }
+}
+
 template <class Scalar>
 KOKKOS_INLINE_FUNCTION void poisson_first_candidates(Scalar* __restrict p, int* __restrict slow, Scalar* __restrict res,
                                                      int m, std::uint64_t seed, std::uint64_t image,
@@ -220,7 +268,7 @@ KOKKOS_INLINE_FUNCTION void poisson_first_candidates(Scalar* __restrict p, int* 
     c += retry[i];
   }
   double k2[64];
-  int ok[64];
+  int ok[64], both_rejected[64];
   for (int j = 0; j < c; ++j) {
     random::Stream r(random::stream_key(seed, random::purpose_poisson, image, pixel0 + idx[j]));
     double const u1 = r.uniform<double>(), u2 = r.uniform<double>();
@@ -230,13 +278,19 @@ KOKKOS_INLINE_FUNCTION void poisson_first_candidates(Scalar* __restrict p, int* 
     ptrs_candidate(mus[j], u1, u2, safe_mean, k1, accepted1, rejected1);
     ptrs_candidate(mus[j], u3, u4, safe_mean, k, accepted2, rejected2);
     ok[j] = (accepted1 | (rejected1 & accepted2)) ? 1 : 0;
+    both_rejected[j] = (rejected1 & rejected2) ? 1 : 0;
     k2[j] = accepted1 ? k1 : k;
   }
+  int rest[64];
+  int cr = 0;
   for (int j = 0; j < c; ++j) {
+    rest[cr] = idx[j];
+    cr += both_rejected[j];
     if (!ok[j]) continue;
     slow[idx[j]] = 0;
     res[idx[j]] = Scalar(k2[j] / t) - sky;
   }
+  if (cr > 0) poisson_later_candidates(p, slow, res, rest, cr, seed, image, pixel0, t, safe_mean, sky);
 }
 }  // namespace detail
 
