@@ -12,6 +12,8 @@
 #include <lensing/psf/fft_convolution.hpp>
 #include <lensing/psf/gaussian_filter.hpp>
 #include <lensing/raytrace/ray_shooting.hpp>
+#include <lensing/simulate/lens_presets.hpp>
+#include <lensing/simulate/simulator.hpp>
 #include <lensing/simulate/training_set.hpp>
 #include <lensing/sources/sersic.hpp>
 
@@ -214,6 +216,40 @@ void BM_training_set(benchmark::State& state) {
   state.counters["images/s"] = benchmark::Counter(double(c.chunk_size), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The generic Simulator (simulate/simulator.hpp) with the HST-like preset
+// (model/instrument.hpp: 0.05"/pixel, PSF FWHM 0.10", sky + Poisson, read
+// noise, bias, cosmic rays, hot/dead pixels, masks): SIE + shear, elliptical
+// Sersic source and lens light (centre and ellipticity tied to the lens),
+// 64^2 pixels, k = 2, batches of 256.  args: stages (0: render only; 1: +
+// PSF; 2: + noise and artefacts).  Floor per image: 64^2 k^2 = 16384
+// sub-pixels x (SIE + shear + two Sersic evaluations) + 4096 pixels x (PSF
+// taps + noise draws).
+template <class S>
+void BM_simulator(benchmark::State& state) {
+  auto const t = lensing::simulate::galaxy_galaxy_priors<S, Mem>();
+  auto const band = lensing::presets::hst_like();
+  int const n = 64, batch = 256;
+  auto const grid = lensing::PixelGrid<S>::square(n, S(band.pixel_scale), 2);
+  lensing::simulate::SimulatorOptions opt;
+  opt.batch_capacity = batch;
+  opt.noise = state.range(0) >= 2;
+  using Psf = lensing::GaussianFilter<S, Mem>;
+  // Stage 0 uses a PSF of width ~0 (one tap): the render cost alone.
+  double const fwhm = state.range(0) >= 1 ? band.psf_fwhm : 1e-3;
+  lensing::simulate::Simulator<Model<S>, Psf, Mem> const sim(grid, Psf(fwhm, band.pixel_scale, n, n),
+                                                             band.detector_config(), t, opt);
+  lensing::View3D<S, Mem> images("images", batch, n, n);
+  lensing::View2D<S, Mem> labels("labels", batch, sim.num_labels());
+  Space space;
+  std::uint64_t first = 0;
+  for (auto _ : state) {
+    sim.generate(space, first, images, labels);
+    space.fence();
+    first += std::uint64_t(batch);
+  }
+  state.counters["images/s"] = benchmark::Counter(double(batch), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 }  // namespace
 
 BENCHMARK_TEMPLATE(BM_psf, double)->ArgsProduct({{64, 256}, {5, 11, 21, 41}, {0, 1}})->Unit(benchmark::kMillisecond);
@@ -223,6 +259,12 @@ BENCHMARK_TEMPLATE(BM_component, double)
     ->Args({100, 3, 2})
     ->Args({100, 1, 3})
     ->Args({100, 3, 4})
+    ->Unit(benchmark::kMillisecond);
+// The floor of BM_simulator (64^2, k = 2, float): ray shooting, one Sersic, the PSF.
+BENCHMARK_TEMPLATE(BM_component, float)
+    ->Args({64, 2, 0})
+    ->Args({64, 2, 1})
+    ->Args({64, 1, 3})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_render, double)->Args({64, 1})->Args({128, 3})->Args({256, 3})->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_render, float)->Args({64, 1})->Args({128, 3})->Args({256, 3})->Unit(benchmark::kMillisecond);
@@ -237,3 +279,4 @@ BENCHMARK_TEMPLATE(BM_training_set, double)
     ->ArgsProduct({{256}, {0, 1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_simulator, float)->Arg(0)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);

@@ -67,6 +67,9 @@
 #include <lensing/io/fits.hpp>
 #endif
 #include <lensing/io/npy.hpp>
+#if defined(LENSING_HAS_HDF5)
+#include <lensing/io/hdf5.hpp>
+#endif
 #include <lensing/io/png.hpp>
 #include <lensing/likelihood/gaussian.hpp>
 #include <lensing/nn/activation.hpp>
@@ -130,6 +133,7 @@
 #if defined(LENSING_HAS_FFT)
 #include <lensing/psf/fft_convolution.hpp>
 #endif
+#include <lensing/model/instrument.hpp>
 #include <lensing/model/observation.hpp>
 #include <lensing/model/render.hpp>
 #include <lensing/psf/gaussian_filter.hpp>
@@ -155,8 +159,11 @@
 #include <lensing/sample/sampler.hpp>
 #include <lensing/sample/variational.hpp>
 #include <lensing/simulate/galaxies.hpp>
+#include <lensing/simulate/lens_presets.hpp>
 #if defined(LENSING_HAS_FITS)
+#include <lensing/simulate/simulator.hpp>
 #include <lensing/simulate/training_set.hpp>
+#include <lensing/simulate/write.hpp>
 #endif
 #include <lensing/sources/composite_light.hpp>
 #include <lensing/sources/gaussian.hpp>

@@ -1,5 +1,8 @@
 #include "instantiate.hpp"
 
+#include <lensing/psf/gaussian_filter.hpp>
+#include <lensing/simulate/lens_presets.hpp>
+#include <lensing/simulate/simulator.hpp>
 #include <lensing/simulate/training_set.hpp>
 
 LENSING_INSTANTIATE(instantiate_simulate) {
@@ -15,6 +18,18 @@ LENSING_INSTANTIATE(instantiate_simulate) {
     lensing::View3D<S, Mem> images("images", 2, 8, 8);
     lensing::View2D<S, Mem> labels("labels", 2, g.num_labels());
     g.generate(space, 0, images, labels);
+    space.fence();
+    // The generic Simulator: table draws, models, render_batch, batched PSF, Detector.
+    using Psf = lensing::GaussianFilter<S, Mem>;
+    auto const band = lensing::presets::hst_like();
+    lensing::simulate::SimulatorOptions opt;
+    opt.batch_capacity = 2;
+    opt.domain_check_draws = 4;
+    lensing::simulate::Simulator<lensing::simulate::GalaxyGalaxyModel<S>, Psf, Mem> const sim(
+        lensing::PixelGrid<S>::square(8, S(0.05), 2), Psf(0.1, 0.05, 8, 8), band.detector_config(),
+        lensing::simulate::galaxy_galaxy_priors<S, Mem>(), opt);
+    lensing::View2D<S, Mem> sim_labels("sim_labels", 2, sim.num_labels());
+    sim.generate(space, 0, images, sim_labels);
     space.fence();
   });
 }

@@ -210,6 +210,16 @@ LENSING_TEST_CASE_TEMPLATE("training set: files, resume and bad input", Config, 
   CHECK(cube.find("PNAME1")->text == "theta_E");
   CHECK(cube.value("NPARAM") == double(table.size()));
   CHECK(fs::file_size(dir + "/mosaic.png") > 100);
+#if defined(LENSING_HAS_HDF5)
+  {
+    // The HDF5 file holds the same images, labels and names, and the manifest.
+    auto const h5 = lensing::io::read_hdf5_training_set(dir + "/training_set.h5");
+    CHECK(h5.n == std::size_t(n_images));
+    CHECK(h5.images == ri.data);
+    CHECK(h5.labels == rl.data);
+    CHECK(h5.label_names == g.label_names());
+  }
+#endif
   // Resume: everything is found on disk, files unchanged.
   auto const s2 = sim::write_training_set(space, g, n_images, dir, opt);
   CHECK(s2.chunks_skipped == 3);
@@ -249,7 +259,13 @@ LENSING_TEST_CASE_TEMPLATE("training set: files, resume and bad input", Config, 
     CHECK(sim::read_training_labels(dir2).values == xt::adapt(labels, label_shape));
     auto const s4 = sim::write_training_set(space, g, n_images, dir2, opt);
     CHECK(s4.chunks_skipped == 3);
-    for (char const* f : {"/images.npy", "/labels.npy", "/images.fits", "/labels.fits", "/mosaic.png"}) {
+    for (char const* f : {
+           "/images.npy", "/labels.npy", "/images.fits", "/labels.fits", "/mosaic.png"
+#if defined(LENSING_HAS_HDF5)
+               ,
+               "/training_set.h5"
+#endif
+         }) {
       std::ifstream a(dir + f, std::ios::binary), b(dir2 + f, std::ios::binary);
       std::string const sa((std::istreambuf_iterator<char>(a)), std::istreambuf_iterator<char>());
       std::string const sb((std::istreambuf_iterator<char>(b)), std::istreambuf_iterator<char>());

@@ -83,15 +83,17 @@ struct NoPsf {
 /// Pixel noise of an imaging observation (lenstronomy SimAPI / Hezaveh et
 /// al. 2017 order): the noiseless image M [e-/s per pixel] becomes
 ///
-///   d = N / t + (sigma_e / t) z_r + sigma_bg z_b,   N ~ Poisson(max(M, 0) t),
+///   d = N / t - s + (sigma_e / t) z_r + sigma_bg z_b,   N ~ Poisson((max(M, 0) + s) t),
 ///
-/// t = exposure_time [s] (> 0, finite), sigma_e = read_noise [e- rms per
-/// pixel per exposure] (>= 0), sigma_bg = background_rms [image units, e-/s]
-/// (>= 0), z_r and z_b independent standard normals per pixel;
-/// shot_noise = false drops the Poisson step (d = M + Gaussian terms).  The
-/// Poisson draw is exact below `normal_threshold` expected counts and the
-/// rounded normal approximation above (noise::PoissonNoise).  Hence
-///   E[d] = M (M >= 0),  Var[d] = variance(M) = max(M, 0) / t + (sigma_e / t)^2 + sigma_bg^2.
+/// t = exposure_time [s] (> 0, finite), s = sky [e-/s per pixel] (>= 0: a
+/// sky-subtracted image whose sky still contributes its shot noise),
+/// sigma_e = read_noise [e- rms per pixel per exposure] (>= 0), sigma_bg =
+/// background_rms [image units, e-/s] (>= 0), z_r and z_b independent
+/// standard normals per pixel; shot_noise = false drops the Poisson step
+/// (d = M + Gaussian terms; the sky then plays no part).  The Poisson draw is
+/// exact below `normal_threshold` expected counts and the rounded normal
+/// approximation above (noise::PoissonNoise).  Hence
+///   E[d] = M (M >= 0),  Var[d] = variance(M) = (max(M, 0) + s) / t + (sigma_e / t)^2 + sigma_bg^2.
 /// Trivially copyable.
 template <class Scalar>
 struct ObservationNoise {
@@ -100,6 +102,7 @@ struct ObservationNoise {
   Scalar read_noise = Scalar(0);
   bool shot_noise = true;
   double normal_threshold = 1000;
+  Scalar sky = Scalar(0);  ///< [e-/s per pixel], subtracted after the Poisson draw
 
   /// Host: throws std::invalid_argument ("<where>: ...") for a parameter out
   /// of its domain (NaN included).
@@ -107,13 +110,14 @@ struct ObservationNoise {
     check_positive(exposure_time, where, "exposure_time");
     check_nonnegative(background_rms, where, "background_rms");
     check_nonnegative(read_noise, where, "read_noise");
+    check_nonnegative(sky, where, "sky");
     check_argument(std::isfinite(normal_threshold) && normal_threshold >= 10, where,
                    detail::describe("normal_threshold", "finite and >= 10", normal_threshold));
   }
   /// Var[d] for a noiseless pixel value m (the noise model's variance).
   KOKKOS_INLINE_FUNCTION Scalar variance(Scalar m) const {
     Scalar const r = read_noise / exposure_time;
-    Scalar const shot = shot_noise ? (m > Scalar(0) ? m : Scalar(0)) / exposure_time : Scalar(0);
+    Scalar const shot = shot_noise ? ((m > Scalar(0) ? m : Scalar(0)) + sky) / exposure_time : Scalar(0);
     return shot + r * r + background_rms * background_rms;
   }
 };
@@ -137,6 +141,7 @@ void add_observation_noise(ExecutionSpace const& space,
   if (config.shot_noise) {
     noise::PoissonNoise<Scalar> p{config.exposure_time};
     p.normal_threshold = config.normal_threshold;
+    p.sky = config.sky;  // added and subtracted in the Poisson pass
     noise::apply(space, p, images, seed, realisation);
   }
   if (config.read_noise > 0)

@@ -190,6 +190,159 @@ class Renderer {
 };
 
 //----------------------------------------------------------------------------
+// Batches of images, one sky per image.
+
+namespace detail {
+// Optional capability of a source: out[i] += S(x[i], y[i]) for i < m, a host
+// structure-of-arrays form that may skip work (e.g. outside the source's box).
+template <class Source, class Scalar, class = void>
+struct has_add_surface_brightness : std::false_type {};
+template <class Source, class Scalar>
+struct has_add_surface_brightness<
+    Source, Scalar,
+    std::void_t<decltype(std::declval<Source const&>().add_surface_brightness(
+        0, std::declval<Scalar const*>(), std::declval<Scalar const*>(), std::declval<Scalar*>()))>> : std::true_type {
+};
+
+// v[i] = S(x_i - alpha(x_i)) + L(x_i) for i < m <= deflection_batch_capacity,
+// on the host: the lens's deflection_batch where it has one, the source's
+// add_surface_brightness where it has one, otherwise per-point calls in
+// loops the compiler vectorises (the per-pixel functions are branch-free).
+template <class Sky, class Scalar>
+KOKKOS_INLINE_FUNCTION void sky_brightness_points(Sky const& sky, int m, Scalar const* __restrict x,
+                                                  Scalar const* __restrict y, Scalar* __restrict v) {
+  using Lens = std::decay_t<decltype(sky.lens)>;
+  using Source = std::decay_t<decltype(sky.source)>;
+  constexpr int cap = deflection_batch_capacity;
+  Scalar bx[cap], by[cap];
+  if constexpr (has_deflection_batch_v<Lens>) {
+    sky.lens.deflection_batch(m, x, y, bx, by);
+    for (int i = 0; i < m; ++i) {
+      bx[i] = x[i] - bx[i];
+      by[i] = y[i] - by[i];
+    }
+  } else {
+    for (int i = 0; i < m; ++i) {
+      auto const a = sky.lens.deflection(x[i], y[i]);
+      bx[i] = x[i] - a.x;
+      by[i] = y[i] - a.y;
+    }
+  }
+  for (int i = 0; i < m; ++i)
+    v[i] = sky.lens_light.surface_brightness(x[i], y[i]);
+  if constexpr (has_add_surface_brightness<Source, Scalar>::value) {
+    sky.source.add_surface_brightness(m, bx, by, v);
+  } else {
+    for (int i = 0; i < m; ++i)
+      v[i] += sky.source.surface_brightness(bx[i], by[i]);
+  }
+}
+
+// Host: one work item = one image row of a batch; per fine sub-row, whole
+// pixels' sub-pixels in blocks of at most deflection_batch_capacity go through
+// sky_brightness_points and are summed into the row (sub-row, then
+// sub-column: Renderer::render's order), then scaled by A_pix / k^2.
+template <class Scalar, class Skies, class Images>
+struct RenderBatchRows {
+  Skies skies;
+  Images images;
+  PixelGrid<Scalar> grid;
+  int ny, nx;
+  Scalar weight;  // A_pix / k^2
+  KOKKOS_INLINE_FUNCTION void operator()(long row) const {
+    constexpr int cap = deflection_batch_capacity;
+    int const b = int(row / ny), iy = int(row % ny);
+    auto const& sky = skies(b);
+    int const k = grid.supersampling(), fnx = nx * k, block = (cap / k) * k;
+    Scalar x[cap], y[cap], v[cap];
+    Scalar* __restrict const o = &images(b, iy, 0);
+    for (int ix = 0; ix < nx; ++ix)
+      o[ix] = Scalar(0);
+    for (int sy = 0; sy < k; ++sy) {
+      Scalar const yy = grid.fine_y(iy * k + sy);
+      for (int i0 = 0; i0 < fnx; i0 += block) {
+        int const m = math::min(block, fnx - i0);
+        for (int i = 0; i < m; ++i) {
+          x[i] = grid.fine_x(i0 + i);
+          y[i] = yy;
+        }
+        sky_brightness_points(sky, m, x, y, v);
+        Scalar* __restrict const out = o + i0 / k;
+        for (int j = 0; j < m / k; ++j) {
+          Scalar acc = out[j];
+          for (int sx = 0; sx < k; ++sx)
+            acc += v[j * k + sx];
+          out[j] = acc;
+        }
+      }
+    }
+    for (int ix = 0; ix < nx; ++ix)
+      o[ix] *= weight;
+  }
+};
+}  // namespace detail
+
+/// A batch of noiseless images, one sky per image, on one PixelGrid:
+///
+///   images(b, iy, ix) = A_pix / k^2 sum_{sub-pixels s} [ S_b(x_s - alpha_b(x_s)) + L_b(x_s) ],
+///
+/// Renderer::render's sum (same sub-pixels, same order) for sky b = skies(b),
+/// any trivially copyable type with members `lens` (a MassProfile or
+/// composite), `source` and `lens_light` (light profiles, or any type with a
+/// kernel-callable surface_brightness(x, y)) — e.g. LensModel.  Sources may
+/// provide the host form add_surface_brightness(m, x, y, out) (the procedural
+/// Galaxy does: it skips points outside its box), lenses deflection_batch.
+/// skies: rank-1 view of n skies; images: (n, ny, nx) with contiguous rows,
+/// both accessible from `space`.  No buffer: on the host one work item is an
+/// image row (sub-pixels summed as they are computed), on a device one pixel.
+/// Each image depends only on its sky, so a batch split into pieces of any
+/// size gives the same images at any thread count.  Asynchronous on `space`.
+template <class ExecutionSpace, class Skies, class Images>
+void render_batch(ExecutionSpace const& space, PixelGrid<typename Images::value_type> const& grid, Skies const& skies,
+                  Images const& images) {
+  using Scalar = typename Images::value_type;
+  constexpr char const* where = "lensing::render_batch";
+  static_assert(is_execution_space_v<ExecutionSpace>,
+                "lensing::render_batch: first argument must be a Kokkos execution space");
+  static_assert(Skies::rank == 1 && Images::rank == 3,
+                "lensing::render_batch: skies is a rank-1 view (n) and images a rank-3 view (n, ny, nx)");
+  static_assert(is_accessible_from_v<ExecutionSpace, typename Skies::memory_space> &&
+                    is_accessible_from_v<ExecutionSpace, typename Images::memory_space>,
+                "lensing::render_batch: skies and images must be accessible from the execution space");
+  using Sky = typename Skies::non_const_value_type;
+  static_assert(std::is_trivially_copyable<Sky>::value, "lensing::render_batch: a sky must be trivially copyable");
+  static_assert(is_lens_v<std::decay_t<decltype(std::declval<Sky const&>().lens)>>,
+                "lensing::render_batch: a sky's `lens` must be a MassProfile, Composite or LensSum");
+  int const n = int(skies.extent(0));
+  check_extents(images, where, "images", "(skies.extent(0), ny, nx)", n, grid.ny(), grid.nx());
+  if (n == 0) return;
+  int const ny = grid.ny(), nx = grid.nx(), k = grid.supersampling();
+  Scalar const w = grid.pixel_scale() * grid.pixel_scale() / Scalar(k * k);
+  if constexpr (detail::is_host_space_v<ExecutionSpace>) {
+    check_argument(nx == 1 || images.stride(2) == 1, where, "images must have contiguous rows (LayoutRight)");
+    Kokkos::parallel_for("lensing::model::render_batch",
+                         Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(n) * ny),
+                         detail::RenderBatchRows<Scalar, Skies, Images>{skies, images, grid, ny, nx, w});
+  } else {
+    Kokkos::parallel_for(
+        "lensing::model::render_batch",
+        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(n) * ny * nx),
+        KOKKOS_LAMBDA(long i) {
+          int const b = int(i / (long(ny) * nx)), iy = int((i / nx) % ny), ix = int(i % nx);
+          auto const& sky = skies(b);
+          Scalar s = 0;
+          for (int sy = 0; sy < k; ++sy)
+            for (int sx = 0; sx < k; ++sx) {
+              Scalar const x = grid.fine_x(ix * k + sx), y = grid.fine_y(iy * k + sy);
+              auto const a = sky.lens.deflection(x, y);
+              s += sky.source.surface_brightness(x - a.x, y - a.y) + sky.lens_light.surface_brightness(x, y);
+            }
+          images(b, iy, ix) = w * s;
+        });
+  }
+}
+
+//----------------------------------------------------------------------------
 // Binning of sub-pixels and its adjoint.
 
 namespace detail {

@@ -14,9 +14,9 @@
 
 #include <lensing/core/errors.hpp>
 #include <lensing/core/math.hpp>
+#include <lensing/core/random.hpp>
 #include <lensing/core/special.hpp>
 #include <lensing/core/views.hpp>
-#include <lensing/core/random.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -161,11 +161,13 @@ struct Galaxy {
   Scalar center_x, center_y;
   Scalar extent;  ///< half-width [arcsec] of the box around the centre outside which the light is 0
 
+  /// 0 outside the extent box (as add_surface_brightness).
   KOKKOS_INLINE_FUNCTION Scalar surface_brightness(Scalar x, Scalar y) const {
     Scalar s = bulge.surface_brightness(x, y) + disk.surface_brightness(x, y);
     for (int k = 0; k < num_clumps; ++k)
       s += clumps[k].surface_brightness(x, y);
-    return s;
+    bool const in = math::fabs(x - center_x) <= extent && math::fabs(y - center_y) <= extent;
+    return in ? s : Scalar(0);
   }
 
   /// [lo, hi): the smallest index range holding every point i < m with

@@ -4,8 +4,9 @@
 /// \file
 /// Batched training-set generation: N strong-lens images with their labels,
 /// drawn from a ParameterTable of priors, rendered, blurred and corrupted by
-/// noise and detector artefacts on any execution space, written to disk in
-/// resumable chunks (.npy, FITS, PNG mosaic) with progress on the terminal.
+/// noise and detector artefacts on any execution space (the forward model of
+/// model/), written to disk by simulate/write.hpp (resumable .npy chunks,
+/// FITS, HDF5, PNG mosaic) with progress on the terminal.
 ///
 /// The chain per image (Hezaveh, Perreault Levasseur & Marshall 2017, Nature
 /// 548, 555: real galaxy -> lens -> PSF -> masks -> cosmic rays -> noise ->
@@ -26,18 +27,14 @@
 
 #include <lensing/core/errors.hpp>
 #include <lensing/core/math.hpp>
-#include <lensing/core/parallel.hpp>
 #include <lensing/core/special.hpp>
 #include <lensing/core/views.hpp>
 #include <lensing/density/parameter_table.hpp>
 #include <lensing/geometry/pixel_grid.hpp>
-#include <lensing/io/file.hpp>
-#include <lensing/io/fits.hpp>
-#include <lensing/io/npy.hpp>
-#include <lensing/io/png.hpp>
+#include <lensing/model/instrument.hpp>
+#include <lensing/model/render.hpp>
 #include <lensing/noise/bad_pixels.hpp>
 #include <lensing/noise/cosmic_rays.hpp>
-#include <lensing/noise/image_batch.hpp>
 #include <lensing/noise/masks.hpp>
 #include <lensing/noise/pixel_noise.hpp>
 #include <lensing/profiles/composite.hpp>
@@ -45,11 +42,10 @@
 #include <lensing/profiles/sie.hpp>
 #include <lensing/psf/gaussian_filter.hpp>
 #include <lensing/simulate/galaxies.hpp>
+#include <lensing/simulate/write.hpp>
 #include <lensing/sources/sersic.hpp>
 
 #include <Kokkos_Core.hpp>
-#include <xtensor/xtensor.hpp>
-#include <xtensor/xview.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -192,112 +188,24 @@ ParameterTable<Scalar, MemorySpace> default_training_set_priors() {
 //----------------------------------------------------------------------------
 // One simulated sky.
 
-/// The sky of one training image, a kernel-callable brightness
-/// f(x, y) = S(x - alpha(x)) + L(x) [e-/s per arcsec^2]: lens = SIE +
-/// external shear, S = procedural Galaxy (0 outside its extent box, where
-/// its light is exactly 0), L = elliptical Sérsic lens light (skipped when
-/// `has_light` is false).  Trivially copyable.
+/// The sky of one training image: lens = SIE + external shear, source =
+/// procedural Galaxy (0 outside its extent box, where its light is exactly
+/// 0), lens_light = elliptical Sérsic (amplitude 0 when the configuration
+/// has no lens light) — a sky for render_batch (model/render.hpp), and a
+/// kernel-callable brightness f(x, y) = S(x - alpha(x)) + L(x) [e-/s per
+/// arcsec^2] for Renderer::render_brightness.  Trivially copyable.
 template <class Scalar>
 struct SimulatedSky {
   using Lens = Composite<SIE<Scalar>, ExternalShear<Scalar>>;
   Lens lens;
   Galaxy<Scalar> source;
-  SersicEllipse<Scalar> light;
-  bool has_light;
+  SersicEllipse<Scalar> lens_light;
 
   KOKKOS_INLINE_FUNCTION Scalar operator()(Scalar x, Scalar y) const {
     auto const a = lens.deflection(x, y);
-    Scalar const bx = x - a.x, by = y - a.y;
-    Scalar s = 0;
-    if (math::fabs(bx - source.center_x) <= source.extent && math::fabs(by - source.center_y) <= source.extent)
-      s = source.surface_brightness(bx, by);
-    if (has_light) s += light.surface_brightness(x, y);
-    return s;
+    return source.surface_brightness(x - a.x, y - a.y) + lens_light.surface_brightness(x, y);
   }
 };
-
-namespace detail {
-/// Host render of image rows (one work item = one image row): per fine
-/// sub-row, batches of deflection_batch_capacity sub-pixels go through the
-/// lens's vectorised deflection_batch, then the source galaxy and the lens
-/// light as structure-of-arrays loops (vector pow/exp), accumulated into the
-/// pixels in SimulatedSky's / Renderer's order (sub-row, then sub-column).
-template <class Scalar, class Skies, class Out>
-struct TrainingSetRenderRows {
-  Skies skies;
-  Out out;
-  PixelGrid<Scalar> grid;
-  int ny, nx;
-  Scalar scale;  ///< area / k^2
-  KOKKOS_INLINE_FUNCTION void operator()(long row) const {
-    constexpr int cap = deflection_batch_capacity;
-    int const b = int(row / ny), iy = int(row % ny);
-    SimulatedSky<Scalar> const& f = skies(b);
-    int const k = grid.supersampling(), fnx = nx * k, bk = (cap / k) * k;
-    Scalar x[cap], y[cap], bx[cap], by[cap], v[cap];
-    auto const le = lensing::detail::LightEllipse<Scalar>::make(f.light.e1, f.light.e2);
-    Scalar const amp = f.light.amp, rs = f.light.R_sersic, ns = f.light.n_sersic, lx = f.light.center_x,
-                 ly = f.light.center_y;
-    for (int ix = 0; ix < nx; ++ix)
-      out(b, iy, ix) = Scalar(0);
-    for (int sy = 0; sy < k; ++sy) {
-      Scalar const yy = grid.fine_y(iy * k + sy);
-      // Batches of whole pixels (bk = cap rounded down to a multiple of k).
-      for (int i0 = 0; i0 < fnx; i0 += bk) {
-        int const m = math::min(bk, fnx - i0);
-        for (int i = 0; i < m; ++i) {
-          x[i] = grid.fine_x(i0 + i);
-          y[i] = yy;
-        }
-        if constexpr (has_deflection_batch_v<typename SimulatedSky<Scalar>::Lens>) {
-          f.lens.deflection_batch(m, x, y, bx, by);
-          for (int i = 0; i < m; ++i) {
-            bx[i] = x[i] - bx[i];
-            by[i] = y[i] - by[i];
-          }
-        } else {
-          // SIE's deflection is branch-free: this loop vectorises (libmvec atan, atanh).
-          for (int i = 0; i < m; ++i) {
-            auto const a = f.lens.deflection(x[i], y[i]);
-            bx[i] = x[i] - a.x;
-            by[i] = y[i] - a.y;
-          }
-        }
-        for (int i = 0; i < m; ++i)
-          v[i] = Scalar(0);
-        f.source.add_surface_brightness(m, bx, by, v);
-        if (f.has_light) {
-          for (int i = 0; i < m; ++i) {
-            Vec2<Scalar> p;
-            Vec2<Scalar> const t = le.transform(Vec2<Scalar>{x[i] - lx, y[i] - ly}, p);
-            v[i] += lensing::detail::SersicRadial<Scalar>(amp, rs, ns, t.x * t.x + t.y * t.y).I;
-          }
-        }
-        if (out.stride(2) != 1) {  // a strided user view
-          for (int j = 0; j < m / k; ++j)
-            for (int sx = 0; sx < k; ++sx)
-              out(b, iy, i0 / k + j) += v[j * k + sx];
-          continue;
-        }
-        Scalar* __restrict const o = &out(b, iy, i0 / k);
-        if (k == 2) {
-          for (int j = 0; j < m / 2; ++j)
-            o[j] = o[j] + v[2 * j] + v[2 * j + 1];
-        } else {
-          for (int j = 0; j < m / k; ++j) {
-            Scalar acc = o[j];
-            for (int sx = 0; sx < k; ++sx)
-              acc += v[j * k + sx];
-            o[j] = acc;
-          }
-        }
-      }
-    }
-    for (int ix = 0; ix < nx; ++ix)
-      out(b, iy, ix) *= scale;
-  }
-};
-}  // namespace detail
 
 /// Column indices of the required labels in a table (host).
 struct TrainingSetColumns {
@@ -339,10 +247,13 @@ KOKKOS_INLINE_FUNCTION SimulatedSky<Scalar> make_simulated_sky(Row const& p, Tra
   double const b = math::sersic_b_lenstronomy(n);
   double const flux = math::pow(10.0, -0.4 * (double(p[c.lens_mag]) - zero_point));
   double const norm = 2 * math::pi<double> * n * r * r * math::exp(b + math::lgamma(2 * n) - 2 * n * math::log(b));
-  s.light = SersicEllipse<Scalar>{Scalar(flux / norm),  Scalar(r),       Scalar(n),
-                                  Scalar(p[c.e1]),      Scalar(p[c.e2]), Scalar(p[c.center_x]),
-                                  Scalar(p[c.center_y])};
-  s.has_light = lens_light;
+  s.lens_light = SersicEllipse<Scalar>{Scalar(lens_light ? flux / norm : 0.0),
+                                       Scalar(r),
+                                       Scalar(n),
+                                       Scalar(p[c.e1]),
+                                       Scalar(p[c.e2]),
+                                       Scalar(p[c.center_x]),
+                                       Scalar(p[c.center_y])};
   return s;
 }
 
@@ -354,12 +265,13 @@ KOKKOS_INLINE_FUNCTION SimulatedSky<Scalar> make_simulated_sky(Row const& p, Tra
 /// generate(space, first_image, images, labels) fills images (m, ny, nx) and
 /// labels (m, K) for global images [first_image, first_image + m), m <=
 /// chunk_size: labels drawn from the table (ParameterTable::sample), one
-/// SimulatedSky per image, then one pass over all m * ny * nx pixels (each
-/// averaging its k x k sub-pixels as Renderer does: the same sums in the same
-/// order), the batched Gaussian PSF (GaussianFilter's weights and "nearest"
-/// edges, the same sums in the same order), then the noise chain of
-/// TrainingSetConfig on the whole batch.  Owns its chunk buffers (built in
-/// the constructor).  Asynchronous on `space`.
+/// SimulatedSky per image, then the forward model of model/ on the whole
+/// batch — render_batch (k x k sub-pixels per pixel, Renderer's sums), the
+/// batched GaussianFilter, and the Detector built from TrainingSetConfig
+/// (detector_config: sky, Poisson, read noise, background, bias, cosmic
+/// rays, hot/dead pixels, saturation, masks).  Owns its chunk buffers (built
+/// in the constructor).  Asynchronous on `space` except for the detector's
+/// one fence.
 ///
 /// Why an analytic source rather than a pixelated stamp: evaluating the
 /// galaxy's surface brightness at each ray-shot sub-pixel is exact at any
@@ -376,12 +288,11 @@ class TrainingSetGenerator {
   using table_type = ParameterTable<Scalar, MemorySpace>;
 
   TrainingSetGenerator(TrainingSetConfig const& config, table_type const& table)
-      : m_config(config),
+      : m_config((config.check(), config)),
         m_table(table),
         m_grid(config.nx, config.ny, Scalar(config.pixel_scale), config.supersampling),
-        m_cosmic(cosmic_model(config), config.chunk_size) {
+        m_detector(detector_config(config), config.chunk_size, config.ny, config.nx) {
     constexpr char const* where = "lensing::simulate::TrainingSetGenerator";
-    config.check();
     check_argument(table.size() > 0, where, "the parameter table is empty");
     auto col = [&](char const* name) {
       int const k = table.find(name);
@@ -414,13 +325,7 @@ class TrainingSetGenerator {
         Kokkos::view_alloc(Kokkos::WithoutInitializing, "lensing::TrainingSetGenerator::skies"), chunk);
     m_sharp =
         allocate_view<View3D<Scalar, MemorySpace>>(where, "lensing::TrainingSetGenerator::sharp", true, chunk, ny, nx);
-    m_mask = allocate_view<View3D<Scalar, MemorySpace>>(where, "lensing::TrainingSetGenerator::mask", true,
-                                                        config.masks ? chunk : 0, ny, nx);
-    if (config.psf_fwhm > 0) {
-      GaussianFilter<Scalar, MemorySpace> const g(config.psf_fwhm, config.pixel_scale, 1, 1);
-      m_psf_weights = g.weights();
-      m_psf_radius = g.radius();
-    }
+    if (config.psf_fwhm > 0) m_psf = GaussianFilter<Scalar, MemorySpace>(config.psf_fwhm, config.pixel_scale, ny, nx);
   }
 
   TrainingSetConfig const& config() const { return m_config; }
@@ -432,7 +337,9 @@ class TrainingSetGenerator {
   TrainingSetColumns const& columns() const { return m_cols; }
   /// Masks (1 good, 0 masked) of the last generate call's images (empty
   /// when masks are off).
-  View3D<Scalar, MemorySpace> const& masks() const { return m_mask; }
+  View3D<Scalar, MemorySpace> const& masks() const { return m_detector.masks(); }
+  /// The detector (noise and artefacts) built from the TrainingSetConfig.
+  Detector<Scalar, MemorySpace> const& detector() const { return m_detector; }
 
   /// Sky of image `index` from its label row (host; for tests and plots).
   template <class Row>
@@ -481,484 +388,91 @@ class TrainingSetGenerator {
           auto const row = Kokkos::subview(labels, b, Kokkos::ALL);
           skies(b) = make_simulated_sky<Scalar>(row, cols, galaxy, zp, light, seed, first_image + b);
         });
-    // 2. Render (supersampled), 3. PSF.
-    bool const psf = c.psf_fwhm > 0;
-    auto const sharp = psf ? Kokkos::subview(m_sharp, Kokkos::make_pair(0, m), Kokkos::ALL, Kokkos::ALL)
-                           : Kokkos::subview(images, Kokkos::make_pair(0, m), Kokkos::ALL, Kokkos::ALL);
-    auto const grid = m_grid;
-    int const k = grid.supersampling();
-    Scalar const area = grid.pixel_scale() * grid.pixel_scale();
-    Scalar const w = area / Scalar(k * k);
-    noise::detail::BatchShape const shape{m, c.ny, c.nx};
-    if constexpr (lensing::detail::is_host_space_v<ExecutionSpace>) {
-      Kokkos::parallel_for("lensing::simulate::training_set_render",
-                           Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(m) * c.ny),
-                           detail::TrainingSetRenderRows<Scalar, decltype(skies), std::decay_t<decltype(sharp)>>{
-                               skies, sharp, grid, c.ny, c.nx, k == 1 ? area : w});
+    // 2. Render (supersampled: model/render.hpp), 3. PSF (batched GaussianFilter).
+    auto const sky_batch = Kokkos::subview(skies, Kokkos::make_pair(0, m));
+    if (c.psf_fwhm > 0) {
+      auto const sharp = Kokkos::subview(m_sharp, Kokkos::make_pair(0, m), Kokkos::ALL, Kokkos::ALL);
+      render_batch(space, m_grid, sky_batch, sharp);
+      m_psf.apply(space, sharp, images);
     } else {
-      noise::detail::for_each_pixel(
-          "lensing::simulate::training_set_render", space, shape, KOKKOS_LAMBDA(int b, int iy, int ix) {
-            SimulatedSky<Scalar> const& f = skies(b);
-            if (k == 1) {
-              sharp(b, iy, ix) = area * f(grid.x(ix), grid.y(iy));
-            } else {
-              Scalar s = 0;
-              for (int sy = 0; sy < k; ++sy)
-                for (int sx = 0; sx < k; ++sx)
-                  s += f(grid.fine_x(ix * k + sx), grid.fine_y(iy * k + sy));
-              sharp(b, iy, ix) = w * s;
-            }
-          });
+      render_batch(space, m_grid, sky_batch, images);
     }
-    if (psf) blur(space, sharp, images);
-    if (!c.noise) return;
-    // 4. Noise and artefacts, in the order of noise/pixel_noise.hpp.
-    Scalar const sky = c.sky_mag > 0
-                           ? Scalar(std::pow(10.0, -0.4 * (c.sky_mag - c.zero_point)) * c.pixel_scale * c.pixel_scale)
-                           : Scalar(0);
-    if (sky > 0)
-      noise::detail::for_each_value(
-          "lensing::simulate::add_sky", space, images, KOKKOS_LAMBDA(int, int, int, Scalar& v) { v += sky; });
-    noise::PoissonNoise<Scalar> poisson{Scalar(c.exposure_time), c.poisson_normal_threshold};
-    noise::apply(space, poisson, images, seed, first_image);
-    if (sky > 0)
-      noise::detail::for_each_value(
-          "lensing::simulate::subtract_sky", space, images, KOKKOS_LAMBDA(int, int, int, Scalar& v) { v -= sky; });
-    if (c.read_noise > 0)
-      noise::apply(space, noise::ReadNoise<Scalar>{Scalar(c.read_noise), Scalar(c.exposure_time)}, images, seed,
-                   first_image);
-    if (c.background_rms > 0)
-      noise::apply(space, noise::GaussianNoise<Scalar>{Scalar(c.background_rms)}, images, seed, first_image);
-    if (c.bias_sigma > 0)
-      noise::apply(space, noise::ZeroPointBias<Scalar>{Scalar(0), Scalar(c.bias_sigma)}, images, seed, first_image);
-    if (c.cosmic_rays) m_cosmic.apply(space, images, seed, first_image);
-    if (c.hot_dead_pixels) {
-      auto const& h = c.bad_pixels;
-      noise::apply(space,
-                   noise::BadPixels<Scalar>{Scalar(h.hot_fraction), Scalar(h.hot_value), Scalar(h.dead_fraction),
-                                            Scalar(h.dead_value), Scalar(h.sigma_log), h.fixed_pattern},
-                   images, seed, first_image);
-    }
-    if (c.saturation > 0) noise::apply(space, noise::Saturation<Scalar>{Scalar(c.saturation)}, images);
-    if (c.masks) {
-      auto const& r = c.mask;
-      auto const mask = Kokkos::subview(m_mask, Kokkos::make_pair(0, m), Kokkos::ALL, Kokkos::ALL);
-      noise::apply(space,
-                   noise::RandomMask<Scalar>{Scalar(r.mean_count), Scalar(r.min_radius), Scalar(r.max_radius),
-                                             Scalar(r.fill_value), r.max_count},
-                   images, mask, seed, first_image);
-    }
+    // 4. Noise and artefacts (model/instrument.hpp's Detector).
+    if (c.noise) m_detector.apply(space, images, seed, first_image);
   }
 
-  // Public only because nvcc forbids extended lambdas in private member
-  // functions; not part of the interface.
-  template <class ExecutionSpace, class In, class Out>
-  void blur(ExecutionSpace const& space, In const& in, Out const& out) const;
+  /// The settings that identify a set (write_training_set's manifest and
+  /// HDF5 attributes, FITS keywords).
+  SetDescription description() const {
+    auto const& c = m_config;
+    SetDescription d;
+    d.ny = c.ny;
+    d.nx = c.nx;
+    d.batch = c.chunk_size;
+    d.masks = c.masks && c.noise;
+    auto const put = [&](char const* key, auto value) {
+      std::ostringstream v;
+      v << std::setprecision(17) << value;
+      d.settings.emplace_back(key, v.str());
+    };
+    put("ny", c.ny);
+    put("nx", c.nx);
+    put("pixel_scale", c.pixel_scale);
+    put("supersampling", c.supersampling);
+    put("scalar", sizeof(Scalar) == 4 ? "float" : "double");
+    put("seed", c.seed);
+    put("chunk_size", c.chunk_size);
+    put("psf_fwhm", c.psf_fwhm);
+    put("noise", c.noise);
+    put("zero_point", c.zero_point);
+    put("exposure_time", c.exposure_time);
+    put("sky_mag", c.sky_mag);
+    put("read_noise", c.read_noise);
+    put("cosmic_rays", c.cosmic_rays);
+    put("hot_dead_pixels", c.hot_dead_pixels);
+    put("masks", c.masks);
+    put("lens_light", c.lens_light);
+    d.fits = {{"PIXSCALE", c.pixel_scale, "", "pixel scale [arcsec]"},
+              {"SUPERSMP", double(c.supersampling), "", "supersampling factor"},
+              {"PSFFWHM", c.psf_fwhm, "", "Gaussian PSF FWHM [arcsec]"},
+              {"MAGZP", c.zero_point, "", "AB magnitude of 1 e-/s"},
+              {"EXPTIME", c.exposure_time, "", "exposure time [s]"},
+              {"SEED", double(c.seed), "", "generator seed"}};
+    return d;
+  }
+
+  /// The Detector settings of a TrainingSetConfig: the sky rate
+  /// 10^(-0.4 (sky_mag - zero_point)) pixel_scale^2, Poisson noise from the
+  /// exposure time, read noise, background, bias and the artefact switches.
+  static DetectorConfig detector_config(TrainingSetConfig const& c) {
+    DetectorConfig d;
+    d.noise.exposure_time = c.exposure_time;
+    d.noise.sky = c.sky_mag > 0 ? std::pow(10.0, -0.4 * (c.sky_mag - c.zero_point)) * c.pixel_scale * c.pixel_scale : 0;
+    d.noise.read_noise = c.read_noise;
+    d.noise.background_rms = c.background_rms;
+    d.noise.shot_noise = true;
+    d.noise.normal_threshold = c.poisson_normal_threshold;
+    d.bias_sigma = c.bias_sigma;
+    d.cosmic_rays = c.cosmic_rays;
+    d.cosmic = c.cosmic;
+    d.hot_dead_pixels = c.hot_dead_pixels;
+    d.bad_pixels = c.bad_pixels;
+    d.saturation = c.saturation;
+    d.masks = c.masks;
+    d.mask = c.mask;
+    return d;
+  }
 
  private:
-  static noise::CosmicRayModel<Scalar> cosmic_model(TrainingSetConfig const& c) {
-    auto const& m = c.cosmic;
-    noise::CosmicRayModel<Scalar> r;
-    r.rate = Scalar(m.rate);
-    r.depth = Scalar(m.depth);
-    r.max_length = Scalar(m.max_length);
-    r.width = Scalar(m.width);
-    r.charge_per_depth = Scalar(m.charge_per_depth);
-    r.sigma_log = Scalar(m.sigma_log);
-    r.exposure_time = Scalar(c.exposure_time > 0 ? c.exposure_time : 1);
-    r.max_tracks = m.max_tracks;
-    return r;
-  }
-
   TrainingSetConfig m_config;
   table_type m_table;
   PixelGrid<Scalar> m_grid;
   TrainingSetColumns m_cols{};
-  noise::CosmicRays<Scalar, MemorySpace> m_cosmic;
+  Detector<Scalar, MemorySpace> m_detector;
+  GaussianFilter<Scalar, MemorySpace> m_psf;
   View1D<SimulatedSky<Scalar>, MemorySpace> m_skies;
-  View3D<Scalar, MemorySpace> m_sharp, m_mask;
-  View1D<Scalar, MemorySpace> m_psf_weights;
-  int m_psf_radius = 0;
+  View3D<Scalar, MemorySpace> m_sharp;
 };
-
-// Batched separable Gaussian blur with GaussianFilter's weights and
-// "nearest" edges (its sums, in its order): x pass in -> out, y pass
-// out -> in (free after the x pass), then a copy into out.
-template <class Scalar, class MemorySpace>
-template <class ExecutionSpace, class In, class Out>
-void TrainingSetGenerator<Scalar, MemorySpace>::blur(ExecutionSpace const& space, In const& in, Out const& out) const {
-  auto const w = m_psf_weights;
-  int const r = m_psf_radius, ny = m_config.ny, nx = m_config.nx;
-  noise::detail::BatchShape const shape{int(out.extent(0)), ny, nx};
-  if constexpr (lensing::detail::is_host_space_v<ExecutionSpace>) {
-    constexpr int cap = 512;
-    if (nx + 2 * r <= cap && in.stride(2) == 1 && out.stride(2) == 1) {
-      // Host: the same sums in the same order, as vectorisable row loops
-      // without a copy: x pass in place on each row of `in` (from an
-      // edge-padded copy of the row), then y pass in -> out.
-      long const rows = long(shape.n) * ny;
-      Kokkos::parallel_for(
-          "lensing::simulate::training_set_psf_x",
-          Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, rows), KOKKOS_LAMBDA(long row) {
-            Scalar buf[cap];
-            Scalar* __restrict const p = &in(int(row / ny), int(row % ny), 0);
-            for (int j = 0; j < nx + 2 * r; ++j)
-              buf[j] = p[j - r < 0 ? 0 : (j - r >= nx ? nx - 1 : j - r)];
-            for (int ix = 0; ix < nx; ++ix)
-              p[ix] = Scalar(0);
-            for (int m = 0; m <= 2 * r; ++m) {
-              Scalar const wm = w(m);
-              for (int ix = 0; ix < nx; ++ix)
-                p[ix] += wm * buf[ix + m];
-            }
-          });
-      Kokkos::parallel_for(
-          "lensing::simulate::training_set_psf_y",
-          Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, rows), KOKKOS_LAMBDA(long row) {
-            int const b = int(row / ny), iy = int(row % ny);
-            Scalar* __restrict const o = &out(b, iy, 0);
-            for (int ix = 0; ix < nx; ++ix)
-              o[ix] = Scalar(0);
-            for (int m = -r; m <= r; ++m) {
-              Scalar const wm = w(m + r);
-              Scalar const* __restrict const q = &in(b, iy + m < 0 ? 0 : (iy + m >= ny ? ny - 1 : iy + m), 0);
-              for (int ix = 0; ix < nx; ++ix)
-                o[ix] += wm * q[ix];
-            }
-          });
-      return;
-    }
-  }
-  // x pass: out(b, iy, ix) = sum_m w_m in(b, iy, clamp(ix + m)), summed in m order from 0.
-  noise::detail::for_each_segment(
-      "lensing::simulate::training_set_psf_x", space, shape, KOKKOS_LAMBDA(int b, int iy, int ix0, int ix1) {
-        for (int ix = ix0; ix < ix1; ++ix)
-          out(b, iy, ix) = Scalar(0);
-        for (int m = -r; m <= r; ++m) {
-          Scalar const wm = w(m + r);
-          for (int ix = ix0; ix < ix1; ++ix)
-            out(b, iy, ix) += wm * in(b, iy, ix + m < 0 ? 0 : (ix + m >= nx ? nx - 1 : ix + m));
-        }
-      });
-  // y pass: in(b, iy, ix) = sum_m w_m out(b, clamp(iy + m), ix), then copied to out.
-  noise::detail::for_each_segment(
-      "lensing::simulate::training_set_psf_y", space, shape, KOKKOS_LAMBDA(int b, int iy, int ix0, int ix1) {
-        for (int ix = ix0; ix < ix1; ++ix)
-          in(b, iy, ix) = Scalar(0);
-        for (int m = -r; m <= r; ++m) {
-          Scalar const wm = w(m + r);
-          int const sy = iy + m < 0 ? 0 : (iy + m >= ny ? ny - 1 : iy + m);
-          for (int ix = ix0; ix < ix1; ++ix)
-            in(b, iy, ix) += wm * out(b, sy, ix);
-        }
-      });
-  Kokkos::deep_copy(space, out, in);
-}
-
-//----------------------------------------------------------------------------
-// Writing a set to disk.
-
-/// Options of write_training_set.
-struct TrainingSetWriteOptions {
-  bool progress = true;                                ///< a progress line on stderr per chunk
-  int mosaic_count = 36;                               ///< images in mosaic.png (0: none; at most 64)
-  int mosaic_scale = 2;                                ///< screen pixels per image pixel
-  std::size_t merge_max_bytes = std::size_t(2) << 30;  ///< merge chunks into images.npy / images.fits below this
-  bool write_masks = false;                            ///< also masks_NNNNNN.npy per chunk (float32, 1 = good)
-};
-
-/// What write_training_set did.
-struct TrainingSetSummary {
-  long images = 0;     ///< total in the set
-  long generated = 0;  ///< generated by this call (the rest were found on disk)
-  int chunks = 0, chunks_skipped = 0;
-  double generate_seconds = 0;   ///< generation only (kernels, fenced)
-  double total_seconds = 0;      ///< including file output
-  double images_per_second = 0;  ///< generated / generate_seconds
-  std::vector<std::string> files;
-};
-
-namespace detail {
-inline std::string chunk_name(std::string const& stem, int chunk, char const* ext) {
-  std::ostringstream s;
-  s << stem << "_" << std::setw(6) << std::setfill('0') << chunk << ext;
-  return s.str();
-}
-
-// Text that identifies a set: resuming into a directory written with other
-// settings is refused.
-template <class Gen>
-std::string training_set_manifest(Gen const& g, long n) {
-  auto const& c = g.config();
-  std::ostringstream s;
-  s << std::setprecision(17);
-  s << "lensing training set\n"
-    << "images " << n << "\nny " << c.ny << "\nnx " << c.nx << "\npixel_scale " << c.pixel_scale << "\nsupersampling "
-    << c.supersampling << "\nscalar " << (sizeof(typename Gen::scalar_type) == 4 ? "float" : "double") << "\nseed "
-    << c.seed << "\nchunk_size " << c.chunk_size << "\npsf_fwhm " << c.psf_fwhm << "\nnoise " << c.noise
-    << "\nzero_point " << c.zero_point << "\nexposure_time " << c.exposure_time << "\nsky_mag " << c.sky_mag
-    << "\nread_noise " << c.read_noise << "\ncosmic_rays " << c.cosmic_rays << "\nhot_dead_pixels " << c.hot_dead_pixels
-    << "\nmasks " << c.masks << "\nlens_light " << c.lens_light << "\n";
-  for (int k = 0; k < g.num_labels(); ++k) {
-    auto const& p = g.table().prior(k);
-    s << "label " << g.label_names()[k] << " kind " << int(p.kind) << " " << p.p0 << " " << p.p1 << " " << p.lo << " "
-      << p.hi << "\n";
-  }
-  return s.str();
-}
-
-inline void write_text(std::string const& path, std::string const& text) {
-  // Atomic (temporary + rename): an interrupted run never leaves a
-  // truncated manifest that a resume would take for other settings.
-  io::write_file_atomically(path, text.data(), text.size(), "lensing::simulate::write_training_set");
-}
-}  // namespace detail
-
-/// Generate images [0, n) with `generator` on `space` and write them into
-/// directory `dir` (created if needed):
-///
-/// - chunks/images_NNNNNN.npy (m, ny, nx) float32 and chunks/labels_NNNNNN.npy
-///   (m, K) float64 per chunk of chunk_size images (chunk NNNNNN starts at
-///   image NNNNNN * chunk_size).  Every file this function writes (chunks,
-///   manifest, merged files, mosaic) is written to a temporary name beside
-///   it and renamed (io/file.hpp), so an interrupted or failed run never
-///   leaves a truncated file: a chunk whose two files exist is complete and
-///   a later call skips it (resume after an interruption), and the merged
-///   files are either complete or absent (or a previous complete version);
-/// - manifest.txt: the settings; a call on a directory whose manifest
-///   differs throws std::runtime_error (delete it or choose another dir);
-/// - labels_names.txt: the K label names, one per line (column order);
-/// - when n ny nx 4 bytes <= merge_max_bytes: images.npy (n, ny, nx)
-///   float32, labels.npy (n, K) float64, images.fits (a cube, NAXIS3 = n,
-///   with PNAMEi = label names, PIXSCALE, SUPERSMP, PSFFWHM, MAGZP, EXPTIME,
-///   SEED, BUNIT keywords) and labels.fits (n x K, double, PNAMEi);
-///   above it only the chunk files;
-/// - mosaic.png: the first mosaic_count images (sqrt stretch per image,
-///   between its 1st and 99.5th percentiles).
-///
-/// Progress on stderr: images done, images/s.  Returns a summary.
-template <class ExecutionSpace, class Scalar, class MemorySpace>
-TrainingSetSummary write_training_set(ExecutionSpace const& space,
-                                      TrainingSetGenerator<Scalar, MemorySpace> const& generator, long n,
-                                      std::string const& dir, TrainingSetWriteOptions const& options = {}) {
-  namespace fs = std::filesystem;
-  constexpr char const* where = "lensing::simulate::write_training_set";
-  check_argument(n >= 1, where, "n must be >= 1, got " + std::to_string(n));
-  check_argument(!dir.empty(), where, "the output directory name is empty");
-  check_argument(options.mosaic_count >= 0 && options.mosaic_count <= 64, where, "mosaic_count must be in [0, 64]");
-  check_count(options.mosaic_scale, 1, where, "mosaic_scale");
-  auto const t_start = std::chrono::steady_clock::now();
-  auto const& c = generator.config();
-  int const chunk = c.chunk_size, ny = c.ny, nx = c.nx, K = generator.num_labels();
-  std::error_code ec;
-  fs::create_directories(fs::path(dir) / "chunks", ec);
-  if (ec) throw std::runtime_error(std::string(where) + ": cannot create " + dir + "/chunks: " + ec.message());
-  std::string const manifest = detail::training_set_manifest(generator, n);
-  std::string const manifest_path = dir + "/manifest.txt";
-  if (fs::exists(manifest_path)) {
-    std::ifstream f(manifest_path);
-    std::stringstream old;
-    old << f.rdbuf();
-    if (old.str() != manifest)
-      throw std::runtime_error(std::string(where) + ": " + dir +
-                               " holds a training set with other settings (manifest.txt differs); delete it or "
-                               "choose another output directory");
-  } else {
-    detail::write_text(manifest_path, manifest);
-  }
-  TrainingSetSummary sum;
-  sum.images = n;
-  sum.chunks = int((n + chunk - 1) / chunk);
-  sum.files.push_back(manifest_path);
-  {
-    std::string names;
-    for (auto const& s : generator.label_names())
-      names += s + "\n";
-    detail::write_text(dir + "/labels_names.txt", names);
-    sum.files.push_back(dir + "/labels_names.txt");
-  }
-  auto const images =
-      allocate_view<View3D<Scalar, MemorySpace>>(where, "lensing::write_training_set::images", true, chunk, ny, nx);
-  auto const labels =
-      allocate_view<View2D<Scalar, MemorySpace>>(where, "lensing::write_training_set::labels", true, chunk, K);
-  std::vector<float> host_images;
-  std::vector<double> host_labels, host_masks;
-  for (int ci = 0; ci < sum.chunks; ++ci) {
-    long const first = long(ci) * chunk;
-    int const m = int(std::min<long>(chunk, n - first));
-    std::string const img_path = dir + "/chunks/" + detail::chunk_name("images", ci, ".npy");
-    std::string const lab_path = dir + "/chunks/" + detail::chunk_name("labels", ci, ".npy");
-    if (fs::exists(img_path) && fs::exists(lab_path)) {
-      ++sum.chunks_skipped;
-    } else {
-      auto const img = Kokkos::subview(images, Kokkos::make_pair(0, m), Kokkos::ALL, Kokkos::ALL);
-      auto const lab = Kokkos::subview(labels, Kokkos::make_pair(0, m), Kokkos::ALL);
-      auto const t0 = std::chrono::steady_clock::now();
-      generator.generate(space, std::uint64_t(first), img, lab);
-      space.fence();
-      sum.generate_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      sum.generated += m;
-      auto const hi = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), img);
-      auto const hl = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), lab);
-      host_images.assign(hi.data(), hi.data() + size_t(m) * ny * nx);
-      host_labels.assign(hl.data(), hl.data() + size_t(m) * K);
-      // Every file is replaced atomically (io::write_npy: temporary +
-      // rename); the images file is written last, so a chunk whose two
-      // files exist is complete.
-      if (options.write_masks && c.masks && c.noise) {
-        auto const hm = Kokkos::create_mirror_view_and_copy(
-            Kokkos::HostSpace(), Kokkos::subview(generator.masks(), Kokkos::make_pair(0, m), Kokkos::ALL, Kokkos::ALL));
-        std::vector<float> mk(hm.data(), hm.data() + size_t(m) * ny * nx);
-        io::write_npy(dir + "/chunks/" + detail::chunk_name("masks", ci, ".npy"), mk.data(),
-                      {size_t(m), size_t(ny), size_t(nx)});
-      }
-      io::write_npy(lab_path, host_labels.data(), {size_t(m), size_t(K)});
-      io::write_npy(img_path, host_images.data(), {size_t(m), size_t(ny), size_t(nx)});
-    }
-    if (options.progress) {
-      long const done = first + m;
-      double const rate = sum.generate_seconds > 0 ? sum.generated / sum.generate_seconds : 0;
-      std::fprintf(stderr, "\r[lensing] %ld / %ld images (%d/%d chunks, %d found on disk), %.0f images/s   ", done, n,
-                   ci + 1, sum.chunks, sum.chunks_skipped, rate);
-      std::fflush(stderr);
-    }
-  }
-  if (options.progress) std::fprintf(stderr, "\n");
-  sum.images_per_second = sum.generate_seconds > 0 ? sum.generated / sum.generate_seconds : 0;
-
-  // Merged files and the mosaic, from the chunk files (also a check that they read back).
-  bool const merge = size_t(n) * ny * nx * sizeof(float) <= options.merge_max_bytes;
-  int const n_mosaic = int(std::min<long>(options.mosaic_count, n));
-  std::vector<float> all_images, mosaic_images;
-  std::vector<double> all_labels;
-  for (int ci = 0; ci < sum.chunks; ++ci) {
-    long const first = long(ci) * chunk;
-    if (!merge && first >= n_mosaic) break;
-    auto const a = io::read_npy<float>(dir + "/chunks/" + detail::chunk_name("images", ci, ".npy"));
-    auto const l = io::read_npy<double>(dir + "/chunks/" + detail::chunk_name("labels", ci, ".npy"));
-    int const m = int(std::min<long>(chunk, n - first));
-    if (a.shape.size() != 3 || a.shape[0] != size_t(m) || a.shape[1] != size_t(ny) || a.shape[2] != size_t(nx) ||
-        l.shape.size() != 2 || l.shape[0] != size_t(m) || l.shape[1] != size_t(K))
-      throw std::runtime_error(std::string(where) + ": chunk " + std::to_string(ci) + " in " + dir +
-                               "/chunks has the wrong shape (a different set?); delete it to regenerate");
-    if (first < n_mosaic)
-      mosaic_images.insert(mosaic_images.end(), a.data.begin(),
-                           a.data.begin() + std::min<long>(m, n_mosaic - first) * ny * nx);
-    if (merge) {
-      all_images.insert(all_images.end(), a.data.begin(), a.data.end());
-      all_labels.insert(all_labels.end(), l.data.begin(), l.data.end());
-    }
-  }
-  std::vector<io::FitsKeyword> keys = {{"PIXSCALE", c.pixel_scale, "", "pixel scale [arcsec]"},
-                                       {"SUPERSMP", double(c.supersampling), "", "supersampling factor"},
-                                       {"PSFFWHM", c.psf_fwhm, "", "Gaussian PSF FWHM [arcsec]"},
-                                       {"MAGZP", c.zero_point, "", "AB magnitude of 1 e-/s"},
-                                       {"EXPTIME", c.exposure_time, "", "exposure time [s]"},
-                                       {"SEED", double(c.seed), "", "generator seed"},
-                                       {"NPARAM", double(K), "", "number of labels"}};
-  for (int k = 0; k < K; ++k)
-    keys.push_back(
-        {"PNAME" + std::to_string(k + 1), 0, generator.label_names()[k], "label column " + std::to_string(k)});
-  if (merge) {
-    io::write_npy(dir + "/images.npy", all_images.data(), {size_t(n), size_t(ny), size_t(nx)});
-    io::write_npy(dir + "/labels.npy", all_labels.data(), {size_t(n), size_t(K)});
-    auto img_keys = keys;
-    img_keys.push_back({"BUNIT", 0, "e-/s", "sky-subtracted count rate"});
-    io::write_fits(dir + "/images.fits", all_images.data(), {size_t(n), size_t(ny), size_t(nx)}, img_keys);
-    io::write_fits(dir + "/labels.fits", all_labels.data(), {size_t(n), size_t(K)}, keys);
-    for (char const* f : {"/images.npy", "/labels.npy", "/images.fits", "/labels.fits"})
-      sum.files.push_back(dir + f);
-  }
-  sum.files.push_back(dir + "/chunks/");
-  if (n_mosaic > 0) {
-    int const cols = int(std::ceil(std::sqrt(double(n_mosaic)))), rows = (n_mosaic + cols - 1) / cols;
-    int const s = options.mosaic_scale, gap = 2;
-    io::Canvas canvas(cols * (nx * s + gap) + gap, rows * (ny * s + gap) + gap, {40, 40, 40});
-    std::vector<float> sorted;
-    for (int i = 0; i < n_mosaic; ++i) {
-      float const* v = mosaic_images.data() + size_t(i) * ny * nx;
-      sorted.assign(v, v + size_t(ny) * nx);
-      std::sort(sorted.begin(), sorted.end());
-      double const lo = sorted[size_t(0.01 * (sorted.size() - 1))], hi = sorted[size_t(0.995 * (sorted.size() - 1))];
-      double const span = hi > lo ? hi - lo : 1;
-      int const c0 = gap + (i % cols) * (nx * s + gap), r0 = gap + (i / cols) * (ny * s + gap);
-      for (int iy = 0; iy < ny; ++iy)
-        for (int ix = 0; ix < nx; ++ix) {
-          double const t = std::sqrt(std::min(1.0, std::max(0.0, (double(v[size_t(iy) * nx + ix]) - lo) / span)));
-          auto const col = io::colour(io::ColorMap::magma, t);
-          for (int dy = 0; dy < s; ++dy)
-            for (int dx = 0; dx < s; ++dx)
-              canvas.set(c0 + ix * s + dx, r0 + (ny - 1 - iy) * s + dy, col);  // row 0 at the bottom
-        }
-    }
-    canvas.write(dir + "/mosaic.png");
-    sum.files.push_back(dir + "/mosaic.png");
-  }
-  sum.total_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  return sum;
-}
-
-/// A training set's label table on the host, as xtensor: the K label names
-/// (column order) and the (n, K) values, row i = image i.
-struct TrainingLabels {
-  std::vector<std::string> names;
-  xt::xtensor<double, 2> values;
-
-  /// Index of the column `name`; std::invalid_argument if there is none.
-  std::size_t index(std::string const& name) const {
-    for (std::size_t k = 0; k < names.size(); ++k)
-      if (names[k] == name) return k;
-    throw_invalid_argument("lensing::simulate::TrainingLabels::index", "no label named '" + name + "'");
-  }
-  /// The column `name` (n values): a view into `values`, no copy.
-  auto column(std::string const& name) const { return xt::view(values, xt::all(), index(name)); }
-};
-
-/// Read the labels that write_training_set wrote to `dir`: labels_names.txt
-/// and labels.npy, or, for a set too large to merge, the chunk files
-/// chunks/labels_NNNNNN.npy in order.  The npy readers' validation applies;
-/// a column count that differs from the names (a mixed directory) throws
-/// std::runtime_error.
-inline TrainingLabels read_training_labels(std::string const& dir) {
-  constexpr char const* where = "lensing::simulate::read_training_labels";
-  TrainingLabels out;
-  {
-    std::ifstream f(dir + "/labels_names.txt");
-    if (!f) throw std::runtime_error(std::string(where) + ": cannot open " + dir + "/labels_names.txt");
-    for (std::string line; std::getline(f, line);)
-      if (!line.empty()) out.names.push_back(line);
-  }
-  auto const check = [&](xt::xtensor<double, 2> const& t, std::string const& path) {
-    if (t.shape()[1] != out.names.size())
-      throw std::runtime_error(std::string(where) + ": " + path + " has " + std::to_string(t.shape()[1]) +
-                               " columns, labels_names.txt names " + std::to_string(out.names.size()));
-  };
-  std::string const merged = dir + "/labels.npy";
-  if (std::filesystem::exists(merged)) {
-    io::read_npy(merged, out.values);
-    check(out.values, merged);
-    return out;
-  }
-  std::vector<xt::xtensor<double, 2>> chunks;
-  std::size_t rows = 0;
-  for (int ci = 0;; ++ci) {
-    std::string const path = dir + "/chunks/" + detail::chunk_name("labels", ci, ".npy");
-    if (!std::filesystem::exists(path)) break;
-    chunks.emplace_back();
-    io::read_npy(path, chunks.back());
-    check(chunks.back(), path);
-    rows += chunks.back().shape()[0];
-  }
-  if (chunks.empty())
-    throw std::runtime_error(std::string(where) + ": " + dir + " holds neither labels.npy nor chunks");
-  out.values = xt::xtensor<double, 2>::from_shape({rows, out.names.size()});
-  std::size_t r = 0;
-  for (auto const& c : chunks) {
-    xt::view(out.values, xt::range(r, r + c.shape()[0]), xt::all()) = c;
-    r += c.shape()[0];
-  }
-  return out;
-}
 
 }  // namespace simulate
 }  // namespace lensing

@@ -1,0 +1,405 @@
+#ifndef LENSING_SIMULATE_SIMULATOR_HPP
+#define LENSING_SIMULATE_SIMULATOR_HPP
+
+/// \file
+/// Simulator<Model, Psf, MemorySpace>: any lens model (LensModel of a lens,
+/// a source and a lens light, each any profile or composite) drawn from a
+/// table of priors by parameter name, rendered in batches on the forward
+/// model of model/ (render_batch, a batched PSF operator, the Detector), to
+/// images + labels on any execution space, deterministic per (seed, image
+/// index) whatever the thread count or batch size.
+
+#include <lensing/core/errors.hpp>
+#include <lensing/core/views.hpp>
+#include <lensing/density/parameter_table.hpp>
+#include <lensing/geometry/pixel_grid.hpp>
+#include <lensing/model/instrument.hpp>
+#include <lensing/model/observation.hpp>
+#include <lensing/model/render.hpp>
+#include <lensing/psf/psf_operator.hpp>
+#include <lensing/simulate/write.hpp>
+
+#include <Kokkos_Core.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <iomanip>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace lensing {
+namespace simulate {
+
+namespace detail {
+template <class C, class = void>
+struct has_component_offsets : std::false_type {};
+template <class C>
+struct has_component_offsets<C, std::void_t<decltype(C::num_components), decltype(C::offsets[0])>> : std::true_type {};
+
+// Index of the component that parameter k of C belongs to (0 for a single profile).
+template <class C>
+int component_of_param(int k) {
+  if constexpr (has_component_offsets<C>::value) {
+    int c = 0;
+    while (c + 1 < int(C::num_components) && int(C::offsets[c + 1]) <= k)
+      ++c;
+    return c;
+  } else {
+    (void)k;
+    return 0;
+  }
+}
+
+// A name repeated inside one component (e.g. the coefficients of a
+// shapelet set, all "amp") gets the suffix _0, _1, ... in order.
+template <class C>
+void append_parameter_names(std::vector<std::string>& out, char const* group) {
+  for (int k = 0; k < C::num_params; ++k) {
+    int const c = component_of_param<C>(k);
+    int repeats = 0, index = 0;
+    for (int j = 0; j < C::num_params; ++j)
+      if (component_of_param<C>(j) == c && std::string(C::param_names[j]) == C::param_names[k]) {
+        index += j < k ? 1 : 0;
+        ++repeats;
+      }
+    std::string name = std::string(group) + std::to_string(c) + "." + C::param_names[k];
+    if (repeats > 1) name += "_" + std::to_string(index);
+    out.push_back(name);
+  }
+}
+
+template <class Psf, class = void>
+struct is_identity_psf : std::false_type {};
+template <class Scalar>
+struct is_identity_psf<NoPsf<Scalar>> : std::true_type {};
+}  // namespace detail
+
+/// Names of the parameters of a LensModel, in its flat order
+/// [lens | source | lens light]: "<group><component>.<name>", group one of
+/// `lens`, `source`, `light`, component the index inside a composite (0 for
+/// a single profile), name the profile's lenstronomy name — e.g. for
+/// LensModel<Composite<SIE, ExternalShear>, SersicEllipse, SersicEllipse>:
+/// lens0.theta_E, lens0.e1, ..., lens1.gamma1, ..., source0.amp, ...,
+/// light0.center_y.  A name repeated inside one component (the "amp" of
+/// each shapelet coefficient) is numbered: source0.amp_0, source0.amp_1, ...
+/// These are the names a Simulator's prior table uses.
+template <class Model>
+std::vector<std::string> model_parameter_names() {
+  std::vector<std::string> names;
+  detail::append_parameter_names<typename Model::lens_type>(names, "lens");
+  detail::append_parameter_names<typename Model::source_type>(names, "source");
+  detail::append_parameter_names<typename Model::lens_light_type>(names, "light");
+  return names;
+}
+
+/// Options of a Simulator.
+struct SimulatorOptions {
+  std::uint64_t seed = 1;
+  int batch_capacity = 256;      ///< most images per generate call (buffers are sized for it)
+  bool noise = true;             ///< false: noiseless images (render + PSF only)
+  int domain_check_draws = 256;  ///< prior draws checked against the profiles' domains at construction
+};
+
+/// Batches of simulated images and their labels for one band.
+///
+/// Per image i (global index first_index + b):
+///   labels(b, :) = θ_i ~ the table's priors (stream (seed, prior, i, column);
+///                  tied columns follow their source: density/parameter_table.hpp)
+///   model_i      = Model::unpack(θ_i reordered to the model's parameters)
+///   sharp_i      = render_batch(grid, model_i)      (supersampling k of grid)
+///   images(b)    = Detector(PSF(sharp_i))           (binned PSF, then noise and artefacts)
+/// The table must name every model parameter (model_parameter_names<Model>();
+/// Prior::fixed(v) for a constant) and nothing else: an unknown name or a
+/// missing parameter is a std::invalid_argument naming it.  At construction
+/// the priors are checked against the profiles' valid domains: the model at
+/// each end of every prior's support (the other parameters at a prior draw)
+/// and at domain_check_draws prior draws must pass Model::check(), else a
+/// std::invalid_argument naming the parameter and the profile's complaint
+/// (e.g. a normal prior on theta_E reaches theta_E <= 0: truncate it).
+///
+/// Psf: a PSF operator on the pixel grid that accepts rank-3 batches
+/// (psf/psf_operator.hpp; NoPsf, GaussianFilter, DirectConvolution,
+/// FftConvolution).  The labels are the table's columns in table order (the
+/// label names are table().names()).  Owns its batch buffers (built in the
+/// constructor); generate is const but uses them: one Simulator per thread.
+template <class Model, class Psf, class MemorySpace>
+class Simulator {
+ public:
+  using model_type = Model;
+  using scalar_type = typename Model::scalar_type;
+  using Scalar = scalar_type;
+  using memory_space = MemorySpace;
+  using table_type = ParameterTable<Scalar, MemorySpace>;
+  static constexpr int num_params = Model::num_params;
+
+  Simulator(PixelGrid<Scalar> const& grid, Psf const& psf, DetectorConfig const& detector, table_type const& table,
+            SimulatorOptions const& options = {})
+      : m_grid(grid),
+        m_psf(psf),
+        m_detector(detector, options.batch_capacity, grid.ny(), grid.nx()),
+        m_table(table),
+        m_options(options) {
+    constexpr char const* where = "lensing::simulate::Simulator";
+    check_count(options.batch_capacity, 1, where, "batch_capacity");
+    check_count(options.domain_check_draws, 0, where, "domain_check_draws");
+    if constexpr (lensing::detail::has_psf_extents<Psf>::value) {
+      check_argument(psf.ny() == grid.ny() && psf.nx() == grid.nx(), where,
+                     "the PSF operator must have the grid's extents (" + std::to_string(grid.ny()) + ", " +
+                         std::to_string(grid.nx()) + "), got (" + std::to_string(psf.ny()) + ", " +
+                         std::to_string(psf.nx()) + ")");
+    }
+    // Model parameter j <- table column m_columns[j]; every table name must be a model parameter.
+    auto const names = model_parameter_names<Model>();
+    std::string known;
+    for (auto const& n : names)
+      known += (known.empty() ? "" : ", ") + n;
+    for (auto const& t : table.names()) {
+      bool found = false;
+      for (auto const& n : names)
+        found = found || n == t;
+      check_argument(found, where,
+                     "the prior table names '" + t + "', which is not a parameter of the model; known: " + known);
+    }
+    m_host_columns.resize(num_params);
+    for (int j = 0; j < num_params; ++j) {
+      int const c = table.find(names[j]);
+      check_argument(c >= 0, where,
+                     "the model parameter '" + names[j] +
+                         "' has no prior in the table (add one; Prior::fixed(value) for a constant)");
+      m_host_columns[j] = c;
+    }
+    m_columns = View1D<int, MemorySpace>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "lensing::Simulator::columns"),
+                                         num_params > 0 ? num_params : 1);
+    {
+      auto h = Kokkos::create_mirror_view(m_columns);
+      for (int j = 0; j < num_params; ++j)
+        h(j) = m_host_columns[j];
+      Kokkos::deep_copy(m_columns, h);
+    }
+    int const cap = options.batch_capacity;
+    m_models =
+        View1D<Model, MemorySpace>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "lensing::Simulator::models"), cap);
+    if constexpr (!detail::is_identity_psf<Psf>::value)
+      m_sharp = allocate_view<View3D<Scalar, MemorySpace>>(where, "lensing::Simulator::sharp", true, cap, grid.ny(),
+                                                           grid.nx());
+    check_domains(where);
+  }
+
+  PixelGrid<Scalar> const& grid() const { return m_grid; }
+  Psf const& psf() const { return m_psf; }
+  Detector<Scalar, MemorySpace> const& detector() const { return m_detector; }
+  table_type const& table() const { return m_table; }
+  SimulatorOptions const& options() const { return m_options; }
+  int num_labels() const { return m_table.size(); }
+  std::vector<std::string> const& label_names() const { return m_table.names(); }
+  int batch_capacity() const { return m_options.batch_capacity; }
+  /// The likelihood's noise model for this simulator's images (the detector's pixel noise).
+  ObservationNoise<Scalar> noise_model() const { return m_detector.pixel_noise(); }
+
+  /// The settings that identify a set (simulate/write.hpp's manifest and
+  /// HDF5 attributes, FITS keywords): grid, seed, batch, detector.
+  SetDescription description() const {
+    SetDescription d;
+    d.ny = m_grid.ny();
+    d.nx = m_grid.nx();
+    d.batch = m_options.batch_capacity;
+    auto const& c = m_detector.config();
+    d.masks = m_options.noise && c.masks;
+    auto const put = [&](char const* key, auto value) {
+      std::ostringstream v;
+      v << std::setprecision(17) << value;
+      d.settings.emplace_back(key, v.str());
+    };
+    put("generator", "Simulator");
+    put("ny", m_grid.ny());
+    put("nx", m_grid.nx());
+    put("pixel_scale", double(m_grid.pixel_scale()));
+    put("supersampling", m_grid.supersampling());
+    put("scalar", sizeof(Scalar) == 4 ? "float" : "double");
+    put("seed", m_options.seed);
+    put("chunk_size", m_options.batch_capacity);
+    put("noise", m_options.noise);
+    put("exposure_time", c.noise.exposure_time);
+    put("sky", c.noise.sky);
+    put("read_noise", c.noise.read_noise);
+    put("background_rms", c.noise.background_rms);
+    put("shot_noise", c.noise.shot_noise);
+    put("bias_sigma", c.bias_sigma);
+    put("cosmic_rays", c.cosmic_rays);
+    put("hot_dead_pixels", c.hot_dead_pixels);
+    put("saturation", c.saturation);
+    put("masks", c.masks);
+    d.fits = {{"PIXSCALE", double(m_grid.pixel_scale()), "", "pixel scale [arcsec]"},
+              {"SUPERSMP", double(m_grid.supersampling()), "", "supersampling factor"},
+              {"EXPTIME", c.noise.exposure_time, "", "exposure time [s]"},
+              {"SEED", double(m_options.seed), "", "generator seed"}};
+    return d;
+  }
+  /// Masks of the last generate call (detector().masks()).
+  View3D<Scalar, MemorySpace> const& masks() const { return m_detector.masks(); }
+
+  /// The model of a label row (host; row[k] = label k in table order).
+  template <class Row>
+  Model model(Row const& row) const {
+    Scalar theta[num_params > 0 ? num_params : 1];
+    for (int j = 0; j < num_params; ++j)
+      theta[j] = Scalar(row[m_host_columns[j]]);
+    return Model::unpack(theta);
+  }
+
+  /// Images (m, ny, nx) and labels (m, num_labels) of global images
+  /// [first_index, first_index + m), 1 <= m <= batch_capacity (see the
+  /// class comment).  Asynchronous on `space` except for the detector's one
+  /// fence.
+  template <class ExecutionSpace, class Images, class Labels>
+  void generate(ExecutionSpace const& space, std::uint64_t first_index, Images const& images,
+                Labels const& labels) const {
+    constexpr char const* where = "lensing::simulate::Simulator::generate";
+    static_assert(Labels::rank == 2 && std::is_same<typename Labels::non_const_value_type, Scalar>::value,
+                  "lensing::simulate::Simulator::generate: labels must be a rank-2 view (m, num_labels) of the "
+                  "model's Scalar");
+    int const m = int(images.extent(0));
+    check_extents(labels, where, "labels", "(images.extent(0), num_labels)", m, m_table.size());
+    m_table.sample(space, labels, m_options.seed, first_index);
+    render(space, labels, images);
+    if (m_options.noise) m_detector.apply(space, images, m_options.seed, first_index);
+  }
+
+  /// Noiseless images (m, ny, nx) of given labels (m, num_labels): render +
+  /// PSF, the first half of generate (e.g. the model of a likelihood test).
+  /// Asynchronous on `space`.
+  template <class ExecutionSpace, class Labels, class Images>
+  void render(ExecutionSpace const& space, Labels const& labels, Images const& images) const {
+    constexpr char const* where = "lensing::simulate::Simulator::render";
+    static_assert(is_execution_space_v<ExecutionSpace>,
+                  "lensing::simulate::Simulator: first argument must be a Kokkos execution space");
+    static_assert(Images::rank == 3 && std::is_same<typename Images::value_type, Scalar>::value,
+                  "lensing::simulate::Simulator: images must be a rank-3 view (m, ny, nx) of the model's Scalar");
+    static_assert(Labels::rank == 2, "lensing::simulate::Simulator: labels must be a rank-2 view (m, num_labels)");
+    static_assert(is_accessible_from_v<ExecutionSpace, typename Images::memory_space> &&
+                      is_accessible_from_v<ExecutionSpace, typename Labels::memory_space> &&
+                      is_accessible_from_v<ExecutionSpace, MemorySpace>,
+                  "lensing::simulate::Simulator: views and the simulator's buffers must be accessible from the "
+                  "execution space");
+    int const m = int(images.extent(0));
+    check_argument(m >= 1 && m <= m_options.batch_capacity, where,
+                   "images.extent(0) must be in [1, batch_capacity = " + std::to_string(m_options.batch_capacity) +
+                       "], got " + std::to_string(m));
+    check_extents(images, where, "images", "(m, ny, nx)", m, m_grid.ny(), m_grid.nx());
+    check_extents(labels, where, "labels", "(images.extent(0), num_labels)", m, m_table.size());
+    auto const models = Kokkos::subview(m_models, Kokkos::make_pair(0, m));
+    auto const columns = m_columns;
+    Kokkos::parallel_for(
+        "lensing::simulate::simulator_models", Kokkos::RangePolicy<ExecutionSpace>(space, 0, m), KOKKOS_LAMBDA(int b) {
+          Scalar theta[num_params > 0 ? num_params : 1];
+          for (int j = 0; j < num_params; ++j)
+            theta[j] = Scalar(labels(b, columns(j)));
+          models(b) = Model::unpack(theta);
+        });
+    if constexpr (detail::is_identity_psf<Psf>::value) {
+      render_batch(space, m_grid, models, images);
+    } else {
+      auto const sharp = Kokkos::subview(m_sharp, Kokkos::make_pair(0, m), Kokkos::ALL, Kokkos::ALL);
+      render_batch(space, m_grid, models, sharp);
+      m_psf.apply(space, sharp, images);
+    }
+  }
+
+ private:
+  // The priors' supports against the profiles' domains (see the class
+  // comment): each end of each support first (the message names the
+  // parameter), then the draws.
+  void check_domains(char const* where) const {
+    int const n = m_options.domain_check_draws, K = m_table.size();
+    if (K == 0) return;
+    int const draws = n > 0 ? n : 1;
+    Kokkos::View<Scalar**, Kokkos::LayoutRight, Kokkos::HostSpace> rows("lensing::Simulator::domain_rows", draws, K);
+    // The table's device copy may live elsewhere: sample on the host from a host copy.
+    auto const host_table = copy_to_host(m_table);
+    host_table.sample(Kokkos::DefaultHostExecutionSpace(), rows, m_options.seed ^ 0x9e3779b97f4a7c15ULL, 0);
+    Kokkos::DefaultHostExecutionSpace().fence();
+    auto const names = m_table.names();
+    auto const check_row = [&](std::vector<double> const& row, std::string const& context) {
+      try {
+        model(row).check();
+      } catch (std::invalid_argument const& e) {
+        throw std::invalid_argument(std::string(where) + ": " + context + " gives an invalid model: " + e.what());
+      }
+    };
+    // Base point: each column's median draw (finite and typical whatever the
+    // family), tied columns from their sources.
+    std::vector<double> base(K), column(draws), row(K);
+    for (int k = 0; k < K; ++k) {
+      for (int i = 0; i < draws; ++i)
+        column[i] = double(rows(i, k));
+      std::nth_element(column.begin(), column.begin() + draws / 2, column.end());
+      base[k] = column[draws / 2];
+    }
+    for (int k = 0; k < K; ++k) {
+      if (m_table.is_tied(k)) continue;
+      auto const& p = m_table.prior(k);
+      for (double bound : {double(p.lo), double(p.hi)}) {
+        row = base;
+        // An unbounded support is probed far out (a finite value: profiles reject non-finite input anyway).
+        row[k] = std::isfinite(bound) ? bound : (bound > 0 ? 1e30 : -1e30);
+        // Tied columns follow their source.
+        for (int j = 0; j < K; ++j)
+          if (m_table.is_tied(j)) {
+            auto const& t = m_table.tie_of(j);
+            row[j] = t.scale * row[t.source] + t.offset;
+          }
+        check_row(row, "the prior of '" + names[k] + "' (support [" + format_number(p.lo) + ", " + format_number(p.hi) +
+                           "]) at " + format_number(row[k]));
+      }
+    }
+    for (int i = 0; i < n; ++i) {
+      for (int k = 0; k < K; ++k)
+        row[k] = double(rows(i, k));
+      check_row(row, "prior draw " + std::to_string(i) + " (" + describe_row(row) + ")");
+    }
+  }
+  static std::string format_number(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    return buf;
+  }
+  std::string describe_row(std::vector<double> const& row) const {
+    std::string s;
+    for (std::size_t k = 0; k < row.size(); ++k)
+      s += (k ? ", " : "") + m_table.names()[k] + " = " + format_number(row[k]);
+    return s;
+  }
+  // The same table with its priors on the host (columns in the same order).
+  static ParameterTable<Scalar, Kokkos::HostSpace> copy_to_host(table_type const& t) {
+    using HostTable = ParameterTable<Scalar, Kokkos::HostSpace>;
+    HostTable h;
+    for (int k = 0; k < t.size(); ++k)
+      h.add(t.names()[k], t.is_tied(k) ? HostTable::prior_type::fixed(0) : t.prior(k));
+    for (int k = 0; k < t.size(); ++k)
+      if (t.is_tied(k)) {
+        auto const& tie = t.tie_of(k);
+        h.tie(t.names()[k], t.names()[tie.source], tie.scale, tie.offset);
+      }
+    return h;
+  }
+
+  PixelGrid<Scalar> m_grid;
+  Psf m_psf;
+  Detector<Scalar, MemorySpace> m_detector;
+  table_type m_table;
+  SimulatorOptions m_options;
+  std::vector<int> m_host_columns;
+  View1D<int, MemorySpace> m_columns;
+  View1D<Model, MemorySpace> m_models;
+  View3D<Scalar, MemorySpace> m_sharp;
+};
+
+}  // namespace simulate
+}  // namespace lensing
+
+#endif  // LENSING_SIMULATE_SIMULATOR_HPP
