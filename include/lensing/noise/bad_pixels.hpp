@@ -74,6 +74,38 @@ void apply(ExecutionSpace const& space, BadPixels<typename View::non_const_value
       // rare hot or dead ones (u < dead_fraction + hot_fraction), which the
       // scalar code below then redraws from the start of their streams.
       int const ny = s.ny;
+      if (m.fixed_pattern) {
+        // The same pattern in every image: one work item per row draws its
+        // flags and values once and applies them to the row in each image
+        // (the same values as per image, a sweep of the batch fewer).
+        int const n_images = s.n;
+        Kokkos::parallel_for(
+            "lensing::noise::bad_pixels", Kokkos::RangePolicy<ExecutionSpace>(space, 0, ny), KOKKOS_LAMBDA(int iy) {
+              std::uint64_t const image = ~std::uint64_t(0);
+              constexpr int cap = 64;
+              int flag[cap];
+              for (int i0 = 0; i0 < nx; i0 += cap) {
+                int const n = nx - i0 < cap ? nx - i0 : cap;
+                detail::bad_pixel_flags<Scalar>(flag, n, seed, image, std::uint64_t(iy) * nx + i0,
+                                                m.dead_fraction + m.hot_fraction);
+                for (int i = 0; i < n; ++i) {
+                  if (!flag[i]) continue;
+                  random::Stream r(
+                      random::stream_key(seed, random::purpose_hot_dead, image, std::uint64_t(iy) * nx + i0 + i));
+                  Scalar const u = r.uniform<Scalar>();
+                  if (u < m.dead_fraction) {
+                    for (int b = 0; b < n_images; ++b)
+                      detail::at(images, b, iy, i0 + i) = m.dead_value;
+                  } else if (u < m.dead_fraction + m.hot_fraction) {
+                    Scalar const hot = m.hot_value * math::exp(m.sigma_log * r.normal<Scalar>());
+                    for (int b = 0; b < n_images; ++b)
+                      detail::at(images, b, iy, i0 + i) += hot;
+                  }
+                }
+              }
+            });
+        return;
+      }
       Kokkos::parallel_for(
           "lensing::noise::bad_pixels",
           Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(s.n) * ny),
