@@ -22,13 +22,13 @@ KOKKOS_FORCEINLINE_FUNCTION void atan_ratio(Scalar e, Scalar w, Scalar& f, Scala
   Scalar const fs =
       w * (Scalar(1) +
            t * (Scalar(-1) / 3 +
-                t * (Scalar(1) / 5 + t * (Scalar(-1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(-1) / 11 + t / 13))))));
+                t * (Scalar(1) / 5 + t * (Scalar(-1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(-1) / 11 + t * (Scalar(1) / 13)))))));
   Scalar const gs =
       w * w * w *
       (Scalar(-2) / 3 +
        t * (Scalar(4) / 5 +
             t * (Scalar(-6) / 7 +
-                 t * (Scalar(8) / 9 + t * (Scalar(-10) / 11 + t * (Scalar(12) / 13 - t * Scalar(14) / 15))))));
+                 t * (Scalar(8) / 9 + t * (Scalar(-10) / 11 + t * (Scalar(12) / 13 - t * (Scalar(14) / 15)))))));
   bool const series = t < Scalar(1e-3);
   f = series ? fs : fd;
   g = series ? gs : gd;
@@ -51,13 +51,13 @@ KOKKOS_FORCEINLINE_FUNCTION void atanh_ratio(Scalar e, Scalar v, Scalar& f, Scal
   Scalar const fs =
       v * (Scalar(1) +
            t * (Scalar(1) / 3 +
-                t * (Scalar(1) / 5 + t * (Scalar(1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(1) / 11 + t / 13))))));
+                t * (Scalar(1) / 5 + t * (Scalar(1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(1) / 11 + t * (Scalar(1) / 13)))))));
   Scalar const hs =
       v * v * v *
       (Scalar(2) / 3 +
        t * (Scalar(4) / 5 +
             t * (Scalar(6) / 7 +
-                 t * (Scalar(8) / 9 + t * (Scalar(10) / 11 + t * (Scalar(12) / 13 + t * Scalar(14) / 15))))));
+                 t * (Scalar(8) / 9 + t * (Scalar(10) / 11 + t * (Scalar(12) / 13 + t * (Scalar(14) / 15)))))));
   bool const series = t < Scalar(1e-3);
   f = series ? fs : fd;
   h = series ? hs : hd;
