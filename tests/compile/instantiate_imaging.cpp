@@ -53,6 +53,13 @@ void imaging(Space const& space) {
   lensing::FftConvolution<S, Mem> const f(space, lensing::gaussian_psf_kernel<S>(0.5, 0.3), 6, 6);
   f.apply(space, a, b);
   f.apply_adjoint(space, a, b);
+  lensing::View3D<S, Mem> a3("a3", 2, 6, 6), b3("b3", 2, 6, 6);  // batches (n, ny, nx)
+  g.apply(space, a3, b3);
+  g.apply_adjoint(space, a3, b3);
+  c.apply(space, a3, b3);
+  c.apply_adjoint(space, a3, b3);
+  f.apply(space, a3, b3);
+  f.apply_adjoint(space, a3, b3);
   using Model = lensing::LensModel<Lens, lensing::SersicEllipse<S>, lensing::NoLight<S>>;
   lensing::Observation<S, Mem, lensing::GaussianFilter<S, Mem>> const obs(grid, g);
   Model const model{lens, se, {}};

@@ -23,17 +23,17 @@ struct TaggedRows {
   KOKKOS_INLINE_FUNCTION void operator()(long row) const { rows(Tag{}, row); }
 };
 
-// Rows of a padded row buffer on the host stack (GaussianFilter::stack_pad).
+// Capacity (scalars) of the edge-padded row buffer on the host stack; rows
+// with nx + 2r above it use a buffer in memory.
 inline constexpr int gaussian_filter_stack_pad = 1024;
 
 // The four 1-D passes of GaussianFilter on images b0 + b (b < the batch
 // chunk) of `in` / `out`, one image row (b, iy) per work item, each written
-// as element-wise multiply-adds over a contiguous row (vectorisable without
-// reordering sums).  X: x pass in -> tmp through a row padded with its edge
-// values ("nearest"); Y: y pass tmp -> out; YT, XT: their transposes
-// (in -> tmp, tmp -> out), XT folding the padding back onto the edge pixels.
-// StackPad: the padded row lives on the stack (host; no memory traffic for
-// it), else in `pad` (devices, and rows wider than the stack buffer).
+// as element-wise multiply-adds over a row (vectorisable without reordering
+// sums; Unit: `in` and `out` rows have unit stride, else pointer + stride).  X: x pass in -> tmp through a row padded
+// with its edge values ("nearest"); Y: y pass tmp -> out; YT, XT: their transposes (in -> tmp, tmp -> out), XT folding
+// the padding back onto the edge pixels. StackPad: the padded row lives on the stack (host; no memory traffic for it),
+// else in `pad` (devices, and rows wider than the stack buffer).
 template <class Scalar, class MemorySpace, class In, class Out, bool Unit, bool StackPad>
 struct GaussianFilterRows {
   struct X {};
