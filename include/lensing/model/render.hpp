@@ -268,11 +268,18 @@ struct RenderBatchRows {
         }
         sky_brightness_points(sky, m, x, y, v);
         Scalar* __restrict const out = o + i0 / k;
-        for (int j = 0; j < m / k; ++j) {
-          Scalar acc = out[j];
-          for (int sx = 0; sx < k; ++sx)
-            acc += v[j * k + sx];
-          out[j] = acc;
+        if (k == 2) {
+          // The common case with a fixed trip count, which vectorises (the
+          // same sums in the same order as the general loop).
+          for (int j = 0; j < m / 2; ++j)
+            out[j] = (out[j] + v[2 * j]) + v[2 * j + 1];
+        } else {
+          for (int j = 0; j < m / k; ++j) {
+            Scalar acc = out[j];
+            for (int sx = 0; sx < k; ++sx)
+              acc += v[j * k + sx];
+            out[j] = acc;
+          }
         }
       }
     }
