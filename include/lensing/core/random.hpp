@@ -47,6 +47,8 @@
 ///    purpose_latent_noise: a = draw number, b = sample * latent + j (VAE ε);
 ///    purpose_epoch_shuffle: a = epoch; purpose_test_input: a = 0 (random
 ///    test tensors of the gradient checks).
+///  - multi-band simulation: purpose_band_seed: a = band index (the seed of
+///    band b's noise streams, simulate/multiband.hpp's band_noise_seed);
 ///  - training data: purpose_augment: a = global image index (the random
 ///    dihedral augmentation of simulate/data_source.hpp).
 ///  - purpose_host: a = the stream number of `Rng(seed, stream)`, for callers
@@ -145,7 +147,8 @@ enum Purpose : std::uint64_t {
   purpose_latent_noise = 23,
   purpose_epoch_shuffle = 24,
   purpose_test_input = 25,
-  purpose_augment = 26  ///< training-data augmentation (simulate/data_source.hpp): a = global image index
+  purpose_augment = 26,   ///< training-data augmentation (simulate/data_source.hpp): a = global image index
+  purpose_band_seed = 27  ///< per-band noise seeds of a multi-band simulation: a = band index
 };
 
 //----------------------------------------------------------------------------

@@ -61,7 +61,7 @@ inline double flux_ratio_of_colour(double colour, BandConfig const& band, BandCo
 /// band_noise_seed(seed, b), i).
 inline std::uint64_t band_noise_seed(std::uint64_t seed, int band) {
   if (band == 0) return seed;
-  return random::mix64(seed ^ random::mix64(0x6d756c746962616eULL + std::uint64_t(band)));
+  return random::stream_key(seed, random::purpose_band_seed, std::uint64_t(band));
 }
 
 namespace detail {
