@@ -236,7 +236,7 @@ void BM_simulator(benchmark::State& state) {
   using Psf = lensing::GaussianFilter<S, Mem>;
   // Stage 0 uses a PSF of width ~0 (one tap): the render cost alone.
   double const fwhm = state.range(0) >= 1 ? band.psf_fwhm : 1e-3;
-  lensing::simulate::Simulator<Model<S>, Psf, Mem> const sim(grid, Psf(fwhm, band.pixel_scale, n, n),
+  lensing::simulate::Simulator<Model<S>, Psf, Mem> const sim(grid, Psf(fwhm, band.pixel_scale, n, n, 5.0, batch),
                                                              band.detector_config(), t, opt);
   lensing::View3D<S, Mem> images("images", batch, n, n);
   lensing::View2D<S, Mem> labels("labels", batch, sim.num_labels());

@@ -124,7 +124,8 @@ struct SimulatorOptions {
 ///
 /// Psf: a PSF operator on the pixel grid that accepts rank-3 batches
 /// (psf/psf_operator.hpp; NoPsf, GaussianFilter, DirectConvolution,
-/// FftConvolution).  The labels are the table's columns in table order (the
+/// FftConvolution); build a GaussianFilter with max_batch = batch_capacity
+/// so that a batch is filtered in one pass.  The labels are the table's columns in table order (the
 /// label names are table().names()).  Owns its batch buffers (built in the
 /// constructor); generate is const but uses them: one Simulator per thread.
 template <class Model, class Psf, class MemorySpace>

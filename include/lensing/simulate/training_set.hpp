@@ -325,7 +325,8 @@ class TrainingSetGenerator {
         Kokkos::view_alloc(Kokkos::WithoutInitializing, "lensing::TrainingSetGenerator::skies"), chunk);
     m_sharp =
         allocate_view<View3D<Scalar, MemorySpace>>(where, "lensing::TrainingSetGenerator::sharp", true, chunk, ny, nx);
-    if (config.psf_fwhm > 0) m_psf = GaussianFilter<Scalar, MemorySpace>(config.psf_fwhm, config.pixel_scale, ny, nx);
+    if (config.psf_fwhm > 0)
+      m_psf = GaussianFilter<Scalar, MemorySpace>(config.psf_fwhm, config.pixel_scale, ny, nx, 5.0, chunk);
   }
 
   TrainingSetConfig const& config() const { return m_config; }
