@@ -22,7 +22,8 @@ KOKKOS_FORCEINLINE_FUNCTION void atan_ratio(Scalar e, Scalar w, Scalar& f, Scala
   Scalar const fs =
       w * (Scalar(1) +
            t * (Scalar(-1) / 3 +
-                t * (Scalar(1) / 5 + t * (Scalar(-1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(-1) / 11 + t * (Scalar(1) / 13)))))));
+                t * (Scalar(1) / 5 +
+                     t * (Scalar(-1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(-1) / 11 + t * (Scalar(1) / 13)))))));
   Scalar const gs =
       w * w * w *
       (Scalar(-2) / 3 +
@@ -49,9 +50,10 @@ KOKKOS_FORCEINLINE_FUNCTION void atanh_ratio(Scalar e, Scalar v, Scalar& f, Scal
   Scalar const fd = Scalar(0.5) * math::log(w) * ((tiny ? Scalar(1) : u) / (tiny ? Scalar(1) : d)) * (Scalar(1) / es);
   Scalar const hd = (v / (Scalar(1) - t) - fd) / e2;
   Scalar const fs =
-      v * (Scalar(1) +
-           t * (Scalar(1) / 3 +
-                t * (Scalar(1) / 5 + t * (Scalar(1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(1) / 11 + t * (Scalar(1) / 13)))))));
+      v *
+      (Scalar(1) + t * (Scalar(1) / 3 +
+                        t * (Scalar(1) / 5 +
+                             t * (Scalar(1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(1) / 11 + t * (Scalar(1) / 13)))))));
   Scalar const hs =
       v * v * v *
       (Scalar(2) / 3 +
