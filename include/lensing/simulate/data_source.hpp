@@ -793,6 +793,9 @@ class SimulatedBatches {
     m_sd.swap(s2);
   }
 
+ public:
+  // Public only because nvcc forbids extended lambdas in private member
+  // functions; not part of the interface.
   // Images and labels of global images [first, first + B) into the buffers.
   template <class ExecutionSpace>
   void fill(ExecutionSpace const& space, std::uint64_t first) {
@@ -866,6 +869,7 @@ class SimulatedBatches {
     }
   }
 
+ private:
   Generator m_gen;
   SimulatedBatchesOptions m_opt;
   std::vector<std::string> m_all_names;

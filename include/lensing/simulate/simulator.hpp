@@ -30,6 +30,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace lensing {
@@ -41,36 +42,41 @@ struct has_component_offsets : std::false_type {};
 template <class C>
 struct has_component_offsets<C, std::void_t<decltype(C::num_components), decltype(C::offsets[0])>> : std::true_type {};
 
-// Index of the component that parameter k of C belongs to (0 for a single profile).
-template <class C>
-int component_of_param(int k) {
-  if constexpr (has_component_offsets<C>::value) {
-    int c = 0;
-    while (c + 1 < int(C::num_components) && int(C::offsets[c + 1]) <= k)
-      ++c;
-    return c;
-  } else {
-    (void)k;
-    return 0;
-  }
-}
-
-// A name repeated inside one component (e.g. the coefficients of a
-// shapelet set, all "amp") gets the suffix _0, _1, ... in order.
-template <class C>
-void append_parameter_names(std::vector<std::string>& out, char const* group) {
-  for (int k = 0; k < C::num_params; ++k) {
-    int const c = component_of_param<C>(k);
+// Names of one profile's parameters, "<group><component>.<name>"; a name
+// repeated inside the profile (e.g. the coefficients of a shapelet set, all
+// "amp") gets the suffix _0, _1, ... in order.
+template <class P>
+void append_profile_names(std::vector<std::string>& out, char const* group, int component) {
+  for (int k = 0; k < P::num_params; ++k) {
     int repeats = 0, index = 0;
-    for (int j = 0; j < C::num_params; ++j)
-      if (component_of_param<C>(j) == c && std::string(C::param_names[j]) == C::param_names[k]) {
+    for (int j = 0; j < P::num_params; ++j)
+      if (std::string(P::param_names[j]) == P::param_names[k]) {
         index += j < k ? 1 : 0;
         ++repeats;
       }
-    std::string name = std::string(group) + std::to_string(c) + "." + C::param_names[k];
+    std::string name = std::string(group) + std::to_string(component) + "." + P::param_names[k];
     if (repeats > 1) name += "_" + std::to_string(index);
     out.push_back(name);
   }
+}
+
+// Component I of a composite C (Composite, CompositeLight).
+template <class C, std::size_t I>
+using component_t = std::decay_t<decltype(std::declval<C const&>().template get<I>())>;
+
+template <class C, std::size_t... I>
+void append_component_names(std::vector<std::string>& out, char const* group, std::index_sequence<I...>) {
+  (append_profile_names<component_t<C, I>>(out, group, int(I)), ...);
+}
+
+// Per component (not through the composite's concatenated param_names,
+// which nvcc cannot evaluate).
+template <class C>
+void append_parameter_names(std::vector<std::string>& out, char const* group) {
+  if constexpr (has_component_offsets<C>::value)
+    append_component_names<C>(out, group, std::make_index_sequence<std::size_t(C::num_components)>{});
+  else
+    append_profile_names<C>(out, group, 0);
 }
 
 template <class Psf, class = void>
