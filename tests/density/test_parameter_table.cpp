@@ -241,6 +241,20 @@ LENSING_TEST_CASE_TEMPLATE("tied parameters: scale * source + offset, no density
   CHECK(bad_free == 0);
   CHECK(bad_tied == 0);
 
+  // A copy in host memory (names, priors, ties, column order) draws the same bits.
+  ParameterTable<Scalar, Kokkos::HostSpace> const host_copy(tied);
+  CHECK(host_copy.names() == tied.names());
+  CHECK(host_copy.is_tied(3));
+  CHECK(host_copy.tie_of(3).scale == -2.0);
+  lensing::View2D<Scalar, Kokkos::HostSpace> hc("hc", n, 6);
+  host_copy.sample(Kokkos::DefaultHostExecutionSpace(), hc, 77, 5);
+  Kokkos::DefaultHostExecutionSpace().fence();
+  long bad_copy = 0;
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < 6; ++j)
+      bad_copy += hc(i, j) != hb(i, j);
+  CHECK(bad_copy == 0);
+
   // Batch log-density: the tied columns contribute nothing (light_y = 0.25 -
   // 2 * center_y lies outside its former uniform(-1, 1) for |center_y| > 0.625
   // and still counts 0).

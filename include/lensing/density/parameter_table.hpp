@@ -57,6 +57,18 @@ class ParameterTable {
     upload();
   }
 
+  /// The same table (names, priors, ties, column order) with its device copy
+  /// in another memory space, e.g. a host copy of a device table.
+  template <class OtherMemorySpace>
+  explicit ParameterTable(ParameterTable<Scalar, OtherMemorySpace> const& other) {
+    for (int k = 0; k < other.size(); ++k) {
+      bool const tied = other.is_tied(k);
+      append(other.names()[k], tied ? prior_type::fixed(0) : other.prior(k), tied ? other.tie_of(k) : ParameterTie{},
+             "lensing::ParameterTable");
+    }
+    upload();
+  }
+
   /// Append an independent parameter (host; rebuilds the device copy).
   ParameterTable& add(std::string const& name, prior_type const& prior) {
     append(name, prior, ParameterTie{}, "lensing::ParameterTable::add");

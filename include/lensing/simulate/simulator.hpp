@@ -327,7 +327,7 @@ class Simulator {
     int const draws = n > 0 ? n : 1;
     Kokkos::View<Scalar**, Kokkos::LayoutRight, Kokkos::HostSpace> rows("lensing::Simulator::domain_rows", draws, K);
     // The table's device copy may live elsewhere: sample on the host from a host copy.
-    auto const host_table = copy_to_host(m_table);
+    ParameterTable<Scalar, Kokkos::HostSpace> const host_table(m_table);
     host_table.sample(Kokkos::DefaultHostExecutionSpace(), rows, m_options.seed ^ 0x9e3779b97f4a7c15ULL, 0);
     Kokkos::DefaultHostExecutionSpace().fence();
     auto const names = m_table.names();
@@ -381,20 +381,6 @@ class Simulator {
       s += (k ? ", " : "") + m_table.names()[k] + " = " + format_number(row[k]);
     return s;
   }
-  // The same table with its priors on the host (columns in the same order).
-  static ParameterTable<Scalar, Kokkos::HostSpace> copy_to_host(table_type const& t) {
-    using HostTable = ParameterTable<Scalar, Kokkos::HostSpace>;
-    HostTable h;
-    for (int k = 0; k < t.size(); ++k)
-      h.add(t.names()[k], t.is_tied(k) ? HostTable::prior_type::fixed(0) : t.prior(k));
-    for (int k = 0; k < t.size(); ++k)
-      if (t.is_tied(k)) {
-        auto const& tie = t.tie_of(k);
-        h.tie(t.names()[k], t.names()[tie.source], tie.scale, tie.offset);
-      }
-    return h;
-  }
-
   PixelGrid<Scalar> m_grid;
   Psf m_psf;
   Detector<Scalar, MemorySpace> m_detector;
