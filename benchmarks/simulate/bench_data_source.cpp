@@ -12,16 +12,12 @@
 // Overhead floor of next over generate: one pass over the labels (256 x K)
 // and, with augmentation, one copy of the batch (256 x 4096 floats, ~4 MB
 // read + written: ~1 ms at memory bandwidth, against ~25 ms of simulation).
-#include <lensing/density/parameter_table.hpp>
 #include <lensing/model/instrument.hpp>
 #include <lensing/model/render.hpp>
-#include <lensing/profiles/composite.hpp>
-#include <lensing/profiles/external_shear.hpp>
-#include <lensing/profiles/sie.hpp>
 #include <lensing/psf/gaussian_filter.hpp>
 #include <lensing/simulate/data_source.hpp>
+#include <lensing/simulate/lens_presets.hpp>
 #include <lensing/simulate/simulator.hpp>
-#include <lensing/sources/sersic.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -32,42 +28,18 @@ namespace {
 using Space = Kokkos::DefaultHostExecutionSpace;
 using Mem = Space::memory_space;
 using S = float;
-using Model = lensing::LensModel<lensing::Composite<lensing::SIE<S>, lensing::ExternalShear<S>>,
-                                 lensing::SersicEllipse<S>, lensing::SersicEllipse<S>>;
+using Model = lensing::simulate::GalaxyGalaxyModel<S>;
 using Psf = lensing::GaussianFilter<S, Mem>;
 using Sim = lensing::simulate::Simulator<Model, Psf, Mem>;
 constexpr int n = 64, batch = 256;
 
 Sim make_simulator() {
-  using P = lensing::Prior<S>;
-  lensing::ParameterTable<S, Mem> t({{"lens0.theta_E", P::uniform(0.8, 1.4)},
-                                     {"lens0.e1", P::truncated_normal(0, 0.15, -0.4, 0.4)},
-                                     {"lens0.e2", P::truncated_normal(0, 0.15, -0.4, 0.4)},
-                                     {"lens0.center_x", P::normal(0, 0.05)},
-                                     {"lens0.center_y", P::normal(0, 0.05)},
-                                     {"lens1.gamma1", P::normal(0, 0.03)},
-                                     {"lens1.gamma2", P::normal(0, 0.03)},
-                                     {"lens1.ra_0", P::fixed(0)},
-                                     {"lens1.dec_0", P::fixed(0)},
-                                     {"source0.amp", P::log_uniform(20, 60)},
-                                     {"source0.R_sersic", P::log_uniform(0.1, 0.3)},
-                                     {"source0.n_sersic", P::uniform(0.8, 2.5)},
-                                     {"source0.e1", P::uniform(-0.3, 0.3)},
-                                     {"source0.e2", P::uniform(-0.3, 0.3)},
-                                     {"source0.center_x", P::uniform(-0.2, 0.2)},
-                                     {"source0.center_y", P::uniform(-0.2, 0.2)},
-                                     {"light0.amp", P::log_uniform(5, 15)},
-                                     {"light0.R_sersic", P::log_uniform(0.4, 1.0)},
-                                     {"light0.n_sersic", P::uniform(2.5, 4.5)}});
-  t.tie("light0.e1", "lens0.e1");
-  t.tie("light0.e2", "lens0.e2");
-  t.tie("light0.center_x", "lens0.center_x");
-  t.tie("light0.center_y", "lens0.center_y");
   auto const band = lensing::presets::hst_like();
   auto const grid = lensing::PixelGrid<S>::square(n, S(band.pixel_scale), 2);
   lensing::simulate::SimulatorOptions opt;
   opt.batch_capacity = batch;
-  return Sim(grid, Psf(band.psf_fwhm, band.pixel_scale, n, n), band.detector_config(), t, opt);
+  return Sim(grid, Psf(band.psf_fwhm, band.pixel_scale, n, n, 5.0, batch), band.detector_config(),
+             lensing::simulate::galaxy_galaxy_priors<S, Mem>(), opt);
 }
 
 void BM_generate_to_memory(benchmark::State& state) {
