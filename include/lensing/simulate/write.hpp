@@ -268,9 +268,10 @@ TrainingSetSummary write_training_set(ExecutionSpace const& space, Generator con
   }
 #if defined(LENSING_HAS_HDF5)
   if (options.hdf5) {
-    // The HDF5 file from the chunk files (its writer resumes its own
-    // <file>.partial after an interruption; the finished file's bytes do not
-    // depend on where a run stopped).
+    // The HDF5 file from the merged set when it is in memory, else from the
+    // chunk files (its writer resumes its own <file>.partial after an
+    // interruption; the finished file's bytes do not depend on where a run
+    // stopped).
     io::Hdf5Attributes attributes;
     for (auto const& kv : desc.settings)
       attributes.set(kv.first, kv.second);
@@ -282,9 +283,14 @@ TrainingSetSummary write_training_set(ExecutionSpace const& space, Generator con
         long const first = long(ci) * chunk;
         int const m = int(std::min<long>(chunk, n - first));
         if (long(writer.size()) >= first + m) continue;
+        std::size_t const skip = writer.size() > std::size_t(first) ? writer.size() - std::size_t(first) : 0;
+        if (merge) {
+          std::size_t const i0 = std::size_t(first) + skip;
+          writer.append(all_images.data() + i0 * ny * nx, all_labels.data() + i0 * K, std::size_t(m) - skip);
+          continue;
+        }
         auto const a = io::read_npy<float>(dir + "/chunks/" + detail::chunk_name("images", ci, ".npy"));
         auto const l = io::read_npy<double>(dir + "/chunks/" + detail::chunk_name("labels", ci, ".npy"));
-        std::size_t const skip = writer.size() > std::size_t(first) ? writer.size() - std::size_t(first) : 0;
         writer.append(a.data.data() + skip * ny * nx, l.data.data() + skip * K, std::size_t(m) - skip);
       }
       writer.finish();
