@@ -15,6 +15,7 @@
 #include <lensing/geometry/pixel_grid.hpp>
 #include <lensing/model/instrument.hpp>
 #include <lensing/model/observation.hpp>
+#include <lensing/model/parameter_names.hpp>
 #include <lensing/model/render.hpp>
 #include <lensing/psf/psf_operator.hpp>
 #include <lensing/simulate/write.hpp>
@@ -37,71 +38,15 @@ namespace lensing {
 namespace simulate {
 
 namespace detail {
-template <class C, class = void>
-struct has_component_offsets : std::false_type {};
-template <class C>
-struct has_component_offsets<C, std::void_t<decltype(C::num_components), decltype(C::offsets[0])>> : std::true_type {};
-
-// Names of one profile's parameters, "<group><component>.<name>"; a name
-// repeated inside the profile (e.g. the coefficients of a shapelet set, all
-// "amp") gets the suffix _0, _1, ... in order.
-template <class P>
-void append_profile_names(std::vector<std::string>& out, char const* group, int component) {
-  for (int k = 0; k < P::num_params; ++k) {
-    int repeats = 0, index = 0;
-    for (int j = 0; j < P::num_params; ++j)
-      if (std::string(P::param_names[j]) == P::param_names[k]) {
-        index += j < k ? 1 : 0;
-        ++repeats;
-      }
-    std::string name = std::string(group) + std::to_string(component) + "." + P::param_names[k];
-    if (repeats > 1) name += "_" + std::to_string(index);
-    out.push_back(name);
-  }
-}
-
-// Component I of a composite C (Composite, CompositeLight).
-template <class C, std::size_t I>
-using component_t = std::decay_t<decltype(std::declval<C const&>().template get<I>())>;
-
-template <class C, std::size_t... I>
-void append_component_names(std::vector<std::string>& out, char const* group, std::index_sequence<I...>) {
-  (append_profile_names<component_t<C, I>>(out, group, int(I)), ...);
-}
-
-// Per component (not through the composite's concatenated param_names,
-// which nvcc cannot evaluate).
-template <class C>
-void append_parameter_names(std::vector<std::string>& out, char const* group) {
-  if constexpr (has_component_offsets<C>::value)
-    append_component_names<C>(out, group, std::make_index_sequence<std::size_t(C::num_components)>{});
-  else
-    append_profile_names<C>(out, group, 0);
-}
-
 template <class Psf, class = void>
 struct is_identity_psf : std::false_type {};
 template <class Scalar>
 struct is_identity_psf<NoPsf<Scalar>> : std::true_type {};
 }  // namespace detail
 
-/// Names of the parameters of a LensModel, in its flat order
-/// [lens | source | lens light]: "<group><component>.<name>", group one of
-/// `lens`, `source`, `light`, component the index inside a composite (0 for
-/// a single profile), name the profile's lenstronomy name — e.g. for
-/// LensModel<Composite<SIE, ExternalShear>, SersicEllipse, SersicEllipse>:
-/// lens0.theta_E, lens0.e1, ..., lens1.gamma1, ..., source0.amp, ...,
-/// light0.center_y.  A name repeated inside one component (the "amp" of
-/// each shapelet coefficient) is numbered: source0.amp_0, source0.amp_1, ...
-/// These are the names a Simulator's prior table uses.
-template <class Model>
-std::vector<std::string> model_parameter_names() {
-  std::vector<std::string> names;
-  detail::append_parameter_names<typename Model::lens_type>(names, "lens");
-  detail::append_parameter_names<typename Model::source_type>(names, "source");
-  detail::append_parameter_names<typename Model::lens_light_type>(names, "light");
-  return names;
-}
+// The names of a LensModel's parameters (model/parameter_names.hpp), as
+// they were first declared here.
+using lensing::model_parameter_names;
 
 /// Options of a Simulator.
 struct SimulatorOptions {
