@@ -36,6 +36,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <stdexcept>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace lensing {
@@ -54,8 +56,13 @@ struct VariationalOptions {
   AdamOptions adam = {1e-2, 0.9, 0.999, 1e-8, 1000};
   std::uint64_t seed = 1;
   std::vector<double> init_mean;  ///< empty: zeros
-  double init_log_sd = 0;         ///< omega at the start
-  bool progress = false;          ///< print the running mean of the ELBO estimate every 10%
+  double init_log_sd = 0;         ///< omega at the start (when init_scale is empty)
+  /// Initial L instead of exp(init_log_sd) I: empty, d values (the diagonal of
+  /// L, > 0) or d*d row-major values of a lower-triangular L with a positive
+  /// diagonal (full-rank only; e.g. the Cholesky factor of a Laplace covariance).
+  std::vector<double> init_scale;
+  int elbo_trace_every = 10;  ///< iterations averaged into one entry of VariationalResult::elbo_trace
+  bool progress = false;      ///< print the running mean of the ELBO estimate every 10%
 };
 
 /// A fitted Gaussian approximation q = N(mean, L L^T) (host, double).
@@ -66,6 +73,10 @@ struct VariationalResult {
   std::vector<double> chol;  ///< L, row-major d x d, lower triangular (diagonal for mean-field)
   double elbo = 0;           ///< Monte Carlo estimate at the result (num_elbo_draws draws)
   double elbo_mcse = 0;      ///< its standard error
+  /// ELBO during the fit: entry k is the mean over iterations
+  /// [k * elbo_trace_every, (k + 1) * elbo_trace_every) of the per-iteration
+  /// estimate log p(z) - log q(z) (the draws the gradient used, before the step).
+  std::vector<double> elbo_trace;
   int iterations = 0;
   long long gradient_evaluations = 0;
   long long non_finite_draws = 0;  ///< draws where log p or its gradient was not finite (skipped)
@@ -120,6 +131,7 @@ VariationalResult fit_variational(ExecutionSpace const& space, Density const& de
   check_argument(options.average_last <= options.max_iterations, where, "average_last must be <= max_iterations");
   check_count(options.num_elbo_draws, 2, where, "num_elbo_draws");
   check_finite(options.init_log_sd, where, "init_log_sd");
+  check_count(options.elbo_trace_every, 1, where, "elbo_trace_every");
   auto const t0 = std::chrono::steady_clock::now();
   DensityEvaluator<ExecutionSpace, Density> eval(space, density, where);
   int const d = eval.dimension();
@@ -135,6 +147,25 @@ VariationalResult fit_variational(ExecutionSpace const& space, Density const& de
     theta[i] = options.init_mean.empty() ? 0.0 : options.init_mean[i];
     theta[d + i] = options.init_log_sd;
   }
+  if (!options.init_scale.empty()) {
+    auto const& s0 = options.init_scale;
+    std::size_t const dd = std::size_t(d);
+    check_argument(s0.size() == dd || (full && s0.size() == dd * dd), where,
+                   std::string("init_scale must have dimension() values") + (full ? " or dimension()^2 values" : ""));
+    bool const dense = s0.size() != dd || dd == 1;
+    std::size_t k = 2 * dd;
+    for (std::size_t i = 0; i < dd; ++i) {
+      double const lii = dense ? s0[i * dd + i] : s0[i];
+      check_finite(lii, where, "init_scale value");
+      check_argument(lii > 0, where, "init_scale: the diagonal of L must be positive");
+      theta[dd + i] = std::log(lii);
+      for (std::size_t j = 0; j < i && full; ++j) {
+        double const v = dense ? s0[i * dd + j] : 0.0;
+        check_finite(v, where, "init_scale value");
+        theta[k++] = v;
+      }
+    }
+  }
   AdamState adam(int(np), options.adam);
   Rng rng(options.seed, random::purpose_variational, 0);
   std::vector<double> L(std::size_t(d) * d), eps(d), z(d), g(d), w(d), u(d);
@@ -149,14 +180,23 @@ VariationalResult fit_variational(ExecutionSpace const& space, Density const& de
   };
   long long non_finite = 0;
   int consecutive_bad = 0;
+  std::vector<double> trace;
+  double trace_sum = 0;
+  int trace_n = 0;
   int const start_avg = options.max_iterations - options.average_last;
   for (int it = 0; it < options.max_iterations; ++it) {
     unpack(theta);
     std::fill(grad.begin(), grad.end(), 0.0);
     int good = 0;
+    double logdet_it = 0, elbo_it = 0;
+    for (int i = 0; i < d; ++i)
+      logdet_it += std::log(L[i * d + i]);
     for (int s = 0; s < options.num_mc; ++s) {
-      for (auto& e : eps)
+      double e2 = 0;
+      for (auto& e : eps) {
         e = rng.normal();
+        e2 += e * e;
+      }
       for (int i = 0; i < d; ++i) {
         double v = theta[i];
         for (int k = 0; k <= i; ++k)
@@ -169,6 +209,7 @@ VariationalResult fit_variational(ExecutionSpace const& space, Density const& de
         continue;
       }
       ++good;
+      elbo_it += lp + 0.5 * e2 + logdet_it + 0.5 * d * std::log(2 * M_PI);
       if (options.stl) {  // w = L^-T eps (back substitution with the upper-triangular L^T)
         for (int i = d - 1; i >= 0; --i) {
           double s2 = eps[i];
@@ -186,6 +227,11 @@ VariationalResult fit_variational(ExecutionSpace const& space, Density const& de
         for (int j = 0; j < i && full; ++j)
           grad[k++] += u[i] * eps[j];
       }
+    }
+    if (good > 0) trace_sum += elbo_it / good, ++trace_n;
+    if ((it + 1) % options.elbo_trace_every == 0 || it + 1 == options.max_iterations) {
+      trace.push_back(trace_n > 0 ? trace_sum / trace_n : -HUGE_VAL);
+      trace_sum = 0, trace_n = 0;
     }
     if (good == 0) {
       if (++consecutive_bad >= 100)
@@ -211,6 +257,7 @@ VariationalResult fit_variational(ExecutionSpace const& space, Density const& de
   r.family = options.family;
   r.dimension = d;
   r.iterations = options.max_iterations;
+  r.elbo_trace = std::move(trace);
   unpack(avg);
   r.mean.assign(avg.begin(), avg.begin() + d);
   r.chol = L;
