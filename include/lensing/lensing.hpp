@@ -59,13 +59,20 @@
 #include <lensing/density/log_density.hpp>
 #include <lensing/density/parameter_table.hpp>
 #include <lensing/density/prior.hpp>
+#include <lensing/fit/plots.hpp>
+#include <lensing/fit/posterior.hpp>
 #include <lensing/geometry/ellipticity.hpp>
 #include <lensing/geometry/grid_coordinates.hpp>
 #include <lensing/geometry/pixel_grid.hpp>
+#include <lensing/inversion/lensing_operator.hpp>
+#include <lensing/inversion/linear_amplitudes.hpp>
+#include <lensing/inversion/regularisation.hpp>
+#include <lensing/inversion/source_inversion.hpp>
 #include <lensing/io/file.hpp>
 #if defined(LENSING_HAS_FITS)
 #include <lensing/io/fits.hpp>
 #endif
+#include <lensing/io/font.hpp>
 #include <lensing/io/npy.hpp>
 #if defined(LENSING_HAS_HDF5)
 #include <lensing/io/hdf5.hpp>
@@ -135,6 +142,7 @@
 #endif
 #include <lensing/model/instrument.hpp>
 #include <lensing/model/observation.hpp>
+#include <lensing/model/parameter_names.hpp>
 #include <lensing/model/render.hpp>
 #include <lensing/psf/gaussian_filter.hpp>
 #include <lensing/psf/kernels.hpp>
