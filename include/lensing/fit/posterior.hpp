@@ -480,9 +480,11 @@ class Posterior {
   double prior_draw_unconstrained(int f, std::uint64_t seed, std::uint64_t index) const {
     int const c = m_free_column[f];
     random::Stream r(random::stream_key(seed, random::purpose_prior, index, std::uint64_t(c)));
-    double const u = m_transforms[f].unconstrain(double(m_table.prior(c).sample(r)));
-    if (std::isnan(u)) return 0;
-    return std::max(-30.0, std::min(30.0, u));
+    ParameterTransform const& t = m_transforms[f];
+    double const x = double(m_table.prior(c).sample(r));
+    // Checked first: log(0) at a bound would raise a floating-point exception.
+    if (!t.contains(x)) return std::isnan(x) ? 0.0 : (x <= t.lo ? -30.0 : 30.0);
+    return std::max(-30.0, std::min(30.0, t.unconstrain(x)));
   }
 
   void compute_start_scales() {

@@ -4,11 +4,12 @@
 /// \file
 /// PNG output for pictures people would rather look at than read: images
 /// with a colour map, and a small RGB canvas for plots (lines, markers,
-/// polylines, axes-free).  Host only.  Uses stb_image_write (Debian libstb-dev),
-/// compiled into every including translation unit as static functions.
+/// polylines, text in a built-in 5 x 7 bitmap font: io/font.hpp).  Host only.  Uses stb_image_write (Debian
+/// libstb-dev), compiled into every including translation unit as static functions.
 
 #include <lensing/core/errors.hpp>
 #include <lensing/io/file.hpp>
+#include <lensing/io/font.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -161,6 +162,47 @@ class Canvas {
     for (int r = -radius; r <= radius; ++r)
       for (int q = -radius; q <= radius; ++q)
         if (q * q + r * r <= radius * radius) set(cx + q, cy + r, c);
+  }
+
+  /// Text with its first glyph's top-left corner at canvas pixel (col,
+  /// row), in the built-in 5 x 7 font (io/font.hpp) magnified `scale` times
+  /// (each font pixel a scale x scale block); '\n' starts a new line.
+  /// Clipped to the canvas.  Returns the column just after the last line's
+  /// last character.
+  int text(int col, int row, std::string const& s, Rgb c, int scale = 1) {
+    check_count(scale, 1, "lensing::io::Canvas::text", "scale");
+    int x = col, y = row;
+    for (char ch : s) {
+      if (ch == '\n') {
+        x = col;
+        y += Font5x7::line_height * scale;
+        continue;
+      }
+      for (int r = 0; r < Font5x7::height; ++r)
+        for (int q = 0; q < Font5x7::width; ++q)
+          if (Font5x7::pixel(ch, q, r))
+            for (int a = 0; a < scale; ++a)
+              for (int b = 0; b < scale; ++b)
+                set(x + q * scale + b, y + r * scale + a, c);
+      x += Font5x7::advance * scale;
+    }
+    return x;
+  }
+  /// Width in pixels of the widest line of `s` drawn by text() (no trailing gap).
+  static int text_width(std::string const& s, int scale = 1) {
+    int widest = 0, n = 0;
+    for (char ch : s) {
+      n = ch == '\n' ? 0 : n + 1;
+      widest = std::max(widest, n);
+    }
+    return widest > 0 ? (widest * Font5x7::advance - 1) * scale : 0;
+  }
+  /// Height in pixels of `s` drawn by text().
+  static int text_height(std::string const& s, int scale = 1) {
+    int lines = 1;
+    for (char ch : s)
+      lines += ch == '\n' ? 1 : 0;
+    return ((lines - 1) * Font5x7::line_height + Font5x7::height) * scale;
   }
 
   /// Write as PNG; throws std::runtime_error if the file cannot be written.
