@@ -6,6 +6,10 @@
 #include <lensing/fit/plots.hpp>
 #include <lensing/io/font.hpp>
 #include <lensing/io/png.hpp>
+#include <lensing/profiles/sis.hpp>
+#include <lensing/sample/sampler.hpp>
+#include <lensing/sources/light_profile.hpp>
+#include <lensing/sources/sersic.hpp>
 
 #include <lensing_test.hpp>
 
@@ -29,6 +33,18 @@ int count(lensing::io::Canvas const& c, lensing::io::Rgb colour) {
   return n;
 }
 bool same(lensing::io::Rgb a, lensing::io::Rgb b) { return a.r == b.r && a.g == b.g && a.b == b.b; }
+// A constant likelihood: the posterior is the prior.
+template <class M>
+struct FlatLikelihood {
+  using model_type = M;
+  using memory_space = Kokkos::HostSpace;
+  template <class Space>
+  double value_and_gradient(Space const&, M const&, lensing::View1D<double, Kokkos::HostSpace> const& g) const {
+    for (std::size_t k = 0; k < g.extent(0); ++k)
+      g(k) = 0;
+    return 0;
+  }
+};
 std::string read_file(std::string const& path) {
   std::ifstream f(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
@@ -152,4 +168,36 @@ TEST_CASE("plot_fit_residuals: data, model and normalised residual panels") {
   std::remove(path.c_str());
   lensing::View2D<double, Kokkos::HostSpace> small("small", 3, 3);
   CHECK_THROWS_AS(lensing::fit_residuals_canvas(data, small, noise, mask), std::invalid_argument);
+}
+
+TEST_CASE("plot_corner and write_csv of a run on a Posterior: the free parameters, named") {
+  using M = lensing::LensModel<lensing::SIS<double>, lensing::Sersic<double>, lensing::NoLight<double>>;
+  using P = lensing::Prior<double>;
+  lensing::ParameterTable<double, Kokkos::HostSpace> t;
+  t.add("lens0.theta_E", P::uniform(0.5, 2))
+      .add("lens0.center_x", P::normal(0, 0.1))
+      .add("lens0.center_y", P::fixed(0))
+      .add("source0.amp", P::gamma(4, 1))
+      .add("source0.R_sersic", P::fixed(0.3))
+      .add("source0.n_sersic", P::fixed(2));
+  t.tie("source0.center_x", "lens0.center_x");
+  t.tie("source0.center_y", "lens0.center_y");
+  lensing::Posterior<FlatLikelihood<M>> const post(FlatLikelihood<M>{}, t);
+  REQUIRE(post.free_names() == std::vector<std::string>{"lens0.theta_E", "lens0.center_x", "source0.amp"});
+  lensing::SamplerOptions opt;
+  opt.num_chains = 2;
+  opt.num_warmup = 100;
+  opt.num_draws = 200;
+  auto const r = lensing::sample(Kokkos::DefaultHostExecutionSpace(), post, opt);
+  std::string const png = "test_fit_posterior_corner.png", csv = "test_fit_posterior.csv";
+  lensing::plot_corner(png, post, r, {1.0, 0.0, 0.0, 4.0, 0.3, 2.0, 0.0, 0.0});  // a full row
+  CHECK(read_file(png).substr(1, 3) == "PNG");
+  lensing::write_csv(csv, post, r);
+  std::string const text = read_file(csv);
+  CHECK(text.find("chain,draw,lens0.theta_E,lens0.center_x,lens0.center_y,source0.amp,source0.R_sersic,"
+                  "source0.n_sersic,source0.center_x,source0.center_y,lp__") == 0);
+  CHECK(std::count(text.begin(), text.end(), '\n') == 1 + 2 * 200);
+  std::remove(png.c_str());
+  std::remove(csv.c_str());
+  CHECK_THROWS_AS(lensing::plot_corner(png, post, r, {1.0, 2.0}), std::invalid_argument);
 }

@@ -295,7 +295,11 @@ class Posterior {
                          "', which is not a free parameter; free: " + detail::join_names(m_free_names));
       m_transforms[std::size_t(it - m_free_names.begin())] = o.second;
     }
-    m_grad = View1D<likelihood_scalar, likelihood_memory_space>("lensing::Posterior::grad", num_model_params);
+    // Without initialisation (the likelihood overwrites it): no kernel, so
+    // clone() may run in a sampler's worker thread (a density whose
+    // likelihood launches no kernels runs its chains there).
+    m_grad = View1D<likelihood_scalar, likelihood_memory_space>(
+        Kokkos::view_alloc(Kokkos::WithoutInitializing, "lensing::Posterior::grad"), num_model_params);
     m_grad_host = Kokkos::create_mirror_view(m_grad);
     compute_start_scales();
   }
@@ -438,7 +442,7 @@ class Posterior {
         m_transforms(o.m_transforms),
         m_base_row(o.m_base_row),
         m_scales(o.m_scales),
-        m_grad("lensing::Posterior::grad", num_model_params) {
+        m_grad(Kokkos::view_alloc(Kokkos::WithoutInitializing, "lensing::Posterior::grad"), num_model_params) {
     m_grad_host = Kokkos::create_mirror_view(m_grad);
   }
 
