@@ -19,7 +19,7 @@
 ///
 /// Namespace rule: the model and inference folders (core, geometry,
 /// cosmology, profiles, sources, psf, deflection, raytrace, model,
-/// likelihood, density, optim, sample) declare their public names directly in
+/// likelihood, density, optim, sample, fit) declare their public names directly in
 /// `lensing::`, the toolkit folders io, noise, nn, simulate and validate in
 /// `lensing::<folder>::`, and every folder keeps its internals in a nested
 /// `detail::`.  Exceptions, each with its reason:

@@ -345,6 +345,7 @@ TEST_CASE("Posterior: a flat likelihood gives back the prior (log-Jacobians)") {
   // A rare divergence in a transformed tail (gamma, beta near 0) is allowed.
   CHECK(s.divergences <= 4);
   auto const x = lensing::constrained_draws(post, r);
+  CHECK(post.constrained_draws(r) == x);
   std::size_t const n = std::size_t(r.num_chains) * r.num_draws, m = post.all_names().size();
   // Mean within 5 MCSE (MCSE from the chains' ESS); variance within 5
   // standard errors sqrt((m4 - var^2) / ESS) of the sample variance.

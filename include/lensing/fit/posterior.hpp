@@ -367,6 +367,19 @@ class Posterior {
   table_type const& table() const { return m_table; }
   Likelihood const& likelihood() const { return m_like; }
 
+  /// The draws of every named parameter of a run on this posterior:
+  /// (chain, draw, parameter) layout with all_names() columns (as
+  /// constrained_draws(posterior, r)).
+  std::vector<double> constrained_draws(SampleResult const& r) const {
+    check_argument(r.dimension == dimension(), "lensing::Posterior::constrained_draws",
+                   "the run's dimension " + std::to_string(r.dimension) + " is not the posterior's " +
+                       std::to_string(dimension()));
+    return map_draws(r, num_model_params, [this](double const* q, double* x) {
+      auto const row = constrain(q);
+      std::copy(row.begin(), row.end(), x);
+    });
+  }
+
   /// Every model parameter (model order: all_names()) at unconstrained q.
   std::vector<double> constrain(double const* q) const {
     std::vector<double> row = m_base_row;
@@ -527,14 +540,7 @@ class Posterior {
 /// write_csv take them.
 template <class L, class E>
 std::vector<double> constrained_draws(Posterior<L, E> const& posterior, SampleResult const& r) {
-  check_argument(r.dimension == posterior.dimension(), "lensing::constrained_draws",
-                 "the run's dimension " + std::to_string(r.dimension) + " is not the posterior's " +
-                     std::to_string(posterior.dimension()));
-  int const m = int(posterior.all_names().size());
-  return map_draws(r, m, [&](double const* q, double* x) {
-    auto const row = posterior.constrain(q);
-    std::copy(row.begin(), row.end(), x);
-  });
+  return posterior.constrained_draws(r);
 }
 
 /// Summary of a run on a Posterior: one row per named parameter
