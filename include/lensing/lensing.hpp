@@ -131,6 +131,7 @@
 #include <lensing/profiles/nfw_ellipse.hpp>
 #include <lensing/profiles/point_mass.hpp>
 #include <lensing/profiles/population.hpp>
+#include <lensing/profiles/profile_array.hpp>
 #include <lensing/profiles/pseudo_jaffe.hpp>
 #include <lensing/profiles/sersic_kappa.hpp>
 #include <lensing/profiles/sie.hpp>

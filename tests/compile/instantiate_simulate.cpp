@@ -1,9 +1,17 @@
 #include "instantiate.hpp"
 
+#include <lensing/profiles/composite.hpp>
+#include <lensing/profiles/external_shear.hpp>
+#include <lensing/profiles/profile_array.hpp>
+#include <lensing/profiles/sis.hpp>
+#include <lensing/profiles/tnfw.hpp>
 #include <lensing/psf/gaussian_filter.hpp>
+#include <lensing/simulate/data_source.hpp>
 #include <lensing/simulate/lens_presets.hpp>
+#include <lensing/simulate/multiband.hpp>
 #include <lensing/simulate/simulator.hpp>
 #include <lensing/simulate/training_set.hpp>
+#include <lensing/sources/sersic.hpp>
 
 LENSING_INSTANTIATE(instantiate_simulate) {
   lensing::instantiate::for_each_space_and_scalar([](auto const& space, auto scalar) {
@@ -30,6 +38,46 @@ LENSING_INSTANTIATE(instantiate_simulate) {
         lensing::simulate::galaxy_galaxy_priors<S, Mem>(), opt);
     lensing::View2D<S, Mem> sim_labels("sim_labels", 2, sim.num_labels());
     sim.generate(space, 0, images, sim_labels);
+    space.fence();
+    // The PSF on the supersampled grid (a fine-grid operator, then the batched sub-pixel sum).
+    opt.psf_sampling = lensing::PsfSampling::supersampled;
+    lensing::simulate::Simulator<lensing::simulate::GalaxyGalaxyModel<S>, Psf, Mem> const fine_sim(
+        lensing::PixelGrid<S>::square(8, S(0.05), 2), Psf(0.1, 0.025, 16, 16, 5.0, 2), band.detector_config(),
+        lensing::simulate::galaxy_galaxy_priors<S, Mem>(), opt);
+    fine_sim.generate(space, 0, images, sim_labels);
+    space.fence();
+    opt.psf_sampling = lensing::PsfSampling::binned;
+    // A ProfileArray of subhaloes inside the per-image model.
+    using SubModel = lensing::LensModel<lensing::Composite<lensing::SIS<S>, lensing::ProfileArray<lensing::TNFW<S>, 2>>,
+                                        lensing::Sersic<S>, lensing::NoLight<S>>;
+    lensing::ParameterTable<S, Mem> sub_table;
+    for (auto const& name : lensing::simulate::model_parameter_names<SubModel>())
+      sub_table.add(name, lensing::Prior<S>::uniform(0.5, 1.0));
+    lensing::simulate::Simulator<SubModel, lensing::NoPsf<S>, Mem> const sub_sim(
+        lensing::PixelGrid<S>::square(8, S(0.05), 1), lensing::NoPsf<S>{}, lensing::DetectorConfig::noiseless(),
+        sub_table, opt);
+    lensing::View2D<S, Mem> sub_labels("sub_labels", 2, sub_sim.num_labels());
+    sub_sim.generate(space, 0, images, sub_labels);
+    space.fence();
+    // MultiBandSimulator: one band (no colours needed), images (m, bands, ny, nx).
+    lensing::simulate::MultiBandOptions mopt;
+    mopt.batch_capacity = 2;
+    mopt.domain_check_draws = 4;
+    lensing::simulate::MultiBandSimulator<lensing::simulate::GalaxyGalaxyModel<S>, Psf, Mem> const multi(
+        {band}, 8, 8, 2, lensing::simulate::galaxy_galaxy_priors<S, Mem>(), mopt);
+    lensing::View4D<S, Mem> band_images("band_images", 2, 1, 8, 8);
+    multi.generate(space, 0, band_images, sim_labels);
+    space.fence();
+    // SimulatedBatches over the Simulator: augmentation, standardisation, destandardise.
+    lensing::simulate::SimulatedBatchesOptions bopt;
+    bopt.batch_size = 3;
+    bopt.augmentation.flips = bopt.augmentation.rotations = true;
+    lensing::simulate::SimulatedBatches<std::decay_t<decltype(sim)>> batches(sim, bopt);
+    batches.declare_standard_pairs();
+    batches.select_labels({"lens0.theta_E", "lens0.e1", "lens0.e2"});
+    batches.standardise_from_priors();
+    auto const batch = batches.next(space);
+    batches.destandardise(space, batch.labels);
     space.fence();
   });
 }

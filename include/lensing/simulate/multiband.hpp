@@ -41,6 +41,11 @@ struct MultiBandOptions {
   /// The band whose brightness the table's "amp" parameters give (its flux
   /// ratios are 1); empty: the first band.
   std::string reference_band{};
+  /// Where each band's PSF acts (SimulatorOptions::psf_sampling): binned, or
+  /// supersampled (the PSF operators then have the fine grids' extents; the
+  /// (bands, ny, nx, supersampling) constructor samples the Gaussians at
+  /// pixel_scale / supersampling).
+  PsfSampling psf_sampling = PsfSampling::binned;
 };
 
 /// The ratio of count rates (the images' unit, e-/s) in `band` over
@@ -139,7 +144,7 @@ class MultiBandSimulator {
   MultiBandSimulator(std::vector<BandConfig> const& bands, int ny, int nx, int supersampling, table_type const& table,
                      MultiBandOptions const& options = {})
       : MultiBandSimulator(bands, make_grids(bands, ny, nx, supersampling),
-                           make_psfs(bands, ny, nx, options.batch_capacity), table, options) {}
+                           make_psfs(bands, ny, nx, supersampling, options), table, options) {}
 
   /// Given grids and PSF operators, one per band (see the class comment).
   MultiBandSimulator(std::vector<BandConfig> const& bands, std::vector<PixelGrid<Scalar>> const& grids,
@@ -153,6 +158,7 @@ class MultiBandSimulator {
     so.seed = options.seed;
     so.batch_capacity = options.batch_capacity;
     so.noise = options.noise;
+    so.psf_sampling = options.psf_sampling;
     m_simulators.reserve(B);
     for (int b = 0; b < B; ++b) {
       // Every band checks the same model table: the prior draws once.
@@ -299,11 +305,15 @@ class MultiBandSimulator {
     }
     return grids;
   }
-  static std::vector<Psf> make_psfs(std::vector<BandConfig> const& bands, int ny, int nx, int capacity) {
+  static std::vector<Psf> make_psfs(std::vector<BandConfig> const& bands, int ny, int nx, int k,
+                                    MultiBandOptions const& options) {
     constexpr char const* where = "lensing::simulate::MultiBandSimulator";
     if constexpr (detail::is_identity_psf<Psf>::value) {
       return std::vector<Psf>(bands.size());
     } else {
+      int const capacity = options.batch_capacity;
+      // Supersampled: the PSF sampled on the fine grid (k times finer, k times the extents).
+      int const f = options.psf_sampling == PsfSampling::supersampled && k > 1 ? k : 1;
       static_assert(std::is_constructible<Psf, double, double, int, int, double, int>::value,
                     "lensing::simulate::MultiBandSimulator: this Psf cannot be built from a band's FWHM (the "
                     "(bands, ny, nx, supersampling) constructor takes GaussianFilter or NoPsf): give the bands' PSF "
@@ -316,7 +326,7 @@ class MultiBandSimulator {
                        "band '" + b.name + "' has psf_fwhm = " + std::to_string(b.psf_fwhm) +
                            ": a Gaussian PSF needs a positive FWHM (use NoPsf, or give the PSF operators)");
         // Sized for whole batches: one pass of the filter per generate call.
-        psfs.emplace_back(b.psf_fwhm, b.pixel_scale, ny, nx, 5.0, capacity);
+        psfs.emplace_back(b.psf_fwhm, b.pixel_scale / f, ny * f, nx * f, 5.0, capacity);
       }
       return psfs;
     }

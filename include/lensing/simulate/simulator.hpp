@@ -42,6 +42,28 @@ template <class Psf, class = void>
 struct is_identity_psf : std::false_type {};
 template <class Scalar>
 struct is_identity_psf<NoPsf<Scalar>> : std::true_type {};
+
+// images(b, iy, ix) = sum_{sy, sx < k} fine(b, iy k + sy, ix k + sx): the
+// batched sub-pixel sum (bin_subpixels' order; the weight A_pix / k^2 is
+// already in `fine`, rendered on the fine grid).  Asynchronous on `space`.
+template <class ExecutionSpace, class Fine, class Images>
+void sum_subpixels_batch(ExecutionSpace const& space, int k, Fine const& fine, Images const& images) {
+  using Scalar = typename Images::value_type;
+  int const ny = int(images.extent(1)), nx = int(images.extent(2));
+  Kokkos::parallel_for(
+      "lensing::simulate::sum_subpixels_batch",
+      Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(images.extent(0)) * ny),
+      KOKKOS_LAMBDA(long row) {
+        int const b = int(row / ny), iy = int(row % ny);
+        for (int ix = 0; ix < nx; ++ix) {
+          Scalar s = 0;
+          for (int sy = 0; sy < k; ++sy)
+            for (int sx = 0; sx < k; ++sx)
+              s += fine(b, iy * k + sy, ix * k + sx);
+          images(b, iy, ix) = s;
+        }
+      });
+}
 }  // namespace detail
 
 // The names of a LensModel's parameters (model/parameter_names.hpp), as
@@ -54,6 +76,10 @@ struct SimulatorOptions {
   int batch_capacity = 256;      ///< most images per generate call (buffers are sized for it)
   bool noise = true;             ///< false: noiseless images (render + PSF only)
   int domain_check_draws = 256;  ///< prior draws checked against the profiles' domains at construction
+  /// Where the PSF acts (model/observation.hpp's PsfSampling): binned (on the
+  /// pixel grid, the default) or supersampled (on the fine grid before
+  /// binning: the PSF operator then has the fine grid's extents and scale).
+  PsfSampling psf_sampling = PsfSampling::binned;
 };
 
 /// Batches of simulated images and their labels for one band.
@@ -64,6 +90,12 @@ struct SimulatorOptions {
 ///   model_i      = Model::unpack(θ_i reordered to the model's parameters)
 ///   sharp_i      = render_batch(grid, model_i)      (supersampling k of grid)
 ///   images(b)    = Detector(PSF(sharp_i))           (binned PSF, then noise and artefacts)
+/// or, with options.psf_sampling = PsfSampling::supersampled,
+///   images(b)    = Detector(Bin(PSF_fine(render_batch(fine grid, model_i))))
+/// (the fine image carries the weight A_pix / k^2, Bin sums the k x k
+/// sub-pixels): the same image as Observation's supersampled mode to
+/// rounding, the right order for a PSF sampled finer than the pixels or
+/// integrated over fine pixels (see PsfSampling).
 /// The table must name every model parameter (model_parameter_names<Model>();
 /// Prior::fixed(v) for a constant) and nothing else: an unknown name or a
 /// missing parameter is a std::invalid_argument naming it.  At construction
@@ -73,14 +105,34 @@ struct SimulatorOptions {
 /// std::invalid_argument naming the parameter and the profile's complaint
 /// (e.g. a normal prior on theta_E reaches theta_E <= 0: truncate it).
 ///
-/// Psf: a PSF operator on the pixel grid that accepts rank-3 batches
+/// Psf: a PSF operator on the pixel grid (on the fine grid, extents
+/// (fine_ny, fine_nx), when supersampled) that accepts rank-3 batches
 /// (psf/psf_operator.hpp; NoPsf, GaussianFilter, DirectConvolution,
 /// FftConvolution); build a GaussianFilter with max_batch = batch_capacity
 /// so that a batch is filtered in one pass.  The labels are the table's columns in table order (the
 /// label names are table().names()).  Owns its batch buffers (built in the
 /// constructor); generate is const but uses them: one Simulator per thread.
+///
+/// Model: a LensModel (or any trivially copyable type with lens, source,
+/// lens_light, num_params, unpack and check) whose lens is a MassProfile —
+/// a profile, a Composite, or a ProfileArray of subhaloes
+/// (profiles/profile_array.hpp: a fixed count N, every member's parameters
+/// from the table as lens<c>.subhalo<m>.<name>).  Not supported, with a
+/// compile-time error: a runtime Population (a View of members: a varying
+/// count is not a row of a table; use ProfileArray), a MultiPlaneLens (its
+/// planes' distance factors are not parameters, it has no unpack), an
+/// InterpolatedLens (deflection maps in Views, no parameters) and a LensSum.
 template <class Model, class Psf, class MemorySpace>
 class Simulator {
+  static_assert(std::is_trivially_copyable<Model>::value,
+                "lensing::simulate::Simulator: the model must be trivially copyable (one model per image in a "
+                "View, unpacked from a table row in a kernel): a runtime Population or an InterpolatedLens holds "
+                "Views; for subhaloes use ProfileArray<Profile, N> (profiles/profile_array.hpp)");
+  static_assert(is_mass_profile_v<typename Model::lens_type>,
+                "lensing::simulate::Simulator: the model's lens must be a MassProfile (a profile, Composite or "
+                "ProfileArray: parameters by name, unpacked from a flat row); Population, LensSum, MultiPlaneLens "
+                "and InterpolatedLens are not supported (see the class comment)");
+
  public:
   using model_type = Model;
   using scalar_type = typename Model::scalar_type;
@@ -99,11 +151,15 @@ class Simulator {
     constexpr char const* where = "lensing::simulate::Simulator";
     check_count(options.batch_capacity, 1, where, "batch_capacity");
     check_count(options.domain_check_draws, 0, where, "domain_check_draws");
+    check_argument(options.psf_sampling == PsfSampling::binned || options.psf_sampling == PsfSampling::supersampled,
+                   where, "unknown psf_sampling");
+    bool const super = supersampled();
+    int const psf_ny = super ? grid.fine_ny() : grid.ny(), psf_nx = super ? grid.fine_nx() : grid.nx();
     if constexpr (lensing::detail::has_psf_extents<Psf>::value) {
-      check_argument(psf.ny() == grid.ny() && psf.nx() == grid.nx(), where,
-                     "the PSF operator must have the grid's extents (" + std::to_string(grid.ny()) + ", " +
-                         std::to_string(grid.nx()) + "), got (" + std::to_string(psf.ny()) + ", " +
-                         std::to_string(psf.nx()) + ")");
+      check_argument(psf.ny() == psf_ny && psf.nx() == psf_nx, where,
+                     std::string("the PSF operator must have the ") + (super ? "fine grid's" : "grid's") +
+                         " extents (" + std::to_string(psf_ny) + ", " + std::to_string(psf_nx) + "), got (" +
+                         std::to_string(psf.ny()) + ", " + std::to_string(psf.nx()) + ")");
     }
     // Model parameter j <- table column m_columns[j]; every table name must be a model parameter.
     auto const names = model_parameter_names<Model>();
@@ -136,9 +192,15 @@ class Simulator {
     int const cap = options.batch_capacity;
     m_models =
         View1D<Model, MemorySpace>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "lensing::Simulator::models"), cap);
-    if constexpr (!detail::is_identity_psf<Psf>::value)
+    if (super) {
+      m_sharp = allocate_view<View3D<Scalar, MemorySpace>>(where, "lensing::Simulator::fine", true, cap, grid.fine_ny(),
+                                                           grid.fine_nx());
+      m_fine_blur = allocate_view<View3D<Scalar, MemorySpace>>(where, "lensing::Simulator::fine_blurred", true, cap,
+                                                               grid.fine_ny(), grid.fine_nx());
+    } else if constexpr (!detail::is_identity_psf<Psf>::value) {
       m_sharp = allocate_view<View3D<Scalar, MemorySpace>>(where, "lensing::Simulator::sharp", true, cap, grid.ny(),
                                                            grid.nx());
+    }
     check_domains(where);
   }
 
@@ -150,6 +212,11 @@ class Simulator {
   int num_labels() const { return m_table.size(); }
   std::vector<std::string> const& label_names() const { return m_table.names(); }
   int batch_capacity() const { return m_options.batch_capacity; }
+  /// Whether the PSF acts on the fine grid (options().psf_sampling ==
+  /// supersampled with a PSF other than NoPsf, which is the identity either way).
+  bool supersampled() const {
+    return !detail::is_identity_psf<Psf>::value && m_options.psf_sampling == PsfSampling::supersampled;
+  }
   /// The likelihood's noise model for this simulator's images (the detector's pixel noise).
   ObservationNoise<Scalar> noise_model() const { return m_detector.pixel_noise(); }
 
@@ -176,6 +243,7 @@ class Simulator {
     put("seed", m_options.seed);
     put("chunk_size", m_options.batch_capacity);
     put("noise", m_options.noise);
+    if (supersampled()) put("psf_sampling", "supersampled");  // absent: binned (sets written before the option)
     put("exposure_time", c.noise.exposure_time);
     put("sky", c.noise.sky);
     put("read_noise", c.noise.read_noise);
@@ -255,6 +323,12 @@ class Simulator {
         });
     if constexpr (detail::is_identity_psf<Psf>::value) {
       render_batch(space, m_grid, models, images);
+    } else if (supersampled()) {
+      auto const fine = Kokkos::subview(m_sharp, Kokkos::make_pair(0, m), Kokkos::ALL, Kokkos::ALL);
+      auto const blurred = Kokkos::subview(m_fine_blur, Kokkos::make_pair(0, m), Kokkos::ALL, Kokkos::ALL);
+      render_batch(space, m_grid.fine_grid(), models, fine);
+      m_psf.apply(space, fine, blurred);
+      detail::sum_subpixels_batch(space, m_grid.supersampling(), blurred, images);
     } else {
       auto const sharp = Kokkos::subview(m_sharp, Kokkos::make_pair(0, m), Kokkos::ALL, Kokkos::ALL);
       render_batch(space, m_grid, models, sharp);
@@ -334,7 +408,8 @@ class Simulator {
   std::vector<int> m_host_columns;
   View1D<int, MemorySpace> m_columns;
   View1D<Model, MemorySpace> m_models;
-  View3D<Scalar, MemorySpace> m_sharp;
+  View3D<Scalar, MemorySpace> m_sharp;      // binned: the unblurred pixels; supersampled: the fine images
+  View3D<Scalar, MemorySpace> m_fine_blur;  // supersampled: the blurred fine images
 };
 
 }  // namespace simulate
