@@ -227,6 +227,12 @@ inline std::string join_names(std::vector<std::string> const& names) {
 /// e.g. |e| >= 1) has log p = -inf and a zero gradient (samplers count it as
 /// a divergence, optimizers reject the step).
 ///
+/// Likelihood: a GaussianLikelihood<Model, MemorySpace, Psf>, or any type
+/// with `model_type` (a LensModel) and `memory_space` typedefs and
+/// `Scalar value_and_gradient(space, model, View1D<Scalar, memory_space> grad)`
+/// returning log L and writing d log L / d theta (pack order), fencing
+/// `space`; its optional clone() and launches_kernels are forwarded.
+///
 /// Threads: the Posterior holds the likelihood (whose work buffers copies
 /// share) and one gradient buffer; clone() deep-copies both, and
 /// `launches_kernels` is the likelihood's, so sample() (one clone per chain,
