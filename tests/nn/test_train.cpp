@@ -141,7 +141,9 @@ LENSING_TEST_CASE_TEMPLATE("nn: Sequential gradients against central differences
   } catch (std::invalid_argument const& e) {
     CHECK(std::string(e.what()).find("lensing::nn::Sequential: layer 1 cannot take input (2, 2, 6, 6)") == 0);
   }
-  nn::Tensor<double, Mem> wrong("wrong", 3, 2, 9, 8);
+  // The network runs at any batch size and input shape its layers take
+  // (9x8 images are fine), but not with the wrong number of channels.
+  nn::Tensor<double, Mem> wrong("wrong", 3, 1, 9, 9);
   CHECK_THROWS_AS(net.forward(space, wrong), std::invalid_argument);
 }
 

@@ -21,7 +21,7 @@ namespace nn {
 /// y[n, C_A:] = B(x)[n].  Backward: dy is split the same way and
 /// dx = (∂A/∂x)ᵀ dy_A + (∂B/∂x)ᵀ dy_B.  Parameters, flat: A's then B's;
 /// state likewise.  Buffers (branch outputs, the split dy, B's dx) are
-/// allocated by prepare() for the input shape.
+/// prepared by prepare() for the input shape (any batch size).
 template <class A, class B>
 class Concat : public LayerBase<typename A::scalar_type, typename A::memory_space> {
   using Scalar = typename A::scalar_type;
@@ -53,19 +53,23 @@ class Concat : public LayerBase<typename A::scalar_type, typename A::memory_spac
                    "the branch outputs " + oa.str() + " and " + ob.str() + " differ in batch or spatial size");
     return Shape4{oa.n, oa.c + ob.c, oa.h, oa.w};
   }
+  /// Prepare both branches and the buffers for inputs of shape `in` (what
+  /// forward does on a new input shape): the buffers are slices of storage
+  /// kept at the largest batch seen (detail::batch_slice), so alternating
+  /// batch sizes do not reallocate.
   void prepare(Shape4 const& in) {
     if (in == prepared_ && ya_.data() != nullptr) return;
-    Shape4 const out = output_shape(in);
+    char const* where = "lensing::nn::Concat";
+    output_shape(in);
     a_.prepare(in);
     b_.prepare(in);
     Shape4 const oa = a_.output_shape(in), ob = b_.output_shape(in);
-    ya_ = allocate_view<tensor_type>("lensing::nn::Concat", "lensing::nn::Concat::ya", true, oa.n, oa.c, oa.h, oa.w);
-    yb_ = allocate_view<tensor_type>("lensing::nn::Concat", "lensing::nn::Concat::yb", true, ob.n, ob.c, ob.h, ob.w);
-    dya_ = allocate_view<tensor_type>("lensing::nn::Concat", "lensing::nn::Concat::dya", true, oa.n, oa.c, oa.h, oa.w);
-    dyb_ = allocate_view<tensor_type>("lensing::nn::Concat", "lensing::nn::Concat::dyb", true, ob.n, ob.c, ob.h, ob.w);
-    dxb_ = allocate_view<tensor_type>("lensing::nn::Concat", "lensing::nn::Concat::dxb", true, in.n, in.c, in.h, in.w);
+    ya_ = detail::batch_slice(ya_store_, oa, where, "ya");
+    yb_ = detail::batch_slice(yb_store_, ob, where, "yb");
+    dya_ = detail::batch_slice(dya_store_, oa, where, "dya");
+    dyb_ = detail::batch_slice(dyb_store_, ob, where, "dyb");
+    dxb_ = detail::batch_slice(dxb_store_, in, where, "dxb");
     prepared_ = in;
-    (void)out;
   }
 
   long num_state() const { return long(state_.extent(0)); }
@@ -93,6 +97,11 @@ class Concat : public LayerBase<typename A::scalar_type, typename A::memory_spac
   void set_mc(bool on) {
     if constexpr (detail::has_set_mc<A>::value) a_.set_mc(on);
     if constexpr (detail::has_set_mc<B>::value) b_.set_mc(on);
+  }
+  /// Re-seed the dropout layers of both branches as initialize(seed) would.
+  void reseed_dropout(std::uint64_t seed) {
+    detail::reseed_dropout_of(a_, child_seed(seed, 0));
+    detail::reseed_dropout_of(b_, child_seed(seed, 1));
   }
   A& first() { return a_; }
   B& second() { return b_; }
@@ -182,6 +191,8 @@ class Concat : public LayerBase<typename A::scalar_type, typename A::memory_spac
   long na_ = 0, sa_ = 0;
   vector_type state_;
   Shape4 prepared_{};
+  // *_store_: buffers at capacity; ya_ ... dxb_: their slices for prepared_.
+  tensor_type ya_store_, yb_store_, dya_store_, dyb_store_, dxb_store_;
   tensor_type ya_, yb_, dya_, dyb_, dxb_;
 };
 

@@ -39,6 +39,10 @@ class Dropout : public LayerBase<Scalar, MemorySpace> {
     seed_ = seed;
     counter_ = 0;
   }
+  /// Same as initialize(seed) (a dropout layer has no parameters): what
+  /// Sequential::reseed_dropout and mc_predict call to re-seed the masks
+  /// without touching other layers' parameters.
+  void reseed_dropout(std::uint64_t seed) { initialize(seed); }
   double rate() const { return rate_; }
 
   template <class ExecutionSpace>

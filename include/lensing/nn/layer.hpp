@@ -65,6 +65,7 @@
 
 #include <Kokkos_Core.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -250,6 +251,38 @@ class LayerBase {
 };
 
 namespace detail {
+/// The first s.n samples of a batch buffer of per-sample shape (s.c, s.h,
+/// s.w): `store` is (re)allocated (zeroed) when it is empty, has another
+/// per-sample shape, or holds fewer than s.n samples, and otherwise reused,
+/// so that a network alternating between batch sizes allocates once for the
+/// largest (its capacity).  The slice is contiguous (LayoutRight, batch
+/// first) and keeps `store` alive.
+template <class T>
+T batch_slice(T& store, Shape4 const& s, char const* where, char const* label) {
+  static_assert(T::rank == 4, "lensing::nn::detail::batch_slice: a rank-4 (NCHW) tensor is required");
+  check_valid_shape(s, where);
+  Shape4 const have = store.data() != nullptr ? shape_of(store) : Shape4{};
+  bool const same = have.c == s.c && have.h == s.h && have.w == s.w;
+  if (store.data() == nullptr || !same || have.n < s.n) {
+    int const cap = store.data() != nullptr && same ? std::max(have.n, s.n) : s.n;
+    store = allocate_view<T>(where, label, true, cap, s.c, s.h, s.w);
+  }
+  if (int(store.extent(0)) == s.n) return store;
+  return T(Kokkos::subview(store, Kokkos::make_pair(0, s.n), Kokkos::ALL, Kokkos::ALL, Kokkos::ALL));
+}
+
+template <class L, class = void>
+struct has_reseed_dropout : std::false_type {};
+template <class L>
+struct has_reseed_dropout<L, std::void_t<decltype(std::declval<L&>().reseed_dropout(std::uint64_t(0)))>>
+    : std::true_type {};
+/// l.reseed_dropout(seed) when L has it (dropout layers and the containers
+/// of layers), nothing otherwise.
+template <class L>
+void reseed_dropout_of(L& l, std::uint64_t seed) {
+  if constexpr (has_reseed_dropout<L>::value) l.reseed_dropout(seed);
+}
+
 /// Checks shared by every forward/backward: shapes of x, y (and dy, dx, dparams).
 template <class L, class T>
 void check_forward(L const& layer, T const& x, T const& y, char const* where) {

@@ -30,11 +30,18 @@ constexpr bool check_shortcut() {
 /// and the pre-activated form, arXiv:1603.05027).
 ///
 /// Block F and Shortcut S model the Layer archetype (F is typically a
-/// Sequential built for the unit's input shape; S a 1x1 Conv2D projection
-/// when stride or width change) or S = IdentityShortcut (y = F(x) + x).
-/// Parameters, flat: F's then S's; state likewise.  Backward:
-/// dx = dF/dx·dy + dS/dx·dy.  The shortcut is applied to the unit's input x
-/// (not to the pre-activated input).
+/// Sequential; S a 1x1 Conv2D projection when stride or width change) or
+/// S = IdentityShortcut (y = F(x) + x).  Parameters, flat: F's then S's;
+/// state likewise.  Backward: dx = dF/dx·dy + dS/dx·dy.  The shortcut is
+/// applied to the unit's input x (not to the pre-activated input).
+///
+/// The unit takes any input F and S take, at any batch size: prepare(in)
+/// (called by forward on a new input shape) prepares F and S for it and
+/// slices the unit's buffers (F's and S's outputs, S's dx) out of storage
+/// kept at the largest batch seen (detail::batch_slice), so alternating
+/// batch sizes do not reallocate.  Built with an input shape, the unit
+/// checks F against S at once and prepares for it; built without, the
+/// shapes come from the first input.
 template <class Block, class Shortcut = IdentityShortcut>
 class Residual : public LayerBase<typename Block::scalar_type, typename Block::memory_space> {
   using Scalar = typename Block::scalar_type;
@@ -49,26 +56,13 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
   using typename base::tensor_type;
   using typename base::vector_type;
 
-  /// Unit for inputs of shape `in` (buffers sized for it).
-  Residual(Shape4 const& in, Block const& block, Shortcut const& shortcut = Shortcut{})
-      : block_(block), shortcut_(shortcut), in_(in) {
-    char const* where = "lensing::nn::Residual";
-    out_ = block_.output_shape(in);
-    block_.prepare(in);
-    if constexpr (!identity) {
-      Shape4 const s = shortcut_.output_shape(in);
-      check_argument(s == out_, where, "the shortcut's output " + s.str() + " differs from the block's " + out_.str());
-      shortcut_.prepare(in);
-      sy_ = allocate_view<tensor_type>("lensing::nn::Residual", "lensing::nn::Residual::shortcut", true, out_.n, out_.c,
-                                       out_.h, out_.w);
-      sdx_ = allocate_view<tensor_type>("lensing::nn::Residual", "lensing::nn::Residual::shortcut_dx", true, in.n, in.c,
-                                        in.h, in.w);
-    } else {
-      check_argument(in == out_, where,
-                     "an identity shortcut needs the block's output " + out_.str() + " to equal its input " + in.str());
-    }
-    by_ = allocate_view<tensor_type>("lensing::nn::Residual", "lensing::nn::Residual::block", true, out_.n, out_.c,
-                                     out_.h, out_.w);
+  /// Unit prepared for inputs of shape `in` (throws std::invalid_argument
+  /// when F's and S's outputs differ for it).
+  Residual(Shape4 const& in, Block const& block, Shortcut const& shortcut = Shortcut{}) : Residual(block, shortcut) {
+    prepare(in);
+  }
+  /// Unit whose shapes come from its first input.
+  explicit Residual(Block const& block, Shortcut const& shortcut = Shortcut{}) : block_(block), shortcut_(shortcut) {
     nb_ = block_.num_params();
     sb_ = block_.num_state();
     this->params_ = vector_type("lensing::nn::Residual::params", nb_ + shortcut_params());
@@ -77,9 +71,32 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
   }
 
   Shape4 output_shape(Shape4 const& in) const {
-    check_argument(in == in_, "lensing::nn::Residual",
-                   "input " + in.str() + " differs from the shape " + in_.str() + " the unit was built for");
-    return out_;
+    char const* where = "lensing::nn::Residual";
+    Shape4 const out = block_.output_shape(in);
+    if constexpr (!identity) {
+      Shape4 const s = shortcut_.output_shape(in);
+      check_argument(s == out, where, "the shortcut's output " + s.str() + " differs from the block's " + out.str());
+    } else {
+      check_argument(in == out, where,
+                     "an identity shortcut needs the block's output " + out.str() + " to equal its input " + in.str());
+    }
+    return out;
+  }
+  /// Prepare F, S and the buffers for inputs of shape `in` (a no-op for the prepared shape).
+  void prepare(Shape4 const& in) {
+    if (prepared_ && in == in_) return;
+    char const* where = "lensing::nn::Residual";
+    Shape4 const out = output_shape(in);
+    block_.prepare(in);
+    if constexpr (!identity) {
+      shortcut_.prepare(in);
+      sy_ = detail::batch_slice(sy_store_, out, where, "shortcut");
+      sdx_ = detail::batch_slice(sdx_store_, in, where, "shortcut_dx");
+    }
+    by_ = detail::batch_slice(by_store_, out, where, "block");
+    in_ = in;
+    out_ = out;
+    prepared_ = true;
   }
   long num_state() const { return long(state_.extent(0)); }
   vector_type state() const { return state_; }
@@ -105,12 +122,18 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
   void set_mc(bool on) {
     if constexpr (detail::has_set_mc<Block>::value) block_.set_mc(on);
   }
+  /// Re-seed the dropout layers of F and S as initialize(seed) would.
+  void reseed_dropout(std::uint64_t seed) {
+    detail::reseed_dropout_of(block_, child_seed(seed, 0));
+    if constexpr (!identity) detail::reseed_dropout_of(shortcut_, child_seed(seed, 1));
+  }
   Block& block() { return block_; }
   Shortcut& shortcut() { return shortcut_; }
 
   template <class ExecutionSpace>
   void forward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) {
-    detail::check_forward(*this, x, y, "lensing::nn::Residual::forward");
+    prepare(shape_of(x));
+    check_shape(y, out_, "lensing::nn::Residual::forward", "y");
     block_.forward(space, x, by_);
     tensor_type const s = identity ? x : sy_;
     if constexpr (!identity) shortcut_.forward(space, x, sy_);
@@ -120,7 +143,10 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
   template <class ExecutionSpace>
   void backward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y, tensor_type const& dy,
                 tensor_type const& dx, vector_type const& dparams) {
-    detail::check_backward(*this, x, y, dy, dx, dparams, "lensing::nn::Residual::backward");
+    char const* where = "lensing::nn::Residual::backward";
+    check_argument(prepared_ && shape_of(x) == in_, where,
+                   "x has shape " + shape_of(x).str() + ", the last forward had " + in_.str());
+    detail::check_backward(*this, x, y, dy, dx, dparams, where);
     block_.backward(space, x, by_, dy, dx, vector_type(Kokkos::subview(dparams, Kokkos::make_pair(0L, nb_))));
     if constexpr (!identity) {
       shortcut_.backward(space, x, sy_, dy, dx.data() != nullptr ? sdx_ : tensor_type(),
@@ -169,10 +195,12 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
 
   Block block_;
   Shortcut shortcut_;
+  bool prepared_ = false;
   Shape4 in_, out_;
   long nb_ = 0, sb_ = 0;
   vector_type state_;
-  tensor_type by_, sy_, sdx_;
+  // *_store_: buffers at capacity; by_, sy_, sdx_: their slices for in_.
+  tensor_type by_store_, sy_store_, sdx_store_, by_, sy_, sdx_;
 };
 
 /// Pre-activated bottleneck residual unit (He et al. 2016, arXiv:1603.05027;
@@ -180,57 +208,85 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
 /// F = BN–ELU–Conv1x1(c_in→c_mid) – BN–ELU–Conv3x3(c_mid→c_mid, stride, pad 1)
 /// – BN–ELU–Conv1x1(c_mid→c_out); shortcut: a 1x1 Conv2D projection with the
 /// stride when stride ≠ 1 or c_in ≠ c_out.  Returns a Residual<Sequential<...>, Conv2D>
-/// for inputs of shape `in` (the projection is present in every case, the
-/// identity being the special case of its weights; use
-/// make_preact_bottleneck_identity for a parameter-free shortcut).
+/// taking any (N, c_in, H, W) input (shapes inferred from it; the projection
+/// is present in every case, the identity being the special case of its
+/// weights; use make_preact_bottleneck_identity for a parameter-free shortcut).
+template <class Scalar, class MemorySpace>
+auto make_preact_bottleneck(int c_in, int c_mid, int c_out, int stride = 1) {
+  using BN = BatchNorm<Scalar, MemorySpace>;
+  using E = ELU<Scalar, MemorySpace>;
+  using C = Conv2D<Scalar, MemorySpace>;
+  auto block = make_sequential(BN(c_in), E(), C(c_in, c_mid, 1), BN(c_mid), E(), C(c_mid, c_mid, 3, stride, 1),
+                               BN(c_mid), E(), C(c_mid, c_out, 1));
+  return Residual<decltype(block), C>(block, C(c_in, c_out, 1, stride));
+}
+/// The same unit prepared for inputs of shape `in` (c_in = in.c).
 template <class Scalar, class MemorySpace>
 auto make_preact_bottleneck(Shape4 const& in, int c_mid, int c_out, int stride = 1) {
-  using BN = BatchNorm<Scalar, MemorySpace>;
-  using E = ELU<Scalar, MemorySpace>;
-  using C = Conv2D<Scalar, MemorySpace>;
-  auto block = make_sequential(in, BN(in.c), E(), C(in.c, c_mid, 1), BN(c_mid), E(), C(c_mid, c_mid, 3, stride, 1),
-                               BN(c_mid), E(), C(c_mid, c_out, 1));
-  return Residual<decltype(block), C>(in, block, C(in.c, c_out, 1, stride));
+  auto unit = make_preact_bottleneck<Scalar, MemorySpace>(in.c, c_mid, c_out, stride);
+  unit.prepare(in);
+  return unit;
 }
 
-/// Pre-activated bottleneck unit with an identity shortcut (stride 1, c_out = c_in).
+/// Pre-activated bottleneck unit with an identity shortcut (stride 1, c_out = c_in),
+/// taking any (N, c, H, W) input.
 template <class Scalar, class MemorySpace>
-auto make_preact_bottleneck_identity(Shape4 const& in, int c_mid) {
+auto make_preact_bottleneck_identity(int c, int c_mid) {
   using BN = BatchNorm<Scalar, MemorySpace>;
   using E = ELU<Scalar, MemorySpace>;
   using C = Conv2D<Scalar, MemorySpace>;
-  auto block = make_sequential(in, BN(in.c), E(), C(in.c, c_mid, 1), BN(c_mid), E(), C(c_mid, c_mid, 3, 1, 1),
-                               BN(c_mid), E(), C(c_mid, in.c, 1));
-  return Residual<decltype(block)>(in, block);
+  auto block = make_sequential(BN(c), E(), C(c, c_mid, 1), BN(c_mid), E(), C(c_mid, c_mid, 3, 1, 1), BN(c_mid), E(),
+                               C(c_mid, c, 1));
+  return Residual<decltype(block)>(block);
+}
+/// The same unit prepared for inputs of shape `in` (c = in.c).
+template <class Scalar, class MemorySpace>
+auto make_preact_bottleneck_identity(Shape4 const& in, int c_mid) {
+  auto unit = make_preact_bottleneck_identity<Scalar, MemorySpace>(in.c, c_mid);
+  unit.prepare(in);
+  return unit;
 }
 
 /// Pre-activated basic (non-bottleneck) residual unit (He et al. 2016,
 /// arXiv:1603.05027, the two-3x3 unit of their ResNet-18/34, with ELU):
 /// F = BN–ELU–Conv3x3(c_in→c_out, stride, pad 1) – BN–ELU–Conv3x3(c_out→c_out,
 /// pad 1); shortcut: a 1x1 Conv2D projection with the stride (for a stride or
-/// width change).  Returns a Residual<Sequential<...>, Conv2D> for inputs of
-/// shape `in`; output (N, c_out, ⌊(H−1)/stride⌋+1, ⌊(W−1)/stride⌋+1).  The
-/// projection is present in every case (as make_preact_bottleneck); use
+/// width change).  Returns a Residual<Sequential<...>, Conv2D> taking any
+/// (N, c_in, H, W) input; output (N, c_out, ⌊(H−1)/stride⌋+1, ⌊(W−1)/stride⌋+1).
+/// The projection is present in every case (as make_preact_bottleneck); use
 /// make_preact_basic_identity for a parameter-free shortcut.
 template <class Scalar, class MemorySpace>
-auto make_preact_basic(Shape4 const& in, int c_out, int stride = 1) {
+auto make_preact_basic(int c_in, int c_out, int stride = 1) {
   using BN = BatchNorm<Scalar, MemorySpace>;
   using E = ELU<Scalar, MemorySpace>;
   using C = Conv2D<Scalar, MemorySpace>;
-  auto block =
-      make_sequential(in, BN(in.c), E(), C(in.c, c_out, 3, stride, 1), BN(c_out), E(), C(c_out, c_out, 3, 1, 1));
-  return Residual<decltype(block), C>(in, block, C(in.c, c_out, 1, stride));
+  auto block = make_sequential(BN(c_in), E(), C(c_in, c_out, 3, stride, 1), BN(c_out), E(), C(c_out, c_out, 3, 1, 1));
+  return Residual<decltype(block), C>(block, C(c_in, c_out, 1, stride));
+}
+/// The same unit prepared for inputs of shape `in` (c_in = in.c).
+template <class Scalar, class MemorySpace>
+auto make_preact_basic(Shape4 const& in, int c_out, int stride = 1) {
+  auto unit = make_preact_basic<Scalar, MemorySpace>(in.c, c_out, stride);
+  unit.prepare(in);
+  return unit;
 }
 
 /// Pre-activated basic unit with an identity shortcut (stride 1, c_out = c_in):
-/// y = x + Conv3x3(ELU(BN(Conv3x3(ELU(BN(x)))))).
+/// y = x + Conv3x3(ELU(BN(Conv3x3(ELU(BN(x)))))), taking any (N, c, H, W) input.
 template <class Scalar, class MemorySpace>
-auto make_preact_basic_identity(Shape4 const& in) {
+auto make_preact_basic_identity(int c) {
   using BN = BatchNorm<Scalar, MemorySpace>;
   using E = ELU<Scalar, MemorySpace>;
   using C = Conv2D<Scalar, MemorySpace>;
-  auto block = make_sequential(in, BN(in.c), E(), C(in.c, in.c, 3, 1, 1), BN(in.c), E(), C(in.c, in.c, 3, 1, 1));
-  return Residual<decltype(block)>(in, block);
+  auto block = make_sequential(BN(c), E(), C(c, c, 3, 1, 1), BN(c), E(), C(c, c, 3, 1, 1));
+  return Residual<decltype(block)>(block);
+}
+/// The same unit prepared for inputs of shape `in` (c = in.c).
+template <class Scalar, class MemorySpace>
+auto make_preact_basic_identity(Shape4 const& in) {
+  auto unit = make_preact_basic_identity<Scalar, MemorySpace>(in.c);
+  unit.prepare(in);
+  return unit;
 }
 
 }  // namespace nn

@@ -26,13 +26,28 @@ struct has_set_mc<L, std::void_t<decltype(std::declval<L&>().set_mc(true))>> : s
 /// A network of layers applied in order, composed at compile time.
 ///
 /// `Sequential<L...>` stores its layers in an aggregate `lensing::Tuple` (no
-/// virtual calls) and owns, for the batch size of the input shape given to
-/// the constructor, the activations after every layer and their gradients.
-/// All trainable parameters live in one flat vector (`parameters()`, layer
-/// after layer, each in its own documented order) with a matching gradient
-/// vector (`gradients()`), which is what the optimizers (optimizer.hpp)
-/// update; every layer is bound to its slice.  Each L models the Layer
-/// archetype (layer.hpp), all with the same scalar type and memory space.
+/// virtual calls) and owns the activations after every layer and their
+/// gradients.  All trainable parameters live in one flat vector
+/// (`parameters()`, layer after layer, each in its own documented order)
+/// with a matching gradient vector (`gradients()`), which is what the
+/// optimizers (optimizer.hpp) update; every layer is bound to its slice.
+/// Each L models the Layer archetype (layer.hpp), all with the same scalar
+/// type and memory space.
+///
+/// **Shapes and batch size.**  The network runs on any input its layers
+/// can take: `forward(space, x)` infers every layer's output shape from
+/// shape(x) (the first layer that cannot take its input is named in the
+/// std::invalid_argument) and, when shape(x) differs from the last input,
+/// re-prepares the layers for it.  Activations and gradients are allocated
+/// for a capacity (the largest batch seen for the current per-sample shape)
+/// and used through slices of the batch actually given, so that alternating
+/// batch sizes (training at 64, MC-dropout inference at 1000, then 64
+/// again) allocate once; parameters and state are never touched by a change
+/// of shape, and the results for a batch do not depend on the batches run
+/// before.  The constructor with an input shape prepares for it at once
+/// (input_shape() and output_shape() are then known before any forward);
+/// the constructor with layers alone leaves the shapes to the first
+/// forward or prepare (a block built without writing its input shape).
 ///
 /// Usage: `auto y = net.forward(space, x);` then, with dL/dy written into
 /// `net.output_gradient()` (losses do this), `net.backward(space, x)` fills
@@ -55,56 +70,33 @@ class Sequential {
   static_assert((std::is_same<typename L::memory_space, memory_space>::value && ...),
                 "lensing::nn::Sequential: every layer must have the same memory space");
 
-  /// Network for inputs of shape `input` (batch size input.n); throws
+  /// Network prepared for inputs of shape `input` (it still runs on any
+  /// other batch size or input shape its layers take); throws
   /// std::invalid_argument naming the first layer that cannot take its input.
   explicit Sequential(Shape4 const& input, L const&... layers) : layers_(layers...) {
     check_valid_shape(input, "lensing::nn::Sequential");
-    shapes_[0] = input;
-    long total = 0;
-    detail::for_each_index(
-        [&](auto i) {
-          auto& layer = get<i>(layers_);
-          try {
-            shapes_[i + 1] = layer.output_shape(shapes_[i]);
-          } catch (std::invalid_argument const& e) {
-            throw_invalid_argument("lensing::nn::Sequential", "layer " + std::to_string(i) + " cannot take input " +
-                                                                  shapes_[i].str() + ": " + e.what());
-          }
-          layer.prepare(shapes_[i]);
-          offsets_[i] = total;
-          total += layer.num_params();
-          Shape4 const s = shapes_[i + 1];
-          acts_[i + 1] = allocate_view<tensor_type>("lensing::nn::Sequential", "lensing::nn::Sequential::activation",
-                                                    true, s.n, s.c, s.h, s.w);
-          grads_[i + 1] = allocate_view<tensor_type>("lensing::nn::Sequential", "lensing::nn::Sequential::gradient",
-                                                     true, s.n, s.c, s.h, s.w);
-        },
-        std::index_sequence_for<L...>{});
-    offsets_[num_layers] = total;
-    params_ = vector_type("lensing::nn::Sequential::parameters", total);
-    dparams_ = vector_type("lensing::nn::Sequential::gradients", total);
-    long st = 0;
-    detail::for_each_index(
-        [&](auto i) {
-          state_offsets_[i] = st;
-          st += get<i>(layers_).num_state();
-        },
-        std::index_sequence_for<L...>{});
-    state_offsets_[num_layers] = st;
-    state_ = vector_type("lensing::nn::Sequential::state", st);
-    bind_all();
+    allocate_parameters();
+    prepare(input);
   }
+  /// Network whose shapes are inferred from the first input (forward or
+  /// prepare); until then input_shape() and output_shape() are (0, 0, 0, 0).
+  explicit Sequential(L const&... layers) : layers_(layers...) { allocate_parameters(); }
 
+  /// Shape of the last input (or of the constructor's); (0, 0, 0, 0) before any.
   Shape4 input_shape() const { return shapes_[0]; }
+  /// Output shape for input_shape().
   Shape4 output_shape() const { return shapes_[num_layers]; }
-  /// Shape after layer i (i = 0: the input).
+  /// Shape after layer i (i = 0: the input) for input_shape().
   Shape4 shape(std::size_t i) const { return shapes_.at(i); }
+  /// Largest batch the activations currently hold without reallocating.
+  int capacity() const { return act_store_[num_layers].data() != nullptr ? int(act_store_[num_layers].extent(0)) : 0; }
   long num_params() const { return offsets_[num_layers]; }
   vector_type parameters() const { return params_; }
   vector_type gradients() const { return dparams_; }
   /// Parameters of layer i (a slice of parameters()).
   vector_type parameters(std::size_t i) const { return slice(params_, i); }
-  /// The output of the last forward, and the buffer for dL/d(output) that backward reads.
+  /// The output of the last forward, and the buffer for dL/d(output) that
+  /// backward reads (both of batch input_shape().n).
   tensor_type output() const { return acts_[num_layers]; }
   tensor_type output_gradient() const { return grads_[num_layers]; }
   /// Activation after layer i (i >= 1) of the last forward.
@@ -133,6 +125,14 @@ class Sequential {
     detail::for_each_index([&](auto i) { get<i>(layers_).initialize(child_seed(seed, std::uint64_t(i))); },
                            std::index_sequence_for<L...>{});
   }
+  /// Re-seed the dropout layers only (nested ones included) with the seeds
+  /// initialize(seed) would give them, restarting their mask sequences;
+  /// the parameters are untouched (mc_predict uses it).
+  void reseed_dropout(std::uint64_t seed) {
+    detail::for_each_index(
+        [&](auto i) { detail::reseed_dropout_of(get<i>(layers_), child_seed(seed, std::uint64_t(i))); },
+        std::index_sequence_for<L...>{});
+  }
   /// Training or inference mode for every layer.
   void set_training(bool training) {
     for_each_layer([&](auto& l) { l.set_training(training); });
@@ -146,14 +146,26 @@ class Sequential {
 
   //--------------------------------------------------------------------------
   // The Layer archetype, so that a Sequential can be a block of a larger
-  // network (e.g. the residual branch of Residual<Block>): its input shape
-  // is fixed at construction; state() is the layers' state, flat.
-  Shape4 output_shape(Shape4 const& in) const {
-    check_argument(in == shapes_[0], "lensing::nn::Sequential",
-                   "input " + in.str() + " differs from the shape " + shapes_[0].str() + " the network was built for");
-    return shapes_[num_layers];
+  // network (e.g. the residual branch of Residual<Block>); state() is the
+  // layers' state, flat.
+
+  /// Output shape for an input of shape `in` (any the layers take).
+  Shape4 output_shape(Shape4 const& in) const { return infer_shapes(in)[num_layers]; }
+  /// Prepare the layers and the activations for inputs of shape `in` (what
+  /// forward does on a new shape); a no-op when `in` is input_shape().
+  void prepare(Shape4 const& in) {
+    if (prepared_ && in == shapes_[0]) return;
+    auto const s = infer_shapes(in);
+    detail::for_each_index(
+        [&](auto i) {
+          get<i>(layers_).prepare(s[i]);
+          acts_[i + 1] = detail::batch_slice(act_store_[i + 1], s[i + 1], "lensing::nn::Sequential", "activation");
+          grads_[i + 1] = detail::batch_slice(grad_store_[i + 1], s[i + 1], "lensing::nn::Sequential", "gradient");
+        },
+        std::index_sequence_for<L...>{});
+    shapes_ = s;
+    prepared_ = true;
   }
-  void prepare(Shape4 const& in) const { output_shape(in); }
   long num_state() const { return state_offsets_[num_layers]; }
   vector_type state() const { return state_; }
   void bind_parameters(vector_type const& p) {
@@ -173,7 +185,7 @@ class Sequential {
   /// Layer-style forward: y = network(x) (a copy of output()).
   template <class ExecutionSpace>
   void forward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) {
-    check_shape(y, shapes_[num_layers], "lensing::nn::Sequential::forward", "y");
+    check_shape(y, output_shape(shape_of(x)), "lensing::nn::Sequential::forward", "y");
     copy(space, forward(space, x), y);
   }
   /// Layer-style backward (after the forward of the same x): dx and dparams from dy.
@@ -194,13 +206,14 @@ class Sequential {
   /// Same as set_mc_dropout (so that nested networks follow the outer one).
   void set_mc(bool on) { set_mc_dropout(on); }
 
-  /// Run every layer on x (shape input_shape()); returns output().
+  /// Run every layer on x (any batch size, any shape the layers take;
+  /// re-prepares when shape(x) differs from input_shape()); returns output().
   template <class ExecutionSpace>
   tensor_type forward(ExecutionSpace const& space, tensor_type const& x) {
     static_assert(
         is_accessible_from_v<ExecutionSpace, memory_space>,
         "lensing::nn::Sequential::forward: the network's memory space is not accessible from this execution space");
-    check_shape(x, shapes_[0], "lensing::nn::Sequential::forward", "x");
+    prepare(shape_of(x));
     detail::for_each_index([&](auto i) { get<i>(layers_).forward(space, i == 0 ? x : acts_[i], acts_[i + 1]); },
                            std::index_sequence_for<L...>{});
     return acts_[num_layers];
@@ -213,6 +226,7 @@ class Sequential {
     static_assert(
         is_accessible_from_v<ExecutionSpace, memory_space>,
         "lensing::nn::Sequential::backward: the network's memory space is not accessible from this execution space");
+    check_argument(prepared_, "lensing::nn::Sequential::backward", "call forward first");
     check_shape(x, shapes_[0], "lensing::nn::Sequential::backward", "x");
     if (dx.data() != nullptr) check_shape(dx, shapes_[0], "lensing::nn::Sequential::backward", "dx");
     detail::for_each_index(
@@ -236,6 +250,42 @@ class Sequential {
   }
 
  private:
+  /// Shapes after every layer for input `in` (index 0: `in`).
+  std::array<Shape4, num_layers + 1> infer_shapes(Shape4 const& in) const {
+    check_valid_shape(in, "lensing::nn::Sequential");
+    std::array<Shape4, num_layers + 1> s{};
+    s[0] = in;
+    detail::for_each_index(
+        [&](auto i) {
+          try {
+            s[i + 1] = get<i>(layers_).output_shape(s[i]);
+          } catch (std::invalid_argument const& e) {
+            throw_invalid_argument("lensing::nn::Sequential",
+                                   "layer " + std::to_string(i) + " cannot take input " + s[i].str() + ": " + e.what());
+          }
+        },
+        std::index_sequence_for<L...>{});
+    return s;
+  }
+  /// The flat parameter, gradient and state vectors, bound to the layers
+  /// (their sizes do not depend on the input shape).
+  void allocate_parameters() {
+    long total = 0, st = 0;
+    detail::for_each_index(
+        [&](auto i) {
+          offsets_[i] = total;
+          total += get<i>(layers_).num_params();
+          state_offsets_[i] = st;
+          st += get<i>(layers_).num_state();
+        },
+        std::index_sequence_for<L...>{});
+    offsets_[num_layers] = total;
+    state_offsets_[num_layers] = st;
+    params_ = vector_type("lensing::nn::Sequential::parameters", total);
+    dparams_ = vector_type("lensing::nn::Sequential::gradients", total);
+    state_ = vector_type("lensing::nn::Sequential::state", st);
+    bind_all();
+  }
   vector_type slice(vector_type const& v, std::size_t i) const {
     return vector_type(Kokkos::subview(v, Kokkos::make_pair(offsets_[i], offsets_[i + 1])));
   }
@@ -251,9 +301,11 @@ class Sequential {
   }
 
   Tuple<L...> layers_;
+  bool prepared_ = false;
   std::array<Shape4, num_layers + 1> shapes_{};
   std::array<long, num_layers + 1> offsets_{}, state_offsets_{};
-  std::array<tensor_type, num_layers + 1> acts_, grads_;
+  // *_store_: the buffers at capacity; acts_, grads_: their slices for input_shape().
+  std::array<tensor_type, num_layers + 1> act_store_, grad_store_, acts_, grads_;
   vector_type params_, dparams_, state_;
 };
 
@@ -261,6 +313,14 @@ class Sequential {
 template <class... L>
 Sequential<L...> make_sequential(Shape4 const& input, L const&... layers) {
   return Sequential<L...>(input, layers...);
+}
+
+/// Deduce a Sequential whose shapes are inferred from its first input:
+/// make_sequential(l1, l2, ...) (a block of a Residual or Concat, or a
+/// network whose input shape the data decide).
+template <class L0, class... L, std::enable_if_t<!std::is_same<std::decay_t<L0>, Shape4>::value, int> = 0>
+Sequential<L0, L...> make_sequential(L0 const& first, L const&... layers) {
+  return Sequential<L0, L...>(first, layers...);
 }
 
 }  // namespace nn

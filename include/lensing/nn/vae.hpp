@@ -141,17 +141,20 @@ Scalar kl_diagonal_gaussians(ExecutionSpace const& space, Tensor<Scalar, MemoryS
 /// `Kokkos::Random_XorShift64_Pool`, whose per-thread states would make ε
 /// depend on the thread count.  So draws are reproducible for a seed on any
 /// backend and thread count.  Owns ε, allocated in the constructor for a
-/// batch of N and latent size Z.
+/// batch of N and latent size Z; `sample` takes any batch size (the batch of
+/// enc), growing ε's storage when a batch exceeds it.
 template <class Scalar, class MemorySpace>
 class Reparameterize {
  public:
   using tensor_type = Tensor<Scalar, MemorySpace>;
 
-  Reparameterize(int batch, int latent, std::uint64_t seed)
-      : n_(batch), z_(latent), seed_(seed), eps_("lensing::nn::Reparameterize::eps", batch, latent) {
+  Reparameterize(int batch, int latent, std::uint64_t seed) : n_(batch), z_(latent), seed_(seed) {
     check_count(batch, 1, "lensing::nn::Reparameterize", "batch");
     check_count(latent, 1, "lensing::nn::Reparameterize", "latent");
+    eps_store_ = View2D<Scalar, MemorySpace>("lensing::nn::Reparameterize::eps", batch, latent);
+    eps_ = eps_store_;
   }
+  /// Batch of the last sample (of the constructor before any).
   int batch() const { return n_; }
   int latent() const { return z_; }
   /// ε of the last sample, (N, Z).
@@ -170,9 +173,15 @@ class Reparameterize {
     static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>,
                   "lensing::nn::Reparameterize::sample: inaccessible views");
     char const* where = "lensing::nn::Reparameterize::sample";
-    check_shape(enc, Shape4{n_, 2 * z_, 1, 1}, where, "enc");
-    check_shape(z, Shape4{n_, z_, 1, 1}, where, "z");
+    int const nb = int(enc.extent(0));
+    check_count(nb, 1, where, "batch");
+    check_shape(enc, Shape4{nb, 2 * z_, 1, 1}, where, "enc");
+    check_shape(z, Shape4{nb, z_, 1, 1}, where, "z");
     detail::check_all_finite(space, enc.data(), long(enc.size()), where, "enc");
+    if (int(eps_store_.extent(0)) < nb)
+      eps_store_ = View2D<Scalar, MemorySpace>("lensing::nn::Reparameterize::eps", nb, z_);
+    eps_ = View2D<Scalar, MemorySpace>(Kokkos::subview(eps_store_, Kokkos::make_pair(0, nb), Kokkos::ALL));
+    n_ = nb;
     Scalar const* e = enc.data();
     Scalar* zp = z.data();
     Scalar* ep = eps_.data();
@@ -224,7 +233,7 @@ class Reparameterize {
   int n_, z_;
   std::uint64_t seed_;
   std::uint64_t draws_ = 0;
-  View2D<Scalar, MemorySpace> eps_;
+  View2D<Scalar, MemorySpace> eps_store_, eps_;  // storage at capacity; eps_: the last batch's rows
 };
 
 }  // namespace nn
