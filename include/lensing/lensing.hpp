@@ -81,12 +81,14 @@
 #include <lensing/likelihood/gaussian.hpp>
 #include <lensing/nn/activation.hpp>
 #include <lensing/nn/batchnorm.hpp>
+#include <lensing/nn/checkpoint.hpp>
 #include <lensing/nn/concat.hpp>
 #include <lensing/nn/conv2d.hpp>
 #include <lensing/nn/conv_transpose2d.hpp>
 #include <lensing/nn/dense.hpp>
 #include <lensing/nn/dropout.hpp>
 #include <lensing/nn/finite_check.hpp>
+#include <lensing/nn/fit.hpp>
 #include <lensing/nn/flatten.hpp>
 #include <lensing/nn/gemm.hpp>
 #include <lensing/nn/gradient_check.hpp>
@@ -97,6 +99,7 @@
 #include <lensing/nn/loss.hpp>
 #include <lensing/nn/loss_gaussian_full.hpp>
 #include <lensing/nn/loss_mdn.hpp>
+#include <lensing/nn/losses.hpp>
 #include <lensing/nn/optimizer.hpp>
 #include <lensing/nn/pooling.hpp>
 #include <lensing/nn/reshape.hpp>

@@ -44,6 +44,13 @@ class Dropout : public LayerBase<Scalar, MemorySpace> {
   /// without touching other layers' parameters.
   void reseed_dropout(std::uint64_t seed) { initialize(seed); }
   double rate() const { return rate_; }
+  /// Forward calls with dropout active so far (the mask of the next one is
+  /// drawn from (seed, counter)); a training checkpoint saves and restores
+  /// it so that a resumed run draws the masks of an uninterrupted one.
+  std::uint64_t counter() const { return counter_; }
+  void set_counter(std::uint64_t c) { counter_ = c; }
+  /// The seed of the masks (initialize's).
+  std::uint64_t seed() const { return seed_; }
 
   template <class ExecutionSpace>
   void forward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) {

@@ -192,19 +192,20 @@ std::vector<typename V::non_const_value_type> host_vector(V const& v) {
 }
 }  // namespace detail
 
-/// Write the parameters and state of every layer of `net` to `path`
-/// (replacing it atomically).  std::invalid_argument if a value is NaN or
-/// infinite; std::runtime_error if the file cannot be written.
+namespace detail {
+/// The bytes of the weight file of `net` (the format above); `path` only
+/// names the file in messages.  std::invalid_argument if a value is NaN or
+/// infinite.  Shared by save_weights and the training checkpoints
+/// (checkpoint.hpp), which embed these bytes.
 template <class Net>
-void save_weights(Net const& net, std::string const& path) {
-  char const* where = "lensing::nn::save_weights";
+std::string encode_network(Net const& net, std::string const& path, char const* where) {
   using Scalar = typename Net::scalar_type;
-  if (!detail::little_endian()) throw std::runtime_error(std::string(where) + ": big-endian hosts are not supported");
+  if (!little_endian()) throw std::runtime_error(std::string(where) + ": big-endian hosts are not supported");
   std::vector<std::vector<Scalar>> blocks;
   std::size_t layer = 0;
   net.for_each_layer([&](auto const& l) {
-    blocks.push_back(detail::host_vector(l.parameters()));
-    blocks.push_back(detail::host_vector(l.state()));
+    blocks.push_back(host_vector(l.parameters()));
+    blocks.push_back(host_vector(l.state()));
     for (std::size_t b = blocks.size() - 2; b < blocks.size(); ++b)
       for (std::size_t j = 0; j < blocks[b].size(); ++j)
         if (!std::isfinite(blocks[b][j]))
@@ -213,7 +214,55 @@ void save_weights(Net const& net, std::string const& path) {
                                             "; not saving '" + path + "'");
     ++layer;
   });
-  auto const bytes = detail::encode_weights(blocks);
+  return encode_weights(blocks);
+}
+
+/// Per layer of `net`: its parameter count, then its state count (what
+/// decode_weights checks a file against), and the byte size of its file.
+template <class Net>
+std::vector<std::uint64_t> network_counts(Net const& net, std::uint64_t& file_bytes) {
+  using Scalar = typename Net::scalar_type;
+  std::vector<std::uint64_t> counts;
+  file_bytes = 24 + 8;
+  net.for_each_layer([&](auto const& l) {
+    counts.push_back(std::uint64_t(l.num_params()));
+    counts.push_back(std::uint64_t(l.num_state()));
+    file_bytes += 16 + (counts[counts.size() - 2] + counts.back()) * sizeof(Scalar);
+  });
+  return counts;
+}
+
+/// Load the weight-file bytes data[0, available) (of a file of `file_bytes`
+/// bytes) into `net`, validated as load_weights does; `net` is unchanged on
+/// any error.  Shared by load_weights and the training checkpoints.
+template <class Net>
+void decode_network(Net& net, char const* data, std::size_t available, std::uint64_t file_bytes,
+                    std::string const& path) {
+  using Scalar = typename Net::scalar_type;
+  std::uint64_t expected = 0;
+  auto const counts = network_counts(net, expected);
+  auto const blocks = decode_weights<Scalar>(data, available, file_bytes, counts, path);
+  std::size_t i = 0;
+  auto const put = [](auto const& v, std::vector<Scalar> const& src) {
+    if (v.extent(0) == 0) return;
+    Kokkos::View<Scalar const*, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>> h(src.data(), src.size());
+    Kokkos::deep_copy(v, h);
+  };
+  net.for_each_layer([&](auto const& l) {
+    put(l.parameters(), blocks[2 * i]);
+    put(l.state(), blocks[2 * i + 1]);
+    ++i;
+  });
+}
+}  // namespace detail
+
+/// Write the parameters and state of every layer of `net` to `path`
+/// (replacing it atomically).  std::invalid_argument if a value is NaN or
+/// infinite; std::runtime_error if the file cannot be written.
+template <class Net>
+void save_weights(Net const& net, std::string const& path) {
+  char const* where = "lensing::nn::save_weights";
+  auto const bytes = detail::encode_network(net, path, where);
   io::AtomicFile file(path, where);
   {
     std::ofstream f(file.temp_path(), std::ios::binary | std::ios::trunc);
@@ -230,7 +279,6 @@ void save_weights(Net const& net, std::string const& path) {
 template <class Net>
 void load_weights(Net& net, std::string const& path) {
   char const* where = "lensing::nn::load_weights";
-  using Scalar = typename Net::scalar_type;
   auto const fail = [&](std::string const& what) {
     throw std::runtime_error(std::string(where) + ": '" + path + "': " + what);
   };
@@ -238,29 +286,13 @@ void load_weights(Net& net, std::string const& path) {
   std::ifstream f(path, std::ios::binary);
   long long const file_bytes = io::file_size(path);
   if (!f || file_bytes < 0) fail("cannot open the file (missing or unreadable)");
-  std::vector<std::uint64_t> counts;
-  std::uint64_t expected = 24 + 8;
-  net.for_each_layer([&](auto const& l) {
-    counts.push_back(std::uint64_t(l.num_params()));
-    counts.push_back(std::uint64_t(l.num_state()));
-    expected += 16 + (counts[counts.size() - 2] + counts.back()) * sizeof(Scalar);
-  });
+  std::uint64_t expected = 0;
+  detail::network_counts(net, expected);
   // Read no more than a file of this network's size: a foreign or huge file
   // costs no allocation beyond that.
   std::string bytes(static_cast<std::size_t>(std::min<std::uint64_t>(std::uint64_t(file_bytes), expected)), '\0');
   if (!bytes.empty() && !f.read(&bytes[0], std::streamsize(bytes.size()))) fail("cannot read the file");
-  auto const data = detail::decode_weights<Scalar>(bytes.data(), bytes.size(), std::uint64_t(file_bytes), counts, path);
-  std::size_t i = 0;
-  auto const put = [](auto const& v, std::vector<Scalar> const& src) {
-    if (v.extent(0) == 0) return;
-    Kokkos::View<Scalar const*, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>> h(src.data(), src.size());
-    Kokkos::deep_copy(v, h);
-  };
-  net.for_each_layer([&](auto const& l) {
-    put(l.parameters(), data[2 * i]);
-    put(l.state(), data[2 * i + 1]);
-    ++i;
-  });
+  detail::decode_network(net, bytes.data(), bytes.size(), std::uint64_t(file_bytes), path);
 }
 
 }  // namespace nn

@@ -6,6 +6,7 @@
 /// learning-rate schedules, early stopping, checkpoints and resume.
 
 #include <lensing/core/errors.hpp>
+#include <lensing/nn/checkpoint.hpp>
 #include <lensing/nn/finite_check.hpp>
 #include <lensing/nn/loss.hpp>
 #include <lensing/nn/schedule.hpp>
@@ -63,7 +64,6 @@ struct TrainHistory {
 
 namespace detail {
 inline constexpr char train_magic[9] = "LNSNNT01";
-inline constexpr std::uint32_t train_version = 1;
 
 /// Permutation of [0, n) for an epoch: Fisher–Yates with the stream
 /// (seed, purpose_epoch_shuffle, epoch) of core/random.hpp, so an epoch's order
@@ -91,22 +91,6 @@ bool host_all_finite(V const& v) {
   return true;
 }
 
-template <class V>
-void read_into(std::ifstream& f, V const& v, char const* where, std::string const& path) {
-  using T = typename V::non_const_value_type;
-  std::uint64_t len = 0;
-  if (!read_pod(f, len)) throw std::runtime_error(std::string(where) + ": '" + path + "': truncated state");
-  if (len != std::uint64_t(v.extent(0)))
-    throw_invalid_argument(where, "'" + path + "' holds an optimizer state vector of " + std::to_string(len) +
-                                      " values, the optimizer has " + std::to_string(v.extent(0)));
-  std::vector<T> buf(len);
-  if (len > 0 && !f.read(reinterpret_cast<char*>(buf.data()), std::streamsize(len * sizeof(T))))
-    throw std::runtime_error(std::string(where) + ": '" + path + "': truncated state");
-  if (len > 0) {
-    Kokkos::View<T const*, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>> h(buf.data(), buf.size());
-    Kokkos::deep_copy(v, h);
-  }
-}
 }  // namespace detail
 
 /// Train `net` with `opt` on (x, y), validating on (x_val, y_val).
@@ -143,12 +127,13 @@ void read_into(std::ifstream& f, V const& v, char const* where, std::string cons
 /// `<checkpoint_path>.best` (the best epoch's weights, early stopping only)
 /// and `<checkpoint_path>.train` (next epoch, best epoch and metric, epochs
 /// without improvement, optimizer step count, rate and state vectors,
-/// schedule state; binary, magic "LNSNNT01", little-endian, scalars of the
-/// network's type).  With resume_from = a checkpoint's path, training
+/// schedule state, Dropout layers' mask counters; the training state block
+/// of checkpoint.hpp, magic "LNSNNT01"; every file replaced durably and
+/// atomically).  With resume_from = a checkpoint's path, training
 /// continues at its next epoch and, when run to the same total, ends with
 /// weights bit-identical to an uninterrupted run (the per-epoch shuffle is a
-/// function of (seed, e); stochastic layers' internal counters (Dropout) are
-/// not saved, so that holds for networks without them).
+/// function of (seed, e), and top-level Dropout layers' mask counters are
+/// saved; Dropout nested inside a block is not).
 ///
 /// Throws std::invalid_argument("lensing::nn::train: ...") for inconsistent
 /// shapes, fewer samples than B, non-finite data, bad options or a
@@ -220,47 +205,24 @@ TrainHistory train(ExecutionSpace const& space, Net& net, Optimizer& opt, Loss&&
   if (!options.resume_from.empty()) {
     std::string const base = options.resume_from;
     std::string const tpath = base + ".train";
-    auto const fail = [&](std::string const& what) {
-      throw std::runtime_error(std::string(where) + ": '" + tpath + "': " + what);
-    };
-    std::ifstream f(tpath, std::ios::binary);
-    if (!f) fail("cannot open the file (missing or unreadable)");
-    char magic[8];
-    if (!f.read(magic, 8) || std::memcmp(magic, detail::train_magic, 8) != 0)
-      fail("not a lensing training checkpoint (bad magic)");
-    std::uint32_t version = 0, bytes = 0;
-    std::int64_t next = 0, be = 0, w = 0, steps = 0;
-    std::uint64_t np = 0, nvec = 0;
-    double bm = 0, lr = 0;
-    std::array<double, 5> sched{};
-    std::uint8_t has_sched = 0;
-    if (!detail::read_pod(f, version) || !detail::read_pod(f, bytes) || !detail::read_pod(f, next) ||
-        !detail::read_pod(f, be) || !detail::read_pod(f, bm) || !detail::read_pod(f, w) ||
-        !detail::read_pod(f, steps) || !detail::read_pod(f, lr) || !detail::read_pod(f, has_sched))
-      fail("truncated header");
-    for (double& s : sched)
-      if (!detail::read_pod(f, s)) fail("truncated header");
-    if (!detail::read_pod(f, np) || !detail::read_pod(f, nvec)) fail("truncated header");
-    if (version != detail::train_version) fail("unsupported format version " + std::to_string(version));
-    if (bytes != sizeof(Scalar))
-      throw_invalid_argument(where, "'" + tpath + "' holds " + std::to_string(bytes) +
-                                        "-byte scalars, the network uses " + std::to_string(sizeof(Scalar)));
-    if (np != std::uint64_t(net.num_params()))
-      throw_invalid_argument(where, "'" + tpath + "' is for a network of " + std::to_string(np) +
-                                        " parameters, this one has " + std::to_string(net.num_params()));
-    auto const vecs = opt.state_vectors();
-    if (nvec != vecs.size())
-      throw_invalid_argument(where, "'" + tpath + "' holds " + std::to_string(nvec) +
-                                        " optimizer state vectors, the optimizer has " + std::to_string(vecs.size()));
-    check_argument(next >= 1 && next <= options.epochs, where,
-                   "the checkpoint's next epoch " + std::to_string(next) +
+    std::string const bytes = detail::read_file_bytes(tpath, where);
+    detail::ByteReader r{bytes.data(), bytes.size()};
+    auto const decoded =
+        detail::decode_training_state<Scalar>(r, detail::train_magic, opt, net.num_params(), tpath, where);
+    TrainingState const& st = decoded.state;
+    if (r.pos != r.size)
+      throw std::runtime_error(std::string(where) + ": '" + tpath + "': trailing bytes after the data");
+    check_argument(st.next_epoch >= 1 && st.next_epoch <= options.epochs, where,
+                   "the checkpoint's next epoch " + std::to_string(st.next_epoch) +
                        " is not in [1, epochs = " + std::to_string(options.epochs) + "]");
-    check_argument(bool(has_sched) == schedule.has_value(), where,
-                   "the checkpoint was written with" + std::string(has_sched ? "" : "out") +
+    check_argument(st.has_schedule == schedule.has_value(), where,
+                   "the checkpoint was written with" + std::string(st.has_schedule ? "" : "out") +
                        " a learning-rate schedule, the options have" + (schedule ? "" : " none"));
-    for (auto const& v : vecs)
-      detail::read_into(f, v, where, tpath);
-    if (f.peek() != std::ifstream::traits_type::eof()) fail("trailing bytes after the data");
+    std::int64_t const be = st.best_epoch, steps = st.optimizer_steps, next = st.next_epoch, w = st.wait;
+    double const bm = st.best_metric, lr = st.lr;
+    auto const& sched = st.schedule;
+    if (!st.counters.empty()) detail::set_layer_counters(net, st.counters, tpath, where);
+    detail::load_optimizer_state(opt, decoded.optimizer);
     if (be >= 0 && early) {
       load_weights(net, base + ".best");
       Kokkos::deep_copy(best_params, net.parameters());
@@ -292,31 +254,18 @@ TrainHistory train(ExecutionSpace const& space, Net& net, Optimizer& opt, Loss&&
       Kokkos::deep_copy(net.parameters(), cur_p);
       Kokkos::deep_copy(net.state(), cur_s);
     }
-    std::string const tpath = base + ".train";
-    std::ofstream f(tpath, std::ios::binary | std::ios::trunc);
-    if (!f) throw std::runtime_error(std::string(where) + ": cannot open '" + tpath + "' for writing");
-    f.write(detail::train_magic, 8);
-    detail::write_pod<std::uint32_t>(f, detail::train_version);
-    detail::write_pod<std::uint32_t>(f, sizeof(Scalar));
-    detail::write_pod<std::int64_t>(f, next_epoch);
-    detail::write_pod<std::int64_t>(f, best_epoch);
-    detail::write_pod<double>(f, best);
-    detail::write_pod<std::int64_t>(f, wait);
-    detail::write_pod<std::int64_t>(f, opt.steps());
-    detail::write_pod<double>(f, opt.lr());
-    detail::write_pod<std::uint8_t>(f, schedule ? 1 : 0);
-    std::array<double, 5> const st = schedule ? schedule->state() : std::array<double, 5>{};
-    for (double s : st)
-      detail::write_pod<double>(f, s);
-    detail::write_pod<std::uint64_t>(f, std::uint64_t(net.num_params()));
-    auto const vecs = opt.state_vectors();
-    detail::write_pod<std::uint64_t>(f, vecs.size());
-    for (auto const& v : vecs) {
-      detail::write_pod<std::uint64_t>(f, std::uint64_t(v.extent(0)));
-      detail::write_vector(f, v);
-    }
-    f.flush();
-    if (!f) throw std::runtime_error(std::string(where) + ": writing '" + tpath + "' failed");
+    TrainingState st;
+    st.next_epoch = next_epoch;
+    st.best_epoch = best_epoch;
+    st.best_metric = best;
+    st.wait = wait;
+    st.optimizer_steps = opt.steps();
+    st.lr = opt.lr();
+    st.has_schedule = schedule.has_value();
+    if (schedule) st.schedule = schedule->state();
+    st.counters = detail::layer_counters(net);
+    write_file_durably(base + ".train",
+                       detail::encode_training_state<Scalar>(detail::train_magic, st, opt, net.num_params()), where);
   };
 
   // Copy samples idx[first..first+B) of (xs, ys) into the device batch.
