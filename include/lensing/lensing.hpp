@@ -99,6 +99,7 @@
 #include <lensing/nn/loss.hpp>
 #include <lensing/nn/loss_gaussian_full.hpp>
 #include <lensing/nn/loss_mdn.hpp>
+#include <lensing/nn/mc_predict.hpp>
 #include <lensing/nn/losses.hpp>
 #include <lensing/nn/optimizer.hpp>
 #include <lensing/nn/pooling.hpp>
@@ -109,6 +110,7 @@
 #include <lensing/nn/serialize.hpp>
 #include <lensing/nn/tensor.hpp>
 #include <lensing/nn/train.hpp>
+#include <lensing/nn/two_input.hpp>
 #include <lensing/nn/vae.hpp>
 #include <lensing/noise/bad_pixels.hpp>
 #include <lensing/noise/cosmic_rays.hpp>

@@ -15,12 +15,14 @@
 #include <lensing/nn/loss.hpp>
 #include <lensing/nn/loss_gaussian_full.hpp>
 #include <lensing/nn/loss_mdn.hpp>
+#include <lensing/nn/mc_predict.hpp>
 #include <lensing/nn/optimizer.hpp>
 #include <lensing/nn/pooling.hpp>
 #include <lensing/nn/reshape.hpp>
 #include <lensing/nn/residual.hpp>
 #include <lensing/nn/sequential.hpp>
 #include <lensing/nn/train.hpp>
+#include <lensing/nn/two_input.hpp>
 #include <lensing/nn/vae.hpp>
 
 namespace {
@@ -121,6 +123,19 @@ LENSING_INSTANTIATE(instantiate_nn) {
         [](auto const& s, auto const& p, auto const& tt, auto const& g) { return nn::mse_loss(s, p, tt, g); },
         nn::Tensor<S, Kokkos::HostSpace>("hx", 2, 2, 6, 6), lensing::View2D<S, Kokkos::HostSpace>("ht", 2, 4),
         nn::Tensor<S, Kokkos::HostSpace>(), lensing::View2D<S, Kokkos::HostSpace>(), topt);
+    // Another batch size, a two-input model and MC-dropout prediction (helper seq).
+    nn::Tensor<S, Mem> x3("x3", 3, 2, 6, 6), v3("v3", 3, 3, 1, 1), dx3("dx3", 3, 2, 6, 6), dv3("dv3", 3, 3, 1, 1);
+    net.forward(space, x3);
+    auto two = nn::make_two_input(nn::make_sequential(nn::Conv2D<S, Mem>(2, 1, 3), nn::Flatten<S, Mem>()),
+                                  nn::make_sequential(nn::Dense<S, Mem>(3, 2)),
+                                  nn::make_sequential(nn::Dropout<S, Mem>(0.5), nn::Dense<S, Mem>(18, 5)));
+    two.forward(space, x3, v3);
+    two.backward(space, x3, v3, dx3, dv3);
+    nn::mc_predict(space, net, x3, 2, 1);
+    nn::mc_predict(space, two, x3, v3, 2, 1);
+    nn::mc_predict_gaussian(space, net, x3, nn::GaussianOutput::diagonal, 2, 1);
+    auto full = nn::make_sequential(nn::Flatten<S, Mem>(), nn::Dense<S, Mem>(72, 5));
+    nn::mc_predict_gaussian(space, full, x3, nn::GaussianOutput::full, 2, 1);
     space.fence();
   });
 }
