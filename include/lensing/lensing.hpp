@@ -99,8 +99,8 @@
 #include <lensing/nn/loss.hpp>
 #include <lensing/nn/loss_gaussian_full.hpp>
 #include <lensing/nn/loss_mdn.hpp>
-#include <lensing/nn/mc_predict.hpp>
 #include <lensing/nn/losses.hpp>
+#include <lensing/nn/mc_predict.hpp>
 #include <lensing/nn/optimizer.hpp>
 #include <lensing/nn/pooling.hpp>
 #include <lensing/nn/reshape.hpp>
