@@ -64,6 +64,7 @@
 #include <lensing/geometry/ellipticity.hpp>
 #include <lensing/geometry/grid_coordinates.hpp>
 #include <lensing/geometry/pixel_grid.hpp>
+#include <lensing/inversion/evidence_density.hpp>
 #include <lensing/inversion/lensing_operator.hpp>
 #include <lensing/inversion/linear_amplitudes.hpp>
 #include <lensing/inversion/regularisation.hpp>

@@ -3,6 +3,7 @@
 // evidence-maximising lambda against the lambda the data were drawn with,
 // linear amplitudes, bad input.
 
+#include <lensing/inversion/evidence_density.hpp>
 #include <lensing/inversion/lensing_operator.hpp>
 #include <lensing/inversion/linear_amplitudes.hpp>
 #include <lensing/inversion/regularisation.hpp>
@@ -21,6 +22,7 @@
 #include <Eigen/Dense>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -258,7 +260,7 @@ LENSING_TEST_CASE_TEMPLATE("noise-free source recovery as lambda -> 0", Config, 
 
 // The evidence of LinearInversion is log N(d; 0, C + L (lambda R)^-1 L^T)
 // exactly (Gaussian prior, Gaussian noise): computed densely on a tiny case
-// for every regularisation form and three lambdas.  Error model: both sides
+// for every regularisation form, three lambdas, sparse and dense factorisations.  Error model: both sides
 // sum ~10^2 logs and quadratic forms of O(10^2) magnitude with condition
 // numbers <= ~10^4: agreement to ~1e-11 relative; allowed 1e-9 (|log eps| + N_d).
 LENSING_TEST_CASE_TEMPLATE("evidence equals the dense Gaussian marginal", Config, lensing::test::DoubleConfigs) {
@@ -280,23 +282,26 @@ LENSING_TEST_CASE_TEMPLATE("evidence equals the dense Gaussian marginal", Config
   for (auto form :
        {lensing::Regularisation::zeroth, lensing::Regularisation::gradient, lensing::Regularisation::curvature}) {
     auto const r = lensing::regularisation_matrix(sgrid, form);
-    lensing::LinearInversion inv(op.matrix, d, sigma, r);
     Eigen::MatrixXd const l(op.matrix), rd(r);
-    for (double rel : {0.01, 1.0, 100.0}) {
-      double const lambda = rel * inv.reference_lambda();
-      Eigen::MatrixXd cov = l * (lambda * rd).inverse() * l.transpose();
-      for (long p = 0; p < nd; ++p)
-        cov(p, p) += sigma[p] * sigma[p];
-      Eigen::LLT<Eigen::MatrixXd> llt(cov);
-      REQUIRE(llt.info() == Eigen::Success);
-      double logdet = 0;
-      for (long p = 0; p < nd; ++p)
-        logdet += 2 * std::log(llt.matrixL()(p, p));
-      double const dense = -0.5 * d.dot(llt.solve(d)) - 0.5 * logdet - 0.5 * nd * std::log(2 * std::acos(-1.0));
-      double const ev = inv.log_evidence(lambda);
-      INFO("form " << int(form) << " lambda " << lambda << ": evidence " << ev << ", dense " << dense);
-      CHECK(std::fabs(ev - dense) <= 1e-9 * (std::fabs(dense) + nd));
-    }
+    for (auto fac : {lensing::Factorisation::sparse, lensing::Factorisation::dense})
+      for (double rel : {0.01, 1.0, 100.0}) {
+        lensing::LinearInversion inv(op.matrix, d, sigma, r, std::nan(""), fac);
+        CHECK(inv.dense() == (fac == lensing::Factorisation::dense));
+        double const lambda = rel * inv.reference_lambda();
+        Eigen::MatrixXd cov = l * (lambda * rd).inverse() * l.transpose();
+        for (long p = 0; p < nd; ++p)
+          cov(p, p) += sigma[p] * sigma[p];
+        Eigen::LLT<Eigen::MatrixXd> llt(cov);
+        REQUIRE(llt.info() == Eigen::Success);
+        double logdet = 0;
+        for (long p = 0; p < nd; ++p)
+          logdet += 2 * std::log(llt.matrixL()(p, p));
+        double const dense = -0.5 * d.dot(llt.solve(d)) - 0.5 * logdet - 0.5 * nd * std::log(2 * std::acos(-1.0));
+        double const ev = inv.log_evidence(lambda);
+        INFO("form " << int(form) << (inv.dense() ? " dense" : " sparse") << " lambda " << lambda << ": evidence " << ev
+                     << ", dense " << dense);
+        CHECK(std::fabs(ev - dense) <= 1e-9 * (std::fabs(dense) + nd));
+      }
     CHECK(ns == sgrid.num_pixels());
   }
 }
@@ -399,6 +404,23 @@ LENSING_TEST_CASE_TEMPLATE("log_evidence peaks at the true lens", Config, lensin
   INFO("d log eps / d theta_E at 0.98: " << gm[0] << ", at 1.02: " << gp[0]);
   CHECK(gm[0] > 0);
   CHECK(gp[0] < 0);
+  // The same numbers through EvidenceDensity (a LogDensity of the 9 lens
+  // parameters): at fixed lambda, and with lambda maximised per evaluation.
+  using Density = lensing::EvidenceDensity<Lens<double>>;
+  static_assert(lensing::check_log_density<Density, Space>(), "EvidenceDensity models LogDensity");
+  Density const fixed(inv, lambda, 2e-3), best(inv);
+  CHECK(fixed.dimension() == 9);
+  lensing::View1D<double, Kokkos::HostSpace> q("q", 9), g("g", 9);
+  make_lens<double>(0.98).pack(q.data());
+  double const v = fixed.clone().value_and_gradient(space, q, g);
+  CHECK(v == doctest::Approx(lensing::log_evidence(space, make_lens<double>(0.98), inv, lambda)).epsilon(1e-12));
+  for (int k = 0; k < 9; ++k)
+    CHECK(g(k) == doctest::Approx(gm[std::size_t(k)]).epsilon(1e-10));
+  truth.pack(q.data());
+  CHECK(best.value(space, q) == doctest::Approx(e0).epsilon(1e-12));
+  q(0) = -1;  // theta_E outside its domain: -inf, not an exception
+  CHECK(fixed.value_and_gradient(space, q, g) == -std::numeric_limits<double>::infinity());
+  CHECK(std::isnan(g(0)));
 }
 
 //----------------------------------------------------------------------------
