@@ -119,8 +119,8 @@ inline io::Canvas corner_canvas(std::vector<std::string> const& names, std::vect
   int name_w = 0, tick_w = 0;
   for (std::size_t k = 0; k < m; ++k) {
     name_w = std::max(name_w, io::Canvas::text_width(names[k], ts));
-    tick_w = std::max({tick_w, io::Canvas::text_width(detail::plot_number(lo[k]), ts),
-                       io::Canvas::text_width(detail::plot_number(hi[k]), ts)});
+    tick_w = std::max({tick_w, io::Canvas::text_width(detail::plot_number(lo[k], "%.3g"), ts),
+                       io::Canvas::text_width(detail::plot_number(hi[k], "%.3g"), ts)});
   }
   int const line = io::Font5x7::line_height * ts;
   int const left = name_w + tick_w + 16, top = (options.title.empty() ? 1 : 2) * line + 8, bottom = 2 * line + 12;
@@ -195,15 +195,15 @@ inline io::Canvas corner_canvas(std::vector<std::string> const& names, std::vect
     if (i > 0) {
       int const tx = left - 6 - tick_w;
       c.text(4, r0 + P / 2 - 3 * ts, names[i], CornerPlotColours::text, ts);
-      c.text(tx, r0, detail::plot_number(hi[i]), CornerPlotColours::text, ts);
-      c.text(tx, r0 + P - 7 * ts, detail::plot_number(lo[i]), CornerPlotColours::text, ts);
+      c.text(tx, r0, detail::plot_number(hi[i], "%.3g"), CornerPlotColours::text, ts);
+      c.text(tx, r0 + P - 7 * ts, detail::plot_number(lo[i], "%.3g"), CornerPlotColours::text, ts);
     }
   }
   // x labels under the bottom row.
   int const yb = row_of(m - 1) + P + 4;
   for (std::size_t j = 0; j < m; ++j) {
     int const c0 = col_of(j);
-    std::string const l = detail::plot_number(lo[j]), h = detail::plot_number(hi[j]);
+    std::string const l = detail::plot_number(lo[j], "%.3g"), h = detail::plot_number(hi[j], "%.3g");
     c.text(c0, yb, l, CornerPlotColours::text, ts);
     c.text(c0 + P - io::Canvas::text_width(h, ts), yb, h, CornerPlotColours::text, ts);
     c.text(c0 + std::max(0, (P - io::Canvas::text_width(names[j], ts)) / 2), yb + line + 2, names[j],
