@@ -97,18 +97,22 @@ struct has_loss_name : std::false_type {};
 template <class Loss>
 struct has_loss_name<Loss, std::void_t<decltype(std::string(std::declval<Loss const&>().name()))>> : std::true_type {};
 
-/// Check that `net` takes the batches of `src` and that its output fits the
-/// loss for the source's labels (when the loss states num_outputs).
+/// Check that `net` takes the batches of `src` (its output_shape(in) for the
+/// batch shape: a Sequential infers it, or refuses naming the layer) and
+/// that its output fits the loss for the source's labels (when the loss
+/// states num_outputs).
 template <class Net, class Source, class Loss>
 void check_fit_source(Net const& net, Source const& src, Loss const& loss, char const* which) {
   char const* where = "lensing::nn::fit";
-  Shape4 const in = net.input_shape(), out = net.output_shape();
   auto const ss = src.sample_shape();
   Shape4 const want{int(src.batch_size()), ss[0], ss[1], ss[2]};
-  check_argument(in == want, where,
-                 std::string("the network takes inputs of shape ") + in.str() + ", the " + which +
-                     " source gives batches of shape " + want.str() +
-                     " (build the network for the source's batch size and image shape)");
+  Shape4 out{};
+  try {
+    out = net.output_shape(want);
+  } catch (std::invalid_argument const& e) {
+    throw_invalid_argument(where, std::string("the network cannot take the ") + which + " source's batches of shape " +
+                                      want.str() + ": " + e.what());
+  }
   check_argument(src.batches_per_epoch() >= 1, where, std::string("the ") + which + " source has no batches");
   check_argument(src.num_labels() >= 1, where, std::string("the ") + which + " source has no label columns");
   if constexpr (has_num_outputs<Loss>::value) {
@@ -404,9 +408,10 @@ FitHistory fit_impl(ExecutionSpace const& space, Net& net, Optimizer& opt, Loss 
 /// validating on `val_source` (the overload without it monitors the
 /// training loss).
 ///
-/// `model` is a Sequential (sequential.hpp) built for the sources' batches:
-/// input shape (B, C, H, W) = (batch_size(), sample_shape()) of the source
-/// (checked).  `loss` is a loss object of losses.hpp (MSELoss,
+/// `model` is a Sequential (sequential.hpp) that takes the sources' batches
+/// (B, C, H, W) = (batch_size(), sample_shape()): model.output_shape() of
+/// that shape is checked before training (a Sequential runs at any batch
+/// size, so training and validation batches may differ).  `loss` is a loss object of losses.hpp (MSELoss,
 /// GaussianNLLLoss, GaussianFullNLLLoss, BCEWithLogitsLoss, MDNLoss) or any
 /// Loss (loss.hpp); with a loss object, the network's outputs per sample
 /// must be loss.num_outputs(num_labels()) (checked before training).  The
