@@ -89,6 +89,16 @@ void imaging(Space const& space) {
   space.fence();
   lensing::GaussianLikelihood<Model, Mem, lensing::GaussianFilter<S, Mem>> const like_sup(sup, a, n, m);
   like_sup.value_and_gradient(space, model, grad);
+  // The noise variance of the model, and the gradient with respect to a
+  // pixelated source's pixel values.
+  lensing::GaussianLikelihood<Model, Mem, lensing::GaussianFilter<S, Mem>> const like_mv(obs, a, noise, m);
+  like_mv.value_and_gradient(space, model, grad);
+  using PixModel = lensing::LensModel<Lens, lensing::PixelatedSource<S>, lensing::NoLight<S>>;
+  lensing::View2D<S, Mem> sv("sv", 4, 4), sg("sg", 4, 4);
+  PixModel const pm{lens, lensing::make_pixelated_source(sv, lensing::PixelGrid<S>::square(4, S(0.2))), {}};
+  lensing::GaussianLikelihood<PixModel, Mem, lensing::GaussianFilter<S, Mem>> const like_pix(obs, a, n, m);
+  lensing::View1D<S, Mem> gp("gp", PixModel::num_params);
+  like_pix.value_and_gradient_source_pixels(space, pm, gp, sg);
   space.fence();
 }
 }  // namespace
