@@ -3,7 +3,8 @@
 // (blocks built without input shapes), the two-input combinator (gradients
 // against central differences for both inputs and the parameters) and
 // MC-dropout prediction (deterministic passes, the analytic predictive
-// moments of a linear model, the aleatoric/epistemic split).
+// moments of a linear model, the aleatoric/epistemic split), and the VAE's
+// reparameterisation at any batch size.
 #include <lensing/nn/activation.hpp>
 #include <lensing/nn/concat.hpp>
 #include <lensing/nn/conv2d.hpp>
@@ -17,6 +18,7 @@
 #include <lensing/nn/residual.hpp>
 #include <lensing/nn/sequential.hpp>
 #include <lensing/nn/two_input.hpp>
+#include <lensing/nn/vae.hpp>
 
 #include <lensing_test.hpp>
 
@@ -249,6 +251,43 @@ LENSING_TEST_CASE_TEMPLATE("nn: TwoInput forward, batch sizes and gradients for 
   Kokkos::deep_copy(net.output_gradient(), r);
   net.backward(space, x1, x2);
   CHECK(lt::host_values(net.gradients()) == gp);
+  // mc_predict of a two-input network (no dropout layer here: every pass is
+  // the forward, so the mean is it exactly and the covariance 0).
+  auto const mc = nn::mc_predict(space, net, x1, x2, 3, 1);
+  CHECK(lt::host_values(mc.mean) == out);
+  for (double c : lt::host_values(mc.cov))
+    CHECK(c == 0.0);
+}
+
+LENSING_TEST_CASE_TEMPLATE("nn: Reparameterize takes any batch size", Config, lt::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  using S = typename Config::scalar;
+  using T = nn::Tensor<S, Mem>;
+  Space space;
+  // ε of draw k, element i depends only on (seed, k, i): a sampler built for
+  // batch 2 that draws at batch 5 then 2 gives, at its second draw, the ε
+  // and z of a sampler that drew twice at batch 2.
+  T enc5("enc5", 5, 6, 1, 1), z5("z5", 5, 3, 1, 1), enc2("enc2", 2, 6, 1, 1), z2("z2", 2, 3, 1, 1);
+  T w2("w2", 2, 3, 1, 1), d2("d2", 2, 6, 1, 1), e2("e2", 2, 6, 1, 1);
+  lt::fill_normal(enc5, 1, 0.5);
+  lt::fill_normal(enc2, 2, 0.5);
+  nn::Reparameterize<S, Mem> grown(2, 3, 17), fixed(2, 3, 17);
+  grown.sample(space, enc5, z5);
+  CHECK(grown.batch() == 5);
+  CHECK(grown.eps().extent(0) == 5);
+  grown.sample(space, enc2, z2);
+  CHECK(grown.batch() == 2);
+  fixed.sample(space, enc2, w2);
+  fixed.sample(space, enc2, w2);
+  CHECK(lt::host_values(z2) == lt::host_values(w2));
+  CHECK(lt::host_values(grown.eps()) == lt::host_values(fixed.eps()));
+  // backward follows the last sample's batch.
+  lt::fill_normal(w2, 3);
+  grown.backward(space, enc2, w2, d2);
+  fixed.backward(space, enc2, w2, e2);
+  CHECK(lt::host_values(d2) == lt::host_values(e2));
+  CHECK_THROWS_AS(grown.backward(space, enc5, z5, enc5), std::invalid_argument);
 }
 
 LENSING_TEST_CASE_TEMPLATE("nn: mc_predict without dropout is the single forward with zero covariance", Config,
