@@ -36,8 +36,11 @@
 ///   vector_type state() const;
 ///   void bind_state(vector_type const& s);  // as bind_parameters
 ///
-///   // Allocate workspaces for inputs of shape `in` (called once by
-///   // Sequential's constructor; forward re-prepares on a new shape).
+///   // Allocate workspaces for inputs of shape `in`: called by Sequential
+///   // (and the containers: Residual, Concat, TwoInput) whenever the input
+///   // shape changes, batch size included, so it must take any shape that
+///   // output_shape takes, at any time; grow buffers to a capacity and use
+///   // slices (detail::batch_slice) rather than reallocating per batch.
 ///   void prepare(Shape4 const& in);
 ///   // Training (batch statistics, dropout on) or inference mode.
 ///   void set_training(bool training);
