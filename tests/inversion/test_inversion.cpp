@@ -258,6 +258,46 @@ LENSING_TEST_CASE_TEMPLATE("noise-free source recovery as lambda -> 0", Config, 
 
 //----------------------------------------------------------------------------
 
+// The regularisation matrices are the quadratic forms they document:
+// s^T R s = sum over pixels of the squared first (gradient) or second
+// (curvature) differences along x and y, pixels beyond the border 0, for a
+// random s on a 7 x 5 grid (exact up to rounding, 1e-12); R is symmetric and
+// positive definite (smallest eigenvalue > 0), so log det R is finite.
+TEST_CASE("regularisation matrices are the documented quadratic forms") {
+  lensing::PixelGrid<double> const g(7, 5, 0.1);
+  int const nx = 7, ny = 5;
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> normal;
+  Eigen::VectorXd s(nx * ny);
+  for (long j = 0; j < s.size(); ++j)
+    s[j] = normal(rng);
+  auto at = [&](int iy, int ix) { return iy >= 0 && iy < ny && ix >= 0 && ix < nx ? s[iy * nx + ix] : 0.0; };
+  double grad = 0, curv = 0;
+  for (int iy = 0; iy < ny; ++iy)
+    for (int ix = 0; ix < nx; ++ix) {
+      grad += std::pow(at(iy, ix + 1) - at(iy, ix), 2) + std::pow(at(iy + 1, ix) - at(iy, ix), 2);
+      curv += std::pow(at(iy, ix - 1) - 2 * at(iy, ix) + at(iy, ix + 1), 2) +
+              std::pow(at(iy - 1, ix) - 2 * at(iy, ix) + at(iy + 1, ix), 2);
+    }
+  double const want[3] = {s.squaredNorm(), grad, curv};
+  int f = 0;
+  for (auto form :
+       {lensing::Regularisation::zeroth, lensing::Regularisation::gradient, lensing::Regularisation::curvature}) {
+    auto const r = lensing::regularisation_matrix(g, form);
+    Eigen::MatrixXd const rd(r);
+    CHECK((rd - rd.transpose()).norm() == 0.0);
+    CHECK(s.dot(r * s) == doctest::Approx(want[f]).epsilon(1e-12));
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(rd, Eigen::EigenvaluesOnly);
+    CHECK(es.eigenvalues().minCoeff() > 1e-3);
+    // The ridge adds ridge * I.
+    auto const rr = lensing::regularisation_matrix(g, form, 0.5);
+    CHECK((Eigen::MatrixXd(rr) - rd - 0.5 * Eigen::MatrixXd::Identity(nx * ny, nx * ny)).norm() <= 1e-15);
+    ++f;
+  }
+}
+
+//----------------------------------------------------------------------------
+
 // The evidence of LinearInversion is log N(d; 0, C + L (lambda R)^-1 L^T)
 // exactly (Gaussian prior, Gaussian noise): computed densely on a tiny case
 // for every regularisation form, three lambdas, sparse and dense factorisations.  Error model: both sides

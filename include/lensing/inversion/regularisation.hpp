@@ -39,12 +39,13 @@ enum class Regularisation {
 /// convention PixelatedSource uses when it interpolates (the source fades to
 /// 0 beyond its border).  At the edges the missing neighbours therefore turn
 /// the difference into a lower-order term (for the gradient, the last
-/// column's and row's differences are the zeroth-order terms -s), which is
-/// Suyu et al.'s treatment of the edge pixels, and makes R positive
-/// definite: D_x and C_x are then invertible (triangular with unit diagonal;
+/// column's and row's differences are the zeroth-order terms -s), in the
+/// spirit of Suyu et al.'s lower-order regularisation of the edge pixels
+/// (their exact edge terms may differ), and R is positive definite: D_x and
+/// C_x are invertible (bidiagonal with diagonal -1;
 /// tridiagonal Toeplitz with eigenvalues -2 + 2 cos(m pi / (n + 1)) != 0), so
-/// log det R is finite.  Its smallest eigenvalue still falls as ~ (pi / n)^2
-/// (gradient) and ~ (pi / n)^4 (curvature) on an n x n grid; `ridge` adds
+/// log det R is finite.  Its smallest eigenvalue still falls as ~ 1 / n^2
+/// (gradient) and ~ 1 / n^4 (curvature) on an n x n grid; `ridge` adds
 /// ridge * I (a small zeroth-order term, >= 0) for grids large enough that
 /// this matters in double (curvature beyond ~10^3 pixels a side).
 ///
