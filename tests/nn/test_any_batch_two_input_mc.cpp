@@ -17,6 +17,7 @@
 #include <lensing/nn/pooling.hpp>
 #include <lensing/nn/residual.hpp>
 #include <lensing/nn/sequential.hpp>
+#include <lensing/nn/serialize.hpp>
 #include <lensing/nn/two_input.hpp>
 #include <lensing/nn/vae.hpp>
 
@@ -24,7 +25,10 @@
 
 #include "gradient_check.hpp"
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -251,6 +255,17 @@ LENSING_TEST_CASE_TEMPLATE("nn: TwoInput forward, batch sizes and gradients for 
   Kokkos::deep_copy(net.output_gradient(), r);
   net.backward(space, x1, x2);
   CHECK(lt::host_values(net.gradients()) == gp);
+  // Weights round trip (serialize.hpp walks the branches and the head).
+  std::string const path = (std::filesystem::temp_directory_path() /
+                            ("lensing_nn_two_input_" + std::to_string(::getpid()) + std::string(Space::name())))
+                               .string();
+  nn::save_weights(net, path);
+  auto other = nn::make_two_input(image, vec, head);
+  other.initialize(12);
+  nn::load_weights(other, path);
+  std::filesystem::remove(path);
+  CHECK(lt::host_values(other.parameters()) == lt::host_values(net.parameters()));
+  CHECK(lt::host_values(other.forward(space, x1, x2)) == out);
   // mc_predict of a two-input network (no dropout layer here: every pass is
   // the forward, so the mean is it exactly and the covariance 0).
   auto const mc = nn::mc_predict(space, net, x1, x2, 3, 1);

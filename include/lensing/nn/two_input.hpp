@@ -115,6 +115,20 @@ class TwoInput {
   A& first() { return a_; }
   B& second() { return b_; }
   Head& head() { return head_; }
+  /// f(A), f(B), f(Head) in order (what save_weights and load_weights of
+  /// serialize.hpp walk: each part's parameters and state as one block).
+  template <class F>
+  void for_each_layer(F&& f) {
+    f(a_);
+    f(b_);
+    f(head_);
+  }
+  template <class F>
+  void for_each_layer(F&& f) const {
+    f(a_);
+    f(b_);
+    f(head_);
+  }
 
   /// Branch A gets child_seed(seed, 0), B child_seed(seed, 1), the head child_seed(seed, 2).
   void initialize(std::uint64_t seed) {
