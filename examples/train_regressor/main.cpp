@@ -1,0 +1,479 @@
+// Train the lens-parameter regressor (regressor.hpp: a Hezaveh et al. 2017
+// style CNN predicting theta_E, e1, e2, center_x, center_y, gamma1, gamma2
+// with a full-covariance Gaussian, nn::GaussianFullNLLLoss) with nn::fit on
+// images simulated on the fly (SimulatedBatches over the HST-like
+// galaxy-galaxy preset), then evaluate it on held-out simulated lenses.
+//
+//   train_regressor [--short] [--epochs E] [--steps-per-epoch S] [--batch B] [--lr LR]
+//                   [--dropout P] [--seed SEED] [--out DIR] [--resume] [--checkpoint-seconds T]
+//                   [--val-batches V] [--evaluate N] [--mc T] [--stack N] [--eval-only]
+//
+// Streams of global image indices (each image a function of (seed, index)):
+// training [0, ...), validation 2^48 + [0, V B) (the same V batches every
+// epoch), test 2^49 + [0, N), image-scale pilot 2^47 + [0, 4 B).  Labels are
+// standardised by the priors' means and standard deviations; images are
+// divided by the pilot's pixel standard deviation.  Writes into DIR:
+// regressor.weights (serialize.hpp format; after every epoch),
+// regressor.scales (image scale, label means and sds), regressor.ckpt (the
+// resumable fit() checkpoint), eval.csv (per test lens: truth, predicted
+// mean, aleatoric sd and, with --mc, MC-dropout total sd), and with --stack
+// N: stack.npy (the first N raw test images, N x 64 x 64 float32) and
+// stack_truth.csv.  Prints per parameter the RMS and median absolute error
+// and the coverage of the 68.3/95.5/99.7 % intervals.
+//
+// --short: a ctest run (a few hundred small steps): asserts that the loss
+// falls and that the outputs are finite and shaped, prints "short run: ok".
+// Threads: OMP_NUM_THREADS.
+#include <lensing/io/npy.hpp>
+#include <lensing/nn/fit.hpp>
+#include <lensing/nn/mc_predict.hpp>
+#include <lensing/nn/optimizer.hpp>
+#include <lensing/nn/schedule.hpp>
+#include <lensing/nn/serialize.hpp>
+
+#include "../common/cli.hpp"
+#include "regressor.hpp"
+
+#include <sys/stat.h>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Options {
+  bool short_run = false;
+  long epochs = 40;
+  long steps_per_epoch = 100;
+  int batch = 32;
+  double lr = 1e-3;
+  double dropout = 0.1;
+  std::uint64_t seed = 2026;
+  std::string out = "regressor_out";
+  bool resume = false;
+  double checkpoint_seconds = 180;
+  long val_batches = 16;
+  long evaluate = 10000;
+  int mc = 0;
+  long stack = 0;
+  bool eval_only = false;
+};
+
+void usage(std::FILE* f) {
+  std::fprintf(f,
+               "usage: train_regressor [--short] [--epochs E] [--steps-per-epoch S] [--batch B] [--lr LR]\n"
+               "                       [--dropout P] [--seed SEED] [--out DIR] [--resume] [--checkpoint-seconds T]\n"
+               "                       [--val-batches V] [--evaluate N] [--mc T] [--stack N] [--eval-only]\n"
+               "  --short               ctest mode: a few hundred small steps, checks, 'short run: ok'\n"
+               "  --epochs E            epochs of S steps (default 40)\n"
+               "  --steps-per-epoch S   (default 100)\n"
+               "  --batch B             images per step (default 32)\n"
+               "  --lr LR               Adam rate, cosine schedule with one warm-up epoch (default 1e-3)\n"
+               "  --dropout P           dropout rate of the dense head (default 0.1)\n"
+               "  --seed SEED           simulator and initialisation seed (default 2026)\n"
+               "  --out DIR             output directory (default regressor_out)\n"
+               "  --resume              continue from DIR/regressor.ckpt if it exists\n"
+               "  --checkpoint-seconds T  checkpoint at the first epoch end T s after the last (default 180)\n"
+               "  --val-batches V       validation batches (default 16)\n"
+               "  --evaluate N          held-out test lenses (default 10000; 0: none)\n"
+               "  --mc T                MC-dropout passes at evaluation (default 0: aleatoric only)\n"
+               "  --stack N             also write the first N raw test images to DIR/stack.npy\n"
+               "  --eval-only           no training: load DIR/regressor.weights and evaluate\n"
+               "threads: set OMP_NUM_THREADS.\n");
+}
+
+}  // namespace
+
+[[noreturn]] void bad(std::string const& msg) {
+  std::fprintf(stderr, "train_regressor: %s\n", msg.c_str());
+  usage(stderr);
+  std::exit(2);
+}
+
+namespace {
+
+Options parse(int argc, char** argv) {
+  Options o;
+  bool epochs_set = false, steps_set = false, batch_set = false, eval_set = false, val_set = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string const a = argv[i];
+    auto value = [&]() -> char const* {
+      if (i + 1 >= argc) bad(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      usage(stdout);
+      std::exit(0);
+    } else if (a == "--short") {
+      o.short_run = true;
+    } else if (a == "--epochs") {
+      o.epochs = parse_integer(a, value(), 1, 1000000);
+      epochs_set = true;
+    } else if (a == "--steps-per-epoch") {
+      o.steps_per_epoch = parse_integer(a, value(), 1, 100000000);
+      steps_set = true;
+    } else if (a == "--batch") {
+      o.batch = int(parse_integer(a, value(), 1, 4096));
+      batch_set = true;
+    } else if (a == "--lr") {
+      o.lr = parse_real(a, value(), 1e-8, 1.0);
+    } else if (a == "--dropout") {
+      o.dropout = parse_real(a, value(), 0.0, 0.9);
+    } else if (a == "--seed") {
+      o.seed = std::uint64_t(parse_integer(a, value(), 0, 9000000000000000000L));
+    } else if (a == "--out") {
+      o.out = value();
+      if (o.out.empty()) bad("--out needs a non-empty directory name");
+    } else if (a == "--resume") {
+      o.resume = true;
+    } else if (a == "--checkpoint-seconds") {
+      o.checkpoint_seconds = parse_real(a, value(), 0.0, 1e9);
+    } else if (a == "--val-batches") {
+      o.val_batches = parse_integer(a, value(), 1, 1000000);
+      val_set = true;
+    } else if (a == "--evaluate") {
+      o.evaluate = parse_integer(a, value(), 0, 100000000);
+      eval_set = true;
+    } else if (a == "--mc") {
+      o.mc = int(parse_integer(a, value(), 0, 10000));
+    } else if (a == "--stack") {
+      o.stack = parse_integer(a, value(), 0, 100000000);
+    } else if (a == "--eval-only") {
+      o.eval_only = true;
+    } else {
+      bad("unknown argument '" + a + "'");
+    }
+  }
+  if (o.short_run) {
+    if (!epochs_set) o.epochs = 6;
+    if (!steps_set) o.steps_per_epoch = 40;
+    if (!batch_set) o.batch = 8;
+    if (!eval_set) o.evaluate = 256;
+    if (!val_set) o.val_batches = 8;
+  }
+  return o;
+}
+
+using namespace regressor;
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Standard deviation of the pixels of `batches` batches of the pilot stream.
+double pilot_image_scale(Space const& space, Sim const& sim, int batch) {
+  Source pilot = make_source(sim, batch, std::uint64_t(1) << 47, 4, true);
+  double s = 0, ss = 0;
+  long n = 0;
+  for (int b = 0; b < 4; ++b) {
+    auto const x = pilot.next(space);
+    space.fence();
+    auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), x.images);
+    for (std::size_t i = 0; i < h.size(); ++i) {
+      s += double(h.data()[i]);
+      ss += double(h.data()[i]) * double(h.data()[i]);
+      ++n;
+    }
+  }
+  double const m = s / double(n);
+  return std::sqrt(std::max(ss / double(n) - m * m, 1e-30));
+}
+
+// Shrink the output layer's initial weights so that the first predictions
+// are near mean 0 and unit covariance in standardised units.
+void shrink_output_layer(Network& net, double factor) {
+  auto p = net.layer<output_layer>().parameters();
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), p);
+  for (std::size_t i = 0; i < h.size(); ++i)
+    h(i) = Scalar(double(h(i)) * factor);
+  Kokkos::deep_copy(p, h);
+}
+
+struct Metrics {
+  std::vector<double> rms, mae, rel_rms;
+  std::vector<std::array<double, 3>> cover_alea, cover_total;
+  double images_per_second = 0;
+  bool finite = true;
+};
+
+// Evaluate on n test lenses: writes DIR/eval.csv and returns the metrics.
+Metrics evaluate(Space const& space, Network& net, Sim const& sim, Scales const& sc, Options const& o, long n,
+                 std::string const& csv) {
+  int const B = o.batch, D = num_params;
+  long const nb = (n + B - 1) / B;
+  Source test = make_source(sim, B, std::uint64_t(1) << 49, nb, true);
+  ScaledSource<Source> scaled(test, sc.image_scale);
+  lensing::View2D<double, Kokkos::HostSpace> mean("mean", B, D);
+  lensing::View3D<double, Kokkos::HostSpace> cov("cov", B, D, D);
+  std::vector<double> truth, mu, sda, sdt;
+  double infer_seconds = 0;
+  Metrics m;
+  net.set_training(false);
+  for (long b = 0; b < nb; ++b) {
+    auto const batch = scaled.next(space);
+    auto hl = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), batch.labels);
+    space.fence();
+    auto const t0 = Clock::now();
+    auto const out = net.forward(space, batch.images);
+    space.fence();
+    infer_seconds += since(t0);
+    lensing::nn::gaussian_full_unpack(out, mean, cov);
+    lensing::View2D<double, Kokkos::HostSpace> mc_mean;
+    lensing::View3D<double, Kokkos::HostSpace> mc_total;
+    if (o.mc > 0) {
+      // MC dropout (nn/mc_predict.hpp): T passes with dropout on; the
+      // predictive covariance E[Sigma] (aleatoric) + Cov[mu] (epistemic).
+      auto const pred = nn::mc_predict_gaussian(space, net, batch.images, nn::GaussianOutput::full, o.mc,
+                                                o.seed + 1000003 * std::uint64_t(b));
+      mc_mean = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), pred.mean);
+      mc_total = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), pred.total);
+    }
+    for (int i = 0; i < B && b * B + i < n; ++i) {
+      for (int j = 0; j < D; ++j) {
+        double const t = sc.mean[j] + sc.sd[j] * double(hl(i, j));
+        double const p = sc.mean[j] + sc.sd[j] * mean(i, j);
+        double const s = sc.sd[j] * std::sqrt(cov(i, j, j));
+        if (!std::isfinite(p) || !std::isfinite(s)) m.finite = false;
+        truth.push_back(t);
+        if (o.mc > 0) {
+          mu.push_back(sc.mean[j] + sc.sd[j] * mc_mean(i, j));
+          sdt.push_back(sc.sd[j] * std::sqrt(mc_total(i, j, j)));
+        } else {
+          mu.push_back(p);
+        }
+        sda.push_back(s);
+      }
+    }
+  }
+  m.images_per_second = double(nb * B) / infer_seconds;
+  long const cnt = long(truth.size()) / D;
+  std::ofstream f(csv);
+  f.precision(7);
+  f << "index";
+  for (auto const& nm : short_names()) {
+    f << "," << nm << "_true," << nm << "_pred," << nm << "_sd";
+    if (o.mc > 0) f << "," << nm << "_sd_total";
+  }
+  f << "\n";
+  for (long i = 0; i < cnt; ++i) {
+    f << i;
+    for (int j = 0; j < D; ++j) {
+      std::size_t const q = std::size_t(i * D + j);
+      f << "," << truth[q] << "," << mu[q] << "," << sda[q];
+      if (o.mc > 0) f << "," << sdt[q];
+    }
+    f << "\n";
+  }
+  double const z[3] = {1.0, 2.0, 3.0};
+  for (int j = 0; j < D; ++j) {
+    double se = 0, sr = 0;
+    std::vector<double> ae;
+    std::array<double, 3> ca{}, ct{};
+    for (long i = 0; i < cnt; ++i) {
+      std::size_t const q = std::size_t(i * D + j);
+      double const e = mu[q] - truth[q];
+      se += e * e;
+      sr += (e / truth[q]) * (e / truth[q]);
+      ae.push_back(std::fabs(e));
+      for (int k = 0; k < 3; ++k) {
+        ca[std::size_t(k)] += std::fabs(e) <= z[k] * sda[q] ? 1.0 : 0.0;
+        if (o.mc > 0) ct[std::size_t(k)] += std::fabs(e) <= z[k] * sdt[q] ? 1.0 : 0.0;
+      }
+    }
+    std::nth_element(ae.begin(), ae.begin() + long(ae.size()) / 2, ae.end());
+    m.rms.push_back(std::sqrt(se / double(cnt)));
+    m.rel_rms.push_back(std::sqrt(sr / double(cnt)));
+    m.mae.push_back(ae[ae.size() / 2]);
+    for (auto& c : ca)
+      c *= 100.0 / double(cnt);
+    for (auto& c : ct)
+      c *= 100.0 / double(cnt);
+    m.cover_alea.push_back(ca);
+    m.cover_total.push_back(ct);
+  }
+  std::printf(
+      "evaluation on %ld held-out simulated lenses (test stream 2^49 + [0, %ld)): inference %.0f images/s "
+      "(single pass, batch %d)\n",
+      cnt, cnt, m.images_per_second, B);
+  std::printf("%-9s %10s %10s   coverage aleatoric 68.3/95.5/99.7 %%", "param", "RMS", "median|e|");
+  if (o.mc > 0) std::printf("   aleatoric+epistemic (MC %d)", o.mc);
+  std::printf("\n");
+  for (int j = 0; j < D; ++j) {
+    std::printf("%-9s %10.4f %10.4f   %5.1f %5.1f %5.1f", short_names()[std::size_t(j)].c_str(), m.rms[std::size_t(j)],
+                m.mae[std::size_t(j)], m.cover_alea[std::size_t(j)][0], m.cover_alea[std::size_t(j)][1],
+                m.cover_alea[std::size_t(j)][2]);
+    if (o.mc > 0)
+      std::printf("              %5.1f %5.1f %5.1f", m.cover_total[std::size_t(j)][0], m.cover_total[std::size_t(j)][1],
+                  m.cover_total[std::size_t(j)][2]);
+    if (j == 0) std::printf("   (relative RMS %.2f %%)", 100 * m.rel_rms[0]);
+    std::printf("\n");
+  }
+  return m;
+}
+
+// The first n raw test images (n x 64 x 64 float32) and their labels.
+void write_stack(Space const& space, Sim const& sim, long n, std::string const& dir) {
+  int const cap = sim.batch_capacity();
+  lensing::View3D<Scalar, Mem> img("img", cap, image_size, image_size);
+  lensing::View2D<Scalar, Mem> lab("lab", cap, sim.num_labels());
+  std::vector<float> all;
+  std::ofstream f(dir + "/stack_truth.csv");
+  f.precision(7);
+  auto const names = sim.label_names();
+  f << "index";
+  for (auto const& nm : names)
+    f << "," << nm;
+  f << "\n";
+  for (long done = 0; done < n;) {
+    long const m = std::min<long>(cap, n - done);
+    auto const iv = Kokkos::subview(img, Kokkos::make_pair(0L, m), Kokkos::ALL, Kokkos::ALL);
+    auto const lv = Kokkos::subview(lab, Kokkos::make_pair(0L, m), Kokkos::ALL);
+    sim.generate(space, (std::uint64_t(1) << 49) + std::uint64_t(done), iv, lv);
+    space.fence();
+    auto hi = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), img);
+    auto hl = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), lab);
+    all.insert(all.end(), hi.data(), hi.data() + m * image_size * image_size);
+    for (long i = 0; i < m; ++i) {
+      f << done + i;
+      for (std::size_t k = 0; k < names.size(); ++k)
+        f << "," << hl(i, k);
+      f << "\n";
+    }
+    done += m;
+  }
+  lensing::io::write_npy(dir + "/stack.npy", all.data(),
+                         {std::size_t(n), std::size_t(image_size), std::size_t(image_size)});
+}
+
+bool file_exists(std::string const& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+int run(Options const& o) {
+  Space const space;
+  ::mkdir(o.out.c_str(), 0755);
+  std::string const wpath = o.out + "/regressor.weights", spath = o.out + "/regressor.scales",
+                    cpath = o.out + "/regressor.ckpt";
+  Sim const sim = make_simulator(o.seed, o.batch);
+  auto net = make_network(o.batch, o.dropout, o.seed + 1);
+  std::printf("regressor: %ld parameters, input %s, output %s; batch %d, %s\n", net.num_params(),
+              net.input_shape().str().c_str(), net.output_shape().str().c_str(), o.batch, Space::name());
+  Scales sc;
+  bool const resuming = o.resume && file_exists(cpath) && file_exists(spath);
+  if (o.eval_only || resuming) {
+    sc = Scales::read(spath);
+  } else {
+    auto const t0 = Clock::now();
+    sc.image_scale = pilot_image_scale(space, sim, o.batch);
+    sc.dropout = o.dropout;
+    Source probe = make_source(sim, o.batch, 0, 1, true);
+    sc.names = label_names();
+    for (int k = 0; k < num_params; ++k) {
+      sc.mean.push_back(probe.mean(k));
+      sc.sd.push_back(probe.sd(k));
+    }
+    sc.write(spath);
+    std::printf("image scale (pilot pixel sd over %d images) %.4g, %.2f s\n", 4 * o.batch, sc.image_scale, since(t0));
+  }
+  bool ok = true;
+  if (o.eval_only) {
+    nn::load_weights(net, wpath);
+  } else {
+    net.initialize(o.seed);
+    shrink_output_layer(net, 0.1);
+    Source train = make_source(sim, o.batch, 0, o.steps_per_epoch, true);
+    Source val = make_source(sim, o.batch, lensing::simulate::validation_first_index, o.val_batches, false);
+    ScaledSource<Source> strain(train, sc.image_scale), sval(val, sc.image_scale);
+    nn::Adam<Scalar, Mem> opt(net.num_params(), o.lr);
+    nn::FitOptions fo;
+    fo.epochs = o.epochs;
+    fo.clip_grad_norm = 5.0;
+    fo.log_every = o.short_run ? 40 : 50;
+    fo.schedule = nn::LRSchedule::cosine(o.lr, o.epochs, 1, o.lr * 0.02);
+    fo.checkpoint_path = cpath;
+    fo.checkpoint_seconds = o.checkpoint_seconds;
+    if (resuming) {
+      fo.resume_from = cpath;
+      std::printf("resuming from %s\n", cpath.c_str());
+    }
+    fo.on_epoch_end = [&](long, nn::FitHistory const&) { nn::save_weights(net, wpath); };
+    // The monitored loss of the initial network (short mode's check; not
+    // computed when resuming, where fit() loads the weights).
+    double val0 = std::nan("");
+    if (!resuming) {
+      net.set_training(false);
+      sval.start_epoch(0);
+      val0 = 0;
+      for (long b = 0; b < o.val_batches; ++b) {
+        auto const x = sval.next(space);
+        val0 += nn::GaussianFullNLLLoss().value(space, net.forward(space, x.images), x.labels);
+      }
+      val0 /= double(o.val_batches);
+    }
+    std::printf("training: %ld epochs x %ld steps x %d images, validation %ld x %d images (initial val_loss %.4f)\n",
+                o.epochs, o.steps_per_epoch, o.batch, o.val_batches, o.batch, val0);
+    auto const t0 = Clock::now();
+    auto const h = nn::fit(space, net, opt, nn::GaussianFullNLLLoss(), strain, sval, fo);
+    double const secs = since(t0);
+    nn::save_weights(net, wpath);
+    std::printf(
+        "trained %ld steps (%ld images) in %.1f s: %.1f images/s overall (simulation %.0f images/s alone, "
+        "%.0f %% of the step time; network %.0f images/s alone)\n",
+        h.steps, h.images, secs, h.images_per_second(), h.data_seconds > 0 ? double(h.images) / h.data_seconds : 0.0,
+        100 * h.data_seconds / std::max(1e-9, h.data_seconds + h.compute_seconds),
+        h.compute_seconds > 0 ? double(h.images) / h.compute_seconds : 0.0);
+    if (!h.val_loss.empty())
+      std::printf("val_loss: initial %.4f, first epoch %.4f, last %.4f, best %.4f (epoch %ld)\n", val0,
+                  h.val_loss.front(), h.val_loss.back(), h.best_metric, h.best_epoch + 1);
+    if (o.short_run) {
+      // The validation loss of a few dozen images is noisy from epoch to
+      // epoch (a full-covariance NLL): the check takes the best epoch.
+      bool const fell = !h.val_loss.empty() && h.best_metric < val0 - 0.5 && h.loss.back() < h.loss.front() - 0.5;
+      std::printf(
+          "check: best validation loss %.4f < initial %.4f - 0.5 and training loss from %.4f to %.4f "
+          "(fall >= 0.5): %s\n",
+          h.best_metric, val0, h.loss.front(), h.loss.back(), fell ? "ok" : "FAILED");
+      ok = ok && fell;
+    }
+  }
+  if (o.evaluate > 0) {
+    auto const m = evaluate(space, net, sim, sc, o, o.evaluate, o.out + "/eval.csv");
+    auto const out = net.output();
+    bool const shaped = out.extent(0) == std::size_t(o.batch) && long(out.extent(1) * out.extent(2) * out.extent(3)) ==
+                                                                     nn::GaussianFullNLLLoss::num_outputs(num_params);
+    std::printf("check: outputs finite %s, shaped (%d, 35) %s\n", m.finite ? "yes" : "NO", o.batch,
+                shaped ? "yes" : "NO");
+    ok = ok && m.finite && shaped;
+    if (o.short_run) {
+      // Learned something: theta_E's RMS error below 0.6 x its prior sd (0.17").
+      bool const learned = m.rms[0] < 0.6 * sc.sd[0];
+      std::printf("check: theta_E RMS %.4f < 0.6 x prior sd %.4f: %s\n", m.rms[0], sc.sd[0], learned ? "ok" : "FAILED");
+      ok = ok && learned;
+    }
+  }
+  if (o.stack > 0) {
+    write_stack(space, sim, o.stack, o.out);
+    std::printf("wrote %s/stack.npy (%ld raw test images) and %s/stack_truth.csv\n", o.out.c_str(), o.stack,
+                o.out.c_str());
+  }
+  if (o.short_run) std::printf("short run: %s\n", ok ? "ok" : "FAILED");
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options const o = parse(argc, argv);
+  Kokkos::ScopeGuard guard(argc, argv);
+  try {
+    return run(o);
+  } catch (std::exception const& e) {
+    std::fprintf(stderr, "train_regressor: %s\n", e.what());
+    return 1;
+  }
+}
