@@ -19,6 +19,10 @@
 
 #include <lensing_test.hpp>
 
+#if defined(KOKKOS_ENABLE_OPENMP)
+#include <omp.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -557,3 +561,49 @@ LENSING_TEST_CASE_TEMPLATE("likelihood gradient with respect to a pixelated sour
       }
     }
 }
+
+#if defined(KOKKOS_ENABLE_SERIAL) && defined(KOKKOS_ENABLE_OPENMP)
+TEST_CASE("source-pixel gradient: the same bits at any OpenMP thread count") {
+  // The host scatter uses fixed chunks of fine rows, each into its own copy,
+  // summed in a fixed order: OpenMP at the pool's thread count and on a
+  // 1-thread sub-pool (partition_master, as in test_likelihood.cpp) must
+  // agree bit for bit (atomic additions would not).  Meaningful in the _omp2
+  // run.
+  using Mem = Kokkos::HostSpace;
+  using M = PixModel<double>;
+  using Psf = lensing::GaussianFilter<double, Mem>;
+  lensing::PixelGrid<double> const sgrid(20, 20, 0.05, 1);
+  lensing::View2D<double, Mem> values("values", 20, 20);
+  std::vector<double> sv(400);
+  for (int i = 0; i < 400; ++i)
+    sv[i] = 1 + std::sin(0.3 * i) * std::cos(0.11 * i);
+  lensing::test::set_values(values, sv);
+  auto const t0 = theta0();
+  auto const ll0 = lens_light0();
+  M const model{Lens<double>::unpack(t0.data()), lensing::make_pixelated_source(values, sgrid),
+                lensing::SersicEllipse<double>::unpack(ll0.data())};
+  lensing::Observation<double, Mem, Psf> const obs(lensing::PixelGrid<double>(30, 30, 0.1, 3), Psf(0.25, 0.1, 30, 30));
+  auto const in = make_inputs<double, Mem>(30, 30, [&](auto const& out) {
+    obs.render(Kokkos::Serial(), model, out);
+    Kokkos::deep_copy(Kokkos::subview(out, 10, Kokkos::ALL), 0.5);  // residuals
+  });
+  lensing::GaussianLikelihood<M, Mem, Psf> const like(obs, in.data, noise_model<double>(), in.mask);
+  auto run = [&](auto space) {
+    auto const l = like.clone();
+    lensing::View1D<double, Mem> grad("grad", M::num_params);
+    lensing::View2D<double, Mem> gs("gs", 20, 20);
+    l.value_and_gradient_source_pixels(space, model, grad, gs);
+    return lensing::test::host_values(gs);
+  };
+  auto const a = run(Kokkos::OpenMP());
+  std::vector<double> b;
+  int const levels = omp_get_max_active_levels();
+  omp_set_max_active_levels(2);
+  Kokkos::OpenMP::partition_master([&](int, int) { b = run(Kokkos::OpenMP()); }, 1, 1);
+  omp_set_max_active_levels(levels);
+  CHECK(a == b);
+  // Serial: the same chunked sums (a different instantiation, which the
+  // compiler may vectorise differently: within 1e-12 of max |g|).
+  CHECK(lensing::test::rel_diff(run(Kokkos::Serial()), a) <= 1e-12);
+}
+#endif
