@@ -465,6 +465,43 @@ LENSING_TEST_CASE_TEMPLATE("log_evidence peaks at the true lens", Config, lensin
 
 //----------------------------------------------------------------------------
 
+// A float lens: the rays and weights in float, the inversion in double.  The
+// evidence of the same data moves by the float rounding of the rays (~1e-7"
+// on 0.15" source pixels: ~1e-6 relative weights), far inside 1e-4 relative;
+// lambda-hat by << its width (~0.3 here); the gradient runs in float steps.
+LENSING_TEST_CASE_TEMPLATE("a float lens gives the double evidence to float rounding", Config,
+                           lensing::test::DoubleConfigs) {
+  using Space = typename Config::execution_space;
+  Space space;
+  lensing::PixelGrid<double> const grid(12, 12, 0.2, 2), sgrid(6, 6, 0.15);
+  lensing::PixelGrid<float> const gridf(12, 12, 0.2f, 2), sgridf(6, 6, 0.15f);
+  Kokkos::View<double**, Kokkos::HostSpace> data("d", 12, 12), noise("n", 12, 12), mask("m", 12, 12);
+  Kokkos::View<float**, Kokkos::HostSpace> dataf("d", 12, 12), noisef("n", 12, 12), maskf("m", 12, 12);
+  for (int iy = 0; iy < 12; ++iy)
+    for (int ix = 0; ix < 12; ++ix) {
+      data(iy, ix) = dataf(iy, ix) =
+          float(0.05 * std::exp(-0.1 * ((ix - 6) * (ix - 6) + (iy - 5) * (iy - 5))) + 0.003 * std::sin(3.3 * ix * iy));
+      noise(iy, ix) = noisef(iy, ix) = 0.004f;
+      mask(iy, ix) = maskf(iy, ix) = 1;
+    }
+  auto const psf = asymmetric_kernel<double>(3);
+  lensing::SourceInversion<double> const invd(grid, sgrid, data, noise, mask, lensing::Regularisation::gradient, psf);
+  lensing::SourceInversion<float> const invf(gridf, sgridf, dataf, noisef, maskf, lensing::Regularisation::gradient,
+                                             asymmetric_kernel<float>(3));
+  auto const bd = invd.maximise_evidence(space, make_lens<double>());
+  auto const bf = invf.maximise_evidence(space, make_lens<float>());
+  INFO("double: " << bd.log_evidence << " at lambda " << bd.lambda << "; float: " << bf.log_evidence << " at "
+                  << bf.lambda);
+  CHECK(std::fabs(bf.log_evidence - bd.log_evidence) <= 1e-4 * std::fabs(bd.log_evidence));
+  CHECK(std::fabs(std::log(bf.lambda / bd.lambda)) <= 0.05);
+  auto const g = lensing::log_evidence_gradient_fd(space, make_lens<float>(), invf, bf.lambda, 1e-3);
+  auto const gd = lensing::log_evidence_gradient_fd(space, make_lens<double>(), invd, bd.lambda, 1e-3);
+  for (std::size_t k = 0; k < g.size(); ++k)
+    CHECK(std::fabs(g[k] - gd[k]) <= 0.05 * (std::fabs(gd[k]) + 1));
+}
+
+//----------------------------------------------------------------------------
+
 // Linear amplitudes: data = 3.2 x (lensed Sersic source, amp 1) + 1.7 x (lens
 // light Sersic, amp 1) rendered by the forward model, noise-free: the
 // amplitudes come back to rounding (relative 1e-10: a 2 x 2 QR of
