@@ -218,7 +218,11 @@ struct SourcePixelScatterChunks {
 /// does not vectorise, ~9x a deflection map for SIE + shear, and dominates:
 /// value + gradient = 5.6x the value at 100^2, k = 3; see
 /// benchmarks/simulate/bench_render.cpp).  The model variance adds one log
-/// per image pixel (not per sub-pixel): negligible.
+/// per image pixel (not per sub-pixel): measured within 1% (value) and 3%
+/// (value + gradient) of the fixed map at 100^2, k = 3, double, 1 thread.
+/// The source-pixel gradient adds one deflection and interpolation-weight
+/// pass over the fine grid (measured: +40% on value_and_gradient for a 50^2
+/// bicubic source at 100^2, k = 3, one thread, on a shared machine).
 ///
 /// Owns work buffers (model image, cotangents, the Observation's buffers);
 /// copies share them, as Views do.  For parallel chains or optimizer runs,
