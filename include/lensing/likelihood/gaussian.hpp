@@ -184,13 +184,14 @@ struct SourcePixelScatterChunks {
 /// fluctuated high less weight, so the weighted fit is pulled low wherever
 /// the Poisson term matters.  The bias is a fixed fraction per pixel, does
 /// not average away, and grows relative to the statistical error with the
-/// number of bright pixels: on a bright lens light (thousands of pixels
-/// above the background) it reached 4-6 sigma on the light's amplitude and
-/// size.  Use:
+/// number of bright pixels: in a fit of an HST-like lens with bright lens
+/// light (thousands of pixels above the background; issue 15) it biased the
+/// lens light's parameters by 4-6 sigma.  Use:
 ///  - the fixed noise map when the Poisson term of the lens and source is
 ///    negligible against the background (M / t << sigma_bg^2 everywhere) or
 ///    when the map is independent of the data's noise (a sky + read-noise
-///    map, a stack's weight map without the objects' shot noise): it is the
+///    map, a stack's weight map without the objects' shot noise, or
+///    observation_noise_map of a previous fit's model image): it is the
 ///    cheaper path and its value keeps the old meaning;
 ///  - the model variance (pass the ObservationNoise that made the data, e.g.
 ///    Detector::pixel_noise()) when the objects' shot noise matters (bright
