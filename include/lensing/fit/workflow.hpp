@@ -7,7 +7,7 @@
 /// variational inference started from it, and a convergence verdict.
 ///
 ///   auto map = lensing::find_map(space, density, starts);            // multi-start L-BFGS + Laplace
-///   auto run = lensing::sample_from_map(space, density, map, {});    // NUTS at the MAP, metric = covariance
+///   auto run = lensing::sample_from_map(space, density, map, {});    // NUTS from the MAP, whitened by the covariance
 ///   auto conv = lensing::check_convergence(run);                     // R-hat, ESS, divergences, E-BFMI
 ///   if (!conv.ok) std::cerr << conv.message << "\n";
 ///   auto vi = lensing::fit_vi_from_map(space, density, map, {});     // full-rank VI (or mean-field)
@@ -35,17 +35,20 @@
 /// curvature magnitude keeps the scale of a saddle direction; the floor bounds
 /// flat ones); with no finite Hessian at all, diag(scale_j^2).
 ///
-/// **NUTS from the MAP.**  sample_from_map() sets SamplerOptions::init to
-/// q_MAP + jitter L z_c for chain c (L L^T = covariance, z_c ~ N(0, I) from
-/// random stream (seed, purpose_chain, c, 1) of core/random.hpp: deterministic
-/// per seed, independent of the chain's own stream (seed, purpose_chain, c)),
-/// init_inv_metric to the covariance (dense metric if d <= dense_max_dimension,
-/// its diagonal otherwise), then runs lensing::sample.
+/// **Polishing.**  L-BFGS on raw lens parameters (widths from milliarcseconds
+/// to tens of counts: condition numbers ~1e6) often stops on max_iterations
+/// short of the mode; find_map() restarts it from the best run on the density
+/// whitened by the Laplace covariance there (MapOptions::polish_rounds).
 ///
-/// **VI from the MAP.**  fit_vi_from_map() starts fit_variational
-/// (sample/variational.hpp) at mean = q_MAP, L = Cholesky factor of the
-/// covariance (full-rank) or diag(1 / sqrt(A_ii)) (mean-field: the mean-field
-/// optimum for a Gaussian posterior); the result carries the ELBO trace.
+/// **Whitening.**  sample_from_map() and fit_vi_from_map() run on z with
+/// q = q_MAP + W z (detail::WhitenedDensity; W the Cholesky factor of the
+/// Laplace covariance, or its diagonal scale for mean-field VI) and map the
+/// results back to q.  NUTS: chain c starts at z_c = jitter * N(0, I) from
+/// random stream (seed, purpose_chain, c, 1) of core/random.hpp
+/// (deterministic per seed, independent of the chain's own stream (seed,
+/// purpose_chain, c)), the metric (dense if d <= dense_max_dimension, else
+/// diagonal) starts at the identity in z and is adapted there.  VI starts at
+/// N(0, I) in z, its ELBO (and trace) shifted by log det W back to q.
 ///
 /// **Convergence.**  check_convergence() applies the thresholds of Vehtari et
 /// al. 2021 and Betancourt 2016 (sample/diagnostics.hpp): rank-normalised
@@ -76,8 +79,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lensing {
@@ -85,7 +90,7 @@ namespace lensing {
 /// Settings of find_map().
 struct MapOptions {
   /// Stopping rules of each L-BFGS run.
-  OptimizeOptions optimize = {2000, 1e-6, 1e-13, 0, false, 100};
+  OptimizeOptions optimize = {1000, 1e-6, 1e-13, 0, false, 100};
   LbfgsOptions lbfgs = {};
   /// Per-parameter scales (d values, > 0; empty: all 1): first-pass Hessian
   /// steps and the fallback covariance diag(scale^2).
@@ -94,7 +99,13 @@ struct MapOptions {
   double hessian_refine_step = 1e-2;    ///< second pass: h_j = hessian_refine_step / sqrt(A_jj); 0: no second pass
   double relative_eigen_floor = 1e-10;  ///< eigenvalues of A below this * max|lambda| count as not positive
   double mode_distance = 1;             ///< Mahalanobis radius of "reached the best mode"
-  bool progress = false;                ///< one line per start and one for the Hessian, to stderr
+  /// Polishing rounds of the best run: L-BFGS again from it on the density
+  /// whitened by its Laplace covariance (q = q_best + L z, L L^T = covariance),
+  /// where parameters of very different widths all have unit scale (the raw
+  /// problem's condition number can be 1e6 and stall L-BFGS); stops after a
+  /// round that converged and moved log p by less than 1e-6.  0: none.
+  int polish_rounds = 3;
+  bool progress = false;  ///< one line per start and one for the Hessian, to stderr
 };
 
 /// The Laplace approximation at a point: Hessian of log p and covariance.
@@ -121,6 +132,8 @@ struct MapResult {
   std::string hessian_message;
   MultiStartResult starts;             ///< every L-BFGS run (starts.best is the MAP's run)
   int num_at_best = 0;                 ///< runs that ended within mode_distance of the MAP
+  std::vector<OptimizeResult> polish;  ///< the whitened L-BFGS rounds from the best run (x in whitened units)
+  bool converged = false;              ///< the last L-BFGS run that produced q met a convergence criterion
   long long gradient_evaluations = 0;  ///< L-BFGS runs and Hessian
   double seconds = 0;
 
@@ -268,6 +281,74 @@ LaplaceApproximation laplace_approximation(ExecutionSpace const& space, Density 
   return out;
 }
 
+namespace detail {
+/// log p(q0 + L z) and its gradient L^T grad log p (host, double): the
+/// density seen in units of a covariance with Cholesky factor L.  Evaluates
+/// the wrapped density through its own DensityEvaluator (clone() makes a
+/// new one), so it is a LogDensity for lbfgs and the other drivers.
+template <class ExecutionSpace, class Density>
+class WhitenedDensity {
+ public:
+  using scalar_type = double;
+  using memory_space = Kokkos::HostSpace;
+  static constexpr bool launches_kernels = launches_kernels_v<Density>;
+
+  WhitenedDensity(ExecutionSpace const& space, Density const& density, std::vector<double> q0, std::vector<double> L)
+      : space_(space),
+        density_(&density),
+        q0_(std::move(q0)),
+        L_(std::move(L)),
+        d_(int(q0_.size())),
+        eval_(std::make_shared<DensityEvaluator<ExecutionSpace, Density>>(space, density, "lensing::find_map")),
+        q_(q0_.size()),
+        g_(q0_.size()) {}
+  WhitenedDensity clone() const {
+    WhitenedDensity c(*this);
+    c.eval_ = std::make_shared<DensityEvaluator<ExecutionSpace, Density>>(space_, *density_, "lensing::find_map");
+    return c;
+  }
+  int dimension() const { return d_; }
+  /// q0 + L z.
+  std::vector<double> point(double const* z) const {
+    std::vector<double> q(static_cast<std::size_t>(d_));
+    for (int i = 0; i < d_; ++i) {
+      double s = q0_[std::size_t(i)];
+      for (int k = 0; k <= i; ++k)
+        s += L_[std::size_t(i) * d_ + k] * z[k];
+      q[std::size_t(i)] = s;
+    }
+    return q;
+  }
+  template <class Space>
+  double value_and_gradient(Space const&, View1D<double, Kokkos::HostSpace> const& z,
+                            View1D<double, Kokkos::HostSpace> const& gz) const {
+    for (int i = 0; i < d_; ++i) {
+      double s = q0_[std::size_t(i)];
+      for (int k = 0; k <= i; ++k)
+        s += L_[std::size_t(i) * d_ + k] * z(k);
+      q_[std::size_t(i)] = s;
+    }
+    double const lp = (*eval_)(q_.data(), g_.data());
+    for (int k = 0; k < d_; ++k) {
+      double s = 0;
+      for (int i = k; i < d_; ++i)
+        s += L_[std::size_t(i) * d_ + k] * g_[std::size_t(i)];
+      gz(k) = std::isfinite(lp) ? s : 0.0;
+    }
+    return lp;
+  }
+
+ private:
+  ExecutionSpace space_;
+  Density const* density_;
+  std::vector<double> q0_, L_;
+  int d_;
+  std::shared_ptr<DensityEvaluator<ExecutionSpace, Density>> eval_;
+  mutable std::vector<double> q_, g_;
+};
+inline std::vector<double> cholesky_lower(std::vector<double> const& cov, int d, char const* where);
+}  // namespace detail
+
 /// Multi-start L-BFGS from `starts` (each d unconstrained values, e.g. prior
 /// draws), then the Laplace covariance at the best end point (see the file
 /// comment).  Starts where the density is not finite are recorded as failed
@@ -302,17 +383,48 @@ MapResult find_map(ExecutionSpace const& space, Density const& density, std::vec
   for (auto const& run : r.starts.runs)
     r.gradient_evaluations += run.evaluations;
 
+  r.converged = best.converged;
   std::vector<double> steps(static_cast<std::size_t>(d));
   for (int j = 0; j < d; ++j)
     steps[std::size_t(j)] = options.hessian_step * (options.scales.empty() ? 1.0 : options.scales[std::size_t(j)]);
-  LaplaceApproximation lap = laplace_approximation(space, density, r.q, steps, options.hessian_refine_step,
+  auto laplace_here = [&] {
+    LaplaceApproximation l = laplace_approximation(space, density, r.q, steps, options.hessian_refine_step,
                                                    options.relative_eigen_floor, options.scales);
-  r.hessian = std::move(lap.hessian);
-  r.covariance = std::move(lap.covariance);
+    r.gradient_evaluations += l.gradient_evaluations;
+    return l;
+  };
+  LaplaceApproximation lap = laplace_here();
+  for (int round = 0; round < options.polish_rounds; ++round) {
+    detail::WhitenedDensity<ExecutionSpace, Density> const white(space, density, r.q,
+                                                                 detail::cholesky_lower(lap.covariance, d, where));
+    OptimizeResult pr = lbfgs(space, white, std::vector<double>(std::size_t(d), 0.0), options.optimize, options.lbfgs);
+    r.gradient_evaluations += pr.evaluations;
+    double const gain = pr.value - r.log_density;
+    if (options.progress)
+      std::fprintf(stderr, "%s: polishing round %d: log p %.10g (%+.3g; %s)\n", where, round + 1, pr.value, gain,
+                   pr.message.c_str());
+    bool const better = std::isfinite(pr.value) && gain >= 0;
+    if (better) {
+      r.q = white.point(pr.x.data());
+      r.log_density = pr.value;
+      r.converged = pr.converged;
+    }
+    r.polish.push_back(std::move(pr));
+    if (!better) break;
+    lap = laplace_here();
+    if (r.converged && gain < 1e-6) break;
+  }
+  if (options.polish_rounds > 0) {  // the gradient in the original parameters at the final point
+    DensityEvaluator<ExecutionSpace, Density> eval(space, density, where);
+    r.gradient.assign(std::size_t(d), 0.0);
+    eval(r.q.data(), r.gradient.data());
+    r.gradient_evaluations += 1;
+  }
+  r.hessian = lap.hessian;
+  r.covariance = lap.covariance;
   r.hessian_ok = lap.hessian_ok;
   r.clipped_eigenvalues = lap.clipped_eigenvalues;
   r.hessian_message = lap.message;
-  r.gradient_evaluations += lap.gradient_evaluations;
 
   // Runs within Mahalanobis distance mode_distance of the MAP (under the
   // possibly regularised precision).
@@ -364,6 +476,21 @@ inline void check_map_result(MapResult const& map, int d, char const* where) {
 struct FromMapOptions {
   double jitter = 1;             ///< chain c starts at q_MAP + jitter L z_c (0: all at the MAP)
   int dense_max_dimension = 64;  ///< dense metric up to this dimension, diagonal above
+  /// Sample z with q = q_MAP + L z (L L^T = the Laplace covariance) and map
+  /// the draws back to q: the warm-up then adapts in units of the posterior
+  /// width, where the metric estimate's regularisation towards the identity
+  /// (adaptation.hpp) is harmless; on raw parameters whose widths are
+  /// milliarcseconds it dominates the estimate and NUTS needs ~10x more
+  /// leapfrogs.  false: sample q directly with the covariance as the initial
+  /// inverse metric.
+  bool whiten = true;
+  /// With whiten and fewer warm-up iterations than this, the metric is not
+  /// adapted (SamplerOptions::metric = unit in z, i.e. the Laplace covariance
+  /// kept fixed; the step size is still adapted): a dense metric estimated
+  /// from the short windows of a short warm-up (25 draws in 19 dimensions at
+  /// 150 warm-up iterations) is singular and NUTS then needs ~10x more
+  /// leapfrogs than with the Laplace metric.
+  int adapt_metric_min_warmup = 500;
 };
 
 /// NUTS (or static HMC, per `options`) initialised at the MAP with the Laplace
@@ -395,11 +522,52 @@ SampleResult sample_from_map(ExecutionSpace const& space, Density const& density
     }
   }
   bool const dense = d <= from.dense_max_dimension && options.metric != MetricKind::unit;
+  if (options.metric != MetricKind::unit) options.metric = dense ? MetricKind::dense : MetricKind::diagonal;
+  if (from.whiten) {
+    // init holds q_MAP + jitter L z_c: back to z_c = jitter z.
+    for (int c = 0; c < options.num_chains; ++c) {
+      Rng rng(options.seed, random::purpose_chain, std::uint64_t(c), 1);
+      for (int i = 0; i < d; ++i)
+        options.init[std::size_t(c) * d + i] = from.jitter * rng.normal();
+    }
+    options.init_inv_metric.clear();  // identity in z = the Laplace covariance in q
+    if (options.num_warmup < from.adapt_metric_min_warmup) options.metric = MetricKind::unit;
+    if (launches_kernels_v<Density>) options.threads = 1;  // chains on this thread (parallel_chains.hpp)
+    detail::WhitenedDensity<ExecutionSpace, Density> const white(space, density, map.q, L);
+    SampleResult r = sample(space, white, options);
+    std::size_t const n = std::size_t(r.num_chains) * r.num_draws;
+    for (std::size_t j = 0; j < n; ++j) {
+      auto const q = white.point(r.draws.data() + j * d);
+      std::copy(q.begin(), q.end(), r.draws.begin() + j * d);
+    }
+    for (auto& m : r.inverse_metric) {  // L M L^T in q units (d x d; M diagonal or dense in z)
+      std::vector<double> M(std::size_t(d) * d, 0.0), LM(std::size_t(d) * d, 0.0), out(std::size_t(d) * d, 0.0);
+      if (m.size() == std::size_t(d) * d)
+        M = m;
+      else
+        for (int i = 0; i < d && std::size_t(i) < m.size(); ++i)
+          M[std::size_t(i) * d + i] = m[std::size_t(i)];
+      for (int i = 0; i < d; ++i)
+        for (int k = 0; k < d; ++k) {
+          double s = 0;
+          for (int a = 0; a <= i; ++a)
+            s += L[std::size_t(i) * d + a] * M[std::size_t(a) * d + k];
+          LM[std::size_t(i) * d + k] = s;
+        }
+      for (int i = 0; i < d; ++i)
+        for (int k = 0; k < d; ++k) {
+          double s = 0;
+          for (int a = 0; a <= k; ++a)
+            s += LM[std::size_t(i) * d + a] * L[std::size_t(k) * d + a];
+          out[std::size_t(i) * d + k] = s;
+        }
+      m = std::move(out);
+    }
+    return r;
+  }
   if (dense) {
-    options.metric = MetricKind::dense;
     options.init_inv_metric = map.covariance;
   } else {
-    if (options.metric != MetricKind::unit) options.metric = MetricKind::diagonal;
     options.init_inv_metric.assign(std::size_t(d), 0.0);
     for (int i = 0; i < d; ++i)
       options.init_inv_metric[std::size_t(i)] = map.covariance[std::size_t(i) * d + i];
@@ -407,11 +575,15 @@ SampleResult sample_from_map(ExecutionSpace const& space, Density const& density
   return sample(space, density, options);
 }
 
-/// Gaussian VI (fit_variational, sample/variational.hpp) started at the MAP:
-/// mean = q_MAP; L = Cholesky factor of the Laplace covariance (full-rank) or
-/// diag(1 / sqrt(precision_ii)) (mean-field).  `options.init_mean` and
-/// `options.init_scale` are set here; the result's elbo_trace is the ELBO
-/// during the fit.  Throws std::invalid_argument as sample_from_map().
+/// Gaussian VI (fit_variational, sample/variational.hpp) started at the MAP
+/// and run in whitened units: z with q = q_MAP + W z, W = the Cholesky factor
+/// of the Laplace covariance (full-rank) or diag(1 / sqrt(precision_ii))
+/// (mean-field: the mean-field optimum of a Gaussian; a diagonal W keeps the
+/// family), starting from N(0, I) in z.  Adam's steps (~learning rate) are
+/// then in units of the posterior width, not of the raw parameters.  The
+/// result is mapped back to q (mean, chol; ELBO and its trace + log det W).
+/// `options.init_mean`, `init_scale` and `init_log_sd` are overridden.  Throws std::invalid_argument as
+/// sample_from_map().
 template <class ExecutionSpace, class Density>
 VariationalResult fit_vi_from_map(ExecutionSpace const& space, Density const& density, MapResult const& map,
                                   VariationalOptions options = {}) {
@@ -419,29 +591,47 @@ VariationalResult fit_vi_from_map(ExecutionSpace const& space, Density const& de
   int const d = density.dimension();
   detail::check_map_result(map, d, where);
   std::vector<double> const L = detail::cholesky_lower(map.covariance, d, where);
-  options.init_mean = map.q;
-  if (options.family == VariationalFamily::full_rank) {
-    options.init_scale = L;
-  } else {
-    // 1 / precision_ii from the covariance's Cholesky factor: precision = L^-T L^-1,
-    // so precision_ii = |row i of L^-1|^2 (columns of L^-T); L^-1 by forward substitution.
-    options.init_scale.assign(std::size_t(d), 0.0);
+  std::vector<double> W = L;  // the whitening factor: L (full-rank) or diag(1 / sqrt(precision_ii)) (mean-field)
+  if (options.family == VariationalFamily::mean_field) {
+    // precision = L^-T L^-1, so precision_jj = |column j of L^-1|^2; L^-1 e_j by forward substitution.
+    W.assign(std::size_t(d) * d, 0.0);
     std::vector<double> col(static_cast<std::size_t>(d));
-    std::vector<double> pii(std::size_t(d), 0.0);
-    for (int j = 0; j < d; ++j) {  // column j of L^-1: solve L x = e_j
-      for (int i = 0; i < d; ++i) {
+    for (int j = 0; j < d; ++j) {
+      double pjj = 0;
+      for (int i = j; i < d; ++i) {
         double s = i == j ? 1.0 : 0.0;
         for (int k = j; k < i; ++k)
           s -= L[std::size_t(i) * d + k] * col[std::size_t(k)];
-        col[std::size_t(i)] = i < j ? 0.0 : s / L[std::size_t(i) * d + i];
+        col[std::size_t(i)] = s / L[std::size_t(i) * d + i];
+        pjj += col[std::size_t(i)] * col[std::size_t(i)];
       }
-      for (int i = j; i < d; ++i)  // precision_jj' accumulates (L^-1)_ij^2 over i: diagonal only
-        pii[std::size_t(j)] += col[std::size_t(i)] * col[std::size_t(i)];
+      W[std::size_t(j) * d + j] = 1 / std::sqrt(pjj);
     }
-    for (int i = 0; i < d; ++i)
-      options.init_scale[std::size_t(i)] = 1 / std::sqrt(pii[std::size_t(i)]);
   }
-  return fit_variational(space, density, options);
+  // Fit z with q = q_MAP + W z from N(0, I), then map back: mean = q_MAP + W mean_z,
+  // L_q = W L_z (lower triangular; diagonal for mean-field), ELBO + log det W.
+  options.init_mean.clear();
+  options.init_scale.clear();
+  options.init_log_sd = 0;
+  detail::WhitenedDensity<ExecutionSpace, Density> const white(space, density, map.q, W);
+  VariationalResult r = fit_variational(space, white, options);
+  r.mean = white.point(r.mean.data());
+  std::vector<double> Lq(std::size_t(d) * d, 0.0);
+  double logdet = 0;
+  for (int i = 0; i < d; ++i) {
+    logdet += std::log(W[std::size_t(i) * d + i]);
+    for (int k = 0; k <= i; ++k) {
+      double s = 0;
+      for (int a = k; a <= i; ++a)
+        s += W[std::size_t(i) * d + a] * r.chol[std::size_t(a) * d + k];
+      Lq[std::size_t(i) * d + k] = s;
+    }
+  }
+  r.chol = std::move(Lq);
+  r.elbo += logdet;
+  for (auto& e : r.elbo_trace)
+    e += logdet;
+  return r;
 }
 
 /// Thresholds of check_convergence() (defaults: Vehtari et al. 2021 and Stan's warnings).
