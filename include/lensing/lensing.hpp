@@ -173,6 +173,8 @@
 #include <lensing/sample/parallel_chains.hpp>
 #include <lensing/sample/sampler.hpp>
 #include <lensing/sample/variational.hpp>
+#include <lensing/sbi/npe.hpp>
+#include <lensing/sbi/nre.hpp>
 #include <lensing/simulate/galaxies.hpp>
 #include <lensing/simulate/lens_presets.hpp>
 #if defined(LENSING_HAS_FITS)
