@@ -97,7 +97,7 @@ struct MapOptions {
   std::vector<double> scales;
   double hessian_step = 1e-3;           ///< first pass: h_j = hessian_step * scale_j
   double hessian_refine_step = 1e-2;    ///< second pass: h_j = hessian_refine_step / sqrt(A_jj); 0: no second pass
-  double relative_eigen_floor = 1e-10;  ///< eigenvalues of A below this * max|lambda| count as not positive
+  double relative_eigen_floor = 1e-14;  ///< eigenvalues of A below this * max|lambda| (~50 eps) count as not positive
   double mode_distance = 1;             ///< Mahalanobis radius of "reached the best mode"
   /// Polishing rounds of the best run: L-BFGS again from it on the density
   /// whitened by its Laplace covariance (q = q_best + L z, L L^T = covariance),
@@ -234,7 +234,7 @@ inline void laplace_from_hessian(LaplaceApproximation& out, double relative_floo
 template <class ExecutionSpace, class Density>
 LaplaceApproximation laplace_approximation(ExecutionSpace const& space, Density const& density,
                                            std::vector<double> const& q, std::vector<double> const& steps,
-                                           double refine_step = 1e-2, double relative_eigen_floor = 1e-10,
+                                           double refine_step = 1e-2, double relative_eigen_floor = 1e-14,
                                            std::vector<double> const& scales = {}) {
   constexpr char const* where = "lensing::laplace_approximation";
   DensityEvaluator<ExecutionSpace, Density> eval(space, density, where);
