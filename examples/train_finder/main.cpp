@@ -26,9 +26,9 @@
 // full image (sky, read noise and shot noise of lens and source).
 //
 // Short mode (--short, the ctest): the small network at width 2, 300 steps of
-// 32 cutouts, then checks that the training loss fell, the outputs of the
-// held-out evaluation are finite and shaped (N, 1), the source is balanced
-// and deterministic; prints "short run: ok".
+// 32 cutouts, then checks that the training loss fell (by 15 % and below
+// 0.9 ln 2), the outputs of the held-out evaluation are finite and shaped
+// (N, 1), the source is balanced and deterministic; prints "short run: ok".
 
 #include "finder.hpp"
 
@@ -572,7 +572,9 @@ int run(Options const& o, Net net, Meta meta) {
   meta.write(mpath);
   if (o.stack > 0) write_stack(space, sims, o, e);
   if (o.short_run) {
-    bool const fell = last_loss < first_loss;
+    // Fell: by 15 % over the run and to 0.9 ln 2 (chance is ln 2); noise
+    // alone moves the epoch means of an untrained network by ~1 %.
+    bool const fell = last_loss < 0.85 * first_loss && last_loss < 0.9 * std::log(2.0);
     std::printf("short checks: training loss %.4f -> %.4f (%s), outputs finite %s, shaped (N, 1) %s\n", first_loss,
                 last_loss, fell ? "fell" : "DID NOT FALL", e.finite ? "yes" : "NO", e.shaped ? "yes" : "NO");
     ok = ok && fell && e.finite && e.shaped && long(e.score.size()) == o.eval;
