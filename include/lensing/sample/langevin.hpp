@@ -29,9 +29,13 @@
 /// density smoothed by N(0, sigma^2 I), and a decreasing noise schedule
 /// sigma_1 > ... > sigma_L: at level i, T steps
 ///   x += alpha_i s(x, sigma_i) + sqrt(2 alpha_i) z,   alpha_i = epsilon sigma_i^2 / sigma_L^2,
+/// (optionally capped at max_step),
 /// for a batch of samples in a View (kernels on any space; the noise z comes
 /// from counter-based streams keyed by (seed, step, element), so the result
-/// does not depend on the thread count).
+/// does not depend on the thread count).  Each level is ULA on p_sigma_i: for
+/// a Gaussian level target of precision P its stationary law is
+/// N(mean, (P - alpha P^2 / 2)^-1), a covariance bias of about alpha / 2 I
+/// at the last level (see tests/sample/test_score.cpp).
 
 #include <lensing/core/errors.hpp>
 #include <lensing/core/random.hpp>
@@ -215,6 +219,11 @@ struct AnnealedLangevinOptions {
   std::vector<double> sigmas;  ///< noise levels, strictly decreasing, > 0
   int steps_per_level = 100;   ///< T
   double epsilon = 2e-5;       ///< step at the last level: alpha_L = epsilon
+  /// Upper bound on alpha_i (infinite: none).  With a likelihood score added
+  /// (PosteriorScore, score.hpp) the target's curvature no longer scales as
+  /// 1 / sigma_i^2, and epsilon sigma_i^2 / sigma_L^2 can exceed the
+  /// stability limit 2 / (largest curvature) at the first levels.
+  double max_step = HUGE_VAL;
   std::uint64_t seed = 1;
   bool progress = false;  ///< print each finished level to stderr
 };
@@ -236,6 +245,7 @@ class AnnealedLangevin {
     check_count(dimension, 1, where, "dimension");
     check_count(options.steps_per_level, 1, where, "steps_per_level");
     check_positive(options.epsilon, where, "epsilon");
+    check_argument(options.max_step > 0, where, "max_step must be > 0");
     check_argument(!options.sigmas.empty(), where, "sigmas must not be empty");
     for (std::size_t i = 0; i < options.sigmas.size(); ++i) {
       check_positive(options.sigmas[i], where, "sigma");
@@ -244,10 +254,10 @@ class AnnealedLangevin {
     s_ = View2D<Scalar, MemorySpace>(Kokkos::view_alloc(std::string("lensing::sample::annealed_score")), n_, d_);
   }
 
-  /// Step size alpha_i of level i.
+  /// Step size alpha_i of level i: min(epsilon sigma_i^2 / sigma_L^2, max_step).
   double step_size(int level) const {
     double const r = opt_.sigmas[std::size_t(level)] / opt_.sigmas.back();
-    return opt_.epsilon * r * r;
+    return std::min(opt_.epsilon * r * r, opt_.max_step);
   }
 
   /// Run all levels from the samples in x (n, d), which hold the result on return.
