@@ -3,6 +3,7 @@
 // predicted parameters with their uncertainties; prints images/s.
 //
 //   estimate --weights FILE --scales FILE --in STACK.npy [--out TABLE.csv] [--batch B] [--mc T]
+//            [--calibration FILE | --no-calibration]
 //
 // STACK.npy: (N, 64, 64) or (N, 1, 64, 64), float32 or float64, the raw
 // images of the HST-like preset (0.05"/pixel, counts as the simulator makes
@@ -12,6 +13,13 @@
 // (aleatoric: the predicted full covariance's diagonal; with --mc T, the
 // total of T MC-dropout passes: mean of the covariances + covariance of the
 // means), and the 21 correlation coefficients are left out for brevity.
+// Calibration: the standard deviations are multiplied by the per-parameter
+// factors s_k of the calibration file (variance scales s_k^2 fitted by
+// train_regressor on a separate calibration stream; the full covariance
+// becomes D C D, D = diag(s_k)): the 'aleatoric' line without --mc, the 'mc'
+// line with it (fitted for the pass count it names).  By default the file is
+// calibration.txt beside the weights, used when it exists; --calibration FILE
+// names another (it must exist), --no-calibration gives the raw sds.
 // Defaults: batch 64, no MC dropout, table estimates.csv.  Threads:
 // OMP_NUM_THREADS.
 #include <lensing/io/npy.hpp>
@@ -38,17 +46,22 @@ struct Options {
   std::string weights, scales, in, out = "estimates.csv";
   int batch = 64;
   int mc = 0;
+  std::string calibration;  // empty: calibration.txt beside the weights, if any
+  bool no_calibration = false;
 };
 
 void usage(std::FILE* f) {
   std::fprintf(f,
                "usage: estimate --weights FILE --scales FILE --in STACK.npy [--out TABLE.csv] [--batch B] [--mc T]\n"
+               "                [--calibration FILE | --no-calibration]\n"
                "  --weights FILE   regressor.weights written by train_regressor\n"
                "  --scales FILE    regressor.scales written beside it\n"
                "  --in STACK.npy   (N, 64, 64) or (N, 1, 64, 64) raw HST-like cutouts, float32/float64\n"
                "  --out TABLE.csv  output table (default estimates.csv)\n"
                "  --batch B        images per forward pass (default 64)\n"
                "  --mc T           MC-dropout passes for the total uncertainty (default 0: aleatoric only)\n"
+               "  --calibration FILE  variance scales (default: calibration.txt beside the weights, if it exists)\n"
+               "  --no-calibration    raw predicted sds\n"
                "threads: set OMP_NUM_THREADS.\n");
 }
 
@@ -85,6 +98,11 @@ Options parse(int argc, char** argv) {
       o.batch = int(parse_integer(a, value(), 1, 4096));
     } else if (a == "--mc") {
       o.mc = int(parse_integer(a, value(), 0, 10000));
+    } else if (a == "--calibration") {
+      o.calibration = value();
+      if (o.calibration.empty()) bad("--calibration needs a non-empty file name");
+    } else if (a == "--no-calibration") {
+      o.no_calibration = true;
     } else {
       bad("unknown argument '" + a + "'");
     }
@@ -93,6 +111,7 @@ Options parse(int argc, char** argv) {
   if (o.scales.empty()) bad("--scales is required");
   if (o.in.empty()) bad("--in is required");
   if (o.out.empty()) bad("--out needs a non-empty file name");
+  if (o.no_calibration && !o.calibration.empty()) bad("--calibration and --no-calibration exclude each other");
   return o;
 }
 
@@ -120,6 +139,33 @@ int run(Options const& o) {
   auto net = make_network(o.batch, sc.dropout, 1);
   nn::load_weights(net, o.weights);
   net.set_training(false);
+  // The sd factors s_k (1: uncalibrated).
+  std::vector<double> factor(std::size_t(num_params), 1.0);
+  std::string cal_path = o.calibration;
+  if (cal_path.empty() && !o.no_calibration) {
+    auto const slash = o.weights.rfind('/');
+    cal_path = (slash == std::string::npos ? std::string() : o.weights.substr(0, slash + 1)) + "calibration.txt";
+    if (!std::ifstream(cal_path)) cal_path.clear();
+  }
+  if (!cal_path.empty()) {
+    Calibration const cal = Calibration::read(cal_path);
+    if (o.mc > 0 && cal.total.empty()) {
+      // A named file must fit the request; the default one is skipped.
+      if (!o.calibration.empty())
+        throw std::runtime_error("'" + cal_path + "' has no 'mc' scales for --mc (use --no-calibration)");
+      std::printf("estimate: %s has no 'mc' scales: raw MC-dropout sds\n", cal_path.c_str());
+      cal_path.clear();
+    }
+  }
+  if (!cal_path.empty()) {
+    Calibration const cal = Calibration::read(cal_path);
+    auto const& s2 = o.mc > 0 ? cal.total : cal.aleatoric;
+    for (std::size_t k = 0; k < factor.size(); ++k)
+      factor[k] = std::sqrt(s2[k]);
+    std::printf("estimate: %s sds calibrated by %s", o.mc > 0 ? "MC-dropout total" : "aleatoric", cal_path.c_str());
+    if (o.mc > 0 && o.mc != cal.mc_passes) std::printf(" (scales fitted with %d MC passes)", cal.mc_passes);
+    std::printf("\n");
+  }
   std::size_t n = 0;
   std::vector<float> stack;
   {
@@ -177,7 +223,7 @@ int run(Options const& o) {
       f << first + i;
       for (int j = 0; j < D; ++j)
         f << "," << sc.mean[std::size_t(j)] + sc.sd[std::size_t(j)] * mean(long(i), j) << ","
-          << sc.sd[std::size_t(j)] * sd[i * std::size_t(D) + std::size_t(j)];
+          << factor[std::size_t(j)] * sc.sd[std::size_t(j)] * sd[i * std::size_t(D) + std::size_t(j)];
       f << "\n";
     }
   }

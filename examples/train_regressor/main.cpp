@@ -6,11 +6,12 @@
 //
 //   train_regressor [--short] [--epochs E] [--steps-per-epoch S] [--batch B] [--lr LR]
 //                   [--dropout P] [--seed SEED] [--out DIR] [--resume] [--checkpoint-seconds T]
-//                   [--val-batches V] [--evaluate N] [--mc T] [--stack N] [--eval-only]
+//                   [--val-batches V] [--evaluate N] [--mc T] [--stack N] [--calibrate C] [--eval-only]
 //
 // Streams of global image indices (each image a function of (seed, index)):
 // training [0, ...), validation 2^48 + [0, V B) (the same V batches every
-// epoch), test 2^49 + [0, N), image-scale pilot 2^47 + [0, 4 B).  Labels are
+// epoch), test 2^49 + [0, N), calibration 2^50 + [0, C), image-scale pilot
+// 2^47 + [0, 4 B).  Labels are
 // standardised by the priors' means and standard deviations; images are
 // divided by the pilot's pixel standard deviation.  Writes into DIR:
 // regressor.weights (serialize.hpp format; after every epoch),
@@ -18,8 +19,13 @@
 // resumable fit() checkpoint), eval.csv (per test lens: truth, predicted
 // mean, aleatoric sd and, with --mc, MC-dropout total sd), and with --stack
 // N: stack.npy (the first N raw test images, N x 64 x 64 float32) and
-// stack_truth.csv.  Prints per parameter the RMS and median absolute error
-// and the coverage of the 68.3/95.5/99.7 % intervals.
+// stack_truth.csv; with --calibrate C (default 5000, with --evaluate):
+// calibration.txt, the per-parameter variance scales s_k^2 fitted on the
+// calibration stream in closed form (validate::fit_variance_scales: the mean
+// squared standardised residual), for the aleatoric sd and, with --mc, for
+// the MC-dropout total sd.  Prints per parameter the RMS and median absolute
+// error and the coverage of the 68.3/95.5/99.7 % intervals, raw and
+// calibrated (test lenses only).
 //
 // --short: a ctest run (a few hundred small steps): asserts that the loss
 // falls and that the outputs are finite and shaped, prints "short run: ok".
@@ -30,6 +36,7 @@
 #include <lensing/nn/optimizer.hpp>
 #include <lensing/nn/schedule.hpp>
 #include <lensing/nn/serialize.hpp>
+#include <lensing/validate/variance_scale.hpp>
 
 #include "../common/cli.hpp"
 #include "regressor.hpp"
@@ -62,30 +69,34 @@ struct Options {
   long evaluate = 10000;
   int mc = 0;
   long stack = 0;
+  long calibrate = 5000;
   bool eval_only = false;
 };
 
 void usage(std::FILE* f) {
-  std::fprintf(f,
-               "usage: train_regressor [--short] [--epochs E] [--steps-per-epoch S] [--batch B] [--lr LR]\n"
-               "                       [--dropout P] [--seed SEED] [--out DIR] [--resume] [--checkpoint-seconds T]\n"
-               "                       [--val-batches V] [--evaluate N] [--mc T] [--stack N] [--eval-only]\n"
-               "  --short               ctest mode: a few hundred small steps, checks, 'short run: ok'\n"
-               "  --epochs E            epochs of S steps (default 40)\n"
-               "  --steps-per-epoch S   (default 100)\n"
-               "  --batch B             images per step (default 32)\n"
-               "  --lr LR               Adam rate, cosine schedule with one warm-up epoch (default 1e-3)\n"
-               "  --dropout P           dropout rate of the dense head (default 0.1)\n"
-               "  --seed SEED           simulator and initialisation seed (default 2026)\n"
-               "  --out DIR             output directory (default regressor_out)\n"
-               "  --resume              continue from DIR/regressor.ckpt if it exists\n"
-               "  --checkpoint-seconds T  checkpoint at the first epoch end T s after the last (default 180)\n"
-               "  --val-batches V       validation batches (default 16)\n"
-               "  --evaluate N          held-out test lenses (default 10000; 0: none)\n"
-               "  --mc T                MC-dropout passes at evaluation (default 0: aleatoric only)\n"
-               "  --stack N             also write the first N raw test images to DIR/stack.npy\n"
-               "  --eval-only           no training: load DIR/regressor.weights and evaluate\n"
-               "threads: set OMP_NUM_THREADS.\n");
+  std::fprintf(
+      f,
+      "usage: train_regressor [--short] [--epochs E] [--steps-per-epoch S] [--batch B] [--lr LR]\n"
+      "                       [--dropout P] [--seed SEED] [--out DIR] [--resume] [--checkpoint-seconds T]\n"
+      "                       [--val-batches V] [--evaluate N] [--mc T] [--stack N] [--calibrate C] [--eval-only]\n"
+      "  --short               ctest mode: a few hundred small steps, checks, 'short run: ok'\n"
+      "  --epochs E            epochs of S steps (default 40)\n"
+      "  --steps-per-epoch S   (default 100)\n"
+      "  --batch B             images per step (default 32)\n"
+      "  --lr LR               Adam rate, cosine schedule with one warm-up epoch (default 1e-3)\n"
+      "  --dropout P           dropout rate of the dense head (default 0.1)\n"
+      "  --seed SEED           simulator and initialisation seed (default 2026)\n"
+      "  --out DIR             output directory (default regressor_out)\n"
+      "  --resume              continue from DIR/regressor.ckpt if it exists\n"
+      "  --checkpoint-seconds T  checkpoint at the first epoch end T s after the last (default 180)\n"
+      "  --val-batches V       validation batches (default 16)\n"
+      "  --evaluate N          held-out test lenses (default 10000; 0: none)\n"
+      "  --mc T                MC-dropout passes at evaluation (default 0: aleatoric only)\n"
+      "  --stack N             also write the first N raw test images to DIR/stack.npy\n"
+      "  --calibrate C         fit variance scales on C calibration lenses (stream 2^50 + [0, C)),\n"
+      "                        write DIR/calibration.txt, report calibrated coverage (default 5000; 0: none)\n"
+      "  --eval-only           no training: load DIR/regressor.weights and evaluate\n"
+      "threads: set OMP_NUM_THREADS.\n");
 }
 
 }  // namespace
@@ -100,7 +111,7 @@ namespace {
 
 Options parse(int argc, char** argv) {
   Options o;
-  bool epochs_set = false, steps_set = false, batch_set = false, eval_set = false, val_set = false;
+  bool epochs_set = false, steps_set = false, batch_set = false, eval_set = false, val_set = false, cal_set = false;
   for (int i = 1; i < argc; ++i) {
     std::string const a = argv[i];
     auto value = [&]() -> char const* {
@@ -144,6 +155,9 @@ Options parse(int argc, char** argv) {
       o.mc = int(parse_integer(a, value(), 0, 10000));
     } else if (a == "--stack") {
       o.stack = parse_integer(a, value(), 0, 100000000);
+    } else if (a == "--calibrate") {
+      o.calibrate = parse_integer(a, value(), 0, 100000000);
+      cal_set = true;
     } else if (a == "--eval-only") {
       o.eval_only = true;
     } else {
@@ -156,6 +170,7 @@ Options parse(int argc, char** argv) {
     if (!batch_set) o.batch = 8;
     if (!eval_set) o.evaluate = 256;
     if (!val_set) o.val_batches = 8;
+    if (!cal_set) o.calibrate = 128;
   }
   return o;
 }
@@ -195,23 +210,32 @@ void shrink_output_layer(Network& net, double factor) {
 
 struct Metrics {
   std::vector<double> rms, mae, rel_rms;
-  std::vector<std::array<double, 3>> cover_alea, cover_total;
+  // Coverage of the 68.3/95.5/99.7 % intervals, raw and calibrated.
+  std::vector<std::array<double, 3>> cover_alea, cover_total, cal_alea, cal_total;
   double images_per_second = 0;
   bool finite = true;
 };
 
-// Evaluate on n test lenses: writes DIR/eval.csv and returns the metrics.
-Metrics evaluate(Space const& space, Network& net, Sim const& sim, Scales const& sc, Options const& o, long n,
-                 std::string const& csv) {
+// Predictions on n lenses of the stream first + [0, n), row-major (n, D) in
+// physical units: truth, single-pass mean and aleatoric sd, and with --mc
+// the MC-dropout mean and total sd.
+struct Predictions {
+  std::vector<double> truth, mu1, sda, mu, sdt;
+  double infer_seconds = 0;
+  long images = 0;
+  bool finite = true;
+};
+
+Predictions predict(Space const& space, Network& net, Sim const& sim, Scales const& sc, Options const& o,
+                    std::uint64_t first, long n, std::uint64_t mc_seed) {
   int const B = o.batch, D = num_params;
   long const nb = (n + B - 1) / B;
-  Source test = make_source(sim, B, std::uint64_t(1) << 49, nb, true);
+  Source test = make_source(sim, B, first, nb, true);
   ScaledSource<Source> scaled(test, sc.image_scale);
   lensing::View2D<double, Kokkos::HostSpace> mean("mean", B, D);
   lensing::View3D<double, Kokkos::HostSpace> cov("cov", B, D, D);
-  std::vector<double> truth, mu, sda, sdt;
-  double infer_seconds = 0;
-  Metrics m;
+  Predictions r;
+  r.images = nb * B;
   net.set_training(false);
   for (long b = 0; b < nb; ++b) {
     auto const batch = scaled.next(space);
@@ -220,7 +244,7 @@ Metrics evaluate(Space const& space, Network& net, Sim const& sim, Scales const&
     auto const t0 = Clock::now();
     auto const out = net.forward(space, batch.images);
     space.fence();
-    infer_seconds += since(t0);
+    r.infer_seconds += since(t0);
     lensing::nn::gaussian_full_unpack(out, mean, cov);
     lensing::View2D<double, Kokkos::HostSpace> mc_mean;
     lensing::View3D<double, Kokkos::HostSpace> mc_total;
@@ -228,7 +252,7 @@ Metrics evaluate(Space const& space, Network& net, Sim const& sim, Scales const&
       // MC dropout (nn/mc_predict.hpp): T passes with dropout on; the
       // predictive covariance E[Sigma] (aleatoric) + Cov[mu] (epistemic).
       auto const pred = nn::mc_predict_gaussian(space, net, batch.images, nn::GaussianOutput::full, o.mc,
-                                                o.seed + 1000003 * std::uint64_t(b));
+                                                mc_seed + 1000003 * std::uint64_t(b));
       mc_mean = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), pred.mean);
       mc_total = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), pred.total);
     }
@@ -237,20 +261,80 @@ Metrics evaluate(Space const& space, Network& net, Sim const& sim, Scales const&
         double const t = sc.mean[j] + sc.sd[j] * double(hl(i, j));
         double const p = sc.mean[j] + sc.sd[j] * mean(i, j);
         double const s = sc.sd[j] * std::sqrt(cov(i, j, j));
-        if (!std::isfinite(p) || !std::isfinite(s)) m.finite = false;
-        truth.push_back(t);
+        if (!std::isfinite(p) || !std::isfinite(s)) r.finite = false;
+        r.truth.push_back(t);
+        r.mu1.push_back(p);
+        r.sda.push_back(s);
         if (o.mc > 0) {
-          mu.push_back(sc.mean[j] + sc.sd[j] * mc_mean(i, j));
-          sdt.push_back(sc.sd[j] * std::sqrt(mc_total(i, j, j)));
+          r.mu.push_back(sc.mean[j] + sc.sd[j] * mc_mean(i, j));
+          r.sdt.push_back(sc.sd[j] * std::sqrt(mc_total(i, j, j)));
         } else {
-          mu.push_back(p);
+          r.mu.push_back(p);
         }
-        sda.push_back(s);
       }
     }
   }
-  m.images_per_second = double(nb * B) / infer_seconds;
+  return r;
+}
+
+std::vector<double> residuals(std::vector<double> const& mu, std::vector<double> const& truth) {
+  std::vector<double> e(mu.size());
+  for (std::size_t q = 0; q < mu.size(); ++q)
+    e[q] = mu[q] - truth[q];
+  return e;
+}
+
+// Per parameter, the fraction (%) of |mu - truth| <= z s_j sd for z = 1, 2, 3.
+std::vector<std::array<double, 3>> coverage(std::vector<double> const& mu, std::vector<double> const& sd,
+                                            std::vector<double> const& truth, std::vector<double> const& s2) {
+  int const D = num_params;
   long const cnt = long(truth.size()) / D;
+  std::vector<std::array<double, 3>> c(std::size_t(D), std::array<double, 3>{});
+  for (long i = 0; i < cnt; ++i)
+    for (int j = 0; j < D; ++j) {
+      std::size_t const q = std::size_t(i * D + j);
+      double const e = std::fabs(mu[q] - truth[q]), s = std::sqrt(s2[std::size_t(j)]) * sd[q];
+      for (int k = 0; k < 3; ++k)
+        c[std::size_t(j)][std::size_t(k)] += e <= (k + 1) * s ? 100.0 / double(cnt) : 0.0;
+    }
+  return c;
+}
+
+// Evaluate on n test lenses: writes DIR/eval.csv and, with --calibrate C,
+// fits the variance scales on C calibration lenses (stream 2^50 + [0, C)) and
+// writes DIR/calibration.txt; returns the metrics, raw and calibrated.
+Metrics evaluate(Space const& space, Network& net, Sim const& sim, Scales const& sc, Options const& o, long n,
+                 std::string const& csv) {
+  int const D = num_params;
+  std::vector<double> const ones(std::size_t(D), 1.0);
+  Calibration cal;
+  if (o.calibrate > 0) {
+    auto const c = predict(space, net, sim, sc, o, std::uint64_t(1) << 50, o.calibrate, o.seed + 777);
+    cal.lenses = o.calibrate;
+    // Aleatoric: the single deterministic pass; total: the MC-dropout mean and sd.
+    cal.aleatoric = lensing::validate::fit_variance_scales(residuals(c.mu1, c.truth), c.sda, std::size_t(D));
+    if (o.mc > 0) {
+      cal.mc_passes = o.mc;
+      cal.total = lensing::validate::fit_variance_scales(residuals(c.mu, c.truth), c.sdt, std::size_t(D));
+    }
+    cal.write(o.out + "/calibration.txt");
+    std::printf(
+        "calibration on %ld lenses (stream 2^50 + [0, %ld)): variance scales s^2 written to %s/calibration.txt\n",
+        o.calibrate, o.calibrate, o.out.c_str());
+    std::printf("%-9s %10s", "param", "aleatoric");
+    if (o.mc > 0) std::printf(" %10s", "MC total");
+    std::printf("   (relative sampling error of s^2 ~ sqrt(2/n) = %.3f)\n", std::sqrt(2.0 / double(o.calibrate)));
+    for (int j = 0; j < D; ++j) {
+      std::printf("%-9s %10.4f", short_names()[std::size_t(j)].c_str(), cal.aleatoric[std::size_t(j)]);
+      if (o.mc > 0) std::printf(" %10.4f", cal.total[std::size_t(j)]);
+      std::printf("\n");
+    }
+  }
+  auto const r = predict(space, net, sim, sc, o, std::uint64_t(1) << 49, n, o.seed);
+  Metrics m;
+  m.finite = r.finite;
+  m.images_per_second = double(r.images) / r.infer_seconds;
+  long const cnt = long(r.truth.size()) / D;
   std::ofstream f(csv);
   f.precision(7);
   f << "index";
@@ -263,52 +347,58 @@ Metrics evaluate(Space const& space, Network& net, Sim const& sim, Scales const&
     f << i;
     for (int j = 0; j < D; ++j) {
       std::size_t const q = std::size_t(i * D + j);
-      f << "," << truth[q] << "," << mu[q] << "," << sda[q];
-      if (o.mc > 0) f << "," << sdt[q];
+      f << "," << r.truth[q] << "," << r.mu[q] << "," << r.sda[q];
+      if (o.mc > 0) f << "," << r.sdt[q];
     }
     f << "\n";
   }
-  double const z[3] = {1.0, 2.0, 3.0};
   for (int j = 0; j < D; ++j) {
     double se = 0, sr = 0;
     std::vector<double> ae;
-    std::array<double, 3> ca{}, ct{};
     for (long i = 0; i < cnt; ++i) {
       std::size_t const q = std::size_t(i * D + j);
-      double const e = mu[q] - truth[q];
+      double const e = r.mu[q] - r.truth[q];
       se += e * e;
-      sr += (e / truth[q]) * (e / truth[q]);
+      sr += (e / r.truth[q]) * (e / r.truth[q]);
       ae.push_back(std::fabs(e));
-      for (int k = 0; k < 3; ++k) {
-        ca[std::size_t(k)] += std::fabs(e) <= z[k] * sda[q] ? 1.0 : 0.0;
-        if (o.mc > 0) ct[std::size_t(k)] += std::fabs(e) <= z[k] * sdt[q] ? 1.0 : 0.0;
-      }
     }
     std::nth_element(ae.begin(), ae.begin() + long(ae.size()) / 2, ae.end());
     m.rms.push_back(std::sqrt(se / double(cnt)));
     m.rel_rms.push_back(std::sqrt(sr / double(cnt)));
     m.mae.push_back(ae[ae.size() / 2]);
-    for (auto& c : ca)
-      c *= 100.0 / double(cnt);
-    for (auto& c : ct)
-      c *= 100.0 / double(cnt);
-    m.cover_alea.push_back(ca);
-    m.cover_total.push_back(ct);
+  }
+  // Aleatoric intervals around the single-pass mean, total ones around the MC mean.
+  m.cover_alea = coverage(r.mu1, r.sda, r.truth, ones);
+  if (o.mc > 0) m.cover_total = coverage(r.mu, r.sdt, r.truth, ones);
+  bool const calibrated = o.calibrate > 0;
+  if (calibrated) {
+    m.cal_alea = coverage(r.mu1, r.sda, r.truth, cal.aleatoric);
+    if (o.mc > 0) m.cal_total = coverage(r.mu, r.sdt, r.truth, cal.total);
   }
   std::printf(
       "evaluation on %ld held-out simulated lenses (test stream 2^49 + [0, %ld)): inference %.0f images/s "
       "(single pass, batch %d)\n",
-      cnt, cnt, m.images_per_second, B);
-  std::printf("%-9s %10s %10s   coverage aleatoric 68.3/95.5/99.7 %%", "param", "RMS", "median|e|");
-  if (o.mc > 0) std::printf("   aleatoric+epistemic (MC %d)", o.mc);
+      cnt, cnt, m.images_per_second, o.batch);
+  std::printf("coverage of the 68.3/95.5/99.7 %% intervals: aleatoric (single pass)%s%s\n",
+              o.mc > 0 ? ", aleatoric+epistemic (MC dropout)" : "", calibrated ? "; raw -> calibrated" : "");
+  std::printf("%-9s %10s %10s   %-32s", "param", "RMS", "median|e|", "aleatoric");
+  if (o.mc > 0) std::printf("   MC %d", o.mc);
   std::printf("\n");
+  auto show = [&](std::array<double, 3> const& a, std::vector<std::array<double, 3>> const& c, int j) {
+    std::printf("%5.1f %5.1f %5.1f", a[0], a[1], a[2]);
+    if (calibrated)
+      std::printf(" -> %5.1f %5.1f %5.1f", c[std::size_t(j)][0], c[std::size_t(j)][1], c[std::size_t(j)][2]);
+    else
+      std::printf("%17s", "");
+  };
   for (int j = 0; j < D; ++j) {
-    std::printf("%-9s %10.4f %10.4f   %5.1f %5.1f %5.1f", short_names()[std::size_t(j)].c_str(), m.rms[std::size_t(j)],
-                m.mae[std::size_t(j)], m.cover_alea[std::size_t(j)][0], m.cover_alea[std::size_t(j)][1],
-                m.cover_alea[std::size_t(j)][2]);
-    if (o.mc > 0)
-      std::printf("              %5.1f %5.1f %5.1f", m.cover_total[std::size_t(j)][0], m.cover_total[std::size_t(j)][1],
-                  m.cover_total[std::size_t(j)][2]);
+    std::size_t const u = std::size_t(j);
+    std::printf("%-9s %10.4f %10.4f   ", short_names()[u].c_str(), m.rms[u], m.mae[u]);
+    show(m.cover_alea[u], m.cal_alea, j);
+    if (o.mc > 0) {
+      std::printf("   ");
+      show(m.cover_total[u], m.cal_total, j);
+    }
     if (j == 0) std::printf("   (relative RMS %.2f %%)", 100 * m.rel_rms[0]);
     std::printf("\n");
   }

@@ -28,6 +28,7 @@
 #include <Kokkos_Core.hpp>
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <sstream>
@@ -175,6 +176,67 @@ struct Scales {
     if (s.names.size() != std::size_t(num_params) || !(s.image_scale > 0))
       throw std::runtime_error("'" + path + "': expected an image_scale and " + std::to_string(num_params) + " labels");
     return s;
+  }
+};
+
+// Post-hoc variance calibration (calibration.txt beside the weights): per
+// label k a factor s_k^2 on the predicted variance (full covariance
+// C -> D C D, D = diag(s_k); so each sd is multiplied by s_k), fitted by
+// train_regressor on a calibration stream disjoint from training, validation
+// and test (validate::fit_variance_scales), once for the aleatoric sd of the
+// single deterministic pass and once for the MC-dropout total sd (fitted
+// with mc_passes passes; empty when not fitted).
+struct Calibration {
+  long lenses = 0;
+  int mc_passes = 0;
+  std::vector<double> aleatoric, total;
+  void write(std::string const& path) const {
+    std::ofstream f(path);
+    f.precision(8);
+    f << "# variance scales s_k^2 (sd -> s_k sd) fitted on " << lenses
+      << " calibration lenses, stream 2^50 + [0, n)\nlabels";
+    for (auto const& n : short_names())
+      f << " " << n;
+    f << "\naleatoric";
+    for (double v : aleatoric)
+      f << " " << v;
+    f << "\n";
+    if (!total.empty()) {
+      f << "mc " << mc_passes;
+      for (double v : total)
+        f << " " << v;
+      f << "\n";
+    }
+    if (!f) throw std::runtime_error("cannot write '" + path + "'");
+  }
+  static Calibration read(std::string const& path) {
+    std::ifstream f(path);
+    if (!f) throw std::runtime_error("cannot open '" + path + "'");
+    Calibration c;
+    std::string line;
+    auto values = [&](std::istringstream& in, std::vector<double>& v) {
+      double x = 0;
+      while (in >> x)
+        v.push_back(x);
+      if (v.size() != std::size_t(num_params))
+        throw std::runtime_error("'" + path + "': expected " + std::to_string(num_params) + " scales in '" + line +
+                                 "'");
+      for (double s : v)
+        if (!(s > 0) || !std::isfinite(s)) throw std::runtime_error("'" + path + "': bad scale in '" + line + "'");
+    };
+    while (std::getline(f, line)) {
+      std::istringstream in(line);
+      std::string key;
+      in >> key;
+      if (key == "aleatoric") {
+        values(in, c.aleatoric);
+      } else if (key == "mc") {
+        in >> c.mc_passes;
+        values(in, c.total);
+      }
+    }
+    if (c.aleatoric.empty()) throw std::runtime_error("'" + path + "': no 'aleatoric' line");
+    return c;
   }
 };
 
