@@ -136,7 +136,7 @@ LENSING_TEST_CASE_TEMPLATE("sbi: log_prob equals the Gaussian formula for K = 1 
   using S = typename Config::scalar;
   Space space;
   int const d = 2;
-  std::vector<double> const pm{0.3, -1.0}, psd{0.5, 2.0};
+  std::vector<double> const pm{0.3, -1.0}, psd{0.5, 3.0};  // Jacobian log(1.5) ≠ 0
   nn::Tensor<S, Mem> x("x", 3, 1, 1, 1);
   {
     // K = 1: μ = (0.2, -0.3), a = (0.4, -0.6, -0.1): three observations, same output.
