@@ -61,6 +61,7 @@
 #include <lensing/density/prior.hpp>
 #include <lensing/fit/plots.hpp>
 #include <lensing/fit/posterior.hpp>
+#include <lensing/fit/workflow.hpp>
 #include <lensing/geometry/ellipticity.hpp>
 #include <lensing/geometry/grid_coordinates.hpp>
 #include <lensing/geometry/pixel_grid.hpp>
@@ -107,6 +108,7 @@
 #include <lensing/nn/reshape.hpp>
 #include <lensing/nn/residual.hpp>
 #include <lensing/nn/schedule.hpp>
+#include <lensing/nn/score_matching.hpp>
 #include <lensing/nn/sequential.hpp>
 #include <lensing/nn/serialize.hpp>
 #include <lensing/nn/tensor.hpp>
@@ -172,6 +174,7 @@
 #include <lensing/sample/metric.hpp>
 #include <lensing/sample/parallel_chains.hpp>
 #include <lensing/sample/sampler.hpp>
+#include <lensing/sample/score.hpp>
 #include <lensing/sample/variational.hpp>
 #include <lensing/sbi/npe.hpp>
 #include <lensing/sbi/nre.hpp>
@@ -193,5 +196,6 @@
 #include <lensing/validate/sbc.hpp>
 #include <lensing/validate/statistics.hpp>
 #include <lensing/validate/tarp.hpp>
+#include <lensing/validate/variance_scale.hpp>
 
 #endif  // LENSING_LENSING_HPP
