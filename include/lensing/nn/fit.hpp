@@ -11,6 +11,7 @@
 
 #include <lensing/core/errors.hpp>
 #include <lensing/nn/checkpoint.hpp>
+#include <lensing/nn/detail/epoch_end.hpp>
 #include <lensing/nn/loss.hpp>
 #include <lensing/nn/losses.hpp>
 #include <lensing/nn/optimizer.hpp>
@@ -348,19 +349,8 @@ FitHistory fit_impl(ExecutionSpace const& space, Net& net, Optimizer& opt, Loss 
     }
     space.fence();
     double const metric = has_val ? vloss : train_loss;
-    bool improved = false;
-    if (std::isfinite(metric) && (best_epoch < 0 || metric < best - options.min_delta)) {
-      best = metric;
-      best_epoch = e;
-      wait = 0;
-      improved = true;
-      if (early) {
-        Kokkos::deep_copy(best_params, net.parameters());
-        Kokkos::deep_copy(best_state, net.state());
-      }
-    } else {
-      ++wait;
-    }
+    bool const improved =
+        detail::track_best(metric, e, options.min_delta, early, net, best_params, best_state, best, best_epoch, wait);
     if (schedule && std::isfinite(metric)) schedule->observe(metric);
     bool const stop = early && wait >= options.patience;
     bool const last = stop || e + 1 == options.epochs;
@@ -375,22 +365,11 @@ FitHistory fit_impl(ExecutionSpace const& space, Net& net, Optimizer& opt, Loss 
     if (has_val) hist.val_loss.push_back(vloss);
     hist.lr.push_back(lr);
     hist.seconds.push_back(secs);
-    if (log != nullptr) {
-      std::ostringstream line;
-      line << "epoch " << (e + 1) << "/" << options.epochs << "  loss " << std::scientific << std::setprecision(6)
-           << train_loss;
-      if (has_val) line << "  val_loss " << vloss;
-      line << "  lr " << std::setprecision(3) << lr << "  time " << std::fixed << std::setprecision(2) << secs << " s"
-           << (improved ? "  *" : "") << "\n";
-      *log << line.str() << std::flush;
-    }
+    if (log != nullptr) detail::log_epoch(*log, e, options.epochs, train_loss, has_val, vloss, lr, secs, improved);
     if (options.on_epoch_end) options.on_epoch_end(e, hist);
     if (stop) {
       hist.stopped_early = e + 1 < options.epochs;
-      if (hist.stopped_early && log != nullptr)
-        *log << "early stopping after epoch " << (e + 1) << ": no improvement for " << wait << " epochs (best epoch "
-             << (best_epoch + 1) << ")\n"
-             << std::flush;
+      if (hist.stopped_early && log != nullptr) detail::log_early_stop(*log, e, wait, best_epoch);
       break;
     }
   }

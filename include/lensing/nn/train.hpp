@@ -7,6 +7,7 @@
 
 #include <lensing/core/errors.hpp>
 #include <lensing/nn/checkpoint.hpp>
+#include <lensing/nn/detail/epoch_end.hpp>
 #include <lensing/nn/finite_check.hpp>
 #include <lensing/nn/loss.hpp>
 #include <lensing/nn/schedule.hpp>
@@ -315,41 +316,19 @@ TrainHistory train(ExecutionSpace const& space, Net& net, Optimizer& opt, Loss&&
     }
     space.fence();
     double const metric = nval > 0 ? val : train_loss;
-    bool improved = false;
-    if (std::isfinite(metric) && (best_epoch < 0 || metric < best - options.min_delta)) {
-      best = metric;
-      best_epoch = e;
-      wait = 0;
-      improved = true;
-      if (early) {
-        Kokkos::deep_copy(best_params, net.parameters());
-        Kokkos::deep_copy(best_state, net.state());
-      }
-    } else {
-      ++wait;
-    }
+    bool const improved =
+        detail::track_best(metric, e, options.min_delta, early, net, best_params, best_state, best, best_epoch, wait);
     if (schedule && std::isfinite(metric)) schedule->observe(metric);
     double const secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     hist.loss.push_back(train_loss);
     if (nval > 0) hist.val_loss.push_back(val);
     hist.lr.push_back(lr);
     hist.seconds.push_back(secs);
-    if (log != nullptr) {
-      std::ostringstream line;
-      line << "epoch " << (e + 1) << "/" << options.epochs << "  loss " << std::scientific << std::setprecision(6)
-           << train_loss;
-      if (nval > 0) line << "  val_loss " << val;
-      line << "  lr " << std::setprecision(3) << lr << "  time " << std::fixed << std::setprecision(2) << secs << " s"
-           << (improved ? "  *" : "") << "\n";
-      *log << line.str() << std::flush;
-    }
+    if (log != nullptr) detail::log_epoch(*log, e, options.epochs, train_loss, nval > 0, val, lr, secs, improved);
     if (options.checkpoint_every > 0 && (e + 1) % options.checkpoint_every == 0) save_checkpoint(e + 1);
     if (early && wait >= options.patience) {
       hist.stopped_early = e + 1 < options.epochs;
-      if (hist.stopped_early && log != nullptr)
-        *log << "early stopping after epoch " << (e + 1) << ": no improvement for " << wait << " epochs (best epoch "
-             << (best_epoch + 1) << ")\n"
-             << std::flush;
+      if (hist.stopped_early && log != nullptr) detail::log_early_stop(*log, e, wait, best_epoch);
       break;
     }
   }
