@@ -40,6 +40,7 @@
 #include <lensing/validate/tarp.hpp>
 
 #include "../common/cli.hpp"
+#include "../common/scaled_source.hpp"
 
 #include <sys/stat.h>
 #include <algorithm>
@@ -61,6 +62,7 @@ using Mem = Space::memory_space;
 namespace nn = lensing::nn;
 namespace sbi = lensing::sbi;
 namespace simulate = lensing::simulate;
+using examples::ScaledSource;
 
 constexpr int image_size = 32;
 constexpr double pixel_scale = 0.1;  // arcsec: 3.2" on a side
@@ -95,35 +97,6 @@ Source make_source(Sim const& sim, int batch, std::uint64_t first, long batches,
   s.standardise_from_priors();
   return s;
 }
-
-// Divides the images of another source by a constant (pixel values of order one).
-template <class Inner>
-class ScaledSource {
- public:
-  using scalar_type = typename Inner::scalar_type;
-  using memory_space = typename Inner::memory_space;
-  ScaledSource(Inner& inner, double scale) : m_inner(inner), m_inv(scalar_type(1.0 / scale)) {}
-  int batch_size() const { return m_inner.batch_size(); }
-  int num_labels() const { return m_inner.num_labels(); }
-  std::array<int, 3> sample_shape() const { return m_inner.sample_shape(); }
-  long batches_per_epoch() const { return m_inner.batches_per_epoch(); }
-  void start_epoch(long e) { m_inner.start_epoch(e); }
-  template <class ExecutionSpace>
-  auto next(ExecutionSpace const& space) {
-    auto b = m_inner.next(space);
-    scalar_type* p = b.images.data();
-    scalar_type const inv = m_inv;
-    Kokkos::parallel_for(
-        "npe_lens::ScaledSource",
-        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(b.images.size())),
-        KOKKOS_LAMBDA(long i) { p[i] *= inv; });
-    return b;
-  }
-
- private:
-  Inner& m_inner;
-  scalar_type m_inv;
-};
 
 // CNN embedding (3 blocks of conv + ReLU + 2x2 max pool: 16, 32, 64
 // channels, 32 -> 4 pixels) to a 128-vector, then the mixture head.
@@ -295,20 +268,7 @@ struct Scales {
 
 double pilot_image_scale(Space const& space, Sim const& sim, int batch) {
   Source pilot = make_source(sim, batch, std::uint64_t(1) << 47, 4, true);
-  double s = 0, ss = 0;
-  long n = 0;
-  for (int b = 0; b < 4; ++b) {
-    auto const x = pilot.next(space);
-    space.fence();
-    auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), x.images);
-    for (std::size_t i = 0; i < h.size(); ++i) {
-      s += double(h.data()[i]);
-      ss += double(h.data()[i]) * double(h.data()[i]);
-      ++n;
-    }
-  }
-  double const m = s / double(n);
-  return std::sqrt(std::max(ss / double(n) - m * m, 1e-30));
+  return examples::pilot_pixel_sd(space, pilot, 4);
 }
 
 struct Calibration {

@@ -179,23 +179,10 @@ using namespace regressor;
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// Standard deviation of the pixels of `batches` batches of the pilot stream.
+// Standard deviation of the pixels of 4 batches of the pilot stream.
 double pilot_image_scale(Space const& space, Sim const& sim, int batch) {
   Source pilot = make_source(sim, batch, std::uint64_t(1) << 47, 4, true);
-  double s = 0, ss = 0;
-  long n = 0;
-  for (int b = 0; b < 4; ++b) {
-    auto const x = pilot.next(space);
-    space.fence();
-    auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), x.images);
-    for (std::size_t i = 0; i < h.size(); ++i) {
-      s += double(h.data()[i]);
-      ss += double(h.data()[i]) * double(h.data()[i]);
-      ++n;
-    }
-  }
-  double const m = s / double(n);
-  return std::sqrt(std::max(ss / double(n) - m * m, 1e-30));
+  return examples::pilot_pixel_sd(space, pilot, 4);
 }
 
 // Shrink the output layer's initial weights so that the first predictions

@@ -10,6 +10,8 @@
 #ifndef LENSING_EXAMPLES_REGRESSOR_HPP
 #define LENSING_EXAMPLES_REGRESSOR_HPP
 
+#include "../common/scaled_source.hpp"
+
 #include <lensing/model/instrument.hpp>
 #include <lensing/model/render.hpp>
 #include <lensing/nn/activation.hpp>
@@ -37,6 +39,8 @@
 #include <vector>
 
 namespace regressor {
+
+using examples::ScaledSource;
 
 using Scalar = float;
 using Space = Kokkos::DefaultExecutionSpace;
@@ -85,38 +89,6 @@ inline Source make_source(Sim const& sim, int batch, std::uint64_t first_index, 
   s.standardise_from_priors();
   return s;
 }
-
-/// A DataSource that divides the images of another by a constant (the
-/// network sees pixel values of order one): the source's batch, scaled in
-/// place on the same execution space.
-template <class Inner>
-class ScaledSource {
- public:
-  using scalar_type = typename Inner::scalar_type;
-  using memory_space = typename Inner::memory_space;
-  ScaledSource(Inner& inner, double scale) : m_inner(inner), m_inv(scalar_type(1.0 / scale)) {}
-  int batch_size() const { return m_inner.batch_size(); }
-  int num_labels() const { return m_inner.num_labels(); }
-  std::array<int, 3> sample_shape() const { return m_inner.sample_shape(); }
-  long batches_per_epoch() const { return m_inner.batches_per_epoch(); }
-  void start_epoch(long e) { m_inner.start_epoch(e); }
-  template <class ExecutionSpace>
-  auto next(ExecutionSpace const& space) {
-    auto b = m_inner.next(space);
-    scalar_type* p = b.images.data();
-    scalar_type const inv = m_inv;
-    Kokkos::parallel_for(
-        "regressor::ScaledSource",
-        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(b.images.size())),
-        KOKKOS_LAMBDA(long i) { p[i] *= inv; });
-    return b;
-  }
-  Inner& inner() { return m_inner; }
-
- private:
-  Inner& m_inner;
-  scalar_type m_inv;
-};
 
 /// The CNN for batches of `batch` images of 1 x 64 x 64: four blocks of
 /// convolution (16, 32, 64, 64 channels; 5x5 then 3x3, same padding) + ReLU +
