@@ -112,7 +112,7 @@ class Concat : public LayerBase<typename A::scalar_type, typename A::memory_spac
     prepare(shape_of(x));
     a_.forward(space, x, ya_);
     b_.forward(space, x, yb_);
-    join(space, ya_, yb_, y);
+    join_samples(space, ya_, yb_, y);
   }
 
   template <class ExecutionSpace>
@@ -121,7 +121,7 @@ class Concat : public LayerBase<typename A::scalar_type, typename A::memory_spac
     detail::check_backward(*this, x, y, dy, dx, dparams, "lensing::nn::Concat::backward");
     check_argument(shape_of(x) == prepared_, "lensing::nn::Concat::backward",
                    "x has shape " + shape_of(x).str() + ", the last forward had " + prepared_.str());
-    split(space, dy, dya_, dyb_);
+    split_samples(space, dy, dya_, dyb_);
     bool const want_dx = dx.data() != nullptr;
     a_.backward(space, x, ya_, dya_, dx, vector_type(Kokkos::subview(dparams, Kokkos::make_pair(0L, na_))));
     b_.backward(space, x, yb_, dyb_, want_dx ? dxb_ : tensor_type(),
@@ -132,39 +132,6 @@ class Concat : public LayerBase<typename A::scalar_type, typename A::memory_spac
   //--------------------------------------------------------------------------
   // Implementation, public for nvcc.
 
-  /// y[n] = [a[n], b[n]] along channels.
-  template <class ExecutionSpace>
-  static void join(ExecutionSpace const& space, tensor_type const& a, tensor_type const& b, tensor_type const& y) {
-    static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>, "lensing::nn::Concat: inaccessible tensors");
-    long const pa = long(a.extent(1)) * a.extent(2) * a.extent(3), pb = long(b.extent(1)) * b.extent(2) * b.extent(3);
-    Scalar const* ap = a.data();
-    Scalar const* bp = b.data();
-    Scalar* yp = y.data();
-    Kokkos::parallel_for(
-        "lensing::nn::Concat::join",
-        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(y.size())), KOKKOS_LAMBDA(long i) {
-          long const n = i / (pa + pb), r = i % (pa + pb);
-          yp[i] = r < pa ? ap[n * pa + r] : bp[n * pb + (r - pa)];
-        });
-  }
-  /// The inverse of join: a[n] = y[n, :C_A], b[n] = y[n, C_A:].
-  template <class ExecutionSpace>
-  static void split(ExecutionSpace const& space, tensor_type const& y, tensor_type const& a, tensor_type const& b) {
-    static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>, "lensing::nn::Concat: inaccessible tensors");
-    long const pa = long(a.extent(1)) * a.extent(2) * a.extent(3), pb = long(b.extent(1)) * b.extent(2) * b.extent(3);
-    Scalar* ap = a.data();
-    Scalar* bp = b.data();
-    Scalar const* yp = y.data();
-    Kokkos::parallel_for(
-        "lensing::nn::Concat::split",
-        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(y.size())), KOKKOS_LAMBDA(long i) {
-          long const n = i / (pa + pb), r = i % (pa + pb);
-          if (r < pa)
-            ap[n * pa + r] = yp[i];
-          else
-            bp[n * pb + (r - pa)] = yp[i];
-        });
-  }
   /// dx += e.
   template <class ExecutionSpace>
   static void accumulate(ExecutionSpace const& space, tensor_type const& e, tensor_type const& dx) {

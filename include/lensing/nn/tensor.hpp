@@ -133,6 +133,46 @@ inline std::uint64_t child_seed(std::uint64_t seed, std::uint64_t child) {
   return random::stream_key(seed, random::purpose_layer_seed, child);
 }
 
+/// y[n] = [a[n], b[n]]: the samples of two NCHW tensors with the same batch
+/// size, each flattened per sample (C, H, W contiguous), joined per sample.
+/// For equal H and W this is the concatenation along channels; used by
+/// Concat (channels) and TwoInput (flattened branch outputs).
+template <class ExecutionSpace, class Scalar, class MemorySpace>
+void join_samples(ExecutionSpace const& space, Tensor<Scalar, MemorySpace> const& a,
+                  Tensor<Scalar, MemorySpace> const& b, Tensor<Scalar, MemorySpace> const& y) {
+  static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>, "lensing::nn::join_samples: inaccessible tensors");
+  long const pa = long(a.extent(1)) * a.extent(2) * a.extent(3), pb = long(b.extent(1)) * b.extent(2) * b.extent(3);
+  Scalar const* ap = a.data();
+  Scalar const* bp = b.data();
+  Scalar* yp = y.data();
+  Kokkos::parallel_for(
+      "lensing::nn::join_samples",
+      Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(y.size())), KOKKOS_LAMBDA(long i) {
+        long const n = i / (pa + pb), r = i % (pa + pb);
+        yp[i] = r < pa ? ap[n * pa + r] : bp[n * pb + (r - pa)];
+      });
+}
+
+/// The inverse of join_samples: a[n] = the first part of y[n], b[n] the rest.
+template <class ExecutionSpace, class Scalar, class MemorySpace>
+void split_samples(ExecutionSpace const& space, Tensor<Scalar, MemorySpace> const& y,
+                   Tensor<Scalar, MemorySpace> const& a, Tensor<Scalar, MemorySpace> const& b) {
+  static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>, "lensing::nn::split_samples: inaccessible tensors");
+  long const pa = long(a.extent(1)) * a.extent(2) * a.extent(3), pb = long(b.extent(1)) * b.extent(2) * b.extent(3);
+  Scalar* ap = a.data();
+  Scalar* bp = b.data();
+  Scalar const* yp = y.data();
+  Kokkos::parallel_for(
+      "lensing::nn::split_samples",
+      Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(y.size())), KOKKOS_LAMBDA(long i) {
+        long const n = i / (pa + pb), r = i % (pa + pb);
+        if (r < pa)
+          ap[n * pa + r] = yp[i];
+        else
+          bp[n * pb + (r - pa)] = yp[i];
+      });
+}
+
 }  // namespace nn
 }  // namespace lensing
 

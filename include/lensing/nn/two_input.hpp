@@ -178,7 +178,7 @@ class TwoInput {
     prepare(shape_of(x1), shape_of(x2));
     a_.forward(space, x1, ya_);
     b_.forward(space, x2, yb_);
-    join(space, ya_, yb_, z_);
+    join_samples(space, ya_, yb_, z_);
     head_.forward(space, z_, out_);
     return out_;
   }
@@ -198,44 +198,9 @@ class TwoInput {
     if (dx1.data() != nullptr) check_shape(dx1, in1_, where, "dx1");
     if (dx2.data() != nullptr) check_shape(dx2, in2_, where, "dx2");
     head_.backward(space, z_, out_, dout_, dz_, slice(dparams_, 2));
-    split(space, dz_, dya_, dyb_);
+    split_samples(space, dz_, dya_, dyb_);
     a_.backward(space, x1, ya_, dya_, dx1, slice(dparams_, 0));
     b_.backward(space, x2, yb_, dyb_, dx2, slice(dparams_, 1));
-  }
-
-  //--------------------------------------------------------------------------
-  // Implementation, public for nvcc.
-
-  /// z[n] = [a[n], b[n]], each flattened per sample.
-  template <class ExecutionSpace>
-  static void join(ExecutionSpace const& space, tensor_type const& a, tensor_type const& b, tensor_type const& z) {
-    long const pa = long(a.extent(1)) * a.extent(2) * a.extent(3), pb = long(b.extent(1)) * b.extent(2) * b.extent(3);
-    scalar_type const* ap = a.data();
-    scalar_type const* bp = b.data();
-    scalar_type* zp = z.data();
-    Kokkos::parallel_for(
-        "lensing::nn::TwoInput::join",
-        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(z.size())), KOKKOS_LAMBDA(long i) {
-          long const n = i / (pa + pb), r = i % (pa + pb);
-          zp[i] = r < pa ? ap[n * pa + r] : bp[n * pb + (r - pa)];
-        });
-  }
-  /// The inverse of join.
-  template <class ExecutionSpace>
-  static void split(ExecutionSpace const& space, tensor_type const& z, tensor_type const& a, tensor_type const& b) {
-    long const pa = long(a.extent(1)) * a.extent(2) * a.extent(3), pb = long(b.extent(1)) * b.extent(2) * b.extent(3);
-    scalar_type* ap = a.data();
-    scalar_type* bp = b.data();
-    scalar_type const* zp = z.data();
-    Kokkos::parallel_for(
-        "lensing::nn::TwoInput::split",
-        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(z.size())), KOKKOS_LAMBDA(long i) {
-          long const n = i / (pa + pb), r = i % (pa + pb);
-          if (r < pa)
-            ap[n * pa + r] = zp[i];
-          else
-            bp[n * pb + (r - pa)] = zp[i];
-        });
   }
 
  private:
