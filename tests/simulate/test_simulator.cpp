@@ -31,6 +31,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>  // getpid: one directory per test process (ctest runs the omp1 and omp2 entries at once)
+
 namespace {
 template <class S>
 using Model = lensing::simulate::GalaxyGalaxyModel<S>;
@@ -320,8 +322,9 @@ LENSING_TEST_CASE_TEMPLATE("Simulator sets on disk: npy, FITS, HDF5 and labels r
     auto const h = flat(im);
     expected.insert(expected.end(), h.begin(), h.end());
   }
-  std::string const dir =
-      (fs::temp_directory_path() / ("lensing_simulator_set_" + std::string(Space::name()))).string();
+  std::string const dir = (fs::temp_directory_path() /
+                           ("lensing_simulator_set_" + std::to_string(::getpid()) + "_" + std::string(Space::name())))
+                              .string();
   fs::remove_all(dir);
   lensing::simulate::TrainingSetWriteOptions wopt;
   wopt.progress = false;
