@@ -91,3 +91,23 @@ if(NOT LENSING_HAVE_HDF5)
   message(STATUS "lensing: the serial HDF5 C library was not found (Debian: libhdf5-dev) or no C compiler; "
     "the hdf5 component and its tests are left out")
 endif()
+
+# MPI (include/lensing/mpi/, the mpi component), through CMake's FindMPI (C++
+# bindings not needed: MPI::MPI_CXX is the C API with the C++ compiler's flags).
+# LENSING_ENABLE_MPI: AUTO (default) builds the component, its tests and
+# examples when an MPI is found (Debian: libopenmpi-dev openmpi-bin; the
+# README's test command installs them), ON requires it, OFF leaves it out.
+set(LENSING_ENABLE_MPI AUTO CACHE STRING "Build the mpi component (AUTO: when MPI is found; ON: required; OFF)")
+set_property(CACHE LENSING_ENABLE_MPI PROPERTY STRINGS AUTO ON OFF)
+set(LENSING_HAVE_MPI OFF)
+if(NOT LENSING_ENABLE_MPI STREQUAL "OFF")
+  find_package(MPI QUIET COMPONENTS CXX)
+  if(MPI_CXX_FOUND)
+    set(LENSING_HAVE_MPI ON)
+    message(STATUS "lensing: MPI ${MPI_CXX_VERSION} (${MPIEXEC_EXECUTABLE}) for the mpi component")
+  elseif(LENSING_ENABLE_MPI STREQUAL "ON")
+    message(FATAL_ERROR "lensing: LENSING_ENABLE_MPI=ON but no MPI was found (Debian: libopenmpi-dev openmpi-bin); ${_lensing_hint}.")
+  else()
+    message(STATUS "lensing: no MPI found (Debian: libopenmpi-dev openmpi-bin); the mpi component and its tests are left out")
+  endif()
+endif()

@@ -100,6 +100,17 @@ install_packages_from() {
 # probe; python3-h5py for the test that reads our HDF5 files with h5py).
 LENSING_PACKAGES=(cmake make gcc g++ pkg-config libeigen3-dev xtensor-dev libfftw3-dev nlohmann-json3-dev
   doctest-dev libbenchmark-dev libstb-dev libcfitsio-dev libhdf5-dev python3-h5py ccache)
+# The mpi component's (include/lensing/mpi/, its tests under mpiexec and the
+# MPI examples): Open MPI.  Optional for the library; the README's test
+# command (scripts/test.sh) installs them so that the component is built and
+# tested (LENSING_MPI=0 skips them; CMake then leaves the component out).
+LENSING_MPI_PACKAGES=(libopenmpi-dev openmpi-bin)
+# The packages the test command installs: LENSING_PACKAGES plus the MPI set
+# unless LENSING_MPI=0.
+lensing_test_packages() {
+  printf '%s\n' "${LENSING_PACKAGES[@]}"
+  if [ "${LENSING_MPI:-1}" != 0 ]; then printf '%s\n' "${LENSING_MPI_PACKAGES[@]}"; fi
+}
 # The fuzzing stage's (scripts/fuzz.sh): clang with libFuzzer and the sanitizer
 # runtimes, the OpenMP headers Kokkos' headers need under clang, and the
 # libraries of the fuzzed readers.

@@ -4,7 +4,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/deps.sh"
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work="${LENSING_INSTALL_TEST_DIR:-$root/build-install-test}"
-install_packages "${LENSING_PACKAGES[@]}"
+mapfile -t packages < <(lensing_test_packages)
+install_packages "${packages[@]}"
 kokkos=$(find_or_build_kokkos_openmp)
 rm -rf "$work"; mkdir -p "$work"
 log "installing lensing into $work/prefix"
@@ -29,6 +30,6 @@ cmake -S "$root/install_test/samplers_only" -B "$work/samplers_only" -DCMAKE_BUI
 cmake --build "$work/samplers_only" -j "$LENSING_JOBS" >/dev/null
 link="$work/samplers_only/CMakeFiles/lensing_samplers_only.dir/link.txt"
 [ -f "$link" ] || die "no link line at $link"
-if grep -Eiq 'fftw|cfitsio|hdf5' "$link"; then die "the samplers-only consumer links FFTW, cfitsio or HDF5: $(cat "$link")"; fi
+if grep -Eiq 'fftw|cfitsio|hdf5|libmpi|openmpi' "$link"; then die "the samplers-only consumer links FFTW, cfitsio, HDF5 or MPI: $(cat "$link")"; fi
 (cd "$work/samplers_only" && ctest --output-on-failure)
 log "install test passed"

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The README's test command: installs dependencies, builds lensing's tests,
 # benchmarks and examples (Release), and runs ctest (Serial, OpenMP at 1 and 2
-# threads).  Extra arguments go to ctest.  Build dir: $LENSING_BUILD (default build/).
+# threads; the MPI tests under mpiexec with 1 and 2 ranks).  Extra arguments go
+# to ctest.  Build dir: $LENSING_BUILD (default build/).
 # With `-R REGEX` only the programs of the matching tests are built (the fast
 # inner loop: `bash scripts/test.sh -R sample` builds the sampler tests only).
 source "$(dirname "${BASH_SOURCE[0]}")/deps.sh"
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="${LENSING_BUILD:-$root/build}"
-install_packages "${LENSING_PACKAGES[@]}"
+mapfile -t packages < <(lensing_test_packages)  # LENSING_PACKAGES + Open MPI (LENSING_MPI=0: without)
+install_packages "${packages[@]}"
 kokkos=$(find_or_build_kokkos_openmp)
 use_ccache "$root"
 log "configuring $build (Kokkos at $kokkos)"
