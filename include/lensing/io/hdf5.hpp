@@ -404,6 +404,27 @@ inline void hdf5_write_attribute(hid_t obj, Hdf5Attribute const& a, char const* 
   hdf5_check(H5Awrite(attr.get(), mem_type, value), where, path, what);
 }
 
+/// Write /label_names: the names as fixed-length UTF-8 strings, NUL-padded
+/// to the longest.
+inline void hdf5_write_label_names(hid_t file, std::vector<std::string> const& names, char const* where,
+                                   std::string const& path) {
+  hsize_t const k = names.size();
+  std::size_t longest = 1;
+  for (auto const& name : names)
+    longest = std::max(longest, name.size());
+  Hdf5Id type = hdf5_fixed_string(longest, where, path);
+  Hdf5Id space = hdf5_check(H5Screate_simple(1, &k, nullptr), H5Sclose, where, path, "H5Screate failed");
+  Hdf5Id dcpl = hdf5_check(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, where, path, "H5Pcreate failed");
+  hdf5_check(H5Pset_obj_track_times(dcpl.get(), 0), where, path, "H5Pset_obj_track_times failed");
+  Hdf5Id ds = hdf5_check(H5Dcreate2(file, "label_names", type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                         H5Dclose, where, path, "cannot create dataset 'label_names'");
+  std::vector<char> buf(names.size() * longest, '\0');
+  for (std::size_t j = 0; j < names.size(); ++j)
+    std::copy(names[j].begin(), names[j].end(), buf.begin() + static_cast<std::ptrdiff_t>(j * longest));
+  hdf5_check(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), where, path,
+             "cannot write 'label_names'");
+}
+
 /// Read the strings of a string-typed dataset or attribute (fixed or
 /// variable length) with `n` elements.  `read(mem_type, buffer)` does the I/O.
 template <class Read>
@@ -532,13 +553,52 @@ inline std::vector<hsize_t> hdf5_extents(hid_t ds, int rank, char const* where, 
 /// must be backed by what the file stores: every chunk present (a missing
 /// chunk would read as fill values) and no more than deflate's maximum ratio
 /// (1032:1) of the stored bytes.  Checked before anything is allocated.
+// A virtual dataset (HDF5 >= 1.10; mpi/shard.hpp's master files) reads a
+// missing source file, or a source dataset smaller than its mapping, as fill
+// values without an error: every mapping's source must be there and hold at
+// least the mapped number of elements.  Relative source names are resolved
+// against the directory of `path` (as HDF5 does when no VDS prefix is set).
+inline void hdf5_check_virtual_sources(hid_t dcpl, char const* where, std::string const& path,
+                                       std::string const& what) {
+  std::size_t count = 0;
+  if (H5Pget_virtual_count(dcpl, &count) < 0) hdf5_fail(where, path, "cannot read the mappings of " + what);
+  auto const slash = path.find_last_of('/');
+  std::string const dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  for (std::size_t i = 0; i < count; ++i) {
+    auto text = [&](ssize_t (*get)(hid_t, std::size_t, char*, std::size_t)) {
+      ssize_t const len = get(dcpl, i, nullptr, 0);
+      if (len < 0) hdf5_fail(where, path, "cannot read mapping " + std::to_string(i) + " of " + what);
+      std::string out(static_cast<std::size_t>(len) + 1, '\0');
+      get(dcpl, i, &out[0], out.size());
+      out.resize(static_cast<std::size_t>(len));
+      return out;
+    };
+    std::string const file = text(H5Pget_virtual_filename), dset = text(H5Pget_virtual_dsetname);
+    if (file == ".") continue;  // a source inside this file: checked as any dataset when read
+    std::string const source = !file.empty() && file[0] == '/' ? file : dir + file;
+    Hdf5Id f(H5Fopen(source.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    if (!f.valid())
+      hdf5_fail(where, path,
+                what + " maps data from " + source + ", which is missing or unreadable (HDF5 would read zeros there)");
+    Hdf5Id d(H5Dopen2(f.get(), dset.c_str(), H5P_DEFAULT), H5Dclose);
+    Hdf5Id src(H5Pget_virtual_srcspace(dcpl, i), H5Sclose);
+    Hdf5Id have = d.valid() ? Hdf5Id(H5Dget_space(d.get()), H5Sclose) : Hdf5Id();
+    if (!d.valid() || !src.valid() || !have.valid() ||
+        H5Sget_simple_extent_npoints(have.get()) < H5Sget_select_npoints(src.get()))
+      hdf5_fail(where, path,
+                what + " maps data from '" + dset + "' in " + source +
+                    ", which is missing or smaller than the mapping (HDF5 would read zeros there)");
+  }
+}
+
 inline void hdf5_check_storage(hid_t ds, std::uint64_t bytes, std::uint64_t rows, long long file_bytes,
                                char const* where, std::string const& path, std::string const& what) {
   if (bytes == 0) return;
+  Hdf5Id dcpl = hdf5_check(H5Dget_create_plist(ds), H5Pclose, where, path, "cannot read the layout of " + what);
+  if (H5Pget_layout(dcpl.get()) == H5D_VIRTUAL) return hdf5_check_virtual_sources(dcpl.get(), where, path, what);
   hsize_t const stored = H5Dget_storage_size(ds);
   if (file_bytes >= 0 && stored > static_cast<hsize_t>(file_bytes))
     hdf5_fail(where, path, what + " declares more stored bytes than the file has (truncated or corrupted?)");
-  Hdf5Id dcpl = hdf5_check(H5Dget_create_plist(ds), H5Pclose, where, path, "cannot read the layout of " + what);
   std::uint64_t limit = stored;
   if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED) {
     int const nf = H5Pget_nfilters(dcpl.get());
@@ -1046,21 +1106,7 @@ class Hdf5TrainingSetWriter {
     hsize_t const ldims[2] = {n, k}, lchunk[2] = {c, k};
     images = make("images", 3, idims, ichunk, H5T_IEEE_F32LE);
     labels = make("labels", 2, ldims, lchunk, H5T_IEEE_F64LE);
-    std::size_t longest = 1;
-    for (auto const& name : m_names)
-      longest = std::max(longest, name.size());
-    Hdf5Id type = detail::hdf5_fixed_string(longest, where, path);
-    Hdf5Id space = hdf5_check(H5Screate_simple(1, &k, nullptr), H5Sclose, where, path, "H5Screate failed");
-    Hdf5Id dcpl = hdf5_check(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, where, path, "H5Pcreate failed");
-    hdf5_check(H5Pset_obj_track_times(dcpl.get(), 0), where, path, "H5Pset_obj_track_times failed");
-    Hdf5Id names =
-        hdf5_check(H5Dcreate2(file, "label_names", type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-                   H5Dclose, where, path, "cannot create dataset 'label_names'");
-    std::vector<char> buf(m_names.size() * longest, '\0');
-    for (std::size_t j = 0; j < m_names.size(); ++j)
-      std::copy(m_names[j].begin(), m_names[j].end(), buf.begin() + static_cast<std::ptrdiff_t>(j * longest));
-    hdf5_check(H5Dwrite(names.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), where, path,
-               "cannot write 'label_names'");
+    detail::hdf5_write_label_names(file, m_names, where, path);
   }
 
   /// A new run: an empty data file, then the configuration file, written
