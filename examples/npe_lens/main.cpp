@@ -41,6 +41,7 @@
 
 #include "../common/cli.hpp"
 #include "../common/scaled_source.hpp"
+#include "npe_model.hpp"
 
 #include <sys/stat.h>
 #include <algorithm>
@@ -56,62 +57,11 @@
 
 namespace {
 
-using Scalar = float;
-using Space = Kokkos::DefaultExecutionSpace;
-using Mem = Space::memory_space;
+using namespace npe_model;
 namespace nn = lensing::nn;
 namespace sbi = lensing::sbi;
 namespace simulate = lensing::simulate;
 using examples::ScaledSource;
-
-constexpr int image_size = 32;
-constexpr double pixel_scale = 0.1;  // arcsec: 3.2" on a side
-constexpr int num_params = 7;
-std::vector<std::string> const label_names{"lens0.theta_E",  "lens0.e1",     "lens0.e2",    "lens0.center_x",
-                                           "lens0.center_y", "lens1.gamma1", "lens1.gamma2"};
-std::vector<std::string> const short_names{"theta_E", "e1", "e2", "center_x", "center_y", "gamma1", "gamma2"};
-
-using Model = simulate::GalaxyGalaxyModel<Scalar>;
-using Psf = lensing::GaussianFilter<Scalar, Mem>;
-using Sim = simulate::Simulator<Model, Psf, Mem>;
-using Source = simulate::SimulatedBatches<Sim>;
-
-Sim make_simulator(std::uint64_t seed, int capacity) {
-  auto const band = lensing::presets::hst_like();
-  auto const grid = lensing::PixelGrid<Scalar>::square(image_size, Scalar(pixel_scale), 2);
-  simulate::SimulatorOptions opt;
-  opt.seed = seed;
-  opt.batch_capacity = capacity;
-  return Sim(grid, Psf(band.psf_fwhm, pixel_scale, image_size, image_size, 5.0, capacity), band.detector_config(),
-             simulate::galaxy_galaxy_priors<Scalar, Mem>(), opt);
-}
-
-Source make_source(Sim const& sim, int batch, std::uint64_t first, long batches, bool fresh) {
-  simulate::SimulatedBatchesOptions o;
-  o.batch_size = batch;
-  o.first_index = first;
-  o.batches_per_epoch = batches;
-  o.fresh_each_epoch = fresh;
-  Source s(sim, o);
-  s.select_labels(label_names);
-  s.standardise_from_priors();
-  return s;
-}
-
-// CNN embedding (3 blocks of conv + ReLU + 2x2 max pool: 16, 32, 64
-// channels, 32 -> 4 pixels) to a 128-vector, then the mixture head.
-auto make_network(int batch, int k) {
-  using S = Scalar;
-  using M = Mem;
-  return nn::make_sequential(nn::Shape4{batch, 1, image_size, image_size}, nn::Conv2D<S, M>(1, 16, 5, 1, 2),
-                             nn::ReLU<S, M>(), nn::MaxPool2D<S, M>(2), nn::Conv2D<S, M>(16, 32, 3, 1, 1),
-                             nn::ReLU<S, M>(), nn::MaxPool2D<S, M>(2), nn::Conv2D<S, M>(32, 64, 3, 1, 1),
-                             nn::ReLU<S, M>(), nn::MaxPool2D<S, M>(2), nn::Flatten<S, M>(),
-                             nn::Dense<S, M>(64 * 4 * 4, 128), nn::ReLU<S, M>(),
-                             nn::Dense<S, M>(128, int(sbi::mdn_full_outputs(k, num_params))));
-}
-using Network = decltype(make_network(1, 1));
-constexpr std::size_t output_layer = 12;
 
 struct Options {
   bool short_run = false;
@@ -226,45 +176,6 @@ bool file_exists(std::string const& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0;
 }
-
-struct Scales {
-  double image_scale = 1;
-  int components = 2;
-  std::vector<double> mean, sd;
-  void write(std::string const& path) const {
-    std::ofstream f(path);
-    f.precision(17);
-    f << "image_scale " << image_scale << "\ncomponents " << components << "\n";
-    for (std::size_t k = 0; k < mean.size(); ++k)
-      f << "label " << label_names[k] << " " << mean[k] << " " << sd[k] << "\n";
-    if (!f) throw std::runtime_error("cannot write '" + path + "'");
-  }
-  static Scales read(std::string const& path) {
-    std::ifstream f(path);
-    if (!f) throw std::runtime_error("cannot open '" + path + "'");
-    Scales s;
-    std::string line;
-    while (std::getline(f, line)) {
-      std::istringstream in(line);
-      std::string key, name;
-      in >> key;
-      if (key == "image_scale") {
-        in >> s.image_scale;
-      } else if (key == "components") {
-        in >> s.components;
-      } else if (key == "label") {
-        double m = 0, d = 0;
-        in >> name >> m >> d;
-        s.mean.push_back(m);
-        s.sd.push_back(d);
-      }
-      if (!in && !key.empty()) throw std::runtime_error("'" + path + "': bad line '" + line + "'");
-    }
-    if (s.mean.size() != std::size_t(num_params) || !(s.image_scale > 0) || s.components < 1)
-      throw std::runtime_error("'" + path + "': expected image_scale, components and 7 labels");
-    return s;
-  }
-};
 
 double pilot_image_scale(Space const& space, Sim const& sim, int batch) {
   Source pilot = make_source(sim, batch, std::uint64_t(1) << 47, 4, true);
