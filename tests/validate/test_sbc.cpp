@@ -74,6 +74,30 @@ TEST_CASE("SBC: exact posterior sampler gives uniform ranks; biased ones do not"
   CHECK_THROWS_AS(lv::plot_sbc("/nonexistent/dir/x.png", exact), std::runtime_error);
 }
 
+TEST_CASE("SBC: the plot labels each panel above and the rank range below") {
+  auto const r = run(200, 99, 2, 0.0, 1.0, 4);
+  int const w = 240, h = 200;
+  // Black pixels (text) in the rows [r0, r1) across the canvas.
+  auto ink = [&](lensing::io::Canvas const& c, int r0, int r1) {
+    int n = 0;
+    for (int row = r0; row < r1; ++row)
+      for (int col = 0; col < c.width(); ++col) {
+        auto const p = c.get(col, row);
+        n += (p.r == 0 && p.g == 0 && p.b == 0) ? 1 : 0;
+      }
+    return n;
+  };
+  auto const c = lv::sbc_canvas(r, w, h, {"alpha", "beta"});
+  CHECK(c.width() == 2 * w);
+  // "alpha  p = ..." and "beta  p = ..." above (~15 black pixels a glyph),
+  // "rank 0" and "99" under each panel; the histograms stay between.
+  CHECK(ink(c, 0, 12) > 200);
+  CHECK(ink(c, h - 10, h) > 100);
+  auto const unnamed = lv::sbc_canvas(r, w, h);
+  CHECK(ink(unnamed, 0, 12) > 200);
+  CHECK_THROWS_AS(lv::sbc_canvas(r, w, h, {"only one"}), std::invalid_argument);
+}
+
 TEST_CASE("SBC: NUTS on the conjugate model has uniform ranks") {
   int const N = 300, L = 39, thin = 5;
   lensing::Rng rng(77);

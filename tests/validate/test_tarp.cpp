@@ -80,6 +80,39 @@ TEST_CASE("TARP: exact posterior on the diagonal, over-confident posterior off i
   std::remove(path.c_str());
 }
 
+TEST_CASE("TARP: the plot carries its labels in margins around the frame") {
+  std::vector<double> truths, samples;
+  simulate(200, 50, 2, 1.0, 7, truths, samples);
+  auto const r = lv::tarp(truths, samples, 200, 50, 2);
+  int const size = 300;
+  auto const c = lv::tarp_canvas(r, size, "TARP title");
+  // Black pixels (text, ticks, frame) in a pixel rectangle [c0, c1) x [r0, r1).
+  auto ink = [](lensing::io::Canvas const& cv, int c0, int r0, int c1, int r1) {
+    int n = 0;
+    for (int row = r0; row < r1; ++row)
+      for (int col = c0; col < c1; ++col) {
+        auto const p = cv.get(col, row);
+        n += (p.r == 0 && p.g == 0 && p.b == 0) ? 1 : 0;
+      }
+    return n;
+  };
+  int const x_axis = int(std::lround(c.to_row(0))), y_axis = int(std::lround(c.to_col(0)));
+  int const frame_top = int(std::lround(c.to_row(1)));
+  // The frame sits inside the canvas with margins (the old plot filled it).
+  CHECK(x_axis < size - 20);
+  CHECK(y_axis > 20);
+  // Tick labels and the axis name under the x axis, tick labels and "ECP"
+  // left of the y axis, the title above the frame (right of the y axis,
+  // clear of the tick label "1"): each a few glyphs of
+  // ~15 black pixels.
+  CHECK(ink(c, 0, x_axis + 5, size, size) > 100);
+  CHECK(ink(c, 0, 0, y_axis - 4, x_axis) > 40);
+  CHECK(ink(c, y_axis, 0, size, frame_top - 2) > 40);
+  auto const untitled = lv::tarp_canvas(r, size);
+  CHECK(ink(untitled, y_axis, 0, size, int(std::lround(untitled.to_row(1))) - 2) == 0);
+  CHECK_THROWS_AS(lv::tarp_canvas(lv::TarpResult{}), std::invalid_argument);
+}
+
 TEST_CASE("TARP: bad inputs") {
   CHECK_THROWS_AS(lv::tarp({1}, {0, 1, 2}, 1, 2, 1), std::invalid_argument);
   CHECK_THROWS_AS(lv::tarp({1}, {0, std::nan("")}, 1, 2, 1), std::invalid_argument);

@@ -16,7 +16,8 @@
 /// reference points default to uniform draws over the truths' bounding box in
 /// those coordinates.  Bootstrap over simulations (resampled with replacement)
 /// gives the mean and standard deviation of ECP at each alpha.  plot_tarp()
-/// draws ECP against alpha with the diagonal and a +-2 sd bootstrap band.
+/// draws ECP against alpha with the diagonal, a +-2 sd bootstrap band and
+/// axis labels (tarp_canvas() returns the canvas).
 
 #include <lensing/core/errors.hpp>
 #include <lensing/core/random.hpp>
@@ -25,6 +26,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -151,21 +153,54 @@ inline TarpResult tarp(std::vector<double> const& truths, std::vector<double> co
   return r;
 }
 
-/// ECP against alpha: the diagonal (grey), a +-2 sd bootstrap band (light
-/// blue, when computed) and the ECP curve (blue).
-inline void plot_tarp(std::string const& path, TarpResult const& r, int size = 300) {
-  check_argument(!r.alpha.empty(), "lensing::validate::plot_tarp", "empty result");
+/// ECP against alpha as a canvas (`size` x `size` pixels): the diagonal
+/// (grey), a +-2 sd bootstrap band (light blue, when computed) and the ECP
+/// curve (blue) in a frame with margins for the labels: ticks 0, 0.5, 1 on
+/// both axes, "credibility level alpha" under the x axis, "ECP" beside the y
+/// axis, the maximum |ECP - alpha| in the plot's top left corner and `title`
+/// (if any) above the frame.  The world window maps [0, 1]^2 onto the frame.
+inline io::Canvas tarp_canvas(TarpResult const& r, int size = 300, std::string const& title = "") {
+  check_argument(!r.alpha.empty(), "lensing::validate::tarp_canvas", "empty result");
+  check_count(size, 120, "lensing::validate::tarp_canvas", "size");
   io::Canvas c(size, size);
-  c.set_window(-0.02, 1.02, -0.02, 1.02);
+  // Frame in pixels: left margin for the y ticks and label, bottom for the x ones.
+  int const left = 34, right = 10, top = title.empty() ? 10 : 20, bottom = 34;
+  double const pw = size - left - right, ph = size - top - bottom;
+  c.set_window(-left / pw, 1 + right / pw, -bottom / ph, 1 + top / ph);
   if (!r.ecp_sd.empty()) {
     for (std::size_t a = 0; a < r.alpha.size(); ++a)
       c.line(r.alpha[a], std::max(0.0, r.ecp_mean[a] - 2 * r.ecp_sd[a]), r.alpha[a],
              std::min(1.0, r.ecp_mean[a] + 2 * r.ecp_sd[a]), {190, 210, 240}, 3);
   }
-  c.polyline({0, 1, 1, 0}, {0, 0, 1, 1}, {0, 0, 0}, true);
+  io::Rgb const ink{0, 0, 0};
+  c.polyline({0, 1, 1, 0}, {0, 0, 1, 1}, ink, true);
   c.line(0, 0, 1, 1, {150, 150, 150});
   c.polyline(r.alpha, r.ecp, {30, 80, 200}, false, 2);
-  c.write(path);
+  int const x_axis = int(std::lround(c.to_row(0))), y_axis = int(std::lround(c.to_col(0)));
+  for (double t : {0.0, 0.5, 1.0}) {
+    std::string const s = t == 0.0 ? "0" : t == 1.0 ? "1" : "0.5";
+    int const col = int(std::lround(c.to_col(t))), row = int(std::lround(c.to_row(t)));
+    for (int k = 1; k <= 3; ++k) {
+      c.set(col, x_axis + k, ink);
+      c.set(y_axis - k, row, ink);
+    }
+    c.text(col - io::Canvas::text_width(s) / 2, x_axis + 6, s, ink);
+    c.text(y_axis - 6 - io::Canvas::text_width(s), row - 3, s, ink);
+  }
+  std::string const xl = "credibility level alpha";
+  c.text(y_axis + int(pw / 2) - io::Canvas::text_width(xl) / 2, x_axis + 18, xl, ink);
+  c.text(2, int(std::lround(c.to_row(0.75))) - 3, "ECP", ink);
+  char dev[64];
+  std::snprintf(dev, sizeof dev, "max|ECP-alpha| %.3f", r.max_deviation);
+  c.text(y_axis + 5, int(std::lround(c.to_row(1))) + 5, dev, ink);
+  if (!title.empty()) c.text(y_axis, 5, title, ink);
+  return c;
+}
+
+/// Write tarp_canvas(r, size, title) as a PNG.
+inline void plot_tarp(std::string const& path, TarpResult const& r, int size = 300, std::string const& title = "") {
+  check_argument(!r.alpha.empty(), "lensing::validate::plot_tarp", "empty result");
+  tarp_canvas(r, size, title).write(path);
 }
 
 }  // namespace validate
