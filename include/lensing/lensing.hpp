@@ -59,6 +59,7 @@
 #include <lensing/density/log_density.hpp>
 #include <lensing/density/parameter_table.hpp>
 #include <lensing/density/prior.hpp>
+#include <lensing/fit/batch.hpp>
 #include <lensing/fit/plots.hpp>
 #include <lensing/fit/posterior.hpp>
 #include <lensing/fit/workflow.hpp>
