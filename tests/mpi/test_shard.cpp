@@ -10,15 +10,12 @@
 
 #include <doctest/doctest.h>
 #include <Kokkos_Core.hpp>
+#include <mpi_test_support.hpp>
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 namespace {
 using S = double;
@@ -29,31 +26,13 @@ using Sim = lensing::simulate::Simulator<lensing::simulate::GalaxyGalaxyModel<S>
 Sim make_simulator(std::uint64_t seed) {
   lensing::simulate::SimulatorOptions opt;
   opt.seed = seed;
-  opt.batch_capacity = 5;  // not a divisor of the shard size: batches straddle nothing, shards end mid-batch
+  opt.batch_capacity = 5;  // not a divisor of the shard size 7: a shard is generated in batches of 5 and 2
   auto det = lensing::DetectorConfig::noiseless();
   det.noise.background_rms = 0.5;  // noise drawn per (seed, index, pixel)
   return Sim(lensing::PixelGrid<S>::square(12, S(0.1), 1), lensing::NoPsf<S>{}, det,
              lensing::simulate::galaxy_galaxy_priors<S, Mem>(), opt);
 }
 
-// A directory with the same name on every rank (rank 0's pid).
-std::string shared_dir(lensing::mpi::Communicator const& world, char const* what) {
-  std::int64_t pid = world.rank() == 0 ? std::int64_t(::getpid()) : 0;
-  pid = world.broadcast_value(pid);
-  std::string const dir =
-      std::filesystem::temp_directory_path().string() + "/lensing_test_" + what + "_" + std::to_string(pid);
-  if (world.rank() == 0) {
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-  }
-  world.barrier();
-  return dir;
-}
-
-std::string bytes(std::string const& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
 }  // namespace
 
 TEST_CASE("mpi::write_sharded_training_set: identical to one generator run; restart completes the missing shards") {
@@ -64,7 +43,7 @@ TEST_CASE("mpi::write_sharded_training_set: identical to one generator run; rest
   opt.shard_size = 7;  // shards of 7, 7, 7, 2 images
   opt.writer.chunk_images = 4;
   Sim const sim = make_simulator(9);
-  std::string const dir = shared_dir(world, "shard");
+  std::string const dir = lensing::test::shared_dir(world, "shard");
   std::string const stem = dir + "/train";
 
   // The reference: one run of the generator over [0, n), as float32 / float64.
@@ -108,7 +87,8 @@ TEST_CASE("mpi::write_sharded_training_set: identical to one generator run; rest
       auto const s1 = lensing::mpi::write_sharded_training_set(one, space, sim, n, dir + "/solo", opt);
       CHECK(s1.shards_written == 4);
       for (std::size_t s = 0; s < 4; ++s)
-        CHECK(bytes(lensing::mpi::shard_path(dir + "/solo", s)) == bytes(lensing::mpi::shard_path(stem, s)));
+        CHECK(lensing::test::file_bytes(lensing::mpi::shard_path(dir + "/solo", s)) ==
+              lensing::test::file_bytes(lensing::mpi::shard_path(stem, s)));
       MPI_Comm_free(&solo);
     }
     world.barrier();
@@ -139,21 +119,19 @@ TEST_CASE("mpi::write_sharded_training_set: identical to one generator run; rest
   world.barrier();
   CHECK_THROWS_WITH_AS(lensing::mpi::write_sharded_training_set(world, space, sim, n, stem, opt),
                        doctest::Contains("train.shard000000.h5 holds another set"), std::runtime_error);
-  world.barrier();
-  if (world.rank() == 0) std::filesystem::remove_all(dir);
+  lensing::test::remove_shared_dir(world, dir);
 }
 
 TEST_CASE("mpi::write_sharded_training_set: a configuration that differs across ranks is named at start-up") {
   lensing::mpi::Communicator world;
   if (world.size() < 2) return;
   Space space;
-  std::string const dir = shared_dir(world, "shard_config");
+  std::string const dir = lensing::test::shared_dir(world, "shard_config");
   Sim const sim = make_simulator(world.rank() == 1 ? 10 : 9);
   CHECK_THROWS_WITH_AS(lensing::mpi::write_sharded_training_set(world, space, sim, 10, dir + "/train"),
                        "lensing::mpi::write_sharded_training_set: configuration differs across ranks: rank 1 has "
                        "seed = '10', rank 0 has '9'",
                        std::runtime_error);
   CHECK(!std::filesystem::exists(lensing::mpi::shard_path(dir + "/train", 0)));  // nothing written
-  world.barrier();
-  if (world.rank() == 0) std::filesystem::remove_all(dir);
+  lensing::test::remove_shared_dir(world, dir);
 }

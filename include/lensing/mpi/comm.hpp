@@ -28,8 +28,8 @@
 /// Collectives must be called by every rank of the communicator in the same
 /// order (MPI's rule); a rank that throws between collectives leaves the
 /// others waiting, so code that can fail on one rank (a bad file, a failed
-/// fit) catches locally and agrees on the outcome with all_ok() before the
-/// next collective: mpi/shard.hpp and mpi/fit_catalogue.hpp do.
+/// fit) catches locally and agrees on the outcome with agree_on_errors()
+/// before the next collective: mpi/shard.hpp and mpi/fit_catalogue.hpp do.
 ///
 /// Counts above INT_MAX (MPI's int counts) are sent in pieces of at most
 /// 2^30 elements, so vectors of any length work.
@@ -338,6 +338,22 @@ class Communicator {
   MPI_Comm m_comm = MPI_COMM_WORLD;
   int m_rank = 0, m_size = 1;
 };
+
+/// Agree across the ranks of `comm` on a step that may fail on some
+/// (collective): every rank passes its error message (empty: it succeeded);
+/// if any failed, every rank throws the same std::runtime_error "<where>:
+/// rank r: <message>; rank s: ...<after>", so no rank is left waiting in a
+/// later collective.
+inline void agree_on_errors(Communicator const& comm, std::string const& error, char const* where,
+                            std::string const& after = "") {
+  if (comm.all_ok(error.empty())) return;
+  auto const all = comm.gather(error);
+  std::string text;
+  for (std::size_t r = 0; r < all.size(); ++r)
+    if (!all[r].empty()) text += (text.empty() ? "" : "; ") + std::string("rank ") + std::to_string(r) + ": " + all[r];
+  comm.broadcast(text);
+  throw std::runtime_error(std::string(where) + ": " + text + after);
+}
 
 /// A run's configuration: ordered (name, value) settings; the same on every
 /// rank for a consistent run (seeds, sizes, file names, model settings).

@@ -129,19 +129,6 @@ inline bool exists(std::string const& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
-// Agree across ranks on a step that may fail on some: every rank passes its
-// error message (empty: fine); if any failed, every rank throws one
-// std::runtime_error naming each failed rank.
-inline void agree(Communicator const& comm, std::string const& error, char const* where, std::string const& after) {
-  if (comm.all_ok(error.empty())) return;
-  auto const all = comm.gather(error);
-  std::string text;
-  for (std::size_t r = 0; r < all.size(); ++r)
-    if (!all[r].empty()) text += (text.empty() ? "" : "; ") + std::string("rank ") + std::to_string(r) + ": " + all[r];
-  comm.broadcast(text);
-  throw std::runtime_error(std::string(where) + ": " + text + after);
-}
-
 // The master file: virtual /images and /labels over the shard files.
 inline void write_master(std::string const& master, std::string const& stem, std::size_t n, std::size_t shard_size,
                          std::size_t ny, std::size_t nx, std::vector<std::string> const& names,
@@ -259,7 +246,7 @@ ShardSummary write_sharded_training_set(Communicator const& comm, ExecutionSpace
   } catch (std::exception const& e) {
     error = e.what();
   }
-  detail::agree(comm, error, where, "");
+  agree_on_errors(comm, error, where, "");
   comm.allreduce(done, MPI_MAX);
   std::vector<std::size_t> missing;
   for (std::size_t s = 0; s < num_shards; ++s)
@@ -309,7 +296,7 @@ ShardSummary write_sharded_training_set(Communicator const& comm, ExecutionSpace
   }
   sum.shards_written = std::size_t(comm.sum(std::uint64_t(sum.rank_shards)));
   sum.images_generated = std::size_t(comm.sum(std::uint64_t(sum.rank_images)));
-  detail::agree(comm, error, where, " (the completed shards are kept: run again to complete the missing ones)");
+  agree_on_errors(comm, error, where, " (the completed shards are kept: run again to complete the missing ones)");
 
   // The master, on rank 0.
   if (comm.rank() == 0) {
@@ -321,7 +308,7 @@ ShardSummary write_sharded_training_set(Communicator const& comm, ExecutionSpace
       error = e.what();
     }
   }
-  detail::agree(comm, error, where, "");
+  agree_on_errors(comm, error, where, "");
   sum.seconds = comm.max(std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
   return sum;
 }
