@@ -64,6 +64,41 @@ struct FitHistory {
   }
 };
 
+/// How fit() trains one replica of a data-parallel run: every replica (an
+/// MPI rank, say) runs fit() on its own shard of the batches and the hooks
+/// make the replicas take the same steps.  nn knows nothing of the
+/// transport: mpi/data_parallel.hpp (DataParallel::hooks()) implements them
+/// with MPI.  All empty (the default): a single-process run.
+struct ReplicaHooks {
+  /// Called once before the first step, after resume_from is loaded: make
+  /// every replica's parameters and state the root's (a broadcast).
+  std::function<void()> synchronize;
+  /// Called during backward as each layer finishes, with the range [first,
+  /// last) of gradients() it wrote (layers finish last to first; see
+  /// Sequential::backward_each_layer): where a reduction of the gradients
+  /// already final may start, overlapping the rest of backward.  Only for
+  /// networks with backward_each_layer (Sequential).
+  std::function<void(long first, long last)> gradients_ready;
+  /// Called after backward, before gradient clipping and the optimizer step,
+  /// with this replica's batch loss: leaves in gradients() the mean of the
+  /// replicas' gradients and returns the mean of their losses (the same on
+  /// every replica: the non-finite check and the logged losses use it, so
+  /// that a diverging replica stops all of them together).
+  std::function<double(double loss)> reduce_gradients;
+  /// The mean over the replicas of a per-replica value, the same on every
+  /// replica: the validation loss (each replica validating on its shard) is
+  /// averaged before it is monitored, so early stopping and the schedule
+  /// decide alike everywhere.
+  std::function<double(double value)> average;
+  /// Called at the end of every epoch, before validation: make the state
+  /// (batch-norm running statistics, which each replica updates from its own
+  /// batches) and the parameters the same on every replica.
+  std::function<void()> synchronize_epoch;
+  /// Whether this replica writes checkpoint_path (exactly one should: the
+  /// root).  resume_from is read by every replica.
+  bool writes_checkpoint = true;
+};
+
 /// Options of fit().
 struct FitOptions {
   long epochs =
@@ -83,10 +118,20 @@ struct FitOptions {
   /// ends the run) with the epoch and the history so far: saving weights,
   /// custom metrics.  Empty: none.
   std::function<void(long epoch, FitHistory const& history)> on_epoch_end;
+  /// Data-parallel training: this process is one replica (see ReplicaHooks).
+  ReplicaHooks replica;
 };
 
 namespace detail {
 inline constexpr char fit_magic[9] = "LNSNNF01";
+
+template <class Net, class E, class = void>
+struct has_backward_each_layer : std::false_type {};
+template <class Net, class E>
+struct has_backward_each_layer<Net, E,
+                               std::void_t<decltype(std::declval<Net&>().backward_each_layer(
+                                   std::declval<E const&>(), std::declval<typename Net::tensor_type const&>(),
+                                   std::declval<void (*)(long, long)>()))>> : std::true_type {};
 
 template <class Loss, class = void>
 struct has_num_outputs : std::false_type {};
@@ -254,6 +299,8 @@ FitHistory fit_impl(ExecutionSpace const& space, Net& net, Optimizer& opt, Loss 
     wait = long(st.wait);
   }
   hist.first_epoch = first;
+  ReplicaHooks const& replica = options.replica;
+  if (replica.synchronize) replica.synchronize();
 
   auto const save_checkpoint = [&](long next_epoch) {
     std::string const& path = options.checkpoint_path;
@@ -301,11 +348,25 @@ FitHistory fit_impl(ExecutionSpace const& space, Net& net, Optimizer& opt, Loss 
       auto const tc = Clock::now();
       hist.data_seconds += std::chrono::duration<double>(tc - td).count();
       auto const out = net.forward(space, batch.images);
-      double const l = double(loss(space, out, batch.labels, net.output_gradient()));
-      if (!std::isfinite(l))
-        throw std::runtime_error(std::string(where) + ": the training loss is not finite at epoch " +
-                                 std::to_string(e) + ", step " + std::to_string(e * bpe + b) + " (diverged?)");
-      net.backward(space, batch.images);
+      double l = double(loss(space, out, batch.labels, net.output_gradient()));
+      auto const check_finite = [&] {
+        if (!std::isfinite(l))
+          throw std::runtime_error(std::string(where) + ": the training loss is not finite at epoch " +
+                                   std::to_string(e) + ", step " + std::to_string(e * bpe + b) + " (diverged?)");
+      };
+      if (!replica.reduce_gradients) check_finite();
+      if constexpr (has_backward_each_layer<Net, ExecutionSpace>::value) {
+        if (replica.gradients_ready)
+          net.backward_each_layer(space, batch.images, [&](long a, long z) { replica.gradients_ready(a, z); });
+        else
+          net.backward(space, batch.images);
+      } else {
+        net.backward(space, batch.images);
+      }
+      if (replica.reduce_gradients) {
+        l = replica.reduce_gradients(l);  // every replica throws alike
+        check_finite();
+      }
       if (options.clip_grad_norm > 0) nn::clip_grad_norm(space, net.gradients(), options.clip_grad_norm);
       opt.step(space, net.parameters(), net.gradients());
       space.fence();
@@ -334,6 +395,7 @@ FitHistory fit_impl(ExecutionSpace const& space, Net& net, Optimizer& opt, Loss 
     }
     double const train_loss = sum / double(bpe);
     double vloss = 0;
+    if (replica.synchronize_epoch) replica.synchronize_epoch();
     if (has_val) {
       net.set_training(false);
       val->start_epoch(0);
@@ -344,6 +406,7 @@ FitHistory fit_impl(ExecutionSpace const& space, Net& net, Optimizer& opt, Loss 
         vs += double(loss(space, net.forward(space, batch.images), batch.labels, none));
       }
       vloss = vs / double(nvb);
+      if (replica.average) vloss = replica.average(vloss);
       last_val = vloss;
       net.set_training(true);
     }
@@ -354,7 +417,7 @@ FitHistory fit_impl(ExecutionSpace const& space, Net& net, Optimizer& opt, Loss 
     if (schedule && std::isfinite(metric)) schedule->observe(metric);
     bool const stop = early && wait >= options.patience;
     bool const last = stop || e + 1 == options.epochs;
-    if (!options.checkpoint_path.empty() &&
+    if (!options.checkpoint_path.empty() && replica.writes_checkpoint &&
         (last || (options.checkpoint_every > 0 && (e + 1) % options.checkpoint_every == 0) ||
          (options.checkpoint_seconds > 0 && since(t_ckpt) >= options.checkpoint_seconds))) {
       save_checkpoint(e + 1);
@@ -426,6 +489,13 @@ FitHistory fit_impl(ExecutionSpace const& space, Net& net, Optimizer& opt, Loss 
 /// an uninterrupted run on a deterministic backend (the sources' batches
 /// are functions of the epoch; the optimizer state, step count, rate,
 /// schedule state and top-level Dropout mask counters are restored).
+///
+/// Data-parallel training (options.replica, see ReplicaHooks; implemented
+/// with MPI by mpi/data_parallel.hpp): each replica runs fit() on its own
+/// shard of the batches; after backward the gradients and the step's loss
+/// are averaged over the replicas (so every replica takes the same step and
+/// logs the same loss), the validation loss is averaged, and only the
+/// replica with writes_checkpoint writes the checkpoint.
 ///
 /// Throws std::invalid_argument("lensing::nn::fit: ...") for a network that
 /// does not take the sources' batches or whose output does not fit the

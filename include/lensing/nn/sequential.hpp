@@ -229,13 +229,23 @@ class Sequential {
     check_argument(prepared_, "lensing::nn::Sequential::backward", "call forward first");
     check_shape(x, shapes_[0], "lensing::nn::Sequential::backward", "x");
     if (dx.data() != nullptr) check_shape(dx, shapes_[0], "lensing::nn::Sequential::backward", "dx");
-    detail::for_each_index(
-        [&](auto r) {
-          constexpr std::size_t i = num_layers - 1 - decltype(r)::value;
-          get<i>(layers_).backward(space, i == 0 ? x : acts_[i], acts_[i + 1], grads_[i + 1], i == 0 ? dx : grads_[i],
-                                   slice(dparams_, i));
-        },
-        std::index_sequence_for<L...>{});
+    backward_layers(space, x, dx, [](long, long) {});
+  }
+
+  /// backward() calling `done(first, last)` after each layer's backward has
+  /// been enqueued on `space`, with the range [first, last) of gradients()
+  /// that layer writes.  Layers run last to first, so when `done(first, ...)`
+  /// is called every gradient at index >= first is final once `space` is
+  /// fenced: a data-parallel run (mpi/data_parallel.hpp) starts reducing a
+  /// bucket of gradients there while the earlier layers still run.
+  template <class ExecutionSpace, class Done>
+  void backward_each_layer(ExecutionSpace const& space, tensor_type const& x, Done&& done) {
+    static_assert(is_accessible_from_v<ExecutionSpace, memory_space>,
+                  "lensing::nn::Sequential::backward_each_layer: the network's memory space is not accessible from "
+                  "this execution space");
+    check_argument(prepared_, "lensing::nn::Sequential::backward_each_layer", "call forward first");
+    check_shape(x, shapes_[0], "lensing::nn::Sequential::backward_each_layer", "x");
+    backward_layers(space, x, tensor_type(), done);
   }
 
   // Implementation, public for nvcc.
@@ -250,6 +260,17 @@ class Sequential {
   }
 
  private:
+  template <class ExecutionSpace, class Done>
+  void backward_layers(ExecutionSpace const& space, tensor_type const& x, tensor_type const& dx, Done&& done) {
+    detail::for_each_index(
+        [&](auto r) {
+          constexpr std::size_t i = num_layers - 1 - decltype(r)::value;
+          get<i>(layers_).backward(space, i == 0 ? x : acts_[i], acts_[i + 1], grads_[i + 1], i == 0 ? dx : grads_[i],
+                                   slice(dparams_, i));
+          done(offsets_[i], offsets_[i + 1]);
+        },
+        std::index_sequence_for<L...>{});
+  }
   /// Shapes after every layer for input `in` (index 0: `in`).
   std::array<Shape4, num_layers + 1> infer_shapes(Shape4 const& in) const {
     check_valid_shape(in, "lensing::nn::Sequential");

@@ -437,6 +437,11 @@ class SimulatedBatches {
     return b;
   }
 
+  /// Position the iterator at step `step` (the next next() draws its batch).
+  void seek(long step) {
+    check_count(step, 0, "lensing::simulate::SimulatedBatches::seek", "step");
+    m_step = step;
+  }
   /// Restart at step 0 with the first image `first_index`.
   void reset(std::uint64_t first_index) {
     m_first = first_index;
@@ -956,6 +961,11 @@ class ArraySource {
     m_step = epoch * batches_per_epoch();
   }
   void reset() { m_step = 0; }
+  /// Position the iterator at step `step` (the next next() gathers its batch).
+  void seek(long step) {
+    check_count(step, 0, "lensing::simulate::ArraySource::seek", "step");
+    m_step = step;
+  }
 
   /// The permutation of epoch `epoch` (host; see the class comment).
   std::vector<long> permutation(long epoch) const {
