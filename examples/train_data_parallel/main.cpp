@@ -23,6 +23,7 @@
 #include "../common/cli.hpp"
 #include "../train_regressor/regressor.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -140,22 +141,29 @@ int main(int argc, char** argv) {
   auto const& st = dp.statistics();
   double const step = (h.data_seconds + h.compute_seconds) / double(h.steps);
   double const issue = st.issue_seconds / double(st.steps), wait = st.wait_seconds / double(st.steps);
-  // The whole gradient vector in one blocking allreduce, alone (no compute).
+  // The whole gradient vector in one blocking allreduce, alone (no compute):
+  // the minimum over R calls is the transfer cost without the load of other
+  // processes on the machine, the median what a step typically meets.
   std::vector<Scalar> buf(std::size_t(net.num_params()), Scalar(1));
-  world.barrier();
-  auto const t0 = std::chrono::steady_clock::now();
-  for (long r = 0; r < o.reps; ++r)
+  std::vector<double> times;
+  for (long r = 0; r < o.reps; ++r) {
+    world.barrier();
+    auto const t0 = std::chrono::steady_clock::now();
     world.allreduce(buf.data(), buf.size(), MPI_SUM);
-  double const alone =
-      o.reps > 0 ? std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / double(o.reps) : 0;
-  std::string const line = "rank " + std::to_string(rank) + ": " + std::to_string(h.steps) + " steps, " +
-                           std::to_string(step * 1e3) + " ms/step (data " +
-                           std::to_string(h.data_seconds / double(h.steps) * 1e3) + " ms), allreduce issue " +
-                           std::to_string(issue * 1e3) + " ms + wait " + std::to_string(wait * 1e3) +
-                           " ms = " + std::to_string(100 * (issue + wait) / step) + " % of the step; " +
-                           std::to_string(long(st.bytes_per_step)) + " bytes/step; " +
-                           std::to_string(st.overlapped_buckets) + " buckets issued during backward; " +
-                           "blocking allreduce of the gradient alone " + std::to_string(alone * 1e3) + " ms\n";
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  double const alone_min = times.empty() ? 0 : times.front(), alone_med = times.empty() ? 0 : times[times.size() / 2];
+  auto const ms = [](double s) { return std::to_string(s * 1e3) + " ms"; };
+  double const per = double(h.steps);
+  std::string const line = "rank " + std::to_string(rank) + ": " + std::to_string(h.steps) + " steps, " + ms(step) +
+                           "/step (data " + ms(h.data_seconds / per) + "), gradient allreduce: issue " + ms(issue) +
+                           " + wait " + ms(wait) + " = " + std::to_string(100 * (issue + wait) / step) +
+                           " % of the step (the wait includes the slower rank's lag), " +
+                           std::to_string(st.overlapped_buckets) + " of " + std::to_string(st.buckets * st.steps) +
+                           " buckets issued during backward, " + std::to_string(long(st.bytes_per_step)) +
+                           " bytes/step; the gradient alone in one blocking allreduce: min " + ms(alone_min) +
+                           ", median " + ms(alone_med) + " over " + std::to_string(o.reps) + "\n";
   auto const lines = world.gather(line, 0);
   for (auto const& l : lines)
     std::fputs(l.c_str(), stdout);
