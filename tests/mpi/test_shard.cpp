@@ -1,9 +1,10 @@
 // mpi/shard.hpp under mpiexec -n 1 and -n 2: a sharded training set read back
 // through its master file is bit-identical to the images and labels of one
 // generator run over [0, n) (and, with 2 ranks, its shard files are
-// byte-identical to a 1-rank run of the same set); a restart after shards
-// are lost completes only those; a foreign shard file, a missing source of
-// the master and a configuration that differs across ranks are named.
+// byte-identical to a 1-rank run of the same set); a restart after a rank
+// died (one shard lost, one half written) completes only what is missing;
+// a foreign shard file, a missing source of the master and a configuration
+// that differs across ranks are named.
 #include <lensing/mpi/shard.hpp>
 #include <lensing/simulate/lens_presets.hpp>
 #include <lensing/simulate/simulator.hpp>
@@ -94,10 +95,16 @@ TEST_CASE("mpi::write_sharded_training_set: identical to one generator run; rest
     world.barrier();
   }
 
-  // Lost shards (a rank died before finishing them): the restart writes only those.
+  // A rank that died: shard 3 never started, shard 1 stopped after 5 of its 7
+  // images (its resumable writer had recorded one chunk of 4; the 5th, still
+  // in memory, is lost).  The restart writes only what is missing.
   if (world.rank() == 0) {
+    auto const attributes = lensing::io::Hdf5TrainingSetReader(lensing::mpi::shard_path(stem, 1)).attributes();
     std::remove(lensing::mpi::shard_path(stem, 1).c_str());
     std::remove(lensing::mpi::shard_path(stem, 3).c_str());
+    lensing::io::Hdf5TrainingSetWriter dying(lensing::mpi::shard_path(stem, 1), 12, 12, sim.label_names(), attributes,
+                                             opt.writer);
+    dying.append(ref_images.data() + 7 * 144, ref_labels.data() + 7 * K, 5);
   }
   world.barrier();
   if (world.rank() == 0)
@@ -106,7 +113,7 @@ TEST_CASE("mpi::write_sharded_training_set: identical to one generator run; rest
   auto const again = lensing::mpi::write_sharded_training_set(world, space, sim, n, stem, opt);
   CHECK(again.shards_found == 2);
   CHECK(again.shards_written == 2);
-  CHECK(again.images_generated == 7 + 2);
+  CHECK(again.images_generated == 3 + 2);  // shard 1 resumed after its recorded chunk
   check_master();
   auto const nothing = lensing::mpi::write_sharded_training_set(world, space, sim, n, stem, opt);
   CHECK(nothing.shards_written == 0);
