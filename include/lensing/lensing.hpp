@@ -133,6 +133,7 @@
 #include <lensing/profiles/external_shear.hpp>
 #include <lensing/profiles/gaussian_kappa.hpp>
 #include <lensing/profiles/hernquist.hpp>
+#include <lensing/profiles/lens_parameters.hpp>
 #include <lensing/profiles/mass_profile.hpp>
 #include <lensing/profiles/mass_sheet.hpp>
 #include <lensing/profiles/multipole.hpp>

@@ -1,17 +1,22 @@
 #include "instantiate.hpp"
 
+#include <lensing/cosmology/flat_lcdm.hpp>
+#include <lensing/deflection/interpolated_lens.hpp>
 #include <lensing/profiles/composite.hpp>
 #include <lensing/profiles/external_shear.hpp>
 #include <lensing/profiles/profile_array.hpp>
 #include <lensing/profiles/sis.hpp>
 #include <lensing/profiles/tnfw.hpp>
 #include <lensing/psf/gaussian_filter.hpp>
+#include <lensing/raytrace/multi_plane.hpp>
 #include <lensing/simulate/data_source.hpp>
 #include <lensing/simulate/lens_presets.hpp>
 #include <lensing/simulate/multiband.hpp>
 #include <lensing/simulate/simulator.hpp>
 #include <lensing/simulate/training_set.hpp>
 #include <lensing/sources/sersic.hpp>
+
+#include <array>
 
 LENSING_INSTANTIATE(instantiate_simulate) {
   lensing::instantiate::for_each_space_and_scalar([](auto const& space, auto scalar) {
@@ -58,6 +63,38 @@ LENSING_INSTANTIATE(instantiate_simulate) {
         sub_table, opt);
     lensing::View2D<S, Mem> sub_labels("sub_labels", 2, sub_sim.num_labels());
     sub_sim.generate(space, 0, images, sub_labels);
+    space.fence();
+    // A two-plane lens (the prototype fixes the distances; planes' parameters by name) and an
+    // interpolated lens (InterpolatedLensView: maps by pointer) summed with an SIS, per image.
+    using Planes = lensing::MultiPlaneLens<lensing::SIS<S>, lensing::SIS<S>>;
+    using PlaneModel = lensing::LensModel<Planes, lensing::Sersic<S>, lensing::NoLight<S>>;
+    PlaneModel const plane_proto{
+        lensing::make_multi_plane(lensing::FlatLambdaCDM<S>(70, 0.3), 2.0, std::array<double, 2>{0.5, 0.8},
+                                  lensing::SIS<S>{}, lensing::SIS<S>{}),
+        lensing::Sersic<S>{}, lensing::NoLight<S>{}};
+    lensing::ParameterTable<S, Mem> plane_table;
+    for (auto const& name : lensing::simulate::model_parameter_names<PlaneModel>())
+      plane_table.add(name, lensing::Prior<S>::uniform(0.5, 1.0));
+    lensing::simulate::Simulator<PlaneModel, lensing::NoPsf<S>, Mem> const plane_sim(
+        plane_proto, lensing::PixelGrid<S>::square(8, S(0.05), 1), lensing::NoPsf<S>{},
+        lensing::DetectorConfig::noiseless(), plane_table, opt);
+    lensing::View2D<S, Mem> plane_labels("plane_labels", 2, plane_sim.num_labels());
+    plane_sim.generate(space, 0, images, plane_labels);
+    space.fence();
+    using MapModel = lensing::LensModel<lensing::LensSum<lensing::InterpolatedLensView<S>, lensing::SIS<S>>,
+                                        lensing::Sersic<S>, lensing::NoLight<S>>;
+    auto const map_grid = lensing::PixelGrid<S>::square(4, S(0.2), 1);
+    lensing::View2D<S, Mem> map("map", 4, 4);
+    lensing::InterpolatedLens<S, Mem> const interpolated(map_grid, map, map, map, map);
+    MapModel const map_proto{{interpolated.view(), lensing::SIS<S>{}}, lensing::Sersic<S>{}, lensing::NoLight<S>{}};
+    lensing::ParameterTable<S, Mem> map_table;
+    for (auto const& name : lensing::simulate::model_parameter_names<MapModel>())
+      map_table.add(name, lensing::Prior<S>::uniform(0.5, 1.0));
+    lensing::simulate::Simulator<MapModel, lensing::NoPsf<S>, Mem> const map_sim(
+        map_proto, lensing::PixelGrid<S>::square(8, S(0.05), 1), lensing::NoPsf<S>{},
+        lensing::DetectorConfig::noiseless(), map_table, opt);
+    lensing::View2D<S, Mem> map_labels("map_labels", 2, map_sim.num_labels());
+    map_sim.generate(space, 0, images, map_labels);
     space.fence();
     // MultiBandSimulator: one band (no colours needed), images (m, bands, ny, nx).
     lensing::simulate::MultiBandOptions mopt;

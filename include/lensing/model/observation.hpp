@@ -9,6 +9,7 @@
 #include <lensing/core/errors.hpp>
 #include <lensing/model/render.hpp>
 #include <lensing/noise/pixel_noise.hpp>
+#include <lensing/profiles/lens_parameters.hpp>
 #include <lensing/profiles/mass_profile.hpp>
 #include <lensing/psf/psf_operator.hpp>
 #include <lensing/sources/light_profile.hpp>
@@ -22,12 +23,22 @@
 
 namespace lensing {
 
-/// Lens (a MassProfile, e.g. Composite<SIE, ExternalShear>), source light and
-/// lens light (LightProfiles; NoLight for none) as one trivially copyable
-/// model whose flat parameter vector is [lens | source | lens light].
+/// Lens, source light and lens light (LightProfiles; NoLight for none) as
+/// one model whose flat parameter vector is [lens | source | lens light].
+/// The lens is a MassProfile (a profile, Composite<SIE, ExternalShear>,
+/// ProfileArray, ...) or any lens with a deflection: a LensSum, a
+/// MultiPlaneLens (its planes' parameters; the distance factors are fixed),
+/// an InterpolatedLens or its view (no parameters).  The lens's parameters
+/// are profiles/lens_parameters.hpp's (lens_param_count, pack_lens,
+/// lens_with_params).  unpack(t) exists when the lens is a MassProfile (the
+/// parameters are the whole model); with_params(t) keeps the lens's fixed
+/// parts (distances, maps) and replaces the rest.  Trivially copyable when
+/// the lens is (not an InterpolatedLens or Population: they hold Views).
 template <class Lens, class Source, class LensLight>
 struct LensModel {
-  static_assert(check_mass_profile<Lens>(), "lensing::LensModel: the lens must be a MassProfile");
+  static_assert(is_deflector_v<Lens>,
+                "lensing::LensModel: the lens must be a MassProfile or a lens with scalar_type and deflection(x, y) "
+                "(LensSum, MultiPlaneLens, InterpolatedLens, InterpolatedLensView)");
   static_assert(check_light_profile<Source>() && check_light_profile<LensLight>(),
                 "lensing::LensModel: source and lens light must be LightProfiles");
   using scalar_type = typename Lens::scalar_type;
@@ -39,8 +50,8 @@ struct LensModel {
                     std::is_same<typename LensLight::scalar_type, Scalar>::value,
                 "lensing::LensModel: components must use the same scalar type");
   static constexpr int lens_offset = 0;
-  static constexpr int source_offset = Lens::num_params;
-  static constexpr int lens_light_offset = Lens::num_params + Source::num_params;
+  static constexpr int source_offset = lens_param_count<Lens>::value;
+  static constexpr int lens_light_offset = source_offset + Source::num_params;
   static constexpr int num_params = lens_light_offset + LensLight::num_params;
 
   Lens lens;
@@ -48,16 +59,21 @@ struct LensModel {
   LensLight lens_light;
 
   KOKKOS_INLINE_FUNCTION void pack(Scalar* t) const {
-    lens.pack(t);
+    pack_lens(lens, t);
     source.pack(t + source_offset);
     lens_light.pack(t + lens_light_offset);
   }
+  template <class L = Lens, std::enable_if_t<is_mass_profile_v<L>, int> = 0>
   KOKKOS_INLINE_FUNCTION static LensModel unpack(Scalar const* t) {
     return {Lens::unpack(t), Source::unpack(t + source_offset), LensLight::unpack(t + lens_light_offset)};
   }
+  /// This model with the parameters t (pack's order): the lens's fixed parts kept.
+  KOKKOS_INLINE_FUNCTION LensModel with_params(Scalar const* t) const {
+    return {lens_with_params(lens, t), Source::unpack(t + source_offset), LensLight::unpack(t + lens_light_offset)};
+  }
   /// Host: throws std::invalid_argument if any component's parameters are bad.
   void check() const {
-    lens.check();
+    check_model(lens);
     source.check();
     lens_light.check();
   }

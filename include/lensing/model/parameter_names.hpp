@@ -5,6 +5,8 @@
 /// Names of the flat parameter vector of a LensModel (model/observation.hpp),
 /// the names every prior table, simulator and posterior uses.
 
+#include <lensing/profiles/lens_parameters.hpp>
+
 #include <cstddef>
 #include <string>
 #include <type_traits>
@@ -79,6 +81,48 @@ void append_parameter_names(std::vector<std::string>& out, char const* group) {
   else
     append_component<C>(out, group, 0);
 }
+
+// A lens of planes (MultiPlaneLens: num_planes, plane<I>()).
+template <class L, class = void>
+struct has_planes : std::false_type {};
+template <class L>
+struct has_planes<L, std::void_t<decltype(L::num_planes), decltype(std::declval<L const&>().template plane<0>())>>
+    : std::true_type {};
+template <class L, std::size_t I>
+using plane_t = std::decay_t<decltype(std::declval<L const&>().template plane<I>())>;
+
+template <class L>
+void append_lens_names(std::vector<std::string>& out, std::string const& group, int& next);
+template <class L, std::size_t... I>
+void append_plane_names(std::vector<std::string>& out, std::string const& group, std::index_sequence<I...>) {
+  // Plane p's components are numbered from 0 under "plane<p>.<group>".
+  int next[sizeof...(I)] = {};
+  (append_lens_names<plane_t<L, I>>(out, "plane" + std::to_string(I) + "." + group, next[I]), ...);
+}
+template <class C, std::size_t... I>
+void append_lens_components(std::vector<std::string>& out, std::string const& group, int& next,
+                            std::index_sequence<I...>) {
+  ((append_component<component_t<C, I>>(out, group.c_str(), next), ++next), ...);
+}
+// The names of a lens whose components are numbered from `next` on (which
+// is advanced past them): a MultiPlaneLens plane by plane, a LensSum its
+// first part then its second, a Composite its components, a lens without
+// parameters (an interpolated lens) takes a number and gives no name.
+template <class L>
+void append_lens_names(std::vector<std::string>& out, std::string const& group, int& next) {
+  if constexpr (has_planes<L>::value) {
+    append_plane_names<L>(out, group, std::make_index_sequence<std::size_t(L::num_planes)>{});
+  } else if constexpr (is_lens_sum<L>::value) {
+    append_lens_names<std::decay_t<decltype(std::declval<L const&>().first)>>(out, group, next);
+    append_lens_names<std::decay_t<decltype(std::declval<L const&>().second)>>(out, group, next);
+  } else if constexpr (has_component_offsets<L>::value) {
+    append_lens_components<L>(out, group, next, std::make_index_sequence<std::size_t(L::num_components)>{});
+  } else if constexpr (is_mass_profile_v<L>) {
+    append_component<L>(out, group.c_str(), next++);
+  } else {
+    ++next;
+  }
+}
 }  // namespace detail
 
 /// Names of the parameters of a LensModel, in its flat order
@@ -91,11 +135,18 @@ void append_parameter_names(std::vector<std::string>& out, char const* group) {
 /// each shapelet coefficient) is numbered: source0.amp_0, source0.amp_1, ...
 /// The members of a ProfileArray (profiles/profile_array.hpp) are named
 /// "<group><component>.<member_prefix><m>.<name>", e.g. lens2.subhalo0.Rs.
+/// A MultiPlaneLens's planes are named "plane<p>.lens<c>.<name>", c the
+/// component inside plane p (e.g. plane0.lens1.gamma1, plane1.lens0.theta_E);
+/// a LensSum numbers its first part's components, then its second's; a lens
+/// without parameters (an InterpolatedLensView) takes a component number and
+/// has no name: LensSum<InterpolatedLensView, Composite<SIE, ExternalShear>>
+/// gives lens1.theta_E, ..., lens2.gamma1, ...
 /// These are the names a Simulator's prior table and a Posterior use.
 template <class Model>
 std::vector<std::string> model_parameter_names() {
   std::vector<std::string> names;
-  detail::append_parameter_names<typename Model::lens_type>(names, "lens");
+  int component = 0;
+  detail::append_lens_names<typename Model::lens_type>(names, "lens", component);
   detail::append_parameter_names<typename Model::source_type>(names, "source");
   detail::append_parameter_names<typename Model::lens_light_type>(names, "light");
   return names;

@@ -8,6 +8,7 @@
 #include <lensing/core/parallel.hpp>
 #include <lensing/core/views.hpp>
 #include <lensing/geometry/pixel_grid.hpp>
+#include <lensing/profiles/lens_parameters.hpp>
 #include <lensing/profiles/mass_profile.hpp>
 #include <lensing/sources/light_profile.hpp>
 
@@ -36,7 +37,9 @@ void check_render_args(char const* where, PixelGrid<typename Lens::scalar_type> 
   using Scalar = typename Lens::scalar_type;
   static_assert(is_execution_space_v<ExecutionSpace>,
                 "lensing::render: first argument must be a Kokkos execution space");
-  static_assert(is_lens_v<Lens>, "lensing::render: the lens must be a MassProfile, Composite or LensSum");
+  static_assert(is_deflector_v<Lens>,
+                "lensing::render: the lens must have a deflection(x, y) (a MassProfile, Composite, LensSum, "
+                "MultiPlaneLens, InterpolatedLens)");
   static_assert(check_light_profile<Source>() && check_light_profile<LensLight>(),
                 "lensing::render: source and lens light must be LightProfiles (use NoLight for none)");
   static_assert(std::is_same<typename Source::scalar_type, Scalar>::value &&
@@ -340,8 +343,9 @@ void render_batch(ExecutionSpace const& space, PixelGrid<typename Images::value_
                 "lensing::render_batch: skies and images must be accessible from the execution space");
   using Sky = typename Skies::non_const_value_type;
   static_assert(std::is_trivially_copyable<Sky>::value, "lensing::render_batch: a sky must be trivially copyable");
-  static_assert(is_lens_v<std::decay_t<decltype(std::declval<Sky const&>().lens)>>,
-                "lensing::render_batch: a sky's `lens` must be a MassProfile, Composite or LensSum");
+  static_assert(is_deflector_v<std::decay_t<decltype(std::declval<Sky const&>().lens)>>,
+                "lensing::render_batch: a sky's `lens` must have a deflection(x, y) (a MassProfile, Composite, "
+                "LensSum, MultiPlaneLens, InterpolatedLensView)");
   int const n = int(skies.extent(0));
   check_extents(images, where, "images", "(skies.extent(0), ny, nx)", n, grid.ny(), grid.nx());
   if (n == 0) return;

@@ -14,6 +14,7 @@
 #include <lensing/core/views.hpp>
 #include <lensing/cosmology/flat_lcdm.hpp>
 #include <lensing/geometry/pixel_grid.hpp>
+#include <lensing/profiles/lens_parameters.hpp>
 #include <lensing/profiles/population.hpp>
 #include <lensing/raytrace/lens_map.hpp>
 #include <lensing/raytrace/population_vjp.hpp>
@@ -39,21 +40,12 @@ template <class T>
 struct is_population : std::false_type {};
 template <class P, class M>
 struct is_population<Population<P, M>> : std::true_type {};
-template <class T>
-struct is_lens_sum : std::false_type {};
-template <class A, class B>
-struct is_lens_sum<LensSum<A, B>> : std::true_type {};
-
-/// Parameters of a plane in the flat multi-plane vector: a MassProfile's
-/// num_params; a LensSum's two parts' (a Population contributes none: its
-/// members' gradients come from multi_plane_population_vjp).
-template <class L, class = void>
-struct plane_param_count : std::integral_constant<int, 0> {};
+/// Parameters of a plane in the flat multi-plane vector (lens_param_count:
+/// a MassProfile's num_params; a LensSum's two parts'; a Population or an
+/// interpolated lens contributes none: a Population's members' gradients
+/// come from multi_plane_population_vjp).
 template <class L>
-struct plane_param_count<L, std::enable_if_t<is_mass_profile_v<L>>> : std::integral_constant<int, L::num_params> {};
-template <class A, class B>
-struct plane_param_count<LensSum<A, B>, void>
-    : std::integral_constant<int, plane_param_count<A>::value + plane_param_count<B>::value> {};
+using plane_param_count = lens_param_count<L>;
 
 /// Whether the VJP can reach every parameter-carrying part of a plane.
 template <class L>
@@ -216,7 +208,28 @@ struct MultiPlaneLens {
   /// Host: throws std::invalid_argument if a MassProfile plane's parameters are bad.
   void check() const { check_rec<0>(); }
 
+  /// t[0, num_params) = the planes' parameters, plane by plane (plane p's
+  /// block at offset<p>; profiles/lens_parameters.hpp's pack_lens per plane).
+  KOKKOS_INLINE_FUNCTION void pack(Scalar* t) const { pack_planes(std::make_index_sequence<num_planes>{}, t); }
+  /// This lens with the planes' parameters from t[0, num_params) (in pack's
+  /// order) and the same distance factors: the per-image lens of a Simulator
+  /// whose prototype fixes the redshifts and the cosmology.  A plane without
+  /// parameters (an interpolated lens) is kept as it is.
+  KOKKOS_INLINE_FUNCTION MultiPlaneLens with_params(Scalar const* t) const {
+    MultiPlaneLens r = *this;
+    r.unpack_planes(std::make_index_sequence<num_planes>{}, t);
+    return r;
+  }
+
  private:
+  template <std::size_t... I>
+  KOKKOS_INLINE_FUNCTION void pack_planes(std::index_sequence<I...>, Scalar* t) const {
+    (pack_lens(lensing::get<I>(planes), t + offset<I>), ...);
+  }
+  template <std::size_t... I>
+  KOKKOS_INLINE_FUNCTION void unpack_planes(std::index_sequence<I...>, Scalar const* t) {
+    ((lensing::get<I>(planes) = lens_with_params(lensing::get<I>(planes), t + offset<I>)), ...);
+  }
   // Forward sweep in comoving coordinates with O(1) state (so the pixel loop
   // keeps everything in registers and vectorises for any number of planes):
   // the ray is at x_j = T_j theta_j / T_s on plane j and travels with angle d,

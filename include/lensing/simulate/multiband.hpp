@@ -145,10 +145,25 @@ class MultiBandSimulator {
                      MultiBandOptions const& options = {})
       : MultiBandSimulator(bands, make_grids(bands, ny, nx, supersampling),
                            make_psfs(bands, ny, nx, supersampling, options), table, options) {}
+  /// The same with a prototype model (Simulator's prototype constructor: a
+  /// MultiPlaneLens's distances, an InterpolatedLensView's maps).
+  MultiBandSimulator(Model const& prototype, std::vector<BandConfig> const& bands, int ny, int nx, int supersampling,
+                     table_type const& table, MultiBandOptions const& options = {})
+      : MultiBandSimulator(prototype, bands, make_grids(bands, ny, nx, supersampling),
+                           make_psfs(bands, ny, nx, supersampling, options), table, options) {}
 
   /// Given grids and PSF operators, one per band (see the class comment).
   MultiBandSimulator(std::vector<BandConfig> const& bands, std::vector<PixelGrid<Scalar>> const& grids,
                      std::vector<Psf> const& psfs, table_type const& table, MultiBandOptions const& options = {})
+      : MultiBandSimulator(Model{}, bands, grids, psfs, table, options) {
+    static_assert(detail::has_static_unpack<Model>::value,
+                  "lensing::simulate::MultiBandSimulator: this model has fixed parts (a MultiPlaneLens's distances, "
+                  "an interpolated lens's maps): pass a prototype model as the first constructor argument");
+  }
+  /// The same with a prototype model (see the Simulator's constructors).
+  MultiBandSimulator(Model const& prototype, std::vector<BandConfig> const& bands,
+                     std::vector<PixelGrid<Scalar>> const& grids, std::vector<Psf> const& psfs, table_type const& table,
+                     MultiBandOptions const& options = {})
       : m_bands(bands), m_table(table), m_options(options) {
     constexpr char const* where = "lensing::simulate::MultiBandSimulator";
     check_bands(grids, psfs, where);
@@ -164,7 +179,7 @@ class MultiBandSimulator {
       // Every band checks the same model table: the prior draws once.
       so.domain_check_draws = b == 0 ? options.domain_check_draws : 0;
       try {
-        m_simulators.emplace_back(grids[b], psfs[b], bands[b].detector_config(), m_model_table, so);
+        m_simulators.emplace_back(prototype, grids[b], psfs[b], bands[b].detector_config(), m_model_table, so);
       } catch (std::invalid_argument const& e) {
         throw std::invalid_argument(std::string(where) + ": band '" + bands[b].name + "': " + e.what());
       }

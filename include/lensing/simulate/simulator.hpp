@@ -64,6 +64,31 @@ void sum_subpixels_batch(ExecutionSpace const& space, int k, Fine const& fine, I
         }
       });
 }
+
+// A model type with a static unpack (its parameters are the whole model).
+template <class Model, class = void>
+struct has_static_unpack : std::false_type {};
+template <class Model>
+struct has_static_unpack<Model,
+                         std::void_t<decltype(Model::unpack(std::declval<typename Model::scalar_type const*>()))>>
+    : std::true_type {};
+template <class Model, class = void>
+struct has_with_params_member : std::false_type {};
+template <class Model>
+struct has_with_params_member<Model, std::void_t<decltype(std::declval<Model const&>().with_params(
+                                         std::declval<typename Model::scalar_type const*>()))>> : std::true_type {};
+
+// The model of parameters t: prototype.with_params(t) where the model has
+// it (a LensModel: fixed parts kept), else Model::unpack(t).
+template <class Model>
+KOKKOS_INLINE_FUNCTION Model model_with_params(Model const& prototype, typename Model::scalar_type const* t) {
+  if constexpr (has_with_params_member<Model>::value) {
+    return prototype.with_params(t);
+  } else {
+    (void)prototype;
+    return Model::unpack(t);
+  }
+}
 }  // namespace detail
 
 // The names of a LensModel's parameters (model/parameter_names.hpp), as
@@ -87,7 +112,8 @@ struct SimulatorOptions {
 /// Per image i (global index first_index + b):
 ///   labels(b, :) = θ_i ~ the table's priors (stream (seed, prior, i, column);
 ///                  tied columns follow their source: density/parameter_table.hpp)
-///   model_i      = Model::unpack(θ_i reordered to the model's parameters)
+///   model_i      = prototype.with_params(θ_i reordered to the model's
+///                  parameters)  (Model::unpack for a model without a prototype)
 ///   sharp_i      = render_batch(grid, model_i)      (supersampling k of grid)
 ///   images(b)    = Detector(PSF(sharp_i))           (binned PSF, then noise and artefacts)
 /// or, with options.psf_sampling = PsfSampling::supersampled,
@@ -114,24 +140,37 @@ struct SimulatorOptions {
 /// constructor); generate is const but uses them: one Simulator per thread.
 ///
 /// Model: a LensModel (or any trivially copyable type with lens, source,
-/// lens_light, num_params, unpack and check) whose lens is a MassProfile —
-/// a profile, a Composite, or a ProfileArray of subhaloes
-/// (profiles/profile_array.hpp: a fixed count N, every member's parameters
-/// from the table as lens<c>.subhalo<m>.<name>).  Not supported, with a
-/// compile-time error: a runtime Population (a View of members: a varying
-/// count is not a row of a table; use ProfileArray), a MultiPlaneLens (its
-/// planes' distance factors are not parameters, it has no unpack), an
-/// InterpolatedLens (deflection maps in Views, no parameters) and a LensSum.
+/// lens_light, num_params, check and unpack or with_params) whose lens is
+///  - a MassProfile: a profile, a Composite, or a ProfileArray of subhaloes
+///    (profiles/profile_array.hpp: a fixed count N, every member's
+///    parameters from the table as lens<c>.subhalo<m>.<name>);
+///  - a MultiPlaneLens (make_multi_plane) of such planes: each plane's
+///    parameters from the table as plane<p>.lens<c>.<name>, the redshifts
+///    and the cosmology (the distance factors) fixed by the prototype;
+///  - an InterpolatedLensView (InterpolatedLens::view(): a fixed deflection
+///    map, no parameters), alone, in a LensSum with analytic profiles (e.g.
+///    LensSum<InterpolatedLensView, Composite<SIE, ExternalShear>>: lens1.*,
+///    lens2.*) or as a plane of a MultiPlaneLens.
+/// A model with fixed parts (distances, maps) is built from a prototype
+/// (the constructor taking `prototype` first): per image the model is
+/// prototype.with_params(θ_i) (LensModel::with_params: the fixed parts
+/// kept, every parameter from the table); for the rest Model::unpack(θ_i).
+/// The maps of an InterpolatedLensView are not copied: the InterpolatedLens
+/// must outlive the Simulator.  Not supported, with a compile-time error: a
+/// runtime Population or an InterpolatedLens itself (they hold Views, and a
+/// per-image model must be trivially copyable to sit in a View and be built
+/// in a kernel; a varying subhalo count is not a row of a table: use
+/// ProfileArray; for the maps use InterpolatedLens::view()).
 template <class Model, class Psf, class MemorySpace>
 class Simulator {
   static_assert(std::is_trivially_copyable<Model>::value,
                 "lensing::simulate::Simulator: the model must be trivially copyable (one model per image in a "
-                "View, unpacked from a table row in a kernel): a runtime Population or an InterpolatedLens holds "
-                "Views; for subhaloes use ProfileArray<Profile, N> (profiles/profile_array.hpp)");
-  static_assert(is_mass_profile_v<typename Model::lens_type>,
-                "lensing::simulate::Simulator: the model's lens must be a MassProfile (a profile, Composite or "
-                "ProfileArray: parameters by name, unpacked from a flat row); Population, LensSum, MultiPlaneLens "
-                "and InterpolatedLens are not supported (see the class comment)");
+                "View, built from a table row in a kernel): a runtime Population or an InterpolatedLens holds "
+                "Views; for subhaloes use ProfileArray<Profile, N> (profiles/profile_array.hpp), for a deflection "
+                "map InterpolatedLens::view()");
+  static_assert(is_deflector_v<typename Model::lens_type>,
+                "lensing::simulate::Simulator: the model's lens must have a deflection (a MassProfile, LensSum, "
+                "MultiPlaneLens or InterpolatedLensView; see the class comment)");
 
  public:
   using model_type = Model;
@@ -141,9 +180,21 @@ class Simulator {
   using table_type = ParameterTable<Scalar, MemorySpace>;
   static constexpr int num_params = Model::num_params;
 
+  /// A model that is its parameters (Model::unpack; e.g. a MassProfile lens).
   Simulator(PixelGrid<Scalar> const& grid, Psf const& psf, DetectorConfig const& detector, table_type const& table,
             SimulatorOptions const& options = {})
-      : m_grid(grid),
+      : Simulator(Model{}, grid, psf, detector, table, options) {
+    static_assert(detail::has_static_unpack<Model>::value,
+                  "lensing::simulate::Simulator: this model has fixed parts (a MultiPlaneLens's distances, an "
+                  "interpolated lens's maps): pass a prototype model as the first constructor argument");
+  }
+  /// Per image prototype.with_params(θ_i): the prototype's fixed parts (a
+  /// MultiPlaneLens's distance factors, an InterpolatedLensView's maps) with
+  /// every parameter from the table (its own parameter values are unused).
+  Simulator(Model const& prototype, PixelGrid<Scalar> const& grid, Psf const& psf, DetectorConfig const& detector,
+            table_type const& table, SimulatorOptions const& options = {})
+      : m_prototype(prototype),
+        m_grid(grid),
         m_psf(psf),
         m_detector(detector, options.batch_capacity, grid.ny(), grid.nx()),
         m_table(table),
@@ -269,7 +320,7 @@ class Simulator {
     Scalar theta[num_params > 0 ? num_params : 1];
     for (int j = 0; j < num_params; ++j)
       theta[j] = Scalar(row[m_host_columns[j]]);
-    return Model::unpack(theta);
+    return detail::model_with_params(m_prototype, theta);
   }
 
   /// Images (m, ny, nx) and labels (m, num_labels) of global images
@@ -314,12 +365,13 @@ class Simulator {
     check_extents(labels, where, "labels", "(images.extent(0), num_labels)", m, m_table.size());
     auto const models = Kokkos::subview(m_models, Kokkos::make_pair(0, m));
     auto const columns = m_columns;
+    auto const prototype = m_prototype;
     Kokkos::parallel_for(
         "lensing::simulate::simulator_models", Kokkos::RangePolicy<ExecutionSpace>(space, 0, m), KOKKOS_LAMBDA(int b) {
           Scalar theta[num_params > 0 ? num_params : 1];
           for (int j = 0; j < num_params; ++j)
             theta[j] = Scalar(labels(b, columns(j)));
-          models(b) = Model::unpack(theta);
+          models(b) = detail::model_with_params(prototype, theta);
         });
     if constexpr (detail::is_identity_psf<Psf>::value) {
       render_batch(space, m_grid, models, images);
@@ -400,6 +452,7 @@ class Simulator {
       s += (k ? ", " : "") + m_table.names()[k] + " = " + format_number(row[k]);
     return s;
   }
+  Model m_prototype;
   PixelGrid<Scalar> m_grid;
   Psf m_psf;
   Detector<Scalar, MemorySpace> m_detector;
