@@ -469,6 +469,16 @@ TEST_CASE("floor_exact equals floor; log_factorial equals lgamma(k + 1)") {
   CHECK(worst < 3e-12);  // truncation 1/(1680 11^7) = 3e-11 at k = 10, relative to log 10! = 15.1
 }
 
+// The count apply(PoissonNoise) draws for the expected count mu from pixel
+// `pixel` of image `image`'s stream: Stream::poisson below the default normal
+// threshold (1000), the normal approximation above.
+namespace {
+double stream_count(std::uint64_t seed, std::uint64_t image, std::uint64_t pixel, double mu) {
+  lensing::random::Stream r(lensing::random::stream_key(seed, lensing::random::purpose_poisson, image, pixel));
+  return mu < 1000 ? r.poisson(mu) : std::fmax(0.0, std::floor(mu + std::sqrt(mu) * r.normal<double>() + 0.5));
+}
+}  // namespace
+
 // The host path of apply(PoissonNoise) draws the first PTRS candidate and the
 // normal approximation in a vectorised pass: the counts must be those of
 // Stream::poisson on each pixel's stream (a decision of the full PTRS test may
@@ -500,12 +510,8 @@ LENSING_TEST_CASE_TEMPLATE("Poisson: the host fast path draws Stream::poisson's 
   for (int b = 0; b < n; ++b)
     for (int iy = 0; iy < ny; ++iy)
       for (int ix = 0; ix < nx; ++ix) {
-        lensing::random::Stream r(lensing::random::stream_key(seed, lensing::random::purpose_poisson, first + b,
-                                                              std::uint64_t(iy) * nx + ix));
         double const mu = std::fmin(std::fmax(h0(b, iy, ix), 0.0) * t, 4.5e15);
-        double const expected =
-            mu < 1000 ? r.poisson(mu) : std::fmax(0.0, std::floor(mu + std::sqrt(mu) * r.normal<double>() + 0.5));
-        mismatch += h(b, iy, ix) == expected / t ? 0 : 1;
+        mismatch += h(b, iy, ix) == stream_count(seed, first + b, std::uint64_t(iy) * nx + ix, mu) / t ? 0 : 1;
       }
   CHECK(mismatch == 0);
 }
@@ -539,6 +545,49 @@ LENSING_TEST_CASE_TEMPLATE("Poisson: draws needing three or more PTRS candidates
         mismatch += h(b, iy, ix) == r.poisson(h0(b, iy, ix)) ? 0 : 1;
       }
   CHECK(mismatch == 0);
+}
+
+// The host path works on chunks of up to 512 consecutive pixels of an image:
+// the whole image when its rows are contiguous (the tests above), else each
+// row apart.  A column subview (rows 600 wide in a 640-wide view: two chunks
+// per row) must draw each pixel's count from its own stream too (pixel index
+// iy * 600 + ix of the subview).
+LENSING_TEST_CASE_TEMPLATE("Poisson: images with non-contiguous rows draw Stream::poisson's counts", Config,
+                           lensing::test::DoubleConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  Space space;
+  int const n = 2, ny = 3, nx_full = 640, nx = 600;
+  double const t = 1.5;
+  std::uint64_t const seed = 31, first = 8;
+  lensing::View3D<double, Mem> full("full", n, ny, nx_full);
+  auto h0 = Kokkos::create_mirror(full);
+  lensing::random::Stream g(11);
+  for (int b = 0; b < n; ++b)
+    for (int iy = 0; iy < ny; ++iy)
+      for (int ix = 0; ix < nx_full; ++ix) {
+        // Means across every regime: <= 0, inversion, PTRS, normal.
+        double const u = g.uniform<double>();
+        double const lam = ix % 13 == 0 ? -2.0 : std::pow(10.0, 4 * u - 1);
+        h0(b, iy, ix) = lam / t;
+      }
+  Kokkos::deep_copy(full, h0);
+  auto const img = Kokkos::subview(full, Kokkos::ALL, Kokkos::ALL, Kokkos::make_pair(0, nx));
+  noise::apply(space, noise::PoissonNoise<double>{t}, img, seed, first);
+  space.fence();
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), full);
+  long mismatch = 0, untouched = 0;
+  for (int b = 0; b < n; ++b)
+    for (int iy = 0; iy < ny; ++iy) {
+      for (int ix = 0; ix < nx; ++ix) {
+        double const mu = std::fmin(std::fmax(h0(b, iy, ix), 0.0) * t, 4.5e15);
+        mismatch += h(b, iy, ix) == stream_count(seed, first + b, std::uint64_t(iy) * nx + ix, mu) / t ? 0 : 1;
+      }
+      for (int ix = nx; ix < nx_full; ++ix)
+        untouched += h(b, iy, ix) == h0(b, iy, ix) ? 1 : 0;
+    }
+  CHECK(mismatch == 0);
+  CHECK(untouched == long(n) * ny * (nx_full - nx));  // the columns outside the subview are left alone
 }
 
 // PoissonNoise::sky: v -> N / t - sky, N the stream's draw for (v + sky) t,
@@ -576,13 +625,8 @@ LENSING_TEST_CASE_TEMPLATE("Poisson with a sky: the draw of v + sky, minus the s
     for (int b = 0; b < n; ++b)
       for (int iy = 0; iy < ny; ++iy)
         for (int ix = 0; ix < nx; ++ix) {
-          lensing::random::Stream r(lensing::random::stream_key(seed, lensing::random::purpose_poisson, first + b,
-                                                                std::uint64_t(iy) * nx + ix));
           double const mu = std::fmin(std::fmax(h0(b, iy, ix) + sky, 0.0) * t, 4.5e15);
-          double const expected =
-              (mu < 1000 ? r.poisson(mu) : std::fmax(0.0, std::floor(mu + std::sqrt(mu) * r.normal<double>() + 0.5))) /
-                  t -
-              sky;
+          double const expected = stream_count(seed, first + b, std::uint64_t(iy) * nx + ix, mu) / t - sky;
           mismatch += h(b, iy, ix) == expected ? 0 : 1;
         }
     CHECK(mismatch == 0);

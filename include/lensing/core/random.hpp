@@ -236,13 +236,31 @@ class Stream {
   /// it (branch-free, so that host pixel loops vectorise the ~86% of draws
   /// accepted at the first candidate).
   KOKKOS_INLINE_FUNCTION static bool ptrs_squeeze(double mean, double u, double v, double& k) {
-    double const b = 0.931 + 2.53 * math::sqrt(mean);
+    return ptrs_squeeze_b(mean, 0.931 + 2.53 * math::sqrt(mean), u, v, k);
+  }
+  /// ptrs_squeeze with b = 0.931 + 2.53 sqrt(mean) given (callers that
+  /// also need b compute its square root once).  The squeeze's bound
+  /// v <= v_r = 0.9277 - 3.6224 / (b - 2) is tested without its division, as
+  /// (0.9277 - v)(b - 2) >= 3.6224 (b - 2 > 6.9 for mean >= 10): the two
+  /// forms can disagree only within an ulp of the bound, where the full test
+  /// accepts too (the squeeze region lies inside the acceptance region).
+  KOKKOS_INLINE_FUNCTION static bool ptrs_squeeze_b(double mean, double b, double u, double v, double& k) {
     double const a = -0.059 + 0.02483 * b;
-    double const vr = 0.9277 - 3.6224 / (b - 2);
     double const U = u - 0.5;
     double const us = 0.5 - math::fabs(U);
     k = floor_exact((2 * a / us + b) * U + mean + 0.43);
-    return (us >= 0.07) & (v <= vr);  // & rather than &&: no conditional comparison, so it if-converts
+    return (us >= 0.07) & ((0.9277 - v) * (b - 2) >= 3.6224);  // &: no conditional comparison, so it if-converts
+  }
+
+  /// The left side of PTRS's full acceptance test, log(v alpha / (a / us^2 + b))
+  /// with 1 / alpha = 1.1239 + 1.1328 / (b - 3.4), as one logarithm of one
+  /// quotient: log(v us^2 (1.1239 (b - 3.4) + 1.1328) / ((b - 3.4)(a + b us^2)))
+  /// (three logarithms and three divisions in the textbook form; the two
+  /// agree to a few ulp).  b = 0.931 + 2.53 sqrt(mean), a = -0.059 + 0.02483 b,
+  /// us = 0.5 - |u - 0.5|.
+  KOKKOS_INLINE_FUNCTION static double ptrs_log_ratio(double b, double us, double v) {
+    double const a = -0.059 + 0.02483 * b, us2 = us * us, b3 = b - 3.4;
+    return math::log((v * us2 * (1.1239 * b3 + 1.1328)) / (b3 * (a + b * us2)));
   }
 
   /// log(u) for u in (0, 1] and normal (not subnormal) u: u = m 2^e with
@@ -337,17 +355,14 @@ class Stream {
     // The squeeze accepts ~86% of the first candidates; the logarithms are
     // only needed by the full test, so they are computed there.
     double const b = 0.931 + 2.53 * math::sqrt(mean);
-    double const a = -0.059 + 0.02483 * b;
     for (;;) {
       double const u = uniform<double>();
       double const V = uniform<double>();
       double k;
-      if (ptrs_squeeze(mean, u, V, k)) return k;
+      if (ptrs_squeeze_b(mean, b, u, V, k)) return k;
       double const us = 0.5 - math::fabs(u - 0.5);
       if (k < 0 || (us < 0.013 && V > us)) continue;
-      double const log_alpha_inv = math::log(1.1239 + 1.1328 / (b - 3.4));
-      if (math::log(V) + log_alpha_inv - math::log(a / (us * us) + b) <= -mean + k * math::log(mean) - log_factorial(k))
-        return k;
+      if (ptrs_log_ratio(b, us, V) <= -mean + k * math::log(mean) - log_factorial(k)) return k;
     }
   }
 

@@ -48,9 +48,9 @@ struct GaussianNoise {
 /// N = round(mu + sqrt(mu) z), whose skewness error 1/sqrt(mu) is < 3% at the
 /// default threshold 1000 and whose cost is one normal draw.  Image values
 /// must be finite (checked: one reduction); expected counts are capped at
-/// 2^52.  Cost (float, 64x64 images, one core of this machine): ~24 ns/pixel
-/// at mu = 500 (PTRS), ~3 ns/pixel in the normal regime; lower
-/// normal_threshold (>= 10) to trade exactness for speed.
+/// 2^52.  Cost (float, 64x64 images, one core of this machine): ~12 ns/pixel
+/// at mu ~ 130 (PTRS; the HST-like preset's sky), ~3 ns/pixel in the normal
+/// regime; lower normal_threshold (>= 10) to trade exactness for speed.
 template <class Scalar>
 struct PoissonNoise {
   Scalar exposure_time;
@@ -123,46 +123,62 @@ void apply(ExecutionSpace const& space, GaussianNoise<typename View::non_const_v
 }
 
 namespace detail {
-/// One PTRS candidate of Stream::poisson (mean mu >= 10) from its uniforms
-/// u, v, branch-free: k, and whether Stream::poisson surely accepts it
-/// (squeeze, or the full test for k >= 10 with Stirling's log k! and vector
-/// logs) or surely rejects it; neither for 0 <= k < 10 past the squeeze
-/// (lgamma), left to the scalar path.  On lanes with mu < 10, a run-time
-/// safe_mean >= 10 keeps every logarithm's argument positive (values unused).
-KOKKOS_INLINE_FUNCTION void ptrs_candidate(double mu, double u, double v, double safe_mean, double& k, bool& accepted,
+/// Most pixels one work item of the host Poisson pass handles (a multiple of
+/// 64 and of 8; ~30 KB of stack arrays in pass 1).
+constexpr int poisson_chunk = 512;
+
+/// PTRS's full test (Stream::poisson's, mean mu >= 10) of a candidate k that
+/// the squeeze did not accept, branch-free: whether Stream::poisson surely
+/// accepts it (k >= 10: Stirling's log k! and vector logs, so that a decision
+/// can differ from Stream::poisson's only where the two sides agree to a few
+/// ulp) or surely rejects it (k < 0, the us < 0.013 cut, or the test);
+/// neither for 0 <= k < 10 (lgamma), left to the scalar path.
+/// b = 0.931 + 2.53 sqrt(mu), us = 0.5 - |u - 0.5|.
+KOKKOS_INLINE_FUNCTION void ptrs_full_test(double mu, double b, double k, double us, double v, bool& accepted,
                                            bool& rejected) {
-  bool const squeezed = random::Stream::ptrs_squeeze(mu, u, v, k);
-  double const mt = mu >= 10 ? mu : safe_mean;  // where b > 3.4 and a > 0
-  double const b = 0.931 + 2.53 * math::sqrt(mt), a = -0.059 + 0.02483 * b;
-  double const us = 0.5 - math::fabs(u - 0.5);
   bool const big_k = k >= 10;
-  double const kk = big_k ? k : safe_mean;  // keeps log k! finite on the other lanes
+  double const kk = big_k ? k : mu;  // keeps log k! finite on the other lanes
   bool const hard_reject = (k < 0) | ((us < 0.013) & (v > us));
-  bool const full = math::log(v) + math::log(1.1239 + 1.1328 / (b - 3.4)) - math::log(a / (us * us) + b) <=
-                    -mt + kk * math::log(mt) - random::Stream::log_factorial_stirling(kk);
-  accepted = squeezed | (big_k & !hard_reject & full);
-  rejected = !squeezed & (hard_reject | (big_k & !full));
+  bool const full =
+      random::Stream::ptrs_log_ratio(b, us, v) <= -mu + kk * math::log(mu) - random::Stream::log_factorial_stirling(kk);
+  accepted = big_k & !hard_reject & full;
+  rejected = hard_reject | (big_k & !full);
 }
 
-/// Host pass 1 of apply(PoissonNoise) on m <= 64 pixels p[0, m) of image
-/// `image` (stream elements pixel0 + i): the draws that need only the
-/// stream's first two uniforms -- normal approximation (mu >= threshold) or
-/// a first PTRS candidate accepted (squeeze or full test, the latter with
-/// vector logs: a decision can differ from Stream::poisson's only where the
-/// two sides of the test agree to a few ulp), or else a later candidate
-/// accepted after sure rejections of the earlier ones -- into res[i] (slow[i] = 0);
-/// the full tests run on the compacted ~30% of pixels the squeeze leaves;
-/// slow[i] = 1 for the others, which pass 2 draws with Stream::poisson.  A
-/// separate function so that GCC vectorises its loop (it does not when the
-/// body sits in the Kokkos lambda).
-// The first loop of poisson_first_candidates.  WithNormal = false when no
-// pixel of the block reaches the threshold: the normal-approximation draw
-// (a logarithm, a cosine polynomial and a square root in double per pixel)
-// is then not computed (the block-level choice keeps the loop branch-free).
+/// One PTRS candidate of Stream::poisson (mean mu >= 10) from its uniforms
+/// u, v, branch-free: k, and whether Stream::poisson surely accepts it
+/// (squeeze, or ptrs_full_test) or surely rejects it (ptrs_full_test).
+KOKKOS_INLINE_FUNCTION void ptrs_candidate(double mu, double u, double v, double& k, bool& accepted, bool& rejected) {
+  double const b = 0.931 + 2.53 * math::sqrt(mu);
+  bool const squeezed = random::Stream::ptrs_squeeze_b(mu, b, u, v, k);
+  bool full_accepted, full_rejected;
+  ptrs_full_test(mu, b, k, 0.5 - math::fabs(u - 0.5), v, full_accepted, full_rejected);
+  accepted = squeezed | full_accepted;
+  rejected = !squeezed & full_rejected;
+}
+
+/// Host pass 1 of apply(PoissonNoise) on m <= poisson_chunk pixels p[0, m) of image
+/// `image` (stream elements pixel0 + i), in rounds over compacted index
+/// lists: (1) every pixel: the normal approximation (mu >= threshold) or the
+/// first PTRS candidate's squeeze (~70% of the PTRS draws at the HST sky);
+/// (2) the ~30% left: that candidate's full test (k, u, v and b kept from
+/// round 1); (3) the ~10% it rejects: candidates 2, 3, ... by
+/// poisson_later_candidates.  Results into res[i] (slow[i] = 0); slow[i] = 1
+/// for the others (mean < 10 or out of range, a k < 10 past the squeeze, 16
+/// candidates), which pass 2 draws with Stream::poisson.  The compacted
+/// loops run over a multiple of 8 entries (padded with a copy of the last):
+/// their scalar epilogues would call scalar logarithms.  Separate functions
+/// so that GCC vectorises their loops (it does not when the body sits in the
+/// Kokkos lambda).
+// Round 1.  WithNormal = false when no pixel of the block reaches the
+// threshold: the normal-approximation draw (a logarithm, a cosine
+// polynomial and a square root in double per pixel) is then not computed
+// (the block-level choice keeps the loop branch-free).
 template <bool WithNormal, class Scalar>
 KOKKOS_INLINE_FUNCTION void poisson_candidate_loop(Scalar const* __restrict p, int* __restrict slow,
-                                                   int* __restrict retry, Scalar* __restrict res, int m,
-                                                   std::uint64_t seed, std::uint64_t image, std::uint64_t pixel0,
+                                                   int* __restrict retry, Scalar* __restrict res, double* __restrict kc,
+                                                   double* __restrict uc, double* __restrict vc, double* __restrict bc,
+                                                   int m, std::uint64_t seed, std::uint64_t image, std::uint64_t pixel0,
                                                    double t, double threshold, Scalar sky) {
   double const safe_mean = threshold;
   for (int i = 0; i < m; ++i) {
@@ -174,13 +190,18 @@ KOKKOS_INLINE_FUNCTION void poisson_candidate_loop(Scalar const* __restrict p, i
     bool const in_range = (vt > 0) & (vt <= 4.5e15);
     double const mu = in_range ? vt : safe_mean;
     double const u1 = r.uniform<double>(), u2 = r.uniform<double>();
+    double const b = 0.931 + 2.53 * math::sqrt(mu);
     double k;
-    bool const squeezed = random::Stream::ptrs_squeeze(mu, u1, u2, k);
+    bool const squeezed = random::Stream::ptrs_squeeze_b(mu, b, u1, u2, k);
     // Without WithNormal, the lanes with mu >= threshold are out of range
     // (mu = safe_mean): slow, and redrawn in pass 2.
     bool const normal = WithNormal && mu >= threshold;
     slow[i] = (!in_range | (!normal & !((mu >= 10) & squeezed))) ? 1 : 0;
     retry[i] = (in_range & !normal & (mu >= 10) & !squeezed) ? 1 : 0;
+    kc[i] = k;
+    uc[i] = u1;
+    vc[i] = u2;
+    bc[i] = b;
     // Stored unconditionally (into res): a store under `slow` would sink the
     // division into a branch.
     if constexpr (WithNormal) {
@@ -202,28 +223,29 @@ KOKKOS_INLINE_FUNCTION void poisson_candidate_loop(Scalar const* __restrict p, i
 #define LENSING_NOISE_NOINLINE
 #endif
 
-// Pixels whose first two PTRS candidates were both surely rejected (~2% of
-// PTRS pixels at mean ~100; pass 2 redrew them with scalar logarithms, ~4%
-// of a simulated batch's time): candidates 3, 4, ... the way
-// poisson_first_candidates does the second, compacted each round.
-// Candidate c uses the stream's draws 2c + 1 and 2c + 2, i.e.
-// Stream(key + 2c golden)'s first two (Stream's counter contract).  Pixels
-// left undecided (k < 10, or 16 candidates) stay slow.  rest[0, cr): their
-// indices.
+// Round 3: pixels whose first candidate was surely rejected (~10% of the
+// PTRS pixels at the HST sky): candidates first_cand, first_cand + 1, ...,
+// compacted each round.  Candidate c uses the stream's draws 2c + 1 and
+// 2c + 2, i.e. Stream(key + 2c golden)'s first two (Stream's counter
+// contract).  Pixels left undecided (k < 10, or 16 candidates) stay slow.
+// rest[0, cr): their indices (room for poisson_chunk).
 template <class Scalar>
 LENSING_NOISE_NOINLINE KOKKOS_INLINE_FUNCTION void poisson_later_candidates(
     Scalar const* __restrict p, int* __restrict slow, Scalar* __restrict res, int* __restrict rest, int cr,
-    std::uint64_t seed, std::uint64_t image, std::uint64_t pixel0, double t, double safe_mean, Scalar sky) {
-  for (int cand = 2; cr > 0 && cand < 16; ++cand) {
-    double kc[64];
-    int acc[64], rej[64];
-    for (int j = 0; j < cr; ++j) {
+    int first_cand, std::uint64_t seed, std::uint64_t image, std::uint64_t pixel0, double t, Scalar sky) {
+  for (int cand = first_cand; cr > 0 && cand < 16; ++cand) {
+    double kc[poisson_chunk];
+    int acc[poisson_chunk], rej[poisson_chunk];
+    int const padded = (cr + 7) & ~7;
+    for (int j = cr; j < padded; ++j)
+      rest[j] = rest[cr - 1];
+    for (int j = 0; j < padded; ++j) {
       std::uint64_t const key = random::stream_key(seed, random::purpose_poisson, image, pixel0 + rest[j]);
       random::Stream r(key + std::uint64_t(2 * cand) * 0x9E3779B97F4A7C15ULL);
       double const u = r.uniform<double>(), v = r.uniform<double>();
       double k;
       bool a, rj;
-      ptrs_candidate(double(p[rest[j]] + sky) * t, u, v, safe_mean, k, a, rj);
+      ptrs_candidate(double(p[rest[j]] + sky) * t, u, v, k, a, rj);
       kc[j] = k;
       acc[j] = a ? 1 : 0;
       rej[j] = rj ? 1 : 0;
@@ -245,52 +267,54 @@ template <class Scalar>
 KOKKOS_INLINE_FUNCTION void poisson_first_candidates(Scalar* __restrict p, int* __restrict slow, Scalar* __restrict res,
                                                      int m, std::uint64_t seed, std::uint64_t image,
                                                      std::uint64_t pixel0, double t, double threshold, Scalar sky) {
-  double const safe_mean = threshold;
-  int retry[64];
-  int normal_count = 0;
-  for (int i = 0; i < m; ++i) {
-    double const vt = double(p[i] + sky) * t;
-    normal_count += ((vt >= threshold) & (vt <= 4.5e15)) ? 1 : 0;
+  constexpr int cap = poisson_chunk;
+  int retry[cap];
+  double kc[cap], uc[cap], vc[cap], bc[cap];
+  // Round 1 in blocks of 64 pixels, each with or without the normal draw.
+  for (int i0 = 0; i0 < m; i0 += 64) {
+    int const mb = m - i0 < 64 ? m - i0 : 64;
+    int normal_count = 0;
+    for (int i = i0; i < i0 + mb; ++i) {
+      double const vt = double(p[i] + sky) * t;
+      normal_count += ((vt >= threshold) & (vt <= 4.5e15)) ? 1 : 0;
+    }
+    if (normal_count > 0)
+      poisson_candidate_loop<true>(p + i0, slow + i0, retry + i0, res + i0, kc + i0, uc + i0, vc + i0, bc + i0, mb,
+                                   seed, image, pixel0 + i0, t, threshold, sky);
+    else
+      poisson_candidate_loop<false>(p + i0, slow + i0, retry + i0, res + i0, kc + i0, uc + i0, vc + i0, bc + i0, mb,
+                                    seed, image, pixel0 + i0, t, threshold, sky);
   }
-  if (normal_count > 0)
-    poisson_candidate_loop<true>(p, slow, retry, res, m, seed, image, pixel0, t, threshold, sky);
-  else
-    poisson_candidate_loop<false>(p, slow, retry, res, m, seed, image, pixel0, t, threshold, sky);
-  // The PTRS pixels whose first candidate the squeeze did not accept (~30%),
-  // compacted: the full test of that candidate, and if it surely rejects,
-  // the second candidate (the stream's 3rd and 4th uniforms).
-  int idx[64];
-  double mus[64];
+  // Round 2: the PTRS pixels whose first candidate the squeeze did not
+  // accept, compacted: that candidate's full test.
+  int idx[cap];
   int c = 0;
   for (int i = 0; i < m; ++i) {
     idx[c] = i;
-    mus[c] = double(p[i] + sky) * t;
     c += retry[i];
   }
-  double k2[64];
-  int ok[64], both_rejected[64];
-  for (int j = 0; j < c; ++j) {
-    random::Stream r(random::stream_key(seed, random::purpose_poisson, image, pixel0 + idx[j]));
-    double const u1 = r.uniform<double>(), u2 = r.uniform<double>();
-    double const u3 = r.uniform<double>(), u4 = r.uniform<double>();
-    double k1, k;
-    bool accepted1, rejected1, accepted2, rejected2;
-    ptrs_candidate(mus[j], u1, u2, safe_mean, k1, accepted1, rejected1);
-    ptrs_candidate(mus[j], u3, u4, safe_mean, k, accepted2, rejected2);
-    ok[j] = (accepted1 | (rejected1 & accepted2)) ? 1 : 0;
-    both_rejected[j] = (rejected1 & rejected2) ? 1 : 0;
-    k2[j] = accepted1 ? k1 : k;
+  if (c == 0) return;
+  int const padded = (c + 7) & ~7;
+  for (int j = c; j < padded; ++j)
+    idx[j] = idx[c - 1];
+  int acc[cap], rej[cap];
+  for (int j = 0; j < padded; ++j) {
+    int const i = idx[j];
+    bool a, rj;
+    ptrs_full_test(double(p[i] + sky) * t, bc[i], kc[i], 0.5 - math::fabs(uc[i] - 0.5), vc[i], a, rj);
+    acc[j] = a ? 1 : 0;
+    rej[j] = rj ? 1 : 0;
   }
-  int rest[64];
+  int rest[cap];
   int cr = 0;
   for (int j = 0; j < c; ++j) {
-    rest[cr] = idx[j];
-    cr += both_rejected[j];
-    if (!ok[j]) continue;
-    slow[idx[j]] = 0;
-    res[idx[j]] = Scalar(k2[j] / t) - sky;
+    int const i = idx[j];
+    rest[cr] = i;
+    cr += rej[j];
+    if (!acc[j]) continue;
+    slow[i] = 0;
   }
-  if (cr > 0) poisson_later_candidates(p, slow, res, rest, cr, seed, image, pixel0, t, safe_mean, sky);
+  if (cr > 0) poisson_later_candidates(p, slow, res, rest, cr, 1, seed, image, pixel0, t, sky);
 }
 }  // namespace detail
 
@@ -316,33 +340,39 @@ void apply(ExecutionSpace const& space, PoissonNoise<typename View::non_const_va
       // uniforms (normal approximation, or a PTRS candidate accepted by the
       // squeeze); pass 2 redraws the others (mean < 10, ~14% of PTRS draws)
       // from the start of their streams with Stream::poisson.
+      // Work items: chunks of up to poisson_chunk consecutive pixels of one
+      // image (one run of its pixels: the whole image when its rows are
+      // contiguous, else one row), so that the compacted rounds of pass 1
+      // gather their few pixels over a whole chunk.
       int const ny = s.ny;
+      bool const flat = ny == 1 || images.stride(View::rank - 2) == std::size_t(nx);
+      long const run = flat ? long(ny) * nx : long(nx);
+      long const runs = flat ? 1 : ny;
+      constexpr int cap = detail::poisson_chunk;
+      long const chunks = (run + cap - 1) / cap;
       Kokkos::parallel_for(
           "lensing::noise::poisson",
-          Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(s.n) * ny),
-          KOKKOS_LAMBDA(long row) {
-            int const b = int(row / ny), iy = int(row % ny);
-            Scalar* __restrict const p = &detail::at(images, b, iy, 0);
-            constexpr int cap = 64;
+          Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(s.n) * runs * chunks),
+          KOKKOS_LAMBDA(long item) {
+            long const r = item / chunks, i0 = (item % chunks) * cap;
+            int const b = int(r / runs), iy = int(r % runs);
+            Scalar* __restrict const p = &detail::at(images, b, iy, 0) + i0;
+            std::uint64_t const pixel0 = std::uint64_t(iy) * nx + std::uint64_t(i0);
+            int const m = run - i0 < cap ? int(run - i0) : cap;
             int slow[cap];
             Scalar res[cap];
-            for (int i0 = 0; i0 < nx; i0 += cap) {
-              int const m = nx - i0 < cap ? nx - i0 : cap;
-              detail::poisson_first_candidates(p + i0, slow, res, m, seed, first_image + b, std::uint64_t(iy) * nx + i0,
-                                               t, threshold, sky);
-              for (int i = 0; i < m; ++i) {
-                if (!slow[i]) {
-                  p[i0 + i] = res[i];
-                  continue;
-                }
-                random::Stream r(random::stream_key(seed, random::purpose_poisson, first_image + b,
-                                                    std::uint64_t(iy) * nx + (i0 + i)));
-                double const mu = math::fmin(math::fmax(double(p[i0 + i] + sky), 0.0) * t, 4.5e15);
-                double const n = mu < threshold
-                                     ? r.poisson(mu)
-                                     : math::fmax(0.0, math::floor(mu + math::sqrt(mu) * r.normal<double>() + 0.5));
-                p[i0 + i] = Scalar(n / t) - sky;
+            detail::poisson_first_candidates(p, slow, res, m, seed, first_image + b, pixel0, t, threshold, sky);
+            for (int i = 0; i < m; ++i) {
+              if (!slow[i]) {
+                p[i] = res[i];
+                continue;
               }
+              random::Stream rs(random::stream_key(seed, random::purpose_poisson, first_image + b, pixel0 + i));
+              double const mu = math::fmin(math::fmax(double(p[i] + sky), 0.0) * t, 4.5e15);
+              double const n = mu < threshold
+                                   ? rs.poisson(mu)
+                                   : math::fmax(0.0, math::floor(mu + math::sqrt(mu) * rs.normal<double>() + 0.5));
+              p[i] = Scalar(n / t) - sky;
             }
           });
       return;
