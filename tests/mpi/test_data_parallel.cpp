@@ -5,7 +5,8 @@
 // (validation included) after a few nn::fit epochs of SGD and Adam; the
 // ShardedSource gives the ranks exactly the samples of the nB batches; the
 // bucketing does not change the result; BatchNorm replicas stay identical;
-// only rank 0 writes the checkpoint.
+// only rank 0 writes the checkpoint, and a run resumed from it on every rank
+// ends bitwise where the uninterrupted run does.
 //
 // Error model (the bound of every comparison).  Both runs evaluate the same
 // exact gradient; they differ only in how sums are split: the batch sum of
@@ -386,4 +387,43 @@ LENSING_TEST_CASE_TEMPLATE("mpi: BatchNorm replicas stay identical; only rank 0 
   CHECK(std::filesystem::exists(mine) == (world.rank() == 0));
   world.barrier();
   std::filesystem::remove(mine);
+}
+
+LENSING_TEST_CASE_TEMPLATE("mpi: a data-parallel fit resumed from rank 0's checkpoint = the uninterrupted run", Config,
+                           lt::DoubleConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  using S = typename Config::scalar;
+  Space space;
+  mpi::Communicator world;
+  int const n = world.size(), B = 8, N = 32 * n;
+  Data<S> const d(N);
+  // One file, written by rank 0 and read by every rank (a shared file system).
+  std::string const path =
+      (std::filesystem::temp_directory_path() /
+       ("lensing_dp_resume_" + std::to_string(world.broadcast_value(std::int64_t(::getpid()), 0)) + ".ckpt"))
+          .string();
+  auto train = [&](long epochs, std::string const& write, std::string const& resume) {
+    auto net = make_mlp<S, Mem>(B);
+    net.initialize(5);
+    mpi::DataParallel<decltype(net), Space> dp(world, space, net);
+    sim::ArraySource<S, Mem> inner(d.x, d.y, {B, true, 4});
+    mpi::ShardedSource<sim::ArraySource<S, Mem>> src(inner, world.rank(), n);
+    nn::FitOptions fo;
+    fo.epochs = epochs;
+    fo.log = nullptr;
+    fo.checkpoint_path = write;
+    fo.resume_from = resume;
+    fo.replica = dp.hooks();
+    nn::Adam<S, Mem> opt(net.num_params(), 0.01);
+    nn::fit(space, net, opt, nn::MSELoss(), src, fo);
+    return lt::host_values(net.parameters());
+  };
+  auto const whole = train(3, "", "");
+  train(1, path, "");
+  world.barrier();  // rank 0 has written the file
+  auto const resumed = train(3, "", path);
+  CHECK(resumed == whole);
+  world.barrier();
+  if (world.rank() == 0) std::filesystem::remove(path);
 }
