@@ -12,7 +12,9 @@
 #include <lensing/sbi/nre.hpp>
 #include <lensing_test.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 namespace lt = lensing::test;
@@ -61,6 +63,126 @@ LENSING_TEST_CASE_TEMPLATE("sbi: make_ratio_batch pairs every x with its θ and 
   }
   CHECK_THROWS_AS(sbi::make_ratio_batch(space, x, th, 0, x2, t2, lab), std::invalid_argument);
   CHECK_THROWS_AS(sbi::make_ratio_batch(space, x, th, b, x2, t2, lab), std::invalid_argument);
+}
+
+namespace {
+template <class T>
+std::vector<double> host_values(T const& v) {
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
+  std::vector<double> out(h.size());
+  for (std::size_t i = 0; i < h.size(); ++i)
+    out[i] = double(h.data()[i]);
+  return out;
+}
+template <class T>
+void fill(T const& v, lensing::Rng& rng) {
+  auto h = Kokkos::create_mirror_view(v);
+  for (std::size_t i = 0; i < h.size(); ++i)
+    h.data()[i] = typename T::value_type(rng.normal());
+  Kokkos::deep_copy(v, h);
+}
+double max_rel_diff(std::vector<double> const& a, std::vector<double> const& b) {
+  double m = 0, scale = 0;
+  for (double v : b)
+    scale = std::max(scale, std::abs(v));
+  for (std::size_t i = 0; i < a.size(); ++i)
+    m = std::max(m, std::abs(a[i] - b[i]) / scale);
+  return a.size() == b.size() ? m : 1e300;
+}
+}  // namespace
+
+LENSING_TEST_CASE_TEMPLATE("sbi: SharedEmbeddingRatioModel equals the TwoInput on make_ratio_batch's pairs", Config,
+                           lt::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  using S = typename Config::scalar;
+  Space space;
+  int const b = 5, dx = 3, d = 2;
+  long const shift = 2;
+  auto net = make_ratio_net<S, Mem>(dx, d, 6);
+  net.initialize(11);
+  lensing::Rng rng(12, 0);
+  nn::Tensor<S, Mem> x("x", b, dx, 1, 1), x2("x2", 2 * b, dx, 1, 1), t2("t2", 2 * b, d, 1, 1), g("g", 2 * b, 1, 1, 1);
+  lensing::View2D<S, Mem> th("th", b, d), lab("lab", 2 * b, 1);
+  fill(x, rng);
+  fill(th, rng);
+  fill(g, rng);
+  // Reference: the full network on [x; x], [θ; θ shifted] (the image branch twice).
+  sbi::make_ratio_batch(space, x, th, shift, x2, t2, lab);
+  auto const out_ref = host_values(net.forward(space, x2, t2));
+  Kokkos::deep_copy(space, net.output_gradient(), g);
+  net.backward(space, x2, t2);
+  auto const grad_ref = host_values(net.gradients());
+  auto const lab_ref = host_values(lab);
+  // The shared-embedding model: the image branch once, its gradient the sum
+  // of both halves'.
+  sbi::SharedEmbeddingRatioModel<decltype(net)> model(net, d);
+  CHECK(model.output_shape(nn::Shape4{b, dx, 1, 1}) == nn::Shape4{2 * b, 1, 1, 1});
+  auto const labels = model.pair(space, th, shift);
+  auto const out = host_values(model.forward(space, x));
+  Kokkos::deep_copy(space, model.output_gradient(), g);
+  Kokkos::deep_copy(net.gradients(), S(0));
+  model.backward(space, x);
+  auto const grad = host_values(net.gradients());
+  CHECK(host_values(labels) == lab_ref);
+  CHECK(host_values(model.pair_parameters()) == host_values(t2));
+  // The same arithmetic but for the order of the two halves' sum in the
+  // image branch's weight gradients: rounding only.
+  double const tol = std::is_same<S, float>::value ? 1e-5 : 1e-12;
+  double const eo = max_rel_diff(out, out_ref), eg = max_rel_diff(grad, grad_ref);
+  MESSAGE(std::string(Space::name()) << ": logits " << eo << ", gradients " << eg << " (relative to the largest)");
+  CHECK(eo < tol);
+  CHECK(eg < tol);
+  CHECK_THROWS_AS(model.pair(space, th, 0), std::invalid_argument);
+  CHECK_THROWS_AS(model.pair(space, th, b), std::invalid_argument);
+}
+
+LENSING_TEST_CASE_TEMPLATE("sbi: RatioFromEmbedding and RatioLogDensity on a cached embedding equal the full network",
+                           Config, lt::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  using S = typename Config::scalar;
+  Space space;
+  int const m = 4, dx = 3, d = 2;
+  auto net = make_ratio_net<S, Mem>(dx, d, 6);
+  net.initialize(21);
+  lensing::Rng rng(22, 0);
+  nn::Tensor<S, Mem> x("x", 1, dx, 1, 1), xr("xr", m, dx, 1, 1), z("z", m, d, 1, 1), dz("dz", m, d, 1, 1),
+      dz_ref("dz_ref", m, d, 1, 1), dx_ref("dx_ref", m, dx, 1, 1);
+  fill(x, rng);
+  fill(z, rng);
+  lensing::sbi::detail::repeat_rows(space, x, xr);
+  auto const out_ref = host_values(net.forward(space, xr, z));
+  Kokkos::deep_copy(space, net.output_gradient(), S(1));
+  net.backward(space, xr, z, dx_ref, dz_ref);
+  sbi::RatioFromEmbedding<decltype(net)> eval(net);
+  auto const e = eval.embed(space, x);
+  // Run the full network on other inputs in between: the cached embedding
+  // must not depend on the network's buffers.
+  fill(xr, rng);
+  net.forward(space, xr, z);
+  auto const out = host_values(eval.logits(space, e, z));
+  Kokkos::deep_copy(space, net.head().output_gradient(), S(1));
+  eval.backward_parameters(space, z, dz);
+  double const tol = std::is_same<S, float>::value ? 1e-6 : 1e-13;
+  CHECK(max_rel_diff(out, out_ref) < tol);
+  CHECK(max_rel_diff(host_values(dz), host_values(dz_ref)) < tol);
+  CHECK_THROWS_AS(eval.logits(space, nn::Tensor<S, Mem>("e3", 3, 6, 1, 1), z), std::invalid_argument);
+  // The log density: a f + b at θ = m + s z_0, its gradient a df/dz / s.
+  std::vector<double> const mean{0.5, -1.0}, sd{2.0, 0.25};
+  double const a = 1.5, sh = 0.3;
+  sbi::RatioLogDensity<decltype(net)> dens(
+      net, x, mean, sd, [](double const*, double*) { return 0.0; }, a, sh);
+  auto const hz = host_values(z);
+  lensing::View1D<double, Kokkos::HostSpace> q("q", d), gq("gq", d);
+  for (int j = 0; j < d; ++j)
+    q(j) = mean[std::size_t(j)] + sd[std::size_t(j)] * hz[std::size_t(j)];
+  double const v = dens.value_and_gradient(space, q, gq);
+  auto const hdz = host_values(dz_ref);
+  double const vt = std::is_same<S, float>::value ? 1e-5 : 1e-12;
+  CHECK(std::abs(v - (a * out_ref[0] + sh)) < vt * (1 + std::abs(v)));
+  for (int j = 0; j < d; ++j)
+    CHECK(std::abs(gq(j) - a * hdz[std::size_t(j)] / sd[std::size_t(j)]) < vt * (1 + std::abs(gq(j))));
 }
 
 LENSING_TEST_CASE_TEMPLATE("sbi: RatioLogDensity gradient against central differences", Config, lt::AllConfigs) {
