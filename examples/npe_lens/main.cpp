@@ -36,9 +36,8 @@
 #include <lensing/simulate/data_source.hpp>
 #include <lensing/simulate/lens_presets.hpp>
 #include <lensing/simulate/simulator.hpp>
-#include <lensing/validate/sbc.hpp>
-#include <lensing/validate/tarp.hpp>
 
+#include "../common/calibration_report.hpp"
 #include "../common/cli.hpp"
 #include "../common/scaled_source.hpp"
 #include "npe_model.hpp"
@@ -225,44 +224,19 @@ Calibration calibrate(Space const& space, Network& net, Sim const& sim, Scales c
     }
     c.ms_per_1000 = 1e3 * best;
   }
-  auto const sbc = lensing::validate::sbc_ranks(truths, draws, int(n), L, D, 20);
-  lensing::validate::plot_sbc(o.out + "/sbc.png", sbc);
-  lensing::validate::TarpOptions to;
-  to.num_bootstrap = 100;
-  to.seed = o.seed;
-  auto const tr = lensing::validate::tarp(truths, draws, int(n), L, D, to);
-  lensing::validate::plot_tarp(o.out + "/tarp.png", tr);
-  c.sbc_p = sbc.p_value;
-  c.tarp_max_dev = tr.max_deviation;
-  c.tarp_mean_dev = tr.mean_signed_deviation;
-  // Accuracy of the posterior mean against the prior's spread.
-  for (int j = 0; j < D; ++j) {
-    double se = 0;
-    for (long i = 0; i < n; ++i) {
-      double m = 0;
-      for (int s = 0; s < L; ++s)
-        m += draws[std::size_t((i * L + s) * D + j)] / L;
-      se += (m - truths[std::size_t(i * D + j)]) * (m - truths[std::size_t(i * D + j)]);
-    }
-    c.rms.push_back(std::sqrt(se / double(n)));
+  for (int j = 0; j < D; ++j)
     c.prior_sd.push_back(sc.sd[std::size_t(j)]);
-  }
+  auto const rc = examples::calibration_report(truths, draws, int(n), L, D, short_names, c.prior_sd, o.seed,
+                                               o.out + "/sbc.png", o.out + "/tarp.png", "NPE, TARP");
+  c.sbc_p = rc.sbc_p;
+  c.rms = rc.rms;
+  c.tarp_max_dev = rc.tarp_max_dev;
+  c.tarp_mean_dev = rc.tarp_mean_dev;
   std::ostringstream rep;
   rep << "held-out simulations: " << n << " (test stream 2^49), " << L << " posterior draws each, K = " << sc.components
       << "\n";
-  rep << "param      SBC chi2 p (20 bins)   RMS(post. mean - truth)   prior sd\n";
-  for (int j = 0; j < D; ++j) {
-    char line[160];
-    std::snprintf(line, sizeof line, "%-9s  %20.3g   %23.4f   %8.4f\n", short_names[std::size_t(j)].c_str(),
-                  c.sbc_p[std::size_t(j)], c.rms[std::size_t(j)], c.prior_sd[std::size_t(j)]);
-    rep << line;
-  }
+  rep << rc.text;
   char line[200];
-  std::snprintf(line, sizeof line,
-                "TARP: max |ECP - alpha| = %.4f, mean (ECP - alpha) = %+.4f (> 0: under-confident); "
-                "2 sd bootstrap band at alpha = 0.5: %.4f\n",
-                c.tarp_max_dev, c.tarp_mean_dev, tr.ecp_sd.empty() ? 0.0 : 2 * tr.ecp_sd[tr.ecp_sd.size() / 2]);
-  rep << line;
   std::snprintf(line, sizeof line, "amortised posterior: 1000 draws of one lens in %.2f ms (network pass included)\n",
                 c.ms_per_1000);
   rep << line;
