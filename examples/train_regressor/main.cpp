@@ -7,6 +7,7 @@
 //   train_regressor [--short] [--epochs E] [--steps-per-epoch S] [--batch B] [--lr LR]
 //                   [--dropout P] [--seed SEED] [--out DIR] [--resume] [--checkpoint-seconds T]
 //                   [--val-batches V] [--evaluate N] [--mc T] [--stack N] [--calibrate C] [--eval-only]
+//                   [--tarp-draws L] [--figures DIR2]
 //
 // Streams of global image indices (each image a function of (seed, index)):
 // training [0, ...), validation 2^48 + [0, V B) (the same V batches every
@@ -25,17 +26,28 @@
 // squared standardised residual), for the aleatoric sd and, with --mc, for
 // the MC-dropout total sd.  Prints per parameter the RMS and median absolute
 // error and the coverage of the 68.3/95.5/99.7 % intervals, raw and
-// calibrated (test lenses only).
+// calibrated (test lenses only), and TARP (validate/tarp.hpp) of the
+// Gaussian posteriors on the test lenses (L draws per lens from the predicted
+// full covariance, raw and calibrated C -> D C D; aleatoric and, with --mc,
+// aleatoric + epistemic).  Figures, into DIR2 (default DIR):
+// regressor_eval.png (per parameter, predicted vs true: in 20 bins of the
+// true value the median prediction with the 68.3 and 95.5 % bands of the
+// predicted uncertainty, +-1 and +-2 x the RMS calibrated sd in the bin, the
+// aleatoric+epistemic one with --mc, and the empirical 2.3/15.9/84.1/97.7 %
+// points of the predictions) and regressor_tarp.png (TARP of the calibrated
+// posteriors, aleatoric+epistemic with --mc).
 //
 // --short: a ctest run (a few hundred small steps): asserts that the loss
 // falls and that the outputs are finite and shaped, prints "short run: ok".
 // Threads: OMP_NUM_THREADS.
 #include <lensing/io/npy.hpp>
+#include <lensing/io/png.hpp>
 #include <lensing/nn/fit.hpp>
 #include <lensing/nn/mc_predict.hpp>
 #include <lensing/nn/optimizer.hpp>
 #include <lensing/nn/schedule.hpp>
 #include <lensing/nn/serialize.hpp>
+#include <lensing/validate/tarp.hpp>
 #include <lensing/validate/variance_scale.hpp>
 
 #include "../common/cli.hpp"
@@ -71,6 +83,8 @@ struct Options {
   long stack = 0;
   long calibrate = 5000;
   bool eval_only = false;
+  int tarp_draws = 200;
+  std::string figures;  // empty: out
 };
 
 void usage(std::FILE* f) {
@@ -79,6 +93,7 @@ void usage(std::FILE* f) {
       "usage: train_regressor [--short] [--epochs E] [--steps-per-epoch S] [--batch B] [--lr LR]\n"
       "                       [--dropout P] [--seed SEED] [--out DIR] [--resume] [--checkpoint-seconds T]\n"
       "                       [--val-batches V] [--evaluate N] [--mc T] [--stack N] [--calibrate C] [--eval-only]\n"
+      "                       [--tarp-draws L] [--figures DIR2]\n"
       "  --short               ctest mode: a few hundred small steps, checks, 'short run: ok'\n"
       "  --epochs E            epochs of S steps (default 40)\n"
       "  --steps-per-epoch S   (default 100)\n"
@@ -96,6 +111,8 @@ void usage(std::FILE* f) {
       "  --calibrate C         fit variance scales on C calibration lenses (stream 2^50 + [0, C)),\n"
       "                        write DIR/calibration.txt, report calibrated coverage (default 5000; 0: none)\n"
       "  --eval-only           no training: load DIR/regressor.weights and evaluate\n"
+      "  --tarp-draws L        posterior draws per test lens for TARP (default 200; 0: no TARP)\n"
+      "  --figures DIR2        where regressor_eval.png and regressor_tarp.png go (default DIR)\n"
       "threads: set OMP_NUM_THREADS.\n");
 }
 
@@ -160,6 +177,11 @@ Options parse(int argc, char** argv) {
       cal_set = true;
     } else if (a == "--eval-only") {
       o.eval_only = true;
+    } else if (a == "--tarp-draws") {
+      o.tarp_draws = int(parse_integer(a, value(), 0, 100000));
+    } else if (a == "--figures") {
+      o.figures = value();
+      if (o.figures.empty()) bad("--figures needs a non-empty directory name");
     } else {
       bad("unknown argument '" + a + "'");
     }
@@ -172,6 +194,7 @@ Options parse(int argc, char** argv) {
     if (!val_set) o.val_batches = 8;
     if (!cal_set) o.calibrate = 128;
   }
+  if (o.figures.empty()) o.figures = o.out;
   return o;
 }
 
@@ -201,13 +224,16 @@ struct Metrics {
   std::vector<std::array<double, 3>> cover_alea, cover_total, cal_alea, cal_total;
   double images_per_second = 0;
   bool finite = true;
+  // TARP max |ECP - alpha| and mean (ECP - alpha), raw and calibrated (NaN: not computed).
+  double tarp_alea_max = NAN, tarp_alea_mean = NAN, tarp_cal_alea_max = NAN, tarp_cal_alea_mean = NAN;
+  double tarp_total_max = NAN, tarp_total_mean = NAN, tarp_cal_total_max = NAN, tarp_cal_total_mean = NAN;
 };
 
 // Predictions on n lenses of the stream first + [0, n), row-major (n, D) in
 // physical units: truth, single-pass mean and aleatoric sd, and with --mc
-// the MC-dropout mean and total sd.
+// the MC-dropout mean and total sd; the full covariances (n, D, D) of both.
 struct Predictions {
-  std::vector<double> truth, mu1, sda, mu, sdt;
+  std::vector<double> truth, mu1, sda, mu, sdt, cova, covt;
   double infer_seconds = 0;
   long images = 0;
   bool finite = true;
@@ -258,6 +284,10 @@ Predictions predict(Space const& space, Network& net, Sim const& sim, Scales con
         } else {
           r.mu.push_back(p);
         }
+        for (int k = 0; k < D; ++k) {
+          r.cova.push_back(sc.sd[j] * sc.sd[k] * cov(i, j, k));
+          if (o.mc > 0) r.covt.push_back(sc.sd[j] * sc.sd[k] * mc_total(i, j, k));
+        }
       }
     }
   }
@@ -285,6 +315,171 @@ std::vector<std::array<double, 3>> coverage(std::vector<double> const& mu, std::
         c[std::size_t(j)][std::size_t(k)] += e <= (k + 1) * s ? 100.0 / double(cnt) : 0.0;
     }
   return c;
+}
+
+// TARP of the Gaussian posteriors N(mu_i, D C_i D) (D = diag(sqrt(s2_k)),
+// C_i the full covariance (n, D, D) in physical units) against the truths:
+// L draws per lens (Cholesky of D C_i D; lens i's draws from Rng(seed, i)),
+// 100 bootstrap resamples.
+lensing::validate::TarpResult posterior_tarp(std::vector<double> const& mu, std::vector<double> const& cov,
+                                             std::vector<double> const& truth, std::vector<double> const& s2, int L,
+                                             std::uint64_t seed) {
+  int const D = num_params;
+  long const cnt = long(truth.size()) / D;
+  std::vector<double> draws(std::size_t(cnt) * std::size_t(L) * D), chol(std::size_t(D * D));
+  for (long i = 0; i < cnt; ++i) {
+    // Cholesky factor (lower) of the scaled covariance.
+    for (int j = 0; j < D; ++j)
+      for (int k = 0; k <= j; ++k) {
+        double v = std::sqrt(s2[std::size_t(j)] * s2[std::size_t(k)]) * cov[std::size_t((i * D + j) * D + k)];
+        for (int q = 0; q < k; ++q)
+          v -= chol[std::size_t(j * D + q)] * chol[std::size_t(k * D + q)];
+        if (j == k) {
+          if (!(v > 0))
+            throw std::runtime_error("posterior_tarp: covariance of lens " + std::to_string(i) +
+                                     " is not positive definite");
+          chol[std::size_t(j * D + j)] = std::sqrt(v);
+        } else {
+          chol[std::size_t(j * D + k)] = v / chol[std::size_t(k * D + k)];
+        }
+      }
+    lensing::Rng rng(seed, std::uint64_t(i));
+    double z[num_params];
+    for (int l = 0; l < L; ++l) {
+      for (int j = 0; j < D; ++j)
+        z[j] = rng.normal();
+      double* out = draws.data() + (std::size_t(i) * std::size_t(L) + std::size_t(l)) * D;
+      for (int j = 0; j < D; ++j) {
+        double v = mu[std::size_t(i * D + j)];
+        for (int k = 0; k <= j; ++k)
+          v += chol[std::size_t(j * D + k)] * z[k];
+        out[j] = v;
+      }
+    }
+  }
+  lensing::validate::TarpOptions to;
+  to.num_bootstrap = 100;
+  to.seed = seed;
+  return lensing::validate::tarp(truth, draws, int(cnt), L, D, to);
+}
+
+// Quantile q of v (sorted in place; linear interpolation).
+double quantile(std::vector<double>& v, double q) {
+  std::sort(v.begin(), v.end());
+  double const x = q * double(v.size() - 1);
+  std::size_t const a = std::size_t(x), b = std::min(v.size() - 1, a + 1);
+  return v[a] + (x - double(a)) * (v[b] - v[a]);
+}
+
+// The predicted-vs-true figure (see the file comment): one panel per
+// parameter of centre predictions mu against the truths, bands from the
+// calibrated sds sd * sqrt(s2); the last panel is the legend.
+void plot_eval(std::string const& path, std::vector<double> const& mu, std::vector<double> const& sd,
+               std::vector<double> const& truth, std::vector<double> const& s2, std::string const& title,
+               std::string const& band_label) {
+  namespace io = lensing::io;
+  int const D = num_params, cols = 4, cell_w = 290, cell_h = 250, pw = 220, ph = 180, left = 56, top_pad = 22;
+  int const head = 24, W = cols * cell_w, H = head + 2 * cell_h;
+  long const cnt = long(truth.size()) / D;
+  io::Canvas c(W, H);
+  io::Rgb const ink{0, 0, 0}, light{205, 218, 242}, mid{135, 165, 225}, line{25, 60, 160}, dots{120, 120, 120},
+      emp{200, 40, 40};
+  auto fill = [&](int c0, int r0, int c1, int r1, io::Rgb col) {
+    for (int r = std::min(r0, r1); r <= std::max(r0, r1); ++r)
+      for (int q = std::min(c0, c1); q <= std::max(c0, c1); ++q)
+        c.set(q, r, col);
+  };
+  c.text(8, 8, title, ink);
+  for (int j = 0; j < D; ++j) {
+    int const c0 = (j % cols) * cell_w + left, r0 = head + (j / cols) * cell_h + top_pad;
+    std::vector<double> t(static_cast<std::size_t>(cnt)), y(t.size()), s(t.size());
+    for (long i = 0; i < cnt; ++i) {
+      std::size_t const q = std::size_t(i * D + j);
+      t[std::size_t(i)] = truth[q], y[std::size_t(i)] = mu[q];
+      s[std::size_t(i)] = sd[q] * std::sqrt(s2[std::size_t(j)]);
+    }
+    std::vector<double> tt = t;
+    double const lo = quantile(tt, 0.005), hi = quantile(tt, 0.995), w = hi - lo;
+    double const ylo = lo - 0.1 * w, yhi = hi + 0.1 * w;
+    // World window such that [lo, hi] x [ylo, yhi] fills the plot area.
+    double const kx = w / pw, ky = (yhi - ylo) / ph;
+    c.set_window(lo - c0 * kx, lo - c0 * kx + W * kx, yhi + r0 * ky - H * ky, yhi + r0 * ky);
+    auto col = [&](double x) { return int(std::lround(c.to_col(std::min(hi, std::max(lo, x))))); };
+    auto row = [&](double v) { return int(std::lround(c.to_row(std::min(yhi, std::max(ylo, v))))); };
+    int const nb = 20;
+    std::vector<double> med(nb, NAN);
+    for (int b = 0; b < nb; ++b) {
+      double const e0 = lo + w * b / nb, e1 = lo + w * (b + 1) / nb;
+      std::vector<double> yb;
+      double ss = 0;
+      for (long i = 0; i < cnt; ++i)
+        if (t[std::size_t(i)] >= e0 && t[std::size_t(i)] < e1) {
+          yb.push_back(y[std::size_t(i)]);
+          ss += s[std::size_t(i)] * s[std::size_t(i)];
+        }
+      if (yb.size() < 10) continue;
+      double const sr = std::sqrt(ss / double(yb.size()));
+      med[std::size_t(b)] = quantile(yb, 0.5);
+      double const m = med[std::size_t(b)];
+      fill(col(e0), row(m - 2 * sr), col(e1) - 1, row(m + 2 * sr), light);
+      fill(col(e0), row(m - sr), col(e1) - 1, row(m + sr), mid);
+      int const cm = (col(e0) + col(e1)) / 2;
+      for (double q : {0.02275, 0.1587, 0.8413, 0.97725}) {
+        int const rq = row(quantile(yb, q));
+        fill(cm - 2, rq, cm + 2, rq, emp);
+      }
+    }
+    // A subsample of the individual predictions.
+    long const stride = std::max(1L, cnt / 1500);
+    for (long i = 0; i < cnt; i += stride)
+      if (t[std::size_t(i)] >= lo && t[std::size_t(i)] <= hi && y[std::size_t(i)] >= ylo && y[std::size_t(i)] <= yhi)
+        c.set(col(t[std::size_t(i)]), row(y[std::size_t(i)]), dots);
+    for (int b = 0; b + 1 < nb; ++b)
+      if (std::isfinite(med[std::size_t(b)]) && std::isfinite(med[std::size_t(b + 1)]))
+        c.line(lo + w * (b + 0.5) / nb, med[std::size_t(b)], lo + w * (b + 1.5) / nb, med[std::size_t(b + 1)], line, 2);
+    c.line(lo, lo, hi, hi, ink);
+    c.polyline({lo, hi, hi, lo}, {ylo, ylo, yhi, yhi}, ink, true);
+    // Axis ends, the name with its RMS and calibrated coverage at 1 and 2 sd.
+    char buf[160];
+    double se = 0, in1 = 0, in2 = 0;
+    for (long i = 0; i < cnt; ++i) {
+      double const e = std::fabs(y[std::size_t(i)] - t[std::size_t(i)]);
+      se += e * e;
+      in1 += e <= s[std::size_t(i)] ? 1 : 0;
+      in2 += e <= 2 * s[std::size_t(i)] ? 1 : 0;
+    }
+    std::snprintf(buf, sizeof buf, "%s  RMS %.3g  in 1/2 sd: %.1f/%.1f %%", short_names()[std::size_t(j)].c_str(),
+                  std::sqrt(se / double(cnt)), 100 * in1 / double(cnt), 100 * in2 / double(cnt));
+    c.text(c0 - 40, r0 - 14, buf, ink);
+    auto num = [&](double v) {
+      std::snprintf(buf, sizeof buf, "%.3g", v);
+      return std::string(buf);
+    };
+    c.text(c0, r0 + ph + 4, num(lo), ink);
+    c.text(c0 + pw - io::Canvas::text_width(num(hi)), r0 + ph + 4, num(hi), ink);
+    c.text(c0 + pw / 2 - 12, r0 + ph + 14, "true", ink);
+    c.text(c0 - 4 - io::Canvas::text_width(num(ylo)), r0 + ph - 7, num(ylo), ink);
+    c.text(c0 - 4 - io::Canvas::text_width(num(yhi)), r0, num(yhi), ink);
+    c.text(c0 - 4 - io::Canvas::text_width("pred."), r0 + ph / 2 - 3, "pred.", ink);
+  }
+  // Legend in the eighth cell.
+  int const lc = 3 * cell_w + 20, lr = head + cell_h + top_pad + 10;
+  fill(lc, lr, lc + 24, lr + 8, light);
+  c.text(lc + 32, lr, "95.5 %: median +- 2 x RMS sd", ink);
+  fill(lc, lr + 18, lc + 24, lr + 26, mid);
+  c.text(lc + 32, lr + 18, "68.3 %: median +- 1 x RMS sd", ink);
+  fill(lc, lr + 39, lc + 24, lr + 40, line);
+  c.text(lc + 32, lr + 36, "median prediction", ink);
+  fill(lc + 10, lr + 57, lc + 14, lr + 57, emp);
+  c.text(lc + 32, lr + 54, "2.3/15.9/84.1/97.7 % of", ink);
+  c.text(lc + 32, lr + 64, "the predictions in the bin", ink);
+  c.set(lc + 12, lr + 77, dots);
+  c.text(lc + 32, lr + 74, "individual lenses", ink);
+  fill(lc, lr + 87, lc + 24, lr + 87, ink);
+  c.text(lc + 32, lr + 84, "predicted = true", ink);
+  c.text(lc, lr + 104, "sd: " + band_label, ink);
+  c.text(lc, lr + 114, "(bins: 20 of the true value)", ink);
+  c.write(path);
 }
 
 // Evaluate on n test lenses: writes DIR/eval.csv and, with --calibrate C,
@@ -389,6 +584,47 @@ Metrics evaluate(Space const& space, Network& net, Sim const& sim, Scales const&
     if (j == 0) std::printf("   (relative RMS %.2f %%)", 100 * m.rel_rms[0]);
     std::printf("\n");
   }
+  // TARP of the Gaussian posteriors (the full covariances), raw and calibrated.
+  if (o.tarp_draws > 0) {
+    int const L = o.tarp_draws;
+    auto report = [&](char const* what, std::vector<double> const& mu, std::vector<double> const& cov,
+                      std::vector<double> const& s2cal, double& raw_max, double& raw_mean, double& cal_max,
+                      double& cal_mean) {
+      auto const raw = posterior_tarp(mu, cov, r.truth, ones, L, o.seed + 31);
+      raw_max = raw.max_deviation, raw_mean = raw.mean_signed_deviation;
+      std::printf("  %-20s raw %.4f %+.4f", what, raw_max, raw_mean);
+      if (!calibrated) {
+        std::printf("\n");
+        return raw;
+      }
+      auto const cr = posterior_tarp(mu, cov, r.truth, s2cal, L, o.seed + 31);
+      cal_max = cr.max_deviation, cal_mean = cr.mean_signed_deviation;
+      std::printf(" -> calibrated %.4f %+.4f   (2 sd bootstrap band at alpha 0.5: %.4f)\n", cal_max, cal_mean,
+                  cr.ecp_sd.empty() ? 0.0 : 2 * cr.ecp_sd[cr.ecp_sd.size() / 2]);
+      return cr;
+    };
+    std::printf(
+        "TARP on %ld test lenses (%d draws each from the Gaussian posterior with the full covariance, distances in "
+        "the 7 parameters standardised by the truths; 100 bootstrap resamples): max |ECP - alpha|, mean (ECP - "
+        "alpha) (> 0: under-confident)\n",
+        cnt, L);
+    auto tr = report("aleatoric", r.mu1, r.cova, cal.aleatoric, m.tarp_alea_max, m.tarp_alea_mean, m.tarp_cal_alea_max,
+                     m.tarp_cal_alea_mean);
+    if (o.mc > 0)
+      tr = report("aleatoric+epistemic", r.mu, r.covt, cal.total, m.tarp_total_max, m.tarp_total_mean,
+                  m.tarp_cal_total_max, m.tarp_cal_total_mean);
+    std::string const title = std::string("TARP, ") + (calibrated ? "calibrated " : "raw ") +
+                              (o.mc > 0 ? "aleatoric+epistemic" : "aleatoric") + ", " + std::to_string(cnt) + " lenses";
+    lensing::validate::plot_tarp(o.figures + "/regressor_tarp.png", tr, 360, title);
+  }
+  // The predicted-vs-true figure with the bands of the uncertainties of the coverage table.
+  std::string const band = std::string(calibrated ? "calibrated " : "raw ") +
+                           (o.mc > 0 ? "aleatoric+epistemic (MC " + std::to_string(o.mc) + ")" : "aleatoric");
+  plot_eval(o.figures + "/regressor_eval.png", r.mu, o.mc > 0 ? r.sdt : r.sda, r.truth,
+            calibrated ? (o.mc > 0 ? cal.total : cal.aleatoric) : ones,
+            "Lens-parameter regressor on " + std::to_string(cnt) + " held-out simulated lenses: " +
+                (o.mc > 0 ? "MC-dropout mean" : "single-pass mean") + " vs true, bands from the " + band + " sd",
+            band);
   return m;
 }
 
@@ -434,6 +670,7 @@ bool file_exists(std::string const& p) {
 int run(Options const& o) {
   Space const space;
   ::mkdir(o.out.c_str(), 0755);
+  ::mkdir(o.figures.c_str(), 0755);
   std::string const wpath = o.out + "/regressor.weights", spath = o.out + "/regressor.scales",
                     cpath = o.out + "/regressor.ckpt";
   Sim const sim = make_simulator(o.seed, o.batch);
@@ -531,6 +768,13 @@ int run(Options const& o) {
       bool const learned = m.rms[0] < 0.6 * sc.sd[0];
       std::printf("check: theta_E RMS %.4f < 0.6 x prior sd %.4f: %s\n", m.rms[0], sc.sd[0], learned ? "ok" : "FAILED");
       ok = ok && learned;
+      if (o.tarp_draws > 0) {
+        bool const figures = std::isfinite(m.tarp_alea_max) && file_exists(o.figures + "/regressor_tarp.png") &&
+                             file_exists(o.figures + "/regressor_eval.png");
+        std::printf("check: TARP computed (max |ECP - alpha| %.4f), regressor_tarp.png and regressor_eval.png: %s\n",
+                    m.tarp_alea_max, figures ? "ok" : "FAILED");
+        ok = ok && figures;
+      }
     }
   }
   if (o.stack > 0) {
