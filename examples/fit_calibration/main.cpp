@@ -11,12 +11,15 @@
 // and both VI families.
 //
 //   fit_calibration [--short] [--lenses N] [--seed SEED] [--chains C] [--warmup W] [--draws D] [--noise-scale F]
-//                   [--out DIR] [--analyse-only]
+//                   [--out DIR] [--fresh] [--analyse-only]
 //
 // Every finished lens is appended to DIR/lenses.csv (one line per method:
 // truth and L = 99 posterior draws of the free parameters, constrained), so
 // an interrupted run loses nothing: run the same command again and it goes
 // on after the last complete lens (lens i's fit depends only on (seed, i)).
+// The file's first line records the settings (seed, noise scale, chains,
+// warm-up, draws, short); resuming a file written with other settings is an
+// error (--fresh starts over).
 // At the end (or with --analyse-only, on what DIR/lenses.csv holds):
 // DIR/calibration.txt and DIR/{sbc,tarp}_{nuts,laplace,vi_meanfield,vi_fullrank}.png.
 //
@@ -77,7 +80,7 @@
 namespace {
 
 struct Options {
-  bool short_run = false, analyse_only = false;
+  bool short_run = false, analyse_only = false, fresh = false;
   int lenses = 100, chains = 1, warmup = 200, draws = 400;
   std::uint64_t seed = 5;
   double noise_scale = 1;
@@ -87,7 +90,7 @@ struct Options {
 void usage(std::FILE* f) {
   std::fprintf(f,
                "usage: fit_calibration [--short] [--lenses N] [--seed SEED] [--chains C] [--warmup W] [--draws D] "
-               "[--noise-scale F] [--out DIR] [--analyse-only] [--help]\n"
+               "[--noise-scale F] [--out DIR] [--fresh] [--analyse-only] [--help]\n"
                "  --short          ctest size: 8 lenses, NUTS 150 + 300, VI 600 iterations\n"
                "  --lenses N       lenses simulated from the prior and fitted (default 100)\n"
                "  --seed SEED      simulations and fits, a non-negative integer (default 5)\n"
@@ -97,6 +100,7 @@ void usage(std::FILE* f) {
                "  --noise-scale F  fit with the noise sigma times F, 0 < F <= 10 (default 1: the true sigma)\n"
                "  --out DIR        lenses.csv (appended per lens, resumed), calibration.txt, PNGs (default "
                "fit_calibration_run)\n"
+               "  --fresh          start over: discard DIR/lenses.csv instead of resuming it\n"
                "  --analyse-only   no fitting: the report and plots of what DIR/lenses.csv holds\n"
                "threads: set OMP_NUM_THREADS.\n");
 }
@@ -126,6 +130,8 @@ Options parse(int argc, char** argv) {
       std::exit(0);
     } else if (a == "--short") {
       o.short_run = true;
+    } else if (a == "--fresh") {
+      o.fresh = true;
     } else if (a == "--analyse-only") {
       o.analyse_only = true;
     } else if (a == "--lenses") {
@@ -191,6 +197,15 @@ Table prior_table() {
       .add("source0.center_x", P::normal(0, 0.1))
       .add("source0.center_y", P::normal(0, 0.1));
   return t;
+}
+
+// The settings a lenses.csv was written with (its first line).
+std::string settings_line(Options const& o) {
+  std::ostringstream s;
+  s.precision(17);
+  s << "# fit_calibration seed=" << o.seed << " noise_scale=" << o.noise_scale << " chains=" << o.chains
+    << " warmup=" << o.warmup << " draws=" << o.draws << " short=" << int(o.short_run);
+  return s.str();
 }
 
 // One method's result for one lens, as a line of lenses.csv.
@@ -282,6 +297,16 @@ std::vector<double> constrained_free(Post const& post, std::vector<double> const
   return out;
 }
 
+// Whether the truth lies in the central interval of probability c of the
+// draws, from its rank r in {0, ..., L}: the part of rank cell [r, r + 1)
+// inside [(1 - c) / 2, (1 + c) / 2] (L + 1), so that an exact posterior (r
+// uniform) covers with probability c exactly (a 0/1 count of ranks 3..96
+// would give 0.94 for c = 0.95 and L = 99).
+double central_weight(int r, double c) {
+  double const lo = 0.5 * (1 - c) * (L + 1), hi = 0.5 * (1 + c) * (L + 1);
+  return std::max(0.0, std::min(r + 1.0, hi) - std::max(double(r), lo));
+}
+
 struct MethodReport {
   int n = 0;
   double cover68 = 0, cover95 = 0, min_sbc_p = 1, tarp_max_dev = 0, tarp_mean_dev = 0, seconds = 0;
@@ -290,13 +315,13 @@ struct MethodReport {
 };
 
 MethodReport analyse_method(std::string const& dir, std::string const& method, std::vector<Row> const& rows,
-                            std::uint64_t seed) {
+                            std::uint64_t seed, std::vector<std::string> const& names) {
   MethodReport m;
   m.n = int(rows.size());
   if (m.n == 0) return m;
   int const p = int(rows[0].truth.size());
   std::vector<double> truths, draws;
-  std::vector<int> in68(std::size_t(p), 0), in95(std::size_t(p), 0);
+  std::vector<double> in68(std::size_t(p), 0.0), in95(std::size_t(p), 0.0);
   for (auto const& r : rows) {
     truths.insert(truths.end(), r.truth.begin(), r.truth.end());
     draws.insert(draws.end(), r.draws.begin(), r.draws.end());
@@ -306,9 +331,8 @@ MethodReport analyse_method(std::string const& dir, std::string const& method, s
       int below = 0;
       for (int k = 0; k < L; ++k)
         below += r.draws[std::size_t(k) * p + j] < r.truth[std::size_t(j)];
-      double const u = (below + 0.5) / (L + 1.0);  // the truth's posterior quantile
-      in68[std::size_t(j)] += u > 0.16 && u < 0.84;
-      in95[std::size_t(j)] += u > 0.025 && u < 0.975;
+      in68[std::size_t(j)] += central_weight(below, 0.68);
+      in95[std::size_t(j)] += central_weight(below, 0.95);
     }
   }
   for (int j = 0; j < p; ++j) {
@@ -317,7 +341,8 @@ MethodReport analyse_method(std::string const& dir, std::string const& method, s
     m.cover95_param.push_back(double(in95[std::size_t(j)]) / m.n);
   }
   auto const sbc = lensing::validate::sbc_ranks(truths, draws, m.n, L, p, bins);
-  lensing::validate::plot_sbc(dir + "/sbc_" + method + ".png", sbc);
+  lensing::validate::plot_sbc(dir + "/sbc_" + method + ".png", sbc, 240, 200,
+                              names.size() == std::size_t(p) ? names : std::vector<std::string>{});
   m.sbc_p = sbc.p_value;
   for (double v : sbc.p_value)
     m.min_sbc_p = std::min(m.min_sbc_p, v);
@@ -325,7 +350,8 @@ MethodReport analyse_method(std::string const& dir, std::string const& method, s
   to.num_bootstrap = 100;
   to.seed = seed;
   auto const tr = lensing::validate::tarp(truths, draws, m.n, L, p, to);
-  lensing::validate::plot_tarp(dir + "/tarp_" + method + ".png", tr);
+  lensing::validate::plot_tarp(dir + "/tarp_" + method + ".png", tr, 300,
+                               "TARP " + method + ", " + std::to_string(m.n) + " lenses");
   m.tarp_max_dev = tr.max_deviation;
   m.tarp_mean_dev = tr.mean_signed_deviation;
   return m;
@@ -345,8 +371,11 @@ bool analyse(Options const& o, std::vector<std::string> const& names) {
     }
   std::ostringstream rep;
   char buf[512];
-  std::snprintf(buf, sizeof buf, "fit_calibration: %d lenses in %s/lenses.csv (%d failed fits), noise scale %.3g\n",
-                int(lenses.size()), o.out.c_str(), failed, o.noise_scale);
+  std::string head;
+  std::getline(std::ifstream(o.out + "/lenses.csv") >> std::ws, head);
+  std::snprintf(buf, sizeof buf, "fit_calibration: %d lenses in %s/lenses.csv (%d failed fits)%s%s\n",
+                int(lenses.size()), o.out.c_str(), failed, head.rfind("# ", 0) == 0 ? "; " : "",
+                head.rfind("# ", 0) == 0 ? head.c_str() + 2 : "");
   rep << buf;
   int const n = int(lenses.size()) - failed;
   if (n < 2) {
@@ -357,7 +386,7 @@ bool analyse(Options const& o, std::vector<std::string> const& names) {
   bool ok = failed == 0;
   for (int k = 0; k < num_methods; ++k) {
     std::string const m = methods[k];
-    auto const r = analyse_method(o.out, m, by_method[m], o.seed);
+    auto const r = analyse_method(o.out, m, by_method[m], o.seed, names);
     std::snprintf(buf, sizeof buf,
                   "%-13s n %d: coverage of the truth 68 %%: %.3f, 95 %%: %.3f; SBC min p %.3g; TARP max |ECP - "
                   "alpha| %.3f, mean ECP - alpha %+.3f; %.1f s per lens",
@@ -450,12 +479,17 @@ int run(Options const& o) {
 
   std::string const csv = o.out + "/lenses.csv";
   int first = 0;
-  {
-    auto const done = read_rows(csv);
+  if (!o.analyse_only) {  // --analyse-only only reads (a run may still be appending)
+    std::string head;
+    if (!o.fresh && std::getline(std::ifstream(csv) >> std::ws, head) && head != settings_line(o))
+      throw std::runtime_error(csv + " was written with other settings (\"" + head + "\", now \"" + settings_line(o) +
+                               "\"): resume with those, or use --fresh or another --out");
+    auto const done = o.fresh ? std::map<int, std::vector<Row>>{} : read_rows(csv);
     while (done.count(first))
       ++first;
     // Drop a truncated tail (an interrupted write) by rewriting the complete lenses.
     std::ofstream rewrite(csv, std::ios::trunc);
+    rewrite << settings_line(o) << '\n';
     for (auto const& kv : done)
       if (kv.first < first)
         for (auto const& r : kv.second)
