@@ -11,7 +11,9 @@
 # Environment: PYTHON, a Python with torch (PyTorch is not a dependency of
 # the project; e.g. a virtual environment with `pip install torch`);
 # MIN_TIME, seconds per timed case (default 1); OUT, the results directory
-# (default bench_results/nets-<UTC time>); NO_COMPILE=1 skips torch.compile.
+# (default bench_results/nets-<UTC time>); NO_COMPILE=1 skips torch.compile;
+# FIRST_ROUND=K (with the OUT of an earlier run) adds rounds K .. K+ROUNDS-1 to
+# it, and the table covers all its rounds 1 .. K+ROUNDS-1.
 # Both sides run with 2 threads (OMP_NUM_THREADS=2, torch.set_num_threads(2)),
 # float.  Writes OUT/ours.<round>.json (Google Benchmark), OUT/torch.jsonl and
 # OUT/table.md: per case ms/image (median over rounds, and the range), the
@@ -32,9 +34,13 @@ mkdir -p "$out"
 export OMP_NUM_THREADS=2 OMP_PROC_BIND=false OMP_WAIT_POLICY=passive
 compile_flag=()
 [[ "${NO_COMPILE:-0}" == 1 ]] && compile_flag=(--no-compile)
-: >"$out/torch.jsonl"
-: >"$out/load.txt"
-for r in $(seq 1 "$rounds"); do
+first=${FIRST_ROUND:-1}
+last=$((first + rounds - 1))
+if [[ "$first" == 1 ]]; then
+  : >"$out/torch.jsonl"
+  : >"$out/load.txt"
+fi
+for r in $(seq "$first" "$last"); do
   echo "round $r: ours (load $(cut -d' ' -f1-3 /proc/loadavg))"
   echo "$r ours $(cut -d' ' -f1 /proc/loadavg)" >>"$out/load.txt"
   "$exe" --benchmark_min_time="$min_time" --benchmark_out="$out/ours.$r.json" --benchmark_out_format=json
@@ -43,7 +49,7 @@ for r in $(seq 1 "$rounds"); do
   "$py" "$here/nets_torch.py" --threads 2 --min-time "$min_time" --json "$out/torch.jsonl" --tag "$r" \
     "${compile_flag[@]}"
 done
-"$py" - "$out" "$rounds" <<'EOF' | tee "$out/table.md"
+"$py" - "$out" "$last" <<'EOF' | tee "$out/table.md"
 import json, re, statistics, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
 ours, params = {}, {}
