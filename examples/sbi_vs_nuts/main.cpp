@@ -65,6 +65,7 @@
 #include "../common/cli.hpp"
 #include "../common/scaled_source.hpp"
 #include "../npe_lens/npe_model.hpp"
+#include "../nre_lens/nre.hpp"
 
 #include <Eigen/Dense>
 
@@ -77,6 +78,7 @@
 #include <exception>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -101,12 +103,13 @@ constexpr std::uint64_t comparison_stream = std::uint64_t(1) << 50;
 constexpr std::uint64_t calibration_stream = std::uint64_t(1) << 49;
 
 struct Options {
-  bool short_run = false, vmim = false;
+  bool short_run = false, vmim = false, nre = false;
   int lenses = 24, first = 0, chains = 4, warmup = 500, draws = 500, starts = 4, npe_draws = 2000;
   long vmim_train = 8192, vmim_test = 512;
   int vmim_epochs = 30;
   std::uint64_t seed = 2026;
-  std::string npe = SBI_VS_NUTS_NPE_DIR, out = "sbi_vs_nuts", cache;
+  std::string npe = SBI_VS_NUTS_NPE_DIR, nre_dir = std::string(SBI_VS_NUTS_NPE_DIR) + "/../nre_lens",
+              out = "sbi_vs_nuts", cache;
 };
 
 void usage(std::FILE* f) {
@@ -126,6 +129,8 @@ void usage(std::FILE* f) {
                "  --out DIR         comparison.md, comparison.csv, zscores.png, vmim.md (default sbi_vs_nuts)\n"
                "  --nuts-cache DIR  NUTS draws per lens, reused when present (default OUT/nuts)\n"
                "  --seed S          simulator seed (default 2026, the NPE's training seed)\n"
+               "  --nre             also the NRE of nre_lens (NUTS on its ratio, 4 x (300 + N/4) per lens)\n"
+               "  --nre-dir DIR     nre.weights and nre.scales (default the committed examples/nre_lens)\n"
                "  --vmim            learned-summary mode instead of the comparison\n"
                "  --vmim-train N    training simulations of the summary MDNs (default 8192)\n"
                "  --vmim-test N     held-out simulations (calibration stream 2^49) (default 512)\n"
@@ -181,6 +186,11 @@ Options parse(int argc, char** argv) {
       if (o.cache.empty()) bad("--nuts-cache needs a non-empty directory name");
     } else if (a == "--seed") {
       o.seed = std::uint64_t(parse_integer(a, value(), 0, 9000000000000000000L));
+    } else if (a == "--nre") {
+      o.nre = true;
+    } else if (a == "--nre-dir") {
+      o.nre_dir = value();
+      o.nre = true;
     } else if (a == "--vmim") {
       o.vmim = true;
     } else if (a == "--vmim-train") {
@@ -447,6 +457,7 @@ struct Estimate {
 struct Estimator {
   std::string name;
   std::function<Estimate(Lens const&, int n)> draw;
+  bool amortised = true;  // timing: best of 5 calls of 1,000 draws (else the one call)
 };
 
 struct NpeHandle {
@@ -467,6 +478,24 @@ nn::Tensor<Scalar, Mem> image_tensor(Lens const& L, double scale) {
       h(0, 0, iy, ix) = Scalar(double(L.image[std::size_t(iy * image_size + ix)]) / scale);
   Kokkos::deep_copy(x, h);
   return x;
+}
+
+// The NRE of examples/nre_lens: NUTS on its recalibrated log ratio + log
+// prior (nre_model::posterior_draws), 4 chains x (300 + n / 4).
+Estimator nre_estimator(Space const& space, nre_model::TrainedNre& nre, std::uint64_t seed) {
+  Estimator e{"NRE",
+              [&space, &nre, seed](Lens const& L, int n) {
+                auto const x = image_tensor(L, 1.0);  // simulator units: posterior_draws scales it
+                nre_model::DrawOptions d;
+                d.chains = 4, d.warmup = 300, d.draws = std::max(25, n / 4), d.seed = seed + L.index;
+                auto const r = nre_model::posterior_draws(space, nre, x, d);
+                Estimate out;
+                out.draws = r.result.draws;
+                out.seconds = r.seconds;
+                return out;
+              },
+              false};
+  return e;
 }
 
 Estimator npe_estimator(Space const& space, NpeHandle& h, std::uint64_t seed) {
@@ -534,6 +563,7 @@ struct Row {
   int pq_dof = 0;
   double lens_rhat = 0, lens_ess = 0;  // NUTS, over the 7 lens parameters only
   double est_ms = 0;
+  bool amortised = true;
   NutsResult const* nuts = nullptr;
 };
 
@@ -754,7 +784,10 @@ void write_outputs(Options const& o, std::vector<Row> const& rows, std::vector<L
     }
     md << "\nTiming: NUTS (MAP + " << (rs.empty() ? 0 : rs[0]->nuts->chains) << " chains x "
        << (rs.empty() ? 0 : rs[0]->nuts->per_chain) << " draws after warm-up) " << fmt("%.1f", nuts_s)
-       << " s per lens on average (median " << fmt("%.1f", median(ts)) << " s); " << est << " 1,000 draws (best of 5) "
+       << " s per lens on average (median " << fmt("%.1f", median(ts)) << " s); " << est
+       << (rs.empty() || rs[0]->amortised
+               ? " 1,000 draws (best of 5) "
+               : " one call of " + std::to_string(o.npe_draws) + " draws (warm-up included) ")
        << fmt("%.2f", est_ms) << " ms per lens on average (median " << fmt("%.2f", median(es))
        << " ms, network pass included).\n\n";
   }
@@ -772,8 +805,11 @@ int run_comparison(Space const& space, Options const& o) {
   LensMaker const maker(o.seed);
   NpeHandle npe(o.npe);
   std::vector<Estimator> estimators{npe_estimator(space, npe, o.seed + 11)};
-  // Hook: an NRE (examples/nre_lens) goes here as another Estimator, e.g.
-  //   estimators.push_back(nre_estimator(space, nre, ...));
+  std::unique_ptr<nre_model::TrainedNre> nre;
+  if (o.nre) {
+    nre = std::make_unique<nre_model::TrainedNre>(nre_model::TrainedNre::load(o.nre_dir));
+    estimators.push_back(nre_estimator(space, *nre, o.seed + 13));
+  }
   std::vector<Lens> lenses;
   std::vector<NutsResult> nuts;
   std::vector<Row> rows;
@@ -791,6 +827,7 @@ int run_comparison(Space const& space, Options const& o) {
       ests.push_back(e.draw(L, o.npe_draws));
     // Timing: 1,000 draws (network pass included), best of 5.
     for (std::size_t k = 0; k < estimators.size(); ++k) {
+      if (!estimators[k].amortised) continue;
       ests[k].seconds = HUGE_VAL;
       for (int rep = 0; rep < 5; ++rep)
         ests[k].seconds = std::min(ests[k].seconds, estimators[k].draw(L, 1000).seconds);
@@ -806,6 +843,7 @@ int run_comparison(Space const& space, Options const& o) {
     }
     for (std::size_t k = 0; k < estimators.size(); ++k) {
       rows.push_back(compare(L, nuts.back(), estimators[k].name, ests[k]));
+      rows.back().amortised = estimators[k].amortised;
       auto const& r = rows.back();
       std::printf("  %s: z =", r.estimator.c_str());
       for (double z : r.z)
