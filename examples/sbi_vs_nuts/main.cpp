@@ -42,7 +42,10 @@
 //
 //   sbi_vs_nuts [--short] [--lenses N] [--first I] [--chains C] [--warmup W] [--draws D] [--starts K]
 //               [--npe-draws L] [--npe DIR] [--out DIR] [--nuts-cache DIR] [--seed S]
-//               [--vmim] [--vmim-train N] [--vmim-test N] [--vmim-epochs E]
+//               [--nre] [--nre-dir DIR] [--vmim] [--vmim-train N] [--vmim-test N] [--vmim-epochs E]
+//
+// --nre: the NRE of examples/nre_lens as a second estimator (NUTS on its
+// recalibrated log ratio + log prior, nre_model::posterior_draws).
 //
 // --short (ctest): one lens, 2 chains x (100 + 100), 2 starts; checks that
 // the NUTS draws are finite, the truth is within the chi^2_17 99 % bound of
