@@ -22,6 +22,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace npe_model {
@@ -88,40 +89,68 @@ constexpr std::size_t output_layer = 12;
 constexpr std::size_t summary_activation = 12;
 constexpr int summary_size = 128;
 
+/// The scales files of the SBI examples (npe.scales, nre.scales): "key value"
+/// lines, then one "label NAME mean sd" line per parameter in label_names
+/// order.  values holds the keys in file order with their defaults.
+struct ScalesFile {
+  std::vector<std::pair<std::string, double>> values;
+  std::vector<double> mean, sd;
+  void write(std::string const& path) const {
+    std::ofstream f(path);
+    f.precision(17);
+    for (auto const& kv : values)
+      f << kv.first << " " << kv.second << "\n";
+    for (std::size_t k = 0; k < mean.size(); ++k)
+      f << "label " << label_names[k] << " " << mean[k] << " " << sd[k] << "\n";
+    if (!f) throw std::runtime_error("cannot write '" + path + "'");
+  }
+  /// Reads the keys of defaults (a key missing from the file keeps its
+  /// default; other keys are skipped) and the label lines.
+  static ScalesFile read(std::string const& path, std::vector<std::pair<std::string, double>> defaults) {
+    std::ifstream f(path);
+    if (!f) throw std::runtime_error("cannot open '" + path + "'");
+    ScalesFile s;
+    s.values = std::move(defaults);
+    std::string line;
+    while (std::getline(f, line)) {
+      std::istringstream in(line);
+      std::string key, name;
+      in >> key;
+      if (key == "label") {
+        double m = 0, d = 0;
+        in >> name >> m >> d;
+        s.mean.push_back(m);
+        s.sd.push_back(d);
+      } else {
+        for (auto& kv : s.values)
+          if (kv.first == key) in >> kv.second;
+      }
+      if (!in && !key.empty()) throw std::runtime_error("'" + path + "': bad line '" + line + "'");
+    }
+    return s;
+  }
+  double value(std::string const& key) const {
+    for (auto const& kv : values)
+      if (kv.first == key) return kv.second;
+    throw std::logic_error("ScalesFile: no key '" + key + "'");
+  }
+};
+
 /// npe.scales: image scale, K, label means and sds.
 struct Scales {
   double image_scale = 1;
   int components = 2;
   std::vector<double> mean, sd;
   void write(std::string const& path) const {
-    std::ofstream f(path);
-    f.precision(17);
-    f << "image_scale " << image_scale << "\ncomponents " << components << "\n";
-    for (std::size_t k = 0; k < mean.size(); ++k)
-      f << "label " << label_names[k] << " " << mean[k] << " " << sd[k] << "\n";
-    if (!f) throw std::runtime_error("cannot write '" + path + "'");
+    ScalesFile{{{"image_scale", image_scale}, {"components", double(components)}}, mean, sd}.write(path);
   }
   static Scales read(std::string const& path) {
-    std::ifstream f(path);
-    if (!f) throw std::runtime_error("cannot open '" + path + "'");
+    ScalesFile const f = ScalesFile::read(path, {{"image_scale", 1.0}, {"components", 2.0}});
     Scales s;
-    std::string line;
-    while (std::getline(f, line)) {
-      std::istringstream in(line);
-      std::string key, name;
-      in >> key;
-      if (key == "image_scale") {
-        in >> s.image_scale;
-      } else if (key == "components") {
-        in >> s.components;
-      } else if (key == "label") {
-        double m = 0, d = 0;
-        in >> name >> m >> d;
-        s.mean.push_back(m);
-        s.sd.push_back(d);
-      }
-      if (!in && !key.empty()) throw std::runtime_error("'" + path + "': bad line '" + line + "'");
-    }
+    s.image_scale = f.value("image_scale");
+    s.components = int(f.value("components"));
+    s.mean = f.mean;
+    s.sd = f.sd;
     if (s.mean.size() != std::size_t(num_params) || !(s.image_scale > 0) || s.components < 1)
       throw std::runtime_error("'" + path + "': expected image_scale, components and 7 labels");
     return s;

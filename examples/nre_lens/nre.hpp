@@ -79,36 +79,19 @@ struct Scales {
   std::vector<double> mean, sd;
   double logit_scale = 1, logit_shift = 0;
   void write(std::string const& path) const {
-    std::ofstream f(path);
-    f.precision(17);
-    f << "image_scale " << image_scale << "\nlogit_scale " << logit_scale << "\nlogit_shift " << logit_shift << "\n";
-    for (std::size_t k = 0; k < mean.size(); ++k)
-      f << "label " << label_names[k] << " " << mean[k] << " " << sd[k] << "\n";
-    if (!f) throw std::runtime_error("cannot write '" + path + "'");
+    npe_model::ScalesFile{
+        {{"image_scale", image_scale}, {"logit_scale", logit_scale}, {"logit_shift", logit_shift}}, mean, sd}
+        .write(path);
   }
   static Scales read(std::string const& path) {
-    std::ifstream f(path);
-    if (!f) throw std::runtime_error("cannot open '" + path + "'");
+    npe_model::ScalesFile const f =
+        npe_model::ScalesFile::read(path, {{"image_scale", 1.0}, {"logit_scale", 1.0}, {"logit_shift", 0.0}});
     Scales s;
-    std::string line;
-    while (std::getline(f, line)) {
-      std::istringstream in(line);
-      std::string key, name;
-      in >> key;
-      if (key == "image_scale") {
-        in >> s.image_scale;
-      } else if (key == "logit_scale") {
-        in >> s.logit_scale;
-      } else if (key == "logit_shift") {
-        in >> s.logit_shift;
-      } else if (key == "label") {
-        double m = 0, d = 0;
-        in >> name >> m >> d;
-        s.mean.push_back(m);
-        s.sd.push_back(d);
-      }
-      if (!in && !key.empty()) throw std::runtime_error("'" + path + "': bad line '" + line + "'");
-    }
+    s.image_scale = f.value("image_scale");
+    s.logit_scale = f.value("logit_scale");
+    s.logit_shift = f.value("logit_shift");
+    s.mean = f.mean;
+    s.sd = f.sd;
     if (s.mean.size() != std::size_t(num_params) || !(s.image_scale > 0) || !std::isfinite(s.logit_scale) ||
         !std::isfinite(s.logit_shift))
       throw std::runtime_error("'" + path + "': expected image_scale, logit_scale, logit_shift and 7 labels");
