@@ -36,6 +36,7 @@
 
 #include <Kokkos_Core.hpp>
 
+#include "../common/chi2.hpp"
 #include "../common/cli.hpp"
 
 #include <Eigen/Dense>
@@ -141,16 +142,6 @@ std::vector<double> truth() {
           2.0,  0.80, 1.0,   0.05, 0.03,  0.0,  0.0};   // light0: centre = the lens centre
 }
 
-// chi^2_d quantile p by bisection on the regularised gamma function.
-double chi2_quantile(int d, double p) {
-  double lo = 0, hi = 10.0 * d + 100;
-  for (int it = 0; it < 200; ++it) {
-    double const mid = 0.5 * (lo + hi);
-    (1 - lensing::math::gamma_q(0.5 * d, 0.5 * mid) < p ? lo : hi) = mid;
-  }
-  return 0.5 * (lo + hi);
-}
-
 // (x - mean)^T cov^-1 (x - mean), cov d x d row-major.
 double mahalanobis2(std::vector<double> const& x, std::vector<double> const& mean, std::vector<double> const& cov) {
   int const d = int(x.size());
@@ -237,7 +228,7 @@ int run(Options const& o) {
       for (int b = 0; b < d; ++b)
         cov[std::size_t(a) * d + b] +=
             (draws.draws[j * d + a] - mean[a]) * (draws.draws[j * d + b] - mean[b]) / double(nd - 1);
-  double const bound = chi2_quantile(d, 0.95);
+  double const bound = examples::chi2_quantile(d, 0.95);
   double const m2_post = mahalanobis2(q_true, mean, cov), m2_map = mahalanobis2(q_true, map.q, map.covariance);
   long long const map_grads = map.gradient_evaluations, nuts_grads = draws.gradient_evaluations;
   std::printf("free parameters: %d; MAP: %.1f s, %lld gradients, %d of %d starts at the best mode, log p %.6g, %s\n", d,

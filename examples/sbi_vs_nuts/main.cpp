@@ -65,6 +65,7 @@
 #include <lensing/sample/diagnostics.hpp>
 #include <lensing/validate/pqmass.hpp>
 
+#include "../common/chi2.hpp"
 #include "../common/cli.hpp"
 #include "../common/scaled_source.hpp"
 #include "../npe_lens/npe_model.hpp"
@@ -355,15 +356,6 @@ NutsResult read_cache(std::string const& path) {
     f >> r.draws[i];
   if (!f) throw std::runtime_error("'" + path + "': fewer draws than the meta line says");
   return r;
-}
-
-double chi2_quantile(int d, double p) {
-  double lo = 0, hi = 10.0 * d + 100;
-  for (int it = 0; it < 200; ++it) {
-    double const mid = 0.5 * (lo + hi);
-    (1 - lensing::math::gamma_q(0.5 * d, 0.5 * mid) < p ? lo : hi) = mid;
-  }
-  return 0.5 * (lo + hi);
 }
 
 NutsResult run_nuts(Space const& space, Lens const& L, std::vector<double> const& npe_mean, Options const& o) {
@@ -867,7 +859,7 @@ int run_comparison(Space const& space, Options const& o) {
     bool finite = true;
     for (double v : n0.draws)
       finite = finite && std::isfinite(v);
-    double const bound = chi2_quantile(n0.free_dim, 0.99);
+    double const bound = examples::chi2_quantile(n0.free_dim, 0.99);
     bool const covers = n0.mahalanobis2 <= bound;
     // The amortised posterior must contain the exact one: its mean within 4
     // of its own sds of the NUTS mean, and not narrower than half the NUTS sd
