@@ -18,6 +18,7 @@
 #include <lensing/profiles/mass_profile.hpp>
 
 #include <string>
+#include <type_traits>
 
 namespace lensing {
 
@@ -84,6 +85,39 @@ struct StoreRay {
 };
 template <class ExecutionSpace, class Lens>
 constexpr bool use_batched_rows_v = is_host_space_v<ExecutionSpace>&& has_deflection_batch_v<Lens>;
+
+// Host row loop for the other trivially copyable lenses: out(iy, ix, x, y,
+// ax, ay) stores one pixel.  The lens and the grid are copied into locals once
+// per row, so that the compiler knows the stores to the output rows cannot
+// alias their parameters and keeps the per-profile constants (the SIE's
+// frame, sqrt(q), ...) out of the pixel loop.  Reading them from the functor
+// instead, the OpenMP backend (which reaches the functor through the pointer
+// it passes to its threads) recomputed them at every pixel: the SIE + shear
+// map ran 1.8x slower than on Serial at one thread (benchmarks/README.md).
+template <class Lens, class Out>
+struct LocalLensRows {
+  using Scalar = typename Lens::scalar_type;
+  Lens lens;
+  PixelGrid<Scalar> grid;
+  Out out;
+  KOKKOS_INLINE_FUNCTION void operator()(int iy) const {
+    Lens const l = lens;
+    PixelGrid<Scalar> const g = grid;
+    int const nx = g.fine_nx();
+    Scalar const y = g.fine_y(iy);
+#if defined(__GNUC__)
+#pragma GCC ivdep
+#endif
+    for (int ix = 0; ix < nx; ++ix) {
+      Scalar const x = g.fine_x(ix);
+      auto const a = l.deflection(x, y);
+      out(iy, ix, x, y, a.x, a.y);
+    }
+  }
+};
+template <class ExecutionSpace, class Lens>
+constexpr bool use_local_rows_v =
+    is_host_space_v<ExecutionSpace> && !has_deflection_batch_v<Lens> && std::is_trivially_copyable<Lens>::value;
 }  // namespace detail
 
 /// alpha_x, alpha_y = deflection of `profile` at every fine pixel [arcsec].
@@ -98,6 +132,11 @@ void deflection_map(ExecutionSpace const& space, Profile const& profile,
     Kokkos::parallel_for("lensing::raytrace::deflection_map",
                          Kokkos::RangePolicy<ExecutionSpace>(space, 0, grid.fine_ny()),
                          detail::BatchedDeflectionRows<Profile, detail::StoreDeflection<View>>{
+                             profile, grid, detail::StoreDeflection<View>{alpha_x, alpha_y}});
+  } else if constexpr (detail::use_local_rows_v<ExecutionSpace, Profile>) {
+    Kokkos::parallel_for("lensing::raytrace::deflection_map",
+                         Kokkos::RangePolicy<ExecutionSpace>(space, 0, grid.fine_ny()),
+                         detail::LocalLensRows<Profile, detail::StoreDeflection<View>>{
                              profile, grid, detail::StoreDeflection<View>{alpha_x, alpha_y}});
   } else {
     parallel_for_pixels(
@@ -121,6 +160,10 @@ void ray_shoot(ExecutionSpace const& space, Profile const& profile,
     Kokkos::parallel_for("lensing::raytrace::ray_shoot", Kokkos::RangePolicy<ExecutionSpace>(space, 0, grid.fine_ny()),
                          detail::BatchedDeflectionRows<Profile, detail::StoreRay<View>>{
                              profile, grid, detail::StoreRay<View>{beta_x, beta_y}});
+  } else if constexpr (detail::use_local_rows_v<ExecutionSpace, Profile>) {
+    Kokkos::parallel_for(
+        "lensing::raytrace::ray_shoot", Kokkos::RangePolicy<ExecutionSpace>(space, 0, grid.fine_ny()),
+        detail::LocalLensRows<Profile, detail::StoreRay<View>>{profile, grid, detail::StoreRay<View>{beta_x, beta_y}});
   } else {
     parallel_for_pixels(
         "lensing::raytrace::ray_shoot", space, grid.fine_ny(), grid.fine_nx(), KOKKOS_LAMBDA(int iy, int ix) {
