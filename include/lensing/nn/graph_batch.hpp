@@ -123,10 +123,10 @@ GraphBatch<Scalar, MemorySpace> graph_batch_from_csr(std::vector<int> const& siz
   std::vector<Scalar> tv(nnz);
   for (int i = 0; i < n; ++i)
     for (int k = rp(i); k < rp(i + 1); ++k) {
-      check_argument(gof[col(k)] == gof[i], where,
-                     "entry (" + std::to_string(i) + ", " + std::to_string(col(k)) + ") joins graph " +
-                         std::to_string(gof[i]) + " to graph " + std::to_string(gof[col(k)]) +
-                         "; the adjacency must be block diagonal");
+      if (gof[col(k)] != gof[i])
+        throw_invalid_argument(where, "entry (" + std::to_string(i) + ", " + std::to_string(col(k)) + ") joins graph " +
+                                          std::to_string(gof[i]) + " to graph " + std::to_string(gof[col(k)]) +
+                                          "; the adjacency must be block diagonal");
       ++trp[col(k) + 1];
     }
   for (int j = 0; j < n; ++j)
@@ -259,26 +259,64 @@ GraphBatch<Scalar, MemorySpace> knn_graph_batch(std::vector<int> const& sizes, s
                                                 std::vector<double> const& py, int k) {
   char const* where = "lensing::nn::knn_graph_batch";
   auto const off = detail::offsets_from_sizes(sizes, where);
-  check_argument(long(px.size()) == off.back() && long(py.size()) == off.back(), where,
-                 "px and py must have sum(sizes) = " + std::to_string(off.back()) + " entries, got " +
+  int const n = off.back();
+  check_argument(long(px.size()) == n && long(py.size()) == n, where,
+                 "px and py must have sum(sizes) = " + std::to_string(n) + " entries, got " +
                      std::to_string(px.size()) + " and " + std::to_string(py.size()));
   check_count(k, 1, where, "k");
-  std::vector<std::pair<int, int>> edges;
+  // Â built row by row (no COO sort: this runs per training step on
+  // generated positions).  Â is symmetric, so it is its own transpose.
+  std::vector<int> rp(std::size_t(n) + 1, 0), col, gof(n);
+  std::vector<double> val;
+  std::vector<std::vector<int>> nb;
   for (std::size_t g = 0; g + 1 < off.size(); ++g) {
-    int const n = sizes[g], o = off[g];
-    if (n == 1) continue;
-    if (n <= k) {
-      for (int i = 0; i < n; ++i)
-        for (int j = i + 1; j < n; ++j)
-          edges.emplace_back(o + i, o + j);
-      continue;
+    int const m = sizes[g], o = off[g];
+    nb.assign(std::size_t(m), std::vector<int>());
+    for (int i = 0; i < m; ++i)
+      nb[i].push_back(i);
+    if (m > 1 && m <= k) {
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < m; ++j)
+          if (j != i) nb[i].push_back(j);
+    } else if (m > 1) {
+      std::vector<double> gx(px.begin() + o, px.begin() + o + m), gy(py.begin() + o, py.begin() + o + m);
+      auto const e = m > 4096 ? knn_graph_edges_grid(gx, gy, k) : knn_graph_edges(gx, gy, k);
+      for (auto const& p : e) {
+        nb[p.first].push_back(p.second);
+        nb[p.second].push_back(p.first);
+      }
     }
-    std::vector<double> gx(px.begin() + o, px.begin() + o + n), gy(py.begin() + o, py.begin() + o + n);
-    auto const e = n > 4096 ? knn_graph_edges_grid(gx, gy, k) : knn_graph_edges(gx, gy, k);
-    for (auto const& p : e)
-      edges.emplace_back(o + p.first, o + p.second);
+    for (int i = 0; i < m; ++i) {
+      std::sort(nb[i].begin(), nb[i].end());
+      nb[i].erase(std::unique(nb[i].begin(), nb[i].end()), nb[i].end());
+    }
+    for (int i = 0; i < m; ++i) {
+      gof[o + i] = int(g);
+      rp[o + i + 1] = rp[o + i] + int(nb[i].size());
+      for (int j : nb[i]) {
+        col.push_back(o + j);
+        val.push_back(1.0 / std::sqrt(double(nb[i].size()) * double(nb[j].size())));
+      }
+    }
   }
-  return graph_batch_from_edges<Scalar, MemorySpace>(sizes, edges);
+  GraphBatch<Scalar, MemorySpace> b;
+  auto& a = b.adjacency;
+  a.n = n;
+  a.row_ptr = View1D<int, MemorySpace>("lensing::nn::CsrMatrix::row_ptr", rp.size());
+  a.col = View1D<int, MemorySpace>("lensing::nn::CsrMatrix::col", col.size());
+  a.val = View1D<Scalar, MemorySpace>("lensing::nn::CsrMatrix::val", val.size());
+  detail::copy_host_vector(a.row_ptr, rp);
+  detail::copy_host_vector(a.col, col);
+  detail::copy_host_vector(a.val, val);
+  b.trow_ptr = a.row_ptr;
+  b.tcol = a.col;
+  b.tval = a.val;
+  b.offsets = View1D<int, MemorySpace>("lensing::nn::GraphBatch::offsets", off.size());
+  b.graph_of = View1D<int, MemorySpace>("lensing::nn::GraphBatch::graph_of", n);
+  detail::copy_host_vector(b.offsets, off);
+  detail::copy_host_vector(b.graph_of, gof);
+  b.host_offsets = off;
+  return b;
 }
 
 //----------------------------------------------------------------------------
