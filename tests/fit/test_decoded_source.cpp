@@ -1,0 +1,281 @@
+// Decoded<Net> (sources/decoded.hpp) and DecodedSourcePosterior
+// (fit/decoded_source.hpp): the decoded pixels, the gradient of the joint
+// log density with respect to the lens parameters, the latent vector and the
+// flux scale against central differences, and the argument checks.
+
+#include <lensing/fit/decoded_source.hpp>
+#include <lensing/likelihood/gaussian.hpp>
+#include <lensing/model/observation.hpp>
+#include <lensing/nn/activation.hpp>
+#include <lensing/nn/dense.hpp>
+#include <lensing/nn/reshape.hpp>
+#include <lensing/nn/sequential.hpp>
+#include <lensing/profiles/composite.hpp>
+#include <lensing/profiles/external_shear.hpp>
+#include <lensing/profiles/sie.hpp>
+#include <lensing/psf/gaussian_filter.hpp>
+#include <lensing/sources/decoded.hpp>
+#include <lensing/sources/light_profile.hpp>
+
+#include <lensing_test.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace {
+
+template <class T, class Mem>
+using Decoder =
+    lensing::nn::Sequential<lensing::nn::Dense<T, Mem>, lensing::nn::Tanh<T, Mem>, lensing::nn::Dense<T, Mem>,
+                            lensing::nn::Softplus<T, Mem>, lensing::nn::Reshape<T, Mem>>;
+template <class T>
+using Lens = lensing::Composite<lensing::SIE<T>, lensing::ExternalShear<T>>;
+template <class T>
+using Model = lensing::LensModel<Lens<T>, lensing::PixelatedSource<T>, lensing::NoLight<T>>;
+
+constexpr int kLatent = 3, kSrc = 10, kImg = 20;
+
+// A 3 -> 24 -> 100 decoder onto a 10 x 10 source grid; weights from `w` when
+// given (the same network in another scalar type), else He-initialised.
+template <class T, class Mem>
+std::shared_ptr<Decoder<T, Mem>> make_decoder(std::vector<double> const& w = {}) {
+  using namespace lensing::nn;
+  auto net = std::make_shared<Decoder<T, Mem>>(Shape4{1, kLatent, 1, 1}, Dense<T, Mem>(kLatent, 24), Tanh<T, Mem>(),
+                                               Dense<T, Mem>(24, kSrc * kSrc), Softplus<T, Mem>(),
+                                               Reshape<T, Mem>(1, kSrc, kSrc));
+  net->initialize(7);
+  if (!w.empty()) lensing::test::set_values(net->parameters(), w);
+  return net;
+}
+
+// The lens in model order: SIE theta_E e1 e2 centre, shear gamma1 gamma2 ra_0 dec_0.
+std::vector<double> lens_truth() { return {0.62, 0.07, -0.05, 0.02, -0.03, 0.03, -0.02, 0.0, 0.0}; }
+std::vector<double> z_truth() { return {0.4, -0.8, 0.3}; }
+
+lensing::ParameterTable<double, Kokkos::HostSpace> lens_table() {
+  using P = lensing::Prior<double>;
+  lensing::ParameterTable<double, Kokkos::HostSpace> t;
+  t.add("lens0.theta_E", P::uniform(0.3, 1.2))
+      .add("lens0.e1", P::truncated_normal(0, 0.2, -0.6, 0.6))
+      .add("lens0.e2", P::truncated_normal(0, 0.2, -0.6, 0.6))
+      .add("lens0.center_x", P::normal(0, 0.1))
+      .add("lens0.center_y", P::normal(0, 0.1))
+      .add("lens1.gamma1", P::normal(0, 0.05))
+      .add("lens1.gamma2", P::normal(0, 0.05))
+      .add("lens1.ra_0", P::fixed(0))
+      .add("lens1.dec_0", P::fixed(0));
+  return t;
+}
+
+// 20 x 20 pixels of 0.1" (k = 2, Gaussian PSF 0.2"), a 10 x 10 source of
+// 0.08" off the lens centre; data: the decoded truth plus a fixed pattern
+// (noise 0.05).  Holds the data so that the likelihood's views stay alive.
+template <class T, class Space, class Mem>
+struct Case {
+  using Psf = lensing::GaussianFilter<T, Mem>;
+  using Post = lensing::DecodedSourcePosterior<Model<T>, Mem, Psf, Decoder<T, Mem>>;
+  lensing::Observation<T, Mem, Psf> obs{lensing::PixelGrid<T>(kImg, kImg, T(0.1), 2), Psf(0.2, 0.1, kImg, kImg)};
+  lensing::PixelGrid<T> sgrid{kSrc, kSrc, T(0.08), 1, T(0.05), T(-0.03)};
+  lensing::View2D<T, Mem> data{"data", kImg, kImg}, noise{"noise", kImg, kImg}, mask{"mask", kImg, kImg};
+  lensing::Decoded<Decoder<T, Mem>, T> dec;
+  std::unique_ptr<Post> post;
+
+  explicit Case(std::vector<double> const& w, lensing::Prior<double> amp_prior)
+      : dec(make_decoder<T, Mem>(w), kLatent, sgrid) {
+    Space space;
+    auto const z = z_truth();
+    auto lt = lens_truth();
+    std::vector<T> lp(lt.begin(), lt.end());
+    Model<T> m{Lens<T>::unpack(lp.data()), dec.decode(space, z.data(), 3.0), {}};
+    obs.render(space, m, data);
+    space.fence();
+    auto d = lensing::test::host_values(data);
+    for (std::size_t i = 0; i < d.size(); ++i)
+      d[i] += 0.05 * std::sin(1.7 * double(i) + 0.3);
+    lensing::test::set_values(data, d);
+    Kokkos::deep_copy(noise, T(0.05));
+    Kokkos::deep_copy(mask, T(1));
+    lensing::GaussianLikelihood<Model<T>, Mem, Psf> like(obs, data, noise, mask);
+    post = std::make_unique<Post>(like, lens_table(), dec, amp_prior);
+  }
+  // A point near (not at) the truth, unconstrained.
+  std::vector<double> point() const {
+    auto lt = lens_truth();
+    // The lens centre ~0.03" from the nearest sub-pixel centre: the SIE's
+    // deflection is singular at its centre, so FD truncation (~h^2 theta_E /
+    // r^3) grows where a sub-pixel lies near it.
+    lt[0] += 0.03, lt[1] -= 0.02, lt[3] = 0.0, lt[4] = 0.012;
+    return post->initial_point(lt, {0.5, -0.6, 0.2}, 2.7);
+  }
+  double eval(std::vector<double> const& q, std::vector<double>* g = nullptr) const {
+    Space space;
+    lensing::View1D<double, Kokkos::HostSpace> qv("q", q.size()), gv("g", q.size());
+    for (std::size_t i = 0; i < q.size(); ++i)
+      qv(i) = q[i];
+    double const v = post->value_and_gradient(space, qv, gv);
+    if (g) *g = std::vector<double>(gv.data(), gv.data() + gv.extent(0));
+    return v;
+  }
+};
+
+}  // namespace
+
+LENSING_TEST_CASE_TEMPLATE("decoded source: pixels are amp times the decoder's output", Config,
+                           lensing::test::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  using T = typename Config::scalar;
+  Space space;
+  lensing::PixelGrid<T> const sgrid(kSrc, kSrc, T(0.08));
+  auto net = make_decoder<T, Mem>();
+  lensing::Decoded<Decoder<T, Mem>, T> const dec(net, kLatent, sgrid, lensing::Interpolation::bilinear);
+  auto const z = z_truth();
+  auto const src = dec.decode(space, z.data(), 2.5);
+  lensing::nn::Tensor<T, Mem> x("x", 1, kLatent, 1, 1);
+  lensing::test::set_values(x, z);
+  auto const y = lensing::test::host_values(net->forward(space, x));
+  auto const pix = lensing::test::host_values(dec.pixels());
+  auto const unit = lensing::test::host_values(dec.unit_pixels());
+  REQUIRE(pix.size() == y.size());
+  // Rounding only: one product per pixel.
+  double const tol = std::is_same<T, double>::value ? 1e-14 : 1e-6;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    CHECK(unit[i] == doctest::Approx(y[i]).epsilon(tol));
+    CHECK(pix[i] == doctest::Approx(2.5 * y[i]).epsilon(tol));
+  }
+  // The source is the pixel grid: at a pixel centre the bilinear interpolation is the pixel.
+  auto const hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), dec.pixels());
+  CHECK(src.grid.nx() == kSrc);
+  CHECK(src.values == dec.pixels().data());
+  // A clone has its own pixels.
+  auto const c = dec.clone();
+  CHECK(c.pixels().data() != dec.pixels().data());
+  CHECK(c.network() == dec.network());
+  (void)hp;
+}
+
+LENSING_TEST_CASE_TEMPLATE("decoded source posterior: gradient in lens parameters, z and amp", Config,
+                           lensing::test::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  using T = typename Config::scalar;
+  using P = lensing::Prior<double>;
+  std::vector<double> const w = lensing::test::host_values(make_decoder<double, Mem>()->parameters());
+  Case<double, Space, Mem> const cd(w, P::log_uniform(0.5, 20));
+  auto const q = cd.point();
+  REQUIRE(int(q.size()) == cd.post->dimension());
+  CHECK(cd.post->dimension() == 7 + kLatent + 1);
+  auto const names = cd.post->free_names();
+  CHECK(names[0] == "lens0.theta_E");
+  CHECK(names[7] == "source0.z0");
+  CHECK(names.back() == "source0.amp");
+  std::vector<double> g;
+  double const v = cd.eval(q, &g);
+  REQUIRE(std::isfinite(v));
+  if constexpr (std::is_same<T, double>::value) {
+    // Central differences of log p (double) per coordinate: log p is smooth
+    // here (bicubic source: C1 in position, its second derivative jumps at
+    // source pixel edges, which moves a central difference by O(h |jump|));
+    // truncation ~h^2 |f'''| ~1e-10 at h = 1e-5 on O(1) curvatures, rounding
+    // eps |v| / h ~ 2e-16 * 1e3 / 1e-5 = 2e-8, against gradients of O(1e2):
+    // a relative 1e-6 of the largest component holds all of it.
+    double const h = 1e-5;
+    std::vector<double> fd(q.size());
+    for (std::size_t i = 0; i < q.size(); ++i) {
+      auto qp = q, qm = q;
+      qp[i] += h, qm[i] -= h;
+      fd[i] = (cd.eval(qp) - cd.eval(qm)) / (2 * h);
+    }
+    double scale = 0;
+    for (double x : fd)
+      scale = std::max(scale, std::abs(x));
+    for (std::size_t i = 0; i < q.size(); ++i) {
+      INFO(names[i]);
+      CHECK(std::abs(g[i] - fd[i]) <= 1e-6 * scale);
+    }
+    // Every block carries a real gradient (the test would not see a zeroed one otherwise).
+    CHECK(std::abs(fd[0]) > 1e-3 * scale);
+    CHECK(std::abs(fd[7]) + std::abs(fd[8]) + std::abs(fd[9]) > 1e-3 * scale);
+    CHECK(std::abs(fd[10]) > 1e-3 * scale);
+    // A clone evaluates the same density (bitwise: same operations, host reductions fixed).
+    auto const cl = cd.post->clone();
+    Space space;
+    lensing::View1D<double, Kokkos::HostSpace> qv("q", q.size()), gv("g", q.size());
+    for (std::size_t i = 0; i < q.size(); ++i)
+      qv(i) = q[i];
+    CHECK(cl.value_and_gradient(space, qv, gv) == doctest::Approx(v).epsilon(1e-12));
+  } else {
+    // The float density (float likelihood and network, the same weights)
+    // against the double one: rounding of float sums over 1,600 sub-pixels
+    // and the network's float arithmetic, ~1e-4 relative of the largest component.
+    Case<T, Space, Mem> const cf(w, P::log_uniform(0.5, 20));
+    std::vector<double> gf;
+    double const vf = cf.eval(q, &gf);
+    CHECK(vf == doctest::Approx(v).epsilon(1e-4));
+    CHECK(lensing::test::rel_diff(gf, g) < 2e-3);
+  }
+}
+
+LENSING_TEST_CASE_TEMPLATE("decoded source posterior: fixed amplitude, names, rejections and bad arguments", Config,
+                           lensing::test::DoubleConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  using T = typename Config::scalar;
+  using P = lensing::Prior<double>;
+  Case<T, Space, Mem> const c({}, P::fixed(3.0));
+  CHECK(c.post->dimension() == 7 + kLatent);
+  CHECK_FALSE(c.post->amplitude_free());
+  auto const all = c.post->all_names();
+  CHECK(all.size() == 9 + kLatent + 1);
+  CHECK(all.back() == "source0.amp");
+  auto q = c.post->initial_point(lens_truth(), z_truth(), 3.0);
+  auto const row = c.post->constrain(q);
+  CHECK(row[0] == doctest::Approx(0.62));
+  CHECK(row[9] == doctest::Approx(0.4));
+  CHECK(row.back() == 3.0);
+  // At the truth the model is the data less the pattern: chi^2 = sum (0.05 sin / 0.05)^2 ~ 200.
+  std::vector<double> g;
+  double const v = c.eval(q, &g);
+  CHECK(std::isfinite(v));
+  // The lens model with the decoded source renders the noiseless image.
+  Space space;
+  lensing::View2D<T, Mem> img("img", kImg, kImg);
+  c.obs.render(space, c.post->model_at(space, q), img);
+  space.fence();
+  auto const im = lensing::test::host_values(img), d = lensing::test::host_values(c.data);
+  double worst = 0;
+  for (std::size_t i = 0; i < im.size(); ++i)
+    worst = std::max(worst, std::abs(d[i] - im[i] - 0.05 * std::sin(1.7 * double(i) + 0.3)));
+  CHECK(worst < 1e-12);
+  // Starts: z = 0 by default, z ~ N(0, 1) with latent_scale 1.
+  auto const s0 = c.post->draw_prior_starts(3, 5), s1 = c.post->draw_prior_starts(3, 5, 1.0);
+  CHECK(s0[1][7] == 0.0);
+  CHECK(s1[1][7] != 0.0);
+  CHECK(c.post->start_scales().size() == std::size_t(c.post->dimension()));
+  // Bad arguments.
+  CHECK_THROWS_AS(c.post->initial_point(lens_truth(), {0.1}, 3.0), std::invalid_argument);
+  CHECK_THROWS_AS(c.post->constrain({0.1, 0.2}), std::invalid_argument);
+  CHECK_THROWS_AS(c.eval({0.1, 0.2}), std::invalid_argument);
+  using Dec = lensing::Decoded<Decoder<T, Mem>, T>;
+  CHECK(lensing::test::error_message([&] {
+          Dec(make_decoder<T, Mem>(), kLatent, lensing::PixelGrid<T>(9, 10, T(0.1)));
+        }).find("lensing::Decoded") != std::string::npos);
+  CHECK_THROWS_AS(Dec(nullptr, kLatent, c.sgrid), std::invalid_argument);
+  CHECK_THROWS_AS(Dec(make_decoder<T, Mem>(), 4, c.sgrid), std::invalid_argument);
+  CHECK_THROWS_AS(Dec(make_decoder<T, Mem>(), 0, c.sgrid), std::invalid_argument);
+  lensing::View2D<T, Mem> wrong("wrong", 3, 3);
+  std::vector<double> gz(kLatent);
+  CHECK_THROWS_AS(c.post->decoded().vjp(space, wrong, 1.0, gz.data()), std::invalid_argument);
+  CHECK_THROWS_AS(Dec().decode(space, gz.data(), 1.0), std::invalid_argument);
+  using Post = typename Case<T, Space, Mem>::Post;
+  lensing::GaussianLikelihood<Model<T>, Mem, typename Case<T, Space, Mem>::Psf> like(c.obs, c.data, c.noise, c.mask);
+  CHECK_THROWS_AS(Post(like, lens_table(), c.dec, P::fixed(0.0)), std::invalid_argument);
+  auto t = lens_table();
+  t.add("source0.amp", P::uniform(0, 1));
+  CHECK_THROWS_AS(Post(like, t, c.dec, P::fixed(1.0)), std::invalid_argument);
+}
