@@ -1,0 +1,930 @@
+// score_source: a score-based prior for source galaxies (a noise-conditioned
+// U-Net, nn/unet.hpp, trained by denoising score matching on procedural
+// galaxies) and posterior sampling of the pixelated source behind a KNOWN
+// lens by annealed Langevin dynamics with score = learned prior score +
+// likelihood score (Adam et al. 2022, arXiv:2211.03812), compared with the
+// regularised linear inversion on the same images, with TARP coverage.
+//
+//   score_source train  [--steps S] [--batch B] [--lr LR] [--seed SEED] [--base C] [--out DIR] [--resume]
+//   score_source sample [--test N] [--chains K] [--group G] [--noise-levels N] [--steps-per-level M]
+//                       [--eta E] [--sigma-max S] [--plain-likelihood] [--seed SEED] [--base C] [--out DIR]
+//                       [--weights FILE]
+//   score_source --short [--out DIR]
+//
+// Data (the setting of examples/rim_source): a 32 x 32 source grid of 0.05"
+// holding a procedural galaxy (simulate/galaxies.hpp; R_d in [0.08", 0.2"],
+// centre offset up to 0.1") scaled to a peak of 1; an SIE + external shear
+// lens per image (theta_E ~ U(0.8", 1.3"), e1, e2 ~ U(-0.15, 0.15), centre
+// ~ U(-0.05", 0.05"), gamma1, gamma2 ~ U(-0.04, 0.04)); a 64 x 64 image of
+// 0.075" (2 x 2 sub-pixels), Gaussian PSF FWHM 0.12"; Gaussian noise sigma_n =
+// peak(L s) / SNR, SNR log-uniform in [15, 60].  L is the lensing operator
+// of inversion/lensing_operator.hpp (lensing + PSF on the pixelated source).
+//
+// Training (train): the U-Net (base C channels, 2 levels, sigma_data 0.2) on
+// fresh galaxies at every step (a DataSource of this file feeding nn::fit):
+// per image sigma log-uniform in [sigma_min, sigma_max] = [0.01, 3] (the
+// continuous form of the geometric schedule), x~ = x + sigma z, labels
+// (z, sigma), DenoisingScoreMatchingLoss; Adam with cosine decay, gradient
+// norm clipped at 1; epochs of 25 steps; after each epoch an exponential
+// moving average of the weights (decay 0.9 per epoch) is updated and saved
+// as DIR/score.weights (the weights sampling uses); fit's checkpoint
+// DIR/score.ckpt resumes an interrupted run (--resume; the average restarts).
+//
+// Sampling (sample): for each held-out image, K chains; per noise level
+// sigma_i (geometric from sigma_max to 0.01, N levels) M Langevin steps of
+// lensing::AnnealedLangevin (sample/langevin.hpp) with the score
+//   s(x, sigma) = s_net(x, sigma) + L^T (d - L x) / (sigma_n^2 + sigma^2 mu^2),
+// mu^2 = the mean of diag(L L^T): the likelihood of the sigma-noised source
+// (d = L x_sigma - sigma L z + n has covariance C + sigma^2 L L^T, whose
+// L L^T is replaced by its mean diagonal; the "convolved likelihood" of
+// Adam et al.), which tends to the exact likelihood as sigma -> 0.
+// --plain-likelihood uses the un-annealed likelihood score through
+// lensing::PosteriorScore (sample/score.hpp).  The likelihood is stiff
+// (curvature up to ~1e4 in well-constrained pixels) where the prior is soft
+// (1/sigma^2 at high sigma), so each level runs preconditioned: Langevin on
+// y = M^-1/2 x, M = diag(1/sigma_i^2 + diag(L^T L)/var_i)^-1 per image (the
+// sampler sees y and the score M^1/2 s), i.e. x += a M s + sqrt(2a) M^1/2 z,
+// with a = eta / lambda_max(M^1/2 H M^1/2), H = I/sigma_i^2 + L^T L/var_i
+// (power iteration; the stiffest image of a batch sets a).  Where the prior
+// dominates M = sigma^2 and this is Song & Ermon's step eps sigma^2/sigma_L^2
+// with eps/sigma_L^2 = eta (default 1: ULA is stable for a lambda_max < 2).
+// Chains start at sigma_max z; G images run
+// together (G K chains in one network batch).
+// The posterior mean and standard deviation are over the K final states.
+//
+// Outputs in DIR: training_log.txt (fit's lines), score.weights, score.ckpt;
+// eval.csv (per image: source MSE and chi^2 per pixel of the zero source,
+// the posterior mean and the linear inversion, the fraction of pixels whose
+// truth lies in the central 68 % / 95 % of the chains), summary.txt,
+// samples.png (truth, data, linear inversion, posterior mean, std, three
+// samples, normalised residual of the mean, for 4 images), tarp.png (TARP
+// on the pixel vectors, validate/tarp.hpp).
+//
+// --short: a ctest run (16 x 16 source, 32 x 32 image, base 4, 160 steps
+// of batch 16, 8 images x 8 chains, 6 levels x 8 steps): asserts that the
+// posterior mean's source MSE is below half the prior mean's (32 chains
+// without data) and its chi^2 per pixel below a tenth of the zero source's,
+// and prints "short run: ok".
+#include <lensing/core/random.hpp>
+#include <lensing/inversion/lensing_operator.hpp>
+#include <lensing/inversion/regularisation.hpp>
+#include <lensing/inversion/source_inversion.hpp>
+#include <lensing/io/png.hpp>
+#include <lensing/nn/fit.hpp>
+#include <lensing/nn/optimizer.hpp>
+#include <lensing/nn/rim.hpp>
+#include <lensing/nn/score_matching.hpp>
+#include <lensing/nn/sequential.hpp>
+#include <lensing/nn/serialize.hpp>
+#include <lensing/nn/unet.hpp>
+#include <lensing/profiles/composite.hpp>
+#include <lensing/profiles/external_shear.hpp>
+#include <lensing/profiles/sie.hpp>
+#include <lensing/psf/kernels.hpp>
+#include <lensing/sample/langevin.hpp>
+#include <lensing/sample/score.hpp>
+#include <lensing/simulate/data_source.hpp>
+#include <lensing/simulate/galaxies.hpp>
+#include <lensing/validate/tarp.hpp>
+
+#include "../common/cli.hpp"
+
+#include <Kokkos_Core.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Options {
+  std::string mode;  // train, sample or short
+  long steps = 20000;
+  int batch = 32;
+  double lr = 2e-3;
+  std::uint64_t seed = 2026;
+  int base = 8;
+  std::string out = "score_out";
+  bool resume = false;
+  int test = 100, chains = 16, group = 8, noise_levels = 10, steps_per_level = 20;
+  double eta = 1.0, sigma_max = 1.0;
+  bool plain = false;
+  std::string weights;
+};
+
+void usage(std::FILE* f) {
+  std::fprintf(
+      f,
+      "usage: score_source train  [--steps S] [--batch B] [--lr LR] [--seed SEED] [--base C] [--out DIR] [--resume]\n"
+      "       score_source sample [--test N] [--chains K] [--group G] [--noise-levels N] [--steps-per-level M]\n"
+      "                           [--eta E] [--sigma-max S] [--plain-likelihood] [--seed SEED] [--base C]\n"
+      "                           [--out DIR] [--weights FILE]\n"
+      "       score_source --short [--out DIR]\n"
+      "  train: denoising score matching on procedural galaxies (default 20000 steps of 32, lr 2e-3, base 8)\n"
+      "  sample: annealed Langevin posterior of the source behind a known lens on N held-out images\n"
+      "          (default 100 images, 16 chains, 8 images per batch, 10 levels x 20 steps, eta 1,\n"
+      "          sigma_max 1; weights default DIR/score.weights)\n"
+      "  --short: ctest mode (tiny problem, brief training, checks, 'short run: ok')\n"
+      "threads: set OMP_NUM_THREADS.\n");
+}
+
+}  // namespace
+
+[[noreturn]] void bad(std::string const& msg) {
+  std::fprintf(stderr, "score_source: %s\n", msg.c_str());
+  usage(stderr);
+  std::exit(2);
+}
+
+namespace {
+
+Options parse(int argc, char** argv) {
+  Options o;
+  int first = 1;
+  if (argc >= 2 && (std::string(argv[1]) == "train" || std::string(argv[1]) == "sample")) {
+    o.mode = argv[1];
+    first = 2;
+  }
+  for (int i = first; i < argc; ++i) {
+    std::string const a = argv[i];
+    auto value = [&]() -> char const* {
+      if (i + 1 >= argc) bad(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      usage(stdout);
+      std::exit(0);
+    } else if (a == "--short") {
+      o.mode = "short";
+    } else if (a == "--steps") {
+      o.steps = parse_integer(a, value(), 1, 100000000);
+    } else if (a == "--batch") {
+      o.batch = int(parse_integer(a, value(), 1, 4096));
+    } else if (a == "--lr") {
+      o.lr = parse_real(a, value(), 1e-8, 1.0);
+    } else if (a == "--seed") {
+      o.seed = std::uint64_t(parse_integer(a, value(), 0, 9000000000000000000L));
+    } else if (a == "--base") {
+      o.base = int(parse_integer(a, value(), 1, 256));
+    } else if (a == "--out") {
+      o.out = value();
+      if (o.out.empty()) bad("--out needs a non-empty directory name");
+    } else if (a == "--resume") {
+      o.resume = true;
+    } else if (a == "--test") {
+      o.test = int(parse_integer(a, value(), 1, 100000));
+    } else if (a == "--chains") {
+      o.chains = int(parse_integer(a, value(), 2, 4096));
+    } else if (a == "--group") {
+      o.group = int(parse_integer(a, value(), 1, 4096));
+    } else if (a == "--noise-levels") {
+      o.noise_levels = int(parse_integer(a, value(), 1, 1000));
+    } else if (a == "--steps-per-level") {
+      o.steps_per_level = int(parse_integer(a, value(), 1, 100000));
+    } else if (a == "--eta") {
+      o.eta = parse_real(a, value(), 1e-6, 1.0);
+    } else if (a == "--sigma-max") {
+      o.sigma_max = parse_real(a, value(), 0.02, 3.0);
+    } else if (a == "--plain-likelihood") {
+      o.plain = true;
+    } else if (a == "--weights") {
+      o.weights = value();
+      if (o.weights.empty()) bad("--weights needs a non-empty file name");
+    } else {
+      bad("unknown argument '" + a + "'");
+    }
+  }
+  if (o.mode.empty()) bad("give a mode: train, sample or --short");
+  if (o.resume && o.mode != "train") bad("--resume is for the train mode");
+  if (o.weights.empty()) o.weights = o.out + "/score.weights";
+  return o;
+}
+
+using Host = Kokkos::DefaultHostExecutionSpace;
+using Mem = Host::memory_space;
+using Scalar = float;  // network and sampler
+using Lens = lensing::Composite<lensing::SIE<double>, lensing::ExternalShear<double>>;
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+namespace nn = lensing::nn;
+namespace sim = lensing::simulate;
+
+constexpr double sigma_min = 0.01, sigma_train_max = 3.0, sigma_data = 0.2;
+
+/// Grids, PSF and priors of the simulated observations (rim_source's).
+struct Setting {
+  lensing::PixelGrid<double> image, source;
+  lensing::PsfKernel<double> psf;
+  Kokkos::View<double**, Kokkos::LayoutRight, Kokkos::HostSpace> mask;
+  sim::GalaxyModel<double> galaxy;
+
+  explicit Setting(bool small) {
+    int const ni = small ? 32 : 64, ns = small ? 16 : 32;
+    image = lensing::PixelGrid<double>(ni, ni, 4.8 / ni, 2);
+    source = lensing::PixelGrid<double>(ns, ns, 1.6 / ns);
+    psf = lensing::gaussian_psf_kernel<double>(small ? 0.24 : 0.12, image.pixel_scale(), 3.0);
+    mask = decltype(mask)("mask", ni, ni);
+    Kokkos::deep_copy(mask, 1.0);
+    galaxy.r_min = 0.08;
+    galaxy.r_max = 0.2;
+    galaxy.offset = 0.1;
+  }
+};
+
+nn::UNetOptions unet_options(Setting const& st, int base) {
+  nn::UNetOptions u;
+  u.channels = 1;
+  u.height = st.source.ny();
+  u.width = st.source.nx();
+  u.base_channels = base;
+  u.levels = 2;
+  u.frequencies = 4;
+  u.sigma_data = sigma_data;
+  return u;
+}
+
+using Net = nn::Sequential<nn::ScoreUNet<Scalar, Mem>>;
+
+/// Galaxies `first` .. `first + n - 1` of stream `seed`, peak 1, row-major (n, ny*nx).
+std::vector<double> render(Setting const& st, std::uint64_t seed, std::uint64_t first, int n) {
+  Host space;
+  int const ny = st.source.ny(), nx = st.source.nx();
+  Kokkos::View<double***, Kokkos::LayoutRight, Mem> stamp("stamp", n, ny, nx);
+  Kokkos::View<sim::Galaxy<double>*, Mem> gal("galaxy", n);
+  sim::render_galaxies(space, st.galaxy, stamp, st.source.pixel_scale(), gal, seed, first, 4);
+  space.fence();
+  std::vector<double> out(stamp.data(), stamp.data() + stamp.size());
+  long const d = long(ny) * nx;
+  for (int b = 0; b < n; ++b) {
+    double peak = 0;
+    for (long j = 0; j < d; ++j)
+      peak = std::max(peak, out[std::size_t(b * d + j)]);
+    for (long j = 0; j < d; ++j)
+      out[std::size_t(b * d + j)] = peak > 0 ? out[std::size_t(b * d + j)] / peak : 0.0;
+  }
+  return out;
+}
+
+/// DataSource of DSM pairs on fresh galaxies: step s holds galaxies
+/// [s B, (s+1) B) of the stream; inputs (B, D + 1, 1, 1) = (x + sigma z,
+/// log sigma), labels (B, D + 1) = (z, sigma), sigma log-uniform in
+/// [sigma_min, sigma_max]; a random dihedral map of each galaxy (the prior
+/// is invariant under it) doubles as augmentation.
+class GalaxyDsmSource {
+ public:
+  using scalar_type = Scalar;
+  using memory_space = Mem;
+  GalaxyDsmSource(Setting const& st, int batch, long per_epoch, std::uint64_t seed)
+      : st_(st), b_(batch), per_epoch_(per_epoch), seed_(seed), n_(st.source.nx()), d_(n_ * n_) {
+    images_ = lensing::View4D<Scalar, Mem>("dsm_images", batch, d_ + 1, 1, 1);
+    labels_ = lensing::View2D<Scalar, Mem>("dsm_labels", batch, d_ + 1);
+  }
+  int batch_size() const { return b_; }
+  int num_labels() const { return d_ + 1; }
+  std::array<int, 3> sample_shape() const { return {d_ + 1, 1, 1}; }
+  long batches_per_epoch() const { return per_epoch_; }
+  void start_epoch(long e) { step_ = e * per_epoch_; }
+  template <class E>
+  sim::DataBatch<Scalar, Mem> next(E const&) {
+    std::uint64_t const first = std::uint64_t(step_) * std::uint64_t(b_);
+    auto const x = render(st_, seed_, first, b_);
+    double const lo = std::log(sigma_min), hi = std::log(sigma_train_max);
+    for (int b = 0; b < b_; ++b) {
+      lensing::Rng rng(seed_ ^ 0xd5a11e5ULL, first + std::uint64_t(b));
+      double const sigma = std::exp(lo + (hi - lo) * rng.uniform());
+      int const g = int(8 * rng.uniform()) & 7;  // dihedral element: mirror bit, quarter turns
+      for (int iy = 0; iy < n_; ++iy)
+        for (int ix = 0; ix < n_; ++ix) {
+          int sx = (g & 4) ? n_ - 1 - ix : ix, sy = iy;
+          for (int k = 0; k < (g & 3); ++k) {
+            int const t = sx;
+            sx = n_ - 1 - sy;
+            sy = t;
+          }
+          double const z = rng.normal();
+          long const j = long(iy) * n_ + ix;
+          images_(b, j, 0, 0) = Scalar(x[std::size_t(long(b) * d_ + long(sy) * n_ + sx)] + sigma * z);
+          labels_(b, j) = Scalar(z);
+        }
+      images_(b, d_, 0, 0) = Scalar(std::log(sigma));
+      labels_(b, d_) = Scalar(sigma);
+    }
+    return {images_, labels_, step_++};
+  }
+
+ private:
+  Setting const& st_;
+  int b_;
+  long per_epoch_;
+  std::uint64_t seed_;
+  int n_, d_;
+  long step_ = 0;
+  lensing::View4D<Scalar, Mem> images_;
+  lensing::View2D<Scalar, Mem> labels_;
+};
+
+/// Train; returns the first and last epoch's mean training loss.
+std::pair<double, double> train(Options const& o, Setting const& st, Net& net) {
+  namespace fs = std::filesystem;
+  Host space;
+  long const per_epoch = 25, epochs = std::max(1L, o.steps / per_epoch);
+  GalaxyDsmSource src(st, o.batch, per_epoch, o.seed);
+  nn::Adam<Scalar, Mem> adam(net.num_params(), o.lr);
+  nn::ExponentialMovingAverage<Scalar, Mem> ema(net.num_params(), o.mode == "short" ? 0.5 : 0.9);
+  nn::ParamVector<Scalar, Mem> current("current", net.num_params());
+  std::ofstream log(o.out + "/training_log.txt", o.resume ? std::ios::app : std::ios::trunc);
+  nn::FitOptions fo;
+  fo.epochs = epochs;
+  fo.log = &log;
+  fo.log_every = 200;
+  fo.clip_grad_norm = 1.0;
+  fo.schedule = nn::LRSchedule::cosine(o.lr, epochs, std::min(4L, epochs / 10), o.lr / 20);
+  if (o.mode != "short") {
+    fo.checkpoint_path = o.out + "/score.ckpt";
+    fo.checkpoint_every = 4;
+    if (o.resume && fs::exists(fo.checkpoint_path)) fo.resume_from = fo.checkpoint_path;
+  }
+  fo.on_epoch_end = [&](long e, nn::FitHistory const& h) {
+    ema.update(space, net.parameters());
+    if (o.mode == "short") return;
+    if ((e + 1) % 4 == 0 || e + 1 == epochs) {
+      Kokkos::deep_copy(space, current, net.parameters());
+      ema.copy_to(space, net.parameters());
+      space.fence();
+      nn::save_weights(net, o.weights);
+      Kokkos::deep_copy(space, net.parameters(), current);
+      space.fence();
+      std::printf("epoch %ld/%ld  loss %.4f  lr %.2e  %.0f s\n", e + 1, epochs, h.loss.back(), h.lr.back(), [&] {
+        double s = 0;
+        for (double x : h.seconds)
+          s += x;
+        return s;
+      }());
+      std::fflush(stdout);
+    }
+  };
+  auto const t0 = Clock::now();
+  auto const h = nn::fit(space, net, adam, nn::DenoisingScoreMatchingLoss{}, src, fo);
+  ema.copy_to(space, net.parameters());
+  space.fence();
+  if (o.mode != "short") nn::save_weights(net, o.weights);
+  std::printf("trained %ld steps of %d in %.1f s (%.0f images/s)\n", h.steps, o.batch, seconds_since(t0),
+              h.images_per_second());
+  if (h.loss.empty()) return {0, 0};
+  return {h.loss.front(), h.loss.back()};
+}
+
+//----------------------------------------------------------------------------
+// Observations and the posterior score.
+
+struct Observation {
+  Eigen::SparseMatrix<double> a;  // L, image pixels x source pixels
+  Eigen::VectorXd data, sigma;    // d, sigma_n per pixel
+  std::vector<double> truth;      // source, peak 1
+  double sigma_n = 0, mu2 = 0;
+  Eigen::VectorXd colsq;  // diag(L^T L)
+};
+
+Observation observe(Setting const& st, std::uint64_t seed, std::uint64_t index) {
+  Host space;
+  Observation s;
+  s.truth = render(st, seed, index, 1);
+  lensing::Rng rng(seed ^ 0x5eed0f1e25ULL, index);
+  auto u = [&](double a, double b) { return a + (b - a) * rng.uniform(); };
+  double const t[9] = {
+      u(0.8, 1.3), u(-0.15, 0.15), u(-0.15, 0.15), u(-0.05, 0.05), u(-0.05, 0.05), u(-0.04, 0.04), u(-0.04, 0.04), 0.0,
+      0.0};
+  Lens const lens = Lens::unpack(t);
+  auto op = lensing::lensing_operator(space, lens, st.image, st.source, st.mask, st.psf);
+  s.a = std::move(op.matrix);
+  Eigen::Map<Eigen::VectorXd const> sv(s.truth.data(), long(s.truth.size()));
+  s.data = s.a * sv;
+  double const snr = 15 * std::exp(std::log(60.0 / 15.0) * rng.uniform());
+  s.sigma_n = std::max(s.data.maxCoeff(), 1e-12) / snr;
+  s.sigma = Eigen::VectorXd::Constant(s.data.size(), s.sigma_n);
+  for (Eigen::Index i = 0; i < s.data.size(); ++i)
+    s.data[i] += s.sigma_n * rng.normal();
+  // mu^2 = mean_i (L L^T)_ii; diag(L^T L) (the preconditioner's).
+  s.mu2 = s.a.squaredNorm() / double(s.a.rows());
+  s.colsq = Eigen::VectorXd::Zero(s.a.cols());
+  for (Eigen::Index k = 0; k < s.a.outerSize(); ++k)
+    for (Eigen::SparseMatrix<double>::InnerIterator it(s.a, k); it; ++it)
+      s.colsq[it.col()] += it.value() * it.value();
+  return s;
+}
+
+/// Likelihood score of a group of images, K chains each (rows g K .. g K + K - 1
+/// of x belong to image g): s += L^T (d - L x) / (sigma_n^2 + sigma^2 mu^2)
+/// (annealed) or / sigma_n^2 (plain: sigma ignored).
+struct LikelihoodScore {
+  std::vector<Observation const*> obs;
+  std::vector<Eigen::SparseMatrix<float, Eigen::RowMajor>> a;   // L
+  std::vector<Eigen::SparseMatrix<float, Eigen::RowMajor>> at;  // L^T
+  int chains = 1;
+  bool annealed = true;
+  double* seconds = nullptr;
+
+  LikelihoodScore(std::vector<Observation const*> const& o, int k, bool ann, double* secs)
+      : obs(o), chains(k), annealed(ann), seconds(secs) {
+    for (auto const* p : obs) {
+      a.emplace_back(p->a.cast<float>());
+      at.emplace_back(Eigen::SparseMatrix<float, Eigen::RowMajor>(p->a.transpose().cast<float>()));
+    }
+  }
+  void add(double sigma, lensing::View2D<Scalar, Mem> const& x, lensing::View2D<Scalar, Mem> const& s) const {
+    auto const t0 = Clock::now();
+    using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    int const d = int(x.extent(1));
+    for (std::size_t g = 0; g < obs.size(); ++g) {
+      Eigen::Map<RowMat const> xg(x.data() + long(g) * chains * d, chains, d);
+      Eigen::Map<RowMat> sg(s.data() + long(g) * chains * d, chains, d);
+      double const var = obs[g]->sigma_n * obs[g]->sigma_n + (annealed ? sigma * sigma * obs[g]->mu2 : 0.0);
+      // R = (d 1^T - L X^T) / var (image pixels x chains); s += (L^T R)^T.
+      Eigen::MatrixXf r = -(a[g] * xg.transpose());
+      r.colwise() += obs[g]->data.cast<float>();
+      r *= float(1 / var);
+      sg.noalias() += (at[g] * r).transpose();
+    }
+    if (seconds != nullptr) *seconds += seconds_since(t0);
+  }
+};
+
+/// The network prior's score, timed.
+struct TimedPrior {
+  lensing::NetworkScore<Net>* net;
+  double* seconds;
+  void operator()(Host const& space, Scalar sigma, lensing::View2D<Scalar, Mem> const& x,
+                  lensing::View2D<Scalar, Mem> const& s) const {
+    auto const t0 = Clock::now();
+    (*net)(space, sigma, x, s);
+    space.fence();
+    *seconds += seconds_since(t0);
+  }
+};
+
+/// s = prior(sigma) + annealed likelihood(sigma).
+struct AnnealedPosteriorScore {
+  TimedPrior prior;
+  LikelihoodScore const* lik;
+  void operator()(Host const& space, Scalar sigma, lensing::View2D<Scalar, Mem> const& x,
+                  lensing::View2D<Scalar, Mem> const& s) const {
+    prior(space, sigma, x, s);
+    lik->add(double(sigma), x, s);
+  }
+};
+/// The plain likelihood as PosteriorScore's likelihood callable.
+struct PlainLikelihood {
+  LikelihoodScore const* lik;
+  void operator()(Host const&, lensing::View2D<Scalar, Mem> const& x, lensing::View2D<Scalar, Mem> const& s) const {
+    lik->add(0.0, x, s);
+  }
+};
+
+/// Langevin on y = M^-1/2 x for a constant diagonal M (per level): the
+/// score in y is M^1/2 s(x), so the sampler's y += a s_y + sqrt(2a) z is
+/// x += a M s + sqrt(2a) M^1/2 z, preconditioned Langevin with the same
+/// target.  x is the wrapper's buffer (overwritten).
+template <class Score>
+struct Preconditioned {
+  Score score;
+  lensing::View2D<Scalar, Mem> root, x;
+  void operator()(Host const& space, Scalar sigma, lensing::View2D<Scalar, Mem> const& y,
+                  lensing::View2D<Scalar, Mem> const& s) const {
+    auto const r = root;
+    auto const xx = x;
+    int const d = int(y.extent(1));
+    Kokkos::parallel_for(
+        "score_source::to_x", Kokkos::MDRangePolicy<Host, Kokkos::Rank<2>>(space, {0, 0}, {int(y.extent(0)), d}),
+        KOKKOS_LAMBDA(int i, int j) { xx(i, j) = r(i, j) * y(i, j); });
+    score(space, sigma, xx, s);
+    Kokkos::parallel_for(
+        "score_source::to_y", Kokkos::MDRangePolicy<Host, Kokkos::Rank<2>>(space, {0, 0}, {int(y.extent(0)), d}),
+        KOKKOS_LAMBDA(int i, int j) { s(i, j) *= r(i, j); });
+  }
+};
+
+struct SamplerTimes {
+  double total = 0, network = 0, likelihood = 0;
+  long chain_samples = 0, score_calls = 0;
+};
+
+/// Annealed Langevin for a group of observations (K chains each), or of the
+/// prior alone (obs empty, `n_prior` chains).  Returns the final states
+/// (rows as in LikelihoodScore).
+lensing::View2D<Scalar, Mem> run_chains(Options const& o, Net& net, std::vector<Observation const*> const& obs,
+                                        int n_prior, int d, std::uint64_t seed, SamplerTimes& times) {
+  Host space;
+  int const n = obs.empty() ? n_prior : int(obs.size()) * o.chains;
+  lensing::View2D<Scalar, Mem> x("chains", n, d);
+  {
+    lensing::Rng rng(seed, 7);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < d; ++j)
+        x(i, j) = Scalar(o.sigma_max * rng.normal());
+  }
+  lensing::NetworkScore<Net> prior_score(net, n, d);
+  TimedPrior prior{&prior_score, &times.network};
+  LikelihoodScore lik(obs, o.chains, !o.plain, &times.likelihood);
+  std::vector<double> const sig = nn::geometric_sigmas(o.sigma_max, sigma_min, o.noise_levels);
+  lensing::View2D<Scalar, Mem> y("chains_y", n, d), root("sqrt_m", n, d);
+  auto const t0 = Clock::now();
+  for (std::size_t i = 0; i < sig.size(); ++i) {
+    double const s2 = sig[i] * sig[i];
+    // Preconditioner M = diag(1/sigma^2 + diag(L^T L)/var)^-1 per image and the
+    // largest eigenvalue of M^1/2 H M^1/2, H = I/sigma^2 + L^T L/var (power
+    // iteration): the step eta / that eigenvalue (the smallest over the group).
+    double lam = 1;
+    std::vector<Eigen::VectorXd> rm;
+    for (auto const* p : obs) {
+      double const var = p->sigma_n * p->sigma_n + (o.plain ? 0.0 : s2 * p->mu2);
+      Eigen::VectorXd const r = (1 / s2 + p->colsq.array() / var).rsqrt().matrix();
+      Eigen::VectorXd v = Eigen::VectorXd::Ones(d).normalized();
+      double l = 0;
+      for (int it = 0; it < 30; ++it) {
+        Eigen::VectorXd const u = r.cwiseProduct(v);
+        Eigen::VectorXd const w = r.cwiseProduct(u / s2 + p->a.transpose() * (p->a * u) / var);
+        l = w.norm();
+        v = w / l;
+      }
+      lam = std::max(lam, 1.05 * l);  // 5 %: the power iteration's underestimate
+      rm.push_back(r);
+    }
+    for (int row = 0; row < n; ++row)
+      for (int j = 0; j < d; ++j) {
+        double const r = obs.empty() ? sig[i] : rm[std::size_t(row / o.chains)][j];
+        root(row, j) = Scalar(r);
+        y(row, j) = Scalar(double(x(row, j)) / r);
+      }
+    if (std::getenv("SCORE_SOURCE_DEBUG") != nullptr)
+      std::fprintf(stderr, "level %zu sigma %.4g lambda %.3g step %.3g\n", i, sig[i], lam, o.eta / lam);
+    lensing::AnnealedLangevinOptions ao;
+    ao.sigmas = {sig[i]};
+    ao.steps_per_level = o.steps_per_level;
+    ao.epsilon = o.eta / lam;
+    ao.seed = lensing::random::stream_key(seed, lensing::random::purpose_langevin, i);
+    lensing::AnnealedLangevin<Scalar, Mem> al(n, d, ao);
+    if (obs.empty()) {
+      al.run(space, Preconditioned<TimedPrior>{prior, root, x}, y);
+    } else if (o.plain) {
+      al.run(space,
+             Preconditioned<decltype(lensing::make_posterior_score(prior, PlainLikelihood{&lik}))>{
+                 lensing::make_posterior_score(prior, PlainLikelihood{&lik}), root, x},
+             y);
+    } else {
+      al.run(space, Preconditioned<AnnealedPosteriorScore>{AnnealedPosteriorScore{prior, &lik}, root, x}, y);
+    }
+    for (int row = 0; row < n; ++row)
+      for (int j = 0; j < d; ++j)
+        x(row, j) = root(row, j) * y(row, j);
+  }
+  space.fence();
+  times.total += seconds_since(t0);
+  times.chain_samples += n;
+  times.score_calls += long(sig.size()) * o.steps_per_level;
+  return x;
+}
+
+//----------------------------------------------------------------------------
+// Figures.
+
+void panel(lensing::io::Canvas& c, int x0, int y0, std::vector<double> const& v, int nx, int ny, int scale, double vmin,
+           double vmax, lensing::io::ColorMap map) {
+  for (int iy = 0; iy < ny; ++iy)
+    for (int ix = 0; ix < nx; ++ix) {
+      double const t = (v[std::size_t(iy) * nx + ix] - vmin) / (vmax - vmin);
+      auto const col = lensing::io::colour(map, std::min(1.0, std::max(0.0, t)));
+      for (int a = 0; a < scale; ++a)
+        for (int b = 0; b < scale; ++b)
+          c.set(x0 + ix * scale + b, y0 + (ny - 1 - iy) * scale + a, col);
+    }
+}
+
+double mse(std::vector<double> const& a, std::vector<double> const& b) {
+  double s = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    s += (a[i] - b[i]) * (a[i] - b[i]);
+  return s / double(a.size());
+}
+double chi2pp(Observation const& p, std::vector<double> const& src) {
+  Eigen::Map<Eigen::VectorXd const> sv(src.data(), long(src.size()));
+  return (p.data - p.a * sv).squaredNorm() / (p.sigma_n * p.sigma_n) / double(p.data.size());
+}
+
+struct Metrics {
+  double mse_zero = 0, mse_mean = 0, mse_lin = 0, chi_zero = 0, chi_truth = 0, chi_mean = 0, chi_lin = 0;
+  double cover68 = 0, cover95 = 0, mean_std = 0;
+};
+
+struct Mean {
+  double mean = 0, se = 0;
+};
+Mean summarise(std::vector<Metrics> const& m, double Metrics::*f) {
+  Mean r;
+  double const n = double(m.size());
+  for (auto const& x : m)
+    r.mean += x.*f / n;
+  double ss = 0;
+  for (auto const& x : m)
+    ss += (x.*f - r.mean) * (x.*f - r.mean);
+  r.se = m.size() > 1 ? std::sqrt(ss / (n - 1) / n) : 0.0;
+  return r;
+}
+
+int sample(Options const& o, Setting const& st, Net& net, bool check) {
+  namespace fs = std::filesystem;
+  fs::create_directories(o.out);
+  int const sny = st.source.ny(), snx = st.source.nx(), d = sny * snx;
+  int const iny = st.image.ny(), inx = st.image.nx();
+  std::uint64_t const test0 = std::uint64_t(1) << 40;
+  std::vector<Metrics> m(std::size_t(o.test));
+  std::vector<std::vector<double>> mean(std::size_t(o.test)), sd(std::size_t(o.test)), lin(std::size_t(o.test)),
+      draws(std::size_t(std::min(4, o.test)));
+  std::vector<Observation> keep;  // the figure's observations
+  std::vector<double> tarp_truth, tarp_samples;
+  SamplerTimes times;
+  double lin_seconds = 0;
+  Eigen::SparseMatrix<double> const r = lensing::regularisation_matrix(st.source, lensing::Regularisation::gradient);
+  double const log_det_r = lensing::LinearInversion::log_det_spd(r, "the regularisation matrix");
+  lensing::EvidenceSearch search;
+  search.grid = 9;
+  search.tolerance = 1e-2;
+  auto const tall = Clock::now();
+  for (int first = 0; first < o.test; first += o.group) {
+    int const ng = std::min(o.group, o.test - first);
+    std::vector<Observation> obs;
+    for (int g = 0; g < ng; ++g)
+      obs.push_back(observe(st, o.seed, test0 + std::uint64_t(first + g)));
+    std::vector<Observation const*> ptr;
+    for (auto const& p : obs)
+      ptr.push_back(&p);
+    auto const x = run_chains(o, net, ptr, 0, d, lensing::random::stream_key(o.seed, 0x5a3b1e, first), times);
+    for (int g = 0; g < ng; ++g) {
+      std::size_t const i = std::size_t(first + g);
+      auto const& p = obs[std::size_t(g)];
+      std::vector<double>& mu = mean[i];
+      std::vector<double>& s = sd[i];
+      mu.assign(std::size_t(d), 0.0);
+      s.assign(std::size_t(d), 0.0);
+      int in68 = 0, in95 = 0;
+      std::vector<double> col(std::size_t(o.chains));
+      for (int j = 0; j < d; ++j) {
+        for (int k = 0; k < o.chains; ++k)
+          col[std::size_t(k)] = double(x(g * o.chains + k, j));
+        double a = 0, b = 0;
+        for (double v : col)
+          a += v / o.chains;
+        for (double v : col)
+          b += (v - a) * (v - a) / (o.chains - 1);
+        mu[std::size_t(j)] = a;
+        s[std::size_t(j)] = std::sqrt(b);
+        // Central intervals from the empirical quantiles of the K chains.
+        std::sort(col.begin(), col.end());
+        auto q = [&](double u) {
+          double const pos = u * (o.chains - 1);
+          int const lo = int(std::floor(pos));
+          int const hi = std::min(o.chains - 1, lo + 1);
+          return col[std::size_t(lo)] + (pos - lo) * (col[std::size_t(hi)] - col[std::size_t(lo)]);
+        };
+        double const t = p.truth[std::size_t(j)];
+        in68 += (t >= q(0.16) && t <= q(0.84)) ? 1 : 0;
+        in95 += (t >= q(0.025) && t <= q(0.975)) ? 1 : 0;
+      }
+      for (int k = 0; k < o.chains; ++k)
+        for (int j = 0; j < d; ++j)
+          tarp_samples.push_back(double(x(g * o.chains + k, j)));
+      tarp_truth.insert(tarp_truth.end(), p.truth.begin(), p.truth.end());
+      if (i < draws.size())
+        for (int k = 0; k < 3; ++k)
+          for (int j = 0; j < d; ++j)
+            draws[i].push_back(double(x(g * o.chains + k, j)));
+      m[i].cover68 = double(in68) / d;
+      m[i].cover95 = double(in95) / d;
+      double ms = 0;
+      for (double v : s)
+        ms += v / d;
+      m[i].mean_std = ms;
+      m[i].mse_zero = mse(std::vector<double>(std::size_t(d), 0.0), p.truth);
+      m[i].mse_mean = mse(mu, p.truth);
+      m[i].chi_zero = chi2pp(p, std::vector<double>(std::size_t(d), 0.0));
+      m[i].chi_truth = chi2pp(p, p.truth);
+      m[i].chi_mean = chi2pp(p, mu);
+      auto const tl = Clock::now();
+      lensing::LinearInversion inv(p.a, p.data, p.sigma, r, log_det_r);
+      auto const res = inv.maximise_evidence(search);
+      lin_seconds += seconds_since(tl);
+      lin[i].assign(res.source.data(), res.source.data() + d);
+      m[i].mse_lin = mse(lin[i], p.truth);
+      m[i].chi_lin = res.chi2 / double(p.data.size());
+      if (i < draws.size()) keep.push_back(p);
+    }
+    std::printf("images %d-%d done (%.0f s)\n", first, first + ng - 1, seconds_since(tall));
+    std::fflush(stdout);
+  }
+
+  // Prior samples without data (the prior mean's baseline), 32 chains.
+  SamplerTimes ptimes;
+  int const np = 32;
+  auto const xp = run_chains(o, net, {}, np, d, lensing::random::stream_key(o.seed, 0x9a1a, 1), ptimes);
+  std::vector<double> prior_mean(std::size_t(d), 0.0);
+  for (int k = 0; k < np; ++k)
+    for (int j = 0; j < d; ++j)
+      prior_mean[std::size_t(j)] += double(xp(k, j)) / np;
+  double mse_prior_mean = 0, mse_prior_draw = 0;
+  for (int i = 0; i < o.test; ++i) {
+    auto const tr = render(st, o.seed, test0 + std::uint64_t(i), 1);
+    mse_prior_mean += mse(prior_mean, tr) / o.test;
+    std::vector<double> dk(static_cast<std::size_t>(d));
+    for (int j = 0; j < d; ++j)
+      dk[std::size_t(j)] = double(xp(i % np, j));
+    mse_prior_draw += mse(dk, tr) / o.test;
+  }
+
+  // TARP on the pixel vectors (no standardisation: pixels share units, and
+  // the empty corners have zero spread).
+  lensing::validate::TarpOptions to;
+  to.normalize = false;
+  to.num_bootstrap = 50;
+  to.seed = o.seed;
+  auto const tr = lensing::validate::tarp(tarp_truth, tarp_samples, o.test, o.chains, d, to);
+  lensing::validate::plot_tarp(o.out + "/tarp.png", tr, 300, "TARP, source pixels");
+
+  {
+    std::ofstream csv(o.out + "/eval.csv");
+    csv << "image,mse_zero,mse_posterior_mean,mse_linear,chi2pp_zero,chi2pp_truth,chi2pp_posterior_mean,"
+           "chi2pp_linear,cover68,cover95,mean_std\n";
+    for (std::size_t i = 0; i < m.size(); ++i) {
+      char line[400];
+      std::snprintf(line, sizeof line, "%zu,%.6e,%.6e,%.6e,%.5f,%.5f,%.5f,%.5f,%.4f,%.4f,%.4e\n", i, m[i].mse_zero,
+                    m[i].mse_mean, m[i].mse_lin, m[i].chi_zero, m[i].chi_truth, m[i].chi_mean, m[i].chi_lin,
+                    m[i].cover68, m[i].cover95, m[i].mean_std);
+      csv << line;
+    }
+  }
+  int better = 0;
+  for (auto const& x : m)
+    better += x.mse_mean < x.mse_lin ? 1 : 0;
+  double const net_share = times.network / times.total, lik_share = times.likelihood / times.total;
+  double const overhead = 1 - net_share - lik_share;
+  std::string table;
+  {
+    char buf[4000];
+    auto row = [&](char const* name, double Metrics::*a, double Metrics::*b) {
+      Mean const x = summarise(m, a);
+      char line[300];
+      if (b != nullptr) {
+        Mean const y = summarise(m, b);
+        std::snprintf(line, sizeof line, "| %-30s | %.4e +- %.1e | %.3f +- %.3f |\n", name, x.mean, x.se, y.mean, y.se);
+      } else {
+        std::snprintf(line, sizeof line, "| %-30s | %.4e +- %.1e | - |\n", name, x.mean, x.se);
+      }
+      return std::string(line);
+    };
+    std::snprintf(buf, sizeof buf,
+                  "%d held-out images (%d x %d source, %d x %d image), %d chains each, %d levels x %d steps "
+                  "(sigma %.3g -> %.3g, eta %.3g, %s likelihood); mean +- standard error\n"
+                  "| estimate                       | source MSE            | chi^2 / pixel   |\n"
+                  "|--------------------------------|-----------------------|-----------------|\n",
+                  o.test, snx, sny, inx, iny, o.chains, o.noise_levels, o.steps_per_level, o.sigma_max, sigma_min,
+                  o.eta, o.plain ? "plain" : "annealed");
+    table = buf;
+    table += row("zero source", &Metrics::mse_zero, &Metrics::chi_zero);
+    {
+      Mean const c = summarise(m, &Metrics::chi_truth);
+      std::snprintf(buf, sizeof buf, "| %-30s | 0                     | %.3f +- %.3f |\n", "true source", c.mean, c.se);
+      table += buf;
+    }
+    std::snprintf(buf, sizeof buf, "| %-30s | %.4e              | - |\n| %-30s | %.4e              | - |\n",
+                  "prior mean (32 prior chains)", mse_prior_mean, "a prior sample", mse_prior_draw);
+    table += buf;
+    table += row("posterior mean (score prior)", &Metrics::mse_mean, &Metrics::chi_mean);
+    table += row("linear inversion (evidence)", &Metrics::mse_lin, &Metrics::chi_lin);
+    Mean const c68 = summarise(m, &Metrics::cover68), c95 = summarise(m, &Metrics::cover95),
+               sd_ = summarise(m, &Metrics::mean_std);
+    std::snprintf(buf, sizeof buf,
+                  "posterior-mean MSE below the linear inversion's on %d of %d images\n"
+                  "pixel coverage of the chains' central intervals: 68 %% -> %.3f +- %.3f, 95 %% -> %.3f +- %.3f "
+                  "(mean posterior std %.4f)\n"
+                  "TARP (pixel vectors, %d samples each): max |ECP - alpha| %.3f, mean ECP - alpha %+.3f\n"
+                  "speed: %ld posterior samples in %.1f s of sampling = %.2f samples/s (%d levels x %d steps, %ld "
+                  "score calls of %d chains); network %.1f %%, likelihood %.1f %%, sampler overhead %.1f %%; "
+                  "linear inversion %.3f s per image; OMP_NUM_THREADS=%s\n",
+                  better, o.test, c68.mean, c68.se, c95.mean, c95.se, sd_.mean, o.chains, tr.max_deviation,
+                  tr.mean_signed_deviation, times.chain_samples, times.total, times.chain_samples / times.total,
+                  o.noise_levels, o.steps_per_level, times.score_calls, o.group * o.chains, 100 * net_share,
+                  100 * lik_share, 100 * overhead, lin_seconds / o.test,
+                  std::getenv("OMP_NUM_THREADS") ? std::getenv("OMP_NUM_THREADS") : "unset");
+    table += buf;
+  }
+  std::printf("%s", table.c_str());
+  std::ofstream(o.out + "/summary.txt") << table;
+
+  // samples.png: per row truth, data, linear, posterior mean, std, 3 samples, residual of the mean.
+  {
+    int const rows = int(keep.size());
+    int const ss = 128 / snx, is = 128 / inx, pw = 128, gap = 8, top = 20, cols = 9;
+    lensing::io::Canvas c(cols * (pw + gap) + gap, top + rows * (pw + gap) + gap);
+    char const* titles[cols] = {"truth",    "data",     "linear",   "post. mean", "post. std",
+                                "sample 1", "sample 2", "sample 3", "mean resid."};
+    for (int k = 0; k < cols; ++k)
+      c.text(gap + k * (pw + gap), 6, titles[k], {0, 0, 0});
+    for (int rr = 0; rr < rows; ++rr) {
+      auto const& p = keep[std::size_t(rr)];
+      int const y0 = top + rr * (pw + gap);
+      auto const mg = lensing::io::ColorMap::magma;
+      panel(c, gap, y0, p.truth, snx, sny, ss, 0, 1, mg);
+      std::vector<double> dv(p.data.data(), p.data.data() + p.data.size());
+      panel(c, gap + (pw + gap), y0, dv, inx, iny, is, 0, p.data.maxCoeff(), mg);
+      panel(c, gap + 2 * (pw + gap), y0, lin[std::size_t(rr)], snx, sny, ss, 0, 1, mg);
+      panel(c, gap + 3 * (pw + gap), y0, mean[std::size_t(rr)], snx, sny, ss, 0, 1, mg);
+      panel(c, gap + 4 * (pw + gap), y0, sd[std::size_t(rr)], snx, sny, ss, 0, 0.2, lensing::io::ColorMap::gray);
+      for (int k = 0; k < 3; ++k) {
+        std::vector<double> const one(draws[std::size_t(rr)].begin() + long(k) * d,
+                                      draws[std::size_t(rr)].begin() + long(k + 1) * d);
+        panel(c, gap + (5 + k) * (pw + gap), y0, one, snx, sny, ss, 0, 1, mg);
+      }
+      Eigen::Map<Eigen::VectorXd const> mv(mean[std::size_t(rr)].data(), d);
+      Eigen::VectorXd const res = (p.data - p.a * mv) / p.sigma_n;
+      std::vector<double> rv(res.data(), res.data() + res.size());
+      panel(c, gap + 8 * (pw + gap), y0, rv, inx, iny, is, -4, 4, lensing::io::ColorMap::diverging);
+    }
+    c.write(o.out + "/samples.png");
+    std::printf(
+        "wrote %s/samples.png (sources on [0, 1], std on [0, 0.2], residual (d - L mean)/sigma on [-4, 4]) "
+        "and %s/tarp.png\n",
+        o.out.c_str(), o.out.c_str());
+  }
+
+  if (check) {
+    // The briefly trained prior alone is poor; what the check asks is that
+    // the likelihood, through the sampler, pulls the chains onto the data:
+    // the posterior mean's source MSE below half the prior mean's and its
+    // chi^2 per pixel below a tenth of the zero source's.
+    Mean const pm = summarise(m, &Metrics::mse_mean), cz = summarise(m, &Metrics::chi_zero),
+               cm = summarise(m, &Metrics::chi_mean);
+    bool const finite = std::isfinite(pm.mean) && std::isfinite(cm.mean) && std::isfinite(mse_prior_mean);
+    bool const beats_prior = pm.mean < 0.5 * mse_prior_mean;
+    bool const fits = cm.mean < 0.1 * cz.mean;
+    std::printf(
+        "short check: posterior-mean MSE %.4e < 0.5 x prior-mean MSE %.4e: %s; chi^2/pixel %.3f < 0.1 x the "
+        "zero source's %.3f: %s\n",
+        pm.mean, mse_prior_mean, beats_prior ? "yes" : "NO", cm.mean, cz.mean, fits ? "yes" : "NO");
+    bool const ok = finite && beats_prior && fits;
+    std::printf("short run: %s\n", ok ? "ok" : "FAILED");
+    return ok ? 0 : 1;
+  }
+  return 0;
+}
+
+int run(Options o) {
+  namespace fs = std::filesystem;
+  fs::create_directories(o.out);
+  bool const small = o.mode == "short";
+  Setting const st(small);
+  if (small) {
+    o.base = 4;
+    o.steps = 160;
+    o.batch = 16;
+    o.lr = 3e-3;
+    o.test = 8;
+    o.chains = 8;
+    o.group = 8;
+    o.noise_levels = 6;
+    o.steps_per_level = 8;
+  }
+  Net net(nn::ScoreUNet<Scalar, Mem>(unet_options(st, o.base)));
+  net.initialize(o.seed);
+  std::printf(
+      "score_source %s: %d x %d source (%.3g\"), %d x %d image (%.3g\"), U-Net base %d, 2 levels, %ld "
+      "parameters\n",
+      o.mode.c_str(), st.source.nx(), st.source.ny(), st.source.pixel_scale(), st.image.nx(), st.image.ny(),
+      st.image.pixel_scale(), o.base, net.num_params());
+  if (o.mode == "train" || small) {
+    auto const l = train(o, st, net);
+    std::printf("DSM loss (per image, epoch mean) %.4f -> %.4f\n", l.first, l.second);
+    if (!small) return 0;
+  } else {
+    nn::load_weights(net, o.weights);
+    std::printf("loaded %s\n", o.weights.c_str());
+  }
+  return sample(o, st, net, small);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options const o = parse(argc, argv);
+  Kokkos::ScopeGuard guard(argc, argv);
+  try {
+    return run(o);
+  } catch (std::exception const& e) {
+    std::fprintf(stderr, "score_source: %s\n", e.what());
+    return 1;
+  }
+}
