@@ -170,9 +170,9 @@ GraphBatch<Scalar, MemorySpace> graph_batch_from_edges(std::vector<int> const& s
 /// points (ties broken by index), as knn_graph_edges, in O(n k) expected time
 /// for roughly uniform points: the points are binned in square cells holding
 /// about k points each and the search visits rings of cells outwards until
-/// the ring's nearest possible point is farther than the k-th found.  For
-/// large graphs (the 10⁵-node catalogues); the result equals knn_graph_edges
-/// up to the order of ties.
+/// the ring's nearest possible point is farther than the k-th found.  The
+/// result equals knn_graph_edges up to the choice among tied distances
+/// (here: the smaller index).
 inline std::vector<std::pair<int, int>> knn_graph_edges_grid(std::vector<double> const& x, std::vector<double> const& y,
                                                              int k) {
   char const* where = "lensing::nn::knn_graph_edges_grid";
@@ -251,8 +251,9 @@ inline std::vector<std::pair<int, int>> knn_graph_edges_grid(std::vector<double>
 /// gcn_normalized_adjacency(knn_graph_edges)) of G point clouds: graph g has
 /// sizes[g] points whose positions are (px, py)[offsets[g] + i] (the clouds
 /// concatenated).  A graph of at most k nodes is joined completely.  Graphs
-/// of more than 4096 nodes use knn_graph_edges_grid, the others
-/// knn_graph_edges.  Throws std::invalid_argument for sizes that do not
+/// of more than 64 nodes use knn_graph_edges_grid (O(n k); the Wgan rebuilds
+/// these graphs for every pass on generated positions), the others
+/// knn_graph_edges (O(n²)).  Throws std::invalid_argument for sizes that do not
 /// match, k < 1 or non-finite positions.
 template <class Scalar, class MemorySpace>
 GraphBatch<Scalar, MemorySpace> knn_graph_batch(std::vector<int> const& sizes, std::vector<double> const& px,
@@ -280,7 +281,7 @@ GraphBatch<Scalar, MemorySpace> knn_graph_batch(std::vector<int> const& sizes, s
           if (j != i) nb[i].push_back(j);
     } else if (m > 1) {
       std::vector<double> gx(px.begin() + o, px.begin() + o + m), gy(py.begin() + o, py.begin() + o + m);
-      auto const e = m > 4096 ? knn_graph_edges_grid(gx, gy, k) : knn_graph_edges(gx, gy, k);
+      auto const e = m > 64 ? knn_graph_edges_grid(gx, gy, k) : knn_graph_edges(gx, gy, k);
       for (auto const& p : e) {
         nb[p.first].push_back(p.second);
         nb[p.second].push_back(p.first);

@@ -106,6 +106,7 @@ enum class ParamGrad {
   none         ///< parameter gradient not computed (input gradient only)
 };
 
+/// The layer kinds of a GraphNet (see GraphNetSpec).
 enum class GraphStageKind { conv, dense, activation, pool };
 
 namespace detail {

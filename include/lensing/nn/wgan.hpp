@@ -50,19 +50,18 @@
 /// norm over all nodes and features of one graph.
 ///
 /// ## The graph of x̂ (and of x_r, x_f)
-/// The real sample runs on the batch's graph (WganBatch::graph) in both modes.
-/// WganGraph::given: the generated sample and x̂ use it too (the catalogue's
-/// kNN graph when the positions are conditions and the generator paints
-/// other features; the adjacency is then a constant).
-/// WganGraph::knn_of_nodes: the critic's graph of x_f and of x̂ is the kNN
-/// graph (WganConfig::knn) of their first two node features (generated
-/// positions), built on the host per pass: for x̂ from the interpolated
-/// positions (build the batch's graph of the real clouds the same way,
-/// knn_graph_batch with the same k).  The graph is a piecewise-constant
-/// function of the positions, so within each pass it is held fixed:
-/// D(x) = D(A(x), x) has gradient ∂D/∂x|_A almost everywhere (where the kNN
-/// sets do not change), which is what is penalised and what the generator
-/// receives.
+/// WganGraph::given: every input of the critic uses the batch's graph
+/// (WganBatch::graph; the catalogue's kNN graph when the positions are
+/// conditions and the generator paints other features; the adjacency is then
+/// a constant).
+/// WganGraph::knn_of_nodes: the critic's graph of each input (x_r, x_f and x̂)
+/// is the kNN graph (WganConfig::knn, knn_graph_batch) of that input's first
+/// two node features (positions), built on the host per pass: for x̂ from the
+/// interpolated positions; only the sizes of the batch's graphs are used.
+/// The graph is a piecewise-constant function of the positions, so within
+/// each pass it is held fixed: D(x) = D(A(x), x) has gradient ∂D/∂x|_A almost
+/// everywhere (where the kNN sets do not change), which is what is penalised
+/// and what the generator receives.
 ///
 /// ## The gradient penalty's double backward (GradientPenalty::evaluate)
 /// With S(x, θ) = Σ_g D_g (graphs do not interact), g = ∇ₓ S (one backward
@@ -233,7 +232,6 @@ class GradientPenalty {
 enum class WganGraph {
   given,        ///< the batch's graph (WganBatch::graph)
   knn_of_nodes  ///< kNN graph (WganConfig::knn) of the first two columns of the network's node input
-                ///< (for the critic: of the generated and interpolated samples; the real one keeps the batch's)
 };
 
 /// Sizes, architecture and training constants of a Wgan.
@@ -412,7 +410,7 @@ class Wgan {
             h[i * fc + c] = t * xr[r] + (Scalar(1) - t) * xfp[r];
           });
     }
-    graph_type const& gr = b.graph;  // the real sample's graph, in both modes
+    graph_type const& gr = critic_graph(space, b, hreal_, creal_);
     graph_type const& gf = critic_graph(space, b, hfake_, cfake_);
     graph_type const& gh = critic_graph(space, b, hhat_, chat_);
     WganCriticStep r;
@@ -666,7 +664,7 @@ class Wgan {
   std::uint64_t draws_ = 0;
   matrix_type hgen_, u_, z_, hreal_, hfake_, hhat_, dh_, dxf_, seeds_;
   View1D<Scalar, MemorySpace> eps_;
-  graph_type gknn_, cfake_, chat_;
+  graph_type gknn_, creal_, cfake_, chat_;
   graph_type const* gen_graph_ = nullptr;
 };
 
