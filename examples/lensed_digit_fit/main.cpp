@@ -1,0 +1,663 @@
+// A lens fit with a learned source (issue 18, seeds 000/001): a digit-like
+// source behind an SIE + external shear lens (theta_E = 2.3"), fitted
+//  - with the source as the decoder of the VAE of examples/vae_source_prior
+//    (Decoded<Net>, sources/decoded.hpp; DecodedSourcePosterior,
+//    fit/decoded_source.hpp): joint inference of the 7 lens parameters, the
+//    16 latent coordinates z (prior N(0, I)) and the source's flux scale, by
+//    MAP (multi-start L-BFGS) with its Laplace approximation, NUTS from the
+//    MAP and full-rank Gaussian VI from the MAP (fit/workflow.hpp);
+//  - with an elliptical Sersic source (Posterior over the lens + Sersic
+//    parameters, the same lens priors): MAP + Laplace and NUTS;
+// and a table of theta_E (estimate, 68 % and 95 % intervals) per method,
+// data / model / residual PNGs of both MAPs and the true vs decoded source;
+// then theta_E coverage of the learned-source MAP + Laplace (and, for
+// contrast, the Sersic MAP + Laplace) over --lenses simulated lenses.
+//
+//   lensed_digit_fit [--short] [--coverage-only] [--first-lens F] [--seed SEED] [--weights PATH]
+//                    [--starts K] [--chains C] [--warmup W] [--draws N] [--vi-iterations I]
+//                    [--lenses L] [--out PREFIX]
+//
+// Weights: by default digits_epoch6.weights here, the digits VAE of
+// examples/vae_source_prior after 6 of its 15 training epochs (a copy taken
+// during its training, so that the numbers of examples/README.md can be
+// remade); --weights examples/vae_source_prior/digits.weights for the final one.
+//
+// Observation: 64 x 64 pixels of 0.1" (6.4" field), supersampling 2,
+// Gaussian PSF of FWHM 0.15", Gaussian background noise of sd 1/20 of the
+// brightest noiseless pixel.  Source: a digit of simulate/digits.hpp
+// (the VAE's training distribution: make_digit(index % 10, 1, index), but
+// index = 2^41 + i, outside its training [0, N) and held-out 2^40 + [0, M)
+// ranges), rendered on 96 x 96 pixels of a 1.6" box (finer than the
+// decoder's 32 x 32 pixels of 0.05", so the truth is not in the decoder's
+// pixel basis) with flux scale 1, centred at a known offset from the lens
+// (the decoded source's grid is put there: its position is not fitted; the
+// Sersic source's centre is).
+//
+// Short mode (ctest; ~260 learned-source gradients, ~10 s of one core on
+// a quiet machine): 48 x 48 pixels of 0.13" (6.24"), one lens, no NUTS, VI
+// or coverage: the Sersic MAP from one start near the truth, the
+// learned-source MAP from the Sersic MAP's lens (z = 0) must put the truth theta_E inside its 95 %
+// Laplace interval and reach a chi^2 per pixel below the Sersic MAP's by
+// 10 %.  Checks of the full run (printed): the same for the main lens, and
+// the learned fit's 95 % coverage over the lenses within 2 binomial sd of 0.95.
+// Threads: OMP_NUM_THREADS.
+
+#include <lensing/fit/decoded_source.hpp>
+#include <lensing/fit/plots.hpp>
+#include <lensing/fit/posterior.hpp>
+#include <lensing/fit/workflow.hpp>
+#include <lensing/likelihood/gaussian.hpp>
+#include <lensing/model/observation.hpp>
+#include <lensing/noise/pixel_noise.hpp>
+#include <lensing/profiles/composite.hpp>
+#include <lensing/profiles/external_shear.hpp>
+#include <lensing/profiles/sie.hpp>
+#include <lensing/psf/gaussian_filter.hpp>
+#include <lensing/sample/diagnostics.hpp>
+#include <lensing/simulate/digits.hpp>
+#include <lensing/sources/decoded.hpp>
+#include <lensing/sources/light_profile.hpp>
+#include <lensing/sources/pixelated.hpp>
+#include <lensing/sources/sersic.hpp>
+
+#include <Kokkos_Core.hpp>
+
+#include "../common/cli.hpp"
+#include "../vae_source_prior/vae_model.hpp"
+
+#ifndef LENSED_DIGIT_FIT_DIR
+#define LENSED_DIGIT_FIT_DIR "examples/lensed_digit_fit"
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Options {
+  bool short_run = false, coverage_only = false;
+  std::uint64_t seed = 3;
+  std::string weights = LENSED_DIGIT_FIT_DIR "/digits_epoch6.weights";
+  int first_lens = 0;
+  int starts = 0, chains = 2, warmup = 100, draws = 100, vi_iterations = 300, lenses = 20;
+  std::string out = "lensed_digit_fit";
+};
+
+void usage(std::FILE* f) {
+  std::fprintf(
+      f,
+      "usage: lensed_digit_fit [--short] [--coverage-only] [--first-lens F] [--seed SEED] [--weights PATH] [--starts "
+      "K] "
+      "[--chains C] [--warmup W]\n"
+      "                        [--draws N] [--vi-iterations I] [--lenses L] [--out PREFIX] [--help]\n"
+      "  --short            ctest case: 48x48 pixels, one lens, MAP + Laplace only\n"
+      "  --seed SEED        noise, starts, chains and the coverage lenses (default 3)\n"
+      "  --weights PATH     trained VAE (default examples/lensed_digit_fit/digits_epoch6.weights, the digits\n"
+      "                     VAE of vae_source_prior after 6 of its 15 epochs); 'untrained':\n"
+      "                     the architecture with random weights (the short run's check must then fail)\n"
+      "  --starts K         L-BFGS starts from the prior per fit, besides the chained start (default 0)\n"
+      "  --chains C         NUTS chains (default 2)\n"
+      "  --warmup W         NUTS warm-up iterations per chain (default 100)\n"
+      "  --draws N          NUTS draws per chain (default 100)\n"
+      "  --vi-iterations I  full-rank VI iterations (default 300)\n"
+      "  --lenses L         lenses of the coverage study, 0: none (default 20)\n"
+      "  --coverage-only    skip the main lens (its fits, table rows and PNGs): the coverage study alone\n"
+      "  --first-lens F     the coverage lenses are F .. F + L - 1 (default 0; to split the study over processes)\n"
+      "  --out PREFIX       PREFIX_table.md, PREFIX_coverage.csv, PREFIX_*.png (default lensed_digit_fit)\n"
+      "threads: set OMP_NUM_THREADS.\n");
+}
+
+}  // namespace
+
+// Declared in ../common/cli.hpp.
+[[noreturn]] void bad(std::string const& msg) {
+  std::fprintf(stderr, "lensed_digit_fit: %s\n", msg.c_str());
+  usage(stderr);
+  std::exit(2);
+}
+
+namespace {
+
+Options parse(int argc, char** argv) {
+  Options o;
+  bool set_lenses = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string const a = argv[i];
+    auto value = [&]() -> char const* {
+      if (i + 1 >= argc) bad(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      usage(stdout);
+      std::exit(0);
+    } else if (a == "--short") {
+      o.short_run = true;
+    } else if (a == "--coverage-only") {
+      o.coverage_only = true;
+    } else if (a == "--first-lens") {
+      o.first_lens = int(parse_integer(a, value(), 0, 1000000));
+    } else if (a == "--seed") {
+      o.seed = std::uint64_t(parse_integer(a, value(), 0, 9000000000000000000L));
+    } else if (a == "--weights") {
+      o.weights = value();
+      if (o.weights.empty()) bad("--weights needs a non-empty path");
+    } else if (a == "--starts") {
+      o.starts = int(parse_integer(a, value(), 0, 1000));
+    } else if (a == "--chains") {
+      o.chains = int(parse_integer(a, value(), 1, 64));
+    } else if (a == "--warmup") {
+      o.warmup = int(parse_integer(a, value(), 10, 1000000));
+    } else if (a == "--draws") {
+      o.draws = int(parse_integer(a, value(), 10, 1000000));
+    } else if (a == "--vi-iterations") {
+      o.vi_iterations = int(parse_integer(a, value(), 10, 10000000));
+    } else if (a == "--lenses") {
+      o.lenses = int(parse_integer(a, value(), 0, 100000)), set_lenses = true;
+    } else if (a == "--out") {
+      o.out = value();
+      if (o.out.empty()) bad("--out needs a non-empty prefix");
+    } else {
+      bad("unknown argument '" + a + "'");
+    }
+  }
+  if (o.short_run && !set_lenses) o.lenses = 0;
+  if (o.coverage_only && o.lenses == 0) bad("--coverage-only needs --lenses L with L > 0");
+  return o;
+}
+
+using S = double;
+using Space = Kokkos::DefaultExecutionSpace;
+using Mem = Space::memory_space;
+using Lens = lensing::Composite<lensing::SIE<S>, lensing::ExternalShear<S>>;
+using PixModel = lensing::LensModel<Lens, lensing::PixelatedSource<S>, lensing::NoLight<S>>;
+using SerModel = lensing::LensModel<Lens, lensing::SersicEllipse<S>, lensing::NoLight<S>>;
+using Psf = lensing::GaussianFilter<S, Mem>;
+using PixLike = lensing::GaussianLikelihood<PixModel, Mem, Psf>;
+using SerLike = lensing::GaussianLikelihood<SerModel, Mem, Psf>;
+using Decoder = vae_model::Decoder;
+using LearnedPost = lensing::DecodedSourcePosterior<PixModel, Mem, Psf, Decoder>;
+using SersicPost = lensing::Posterior<SerLike>;
+using P = lensing::Prior<double>;
+using Table = lensing::ParameterTable<double, Kokkos::HostSpace>;
+
+constexpr double kBox = 1.6;             // source box side, arcsec (decoder pixels of 0.05")
+constexpr int kTruthPixels = 96;         // the true source's pixels over the box
+constexpr double kSnrPeak = 20;          // brightest noiseless pixel / noise sd
+constexpr double kTheta = 2.3;           // the main lens's Einstein radius
+constexpr double kAmpTrue = 1.0;         // the true source's flux scale (digit intensity 1 on a stroke)
+constexpr std::uint64_t kDigitSeed = 1;  // the VAE's training seed (vae_source_prior --seed default)
+constexpr std::uint64_t kFirstIndex = std::uint64_t(1) << 41;
+
+struct Setup {
+  int n;
+  double pixel;
+  int k;
+  double fwhm;
+};
+
+// One simulated lens: the lens row (model order: SIE theta_E e1 e2 cx cy,
+// shear g1 g2 ra0 dec0), the source offset and its digit.
+struct Truth {
+  std::vector<double> lens;
+  double src_x = 0, src_y = 0;
+  std::uint64_t index = 0;
+};
+
+Truth main_truth() { return {{kTheta, 0.08, -0.05, 0.03, -0.02, 0.04, -0.02, 0.0, 0.0}, 0.12, -0.08, kFirstIndex + 3}; }
+
+// Lens i of the coverage study: parameters drawn (stream seed, purpose_prior,
+// 0xc0fe, i) around the main lens's configuration.
+Truth coverage_truth(std::uint64_t seed, int i) {
+  lensing::Rng rng(seed, lensing::random::purpose_prior, 0xc0fe, std::uint64_t(i));
+  Truth t;
+  double const th = rng.uniform(2.0, 2.6);
+  auto clip = [](double x, double a) { return std::max(-a, std::min(a, x)); };
+  t.lens = {th,
+            clip(0.1 * rng.normal(), 0.3),
+            clip(0.1 * rng.normal(), 0.3),
+            0.03 * rng.normal(),
+            0.03 * rng.normal(),
+            clip(0.03 * rng.normal(), 0.1),
+            clip(0.03 * rng.normal(), 0.1),
+            0.0,
+            0.0};
+  t.src_x = rng.uniform(-0.25, 0.25);
+  t.src_y = rng.uniform(-0.25, 0.25);
+  t.index = kFirstIndex + 100 + std::uint64_t(i);
+  return t;
+}
+
+Table lens_table() {
+  Table t;
+  t.add("lens0.theta_E", P::uniform(1.5, 3.0))
+      .add("lens0.e1", P::truncated_normal(0, 0.2, -0.6, 0.6))
+      .add("lens0.e2", P::truncated_normal(0, 0.2, -0.6, 0.6))
+      .add("lens0.center_x", P::normal(0, 0.1))
+      .add("lens0.center_y", P::normal(0, 0.1))
+      .add("lens1.gamma1", P::normal(0, 0.05))
+      .add("lens1.gamma2", P::normal(0, 0.05))
+      .add("lens1.ra_0", P::fixed(0))
+      .add("lens1.dec_0", P::fixed(0));
+  return t;
+}
+
+Table sersic_table() {
+  Table t = lens_table();
+  t.add("source0.amp", P::log_uniform(0.01, 100))
+      .add("source0.R_sersic", P::log_uniform(0.02, 2))
+      .add("source0.n_sersic", P::uniform(0.5, 6))
+      .add("source0.e1", P::truncated_normal(0, 0.2, -0.6, 0.6))
+      .add("source0.e2", P::truncated_normal(0, 0.2, -0.6, 0.6))
+      .add("source0.center_x", P::normal(0, 0.3))
+      .add("source0.center_y", P::normal(0, 0.3));
+  return t;
+}
+
+// theta_E summaries of one method.
+struct ThetaSummary {
+  std::string method;
+  double estimate = NAN, lo68 = NAN, hi68 = NAN, lo95 = NAN, hi95 = NAN;
+  double chi2_pixel = NAN, seconds = 0;
+  long long gradients = 0;
+  std::string note;
+  bool covers95(double t) const { return t >= lo95 && t <= hi95; }
+  bool covers68(double t) const { return t >= lo68 && t <= hi68; }
+};
+
+// MAP + Laplace: theta_E (free parameter 0 under a bounded transform) at the
+// MAP, intervals by mapping q0 +- z sd through the (monotone) transform.
+template <class Post>
+ThetaSummary laplace_summary(std::string const& method, Post const& post, lensing::MapResult const& map,
+                             lensing::ParameterTransform const& t) {
+  ThetaSummary s;
+  s.method = method;
+  double const q = map.q[0], sd = map.sd()[0];
+  s.estimate = t.constrain(q);
+  s.lo68 = t.constrain(q - sd), s.hi68 = t.constrain(q + sd);
+  s.lo95 = t.constrain(q - 1.959964 * sd), s.hi95 = t.constrain(q + 1.959964 * sd);
+  s.seconds = map.seconds;
+  s.gradients = map.gradient_evaluations;
+  (void)post;
+  return s;
+}
+
+// Posterior median and central 68 / 95 % intervals of draws of theta_E.
+ThetaSummary draws_summary(std::string const& method, std::vector<double> th) {
+  ThetaSummary s;
+  s.method = method;
+  namespace dd = lensing::diagnostics::detail;
+  s.estimate = dd::quantile(th, 0.5);
+  s.lo68 = dd::quantile(th, 0.158655), s.hi68 = dd::quantile(th, 0.841345);
+  s.lo95 = dd::quantile(th, 0.025), s.hi95 = dd::quantile(th, 0.975);
+  return s;
+}
+
+// chi^2 per unmasked pixel of a model image.
+double chi2_pixel(lensing::View2D<S, Mem> const& data, lensing::View2D<S, Mem> const& model, double sigma) {
+  auto d = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), data);
+  auto m = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model);
+  double c = 0;
+  for (std::size_t i = 0; i < d.size(); ++i) {
+    double const r = (d.data()[i] - m.data()[i]) / sigma;
+    c += r * r;
+  }
+  return c / double(d.size());
+}
+
+// One lens's data and its fits.
+struct LensCase {
+  Setup setup;
+  Truth truth;
+  lensing::Observation<S, Mem, Psf> obs;
+  lensing::View2D<S, Mem> data, noise, mask, truth_pixels;
+  double sigma = 0;
+
+  LensCase(Space const& space, Setup const& st, Truth const& t, std::uint64_t noise_seed)
+      : setup(st),
+        truth(t),
+        obs(lensing::PixelGrid<S>::square(st.n, st.pixel, st.k), Psf(st.fwhm, st.pixel, st.n, st.n)),
+        data("data", st.n, st.n),
+        noise("noise", st.n, st.n),
+        mask("mask", st.n, st.n),
+        truth_pixels("truth_source", kTruthPixels, kTruthPixels) {
+    namespace sim = lensing::simulate;
+    auto const digit = sim::make_digit(int(t.index % 10), kDigitSeed, t.index);
+    std::vector<S> px(std::size_t(kTruthPixels) * kTruthPixels);
+    sim::render_digit(digit, kTruthPixels, px.data());
+    auto h = Kokkos::create_mirror_view(truth_pixels);
+    for (std::size_t i = 0; i < px.size(); ++i)
+      h.data()[i] = kAmpTrue * px[i];
+    Kokkos::deep_copy(truth_pixels, h);
+    lensing::PixelGrid<S> const tgrid(kTruthPixels, kTruthPixels, kBox / kTruthPixels, 1, t.src_x, t.src_y);
+    PixModel const m{Lens::unpack(t.lens.data()),
+                     lensing::make_pixelated_source(truth_pixels, tgrid, lensing::Interpolation::bicubic),
+                     {}};
+    obs.render(space, m, data);
+    space.fence();
+    auto hd = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), data);
+    double peak = 0;
+    for (std::size_t i = 0; i < hd.size(); ++i)
+      peak = std::max(peak, hd.data()[i]);
+    sigma = peak / kSnrPeak;
+    lensing::noise::apply(space, lensing::noise::GaussianNoise<S>{sigma}, data, noise_seed);
+    Kokkos::deep_copy(space, noise, sigma);
+    Kokkos::deep_copy(space, mask, 1.0);
+    space.fence();
+  }
+  lensing::PixelGrid<S> decoder_grid() const {
+    return lensing::PixelGrid<S>(vae_model::image_size, vae_model::image_size, kBox / vae_model::image_size, 1,
+                                 truth.src_x, truth.src_y);
+  }
+};
+
+// How hard find_map works: the main lens of the full run 500 L-BFGS
+// iterations and 1 polishing round, the coverage lenses and the short run
+// 150 and none (the decoder's forward + backward costs ~70 ms of one core:
+// it dominates every learned-source evaluation).
+enum class Effort { full, coverage, quick };
+
+lensing::MapOptions map_options(std::vector<double> scales, Effort e) {
+  lensing::MapOptions o;
+  o.scales = std::move(scales);
+  if (e == Effort::coverage) o.optimize.max_iterations = 500, o.polish_rounds = 1;
+  if (e == Effort::quick) o.optimize.max_iterations = 150, o.polish_rounds = 0;
+  return o;
+}
+
+// The best of the chained start (first) and prior starts.
+template <class Post>
+lensing::MapResult run_map(Space const& space, Post const& post, std::vector<std::vector<double>> starts, Effort e) {
+  return lensing::find_map(space, post, starts, map_options(post.start_scales(), e));
+}
+
+struct Fits {
+  lensing::MapResult sersic, learned;
+  ThetaSummary sersic_laplace, learned_laplace;
+};
+
+// Sersic MAP (prior starts; unless effort is full, also one start at the
+// true lens with theta_E 0.1" low and a round Sersic source at the source
+// offset), then the learned MAP from the Sersic MAP's lens with z = 0 (plus
+// prior starts, and with learned_near_truth the true lens with theta_E 0.1"
+// low).  The coverage lenses start near the truth: the study
+// measures the calibration of the Laplace interval at the mode, not the
+// finding of the mode.
+Fits fit_both(Space const& space, LensCase const& c, std::shared_ptr<Decoder> const& net, int starts,
+              std::uint64_t seed, Effort effort, bool learned_near_truth, std::unique_ptr<SersicPost>& sp,
+              std::unique_ptr<LearnedPost>& lp) {
+  Fits f;
+  sp = std::make_unique<SersicPost>(SerLike(c.obs, c.data, c.noise, c.mask), sersic_table());
+  std::vector<std::vector<double>> s_starts;
+  if (effort != Effort::full) {
+    std::vector<double> r = c.truth.lens;
+    r[0] -= 0.1;
+    for (double v : {1.0, 0.3, 1.5, 0.0, 0.0, c.truth.src_x, c.truth.src_y})
+      r.push_back(v);
+    s_starts.push_back(sp->initial_point_from(r));
+  }
+  if (starts > 0 || s_starts.empty()) {
+    // The Sersic fit is cheap (no network): 4 prior starts at least.
+    auto more = sp->draw_prior_starts(std::max(4, starts), seed);
+    s_starts.insert(s_starts.end(), more.begin(), more.end());
+  }
+  f.sersic = run_map(space, *sp, s_starts, effort);
+  f.sersic_laplace = laplace_summary("Sersic source: MAP + Laplace", *sp, f.sersic, sp->transform(0));
+  lensing::Decoded<Decoder, S> const dec(net, vae_model::latent_dim, c.decoder_grid());
+  lp = std::make_unique<LearnedPost>(PixLike(c.obs, c.data, c.noise, c.mask), lens_table(), dec,
+                                     P::log_uniform(0.1, 10));
+  // The Sersic MAP's lens (unconstrained, kept off the transforms' ends), z = 0, amplitude 1.
+  std::vector<double> q_lens(f.sersic.q.begin(), f.sersic.q.begin() + lp->lens_dimension());
+  for (auto& v : q_lens)
+    v = std::max(-8.0, std::min(8.0, v));  // the lens's free parameters come first in both, in the same order
+  std::vector<double> l0 = q_lens;
+  l0.insert(l0.end(), std::size_t(vae_model::latent_dim), 0.0);
+  l0.push_back(lensing::ParameterTransform::for_prior(lp->amplitude_prior()).unconstrain(1.0));
+  std::vector<std::vector<double>> l_starts{l0};
+  if (learned_near_truth) {
+    // Also from the true lens with theta_E 0.1" low: a Sersic MAP in a wrong
+    // mode does not take the learned fit with it.
+    std::vector<double> r = c.truth.lens;
+    r[0] -= 0.1;
+    l_starts.push_back(lp->initial_point(r, std::vector<double>(vae_model::latent_dim, 0.0), 1.0));
+  }
+  if (starts > 0) {
+    auto more = lp->draw_prior_starts(starts, seed + 1);
+    l_starts.insert(l_starts.end(), more.begin(), more.end());
+  }
+  f.learned = run_map(space, *lp, l_starts, effort);
+  f.learned_laplace =
+      laplace_summary("learned source: MAP + Laplace", *lp, f.learned, lp->lens_posterior().transform(0));
+  lensing::View2D<S, Mem> model("model", c.setup.n, c.setup.n);
+  c.obs.render(space, sp->model_at(f.sersic.q), model);
+  space.fence();
+  f.sersic_laplace.chi2_pixel = chi2_pixel(c.data, model, c.sigma);
+  c.obs.render(space, lp->model_at(space, f.learned.q), model);
+  space.fence();
+  f.learned_laplace.chi2_pixel = chi2_pixel(c.data, model, c.sigma);
+  return f;
+}
+
+std::string row(ThetaSummary const& s) {
+  char b[512];
+  std::snprintf(b, sizeof b, "| %s | %.4f | [%.4f, %.4f] | [%.4f, %.4f] | %s | %.1f | %lld | %s |", s.method.c_str(),
+                s.estimate, s.lo68, s.hi68, s.lo95, s.hi95,
+                std::isfinite(s.chi2_pixel) ? lensing::detail::plot_number(s.chi2_pixel, "%.3f").c_str() : "-",
+                s.seconds, s.gradients, s.note.c_str());
+  return b;
+}
+
+int run(Options const& o) {
+  Space space;
+  auto const t0 = std::chrono::steady_clock::now();
+  Setup const st = o.short_run ? Setup{48, 0.13, 2, 0.15} : Setup{64, 0.1, 2, 0.15};
+  std::shared_ptr<Decoder> net;
+  if (o.weights == "untrained") {
+    // The architecture with its random initial weights: the short run's
+    // check must fail with it (ctest example_lensed_digit_fit_untrained).
+    net = std::make_shared<Decoder>(vae_model::make_decoder());
+    net->prepare(lensing::nn::Shape4{1, vae_model::latent_dim, 1, 1});
+    net->initialize(o.seed);
+  } else {
+    net = std::make_shared<Decoder>(vae_model::load_decoder(o.weights));
+  }
+  std::printf(
+      "lensed_digit_fit: SIE + shear (theta_E %.2f\"), digit source of %.1f\" (VAE decoder %dx%d, latent %d, %s); "
+      "%dx%d pixels of %.2f\", supersampling %d, PSF FWHM %.2f\", peak S/N %.0f; %s, %d thread(s)\n",
+      kTheta, kBox, vae_model::image_size, vae_model::image_size, vae_model::latent_dim, o.weights.c_str(), st.n, st.n,
+      st.pixel, st.k, st.fwhm, kSnrPeak, Space::name(), Space().concurrency());
+
+  bool ok = true;
+  std::ofstream md(o.out + "_table.md");
+  if (!o.coverage_only) {
+    // ---- the main lens ----
+    LensCase const c(space, st, main_truth(), o.seed);
+    std::unique_ptr<SersicPost> sp;
+    std::unique_ptr<LearnedPost> lp;
+    Fits f = fit_both(space, c, net, o.short_run ? 0 : o.starts, o.seed, o.short_run ? Effort::quick : Effort::full,
+                      false, sp, lp);
+    std::vector<ThetaSummary> table{f.learned_laplace};
+    auto const& lt = lp->lens_posterior().transform(0);
+    std::printf(
+        "learned MAP: theta_E %.4f, log p %.6g, %lld gradients, %.1f s (%s); Sersic MAP: theta_E %.4f, %.1f s\n",
+        f.learned_laplace.estimate, f.learned.log_density, f.learned.gradient_evaluations, f.learned.seconds,
+        f.learned.hessian_message.c_str(), f.sersic_laplace.estimate, f.sersic.seconds);
+
+    // Plots of the MAPs: data | model | residual, and the true | decoded source.
+    {
+      lensing::View2D<S, Mem> model("model", st.n, st.n);
+      c.obs.render(space, lp->model_at(space, f.learned.q), model);
+      space.fence();
+      lensing::plot_fit_residuals(o.out + "_learned.png", c.data, model, c.noise, c.mask);
+      c.obs.render(space, sp->model_at(f.sersic.q), model);
+      space.fence();
+      lensing::plot_fit_residuals(o.out + "_sersic.png", c.data, model, c.noise, c.mask);
+      // The true source at the decoder's resolution against the decoded MAP
+      // source (both in surface brightness; "noise" 0.1 = 10 % of a stroke).
+      int const ns = vae_model::image_size;
+      lensing::View2D<S, Mem> tsrc("tsrc", ns, ns), dsrc("dsrc", ns, ns), ones("ones", ns, ns), tenth("tenth", ns, ns);
+      std::vector<S> px(std::size_t(ns) * ns);
+      lensing::simulate::render_digit(lensing::simulate::make_digit(int(c.truth.index % 10), kDigitSeed, c.truth.index),
+                                      ns, px.data());
+      for (auto& v : px)
+        v *= kAmpTrue;
+      auto ht = Kokkos::create_mirror_view(tsrc);
+      std::copy(px.begin(), px.end(), ht.data());
+      Kokkos::deep_copy(tsrc, ht);
+      lp->model_at(space, f.learned.q);
+      Kokkos::deep_copy(space, dsrc, lp->decoded().pixels());
+      Kokkos::deep_copy(space, ones, 1.0);
+      Kokkos::deep_copy(space, tenth, 0.1);
+      space.fence();
+      lensing::plot_fit_residuals(o.out + "_source.png", tsrc, dsrc, tenth, ones);
+    }
+
+    bool const covered = f.learned_laplace.covers95(kTheta);
+    bool const better = f.learned_laplace.chi2_pixel < 0.9 * f.sersic_laplace.chi2_pixel;
+    std::printf(
+        "learned MAP + Laplace: theta_E 95 %% interval [%.4f, %.4f] %s the truth %.2f; chi^2/pixel %.3f vs "
+        "Sersic %.3f: %s by 10 %%\n",
+        f.learned_laplace.lo95, f.learned_laplace.hi95, covered ? "contains" : "MISSES", kTheta,
+        f.learned_laplace.chi2_pixel, f.sersic_laplace.chi2_pixel, better ? "below" : "NOT below");
+    ok = ok && covered && better;
+
+    if (!o.short_run) {
+      // NUTS and VI from the learned MAP.
+      lensing::SamplerOptions nuts;
+      nuts.num_chains = o.chains, nuts.num_warmup = o.warmup, nuts.num_draws = o.draws, nuts.seed = o.seed;
+      nuts.progress = true;
+      auto const run_l = lensing::sample_from_map(space, *lp, f.learned, nuts);
+      std::vector<double> th;
+      for (std::size_t j = 0; j < std::size_t(run_l.num_chains) * run_l.num_draws; ++j)
+        th.push_back(lt.constrain(run_l.draws[j * std::size_t(lp->dimension())]));
+      auto const conv_l = lensing::check_convergence(run_l);
+      ThetaSummary sn = draws_summary("learned source: NUTS", th);
+      sn.seconds = run_l.seconds, sn.gradients = run_l.gradient_evaluations;
+      char note[256];
+      std::snprintf(note, sizeof note, "R-hat %.3f, min ESS %.0f, %lld divergences", conv_l.max_rhat,
+                    std::min(conv_l.min_bulk_ess, conv_l.min_tail_ess), conv_l.divergences);
+      sn.note = note;
+      table.push_back(sn);
+
+      lensing::VariationalOptions vo;
+      vo.max_iterations = o.vi_iterations;
+      vo.average_last = std::max(1, o.vi_iterations / 3);
+      vo.num_elbo_draws = 200;
+      vo.seed = o.seed;
+      auto const vi = lensing::fit_vi_from_map(space, *lp, f.learned, vo);
+      auto const vd = vi.draws(4000, o.seed);
+      th.clear();
+      for (int j = 0; j < 4000; ++j)
+        th.push_back(lt.constrain(vd[std::size_t(j) * lp->dimension()]));
+      ThetaSummary sv = draws_summary("learned source: full-rank VI", th);
+      sv.seconds = vi.seconds, sv.gradients = vi.gradient_evaluations;
+      std::snprintf(note, sizeof note, "ELBO %.1f +- %.1f", vi.elbo, vi.elbo_mcse);
+      sv.note = note;
+      table.push_back(sv);
+
+      table.push_back(f.sersic_laplace);
+      auto const run_s = lensing::sample_from_map(space, *sp, f.sersic, nuts);
+      th.clear();
+      for (std::size_t j = 0; j < std::size_t(run_s.num_chains) * run_s.num_draws; ++j)
+        th.push_back(sp->transform(0).constrain(run_s.draws[j * std::size_t(sp->dimension())]));
+      auto const conv_s = lensing::check_convergence(run_s);
+      ThetaSummary ss = draws_summary("Sersic source: NUTS", th);
+      ss.seconds = run_s.seconds, ss.gradients = run_s.gradient_evaluations;
+      std::snprintf(note, sizeof note, "R-hat %.3f, min ESS %.0f, %lld divergences", conv_s.max_rhat,
+                    std::min(conv_s.min_bulk_ess, conv_s.min_tail_ess), conv_s.divergences);
+      ss.note = note;
+      table.push_back(ss);
+    } else {
+      table.push_back(f.sersic_laplace);
+    }
+
+    md << "theta_E of the lensed digit (truth " << kTheta << "\"): estimate (MAP, or posterior median) and central "
+       << "intervals\n\n| method | theta_E | 68 % | 95 % | chi^2/pixel (MAP) | s | gradients | notes |\n"
+       << "|---|---|---|---|---|---|---|---|\n";
+    for (auto const& s : table) {
+      std::printf("%s\n", row(s).c_str());
+      md << row(s) << "\n";
+    }
+  }
+
+  // ---- coverage ----
+  if (o.lenses > 0) {
+    std::ofstream csv(o.out + "_coverage.csv");
+    csv << "lens,theta_true,learned_map,learned_sd_q,learned_lo68,learned_hi68,learned_lo95,learned_hi95,"
+           "learned_chi2,sersic_map,sersic_lo95,sersic_hi95,sersic_chi2\n";
+    int in68 = 0, in95 = 0, s68 = 0, s95 = 0;
+    for (int i = o.first_lens; i < o.first_lens + o.lenses; ++i) {
+      Truth const t = coverage_truth(o.seed, i);
+      LensCase const ci(space, st, t, o.seed * 1000 + std::uint64_t(i) + 1);
+      std::unique_ptr<SersicPost> spi;
+      std::unique_ptr<LearnedPost> lpi;
+      Fits const fi = fit_both(space, ci, net, 0, o.seed + 17 * std::uint64_t(i), Effort::quick, true, spi, lpi);
+      double const th = t.lens[0];
+      in68 += fi.learned_laplace.covers68(th), in95 += fi.learned_laplace.covers95(th);
+      s68 += fi.sersic_laplace.covers68(th), s95 += fi.sersic_laplace.covers95(th);
+      char b[512];
+      std::snprintf(b, sizeof b, "%d,%.5f,%.5f,%.5g,%.5f,%.5f,%.5f,%.5f,%.4f,%.5f,%.5f,%.5f,%.4f", i, th,
+                    fi.learned_laplace.estimate, fi.learned.sd()[0], fi.learned_laplace.lo68, fi.learned_laplace.hi68,
+                    fi.learned_laplace.lo95, fi.learned_laplace.hi95, fi.learned_laplace.chi2_pixel,
+                    fi.sersic_laplace.estimate, fi.sersic_laplace.lo95, fi.sersic_laplace.hi95,
+                    fi.sersic_laplace.chi2_pixel);
+      csv << b << "\n";
+      csv.flush();
+      std::printf(
+          "coverage lens %d: theta_E %.4f; learned %.4f [%.4f, %.4f] chi2 %.3f; Sersic %.4f [%.4f, %.4f] chi2 "
+          "%.3f\n",
+          i, th, fi.learned_laplace.estimate, fi.learned_laplace.lo95, fi.learned_laplace.hi95,
+          fi.learned_laplace.chi2_pixel, fi.sersic_laplace.estimate, fi.sersic_laplace.lo95, fi.sersic_laplace.hi95,
+          fi.sersic_laplace.chi2_pixel);
+      std::fflush(stdout);
+    }
+    double const n = o.lenses;
+    auto line = [&](char const* what, int k, double p) {
+      double const f = k / n, sd = std::sqrt(p * (1 - p) / n);
+      char b[256];
+      std::snprintf(b, sizeof b, "%s: %d / %d = %.3f (nominal %.3f, binomial sd %.3f)", what, k, o.lenses, f, p, sd);
+      return std::string(b);
+    };
+    std::string const lines[4] = {line("learned MAP + Laplace, 68 % interval", in68, 0.6827),
+                                  line("learned MAP + Laplace, 95 % interval", in95, 0.95),
+                                  line("Sersic MAP + Laplace, 68 % interval", s68, 0.6827),
+                                  line("Sersic MAP + Laplace, 95 % interval", s95, 0.95)};
+    md << "\ntheta_E coverage over " << o.lenses << " simulated lenses (theta_E uniform in [2.0, 2.6]):\n\n";
+    for (auto const& l : lines) {
+      std::printf("%s\n", l.c_str());
+      md << "- " << l << "\n";
+    }
+    bool const cov_ok = std::abs(in95 / n - 0.95) <= 2 * std::sqrt(0.95 * 0.05 / n) + 1e-12;
+    std::printf("learned 95 %% coverage within 2 binomial sd of 0.95: %s\n", cov_ok ? "yes" : "NO");
+    ok = ok && cov_ok;
+  }
+  double const secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("wrote %s_table.md%s%s; %.1f s\n", o.out.c_str(),
+              o.coverage_only
+                  ? ""
+                  : (", " + o.out + "_learned.png, " + o.out + "_sersic.png, " + o.out + "_source.png").c_str(),
+              o.lenses > 0 ? (", " + o.out + "_coverage.csv").c_str() : "", secs);
+  std::printf("%s: %s\n", o.short_run ? "short run" : "check", ok ? "ok" : "FAILED");
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options const o = parse(argc, argv);
+  Kokkos::ScopeGuard guard(argc, argv);
+  try {
+    return run(o);
+  } catch (std::exception const& e) {
+    std::fprintf(stderr, "lensed_digit_fit: error: %s\n", e.what());
+    return 1;
+  }
+}
