@@ -208,25 +208,8 @@ class RIM {
     double const w = 1.0 / (double(T) * double(nb));  // w_t / (B N)
     Kokkos::deep_copy(space, grad, Scalar(0));
     Kokkos::deep_copy(space, dh_, Scalar(0));
-    Scalar const* tp = truth.data();
     // ds_ = dL/ds_T (loss term only); loss accumulated over the steps.
-    double loss = 0;
-    auto loss_term = [&](int t, bool add) {  // ds_ (+)= 2 w (s_t - s*); returns w sum (s_t - s*)^2
-      Scalar const* sp = s_[std::size_t(t)].data();
-      Scalar* dsp = ds_.data();
-      Scalar const two_w = Scalar(2 * w);
-      double sum = 0;
-      Kokkos::parallel_reduce(
-          "lensing::nn::RIM::loss", Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, nb),
-          KOKKOS_LAMBDA(long i, double& acc) {
-            Scalar const r = sp[i] - tp[i];
-            dsp[i] = (add ? dsp[i] : Scalar(0)) + two_w * r;
-            acc += double(r) * double(r);
-          },
-          sum);
-      return w * sum;
-    };
-    loss += loss_term(T, false);
+    double loss = loss_term(space, T, truth, w, false);
     long const nin = n_in_, ngru = n_gru_, np = num_params();
     vector_type const g_in(Kokkos::subview(tmp_, Kokkos::make_pair(0L, nin)));
     vector_type const g_gru(Kokkos::subview(tmp_, Kokkos::make_pair(nin, nin + ngru)));
@@ -275,7 +258,8 @@ class RIM {
           hds.data()[long(n) * hw + p] += Scalar(double(hdin.data()[long(n) * 2 * hw + p]) + back[p]);
       }
       Kokkos::deep_copy(space, ds_, hds);
-      if (t >= 1) loss += loss_term(t, true);
+      space.fence();  // hds (a host mirror) dies at the end of this iteration
+      if (t >= 1) loss += loss_term(space, t, truth, w, true);
     }
     space.fence();
     return loss;
@@ -295,6 +279,25 @@ class RIM {
     in_.bind_parameters(vector_type(Kokkos::subview(params_, Kokkos::make_pair(0L, a))));
     gru_.bind_parameters(vector_type(Kokkos::subview(params_, Kokkos::make_pair(a, b))));
     out_.bind_parameters(vector_type(Kokkos::subview(params_, Kokkos::make_pair(b, c))));
+  }
+  // ds_ (+)= 2 w (s_t - s*) (add: accumulate, else overwrite); returns w sum (s_t - s*)^2.
+  template <class ExecutionSpace>
+  double loss_term(ExecutionSpace const& space, int t, tensor_type const& truth, double w, bool add) {
+    Scalar const* sp = s_[std::size_t(t)].data();
+    Scalar const* tp = truth.data();
+    Scalar* dsp = ds_.data();
+    Scalar const two_w = Scalar(2 * w);
+    double sum = 0;
+    Kokkos::parallel_reduce(
+        "lensing::nn::RIM::loss",
+        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(ds_.size())),
+        KOKKOS_LAMBDA(long i, double& acc) {
+          Scalar const r = sp[i] - tp[i];
+          dsp[i] = (add ? dsp[i] : Scalar(0)) + two_w * r;
+          acc += double(r) * double(r);
+        },
+        sum);
+    return w * sum;
   }
   template <class ExecutionSpace>
   static void add_into(ExecutionSpace const& space, tensor_type const& from, tensor_type const& to) {
@@ -369,6 +372,7 @@ class RIM {
         }
       }
       Kokkos::deep_copy(space, in_t_[ut], hin);
+      space.fence();  // hin (a host mirror) dies at the end of this iteration
       in_.forward(space, in_t_[ut], e_[ut]);
       Scalar* ep = e_[ut].data();
       Scalar* xhp = xh_[ut].data();
