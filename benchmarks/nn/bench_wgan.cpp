@@ -13,12 +13,15 @@
 //    to separate the host graph building from the network passes.
 //  - catalogue_1e5: one graph of 10⁵ nodes (a halo catalogue: positions and
 //    log-mass as node conditions, 2 generated features per node such as an
-//    ellipticity), kNN k = 10 built once (knn_graph_edges_grid).
+//    ellipticity), kNN k = 10 built once (knn_graph_edges_grid); in random
+//    node order, and (_sorted) with the nodes ordered by 256 x 256 cells so
+//    that graph neighbours are near in memory.
 // Counters: ms per WGAN step, and nodes per second (batch nodes x 6 steps / time).
 #include <lensing/nn/wgan.hpp>
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <random>
 #include <vector>
 
@@ -103,7 +106,7 @@ void BM_wgan_step_clouds_given(benchmark::State& state) {
   run(state, cloud_config(nn::WganGraph::given), batches);
 }
 
-void BM_wgan_step_catalogue_1e5(benchmark::State& state) {
+void catalogue_1e5(benchmark::State& state, bool sorted) {
   int const n = 100000;
   std::mt19937_64 rng(3);
   std::uniform_real_distribution<double> u(0, 1);
@@ -112,6 +115,20 @@ void BM_wgan_step_catalogue_1e5(benchmark::State& state) {
   for (int i = 0; i < n; ++i) {
     px[i] = u(rng);
     py[i] = u(rng);
+  }
+  if (sorted) {  // nodes in the order of 256 x 256 cells, row by row: neighbours close in memory
+    std::vector<int> idx(n);
+    for (int i = 0; i < n; ++i)
+      idx[i] = i;
+    auto const cell = [&](int i) { return int(py[i] * 256) * 256 + int(px[i] * 256); };
+    std::sort(idx.begin(), idx.end(), [&](int a, int b) { return cell(a) < cell(b); });
+    std::vector<double> sx(n), sy(n);
+    for (int i = 0; i < n; ++i) {
+      sx[i] = px[idx[i]];
+      sy[i] = py[idx[i]];
+    }
+    px.swap(sx);
+    py.swap(sy);
   }
   nn::WganBatch<S, Mem> b;
   b.graph = nn::knn_graph_batch<S, Mem>({n}, px, py, 10);
@@ -140,8 +157,12 @@ void BM_wgan_step_catalogue_1e5(benchmark::State& state) {
   run(state, cfg, {b});
 }
 
+void BM_wgan_step_catalogue_1e5(benchmark::State& state) { catalogue_1e5(state, false); }
+void BM_wgan_step_catalogue_1e5_sorted(benchmark::State& state) { catalogue_1e5(state, true); }
+
 }  // namespace
 
 BENCHMARK(BM_wgan_step_clouds_knn)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_wgan_step_clouds_given)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_wgan_step_catalogue_1e5)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_wgan_step_catalogue_1e5_sorted)->Unit(benchmark::kMillisecond)->UseRealTime();
