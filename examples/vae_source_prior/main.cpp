@@ -11,9 +11,9 @@
 //    (index mod 10), rendered with render_digit (intensity 1 on a stroke);
 //  - galaxies: the procedural bulge + disk + clumps galaxies of
 //    simulate/galaxies.hpp with logarithmic spiral arms on 70 % of them
-//    (simulate/spiral_galaxies.hpp), on 0.1" pixels (3.2" stamps), disk
-//    half-light radius 0.15-0.45", B/T 0-0.3, bulge n 1-3, each image
-//    divided by its maximum.
+//    (simulate/spiral_galaxies.hpp), on 0.05" pixels (1.6" stamps), disk
+//    half-light radius 0.15-0.35", B/T 0-0.2, bulge n 1-3, clumps up to 15 %
+//    of the disk light, each image divided by its maximum.
 // Images of index [0, N) train, of index 2^40 + [0, M) are held out.
 //
 // Loss: the negative ELBO per image (nn::VaeLoss) with a Gaussian (or
@@ -23,7 +23,8 @@
 // epoch: the held-out ELBO (beta = 1, one z per image, a fixed noise seed),
 // DIR/<set>.weights (serialize.hpp format, loads into vae_model::Network)
 // and a line of DIR/<set>_training_log.txt; the resumable fit() checkpoint
-// DIR/<set>.ckpt every T seconds.  At the end: DIR/<set>_elbo.txt (held-out
+// DIR/<set>.ckpt every T seconds.  At the end (and with --eval-only, from
+// DIR/<set>.weights and DIR/<set>_training_log.txt): DIR/<set>_elbo.txt (held-out
 // ELBO of the untrained and of the trained network, its reconstruction and
 // KL terms), DIR/<set>_reconstructions.png (held-out images, top row of each
 // pair, and their reconstructions from z = mu, below), DIR/<set>_samples.png
@@ -201,17 +202,18 @@ std::vector<float> make_images(std::string const& set, std::uint64_t seed, std::
   }
   sim::SpiralGalaxyModel<float> m;
   m.galaxy.r_min = 0.15;
-  m.galaxy.r_max = 0.45;
-  m.galaxy.bt_max = 0.3;
+  m.galaxy.r_max = 0.35;
+  m.galaxy.bt_max = 0.2;
   m.galaxy.n_min = 1;
   m.galaxy.n_max = 3;
+  m.galaxy.clump_max = 0.15;
   m.spiral_fraction = 0.7;
   long const chunk = 4096;
   for (long a = 0; a < n; a += chunk) {
     long const c = std::min(chunk, n - a);
     Kokkos::View<float***, Kokkos::LayoutRight, Kokkos::HostSpace> stamps("stamps", c, N, N);
     Kokkos::View<sim::SpiralGalaxy<float>*, Kokkos::HostSpace> gal("galaxies", c);
-    sim::render_spiral_galaxies(Host(), m, stamps, 0.1f, gal, seed, first + std::uint64_t(a), 4);
+    sim::render_spiral_galaxies(Host(), m, stamps, 0.05f, gal, seed, first + std::uint64_t(a), 4);
     Host().fence();
     for (long i = 0; i < c; ++i) {
       float mx = 0;
@@ -383,13 +385,11 @@ int run(Options const& o) {
                    o.likelihood == "laplace" ? nn::PixelLikelihood::laplace : nn::PixelLikelihood::gaussian, o.sigma);
   std::uint64_t const eval_noise = o.seed + 7919;
   auto net = vae_model::make_network(o.seed);
-  double elbo0 = 0;
-  std::vector<double> train_curve, held_curve;
+  auto const u = held_out_elbo(net, loss, xte, yte, o.batch, eval_noise);
+  double const elbo0 = u.elbo();
+  std::printf("untrained: held-out ELBO %.2f nats/image (reconstruction %.2f, KL %.2f)\n", u.elbo(), -u.nll, u.kl);
+  std::fflush(stdout);
   if (!o.eval_only) {
-    auto const u = held_out_elbo(net, loss, xte, yte, o.batch, eval_noise);
-    elbo0 = u.elbo();
-    std::printf("untrained: held-out ELBO %.2f nats/image (reconstruction %.2f, KL %.2f)\n", u.elbo(), -u.nll, u.kl);
-
     sim::ArraySourceOptions so;
     so.batch_size = o.batch;
     so.seed = o.seed;
@@ -408,8 +408,6 @@ int run(Options const& o) {
       auto const v = held_out_elbo(net, loss, xte, yte, o.batch, eval_noise);
       nn::save_weights(net, base + ".weights");
       double const beta = WarmupSource::beta_for(e, o.warmup);
-      train_curve.push_back(h.loss.back());
-      held_curve.push_back(-v.elbo());
       logf << e + 1 << " " << beta << " " << h.loss.back() << " " << v.elbo() << " " << v.nll << " " << v.kl << " "
            << secs() << "\n"
            << std::flush;
@@ -420,35 +418,34 @@ int run(Options const& o) {
     auto const hist = nn::fit(space, net, opt, loss, train, fo);
     std::printf("trained %ld epochs (%ld steps) in %.1f s, %.0f images/s\n", hist.epochs_run(), hist.steps,
                 hist.data_seconds + hist.compute_seconds, hist.images_per_second());
-    if (hist.first_epoch > 0) {
-      // A resumed run: the curve of the earlier epochs from the log.
-      std::ifstream in(base + "_training_log.txt");
-      std::string line;
-      train_curve.clear();
-      held_curve.clear();
-      while (std::getline(in, line)) {
-        if (line.empty() || line[0] == '#') continue;
-        double e, be, tl, el, nl, k, s;
-        if (std::sscanf(line.c_str(), "%lf %lf %lf %lf %lf %lf %lf", &e, &be, &tl, &el, &nl, &k, &s) == 7) {
-          train_curve.push_back(tl);
-          held_curve.push_back(-el);
-        }
-      }
-    }
   } else {
     nn::load_weights(net, base + ".weights");
+  }
+  // The loss curve from the training log (also that of a resumed or earlier run).
+  std::vector<double> train_curve, held_curve;
+  {
+    std::ifstream in(base + "_training_log.txt");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty() || line[0] == '#') continue;
+      double e, be, tl, el, nl, k, sc;
+      if (std::sscanf(line.c_str(), "%lf %lf %lf %lf %lf %lf %lf", &e, &be, &tl, &el, &nl, &k, &sc) == 7) {
+        train_curve.push_back(tl);
+        held_curve.push_back(-el);
+      }
+    }
   }
 
   auto const v = held_out_elbo(net, loss, xte, yte, o.batch, eval_noise);
   std::printf("trained: held-out ELBO %.2f nats/image (reconstruction %.2f, KL %.2f) on %ld images\n", v.elbo(), -v.nll,
               v.kl, o.n_test);
   {
-    std::ofstream f(base + "_elbo.txt", o.eval_only ? std::ios::app : std::ios::trunc);
+    std::ofstream f(base + "_elbo.txt");
     f.precision(6);
     f << "# held-out ELBO per image [nats] of the " << o.set << " VAE, " << o.n_test
       << " held-out images (indices 2^40 + [0, M)), one z each, likelihood " << o.likelihood << " sigma " << o.sigma
       << "\n";
-    if (!o.eval_only) f << "untrained_elbo " << elbo0 << "\n";
+    f << "untrained_elbo " << elbo0 << "\n";
     f << "elbo " << v.elbo() << "\nreconstruction_log_likelihood " << -v.nll << "\nkl " << v.kl << "\n";
   }
 
