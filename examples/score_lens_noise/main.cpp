@@ -42,6 +42,11 @@
 //   --train             train s_phi for --minutes (checkpointed; resumes
 //                       from OUT/score_net.weights + .step if present)
 //   (default)           evaluate on --lenses lenses with OUT/score_net.weights
+//   --score-test        per lens, E[J^T s(r)] over 512 residual draws for both
+//                       scores (zero for the true score), no sampling
+//                       (use an --out other than the results' directory)
+//   --center-score      subtract the learned score's mean map under Q
+//                       (512 draws) before use
 //   --short             the ctest: 6 training steps of a fresh network
 //                       (finite), the committed weights' DSM loss on held-out
 //                       residuals below the white-noise score's (at every
@@ -109,7 +114,7 @@ constexpr double sigma_min = 0.08, sigma_max = 0.8;
 constexpr int levels = 6;
 
 struct Options {
-  bool train = false, short_run = false;
+  bool train = false, short_run = false, score_test = false, center = false;
   double minutes = 22;
   int lenses = 16, chains = 4, warmup = 400, draws = 1000, batch = 16;
   double lr = 1e-3, step = 0.1;
@@ -122,7 +127,7 @@ void usage(std::FILE* f) {
   std::fprintf(f,
                "usage: score_lens_noise [--short] [--train] [--minutes M] [--batch B] [--lr LR] [--lenses N]\n"
                "                        [--chains C] [--warmup W] [--draws D] [--step H] [--seed SEED]\n"
-               "                        [--weights FILE] [--out DIR]\n");
+               "                        [--weights FILE] [--score-test] [--center-score] [--out DIR]\n");
 }
 
 }  // namespace
@@ -148,6 +153,10 @@ Options parse(int argc, char** argv) {
       std::exit(0);
     } else if (a == "--short") {
       o.short_run = true;
+    } else if (a == "--center-score") {
+      o.center = true;
+    } else if (a == "--score-test") {
+      o.score_test = true;
     } else if (a == "--train") {
       o.train = true;
     } else if (a == "--minutes") {
@@ -544,6 +553,7 @@ int evaluate(Options const& o) {
   Kokkos::deep_copy(ones, 1.0);
   Likelihood const lik(obs, dprime, ones, ones);
   lensing::View4D<F, Mem> in("in", o.chains, 2, n, n);
+  std::vector<double> score_mean(static_cast<std::size_t>(d), 0.0);
   auto learned = [&](std::vector<double> const& r, std::vector<double>& s, int count) {
     F const ls = F(std::log(sigma_min));
     for (int i = 0; i < count; ++i)
@@ -555,8 +565,27 @@ int evaluate(Options const& o) {
     space.fence();
     for (int i = 0; i < count; ++i)
       for (int j = 0; j < d; ++j)
-        s[std::size_t(i) * d + j] = out4(i, 0, j / n, j % n);
+        s[std::size_t(i) * d + j] = out4(i, 0, j / n, j % n) - score_mean[std::size_t(j)];
   };
+  if (o.center) {
+    // The true score has zero mean under Q (E_Q[grad log Q] = 0); the
+    // network's does not (--score-test).  Subtract its mean map over 512
+    // residual draws of a stream the evaluation does not use.
+    std::vector<double> rr(std::size_t(o.chains) * d), sc(std::size_t(o.chains) * d), acc(std::size_t(d), 0.0);
+    int const nr = 512 / o.chains * o.chains;
+    for (int b0 = 0; b0 < nr; b0 += o.chains) {
+      for (int i = 0; i < o.chains; ++i)
+        law.draw(o.seed + 777, std::uint64_t(b0 + i), rr.data() + std::size_t(i) * d);
+      learned(rr, sc, o.chains);
+      for (std::size_t q = 0; q < sc.size(); ++q)
+        acc[q % std::size_t(d)] += sc[q] / nr;
+    }
+    score_mean = acc;
+    double m2 = 0;
+    for (double v : score_mean)
+      m2 += v * v / d;
+    std::printf("centred learned score: rms of its mean map %.4f\n", std::sqrt(m2));
+  }
   auto white = [&](std::vector<double> const& r, std::vector<double>& s, int count) {
     for (std::size_t j = 0; j < std::size_t(count) * d; ++j)
       s[j] = -r[j] / sw2;
@@ -604,6 +633,40 @@ int evaluate(Options const& o) {
     for (int j = 0; j < P; ++j)
       fisher(j, j) += 1 / (prior_sd[j] * prior_sd[j]);
     Eigen::MatrixXd const l0 = Eigen::MatrixXd(fisher.inverse()).llt().matrixL();
+    if (o.score_test) {
+      // The score's unbiasedness along the lens directions: for the true
+      // score E_r[J^T s(r)] = 0 (and -J^T s is the gradient of the
+      // log-likelihood at the truth, so a mean offset is a bias of the
+      // posterior).  z_j = mean / (sd / sqrt(N)) over N = 512 residual draws.
+      int const nr = 512;
+      for (int m = 0; m < 2; ++m) {
+        Eigen::VectorXd sum = Eigen::VectorXd::Zero(P), sum2 = Eigen::VectorXd::Zero(P);
+        std::vector<double> rr(std::size_t(o.chains) * d), sc(std::size_t(o.chains) * d);
+        for (int b0 = 0; b0 < nr; b0 += o.chains) {
+          for (int i = 0; i < o.chains; ++i)
+            law.draw(o.seed + 555, std::uint64_t(b0 + i), rr.data() + std::size_t(i) * d);
+          if (m == 0)
+            white(rr, sc, o.chains);
+          else
+            learned(rr, sc, o.chains);
+          for (int i = 0; i < o.chains; ++i) {
+            Eigen::VectorXd g = Eigen::VectorXd::Zero(P);
+            for (int q = 0; q < d; ++q)
+              g += jac.row(q).transpose() * sc[std::size_t(i) * d + q];
+            g = l0.transpose() * g;  // in the whitened coordinates: unit posterior sd
+            sum += g;
+            sum2 += g.cwiseProduct(g);
+          }
+        }
+        std::printf("lens %d %-7s score test: z of E[L0^T J^T s] =", lens, m == 0 ? "white" : "learned");
+        for (int j = 0; j < P; ++j) {
+          double const mean = sum(j) / nr, sd = std::sqrt(std::max(0.0, sum2(j) / nr - mean * mean));
+          std::printf(" %s %+.1f (mean %+.2f)", names[j], mean / (sd / std::sqrt(double(nr))), mean);
+        }
+        std::printf("\n");
+      }
+      continue;
+    }
     for (int m = 0; m < 2; ++m) {
       ChainSummary const cs =
           m == 0 ? sample_lens(space, lik, dprime, data, truth, sx, sy, l0, o, o.seed * 7919 + lens, white)
@@ -646,6 +709,7 @@ int evaluate(Options const& o) {
       panels.push_back({wsc, n, n, -8, 8, lensing::io::ColorMap::diverging, "white score"});
     }
   }
+  if (o.score_test) return 0;
   write_mosaic(out + "/residuals.png", panels, 4, 4);
   std::ofstream md(out + "/summary.md");
   char line[512];
