@@ -79,6 +79,19 @@ TEST_CASE("spiral arms: the ridge follows the logarithmic spiral of the pitch an
     double const th2 = th + M_PI / 2;  // half the angular period 2 pi / m
     CHECK(s.arm_modulation(d.x0 + R * std::cos(th2), d.y0 + R * std::sin(th2)) == doctest::Approx(-0.8).epsilon(1e-5));
   }
+  // Inclined (q = 0.5, position angle 0.7): the spiral lies in the deprojected
+  // frame (u, v) = (sqrt(q) x', y' / sqrt(q)), so a ridge point there maps to
+  // x' = u / sqrt(q), y' = v sqrt(q), rotated by the position angle.
+  double const q = 0.5, phi = 0.7;
+  d.q = q;
+  d.cos_phi = std::cos(phi);
+  d.sin_phi = std::sin(phi);
+  for (double r : {0.5, 1.0, 2.0}) {
+    double const R = r * double(d.r_e), th = std::log(r) / std::tan(pitch) + 0.3;
+    double const xp = R * std::cos(th) / std::sqrt(q), yp = R * std::sin(th) * std::sqrt(q);
+    double const x = d.x0 + std::cos(phi) * xp - std::sin(phi) * yp, y = d.y0 + std::sin(phi) * xp + std::cos(phi) * yp;
+    CHECK(s.arm_modulation(x, y) == doctest::Approx(0.8 * std::cos(2 * 0.3)).epsilon(1e-5));
+  }
 }
 
 LENSING_TEST_CASE_TEMPLATE("rendered spiral galaxies: deterministic per (seed, index), arms visible", Config,
