@@ -72,6 +72,7 @@
 
 #include "../common/cli.hpp"
 #include "../common/line_panel.hpp"
+#include "../common/wgan_panel.hpp"
 #include "catalogue.hpp"
 #include "evaluate.hpp"
 
@@ -287,28 +288,7 @@ void plot_training(std::string const& path, std::vector<lensing::nn::WganRecord>
                    std::vector<ProgressPoint> const& progress, double truth, double truth_top) {
   lensing::io::Canvas c(2 * 380 + 150, 300);
   lensing::io::Rgb const black{0, 0, 0}, red{210, 30, 30}, grey{150, 150, 150}, orange{230, 130, 20};
-  std::size_t const win = std::max<std::size_t>(1, hist.size() / 100);
-  line_panel::Series w, gp;
-  w.label = "W estimate";
-  w.colour = black;
-  gp.label = "grad. penalty";
-  gp.colour = red;
-  for (std::size_t s = 0; s + win <= hist.size(); s += win) {
-    double a = 0, b = 0;
-    for (std::size_t k = s; k < s + win; ++k) {
-      a += hist[k].wasserstein;
-      b += hist[k].gradient_penalty;
-    }
-    w.x.push_back(double(hist[s + win - 1].step));
-    w.y.push_back(a / win);
-    gp.x.push_back(double(hist[s + win - 1].step));
-    gp.y.push_back(b / win);
-  }
-  line_panel::Options o;
-  o.title = "critic: W estimate and GP";
-  o.xlabel = "generator step";
-  o.zero_line = true;
-  line_panel::draw(c, 60, 30, 380, 230, {w, gp}, o);
+  wgan_panel::draw_critic(c, 60, 30, 380, 230, hist);
   line_panel::Series a, t, top, ttop;
   a.label = "generated, all";
   a.colour = red;

@@ -60,6 +60,7 @@
 #include <lensing/density/parameter_table.hpp>
 #include <lensing/density/prior.hpp>
 #include <lensing/fit/batch.hpp>
+#include <lensing/fit/decoded_source.hpp>
 #include <lensing/fit/plots.hpp>
 #include <lensing/fit/posterior.hpp>
 #include <lensing/fit/workflow.hpp>
@@ -155,6 +156,16 @@
 #include <lensing/model/observation.hpp>
 #include <lensing/model/parameter_names.hpp>
 #include <lensing/model/render.hpp>
+#include <lensing/nn/conv_gru.hpp>
+#include <lensing/nn/graph_batch.hpp>
+#include <lensing/nn/graph_net.hpp>
+#include <lensing/nn/iaf.hpp>
+#include <lensing/nn/iaf_variational.hpp>
+#include <lensing/nn/made.hpp>
+#include <lensing/nn/rim.hpp>
+#include <lensing/nn/unet.hpp>
+#include <lensing/nn/variational_autoencoder.hpp>
+#include <lensing/nn/wgan.hpp>
 #include <lensing/psf/gaussian_filter.hpp>
 #include <lensing/psf/kernels.hpp>
 #include <lensing/psf/psf_operator.hpp>
@@ -180,14 +191,17 @@
 #include <lensing/sample/variational.hpp>
 #include <lensing/sbi/npe.hpp>
 #include <lensing/sbi/nre.hpp>
+#include <lensing/simulate/digits.hpp>
 #include <lensing/simulate/galaxies.hpp>
 #include <lensing/simulate/lens_presets.hpp>
+#include <lensing/simulate/spiral_galaxies.hpp>
 #if defined(LENSING_HAS_FITS)
 #include <lensing/simulate/simulator.hpp>
 #include <lensing/simulate/training_set.hpp>
 #include <lensing/simulate/write.hpp>
 #endif
 #include <lensing/sources/composite_light.hpp>
+#include <lensing/sources/decoded.hpp>
 #include <lensing/sources/gaussian.hpp>
 #include <lensing/sources/hernquist_light.hpp>
 #include <lensing/sources/light_profile.hpp>

@@ -329,6 +329,60 @@ struct GalaxyModel {
 //----------------------------------------------------------------------------
 // Rendering onto stamps.
 
+/// The centre and extent of a galaxy-like profile for the stamp renderer:
+/// the galaxy itself (found by argument-dependent lookup, so that other
+/// galaxy types, e.g. SpiralGalaxy, give theirs).
+template <class Scalar>
+KOKKOS_INLINE_FUNCTION Galaxy<Scalar> const& stamp_frame(Galaxy<Scalar> const& g) {
+  return g;
+}
+
+namespace detail {
+
+// stamps(b, iy, ix) = mean surface brightness of galaxies(b) over pixel (iy,
+// ix) on a k x k sub-pixel grid (4k x 4k within 1.5 pixels of the centre, for
+// a bulge's cusp); 0 for pixels entirely outside the galaxy's extent.  The
+// kernel of render_galaxies and render_spiral_galaxies (sizes checked there).
+template <class ExecutionSpace, class Scalar, class StampView, class GalaxyView>
+void render_stamps(ExecutionSpace const& space, StampView const& stamps, Scalar pixel_scale, GalaxyView const& galaxies,
+                   int supersampling, char const* label) {
+  int const n = int(stamps.extent(0)), ny = int(stamps.extent(1)), nx = int(stamps.extent(2));
+  int const k = supersampling;
+  Scalar const dx = pixel_scale, sub = pixel_scale / Scalar(k);
+  Scalar const x_first = -Scalar(0.5) * Scalar(nx - 1) * dx, y_first = -Scalar(0.5) * Scalar(ny - 1) * dx;
+  Scalar const inv_k2 = Scalar(1) / Scalar(k * k);
+  Kokkos::parallel_for(
+      label, Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(n) * ny * nx),
+      KOKKOS_LAMBDA(long i) {
+        int const b = int(i / (long(ny) * nx));
+        int const iy = int((i / nx) % ny), ix = int(i % nx);
+        auto const& g = galaxies(b);
+        auto const& frame = stamp_frame(g);
+        Scalar const xc = x_first + Scalar(ix) * dx, yc = y_first + Scalar(iy) * dx;
+        // Pixels entirely outside the galaxy's extent are 0.
+        Scalar const ex = math::fabs(xc - frame.center_x) - Scalar(0.7072) * dx;
+        Scalar const ey = math::fabs(yc - frame.center_y) - Scalar(0.7072) * dx;
+        if (ex > frame.extent || ey > frame.extent) {
+          stamps(b, iy, ix) = Scalar(0);
+          return;
+        }
+        // The cusp of a Sérsic bulge: 4x finer sub-pixels on the pixels
+        // within 1.5 pixels of the galaxy's centre.
+        bool const central =
+            math::fabs(xc - frame.center_x) < Scalar(1.5) * dx && math::fabs(yc - frame.center_y) < Scalar(1.5) * dx;
+        int const kk = central ? 4 * k : k;
+        Scalar const ss = central ? sub / Scalar(4) : sub;
+        Scalar s = 0;
+        for (int sy = 0; sy < kk; ++sy)
+          for (int sx = 0; sx < kk; ++sx)
+            s += g.surface_brightness(xc + (Scalar(sx) + Scalar(0.5)) * ss - Scalar(0.5) * dx,
+                                      yc + (Scalar(sy) + Scalar(0.5)) * ss - Scalar(0.5) * dx);
+        stamps(b, iy, ix) = central ? s * inv_k2 / Scalar(16) : s * inv_k2;
+      });
+}
+
+}  // namespace detail
+
 /// Render galaxies onto stamps.
 ///
 /// stamps(b, iy, ix) = mean surface brightness of galaxy first_index + b over
@@ -363,37 +417,7 @@ void render_galaxies(ExecutionSpace const& space, GalaxyModel<Scalar> const& mod
   Kokkos::parallel_for(
       "lensing::simulate::draw_galaxies", Kokkos::RangePolicy<ExecutionSpace>(space, 0, n),
       KOKKOS_LAMBDA(int b) { galaxies(b) = m.draw(seed, first_index + b); });
-  int const k = supersampling;
-  Scalar const dx = pixel_scale, sub = pixel_scale / Scalar(k);
-  Scalar const x_first = -Scalar(0.5) * Scalar(nx - 1) * dx, y_first = -Scalar(0.5) * Scalar(ny - 1) * dx;
-  Scalar const inv_k2 = Scalar(1) / Scalar(k * k);
-  Kokkos::parallel_for(
-      "lensing::simulate::render_galaxies",
-      Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(n) * ny * nx), KOKKOS_LAMBDA(long i) {
-        int const b = int(i / (long(ny) * nx));
-        int const iy = int((i / nx) % ny), ix = int(i % nx);
-        Galaxy<Scalar> const& g = galaxies(b);
-        Scalar const xc = x_first + Scalar(ix) * dx, yc = y_first + Scalar(iy) * dx;
-        // Pixels entirely outside the galaxy's extent are 0.
-        Scalar const ex = math::fabs(xc - g.center_x) - Scalar(0.7072) * dx;
-        Scalar const ey = math::fabs(yc - g.center_y) - Scalar(0.7072) * dx;
-        if (ex > g.extent || ey > g.extent) {
-          stamps(b, iy, ix) = Scalar(0);
-          return;
-        }
-        // The cusp of a Sérsic bulge: 4x finer sub-pixels on the pixels
-        // within 1.5 pixels of the galaxy's centre.
-        bool const central =
-            math::fabs(xc - g.center_x) < Scalar(1.5) * dx && math::fabs(yc - g.center_y) < Scalar(1.5) * dx;
-        int const kk = central ? 4 * k : k;
-        Scalar const ss = central ? sub / Scalar(4) : sub;
-        Scalar s = 0;
-        for (int sy = 0; sy < kk; ++sy)
-          for (int sx = 0; sx < kk; ++sx)
-            s += g.surface_brightness(xc + (Scalar(sx) + Scalar(0.5)) * ss - Scalar(0.5) * dx,
-                                      yc + (Scalar(sy) + Scalar(0.5)) * ss - Scalar(0.5) * dx);
-        stamps(b, iy, ix) = central ? s * inv_k2 / Scalar(16) : s * inv_k2;
-      });
+  detail::render_stamps(space, stamps, pixel_scale, galaxies, supersampling, "lensing::simulate::render_galaxies");
 }
 
 }  // namespace simulate

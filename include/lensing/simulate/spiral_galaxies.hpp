@@ -75,6 +75,12 @@ struct SpiralGalaxy {
   }
 };
 
+/// The stamp renderer's frame of a spiral galaxy: that of its galaxy.
+template <class Scalar>
+KOKKOS_INLINE_FUNCTION Galaxy<Scalar> const& stamp_frame(SpiralGalaxy<Scalar> const& g) {
+  return g.galaxy;
+}
+
 /// Distributions of the spiral galaxies: the galaxy of `galaxy`
 /// (galaxies.hpp's GalaxyModel, drawn with the same (seed, index): the same
 /// bulge, disk and clumps) and, with probability spiral_fraction, arms:
@@ -166,34 +172,8 @@ void render_spiral_galaxies(ExecutionSpace const& space, SpiralGalaxyModel<Scala
   Kokkos::parallel_for(
       "lensing::simulate::draw_spiral_galaxies", Kokkos::RangePolicy<ExecutionSpace>(space, 0, n),
       KOKKOS_LAMBDA(int b) { galaxies(b) = m.draw(seed, first_index + b); });
-  int const k = supersampling;
-  Scalar const dx = pixel_scale, sub = pixel_scale / Scalar(k);
-  Scalar const x_first = -Scalar(0.5) * Scalar(nx - 1) * dx, y_first = -Scalar(0.5) * Scalar(ny - 1) * dx;
-  Scalar const inv_k2 = Scalar(1) / Scalar(k * k);
-  Kokkos::parallel_for(
-      "lensing::simulate::render_spiral_galaxies",
-      Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(n) * ny * nx), KOKKOS_LAMBDA(long i) {
-        int const b = int(i / (long(ny) * nx));
-        int const iy = int((i / nx) % ny), ix = int(i % nx);
-        SpiralGalaxy<Scalar> const& g = galaxies(b);
-        Scalar const xc = x_first + Scalar(ix) * dx, yc = y_first + Scalar(iy) * dx;
-        Scalar const ex = math::fabs(xc - g.galaxy.center_x) - Scalar(0.7072) * dx;
-        Scalar const ey = math::fabs(yc - g.galaxy.center_y) - Scalar(0.7072) * dx;
-        if (ex > g.galaxy.extent || ey > g.galaxy.extent) {
-          stamps(b, iy, ix) = Scalar(0);
-          return;
-        }
-        bool const central = math::fabs(xc - g.galaxy.center_x) < Scalar(1.5) * dx &&
-                             math::fabs(yc - g.galaxy.center_y) < Scalar(1.5) * dx;
-        int const kk = central ? 4 * k : k;
-        Scalar const ss = central ? sub / Scalar(4) : sub;
-        Scalar s = 0;
-        for (int sy = 0; sy < kk; ++sy)
-          for (int sx = 0; sx < kk; ++sx)
-            s += g.surface_brightness(xc + (Scalar(sx) + Scalar(0.5)) * ss - Scalar(0.5) * dx,
-                                      yc + (Scalar(sy) + Scalar(0.5)) * ss - Scalar(0.5) * dx);
-        stamps(b, iy, ix) = central ? s * inv_k2 / Scalar(16) : s * inv_k2;
-      });
+  detail::render_stamps(space, stamps, pixel_scale, galaxies, supersampling,
+                        "lensing::simulate::render_spiral_galaxies");
 }
 
 }  // namespace simulate
