@@ -265,7 +265,8 @@ class RIM {
     return loss;
   }
 
- private:
+ public:
+  // Implementation, public for nvcc (extended lambdas need a public enclosing function).
   static RimOptions const& checked(RimOptions const& o) {
     char const* where = "lensing::nn::RIM";
     check_count(o.steps, 1, where, "steps");
@@ -404,6 +405,7 @@ class RIM {
     space.fence();
   }
 
+ private:
   RimOptions opt_;
   int ny_, nx_;
   Conv in_;

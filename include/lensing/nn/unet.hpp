@@ -356,7 +356,8 @@ class ScoreUNet : public LayerBase<Scalar, MemorySpace> {
     if (want_dx) input_backward(space, x, dx);
   }
 
- private:
+ public:
+  // Implementation, public for nvcc (extended lambdas need a public enclosing function).
   struct Block {
     conv_type a, b;
     int cin = 0, cout = 0, level = 0;
@@ -578,6 +579,7 @@ class ScoreUNet : public LayerBase<Scalar, MemorySpace> {
         KOKKOS_LAMBDA(long i) { yp[i] = ap[i] + bp[i]; });
   }
 
+ private:
   UNetOptions o_;
   AvgPool2D<Scalar, MemorySpace> pool_;
   std::vector<Block> enc_, dec_;
