@@ -186,6 +186,7 @@
 #include <lensing/sample/langevin.hpp>
 #include <lensing/sample/metric.hpp>
 #include <lensing/sample/parallel_chains.hpp>
+#include <lensing/sample/predictor_corrector.hpp>
 #include <lensing/sample/sampler.hpp>
 #include <lensing/sample/score.hpp>
 #include <lensing/sample/variational.hpp>
