@@ -32,9 +32,11 @@
 // Writes into DIR: training.csv (per generator step: W estimate, GP, mean
 // gradient norm, generator loss), quality.csv (step, fidelity, coverage),
 // digits_grid.png (per label 6 held-out real clouds, black, then 6
-// generated, red), training.png (W estimate and GP; fidelity and coverage vs
-// step with the real-cloud floor), summary.txt, generator.weights and
-// critic.weights (serialize.hpp format; after every evaluation).
+// generated, red, by the checkpoint of lowest fidelity), training.png (W
+// estimate and GP; fidelity and coverage vs step with the real-cloud floor),
+// summary.txt, generator.weights and critic.weights (serialize.hpp format;
+// after every evaluation), generator_best.weights and critic_best.weights
+// (the checkpoint of lowest fidelity).
 //
 // --short: a ctest run (200 steps of 16 clouds of 48 points, width 32, Adam
 // 5e-4): asserts that the losses are finite and that the fidelity fell below
@@ -325,6 +327,7 @@ int run(Options const& o) {
   Exec space;
   std::vector<lensing::nn::WganRecord> hist;
   long steps_done = o.steps;
+  QualityPoint best = quality.back();  // the untrained generator
   auto const t0 = std::chrono::steady_clock::now();
   for (long done = 0; done < o.steps;) {
     long const chunk = std::min(o.eval_every, o.steps - done);
@@ -343,7 +346,16 @@ int run(Options const& o) {
       steps_done = done;
       break;
     }
-    if (!o.short_run) gan.save(o.out + "/generator.weights", o.out + "/critic.weights");
+    if (!o.short_run) {
+      gan.save(o.out + "/generator.weights", o.out + "/critic.weights");
+      // WGAN training can drift away from its best samples (the critic's
+      // estimate growing without bound): keep the checkpoint of lowest
+      // fidelity too.
+      if (quality.back().fidelity < best.fidelity) {
+        best = quality.back();
+        gan.save(o.out + "/generator_best.weights", o.out + "/critic_best.weights");
+      }
+    }
   }
   double const seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("trained %ld steps in %.1f s (%.1f ms per generator step with its %d critic steps)\n", steps_done,
@@ -361,6 +373,10 @@ int run(Options const& o) {
     for (auto const& p : quality)
       q << p.step << ',' << p.fidelity << ',' << p.coverage << ',' << floor.fidelity << ',' << floor.coverage << '\n';
   }
+  // The grid shows the best checkpoint's samples (the final ones when they are the best).
+  bool const from_best = !o.short_run && best.step > 0 && best.step < quality.back().step;
+  if (from_best) gan.load(o.out + "/generator_best.weights", o.out + "/critic_best.weights");
+  long const grid_step = from_best ? best.step : steps_done;
   auto const final_gen = generate(gan, 6, o.points, eval_seed + 1);
   std::vector<std::vector<digits::Cloud>> rows(10);
   std::vector<std::string> titles;
@@ -372,8 +388,8 @@ int run(Options const& o) {
     titles.push_back(std::to_string(l));
   }
   digits::cloud_grid(rows, titles,
-                     "held-out digits (black) | WGAN samples (red), step " + std::to_string(steps_done) + ", " +
-                         std::to_string(o.points) + " points",
+                     "held-out digits (black) | WGAN samples (red), step " + std::to_string(grid_step) +
+                         (from_best ? " (best)" : "") + ", " + std::to_string(o.points) + " points",
                      6)
       .write(o.out + "/digits_grid.png");
   plot_training(o.out + "/training.png", hist, quality, floor);
@@ -387,11 +403,11 @@ int run(Options const& o) {
     std::snprintf(line, sizeof line,
                   "steps %ld, batch %d clouds of %d points, width %d, n_critic %d, lr %g, gp %g, seed %llu\n"
                   "train time %.1f s (%.1f ms per generator step)\n"
-                  "fidelity: untrained %.4f, final %.4f, held-out real %.4f\n"
+                  "fidelity: untrained %.4f, final %.4f, best %.4f at step %ld, held-out real %.4f\n"
                   "coverage: untrained %.4f, final %.4f, held-out real %.4f\n",
                   steps_done, o.batch, o.points, o.width, o.n_critic, o.lr, o.gp, (unsigned long long)o.seed, seconds,
-                  steps_done > 0 ? 1e3 * seconds / steps_done : 0.0, q0.fidelity, last.fidelity, floor.fidelity,
-                  q0.coverage, last.coverage, floor.coverage);
+                  steps_done > 0 ? 1e3 * seconds / steps_done : 0.0, q0.fidelity, last.fidelity, best.fidelity,
+                  best.step, floor.fidelity, q0.coverage, last.coverage, floor.coverage);
     s << line;
     std::fputs(line, stdout);
   }
