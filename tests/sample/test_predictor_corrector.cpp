@@ -18,6 +18,8 @@
 
 #include <lensing_test.hpp>
 
+#include "gaussian_toy.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -30,95 +32,7 @@ namespace nn = lensing::nn;
 
 namespace {
 
-using Mat = std::vector<double>;  // row-major d x d
-
-// Inverse of a small symmetric positive definite matrix (Gauss-Jordan).
-Mat inverse(Mat a, int d) {
-  Mat b(std::size_t(d * d), 0.0);
-  for (int i = 0; i < d; ++i)
-    b[std::size_t(i * d + i)] = 1;
-  for (int c = 0; c < d; ++c) {
-    double const p = a[std::size_t(c * d + c)];
-    for (int j = 0; j < d; ++j)
-      a[std::size_t(c * d + j)] /= p, b[std::size_t(c * d + j)] /= p;
-    for (int r = 0; r < d; ++r) {
-      if (r == c) continue;
-      double const f = a[std::size_t(r * d + c)];
-      for (int j = 0; j < d; ++j)
-        a[std::size_t(r * d + j)] -= f * a[std::size_t(c * d + j)],
-            b[std::size_t(r * d + j)] -= f * b[std::size_t(c * d + j)];
-    }
-  }
-  return b;
-}
-
-// Analytic noise-conditioned score of the prior N(mu, Sigma):
-// s(x, sigma) = -(Sigma + sigma^2 I)^-1 (x - mu); the matrix is rebuilt when sigma changes.
-template <class S, class Mem>
-struct GaussianPriorScore {
-  Mat sigma_mat;
-  std::vector<double> mu;
-  int d;
-  lensing::View2D<S, Mem> m;
-  lensing::View1D<S, Mem> mu_v;
-  std::shared_ptr<double> last;
-  GaussianPriorScore(Mat const& cov, std::vector<double> const& mean)
-      : sigma_mat(cov), mu(mean), d(int(mean.size())), m("M", d, d), mu_v("mu", d), last(new double(-1)) {
-    auto h = Kokkos::create_mirror_view(mu_v);
-    for (int i = 0; i < d; ++i)
-      h(i) = S(mu[std::size_t(i)]);
-    Kokkos::deep_copy(mu_v, h);
-  }
-  template <class Space>
-  void operator()(Space const& space, S sigma, lensing::View2D<S, Mem> const& x,
-                  lensing::View2D<S, Mem> const& s) const {
-    if (double(sigma) != *last) {
-      Mat c = sigma_mat;
-      for (int i = 0; i < d; ++i)
-        c[std::size_t(i * d + i)] += double(sigma) * double(sigma);
-      Mat const inv = inverse(c, d);
-      auto h = Kokkos::create_mirror_view(m);
-      for (int i = 0; i < d; ++i)
-        for (int j = 0; j < d; ++j)
-          h(i, j) = S(inv[std::size_t(i * d + j)]);
-      space.fence();
-      Kokkos::deep_copy(m, h);
-      *last = double(sigma);
-    }
-    auto const mm = m;
-    auto const mv = mu_v;
-    int const dd = d;
-    Kokkos::parallel_for(
-        "test::gaussian_prior_score",
-        Kokkos::MDRangePolicy<Space, Kokkos::Rank<2>>(space, {0, 0}, {int(x.extent(0)), dd}),
-        KOKKOS_LAMBDA(int i, int j) {
-          S g = 0;
-          for (int k = 0; k < dd; ++k)
-            g -= mm(j, k) * (x(i, k) - mv(k));
-          s(i, j) = g;
-        });
-  }
-};
-
-struct Law {
-  std::vector<double> mean, cov;
-};
-
-template <class V>
-Law moments(V const& x) {
-  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), x);
-  int const n = int(h.extent(0)), d = int(h.extent(1));
-  Law r{std::vector<double>(std::size_t(d), 0.0), std::vector<double>(std::size_t(d * d), 0.0)};
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < d; ++j)
-      r.mean[std::size_t(j)] += double(h(i, j)) / n;
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < d; ++j)
-      for (int k = 0; k < d; ++k)
-        r.cov[std::size_t(j * d + k)] +=
-            (double(h(i, j)) - r.mean[std::size_t(j)]) * (double(h(i, k)) - r.mean[std::size_t(k)]) / (n - 1);
-  return r;
-}
+using namespace gaussian_toy;
 
 // The toy: d = 4, m = 3 (one prior-only direction); the numbers of test_score.cpp.
 struct Toy {
@@ -158,11 +72,11 @@ struct Toy {
         rhs[std::size_t(i)] += a[std::size_t(k * d + i)] * y[std::size_t(k)] * w;
     }
   }
-  Law target(double sigma, bool with_likelihood) const {
+  Moments target(double sigma, bool with_likelihood) const {
     Mat p;
     std::vector<double> rhs;
     level(sigma, with_likelihood, p, rhs);
-    Law r{std::vector<double>(std::size_t(d), 0.0), inverse(p, d)};
+    Moments r{std::vector<double>(std::size_t(d), 0.0), inverse(p, d)};
     for (int i = 0; i < d; ++i)
       for (int j = 0; j < d; ++j)
         r.mean[std::size_t(i)] += r.cov[std::size_t(i * d + j)] * rhs[std::size_t(j)];
@@ -171,7 +85,7 @@ struct Toy {
 };
 
 // One linear step x <- x + c (rhs - P x) + sqrt(v) z applied to a Gaussian law.
-void step(Law& law, Mat const& p, std::vector<double> const& rhs, double c, double v, int d) {
+void step(Moments& law, Mat const& p, std::vector<double> const& rhs, double c, double v, int d) {
   std::vector<double> mean = law.mean;
   Mat t(std::size_t(d * d), 0.0), tc(std::size_t(d * d), 0.0), cov(std::size_t(d * d), 0.0);
   for (int i = 0; i < d; ++i) {
@@ -197,10 +111,10 @@ void step(Law& law, Mat const& p, std::vector<double> const& rhs, double c, doub
 }
 
 // Exact law of the sampler's chain of steps from N(0, sigma_0^2 I) (initialize()).
-Law propagate(Toy const& toy, lensing::PredictorCorrectorOptions const& o, lensing::PredictorCorrectorTrace const& tr,
-              bool with_likelihood) {
+Moments propagate(Toy const& toy, lensing::PredictorCorrectorOptions const& o,
+                  lensing::PredictorCorrectorTrace const& tr, bool with_likelihood) {
   int const d = Toy::d, m = o.corrector_steps;
-  Law law{std::vector<double>(std::size_t(d), 0.0), Mat(std::size_t(d * d), 0.0)};
+  Moments law{std::vector<double>(std::size_t(d), 0.0), Mat(std::size_t(d * d), 0.0)};
   for (int i = 0; i < d; ++i)
     law.cov[std::size_t(i * d + i)] = o.sigmas[0] * o.sigmas[0];
   Mat p;
@@ -222,7 +136,7 @@ Law propagate(Toy const& toy, lensing::PredictorCorrectorOptions const& o, lensi
 // sqrt(C_jj / n) and the sample covariance (j, k) sqrt((C_jj C_kk + C_jk^2) / n)
 // (Gaussian fourth moments), C the law's covariance.  The largest |error| /
 // MCSE over the 4 means and 10 covariance entries.
-double worst_z(Law const& got, Law const& want, Law const& ref, int n, double const* extra_mean = nullptr,
+double worst_z(Moments const& got, Moments const& want, Moments const& ref, int n, double const* extra_mean = nullptr,
                double const* extra_cov = nullptr) {
   int const d = Toy::d;
   double worst = 0;
@@ -315,9 +229,9 @@ LENSING_TEST_CASE_TEMPLATE("predictor-corrector: prior + likelihood score recove
   space.fence();
   REQUIRE(tr.predictor_steps.size() == o.sigmas.size() - 1);
   REQUIRE(tr.corrector_steps.size() == (o.sigmas.size() - 1) * std::size_t(o.corrector_steps));
-  Law const got = moments(x);
-  Law const exact = toy.target(0.0, true);
-  Law const law = propagate(toy, o, tr, true);
+  Moments const got = moments(x);
+  Moments const exact = toy.target(0.0, true);
+  Moments const law = propagate(toy, o, tr, true);
 
   std::vector<double> bias_mean(static_cast<std::size_t>(d)), bias_cov(static_cast<std::size_t>(d * d));
   for (int j = 0; j < d; ++j)
@@ -364,8 +278,8 @@ LENSING_TEST_CASE_TEMPLATE("predictor-corrector: the chain follows the exact law
     pc.initialize(space, x);
     auto const tr = pc.run(space, prior, x);
     space.fence();
-    Law const got = moments(x);
-    Law const law = propagate(toy, o, tr, false);
+    Moments const got = moments(x);
+    Moments const law = propagate(toy, o, tr, false);
     double const z = worst_z(got, law, law, n);
     MESSAGE(std::string(Space::name()) << " " << sizeof(S) << "-byte, M = " << m
                                        << ": worst |error| / MCSE vs the exact law " << z);
