@@ -115,6 +115,51 @@ void BM_loglike(benchmark::State& state) {
   counters(state, double(n) * n, double(n) * n * k * k);
 }
 
+// Issue 15: the examples/fit_lens case (100^2 pixels of 0.05", k = 3,
+// Gaussian PSF FWHM 0.1", sigma = 0.05 noise, its truth), value + gradient
+// at the truth with noisy data.  args: adaptive (0 = every pixel 3 x 3,
+// 1 = the mask GaussianLikelihood::choose_supersampling_mask picks at the
+// truth (the MAP's stand-in) with tolerance 0.1, 2 = mask all-off, i.e.
+// k = 1), with_gradient.  Counters: the supersampled fraction and the
+// points per call (ns/point: the cost per surface-brightness evaluation).
+template <class S>
+void BM_loglike_fit_lens(benchmark::State& state) {
+  int const n = 100, k = 3, adaptive = int(state.range(0));
+  bool const with_grad = state.range(1) != 0;
+  S const pix = S(0.05);
+  using Psf = lensing::GaussianFilter<S, Mem>;
+  lensing::Observation<S, Mem, Psf> const obs(lensing::PixelGrid<S>::square(n, pix, k), Psf(S(0.1), pix, n, n));
+  std::vector<S> const t = {S(1.20), S(0.08), S(-0.05), S(0.0),  S(0.0),  S(0.03),  S(-0.02), S(0.0),
+                            S(0.0),  S(15.0), S(0.15),  S(1.5),  S(0.10), S(-0.08), S(0.05),  S(0.08),
+                            S(2.0),  S(0.80), S(1.0),   S(0.05), S(0.03), S(0.0),   S(0.0)};
+  auto const model = Model<S>::unpack(t.data());
+  lensing::View2D<S, Mem> data("data", n, n), noise("noise", n, n), mask("mask", n, n);
+  Space space;
+  obs.render(space, model, data);
+  lensing::noise::apply(space, lensing::noise::GaussianNoise<S>{S(0.05)}, data, 15);
+  Kokkos::deep_copy(noise, S(0.05));
+  Kokkos::deep_copy(mask, S(1));
+  space.fence();
+  lensing::GaussianLikelihood<Model<S>, Mem, Psf> like(obs, data, noise, mask);
+  if (adaptive == 1) {
+    auto const c = like.choose_supersampling_mask(space, model, 0.1);
+    state.counters["chi_distance"] = c.chi_distance;
+  } else if (adaptive == 2) {
+    lensing::View2D<int, Mem> off("off", n, n);
+    like.set_supersampling_mask(space, off);
+  }
+  lensing::View1D<S, Mem> grad("grad", Model<S>::num_params);
+  for (auto _ : state) {
+    S v = with_grad ? like.value_and_gradient(space, model, grad) : like.value(space, model);
+    benchmark::DoNotOptimize(v);
+  }
+  state.counters["flagged"] = double(like.supersampled_pixels()) / (double(n) * n);
+  state.counters["ns/point"] =
+      benchmark::Counter(double(like.evaluation_points()) * 1e-9,
+                         benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  counters(state, double(n) * n, double(n) * n * k * k);
+}
+
 template <class L>
 struct LightOnly {
   L light;
@@ -271,6 +316,8 @@ BENCHMARK_TEMPLATE(BM_render, float)->Args({64, 1})->Args({128, 3})->Args({256, 
 BENCHMARK_TEMPLATE(BM_render_adaptive, double)->Args({128, 7})->Args({256, 7})->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_loglike, double)->Args({100, 3, 0})->Args({100, 3, 1})->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_loglike, float)->Args({100, 3, 0})->Args({100, 3, 1})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_loglike_fit_lens, double)->ArgsProduct({{0, 1, 2}, {0, 1}})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_loglike_fit_lens, float)->ArgsProduct({{0, 1, 2}, {0, 1}})->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_training_set, float)
     ->ArgsProduct({{256}, {0, 1, 2}})
     ->UseRealTime()
