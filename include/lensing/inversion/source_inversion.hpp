@@ -189,6 +189,7 @@ class LinearInversion {
                    "lambda must be finite and > 0, got " + std::to_string(lambda));
     InversionResult out;
     out.lambda = lambda;
+    m_factorised = false;
     auto not_spd = [&] {
       return std::runtime_error(std::string(where) + ": F + lambda R is not numerically positive definite (lambda = " +
                                 std::to_string(lambda) + ")");
@@ -215,6 +216,7 @@ class LinearInversion {
       }
       out.source = m_ldlt.solve(m_rhs);
     }
+    m_factorised = true;
     Eigen::VectorXd const res = m_d - m_l * out.source;
     out.chi2 = res.dot(m_w.cwiseProduct(res));
     out.regularisation = out.source.dot(m_r * out.source);
@@ -228,6 +230,17 @@ class LinearInversion {
 
   /// log eps(lambda).
   double log_evidence(double lambda) { return solve(lambda).log_evidence; }
+
+  /// (F + lambda R)^-1 b with the factorisation of the last solve() (b: n x m,
+  /// dense; b = I gives the posterior covariance of the source).  Throws
+  /// std::logic_error before the first solve().
+  Eigen::MatrixXd solve_a(Eigen::MatrixXd const& b) const {
+    if (!m_factorised) throw std::logic_error("lensing::LinearInversion::solve_a: call solve(lambda) first");
+    check_argument(b.rows() == num_source(), "lensing::LinearInversion::solve_a",
+                   "b must have num_source() = " + std::to_string(num_source()) + " rows");
+    if (m_dense) return m_llt.solve(b);
+    return m_ldlt.solve(b);
+  }
 
   /// The lambda that maximises log eps (EvidenceSearch: grid scan in ln lambda,
   /// then Brent's minimisation of -log eps in ln lambda on the bracket of the best grid point), with log_lambda_sigma =
@@ -331,7 +344,7 @@ class LinearInversion {
   Eigen::VectorXd m_d, m_w, m_rhs;
   double m_log_det_r = 0, m_log_norm = 0;
   Eigen::SimplicialLDLT<Eigen::SparseMatrix<double>> m_ldlt;
-  bool m_dense = false;
+  bool m_dense = false, m_factorised = false;
   Eigen::MatrixXd m_fd, m_rd, m_ad;
   Eigen::LLT<Eigen::MatrixXd> m_llt;
 };
@@ -408,6 +421,8 @@ class SourceInversion {
   Eigen::VectorXd const& sigma() const { return m_sigma; }      ///< noise on the mask pixels
   Eigen::SparseMatrix<double> const& regularisation() const { return m_r; }
   double log_det_r() const { return m_log_det_r; }
+  PsfKernel<double> const& psf() const { return m_psf; }                        ///< the PSF kernel of the operator
+  LensingOperatorOptions const& operator_options() const { return m_options; }  ///< its sampling choices
   /// How the solvers factorise F + lambda R (default automatic).
   void set_factorisation(Factorisation f) { m_factorisation = f; }
 
