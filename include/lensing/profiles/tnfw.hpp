@@ -98,9 +98,25 @@ struct TNFWKernel {
     Eval const e = eval(r);
     return Scalar(2) * e.ks * Rs * Rs * e.ht;
   }
+  // g_t/x^2 of eval() without branches (vectorised deflection maps; eval
+  // branches on x < 1 for psi): A and g/x^2 from nfw_g_x2_A, ln x = ln(x/2) +
+  // ln 2, and log1p(d/2)/(d/2) with its series below 1e-4 selected per lane.
   KOKKOS_INLINE_FUNCTION Scalar alpha_over_r(Scalar r) const {
-    Eval const e = eval(r);
-    return Scalar(4) * e.ks * e.gt_x2;
+    Scalar const pi = math::pi<Scalar>, one = Scalar(1), two = Scalar(2);
+    Scalar const x = nfw_x(r, Rs), t = r_trunc / Rs;
+    Scalar A, lx;
+    Scalar const g_x2 = nfw_g_x2_A(x, A, lx);
+    Scalar const t2 = t * t, tp1 = t2 + one, tm1 = t2 - one;
+    Scalar const P = (t2 / tp1) / tp1;
+    Scalar const S = math::sqrt(t2 + x * x), tS = t + S;
+    Scalar const L = lx + Scalar(0.69314718055994530941723212145818L) - math::log(tS);
+    Scalar const d_x2 = one / (t * tS), h = Scalar(0.5) * x * x * d_x2;  // h = d/2
+    constexpr Scalar hs = Scalar(1e-4);
+    Scalar const h_series = one - h * (Scalar(1) / 2 - h * (Scalar(1) / 3 - h * (Scalar(1) / 4 - h / 5)));
+    Scalar const hc = math::max(h, hs);
+    Scalar const lam_x2 = Scalar(0.5) * d_x2 * (h < hs ? h_series : math::log1p(hc) / hc);
+    Scalar const G_x2 = tm1 * (g_x2 - lam_x2 + d_x2 * L) + two * A - pi / tS;
+    return Scalar(4) * alpha_Rs * (nfw_norm<Scalar> / Rs) * P * G_x2;
   }
   KOKKOS_INLINE_FUNCTION Scalar kappa(Scalar r) const {
     Eval const e = eval(r);
