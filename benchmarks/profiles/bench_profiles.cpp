@@ -1,6 +1,7 @@
 // Deflection maps per mass profile: ns per pixel, float and double, Serial
 // (1 thread) and OpenMP (all threads of OMP_NUM_THREADS), grids 64^2..1024^2;
-// and the parameter VJP of the deflection map relative to the forward map.
+// and the parameter VJP of the deflection map relative to the forward map;
+// SIE + shear convergence, shear and magnification maps (Serial and OpenMP).
 // Floors per pixel and measured figures: benchmarks/README.md.
 #include <lensing/profiles/composite.hpp>
 #include <lensing/profiles/population.hpp>
@@ -53,6 +54,29 @@ void deflection_vjp(benchmark::State& state, Lens const& lens) {
   set_ns_per_pixel(state, double(n) * n);
 }
 
+// The Hessian-based maps (convergence, shear, magnification) of one lens,
+// for the OpenMP-at-1-thread against Serial comparison (issue 21).
+enum class HessianMap { convergence, shear, magnification };
+
+template <class Space, HessianMap Which, class Lens>
+void hessian_map(benchmark::State& state, Lens const& lens) {
+  using Scalar = typename Lens::scalar_type;
+  int const n = static_cast<int>(state.range(0));
+  auto const grid = lensing::PixelGrid<Scalar>::square(n, Scalar(4.0) / Scalar(n));
+  lensing::View2D<Scalar, typename Space::memory_space> a("a", n, n), b("b", n, n);
+  Space space;
+  for (auto _ : state) {
+    if constexpr (Which == HessianMap::convergence)
+      lensing::convergence_map(space, lens, grid, a);
+    else if constexpr (Which == HessianMap::shear)
+      lensing::shear_map(space, lens, grid, a, b);
+    else
+      lensing::magnification_map(space, lens, grid, a);
+    space.fence();
+  }
+  set_ns_per_pixel(state, double(n) * n);
+}
+
 }  // namespace
 
 #define LENSING_BENCH_PROFILE(name, make)                                                                       \
@@ -80,6 +104,20 @@ LENSING_BENCH_PROFILE(nfw_ellipse_cse, lensing::bench::nfw_ellipse_cse)
 LENSING_BENCH_PROFILE(nfw_ellipse_exact, lensing::bench::nfw_ellipse)
 LENSING_BENCH_PROFILE(point_mass, lensing::bench::point_mass)
 LENSING_BENCH_PROFILE(sis, lensing::bench::sis)
+
+#define LENSING_BENCH_HESSIAN_MAP(name, which)                                                                 \
+  static void BM_sie_shear_##name##_double_serial(benchmark::State& s) {                                       \
+    hessian_map<Kokkos::Serial, HessianMap::which>(s, lensing::bench::sie_shear<double>());                    \
+  }                                                                                                            \
+  static void BM_sie_shear_##name##_double_openmp(benchmark::State& s) {                                       \
+    hessian_map<Kokkos::DefaultHostExecutionSpace, HessianMap::which>(s, lensing::bench::sie_shear<double>()); \
+  }                                                                                                            \
+  BENCHMARK(BM_sie_shear_##name##_double_serial)->Arg(256)->UseRealTime();                                     \
+  BENCHMARK(BM_sie_shear_##name##_double_openmp)->Arg(256)->UseRealTime();
+
+LENSING_BENCH_HESSIAN_MAP(convergence, convergence)
+LENSING_BENCH_HESSIAN_MAP(shear, shear)
+LENSING_BENCH_HESSIAN_MAP(magnification, magnification)
 
 // 1000 TNFW subhaloes (Population), 64^2 and 256^2: ns per pixel per subhalo.
 template <class Space, class S>

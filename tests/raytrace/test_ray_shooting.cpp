@@ -8,6 +8,7 @@
 #include <lensing_test.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -220,4 +221,58 @@ LENSING_TEST_CASE_TEMPLATE("batched host deflection VJP equals the sum of per-po
                     k, ": ", cols[k * 5 + i], " vs ", g[k]);
     }
   }
+}
+
+LENSING_TEST_CASE_TEMPLATE("small maps on the calling thread are bit-identical to the parallel loop", Config,
+                           lensing::test::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Scalar = typename Config::scalar;
+  using Mem = typename Config::memory_space;
+  // The small-work fallback (core/parallel.hpp) calls the same per-row code
+  // on the calling thread; every pixel writes its own outputs, so the maps
+  // must not differ in a single bit.  host_fork_join_ns = 0 forces the
+  // parallel loop (at >= 2 threads), a huge value the calling thread.
+  // SIE + shear: LocalLensRows; EPL: batched rows; the lambda:
+  // parallel_for_pixels.
+  auto const sie = lensing::make_composite(lensing::SIE<Scalar>{Scalar(1.1), Scalar(0.1), Scalar(-0.05), 0, 0},
+                                           lensing::ExternalShear<Scalar>{Scalar(0.03), Scalar(-0.02), 0, 0});
+  lensing::EPL<Scalar> const epl{Scalar(1.1), Scalar(2.15), Scalar(0.12), Scalar(-0.2), Scalar(0.03), Scalar(-0.02)};
+  auto const grid = PixelGrid<Scalar>::square(40, Scalar(0.07), 2);
+  int const ny = grid.fine_ny(), nx = grid.fine_nx();
+  using V = lensing::View2D<Scalar, Mem>;
+  Space space;
+  auto run = [&](double fork_join_ns) {
+    std::vector<V> m;
+    for (int i = 0; i < 8; ++i)
+      m.emplace_back("m", ny, nx);
+    lensing::set_host_fork_join_ns(fork_join_ns);
+    lensing::deflection_map(space, sie, grid, m[0], m[1]);
+    lensing::ray_shoot(space, epl, grid, m[2], m[3]);
+    lensing::convergence_map(space, sie, grid, m[4]);
+    lensing::shear_map(space, sie, grid, m[5], m[6]);
+    V const out = m[7];
+    lensing::parallel_for_pixels(
+        "test", space, ny, nx,
+        KOKKOS_LAMBDA(int iy, int ix) { out(iy, ix) = sie.deflection(grid.fine_x(ix), grid.fine_y(iy)).x; });
+    space.fence();
+    std::vector<Scalar> flat;
+    for (auto const& v : m) {
+      auto const hv = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
+      flat.insert(flat.end(), hv.data(), hv.data() + hv.size());
+    }
+    return flat;
+  };
+  double const saved = lensing::host_fork_join_ns();
+  bool const host = lensing::detail::is_host_space_v<Space>;
+  lensing::set_host_fork_join_ns(1e12);
+  CHECK(lensing::detail::run_on_caller(space, double(ny) * nx, 8.0) == host);
+  lensing::set_host_fork_join_ns(0);
+  CHECK(lensing::detail::run_on_caller(space, double(ny) * nx, 8.0) == (host && space.concurrency() == 1));
+  auto const threaded = run(0), caller = run(1e12);
+  lensing::set_host_fork_join_ns(saved);
+  REQUIRE(threaded.size() == caller.size());
+  int differ = 0;
+  for (std::size_t i = 0; i < threaded.size(); ++i)
+    differ += std::memcmp(&threaded[i], &caller[i], sizeof(Scalar)) != 0;
+  CHECK(differ == 0);
 }

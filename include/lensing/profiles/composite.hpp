@@ -49,6 +49,9 @@ struct Composite : ComponentPack<Composite<P...>, P...> {
     this->for_each([&](auto const& c) LENSING_FORCEINLINE_LAMBDA { r += c.potential(x, y); });
     return r;
   }
+  /// The components prepared for a pixel loop (detail::prepare), summed in
+  /// the same order: deflection, convergence and hessian as the composite's.
+  KOKKOS_INLINE_FUNCTION auto prepared() const { return prepared_parts(typename base_type::Indices{}); }
   KOKKOS_INLINE_FUNCTION Scalar convergence(Scalar x, Scalar y) const {
     Scalar r(0);
     this->for_each([&](auto const& c) LENSING_FORCEINLINE_LAMBDA { r += c.convergence(x, y); });
@@ -142,6 +145,12 @@ struct Composite : ComponentPack<Composite<P...>, P...> {
           g0[k * stride + i] += a[k];
       }
     }
+  }
+
+ private:
+  template <std::size_t... I>
+  KOKKOS_INLINE_FUNCTION auto prepared_parts(std::index_sequence<I...>) const {
+    return detail::make_prepared_sum(detail::prepare(get<I>(this->components))...);
   }
 };
 

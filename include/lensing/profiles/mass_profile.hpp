@@ -232,6 +232,107 @@ constexpr bool check_mass_profile() {
   return true;
 }
 
+//----------------------------------------------------------------------------
+// Prepared lenses for pixel loops.
+
+namespace detail {
+template <class L, class = void>
+struct has_prepared : std::false_type {};
+template <class L>
+struct has_prepared<L, std::void_t<decltype(std::declval<L const&>().prepared())>> : std::true_type {};
+
+/// The lens with its per-evaluation set-up done once, for a loop over many
+/// points: l.prepared() where the lens provides it (an elliptical profile's
+/// frame and kernel constants, a composite's parts), else a copy of l.  The
+/// result has deflection, convergence and hessian equal to the lens's (the
+/// same formulas) and is trivially copyable when the lens is.  A profile
+/// builds its frame at every call; inside a pixel loop GCC cannot hoist that
+/// set-up (a branch, and -ftrapping-math keeps conditional square roots and
+/// divisions in place), so it recomputed the SIE's frame at every pixel.
+template <class L>
+KOKKOS_FORCEINLINE_FUNCTION auto prepare(L const& l) {
+  if constexpr (has_prepared<L>::value)
+    return l.prepared();
+  else
+    return l;
+}
+
+/// Sum of prepared lenses in order (the composite's summation order:
+/// ((0 + a_0) + a_1) + ...).
+template <class... Q>
+struct PreparedSum;
+template <class Q>
+struct PreparedSum<Q> {
+  using scalar_type = typename Q::scalar_type;
+  using Scalar = scalar_type;
+  Q head;
+  KOKKOS_FORCEINLINE_FUNCTION void add_deflection(Scalar x, Scalar y, Vec2<Scalar>& r) const {
+    r += head.deflection(x, y);
+  }
+  KOKKOS_FORCEINLINE_FUNCTION void add_convergence(Scalar x, Scalar y, Scalar& r) const { r += head.convergence(x, y); }
+  KOKKOS_FORCEINLINE_FUNCTION void add_hessian(Scalar x, Scalar y, Hessian<Scalar>& r) const {
+    r += head.hessian(x, y);
+  }
+  KOKKOS_FORCEINLINE_FUNCTION Vec2<Scalar> deflection(Scalar x, Scalar y) const {
+    Vec2<Scalar> r{Scalar(0), Scalar(0)};
+    add_deflection(x, y, r);
+    return r;
+  }
+  KOKKOS_FORCEINLINE_FUNCTION Scalar convergence(Scalar x, Scalar y) const {
+    Scalar r(0);
+    add_convergence(x, y, r);
+    return r;
+  }
+  KOKKOS_FORCEINLINE_FUNCTION Hessian<Scalar> hessian(Scalar x, Scalar y) const {
+    Hessian<Scalar> r{Scalar(0), Scalar(0), Scalar(0)};
+    add_hessian(x, y, r);
+    return r;
+  }
+};
+template <class Q, class R, class... Rest>
+struct PreparedSum<Q, R, Rest...> {
+  using scalar_type = typename Q::scalar_type;
+  using Scalar = scalar_type;
+  Q head;
+  PreparedSum<R, Rest...> tail;
+  KOKKOS_FORCEINLINE_FUNCTION void add_deflection(Scalar x, Scalar y, Vec2<Scalar>& r) const {
+    r += head.deflection(x, y);
+    tail.add_deflection(x, y, r);
+  }
+  KOKKOS_FORCEINLINE_FUNCTION void add_convergence(Scalar x, Scalar y, Scalar& r) const {
+    r += head.convergence(x, y);
+    tail.add_convergence(x, y, r);
+  }
+  KOKKOS_FORCEINLINE_FUNCTION void add_hessian(Scalar x, Scalar y, Hessian<Scalar>& r) const {
+    r += head.hessian(x, y);
+    tail.add_hessian(x, y, r);
+  }
+  KOKKOS_FORCEINLINE_FUNCTION Vec2<Scalar> deflection(Scalar x, Scalar y) const {
+    Vec2<Scalar> r{Scalar(0), Scalar(0)};
+    add_deflection(x, y, r);
+    return r;
+  }
+  KOKKOS_FORCEINLINE_FUNCTION Scalar convergence(Scalar x, Scalar y) const {
+    Scalar r(0);
+    add_convergence(x, y, r);
+    return r;
+  }
+  KOKKOS_FORCEINLINE_FUNCTION Hessian<Scalar> hessian(Scalar x, Scalar y) const {
+    Hessian<Scalar> r{Scalar(0), Scalar(0), Scalar(0)};
+    add_hessian(x, y, r);
+    return r;
+  }
+};
+template <class Q>
+KOKKOS_INLINE_FUNCTION PreparedSum<Q> make_prepared_sum(Q const& q) {
+  return {q};
+}
+template <class Q, class R, class... Rest>
+KOKKOS_INLINE_FUNCTION PreparedSum<Q, R, Rest...> make_prepared_sum(Q const& q, R const& r, Rest const&... rest) {
+  return {q, make_prepared_sum(r, rest...)};
+}
+}  // namespace detail
+
 }  // namespace lensing
 
 #endif  // LENSING_PROFILES_MASS_PROFILE_HPP

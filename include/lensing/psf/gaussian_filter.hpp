@@ -20,7 +20,7 @@ namespace detail {
 template <class Rows, class Tag>
 struct TaggedRows {
   Rows rows;
-  KOKKOS_INLINE_FUNCTION void operator()(long row) const { rows(Tag{}, row); }
+  LENSING_ROW_FUNCTION void operator()(long row) const { rows(Tag{}, row); }
 };
 
 // Capacity (scalars) of the edge-padded row buffer on the host stack; rows
@@ -294,16 +294,18 @@ class GaussianFilter {
     for (int b0 = 0; b0 < n; b0 += m_batch) {
       long const rows_count = long(n - b0 < m_batch ? n - b0 : m_batch) * m_ny;
       Rows const rows{m_w, m_tmp, m_pad, in, out, in_stride, out_stride, b0, m_r, m_ny, m_nx};
+      // A small image's pass runs on the calling thread (core/parallel.hpp).
+      double const row_ns = double(m_nx) * double(2 * m_r + 1) * work_ns::filter_tap;
+      auto const pass = [&](char const* name, auto const& f) {
+        if (!detail::run_small_on_caller(space, rows_count, row_ns, f))
+          Kokkos::parallel_for(name, Policy(space, 0, rows_count), f);
+      };
       if (!adjoint) {
-        Kokkos::parallel_for("lensing::psf::gaussian_filter_x", Policy(space, 0, rows_count),
-                             detail::TaggedRows<Rows, typename Rows::X>{rows});
-        Kokkos::parallel_for("lensing::psf::gaussian_filter_y", Policy(space, 0, rows_count),
-                             detail::TaggedRows<Rows, typename Rows::Y>{rows});
+        pass("lensing::psf::gaussian_filter_x", detail::TaggedRows<Rows, typename Rows::X>{rows});
+        pass("lensing::psf::gaussian_filter_y", detail::TaggedRows<Rows, typename Rows::Y>{rows});
       } else {
-        Kokkos::parallel_for("lensing::psf::gaussian_filter_y_adjoint", Policy(space, 0, rows_count),
-                             detail::TaggedRows<Rows, typename Rows::YT>{rows});
-        Kokkos::parallel_for("lensing::psf::gaussian_filter_x_adjoint", Policy(space, 0, rows_count),
-                             detail::TaggedRows<Rows, typename Rows::XT>{rows});
+        pass("lensing::psf::gaussian_filter_y_adjoint", detail::TaggedRows<Rows, typename Rows::YT>{rows});
+        pass("lensing::psf::gaussian_filter_x_adjoint", detail::TaggedRows<Rows, typename Rows::XT>{rows});
       }
     }
   }

@@ -48,7 +48,7 @@ struct BatchedDeflectionRows {
   Lens lens;
   PixelGrid<Scalar> grid;
   Out out;
-  KOKKOS_INLINE_FUNCTION void operator()(int iy) const {
+  LENSING_ROW_FUNCTION void operator()(int iy) const {
     Scalar x[deflection_batch_capacity], y[deflection_batch_capacity], ax[deflection_batch_capacity],
         ay[deflection_batch_capacity];
     int const nx = grid.fine_nx();
@@ -65,6 +65,9 @@ struct BatchedDeflectionRows {
     }
   }
 };
+// Per-pixel stores.  The 6-argument form takes the deflection computed by
+// BatchedDeflectionRows; the lens-first form evaluates the lens itself (for
+// LocalLensRows).
 template <class View>
 struct StoreDeflection {
   View ax, ay;
@@ -72,6 +75,12 @@ struct StoreDeflection {
   KOKKOS_INLINE_FUNCTION void operator()(int iy, int ix, Scalar, Scalar, Scalar a, Scalar b) const {
     ax(iy, ix) = a;
     ay(iy, ix) = b;
+  }
+  template <class Lens, class Scalar>
+  KOKKOS_FORCEINLINE_FUNCTION void operator()(Lens const& l, int iy, int ix, Scalar x, Scalar y) const {
+    auto const a = l.deflection(x, y);
+    ax(iy, ix) = a.x;
+    ay(iy, ix) = a.y;
   }
 };
 template <class View>
@@ -82,25 +91,59 @@ struct StoreRay {
     bx(iy, ix) = x - a;
     by(iy, ix) = y - b;
   }
+  template <class Lens, class Scalar>
+  KOKKOS_FORCEINLINE_FUNCTION void operator()(Lens const& l, int iy, int ix, Scalar x, Scalar y) const {
+    auto const a = l.deflection(x, y);
+    bx(iy, ix) = x - a.x;
+    by(iy, ix) = y - a.y;
+  }
+};
+template <class View>
+struct StoreConvergence {
+  View kappa;
+  template <class Lens, class Scalar>
+  KOKKOS_FORCEINLINE_FUNCTION void operator()(Lens const& l, int iy, int ix, Scalar x, Scalar y) const {
+    kappa(iy, ix) = l.convergence(x, y);
+  }
+};
+template <class View>
+struct StoreShear {
+  View gamma1, gamma2;
+  template <class Lens, class Scalar>
+  KOKKOS_FORCEINLINE_FUNCTION void operator()(Lens const& l, int iy, int ix, Scalar x, Scalar y) const {
+    auto const h = l.hessian(x, y);
+    gamma1(iy, ix) = Scalar(0.5) * (h.xx - h.yy);
+    gamma2(iy, ix) = h.xy;
+  }
+};
+template <class View>
+struct StoreMagnification {
+  View mu;
+  template <class Lens, class Scalar>
+  KOKKOS_FORCEINLINE_FUNCTION void operator()(Lens const& l, int iy, int ix, Scalar x, Scalar y) const {
+    mu(iy, ix) = l.hessian(x, y).magnification();
+  }
 };
 template <class ExecutionSpace, class Lens>
 constexpr bool use_batched_rows_v = is_host_space_v<ExecutionSpace>&& has_deflection_batch_v<Lens>;
 
-// Host row loop for the other trivially copyable lenses: out(iy, ix, x, y,
-// ax, ay) stores one pixel.  The lens and the grid are copied into locals once
-// per row, so that the compiler knows the stores to the output rows cannot
-// alias their parameters and keeps the per-profile constants (the SIE's
-// frame, sqrt(q), ...) out of the pixel loop.  Reading them from the functor
-// instead, the OpenMP backend (which reaches the functor through the pointer
-// it passes to its threads) recomputed them at every pixel: the SIE + shear
-// map ran 1.8x slower than on Serial at one thread (benchmarks/README.md).
-template <class Lens, class Out>
+// Host row loop for trivially copyable lenses: op(lens, iy, ix, x, y)
+// evaluates and stores one pixel.  The lens and the grid are copied into
+// locals once per row, so that the compiler knows the stores to the output
+// rows cannot alias their parameters and keeps the per-profile constants (the
+// SIE's frame, sqrt(q), ...) out of the pixel loop.  Reading them from the
+// functor instead, the OpenMP backend (which reaches the functor through the
+// pointer it passes to its threads) recomputed them at every pixel: the SIE +
+// shear deflection map ran 1.8x slower than on Serial at one thread, its
+// convergence map 3.1x, shear and magnification maps 2.1x
+// (benchmarks/README.md).  operator(): see LENSING_ROW_FUNCTION.
+template <class Lens, class Op>
 struct LocalLensRows {
   using Scalar = typename Lens::scalar_type;
   Lens lens;
   PixelGrid<Scalar> grid;
-  Out out;
-  KOKKOS_INLINE_FUNCTION void operator()(int iy) const {
+  Op op;
+  LENSING_ROW_FUNCTION void operator()(int iy) const {
     Lens const l = lens;
     PixelGrid<Scalar> const g = grid;
     int const nx = g.fine_nx();
@@ -108,16 +151,52 @@ struct LocalLensRows {
 #if defined(__GNUC__)
 #pragma GCC ivdep
 #endif
-    for (int ix = 0; ix < nx; ++ix) {
-      Scalar const x = g.fine_x(ix);
-      auto const a = l.deflection(x, y);
-      out(iy, ix, x, y, a.x, a.y);
-    }
+    for (int ix = 0; ix < nx; ++ix)
+      op(l, iy, ix, g.fine_x(ix), y);
   }
 };
 template <class ExecutionSpace, class Lens>
-constexpr bool use_local_rows_v =
-    is_host_space_v<ExecutionSpace> && !has_deflection_batch_v<Lens> && std::is_trivially_copyable<Lens>::value;
+constexpr bool use_local_rows_v = is_host_space_v<ExecutionSpace>&& std::is_trivially_copyable<Lens>::value;
+
+// Nominal work per pixel of a map of Lens, for the small-map fallback:
+// work_ns::deflection_pixel per component; lenses that hold Views (a
+// Population, sized at run time) count as too much work to run on the caller.
+template <class L, class = void>
+struct lens_components : std::integral_constant<int, 1> {};
+template <class L>
+struct lens_components<L, std::void_t<decltype(L::num_components)>> : std::integral_constant<int, L::num_components> {};
+template <class Lens>
+constexpr double map_pixel_ns() {
+  return std::is_trivially_copyable<Lens>::value ? work_ns::deflection_pixel * lens_components<Lens>::value : 1e9;
+}
+
+// Host rows of a map: on the calling thread when the map is small
+// (core/parallel.hpp), else one row per work item.
+template <class ExecutionSpace, class Rows>
+void launch_map_rows(char const* name, ExecutionSpace const& space, int ny, double row_ns, Rows const& rows) {
+  if (!run_small_on_caller(space, ny, row_ns, rows))
+    Kokkos::parallel_for(name, Kokkos::RangePolicy<ExecutionSpace>(space, 0, ny), rows);
+}
+
+// A map of op over the fine grid, on the lens prepared once
+// (detail::prepare: an elliptical profile's frame and kernel constants out of
+// the pixel loop): LocalLensRows on the host for trivially copyable lenses,
+// else one work item per pixel.
+template <class ExecutionSpace, class Profile, class Op>
+void lens_map(char const* name, ExecutionSpace const& space, Profile const& profile,
+              PixelGrid<typename Profile::scalar_type> const& grid, Op const& op) {
+  auto const lens = prepare(profile);
+  using Lens = std::remove_cv_t<decltype(lens)>;
+  double const pixel_ns = map_pixel_ns<Profile>();
+  if constexpr (use_local_rows_v<ExecutionSpace, Lens>) {
+    launch_map_rows(name, space, grid.fine_ny(), double(grid.fine_nx()) * pixel_ns,
+                    LocalLensRows<Lens, Op>{lens, grid, op});
+  } else {
+    parallel_for_pixels(
+        name, space, grid.fine_ny(), grid.fine_nx(),
+        KOKKOS_LAMBDA(int iy, int ix) { op(lens, iy, ix, grid.fine_x(ix), grid.fine_y(iy)); }, pixel_ns);
+  }
+}
 }  // namespace detail
 
 /// alpha_x, alpha_y = deflection of `profile` at every fine pixel [arcsec].
@@ -128,23 +207,14 @@ void deflection_map(ExecutionSpace const& space, Profile const& profile,
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, alpha_x, "alpha_x");
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, alpha_y, "alpha_y");
   check_model(profile);
+  detail::StoreDeflection<View> const store{alpha_x, alpha_y};
   if constexpr (detail::use_batched_rows_v<ExecutionSpace, Profile>) {
-    Kokkos::parallel_for("lensing::raytrace::deflection_map",
-                         Kokkos::RangePolicy<ExecutionSpace>(space, 0, grid.fine_ny()),
-                         detail::BatchedDeflectionRows<Profile, detail::StoreDeflection<View>>{
-                             profile, grid, detail::StoreDeflection<View>{alpha_x, alpha_y}});
-  } else if constexpr (detail::use_local_rows_v<ExecutionSpace, Profile>) {
-    Kokkos::parallel_for("lensing::raytrace::deflection_map",
-                         Kokkos::RangePolicy<ExecutionSpace>(space, 0, grid.fine_ny()),
-                         detail::LocalLensRows<Profile, detail::StoreDeflection<View>>{
-                             profile, grid, detail::StoreDeflection<View>{alpha_x, alpha_y}});
+    detail::launch_map_rows(
+        "lensing::raytrace::deflection_map", space, grid.fine_ny(),
+        double(grid.fine_nx()) * detail::map_pixel_ns<Profile>(),
+        detail::BatchedDeflectionRows<Profile, detail::StoreDeflection<View>>{profile, grid, store});
   } else {
-    parallel_for_pixels(
-        "lensing::raytrace::deflection_map", space, grid.fine_ny(), grid.fine_nx(), KOKKOS_LAMBDA(int iy, int ix) {
-          auto const a = profile.deflection(grid.fine_x(ix), grid.fine_y(iy));
-          alpha_x(iy, ix) = a.x;
-          alpha_y(iy, ix) = a.y;
-        });
+    detail::lens_map("lensing::raytrace::deflection_map", space, profile, grid, store);
   }
 }
 
@@ -156,22 +226,13 @@ void ray_shoot(ExecutionSpace const& space, Profile const& profile,
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, beta_x, "beta_x");
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, beta_y, "beta_y");
   check_model(profile);
+  detail::StoreRay<View> const store{beta_x, beta_y};
   if constexpr (detail::use_batched_rows_v<ExecutionSpace, Profile>) {
-    Kokkos::parallel_for("lensing::raytrace::ray_shoot", Kokkos::RangePolicy<ExecutionSpace>(space, 0, grid.fine_ny()),
-                         detail::BatchedDeflectionRows<Profile, detail::StoreRay<View>>{
-                             profile, grid, detail::StoreRay<View>{beta_x, beta_y}});
-  } else if constexpr (detail::use_local_rows_v<ExecutionSpace, Profile>) {
-    Kokkos::parallel_for(
-        "lensing::raytrace::ray_shoot", Kokkos::RangePolicy<ExecutionSpace>(space, 0, grid.fine_ny()),
-        detail::LocalLensRows<Profile, detail::StoreRay<View>>{profile, grid, detail::StoreRay<View>{beta_x, beta_y}});
+    detail::launch_map_rows("lensing::raytrace::ray_shoot", space, grid.fine_ny(),
+                            double(grid.fine_nx()) * detail::map_pixel_ns<Profile>(),
+                            detail::BatchedDeflectionRows<Profile, detail::StoreRay<View>>{profile, grid, store});
   } else {
-    parallel_for_pixels(
-        "lensing::raytrace::ray_shoot", space, grid.fine_ny(), grid.fine_nx(), KOKKOS_LAMBDA(int iy, int ix) {
-          auto const x = grid.fine_x(ix), y = grid.fine_y(iy);
-          auto const a = profile.deflection(x, y);
-          beta_x(iy, ix) = x - a.x;
-          beta_y(iy, ix) = y - a.y;
-        });
+    detail::lens_map("lensing::raytrace::ray_shoot", space, profile, grid, store);
   }
 }
 
@@ -181,9 +242,7 @@ void convergence_map(ExecutionSpace const& space, Profile const& profile,
                      PixelGrid<typename Profile::scalar_type> const& grid, View const& kappa) {
   detail::check_map_args<ExecutionSpace, Profile>("lensing::convergence_map", grid, kappa, "kappa");
   check_model(profile);
-  parallel_for_pixels(
-      "lensing::raytrace::convergence_map", space, grid.fine_ny(), grid.fine_nx(),
-      KOKKOS_LAMBDA(int iy, int ix) { kappa(iy, ix) = profile.convergence(grid.fine_x(ix), grid.fine_y(iy)); });
+  detail::lens_map("lensing::raytrace::convergence_map", space, profile, grid, detail::StoreConvergence<View>{kappa});
 }
 
 /// Shear gamma1 = (f_xx - f_yy)/2, gamma2 = f_xy at every fine pixel.
@@ -194,13 +253,7 @@ void shear_map(ExecutionSpace const& space, Profile const& profile,
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, gamma1, "gamma1");
   detail::check_map_args<ExecutionSpace, Profile>(where, grid, gamma2, "gamma2");
   check_model(profile);
-  using Scalar = typename Profile::scalar_type;
-  parallel_for_pixels(
-      "lensing::raytrace::shear_map", space, grid.fine_ny(), grid.fine_nx(), KOKKOS_LAMBDA(int iy, int ix) {
-        auto const h = profile.hessian(grid.fine_x(ix), grid.fine_y(iy));
-        gamma1(iy, ix) = Scalar(0.5) * (h.xx - h.yy);
-        gamma2(iy, ix) = h.xy;
-      });
+  detail::lens_map("lensing::raytrace::shear_map", space, profile, grid, detail::StoreShear<View>{gamma1, gamma2});
 }
 
 /// Signed magnification mu = 1/det(I - H) at every fine pixel (inf on
@@ -210,10 +263,7 @@ void magnification_map(ExecutionSpace const& space, Profile const& profile,
                        PixelGrid<typename Profile::scalar_type> const& grid, View const& mu) {
   detail::check_map_args<ExecutionSpace, Profile>("lensing::magnification_map", grid, mu, "mu");
   check_model(profile);
-  parallel_for_pixels(
-      "lensing::raytrace::magnification_map", space, grid.fine_ny(), grid.fine_nx(), KOKKOS_LAMBDA(int iy, int ix) {
-        mu(iy, ix) = profile.hessian(grid.fine_x(ix), grid.fine_y(iy)).magnification();
-      });
+  detail::lens_map("lensing::raytrace::magnification_map", space, profile, grid, detail::StoreMagnification<View>{mu});
 }
 
 //----------------------------------------------------------------------------
