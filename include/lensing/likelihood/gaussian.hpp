@@ -50,18 +50,23 @@ struct LightVjpRows {
   View gbar, bbar_x, bbar_y;
   Partial partial;
 
+  // m: a local copy of the model made by the caller, so that the stores
+  // (bbar, the gradient columns) cannot alias it and its per-profile
+  // constants stay out of the pixel loop (measured: the adaptive form of this
+  // loop took 1.3x as long per point with the model reached through `this`).
   template <class G>
-  KOKKOS_FORCEINLINE_FUNCTION void pixel_impl(int jy, int jx, Scalar g, G src, G ll) const {
+  KOKKOS_FORCEINLINE_FUNCTION void pixel_impl(Model const& m, int jy, int jx, Scalar g, G src, G ll) const {
     Scalar const x = grid.fine_x(jx), y = grid.fine_y(jy);
-    auto const a = model.lens.deflection(x, y);
-    Vec2<Scalar> const gb = model.source.surface_brightness_vjp(x - a.x, y - a.y, g, src);
-    model.lens_light.surface_brightness_vjp(x, y, g, ll);
+    auto const a = m.lens.deflection(x, y);
+    Vec2<Scalar> const gb = m.source.surface_brightness_vjp(x - a.x, y - a.y, g, src);
+    m.lens_light.surface_brightness_vjp(x, y, g, ll);
     bbar_x(jy, jx) = gb.x;
     bbar_y(jy, jx) = gb.y;
   }
 
   KOKKOS_INLINE_FUNCTION void operator()(int jy) const {
     int const nx = grid.fine_nx();
+    Model const m = model;
     if constexpr (Blocked) {
       Acc acc[N > 0 ? N : 1] = {};
       for (int ix0 = 0; ix0 < nx; ix0 += B) {
@@ -73,7 +78,7 @@ struct LightVjpRows {
 #pragma GCC ivdep
 #endif
         for (int j = 0; j < nb; ++j)
-          pixel_impl(jy, ix0 + j, gbar(jy, ix0 + j), StridedGrad<Scalar>{tmp + j, B},
+          pixel_impl(m, jy, ix0 + j, gbar(jy, ix0 + j), StridedGrad<Scalar>{tmp + j, B},
                      StridedGrad<Scalar>{tmp + NS * B + j, B});
         for (int k = 0; k < N; ++k) {
           Acc lane[Lanes] = {};
@@ -92,7 +97,7 @@ struct LightVjpRows {
       Acc acc[N > 0 ? N : 1] = {};
       for (int jx = 0; jx < nx; ++jx) {
         Scalar a[N > 0 ? N : 1] = {};
-        pixel_impl(jy, jx, gbar(jy, jx), a, a + NS);
+        pixel_impl(m, jy, jx, gbar(jy, jx), a, a + NS);
         for (int k = 0; k < N; ++k)
           acc[k] += Acc(a[k]);
       }
@@ -178,16 +183,60 @@ struct SourcePixelScatterChunks {
 // run over fixed rows: deterministic sums at any thread count.
 inline constexpr int adaptive_points_per_row = 256;
 
-// value(i) = S(x_i - alpha(x_i)) + L(x_i) for every point of row r.
-template <class Sky, class View>
+// float loops over points in 16 lanes where the target has 512-bit vectors
+// (as the renderer's, model/render.hpp: the light profiles' exp and log are
+// cheaper per point in their 16-lane forms); GCC's ivdep otherwise.
+#if defined(_OPENMP) && !defined(__CUDACC__) && defined(__AVX512F__)
+#define LENSING_LIKELIHOOD_SIMD_FLOAT _Pragma("omp simd simdlen(16)")
+#else
+#define LENSING_LIKELIHOOD_SIMD_FLOAT
+#endif
+#if defined(__GNUC__) && !defined(__CUDACC__)
+#define LENSING_LIKELIHOOD_IVDEP _Pragma("GCC ivdep")
+#else
+#define LENSING_LIKELIHOOD_IVDEP
+#endif
+// for (j < n) body, iterations independent: the float form in 16 lanes.
+#define LENSING_LIKELIHOOD_POINT_LOOP(Scalar, j, n, body) \
+  if constexpr (sizeof(Scalar) == 4) {                    \
+    LENSING_LIKELIHOOD_SIMD_FLOAT                         \
+    for (int j = 0; j < (n); ++j)                         \
+      body;                                               \
+  } else {                                                \
+    LENSING_LIKELIHOOD_IVDEP                              \
+    for (int j = 0; j < (n); ++j)                         \
+      body;                                               \
+  }
+
+// For every point i of row r: beta_i = x_i - alpha(x_i) (kept for the
+// backward pass) and value_i = S(beta_i) + L(x_i) (SkyBrightness's sum).
+template <class Model, class View>
 struct AdaptiveBrightnessRows {
-  Sky sky;
-  View x, y, value;
+  using Scalar = typename Model::scalar_type;
+  Model model;
+  View x, y, bx, by, value;
+  KOKKOS_FORCEINLINE_FUNCTION static void point(Model const& m, Scalar const* __restrict px,
+                                                Scalar const* __restrict py, Scalar* __restrict pbx,
+                                                Scalar* __restrict pby, Scalar* __restrict pv, int j) {
+    Scalar const xx = px[j], yy = py[j];
+    auto const a = m.lens.deflection(xx, yy);
+    Scalar const u = xx - a.x, v = yy - a.y;
+    pbx[j] = u;
+    pby[j] = v;
+    pv[j] = m.source.surface_brightness(u, v) + m.lens_light.surface_brightness(xx, yy);
+  }
   KOKKOS_INLINE_FUNCTION void operator()(int r) const {
     constexpr int W = adaptive_points_per_row;
     long const i0 = long(r) * W;
-    for (int j = 0; j < W; ++j)
-      value(i0 + j) = sky(x(i0 + j), y(i0 + j));
+    Scalar const* __restrict const px = &x(i0);
+    Scalar const* __restrict const py = &y(i0);
+    Scalar* __restrict const pbx = &bx(i0);
+    Scalar* __restrict const pby = &by(i0);
+    Scalar* __restrict const pv = &value(i0);
+    // The model in a local: stores through the output pointers cannot alias
+    // it, so its per-profile constants stay out of the point loop.
+    Model const m = model;
+    LENSING_LIKELIHOOD_POINT_LOOP(Scalar, j, W, point(m, px, py, pbx, pby, pv, j))
   }
 };
 
@@ -211,7 +260,7 @@ struct AdaptiveVjpRows {
   static constexpr int W = adaptive_points_per_row, B = 64, Lanes = 8;
   static_assert(W % B == 0 && B <= deflection_batch_capacity, "lensing: adaptive rows hold whole blocks");
   Model model;
-  View x, y, gbar;
+  View x, y, bx, by, gbar;  // bx, by: beta of the forward pass
   Partial partial;
 
   template <bool Regular>
@@ -222,38 +271,46 @@ struct AdaptiveVjpRows {
       lens.deflection_vjp(px, py, g, a);
   }
 
+  // Light VJPs of point j: columns NM.. of tmp, and the lens's cotangent
+  // -beta_bar into wx, wy.
+  KOKKOS_FORCEINLINE_FUNCTION static void light_point(Model const& m, Scalar const* __restrict px,
+                                                      Scalar const* __restrict py, Scalar const* __restrict pbx,
+                                                      Scalar const* __restrict pby, Scalar const* __restrict pg,
+                                                      Scalar* tmp, Scalar* __restrict wx, Scalar* __restrict wy,
+                                                      int j) {
+    Scalar const g = pg[j];
+    Vec2<Scalar> const gb =
+        m.source.surface_brightness_vjp(pbx[j], pby[j], g, StridedGrad<Scalar>{tmp + NM * B + j, B});
+    m.lens_light.surface_brightness_vjp(px[j], py[j], g, StridedGrad<Scalar>{tmp + (NM + NS) * B + j, B});
+    wx[j] = -gb.x;
+    wy[j] = -gb.y;
+  }
   template <bool Regular>
-  KOKKOS_INLINE_FUNCTION void block(long i0, Scalar* tmp, Scalar* wx, Scalar* wy) const {
+  KOKKOS_FORCEINLINE_FUNCTION static void lens_point(Lens const& lens, Scalar const* __restrict px,
+                                                     Scalar const* __restrict py, Scalar const* __restrict wx,
+                                                     Scalar const* __restrict wy, Scalar* tmp, int j) {
+    Scalar a[NM > 0 ? NM : 1] = {};
+    lens_vjp<Regular>(lens, px[j], py[j], Vec2<Scalar>{wx[j], wy[j]}, a);
+    for (int k = 0; k < NM; ++k)
+      tmp[k * B + j] = a[k];
+  }
+
+  // m: the caller's local copy of the model (see AdaptiveBrightnessRows).
+  template <bool Regular>
+  KOKKOS_INLINE_FUNCTION void block(Model const& m, long i0, Scalar* tmp, Scalar* wx, Scalar* wy) const {
     Scalar const* __restrict const px = &x(i0);
     Scalar const* __restrict const py = &y(i0);
+    Scalar const* __restrict const pbx = &bx(i0);
+    Scalar const* __restrict const pby = &by(i0);
     Scalar const* __restrict const pg = &gbar(i0);
     for (int i = 0; i < N * B; ++i)
       tmp[i] = Scalar(0);
-#if defined(__GNUC__)
-#pragma GCC ivdep
-#endif
-    for (int j = 0; j < B; ++j) {
-      Scalar const xx = px[j], yy = py[j], g = pg[j];
-      auto const a = model.lens.deflection(xx, yy);
-      Vec2<Scalar> const gb =
-          model.source.surface_brightness_vjp(xx - a.x, yy - a.y, g, StridedGrad<Scalar>{tmp + NM * B + j, B});
-      model.lens_light.surface_brightness_vjp(xx, yy, g, StridedGrad<Scalar>{tmp + (NM + NS) * B + j, B});
-      wx[j] = -gb.x;
-      wy[j] = -gb.y;
-    }
+    LENSING_LIKELIHOOD_POINT_LOOP(Scalar, j, B, light_point(m, px, py, pbx, pby, pg, tmp, wx, wy, j))
     if constexpr (NM > 0) {
       if constexpr (has_deflection_vjp_batch_v<Lens>) {
-        model.lens.deflection_vjp_batch(B, px, py, wx, wy, tmp, B);
+        m.lens.deflection_vjp_batch(B, px, py, wx, wy, tmp, B);
       } else {
-#if defined(__GNUC__)
-#pragma GCC ivdep
-#endif
-        for (int j = 0; j < B; ++j) {
-          Scalar a[NM] = {};
-          lens_vjp<Regular>(model.lens, px[j], py[j], Vec2<Scalar>{wx[j], wy[j]}, a);
-          for (int k = 0; k < NM; ++k)
-            tmp[k * B + j] = a[k];
-        }
+        LENSING_LIKELIHOOD_POINT_LOOP(Scalar, j, B, lens_point<Regular>(m.lens, px, py, wx, wy, tmp, j))
       }
     }
   }
@@ -262,17 +319,18 @@ struct AdaptiveVjpRows {
     Acc acc[N > 0 ? N : 1] = {};
     long const i0 = long(r) * W;
     if constexpr (Blocked) {
+      Model const m = model;  // a local copy (see AdaptiveBrightnessRows)
       bool regular = false;
-      if constexpr (has_regular_vjp<Lens>::value) regular = model.lens.vjp_is_regular();
+      if constexpr (has_regular_vjp<Lens>::value) regular = m.lens.vjp_is_regular();
       for (int j0 = 0; j0 < W; j0 += B) {
         Scalar tmp[(N > 0 ? N : 1) * B], wx[B], wy[B];
         if constexpr (has_regular_vjp<Lens>::value) {
           if (regular)
-            block<true>(i0 + j0, tmp, wx, wy);
+            block<true>(m, i0 + j0, tmp, wx, wy);
           else
-            block<false>(i0 + j0, tmp, wx, wy);
+            block<false>(m, i0 + j0, tmp, wx, wy);
         } else {
-          block<false>(i0 + j0, tmp, wx, wy);
+          block<false>(m, i0 + j0, tmp, wx, wy);
         }
         for (int k = 0; k < N; ++k) {
           Acc lane[Lanes] = {};
@@ -289,8 +347,7 @@ struct AdaptiveVjpRows {
       for (int j = 0; j < W; ++j) {
         Scalar const xx = x(i0 + j), yy = y(i0 + j), g = gbar(i0 + j);
         Scalar a[N > 0 ? N : 1] = {};
-        auto const d = model.lens.deflection(xx, yy);
-        Vec2<Scalar> const gb = model.source.surface_brightness_vjp(xx - d.x, yy - d.y, g, a + NM);
+        Vec2<Scalar> const gb = model.source.surface_brightness_vjp(bx(i0 + j), by(i0 + j), g, a + NM);
         model.lens_light.surface_brightness_vjp(xx, yy, g, a + NM + NS);
         model.lens.deflection_vjp(xx, yy, Vec2<Scalar>{-gb.x, -gb.y}, a);
         for (int k = 0; k < N; ++k)
@@ -732,6 +789,8 @@ class GaussianLikelihood {
     Kokkos::deep_copy(space, dmask, hmask);
     pts.mask = dmask;
     pts.value = View1D<Scalar, MemorySpace>("lensing::GaussianLikelihood::points_value", padded);
+    pts.bx = View1D<Scalar, MemorySpace>("lensing::GaussianLikelihood::points_beta_x", padded);
+    pts.by = View1D<Scalar, MemorySpace>("lensing::GaussianLikelihood::points_beta_y", padded);
     pts.gbar = View1D<Scalar, MemorySpace>("lensing::GaussianLikelihood::points_gbar", padded);
     pts.partial = View2D<double, MemorySpace>("lensing::GaussianLikelihood::points_partial", rows, num_params);
     pts.sharp = View2D<Scalar, MemorySpace>("lensing::GaussianLikelihood::sharp", ny, nx);
@@ -966,6 +1025,8 @@ class GaussianLikelihood {
     // the clone's own (zero-initialised, so the padding keeps a zero cotangent).
     if (m_adaptive) {
       m_pts.value = fresh(o.m_pts.value);
+      m_pts.bx = fresh(o.m_pts.bx);
+      m_pts.by = fresh(o.m_pts.by);
       m_pts.gbar = fresh(o.m_pts.gbar);
       m_pts.partial = fresh(o.m_pts.partial);
       m_pts.sharp = fresh(o.m_pts.sharp);
@@ -1003,24 +1064,30 @@ class GaussianLikelihood {
     check_model(model.lens);
     check_model(model.source);
     check_model(model.lens_light);
-    using Sky =
-        detail::SkyBrightness<typename Model::lens_type, typename Model::source_type, typename Model::lens_light_type>;
-    Sky const sky{model.lens, model.source, model.lens_light};
     auto const grid = m_obs.grid();
     auto const x = m_pts.x;
     auto const y = m_pts.y;
+    auto const bx = m_pts.bx;
+    auto const by = m_pts.by;
     auto const value = m_pts.value;
     auto const start = m_pts.start;
     auto const sharp = m_pts.sharp;
     if constexpr (detail::is_host_space_v<ExecutionSpace>)
-      Kokkos::parallel_for("lensing::likelihood::adaptive_brightness",
-                           Kokkos::RangePolicy<ExecutionSpace>(space, 0, m_pts.rows),
-                           detail::AdaptiveBrightnessRows<Sky, View1D<Scalar, MemorySpace>>{sky, x, y, value});
+      Kokkos::parallel_for(
+          "lensing::likelihood::adaptive_brightness", Kokkos::RangePolicy<ExecutionSpace>(space, 0, m_pts.rows),
+          detail::AdaptiveBrightnessRows<Model, View1D<Scalar, MemorySpace>>{model, x, y, bx, by, value});
     else
       Kokkos::parallel_for(
           "lensing::likelihood::adaptive_brightness",
           Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, long(x.extent(0))),
-          KOKKOS_LAMBDA(long i) { value(i) = sky(x(i), y(i)); });
+          KOKKOS_LAMBDA(long i) {
+            Scalar const xx = x(i), yy = y(i);
+            auto const a = model.lens.deflection(xx, yy);
+            Scalar const u = xx - a.x, v = yy - a.y;
+            bx(i) = u;
+            by(i) = v;
+            value(i) = model.source.surface_brightness(u, v) + model.lens_light.surface_brightness(xx, yy);
+          });
     int const nx = grid.nx(), k = grid.supersampling();
     Scalar const area = grid.pixel_scale() * grid.pixel_scale(), w = area / Scalar(k * k);
     parallel_for_pixels(
@@ -1056,10 +1123,10 @@ class GaussianLikelihood {
           for (long i = i0; i < i1; ++i)
             gbar(i) = g;
         });
-    Kokkos::parallel_for(
-        "lensing::likelihood::adaptive_vjp", Kokkos::RangePolicy<ExecutionSpace>(space, 0, m_pts.rows),
-        detail::AdaptiveVjpRows<Model, View1D<Scalar, MemorySpace>, View2D<double, MemorySpace>,
-                                detail::is_host_space_v<ExecutionSpace>>{model, m_pts.x, m_pts.y, gbar, m_pts.partial});
+    Kokkos::parallel_for("lensing::likelihood::adaptive_vjp", Kokkos::RangePolicy<ExecutionSpace>(space, 0, m_pts.rows),
+                         detail::AdaptiveVjpRows<Model, View1D<Scalar, MemorySpace>, View2D<double, MemorySpace>,
+                                                 detail::is_host_space_v<ExecutionSpace>>{
+                             model, m_pts.x, m_pts.y, m_pts.bx, m_pts.by, gbar, m_pts.partial});
     auto const partial = m_pts.partial;
     int const rows = m_pts.rows;
     Kokkos::parallel_for(
@@ -1108,12 +1175,12 @@ class GaussianLikelihood {
   // Adaptive supersampling (set_supersampling_mask): the evaluation points
   // (see detail::adaptive_points_per_row) and their buffers.
   struct AdaptivePoints {
-    View1D<Scalar, MemorySpace> x, y;  // (rows * W) point coordinates, shared by clones
-    View1D<long, MemorySpace> start;   // (ny * nx + 1): pixel p owns points [start(p), start(p + 1))
-    View2D<int, MemorySpace> mask;     // (ny, nx) 1 = supersampled, shared by clones
-    View1D<Scalar, MemorySpace> value, gbar;
-    View2D<double, MemorySpace> partial;           // (rows, num_params)
-    View2D<Scalar, MemorySpace> sharp, sharp_bar;  // (ny, nx) before the PSF, and its cotangent
+    View1D<Scalar, MemorySpace> x, y;                 // (rows * W) point coordinates, shared by clones
+    View1D<long, MemorySpace> start;                  // (ny * nx + 1): pixel p owns points [start(p), start(p + 1))
+    View2D<int, MemorySpace> mask;                    // (ny, nx) 1 = supersampled, shared by clones
+    View1D<Scalar, MemorySpace> value, gbar, bx, by;  // per point: brightness, cotangent, beta
+    View2D<double, MemorySpace> partial;              // (rows, num_params)
+    View2D<Scalar, MemorySpace> sharp, sharp_bar;     // (ny, nx) before the PSF, and its cotangent
     long points = 0, flagged = 0;
     int rows = 0;
   };
