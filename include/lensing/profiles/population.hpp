@@ -67,6 +67,33 @@ class Population {
       a += m_members(m).deflection(x, y);
     return a;
   }
+  /// Batched deflection (host row loops, see deflection_batch_capacity):
+  /// members outer, points inner, so that the loop over points vectorises for
+  /// each member (the loop over members in deflection() is a floating-point
+  /// sum, which GCC keeps scalar).  Each point's sum runs over the members in
+  /// the same order as deflection().
+  KOKKOS_INLINE_FUNCTION void deflection_batch(int n, Scalar const* x, Scalar const* y, Scalar* ax, Scalar* ay) const {
+    Scalar px[deflection_batch_capacity], py[deflection_batch_capacity], sx[deflection_batch_capacity],
+        sy[deflection_batch_capacity];
+    for (int i = 0; i < n; ++i) {  // x, y may alias ax, ay
+      px[i] = x[i];
+      py[i] = y[i];
+      sx[i] = Scalar(0);
+      sy[i] = Scalar(0);
+    }
+    for (int m = 0; m < size(); ++m) {
+      auto const p = detail::prepare(m_members(m));
+      for (int i = 0; i < n; ++i) {
+        Vec2<Scalar> const a = p.deflection(px[i], py[i]);
+        sx[i] += a.x;
+        sy[i] += a.y;
+      }
+    }
+    for (int i = 0; i < n; ++i) {
+      ax[i] = sx[i];
+      ay[i] = sy[i];
+    }
+  }
   KOKKOS_INLINE_FUNCTION Scalar potential(Scalar x, Scalar y) const {
     Scalar s = 0;
     for (int m = 0; m < size(); ++m)
