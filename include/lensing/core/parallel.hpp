@@ -41,7 +41,7 @@ inline double& host_fork_join_ns_setting() {
     char const* p = std::getenv("OMP_WAIT_POLICY");
     bool const passive = p != nullptr && (std::strcmp(p, "passive") == 0 || std::strcmp(p, "PASSIVE") == 0 ||
                                           std::strcmp(p, "Passive") == 0);
-    // Measured on the project's 2-core AMD EPYC VM (benchmarks/README.md,
+    // Measured on the project's 2-core benchmark VM (benchmarks/README.md,
     // issue 21): with passive waiting a region costs ~60 us of wall time
     // beyond its work (64^2 image, 3 regions: 0.242 ms at 2 threads against
     // 0.099 ms at 1; 128^2 k = 3, 4 regions: 1.93 against 3.37 / 2 ms; the
