@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
@@ -257,6 +258,40 @@ LENSING_TEST_CASE_TEMPLATE("Gaussian filter: scipy conventions and adjoint ident
     CHECK(bad == 0);
   }
   CHECK_THROWS_AS((lensing::GaussianFilter<Scalar, Mem>(0.0, 0.05, 4, 4)), std::invalid_argument);
+}
+
+LENSING_TEST_CASE_TEMPLATE("Gaussian filter: small images on the calling thread give the threaded bits", Config,
+                           lensing::test::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Scalar = typename Config::scalar;
+  using Mem = typename Config::memory_space;
+  // The passes of a small image run on the calling thread (core/parallel.hpp)
+  // through the same row function as the parallel loop: the same bits.
+  // host_fork_join_ns = 0 forces the parallel loop, a huge value the caller.
+  Space space;
+  int const ny = 37, nx = 53;
+  lensing::GaussianFilter<Scalar, Mem> const G(0.1, 0.05, ny, nx);
+  auto const x = pattern<Scalar, Mem>(ny, nx, 0.7, 0.13);
+  auto run = [&](double fork_join_ns, bool adjoint) {
+    lensing::set_host_fork_join_ns(fork_join_ns);
+    lensing::View2D<Scalar, Mem> out("out", ny, nx);
+    if (adjoint)
+      G.apply_adjoint(space, x, out);
+    else
+      G.apply(space, x, out);
+    space.fence();
+    auto const h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), out);
+    return std::vector<Scalar>(h.data(), h.data() + h.size());
+  };
+  double const saved = lensing::host_fork_join_ns();
+  for (bool adjoint : {false, true}) {
+    auto const threaded = run(0, adjoint), caller = run(1e12, adjoint);
+    int differ = 0;
+    for (std::size_t i = 0; i < threaded.size(); ++i)
+      differ += std::memcmp(&threaded[i], &caller[i], sizeof(Scalar)) != 0;
+    CHECK(differ == 0);
+  }
+  lensing::set_host_fork_join_ns(saved);
 }
 
 LENSING_TEST_CASE_TEMPLATE("FFT convolution equals direct convolution, adjoint included", Config,
