@@ -367,11 +367,11 @@ struct AdaptiveVjpRows {
 /// (fine_ny fine_nx), and the error of the adaptive model image M_a against
 /// the full one M_k (both after the PSF) in noise units,
 ///   chi_distance = sqrt(sum_p m_p (M_a,p - M_k,p)^2 / sigma_p^2),
-/// with `bound` >= chi_distance its pre-PSF form (the unflagged pixels'
-/// sub-pixel errors; the PSF, a normalised non-negative kernel, does not
-/// increase it when sigma is uniform).  The bias this induces in any
-/// parameter, in units of its posterior sd, is at most chi_distance (see
-/// choose_supersampling_mask).
+/// <= the tolerance asked for (up to rounding), and `bound` its pre-PSF form
+/// (the unflagged pixels' sub-pixel errors; >= chi_distance when sigma is
+/// uniform, as the PSF, a normalised non-negative kernel, does not increase
+/// the norm).  The bias this induces in any parameter, in units of its
+/// posterior sd, is at most chi_distance (see choose_supersampling_mask).
 struct SupersamplingChoice {
   long flagged = 0, points = 0;
   double cost = 1, chi_distance = 0, bound = 0;
@@ -827,10 +827,14 @@ class GaussianLikelihood {
   /// Error model.  Let e_p = sqrt(m_p) (sharp_a,p - sharp_k,p) / sigma_p be
   /// pixel p's error of the centre sample against the k x k average before
   /// the PSF, at the reference, in noise units (sigma: the noise map, or
-  /// sqrt(variance(M_k)) with the model variance).  Pixels are flagged in
-  /// decreasing |e_p| until the unflagged ones' sqrt(sum e_p^2) <= tolerance,
-  /// then the flags are dilated by `dilation` pixels (so that the arcs may
-  /// move by a pixel over the posterior).  The adaptive likelihood is then
+  /// sqrt(variance(M_k)) with the model variance; masked pixels, whose errors
+  /// the PSF carries into their neighbours, with weight 1 and the smallest
+  /// sigma).  Pixels are flagged in decreasing |e_p| until the unflagged
+  /// ones' sqrt(sum e_p^2) <= tolerance, then the flags are dilated by
+  /// `dilation` pixels (so that the arcs may move by a pixel over the
+  /// posterior); the distance after the PSF (chi_distance below) is then
+  /// measured, and if it exceeds the tolerance (possible with a varying
+  /// sigma) the criterion is halved and the choice made again.  The adaptive likelihood is then
   /// the full one with the model image moved by Delta = M_a - M_k, and to
   /// first order (the linear-Gaussian approximation around the MAP, Fisher
   /// matrix F = J^T Sigma^-1 J, J = dM/dtheta) its maximum moves by
@@ -873,54 +877,72 @@ class GaussianLikelihood {
     auto hmk = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model_k);
     auto const sig = noise_sigma_host(hmk);
     auto hm = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), m_mask);
+    // Masked pixels' sub-pixel errors still reach unmasked pixels through
+    // the PSF: count them with the smallest sigma of the unmasked pixels.
+    double sig_min = HUGE_VAL;
+    for (long p = 0; p < np; ++p)
+      if (hm(int(p / nx), int(p % nx)) > Scalar(0)) sig_min = std::min(sig_min, sig[size_t(p)]);
+    if (!(sig_min < HUGE_VAL)) sig_min = 1;
     std::vector<double> e2(static_cast<size_t>(np));
     std::vector<long> order(static_cast<size_t>(np));
     double total = 0;
     for (long p = 0; p < np; ++p) {
       int const iy = int(p / nx), ix = int(p % nx);
       double const m = double(hm(iy, ix));
-      double const d = m > 0 ? (double(hc(iy, ix)) - double(hf(iy, ix))) / sig[size_t(p)] : 0.0;
-      e2[size_t(p)] = m * d * d;
+      double const d = (double(hc(iy, ix)) - double(hf(iy, ix))) / (m > 0 ? sig[size_t(p)] : sig_min);
+      e2[size_t(p)] = (m > 0 ? m : 1.0) * d * d;
       total += e2[size_t(p)];
       order[size_t(p)] = p;
     }
     std::sort(order.begin(), order.end(), [&](long a, long b) {
       return e2[size_t(a)] > e2[size_t(b)] || (e2[size_t(a)] == e2[size_t(b)] && a < b);
     });
-    std::vector<char> flag(static_cast<size_t>(np), 0);
-    double remaining = total;
-    for (long j = 0; j < np && remaining > tolerance * tolerance && e2[size_t(order[size_t(j)])] > 0; ++j) {
-      flag[size_t(order[size_t(j)])] = 1;
-      remaining -= e2[size_t(order[size_t(j)])];
-    }
     View2D<int, Kokkos::HostSpace> hmask("lensing::GaussianLikelihood::choose_mask", ny, nx);
-    for (int iy = 0; iy < ny; ++iy)
-      for (int ix = 0; ix < nx; ++ix) {
-        bool on = false;
-        for (int dy = -dilation; dy <= dilation && !on; ++dy)
-          for (int dx = -dilation; dx <= dilation && !on; ++dx) {
-            int const cy = iy + dy, cx = ix + dx;
-            on = cy >= 0 && cy < ny && cx >= 0 && cx < nx && flag[size_t(long(cy) * nx + cx)];
-          }
-        hmask(iy, ix) = on ? 1 : 0;
-      }
-    double bound = 0;
-    for (long p = 0; p < np; ++p)
-      if (!hmask(int(p / nx), int(p % nx))) bound += e2[size_t(p)];
-    set_supersampling_mask(space, hmask);
-    // The measured distance after the PSF.
     View2D<Scalar, MemorySpace> model_a("lensing::GaussianLikelihood::choose_adaptive", ny, nx);
-    adaptive_render(space, reference, model_a);
-    space.fence();
-    auto ha = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model_a);
-    double dist = 0;
-    for (long p = 0; p < np; ++p) {
-      int const iy = int(p / nx), ix = int(p % nx);
-      double const m = double(hm(iy, ix));
-      if (m > 0) {
-        double const d = (double(ha(iy, ix)) - double(hmk(iy, ix))) / sig[size_t(p)];
-        dist += m * d * d;
+    double bound = 0, dist = 0;
+    // The pre-PSF criterion bounds the post-PSF distance when sigma is
+    // uniform; otherwise (a varying noise map, the model variance) the
+    // distance after the PSF is measured and the criterion tightened until
+    // it holds (at worst every pixel with an error is flagged: distance 0).
+    double target = tolerance;
+    for (int attempt = 0; attempt < 12; ++attempt) {
+      std::vector<char> flag(static_cast<size_t>(np), 0);
+      double remaining = total;
+      for (long j = 0; j < np && remaining > target * target && e2[size_t(order[size_t(j)])] > 0; ++j) {
+        flag[size_t(order[size_t(j)])] = 1;
+        remaining -= e2[size_t(order[size_t(j)])];
       }
+      if (attempt == 11)  // last try: every pixel with an error
+        for (long p = 0; p < np; ++p)
+          flag[size_t(p)] = e2[size_t(p)] > 0;
+      for (int iy = 0; iy < ny; ++iy)
+        for (int ix = 0; ix < nx; ++ix) {
+          bool on = false;
+          for (int dy = -dilation; dy <= dilation && !on; ++dy)
+            for (int dx = -dilation; dx <= dilation && !on; ++dx) {
+              int const cy = iy + dy, cx = ix + dx;
+              on = cy >= 0 && cy < ny && cx >= 0 && cx < nx && flag[size_t(long(cy) * nx + cx)];
+            }
+          hmask(iy, ix) = on ? 1 : 0;
+        }
+      bound = 0;
+      for (long p = 0; p < np; ++p)
+        if (!hmask(int(p / nx), int(p % nx))) bound += e2[size_t(p)];
+      set_supersampling_mask(space, hmask);
+      adaptive_render(space, reference, model_a);
+      space.fence();
+      auto ha = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model_a);
+      dist = 0;
+      for (long p = 0; p < np; ++p) {
+        int const iy = int(p / nx), ix = int(p % nx);
+        double const m = double(hm(iy, ix));
+        if (m > 0) {
+          double const d = (double(ha(iy, ix)) - double(hmk(iy, ix))) / sig[size_t(p)];
+          dist += m * d * d;
+        }
+      }
+      if (std::sqrt(dist) <= tolerance) break;
+      target *= 0.5;
     }
     SupersamplingChoice c;
     c.flagged = m_pts.flagged;
