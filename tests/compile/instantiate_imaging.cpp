@@ -71,6 +71,10 @@ void imaging(Space const& space) {
   lensing::GaussianLikelihood<Model, Mem, lensing::GaussianFilter<S, Mem>> const like(obs, a, n, m);
   lensing::View1D<S, Mem> grad("grad", Model::num_params);
   like.value_and_gradient(space, model, grad);
+  // Adaptive supersampling: the point kernels and their VJP.
+  lensing::GaussianLikelihood<Model, Mem, lensing::GaussianFilter<S, Mem>> like_ad(obs, a, n, m);
+  like_ad.choose_supersampling_mask(space, model, 0.1);
+  like_ad.value_and_gradient(space, model, grad);
   // Noisy realisations, the noise map, and the PSF on the supersampled grid
   // (render, sub-pixel binning and its adjoint, likelihood gradient).
   lensing::ObservationNoise<S> const noise{S(100), S(0.1), S(2)};
