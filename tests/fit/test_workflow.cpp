@@ -5,7 +5,12 @@
 //    symmetry line y = 0 ends at the saddle, where -H is not positive definite
 //    (hessian_ok false, the covariance regularised); starts off it reach one of
 //    the two modes, and only those at the best mode count;
-//  - NUTS from the MAP: the posterior mean within its Monte Carlo error;
+//  - screening of the starts: only the best screened starts go on (a tilted
+//    double well: the kept start is the one at the better mode);
+//  - refine_map from a nearby point with an approximate covariance reaches the
+//    mode and the exact covariance of a stiff Gaussian;
+//  - NUTS from the MAP: the posterior mean within its Monte Carlo error; the
+//    Laplace covariance is kept as the metric unless adapt_metric is set;
 //  - VI from the MAP: full-rank stays at the exact posterior (ELBO = log Z at
 //    every iteration), mean-field has var_i = 1 / P_ii and ELBO = log Z - KL;
 //  - check_convergence: a good synthetic run passes, broken ones (a stuck chain,
@@ -247,6 +252,129 @@ TEST_CASE("find_map: polishing in whitened units converges where L-BFGS on the r
   auto const Sigma = covariance_matrix();
   for (int i = 0; i < kDim; ++i)
     CHECK(pol.covariance[i * kDim + i] == doctest::Approx(Sigma[i * kDim + i] * kWidth[i] * kWidth[i]).epsilon(1e-6));
+}
+
+namespace {
+// log p = -x^2/2 - y^2/2 + 2 log cosh y + 0.2 y: the mode at y > 0 is higher than the one at y < 0.
+struct TiltedWell {
+  using scalar_type = double;
+  using memory_space = Kokkos::HostSpace;
+  int dimension() const { return 2; }
+  template <class Space>
+  double value_and_gradient(Space const&, lensing::View1D<double, memory_space> const& q,
+                            lensing::View1D<double, memory_space> const& g) const {
+    double const x = q(0), y = q(1);
+    g(0) = -x;
+    g(1) = -y + 2 * std::tanh(y) + 0.2;
+    return -0.5 * x * x - 0.5 * y * y + 2 * std::log(std::cosh(y)) + 0.2 * y;
+  }
+};
+}  // namespace
+
+TEST_CASE("find_map: screening runs every start briefly and only the best go on") {
+  TiltedWell const target;
+  Kokkos::DefaultHostExecutionSpace const space;
+  // Start 0 near the lower mode (y ~ -1.8), start 1 near the higher one (y ~ +2.0), start 2 far out.
+  std::vector<std::vector<double>> const starts = {{0.5, -1.5}, {-0.4, 1.6}, {4.0, -6.0}};
+  lensing::MapOptions opt;
+  opt.screen_iterations = 2;
+  opt.screen_keep = 1;
+  lensing::MapResult const map = lensing::find_map(space, target, starts, opt);
+  REQUIRE(map.screen.runs.size() == starts.size());
+  REQUIRE(map.starts.runs.size() == 1);
+  for (auto const& r : map.screen.runs)
+    CHECK(r.iterations <= 2);
+  // The kept start is the screened run of highest log p (start 1's), and it reaches the higher mode.
+  CHECK(map.screen.best == 1);
+  CHECK(map.q[1] > 1.5);
+  long long screened = 0;
+  for (auto const& r : map.screen.runs)
+    screened += r.evaluations;
+  CHECK(map.gradient_evaluations > screened + map.starts.runs[0].evaluations);  // + Laplace
+  // Without screening every start runs to the end; the MAP is the same point.
+  lensing::MapResult const plain = lensing::find_map(space, target, starts);
+  CHECK(plain.screen.runs.empty());
+  CHECK(plain.starts.runs.size() == starts.size());
+  CHECK(std::fabs(plain.q[1] - map.q[1]) <= 1e-6);
+  opt.screen_keep = 2;
+  CHECK(lensing::find_map(space, target, starts, opt).starts.runs.size() == 2);
+  opt.screen_keep = 3;  // no fewer starts than kept: no screening
+  CHECK(lensing::find_map(space, target, starts, opt).screen.runs.empty());
+  opt.screen_keep = 0;
+  CHECK(lensing::test::error_message([&] { lensing::find_map(space, target, starts, opt); }).find("screen_keep") !=
+        std::string::npos);
+}
+
+TEST_CASE("refine_map: from a nearby point and an approximate covariance to the mode and its exact covariance") {
+  StiffGaussian const target;
+  Kokkos::DefaultHostExecutionSpace const space;
+  auto const Sigma = covariance_matrix();
+  // A cheaper density's MAP: 3 widths off in every parameter, covariance 0.75 (C + diag C)
+  // with C the exact one (positive definite as a sum of two positive definite matrices).
+  lensing::MapResult near;
+  near.q.resize(kDim);
+  near.covariance.assign(kDim * kDim, 0.0);
+  for (int i = 0; i < kDim; ++i) {
+    near.q[i] = kMean[i] + 3 * kWidth[i];
+    for (int j = 0; j < kDim; ++j)
+      near.covariance[i * kDim + j] = (i == j ? 1.5 : 0.75) * Sigma[i * kDim + j] * kWidth[i] * kWidth[j];
+  }
+  lensing::MapResult const r = lensing::refine_map(space, target, near);
+  CHECK(r.starts.runs.empty());
+  REQUIRE_FALSE(r.polish.empty());
+  CHECK(r.converged);
+  // L-BFGS in the approximately whitened units stops at |grad_z|_inf <= 1e-6; the
+  // later round in exactly whitened units then leaves the mode within ~1e-6 sd.
+  for (int i = 0; i < kDim; ++i)
+    CHECK(std::fabs(r.q[i] - kMean[i]) / kWidth[i] <= 1e-5);
+  // The covariance is the Laplace approximation at the new point (exact for a quadratic
+  // up to the rounding of central differences, as in the polishing test above).
+  CHECK(r.hessian_ok);
+  for (int i = 0; i < kDim; ++i)
+    CHECK(r.covariance[i * kDim + i] == doctest::Approx(Sigma[i * kDim + i] * kWidth[i] * kWidth[i]).epsilon(1e-6));
+  // No raw L-BFGS run and no Hessian at the start: a few dozen gradients (each Laplace
+  // pass is 2 d = 10), against hundreds for L-BFGS on the raw parameters.
+  CHECK(r.gradient_evaluations <= 120);
+  // Bad input: another dimension, a covariance that is not positive definite, no polishing round.
+  auto bad = near;
+  bad.q.pop_back();
+  CHECK_THROWS_AS(lensing::refine_map(space, target, bad), std::invalid_argument);
+  bad = near;
+  bad.covariance[1] = bad.covariance[kDim] = 1e9;
+  CHECK(lensing::test::error_message([&] { lensing::refine_map(space, target, bad); }).find("not positive definite") !=
+        std::string::npos);
+  lensing::MapOptions none;
+  none.polish_rounds = 0;
+  CHECK_THROWS_AS(lensing::refine_map(space, target, near, none), std::invalid_argument);
+}
+
+TEST_CASE("sample_from_map keeps the Laplace covariance as the metric unless adapt_metric is set") {
+  GaussianKernel<double, Kokkos::HostSpace> const target;
+  Kokkos::DefaultHostExecutionSpace const space;
+  lensing::MapResult const map = lensing::find_map(space, target, gaussian_starts());
+  lensing::SamplerOptions opt;
+  opt.num_chains = 2;
+  opt.num_warmup = 600;  // >= adapt_metric_min_warmup: with adapt_metric the windows run
+  opt.num_draws = 100;
+  opt.seed = 5;
+  // The metric stays the identity in whitened units, i.e. L L^T = the Laplace covariance in q.
+  lensing::SampleResult const kept = lensing::sample_from_map(space, target, map, opt);
+  double scale = 0;
+  for (int i = 0; i < kDim; ++i)
+    scale = std::max(scale, map.covariance[i * kDim + i]);
+  // L I L^T recomputed from the Cholesky factor: rounding ~ d eps |L|^2 (bound 1e-12 of the largest variance).
+  for (int c = 0; c < opt.num_chains; ++c) {
+    REQUIRE(kept.inverse_metric[c].size() == std::size_t(kDim * kDim));
+    for (int i = 0; i < kDim * kDim; ++i)
+      CHECK(std::fabs(kept.inverse_metric[c][i] - map.covariance[i]) <= 1e-12 * scale);
+  }
+  lensing::FromMapOptions from;
+  from.adapt_metric = true;  // the windows' estimate from 600 warm-up draws differs from the exact covariance
+  lensing::SampleResult const adapted = lensing::sample_from_map(space, target, map, opt, from);
+  double dev = 0;
+  for (int i = 0; i < kDim * kDim; ++i)
+    dev = std::max(dev, std::fabs(adapted.inverse_metric[0][i] - map.covariance[i]));
+  CHECK(dev > 1e-3 * scale);
 }
 
 LENSING_TEST_CASE_TEMPLATE("sample_from_map: NUTS from the MAP finds the Gaussian mean within its MCSE", Config,
