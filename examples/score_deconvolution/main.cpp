@@ -17,6 +17,17 @@
 //             checks the sampler (the short ctest);
 //   unet      a trained noise-conditioned U-Net (nn/unet.hpp, ScoreUNet;
 //             --weights FILE, --base/--levels its shape) through NetworkScore.
+// Sampler (--sampler): dense (default): per level sigma_i, Langevin on
+// y = C_i^-1 x with C_i C_i^T = H_i^-1, H_i = A^T A / (sigma_n^2 + sigma_i^2
+// mu^2) + diag(1/(v + sigma_i^2)) (the stand-in's level precision, A dense,
+// one factorisation per level for all images), the likelihood widened by
+// sigma_i^2 mu^2 (mu^2 the mean diagonal of A A^T), steps eta (0.1) and
+// --last-eta (0.02) at the last level of --last-steps (100) steps, then a
+// denoising step (Tweedie mean x + sigma_L^2 s plus a draw of the stand-in's
+// conditional spread (A^T A/sigma_n^2 + diag(1/v) + I/sigma_L^2)^-1; off with
+// --no-denoise).  plain: the earlier sampler, AnnealedLangevin on x with
+// the un-widened likelihood and a global step (its chains' variance is
+// 1.92x the exact posterior's with the Gaussian prior; dense: 1.02).
 // Baselines on the same data: Tikhonov deconvolution
 // (A^T A / sigma_n^2 + lambda I)^-1 A^T y / sigma_n^2 with lambda chosen on
 // 16 training images (smallest error), and the Gaussian-prior posterior
@@ -70,6 +81,13 @@ struct Options {
   std::string weights;
   int size = 32, images = 8, chains = 32, levels = 10, steps = 150, base = 8, unet_levels = 2;
   double pixel = 0.05, fwhm = 0.15, noise = 0.02, sigma_max = 1.0, sigma_min = 0.01;
+  // The sampler: dense (preconditioned by the stand-in's level covariance,
+  // widened likelihood, final denoising step) or plain (the earlier one).
+  std::string sampler = "dense";
+  double eta = 0.1, last_eta = 0.02;  // step in the preconditioned frame; at the last level
+  double cap = -1;                    // preconditioner's prior variance min(v, cap sigma^2); -1: auto, 0: none
+  int last_steps = 100;
+  bool denoise = true;
   std::uint64_t seed = 1;
   std::string out = ".";
 };
@@ -81,6 +99,8 @@ void usage(std::FILE* f) {
                "                           [--size N] [--pixel ARCSEC] [--fwhm ARCSEC] [--noise SIGMA] "
                "[--images K]\n"
                "                           [--chains C] [--levels L] [--steps T] [--sigma-max S] [--sigma-min S]\n"
+               "                           [--sampler dense|plain] [--eta E] [--last-eta E] [--last-steps T]\n"
+               "                           [--cap K] [--no-denoise]\n"
                "                           [--seed SEED] [--out DIR]\n");
 }
 
@@ -137,6 +157,20 @@ Options parse(int argc, char** argv) {
       o.sigma_max = parse_real(a, value(), 1e-6, 1e6);
     } else if (a == "--sigma-min") {
       o.sigma_min = parse_real(a, value(), 1e-6, 1e6);
+    } else if (a == "--sampler") {
+      o.sampler = value();
+      if (o.sampler != "dense" && o.sampler != "plain")
+        bad("--sampler must be dense or plain, got '" + o.sampler + "'");
+    } else if (a == "--eta") {
+      o.eta = parse_real(a, value(), 1e-6, 1.0);
+    } else if (a == "--cap") {
+      o.cap = parse_real(a, value(), 0.0, 1e6);
+    } else if (a == "--last-eta") {
+      o.last_eta = parse_real(a, value(), 1e-6, 1.0);
+    } else if (a == "--last-steps") {
+      o.last_steps = int(parse_integer(a, value(), 1, 10000000));
+    } else if (a == "--no-denoise") {
+      o.denoise = false;
     } else if (a == "--seed") {
       o.seed = std::uint64_t(parse_integer(a, value(), 0, 9000000000000000000L));
     } else if (a == "--out") {
@@ -289,6 +323,47 @@ struct GaussianPixelPrior {
   }
 };
 
+using RowMatF = Eigen::Matrix<F, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Langevin on y = C^-1 x (x = C y, score in y C^T s(x)): x += a C C^T s +
+// sqrt(2a) C z, preconditioned Langevin with M = C C^T, the same target.
+// x is the wrapper's buffer (overwritten).
+template <class Score>
+struct DensePreconditioned {
+  Score score;
+  RowMatF const* c;
+  lensing::View2D<F, Mem> x;
+  void operator()(Space const& space, F sigma, lensing::View2D<F, Mem> const& y,
+                  lensing::View2D<F, Mem> const& s) const {
+    space.fence();
+    long const n = long(y.extent(0)), d = long(y.extent(1));
+    Eigen::Map<RowMatF const> ym(y.data(), n, d);
+    Eigen::Map<RowMatF> xm(x.data(), n, d), sm(s.data(), n, d);
+    xm.noalias() = ym * c->transpose();
+    score(space, sigma, x, s);
+    space.fence();
+    RowMatF const t = sm * (*c);
+    sm = t;
+  }
+};
+
+// prior(sigma) + the likelihood with 1 / (sigma_n^2 + sigma^2 mu^2) (the
+// noise-convolved likelihood of the sigma-smoothed image, A A^T replaced by
+// its mean diagonal mu^2; score_source's).
+template <class Prior>
+struct WidenedPosteriorScore {
+  Prior prior;
+  PsfLikelihoodScore lik;
+  double s2n, mu2;
+  void operator()(Space const& space, F sigma, lensing::View2D<F, Mem> const& x,
+                  lensing::View2D<F, Mem> const& s) const {
+    prior(space, sigma, x, s);
+    PsfLikelihoodScore l = lik;
+    l.inv_var = F(1 / (s2n + double(sigma) * double(sigma) * mu2));
+    l(space, x, s);
+  }
+};
+
 int run(Options const& o) {
   Space space;
   int const n = o.size, d = n * n, c = o.chains;
@@ -368,7 +443,144 @@ int run(Options const& o) {
   }
   lensing::NetworkScore<decltype(net)> nprior(net, c, d);
 
-  lensing::View2D<F, Mem> x("x", c, d);
+  lensing::View2D<F, Mem> x("x", c, d), y_buf("y", c, d), x_buf("x_buf", c, d);
+  // Dense A (d x d columns A e_j): the dense sampler's preconditioner and the
+  // Gaussian prior's exact posterior.
+  bool const dense = o.sampler == "dense";
+  Eigen::MatrixXd amat;
+  if (dense || o.prior == "gaussian") {
+    amat.resize(d, d);
+    std::vector<double> e(static_cast<std::size_t>(d), 0.0), col;
+    for (int j = 0; j < d; ++j) {
+      e[std::size_t(j)] = 1;
+      blur.apply(e, col, false);
+      e[std::size_t(j)] = 0;
+      for (int i = 0; i < d; ++i)
+        amat(i, j) = col[std::size_t(i)];
+    }
+  }
+  Eigen::MatrixXd const ata = amat.size() > 0 ? Eigen::MatrixXd(amat.transpose() * amat) : Eigen::MatrixXd();
+  double const mu2 = amat.size() > 0 ? amat.squaredNorm() / d : 0.0;  // mean diagonal of A A^T
+  // Per level i, C_i = U_i^-1 with U_i^T U_i = H_i = A^T A / (sigma_n^2 +
+  // sigma_i^2 mu^2) + diag(1/(v + sigma_i^2)): the level precision of the
+  // Gaussian stand-in, one for all images (A and v are shared).  In y = C^-1 x
+  // that level's target is N(., I) for the stand-in, so the step is eta for
+  // every direction (the plain sampler's global step left the directions the
+  // PSF removes unrelaxed: variance 1.92x the exact).  The final denoising
+  // step's conditional spread: (H_0 + I/sigma_L^2)^-1, H_0 = A^T A/sigma_n^2 + diag(1/v).
+  std::vector<double> const sigmas = lensing::nn::geometric_sigmas(o.sigma_max, o.sigma_min, o.levels);
+  std::vector<RowMatF> cmat, umat;
+  Eigen::MatrixXd u_denoise;
+  if (dense) {
+    auto const tp = std::chrono::steady_clock::now();
+    // The U-Net's prior curvature is much larger than the stand-in's 1/(v +
+    // sigma^2) where v >> sigma^2 (it knows the galaxy, the stand-in only the
+    // pixel's spread; measured: C^T J C up to 464 at sigma = 0.01), and at
+    // most 1/sigma^2: for it the preconditioner's prior variance is capped at
+    // cap sigma^2 (default 1; the stand-in prior: no cap, exact).
+    double const cap = o.cap >= 0 ? o.cap : (o.prior == "unet" ? 1.0 : 0.0);
+    for (double sg : sigmas) {
+      Eigen::MatrixXd h = ata / (s2 + sg * sg * mu2);
+      for (int i = 0; i < d; ++i)
+        h(i, i) += 1 / ((cap > 0 ? std::min(var[std::size_t(i)], cap * sg * sg) : var[std::size_t(i)]) + sg * sg);
+      Eigen::LLT<Eigen::MatrixXd> const llt(h);
+      if (llt.info() != Eigen::Success) throw std::runtime_error("the level precision is not positive definite");
+      Eigen::MatrixXd const u = llt.matrixU();
+      umat.push_back(u.cast<F>());
+      cmat.push_back(
+          Eigen::MatrixXd(u.triangularView<Eigen::Upper>().solve(Eigen::MatrixXd::Identity(d, d))).cast<F>());
+    }
+    Eigen::MatrixXd h = ata / s2;
+    double const sl2 = sigmas.back() * sigmas.back();
+    for (int i = 0; i < d; ++i)
+      h(i, i) += 1 / var[std::size_t(i)] + 1 / sl2;
+    u_denoise = Eigen::MatrixXd(h.llt().matrixU());
+    std::printf("dense preconditioners of %zu levels: %.1f s\n", sigmas.size(),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - tp).count());
+  }
+  // One image's chains (x holds the initial states and the result).
+  lensing::View2D<F, Mem> s_a("s_a", c, d), s_b("s_b", c, d), x_p("x_p", c, d);
+  std::vector<double> lam_max(sigmas.size(), 0.0);
+  // The largest eigenvalue of C^T J C, J = -d s / d x the posterior score's
+  // Jacobian at the chains' states (finite differences, 6 power iterations per
+  // chain, the largest over the chains): the stand-in makes it 1, but the
+  // U-Net's curvature can exceed the stand-in's prior curvature 1/(v + sigma^2)
+  // by orders of magnitude in the modes the PSF removes (where the likelihood
+  // does not dominate H), and a fixed step eta made the chains diverge there.
+  auto curvature = [&](auto const& post, double sg, RowMatF const& cm, std::uint64_t key) {
+    post(space, F(sg), x, s_a);
+    space.fence();
+    Eigen::Map<RowMatF> xm(x.data(), c, d), xpm(x_p.data(), c, d), s0(s_a.data(), c, d), s1(s_b.data(), c, d);
+    RowMatF v(c, d);
+    for (int ch = 0; ch < c; ++ch) {
+      lensing::Rng rng(key, std::uint64_t(ch));
+      for (int i = 0; i < d; ++i)
+        v(ch, i) = F(rng.normal());
+      v.row(ch).normalize();
+    }
+    double lam = 0;
+    std::vector<double> h(static_cast<std::size_t>(c));
+    for (int it = 0; it < 6; ++it) {
+      RowMatF const u = v * cm.transpose();  // x-space directions C v
+      for (int ch = 0; ch < c; ++ch) {
+        // A perturbation of rms 0.05 sigma per pixel: small against the
+        // scale sigma on which the smoothed score varies, large against float.
+        h[std::size_t(ch)] = 0.05 * sg * std::sqrt(double(d)) / std::max(1e-30, double(u.row(ch).norm()));
+        xpm.row(ch) = xm.row(ch) + F(h[std::size_t(ch)]) * u.row(ch);
+      }
+      post(space, F(sg), x_p, s_b);
+      space.fence();
+      RowMatF w = s0 - s1;
+      for (int ch = 0; ch < c; ++ch)
+        w.row(ch) /= F(h[std::size_t(ch)]);
+      RowMatF const vn = w * cm;  // C^T J C v
+      lam = 0;
+      for (int ch = 0; ch < c; ++ch) {
+        double const l = vn.row(ch).norm();
+        lam = std::max(lam, l);
+        if (l > 0) v.row(ch) = vn.row(ch) / F(l);
+      }
+    }
+    return lam;
+  };
+  auto sample_dense = [&](auto const& prior, std::uint64_t seed) {
+    WidenedPosteriorScore<std::decay_t<decltype(prior)>> post{prior, lik, s2, mu2};
+    for (std::size_t i = 0; i < sigmas.size(); ++i) {
+      Eigen::Map<RowMatF> xm(x.data(), c, d), ym(y_buf.data(), c, d);
+      double const lam = curvature(post, sigmas[i], cmat[i], seed ^ (0xc0a7ULL + i));
+      lam_max[i] = std::max(lam_max[i], lam);
+      ym.noalias() = xm * umat[i].transpose();  // y = C^-1 x = U x
+      lensing::AnnealedLangevinOptions lo;
+      lo.sigmas = {sigmas[i]};
+      lo.steps_per_level = i + 1 == sigmas.size() ? o.last_steps : o.steps;
+      // Step eta / max(1, lambda) (the last level eta = --last-eta; score_source:
+      // 0.1 there left the U-Net's galaxy-pixel intervals too wide, 0.02 did not).
+      lo.epsilon = (i + 1 == sigmas.size() ? o.last_eta : o.eta) / std::max(1.0, lam);
+      lo.seed = lensing::random::stream_key(seed, lensing::random::purpose_langevin, i);
+      lensing::AnnealedLangevin<F, Mem>(c, d, lo).run(space, DensePreconditioned<decltype(post)>{post, &cmat[i], x_buf},
+                                                      y_buf);
+      space.fence();
+      xm.noalias() = ym * cmat[i].transpose();
+    }
+    if (o.denoise) {
+      // Tweedie: x + sigma_L^2 grad log p(x_L | d) is the mean of p(x | x_L, d);
+      // plus a draw of its spread N(0, (H_0 + I/sigma_L^2)^-1) (exact for the
+      // stand-in; at most sigma_L^2 per pixel whatever the prior).
+      double const sl = sigmas.back();
+      post(space, F(sl), x, x_buf);
+      space.fence();
+      Eigen::MatrixXd z(d, c);
+      for (int ch = 0; ch < c; ++ch) {
+        lensing::Rng rng(seed ^ 0xde9015eULL, std::uint64_t(ch));
+        for (int i = 0; i < d; ++i)
+          z(i, ch) = rng.normal();
+      }
+      Eigen::MatrixXd const xi = u_denoise.triangularView<Eigen::Upper>().solve(z);
+      for (int ch = 0; ch < c; ++ch)
+        for (int i = 0; i < d; ++i)
+          x(ch, i) += F(sl * sl * double(x_buf(ch, i)) + xi(i, ch));
+    }
+  };
   std::ofstream csv(o.out + "/results.csv");
   csv << "image,rms_data,rms_tikhonov,rms_wiener,rms_posterior_mean,rms_mean_vs_wiener,mean_sd,coverage_1sd,"
          "coverage_2sd,seconds\n";
@@ -377,17 +589,8 @@ int run(Options const& o) {
   // (A^T A / sigma_n^2 + diag(1 / v))^-1 (dense, d = 1,024: a second).
   std::vector<double> exact_var;
   double var_ratio = 0;
-  if (o.short_run && o.prior == "gaussian") {
-    Eigen::MatrixXd a(d, d);
-    std::vector<double> e(static_cast<std::size_t>(d), 0.0), col;
-    for (int j = 0; j < d; ++j) {
-      e[std::size_t(j)] = 1;
-      blur.apply(e, col, false);
-      e[std::size_t(j)] = 0;
-      for (int i = 0; i < d; ++i)
-        a(i, j) = col[std::size_t(i)];
-    }
-    Eigen::MatrixXd h = a.transpose() * a / s2;
+  if (o.prior == "gaussian") {
+    Eigen::MatrixXd h = ata / s2;
     for (int i = 0; i < d; ++i)
       h(i, i) += wprior[std::size_t(i)];
     Eigen::MatrixXd const cov = h.llt().solve(Eigen::MatrixXd::Identity(d, d));
@@ -396,7 +599,7 @@ int run(Options const& o) {
   }
   auto const test = gal.render(o.seed * 1000 + 2, 0, nimg);
   std::vector<MosaicPanel> panels;
-  double sum[6] = {0, 0, 0, 0, 0, 0}, cov1 = 0, cov2 = 0, total_s = 0, z2_wiener = 0;
+  double sum[6] = {0, 0, 0, 0, 0, 0}, cov1 = 0, cov2 = 0, gcov1 = 0, gcov2 = 0, total_s = 0, z2_wiener = 0;
   for (int im = 0; im < nimg; ++im) {
     std::vector<double> truth(test.begin() + std::size_t(im) * d, test.begin() + std::size_t(im + 1) * d);
     auto const y = noisy(truth, std::uint64_t(im));
@@ -412,11 +615,18 @@ int run(Options const& o) {
     }
     auto const t0 = std::chrono::steady_clock::now();
     ao.seed = o.seed * 7919 + std::uint64_t(im);
-    lensing::AnnealedLangevin<F, Mem> run_sampler(c, d, ao);
-    if (o.prior == "unet")
-      run_sampler.run(space, lensing::make_posterior_score(nprior, lik), x);
-    else
-      run_sampler.run(space, lensing::make_posterior_score(gprior, lik), x);
+    if (dense) {
+      if (o.prior == "unet")
+        sample_dense(nprior, ao.seed);
+      else
+        sample_dense(gprior, ao.seed);
+    } else {
+      lensing::AnnealedLangevin<F, Mem> run_sampler(c, d, ao);
+      if (o.prior == "unet")
+        run_sampler.run(space, lensing::make_posterior_score(nprior, lik), x);
+      else
+        run_sampler.run(space, lensing::make_posterior_score(gprior, lik), x);
+    }
     space.fence();
     double const secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::vector<double> mean(static_cast<std::size_t>(d), 0.0), sd(static_cast<std::size_t>(d), 0.0);
@@ -428,7 +638,7 @@ int run(Options const& o) {
         double const e = double(x(ch, i)) - mean[std::size_t(i)];
         sd[std::size_t(i)] += e * e / (c - 1);
       }
-    double in1 = 0, in2 = 0, msd = 0, zw = 0;
+    double in1 = 0, in2 = 0, msd = 0, zw = 0, g1 = 0, g2 = 0, ng = 0;
     if (!exact_var.empty())
       for (int i = 0; i < d; ++i)
         var_ratio += sd[std::size_t(i)] / exact_var[std::size_t(i)] / (double(d) * nimg);
@@ -439,6 +649,9 @@ int run(Options const& o) {
       in1 += e <= s;
       in2 += e <= 2 * s;
       msd += s / d;
+      // The galaxy's pixels (truth > 0.05): the sky's truth is ~0, which any
+      // interval of finite width holds.
+      if (truth[std::size_t(i)] > 0.05) ng += 1, g1 += e <= s, g2 += e <= 2 * s;
       // The sample mean against the Gaussian posterior's exact mean, in MCSE units.
       double const zm = (mean[std::size_t(i)] - wiener[std::size_t(i)]) / (s / std::sqrt(double(c)));
       zw += zm * zm / d;
@@ -447,6 +660,7 @@ int run(Options const& o) {
                  r_mw = rms(mean, wiener);
     sum[0] += r_data, sum[1] += r_tik, sum[2] += r_w, sum[3] += r_post, sum[4] += r_mw, sum[5] += msd;
     cov1 += in1 / d, cov2 += in2 / d, total_s += secs, z2_wiener += zw;
+    gcov1 += ng > 0 ? g1 / ng : 0.0, gcov2 += ng > 0 ? g2 / ng : 0.0;
     csv << im << "," << r_data << "," << r_tik << "," << r_w << "," << r_post << "," << r_mw << "," << msd << ","
         << in1 / d << "," << in2 / d << "," << secs << "\n";
     std::printf(
@@ -492,8 +706,35 @@ int run(Options const& o) {
                 total_s / nimg, best_lambda, sum[0] / nimg, sum[1] / nimg, sum[2] / nimg, sum[3] / nimg, sum[5] / nimg,
                 cov1 / nimg, cov2 / nimg, sum[4] / nimg, std::sqrt(z2_wiener / nimg));
   md << line;
-  md.close();
   std::printf("%s", line);
+  std::snprintf(line, sizeof line, "sampler %s (eta %.3g, last level %d steps of eta %.3g, denoising step %s)%s\n",
+                o.sampler.c_str(), dense ? o.eta : 0.0, dense ? o.last_steps : o.steps, dense ? o.last_eta : 0.0,
+                dense && o.denoise ? "on" : "off",
+                o.prior == "gaussian" ? (std::string("; chains' / exact posterior variance, mean over pixels: ") +
+                                         std::to_string(var_ratio))
+                                            .c_str()
+                                      : "");
+  md << line;
+  std::printf("%s", line);
+  std::snprintf(line, sizeof line,
+                "coverage over the galaxy's pixels (truth > 0.05): mean +- 1 sd %.3f, +- 2 sd %.3f (%d chains, "
+                "Gaussian: %.3f / %.3f)\n",
+                gcov1 / nimg, gcov2 / nimg, c, 0.683, 0.954);
+  md << line;
+  std::printf("%s", line);
+  if (dense) {
+    std::string l =
+        "largest eigenvalue of the preconditioned score Jacobian per level (max over images; step eta / max(1, it)):";
+    for (double v : lam_max) {
+      char b[32];
+      std::snprintf(b, sizeof b, " %.3g", v);
+      l += b;
+    }
+    l += "\n";
+    md << l;
+    std::printf("%s", l.c_str());
+  }
+  md.close();
   if (o.short_run) {
     // With the Gaussian prior the posterior is Gaussian: its sample mean
     // must match the exact mean (CG) to within the Monte Carlo error (rms z
@@ -502,13 +743,13 @@ int run(Options const& o) {
     double const rz = std::sqrt(z2_wiener / nimg);
     bool const ok_mean = o.prior != "gaussian" || rz < 2;
     bool const ok_err = sum[3] < sum[0];
-    // The chains' per-pixel variance against the exact one (mean ratio).
-    // Measured 1.92 at the short schedule (6 levels x 60 steps): the chains
-    // have not contracted in the prior-dominated directions, so the sd maps
-    // of short schedules are inflated; the bound [0.5, 4] only guards
-    // against gross errors (a missing noise term, a diverging chain).
-    bool const ok_var = o.prior != "gaussian" || (var_ratio > 0.5 && var_ratio < 4);
-    std::printf("check: chains' / exact posterior variance, mean over pixels %.3f in [0.5, 4]: %s\n", var_ratio,
+    // The chains' per-pixel variance against the exact one (mean ratio over
+    // 2 x 1,024 pixels of 16-chain variances: Monte Carlo sd ~1 %; ULA's
+    // bias at eta 0.1 +5 %).  Measured 1.020 with the dense sampler; the
+    // plain one (global step, 6 levels x 60 steps, no denoising) gives 1.92:
+    // the directions the PSF removes had not contracted.
+    bool const ok_var = o.prior != "gaussian" || (var_ratio > 0.85 && var_ratio < 1.15);
+    std::printf("check: chains' / exact posterior variance, mean over pixels %.3f in [0.85, 1.15]: %s\n", var_ratio,
                 ok_var ? "ok" : "FAILED");
     std::printf("check: posterior mean vs exact Gaussian posterior mean rms z %.2f < 2: %s\n", rz,
                 ok_mean ? "ok" : "FAILED");
