@@ -15,9 +15,22 @@
 // then theta_E coverage of the learned-source MAP + Laplace (and, for
 // contrast, the Sersic MAP + Laplace) over --lenses simulated lenses.
 //
+// Decoder error (issue 18's coverage check): the decoder cannot reproduce a
+// digit exactly, and with the exact-decoder model theta_E absorbs the misfit
+// (over-confident intervals).  The default run therefore also fits the
+// decoder-error model of fit/decoded_source.hpp: source = amp D(z) + delta,
+// delta ~ N(0, tau^2 I) on the 32 x 32 decoder pixels, marginalised
+// analytically (the evidence of a linear source inversion of the residual),
+// with tau = kTau, the per-pixel RMS of x - dec(mu(x)) on held-out digits
+// (--calibrate-tau; no coverage lens is looked at).  Its MAP starts at the
+// exact-decoder MAP; its Laplace interval is the one the coverage check
+// uses.  --control: coverage lenses with the decoder's own sources, fitted
+// with the exact-decoder model (a well-specified control).
+//
 //   lensed_digit_fit [--short] [--coverage-only] [--first-lens F] [--seed SEED] [--weights PATH]
 //                    [--starts K] [--chains C] [--warmup W] [--draws N] [--vi-iterations I]
-//                    [--iaf-iterations J] [--lenses L] [--out PREFIX]
+//                    [--iaf-iterations J] [--lenses L] [--out PREFIX] [--tau T] [--calibrate-tau N]
+//                    [--control]
 //
 // Weights: by default digits_epoch6.weights here, the digits VAE of
 // examples/vae_source_prior after 6 of its 15 training epochs (a copy taken
@@ -25,7 +38,8 @@
 // remade); --weights examples/vae_source_prior/digits.weights for the final one.
 //
 // Observation: 64 x 64 pixels of 0.1" (6.4" field), supersampling 2,
-// Gaussian PSF of FWHM 0.15", Gaussian background noise of sd 1/20 of the
+// Gaussian PSF of FWHM 0.15" (point-sampled weights as psf/gaussian_filter.hpp,
+// applied as a direct convolution, zero outside the image), Gaussian background noise of sd 1/20 of the
 // brightest noiseless pixel.  Source: a digit of simulate/digits.hpp
 // (the VAE's training distribution: make_digit(index % 10, 1, index), but
 // index = 2^41 + i, outside its training [0, N) and held-out 2^40 + [0, M)
@@ -40,15 +54,18 @@
 // MAP from one start near the truth, the learned-source MAP from the Sersic
 // MAP's lens (z = 0) must recover theta_E within 0.01" and reach a chi^2 per
 // pixel below the Sersic MAP's by 10 % (no IAF VI: a useful one takes
-// hundreds of ~10-70 ms gradients, far over the short mode's budget).
+// hundreds of ~10-70 ms gradients, far over the short mode's budget; and no
+// decoder-error fit unless --tau is given: ~200 gradients of ~0.2 s).
 // Checks of the full run (printed): the same for the main lens, and
-// the learned fit's 95 % coverage over the lenses within 2 binomial sd of 0.95.
+// the 95 % coverage over the lenses (of the decoder-error fit when tau > 0,
+// else of the exact-decoder fit) within 2 binomial sd of 0.95.
 // Threads: OMP_NUM_THREADS.
 
 #include <lensing/fit/decoded_source.hpp>
 #include <lensing/fit/plots.hpp>
 #include <lensing/fit/posterior.hpp>
 #include <lensing/fit/workflow.hpp>
+#include <lensing/inversion/source_inversion.hpp>
 #include <lensing/likelihood/gaussian.hpp>
 #include <lensing/model/observation.hpp>
 #include <lensing/nn/iaf_variational.hpp>
@@ -56,7 +73,8 @@
 #include <lensing/profiles/composite.hpp>
 #include <lensing/profiles/external_shear.hpp>
 #include <lensing/profiles/sie.hpp>
-#include <lensing/psf/gaussian_filter.hpp>
+#include <lensing/psf/convolution.hpp>
+#include <lensing/psf/kernels.hpp>
 #include <lensing/sample/diagnostics.hpp>
 #include <lensing/simulate/digits.hpp>
 #include <lensing/sources/decoded.hpp>
@@ -88,7 +106,9 @@
 namespace {
 
 struct Options {
-  bool short_run = false, coverage_only = false;
+  bool short_run = false, coverage_only = false, control = false, converge = false;
+  double tau = -1;        // < 0: the default (kTau); 0: no decoder-error term
+  int calibrate_tau = 0;  // > 0: measure tau on this many held-out digits and exit
   std::uint64_t seed = 3;
   std::string weights = LENSED_DIGIT_FIT_DIR "/digits_epoch6.weights";
   int first_lens = 0;
@@ -103,7 +123,7 @@ void usage(std::FILE* f) {
       "K] "
       "[--chains C] [--warmup W]\n"
       "                        [--draws N] [--vi-iterations I] [--iaf-iterations J] [--lenses L] [--out PREFIX]\n"
-      "                        [--help]\n"
+      "                        [--tau T] [--calibrate-tau N] [--control] [--help]\n"
       "  --short            ctest case: 48x48 pixels, one lens, MAP + Laplace only\n"
       "  --seed SEED        noise, starts, chains and the coverage lenses (default 3)\n"
       "  --weights PATH     trained VAE (default examples/lensed_digit_fit/digits_epoch6.weights, the digits\n"
@@ -119,6 +139,13 @@ void usage(std::FILE* f) {
       "  --coverage-only    skip the main lens (its fits, table rows and PNGs): the coverage study alone\n"
       "  --first-lens F     the coverage lenses are F .. F + L - 1 (default 0; to split the study over processes)\n"
       "  --out PREFIX       PREFIX_table.md, PREFIX_coverage.csv, PREFIX_*.png (default lensed_digit_fit)\n"
+      "  --tau T            sd of the decoder-error term per decoder pixel (stroke brightness 1; default the\n"
+      "                     held-out reconstruction RMS measured by --calibrate-tau), 0: exact-decoder model only\n"
+      "  --calibrate-tau N  print the per-pixel RMS of x - dec(enc(x)) over N held-out digits and exit\n"
+      "  --control          coverage lenses whose sources are the decoder's own (dec(z), z ~ N(0, I)),\n"
+      "                     fitted with the exact-decoder model: the well-specified control\n"
+      "  --converge         coverage lenses: Sersic and exact-decoder MAPs with 500 L-BFGS iterations and one\n"
+      "                     whitened polishing round (default 150 iterations, none)\n"
       "threads: set OMP_NUM_THREADS.\n");
 }
 
@@ -170,6 +197,14 @@ Options parse(int argc, char** argv) {
       o.iaf_iterations = int(parse_integer(a, value(), 0, 10000000));
     } else if (a == "--lenses") {
       o.lenses = int(parse_integer(a, value(), 0, 100000)), set_lenses = true;
+    } else if (a == "--tau") {
+      o.tau = parse_real(a, value(), 0, 10);
+    } else if (a == "--calibrate-tau") {
+      o.calibrate_tau = int(parse_integer(a, value(), 1, 100000));
+    } else if (a == "--control") {
+      o.control = true;
+    } else if (a == "--converge") {
+      o.converge = true;
     } else if (a == "--out") {
       o.out = value();
       if (o.out.empty()) bad("--out needs a non-empty prefix");
@@ -179,6 +214,7 @@ Options parse(int argc, char** argv) {
   }
   if (o.short_run && !set_lenses) o.lenses = 0;
   if (o.coverage_only && o.lenses == 0) bad("--coverage-only needs --lenses L with L > 0");
+  if (o.control && !o.coverage_only) bad("--control needs --coverage-only");
   return o;
 }
 
@@ -188,7 +224,10 @@ using Mem = Space::memory_space;
 using Lens = lensing::Composite<lensing::SIE<S>, lensing::ExternalShear<S>>;
 using PixModel = lensing::LensModel<Lens, lensing::PixelatedSource<S>, lensing::NoLight<S>>;
 using SerModel = lensing::LensModel<Lens, lensing::SersicEllipse<S>, lensing::NoLight<S>>;
-using Psf = lensing::GaussianFilter<S, Mem>;
+// The PSF as a direct convolution with a kernel (zero outside the image), so
+// that the decoder-error term's lensing operator (inversion/lensing_operator.hpp,
+// the same kernel) renders exactly as the likelihood's Observation does.
+using Psf = lensing::DirectConvolution<S, Mem>;
 using PixLike = lensing::GaussianLikelihood<PixModel, Mem, Psf>;
 using SerLike = lensing::GaussianLikelihood<SerModel, Mem, Psf>;
 using Decoder = vae_model::Decoder;
@@ -204,6 +243,25 @@ constexpr double kTheta = 2.3;           // the main lens's Einstein radius
 constexpr double kAmpTrue = 1.0;         // the true source's flux scale (digit intensity 1 on a stroke)
 constexpr std::uint64_t kDigitSeed = 1;  // the VAE's training seed (vae_source_prior --seed default)
 constexpr std::uint64_t kFirstIndex = std::uint64_t(1) << 41;
+// sd of the decoder-error term per 32 x 32 decoder pixel (stroke brightness
+// 1): the per-pixel RMS of x - dec(mu_enc(x)) over the first 500 held-out
+// digits of the VAE (indices 2^40 + [0, 500), the held-out set of
+// vae_source_prior, disjoint from the lenses' 2^41 + i), measured by
+// `lensed_digit_fit --calibrate-tau 500` with the default weights.
+constexpr double kTau = 0.0563;
+
+// A Gaussian PSF of FWHM `fwhm` sampled at pixel centres, truncated at
+// round(5 sigma) pixels and normalised: the weights of psf/gaussian_filter.hpp
+// (lenstronomy's GAUSSIAN PSF) as a 2-D kernel.
+lensing::PsfKernel<S> gaussian_kernel(double fwhm, double pixel) {
+  double const s = fwhm / (2.0 * std::sqrt(2.0 * std::log(2.0))) / pixel;
+  int const r = int(std::floor(5 * s + 0.5)), n = 2 * r + 1;
+  std::vector<S> v(std::size_t(n) * n);
+  for (int iy = 0; iy < n; ++iy)
+    for (int ix = 0; ix < n; ++ix)
+      v[std::size_t(iy) * n + ix] = std::exp(-0.5 * ((iy - r) * (iy - r) + (ix - r) * (ix - r)) / (s * s));
+  return lensing::pixel_kernel(std::move(v), n);
+}
 
 struct Setup {
   int n;
@@ -218,6 +276,7 @@ struct Truth {
   std::vector<double> lens;
   double src_x = 0, src_y = 0;
   std::uint64_t index = 0;
+  std::vector<S> decoded;  // control lenses: the source is these decoder pixels (32 x 32), not a digit
 };
 
 Truth main_truth() { return {{kTheta, 0.08, -0.05, 0.03, -0.02, 0.04, -0.02, 0.0, 0.0}, 0.12, -0.08, kFirstIndex + 3}; }
@@ -325,6 +384,7 @@ double chi2_pixel(lensing::View2D<S, Mem> const& data, lensing::View2D<S, Mem> c
 struct LensCase {
   Setup setup;
   Truth truth;
+  lensing::PsfKernel<S> kernel;
   lensing::Observation<S, Mem, Psf> obs;
   lensing::View2D<S, Mem> data, noise, mask, truth_pixels;
   double sigma = 0;
@@ -332,7 +392,8 @@ struct LensCase {
   LensCase(Space const& space, Setup const& st, Truth const& t, std::uint64_t noise_seed)
       : setup(st),
         truth(t),
-        obs(lensing::PixelGrid<S>::square(st.n, st.pixel, st.k), Psf(st.fwhm, st.pixel, st.n, st.n)),
+        kernel(gaussian_kernel(st.fwhm, st.pixel)),
+        obs(lensing::PixelGrid<S>::square(st.n, st.pixel, st.k), Psf(kernel, st.n, st.n)),
         data("data", st.n, st.n),
         noise("noise", st.n, st.n),
         mask("mask", st.n, st.n),
@@ -345,7 +406,15 @@ struct LensCase {
     for (std::size_t i = 0; i < px.size(); ++i)
       h.data()[i] = kAmpTrue * px[i];
     Kokkos::deep_copy(truth_pixels, h);
-    lensing::PixelGrid<S> const tgrid(kTruthPixels, kTruthPixels, kBox / kTruthPixels, 1, t.src_x, t.src_y);
+    lensing::PixelGrid<S> tgrid(kTruthPixels, kTruthPixels, kBox / kTruthPixels, 1, t.src_x, t.src_y);
+    if (!t.decoded.empty()) {  // the control: the decoder's own source on its own grid
+      int const ns = vae_model::image_size;
+      truth_pixels = lensing::View2D<S, Mem>("truth_source", ns, ns);
+      auto hc = Kokkos::create_mirror_view(truth_pixels);
+      std::copy(t.decoded.begin(), t.decoded.end(), hc.data());
+      Kokkos::deep_copy(truth_pixels, hc);
+      tgrid = decoder_grid();
+    }
     PixModel const m{Lens::unpack(t.lens.data()),
                      lensing::make_pixelated_source(truth_pixels, tgrid, lensing::Interpolation::bicubic),
                      {}};
@@ -361,6 +430,14 @@ struct LensCase {
     Kokkos::deep_copy(space, mask, 1.0);
     space.fence();
   }
+  // The decoder-error term's inversion: this data, noise, mask, grid and PSF
+  // kernel, the decoder's grid, bicubic (the Decoded's interpolation), R = I.
+  lensing::SourceInversion<S> correction() const {
+    lensing::LensingOperatorOptions oo;
+    oo.interpolation = lensing::Interpolation::bicubic;
+    return lensing::SourceInversion<S>(obs.grid(), decoder_grid(), data, noise, mask, lensing::Regularisation::zeroth,
+                                       kernel, oo);
+  }
   lensing::PixelGrid<S> decoder_grid() const {
     return lensing::PixelGrid<S>(vae_model::image_size, vae_model::image_size, kBox / vae_model::image_size, 1,
                                  truth.src_x, truth.src_y);
@@ -371,13 +448,15 @@ struct LensCase {
 // iterations and 1 polishing round, the coverage lenses and the short run
 // 150 and none (the decoder's forward + backward costs ~70 ms of one core:
 // it dominates every learned-source evaluation).
-enum class Effort { full, coverage, quick };
+enum class Effort { full, coverage, quick, marginal };
 
 lensing::MapOptions map_options(std::vector<double> scales, Effort e) {
   lensing::MapOptions o;
   o.scales = std::move(scales);
   if (e == Effort::coverage) o.optimize.max_iterations = 500, o.polish_rounds = 1;
   if (e == Effort::quick) o.optimize.max_iterations = 150, o.polish_rounds = 0;
+  // The decoder-error fit starts at the exact-decoder MAP, close to its own mode.
+  if (e == Effort::marginal) o.optimize.max_iterations = 100, o.polish_rounds = 0;
   return o;
 }
 
@@ -388,8 +467,9 @@ lensing::MapResult run_map(Space const& space, Post const& post, std::vector<std
 }
 
 struct Fits {
-  lensing::MapResult sersic, learned;
-  ThetaSummary sersic_laplace, learned_laplace;
+  lensing::MapResult sersic, learned, marginal;
+  ThetaSummary sersic_laplace, learned_laplace, marginal_laplace;
+  double marginal_chi2_decoded = NAN;  // chi^2 / pixel of amp D(z) alone at the decoder-error MAP
 };
 
 // Sersic MAP (prior starts; unless effort is full, also one start at the
@@ -401,7 +481,7 @@ struct Fits {
 // finding of the mode.
 Fits fit_both(Space const& space, LensCase const& c, std::shared_ptr<Decoder> const& net, int starts,
               std::uint64_t seed, Effort effort, bool learned_near_truth, std::unique_ptr<SersicPost>& sp,
-              std::unique_ptr<LearnedPost>& lp) {
+              std::unique_ptr<LearnedPost>& lp, double tau, std::unique_ptr<LearnedPost>& mp) {
   Fits f;
   sp = std::make_unique<SersicPost>(SerLike(c.obs, c.data, c.noise, c.mask), sersic_table());
   std::vector<std::vector<double>> s_starts;
@@ -451,6 +531,22 @@ Fits fit_both(Space const& space, LensCase const& c, std::shared_ptr<Decoder> co
   c.obs.render(space, lp->model_at(space, f.learned.q), model);
   space.fence();
   f.learned_laplace.chi2_pixel = chi2_pixel(c.data, model, c.sigma);
+  if (tau > 0) {
+    // The decoder-error model (source amp D(z) + delta, delta ~ N(0, tau^2 I)
+    // marginalised), from the exact-decoder MAP.
+    mp = std::make_unique<LearnedPost>(PixLike(c.obs, c.data, c.noise, c.mask), lens_table(), dec,
+                                       P::log_uniform(0.1, 10), c.correction(), tau);
+    f.marginal = run_map(space, *mp, {f.learned.q}, Effort::marginal);
+    char name[128];
+    std::snprintf(name, sizeof name, "learned source + decoder error (tau %.3g): MAP + Laplace", tau);
+    f.marginal_laplace = laplace_summary(name, *mp, f.marginal, mp->lens_posterior().transform(0));
+    c.obs.render(space, mp->corrected_model_at(space, f.marginal.q), model);
+    space.fence();
+    f.marginal_laplace.chi2_pixel = chi2_pixel(c.data, model, c.sigma);
+    c.obs.render(space, mp->model_at(space, f.marginal.q), model);
+    space.fence();
+    f.marginal_chi2_decoded = chi2_pixel(c.data, model, c.sigma);
+  }
   return f;
 }
 
@@ -463,10 +559,62 @@ std::string row(ThetaSummary const& s) {
   return b;
 }
 
+// tau for the decoder-error term, measured without the lenses: the per-pixel
+// RMS of x - dec(mu(x)) over the VAE's held-out digits 2^40 + [0, N) (32 x 32,
+// stroke brightness 1; mu the encoder's mean), printed with the RMS over the
+// pixels with ink (x > 0.05) and the spread over images.
+int calibrate_tau(Space const& space, Options const& o) {
+  if (o.weights == "untrained") bad("--calibrate-tau needs trained weights");
+  auto enc = vae_model::load_encoder(o.weights);
+  auto dec = vae_model::load_decoder(o.weights);
+  int const ns = vae_model::image_size, np = ns * ns, nz = vae_model::latent_dim;
+  lensing::nn::Tensor<vae_model::Scalar, Mem> x("x", 1, 1, ns, ns), z("z", 1, nz, 1, 1);
+  auto hx = Kokkos::create_mirror_view(x);
+  auto hz = Kokkos::create_mirror_view(z);
+  double sum = 0, sum_ink = 0;
+  long n_ink = 0;
+  std::vector<double> per_image;
+  std::uint64_t const first = std::uint64_t(1) << 40;
+  std::vector<float> px(static_cast<std::size_t>(np));
+  for (int i = 0; i < o.calibrate_tau; ++i) {
+    std::uint64_t const index = first + std::uint64_t(i);
+    lensing::simulate::render_digit<float>(lensing::simulate::make_digit(int(index % 10), kDigitSeed, index), ns,
+                                           px.data());
+    std::copy(px.begin(), px.end(), hx.data());
+    Kokkos::deep_copy(x, hx);
+    auto const e = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), enc.forward(space, x));
+    for (int j = 0; j < nz; ++j)
+      hz.data()[j] = e.data()[j];  // the mean: the first latent_dim outputs
+    Kokkos::deep_copy(z, hz);
+    auto const y = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), dec.forward(space, z));
+    double si = 0;
+    for (int p = 0; p < np; ++p) {
+      double const r = double(px[std::size_t(p)]) - double(y.data()[p]);
+      si += r * r;
+      if (px[std::size_t(p)] > 0.05f) sum_ink += r * r, ++n_ink;
+    }
+    sum += si;
+    per_image.push_back(std::sqrt(si / np));
+  }
+  std::sort(per_image.begin(), per_image.end());
+  std::printf(
+      "tau calibration on %d held-out digits (2^40 + [0, %d)): per-pixel RMS of x - dec(mu(x)) %.5f; over ink pixels "
+      "(x > 0.05) %.5f; per image median %.5f, 10-90 %% [%.5f, %.5f]\n",
+      o.calibrate_tau, o.calibrate_tau, std::sqrt(sum / (double(np) * o.calibrate_tau)),
+      n_ink ? std::sqrt(sum_ink / double(n_ink)) : NAN, per_image[per_image.size() / 2],
+      per_image[std::size_t(0.1 * double(per_image.size() - 1))],
+      per_image[std::size_t(0.9 * double(per_image.size() - 1))]);
+  return 0;
+}
+
 int run(Options const& o) {
   Space space;
   auto const t0 = std::chrono::steady_clock::now();
   Setup const st = o.short_run ? Setup{48, 0.13, 2, 0.15} : Setup{64, 0.1, 2, 0.15};
+  if (o.calibrate_tau > 0) return calibrate_tau(space, o);
+  // The short run fits the decoder-error model only when --tau is given (its
+  // evaluations cost ~10x the exact decoder's: see fit/decoded_source.hpp).
+  double const tau = o.tau >= 0 ? o.tau : (o.short_run ? 0.0 : kTau);
   std::shared_ptr<Decoder> net;
   if (o.weights == "untrained") {
     // The architecture with its random initial weights: the short run's
@@ -489,10 +637,19 @@ int run(Options const& o) {
     // ---- the main lens ----
     LensCase const c(space, st, main_truth(), o.seed);
     std::unique_ptr<SersicPost> sp;
-    std::unique_ptr<LearnedPost> lp;
+    std::unique_ptr<LearnedPost> lp, mp;
     Fits f = fit_both(space, c, net, o.short_run ? 0 : o.starts, o.seed, o.short_run ? Effort::quick : Effort::full,
-                      false, sp, lp);
+                      false, sp, lp, tau, mp);
     std::vector<ThetaSummary> table{f.learned_laplace};
+    if (tau > 0) {
+      table.push_back(f.marginal_laplace);
+      std::printf(
+          "decoder-error MAP: theta_E %.4f, 95 %% [%.4f, %.4f], chi^2/pixel %.3f (D + delta*), %.3f (D alone), %lld "
+          "gradients, %.1f s (%s)\n",
+          f.marginal_laplace.estimate, f.marginal_laplace.lo95, f.marginal_laplace.hi95, f.marginal_laplace.chi2_pixel,
+          f.marginal_chi2_decoded, f.marginal.gradient_evaluations, f.marginal.seconds,
+          f.marginal.hessian_message.c_str());
+    }
     auto const& lt = lp->lens_posterior().transform(0);
     std::printf(
         "learned MAP: theta_E %.4f, log p %.6g, %lld gradients, %.1f s (%s); Sersic MAP: theta_E %.4f, %.1f s\n",
@@ -636,33 +793,61 @@ int run(Options const& o) {
 
   // ---- coverage ----
   if (o.lenses > 0) {
+    // The control fits the exact-decoder model to sources the decoder can make.
+    double const tau_cov = o.control ? 0.0 : tau;
     std::ofstream csv(o.out + "_coverage.csv");
     csv << "lens,theta_true,learned_map,learned_sd_q,learned_lo68,learned_hi68,learned_lo95,learned_hi95,"
-           "learned_chi2,sersic_map,sersic_lo95,sersic_hi95,sersic_chi2\n";
-    int in68 = 0, in95 = 0, s68 = 0, s95 = 0;
+           "learned_chi2,sersic_map,sersic_lo95,sersic_hi95,sersic_chi2,error_map,error_sd_q,error_lo68,error_hi68,"
+           "error_lo95,error_hi95,error_chi2,error_chi2_decoded,error_gradients,error_seconds,learned_converged,"
+           "error_converged\n";
+    int in68 = 0, in95 = 0, s68 = 0, s95 = 0, e68 = 0, e95 = 0;
+    std::vector<double> err_learned, err_error;
     for (int i = o.first_lens; i < o.first_lens + o.lenses; ++i) {
-      Truth const t = coverage_truth(o.seed, i);
+      Truth t = coverage_truth(o.seed, i);
+      if (o.control) {
+        // z ~ N(0, I) from the stream (seed, purpose_prior, 0xc0ff, i); flux scale 1.
+        lensing::Rng rz(o.seed, lensing::random::purpose_prior, 0xc0ff, std::uint64_t(i));
+        std::vector<double> z(std::size_t(vae_model::latent_dim));
+        for (auto& v : z)
+          v = rz.normal();
+        lensing::PixelGrid<S> const g(vae_model::image_size, vae_model::image_size, kBox / vae_model::image_size, 1,
+                                      t.src_x, t.src_y);
+        lensing::Decoded<Decoder, S> const dz(net, vae_model::latent_dim, g);
+        dz.decode(space, z.data(), kAmpTrue);
+        auto const h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), dz.pixels());
+        t.decoded.assign(h.data(), h.data() + h.size());
+      }
       LensCase const ci(space, st, t, o.seed * 1000 + std::uint64_t(i) + 1);
       std::unique_ptr<SersicPost> spi;
-      std::unique_ptr<LearnedPost> lpi;
-      Fits const fi = fit_both(space, ci, net, 0, o.seed + 17 * std::uint64_t(i), Effort::quick, true, spi, lpi);
+      std::unique_ptr<LearnedPost> lpi, mpi;
+      Fits const fi = fit_both(space, ci, net, 0, o.seed + 17 * std::uint64_t(i),
+                               o.converge ? Effort::coverage : Effort::quick, true, spi, lpi, tau_cov, mpi);
       double const th = t.lens[0];
       in68 += fi.learned_laplace.covers68(th), in95 += fi.learned_laplace.covers95(th);
       s68 += fi.sersic_laplace.covers68(th), s95 += fi.sersic_laplace.covers95(th);
-      char b[512];
-      std::snprintf(b, sizeof b, "%d,%.5f,%.5f,%.5g,%.5f,%.5f,%.5f,%.5f,%.4f,%.5f,%.5f,%.5f,%.4f", i, th,
-                    fi.learned_laplace.estimate, fi.learned.sd()[0], fi.learned_laplace.lo68, fi.learned_laplace.hi68,
-                    fi.learned_laplace.lo95, fi.learned_laplace.hi95, fi.learned_laplace.chi2_pixel,
-                    fi.sersic_laplace.estimate, fi.sersic_laplace.lo95, fi.sersic_laplace.hi95,
-                    fi.sersic_laplace.chi2_pixel);
+      e68 += fi.marginal_laplace.covers68(th), e95 += fi.marginal_laplace.covers95(th);
+      err_learned.push_back(std::abs(fi.learned_laplace.estimate - th));
+      err_error.push_back(std::abs(fi.marginal_laplace.estimate - th));
+      char b[768];
+      std::snprintf(
+          b, sizeof b,
+          "%d,%.5f,%.5f,%.5g,%.5f,%.5f,%.5f,%.5f,%.4f,%.5f,%.5f,%.5f,%.4f,%.5f,%.5g,%.5f,%.5f,%.5f,%.5f,%.4f,"
+          "%.4f,%lld,%.1f,%d,%d",
+          i, th, fi.learned_laplace.estimate, fi.learned.sd()[0], fi.learned_laplace.lo68, fi.learned_laplace.hi68,
+          fi.learned_laplace.lo95, fi.learned_laplace.hi95, fi.learned_laplace.chi2_pixel, fi.sersic_laplace.estimate,
+          fi.sersic_laplace.lo95, fi.sersic_laplace.hi95, fi.sersic_laplace.chi2_pixel, fi.marginal_laplace.estimate,
+          tau_cov > 0 ? fi.marginal.sd()[0] : NAN, fi.marginal_laplace.lo68, fi.marginal_laplace.hi68,
+          fi.marginal_laplace.lo95, fi.marginal_laplace.hi95, fi.marginal_laplace.chi2_pixel, fi.marginal_chi2_decoded,
+          fi.marginal.gradient_evaluations, fi.marginal.seconds, int(fi.learned.converged), int(fi.marginal.converged));
       csv << b << "\n";
       csv.flush();
       std::printf(
-          "coverage lens %d: theta_E %.4f; learned %.4f [%.4f, %.4f] chi2 %.3f; Sersic %.4f [%.4f, %.4f] chi2 "
-          "%.3f\n",
+          "coverage lens %d: theta_E %.4f; learned %.4f [%.4f, %.4f] chi2 %.3f; with decoder error %.4f [%.4f, %.4f] "
+          "chi2 %.3f (%.1f s); Sersic %.4f [%.4f, %.4f] chi2 %.3f\n",
           i, th, fi.learned_laplace.estimate, fi.learned_laplace.lo95, fi.learned_laplace.hi95,
-          fi.learned_laplace.chi2_pixel, fi.sersic_laplace.estimate, fi.sersic_laplace.lo95, fi.sersic_laplace.hi95,
-          fi.sersic_laplace.chi2_pixel);
+          fi.learned_laplace.chi2_pixel, fi.marginal_laplace.estimate, fi.marginal_laplace.lo95,
+          fi.marginal_laplace.hi95, fi.marginal_laplace.chi2_pixel, fi.marginal.seconds, fi.sersic_laplace.estimate,
+          fi.sersic_laplace.lo95, fi.sersic_laplace.hi95, fi.sersic_laplace.chi2_pixel);
       std::fflush(stdout);
     }
     double const n = o.lenses;
@@ -672,17 +857,34 @@ int run(Options const& o) {
       std::snprintf(b, sizeof b, "%s: %d / %d = %.3f (nominal %.3f, binomial sd %.3f)", what, k, o.lenses, f, p, sd);
       return std::string(b);
     };
-    std::string const lines[4] = {line("learned MAP + Laplace, 68 % interval", in68, 0.6827),
-                                  line("learned MAP + Laplace, 95 % interval", in95, 0.95),
-                                  line("Sersic MAP + Laplace, 68 % interval", s68, 0.6827),
-                                  line("Sersic MAP + Laplace, 95 % interval", s95, 0.95)};
-    md << "\ntheta_E coverage over " << o.lenses << " simulated lenses (theta_E uniform in [2.0, 2.6]):\n\n";
+    auto median = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v.empty() ? NAN : (v[(v.size() - 1) / 2] + v[v.size() / 2]) / 2;
+    };
+    std::vector<std::string> lines{line("learned MAP + Laplace, 68 % interval", in68, 0.6827),
+                                   line("learned MAP + Laplace, 95 % interval", in95, 0.95)};
+    if (tau_cov > 0) {
+      lines.push_back(line("learned + decoder error MAP + Laplace, 68 % interval", e68, 0.6827));
+      lines.push_back(line("learned + decoder error MAP + Laplace, 95 % interval", e95, 0.95));
+    }
+    lines.push_back(line("Sersic MAP + Laplace, 68 % interval", s68, 0.6827));
+    lines.push_back(line("Sersic MAP + Laplace, 95 % interval", s95, 0.95));
+    char med[256];
+    std::snprintf(
+        med, sizeof med, "median |theta_E error|: learned %.4f\"%s", median(err_learned),
+        tau_cov > 0 ? (", with decoder error " + lensing::detail::plot_number(median(err_error), "%.4f") + "\"").c_str()
+                    : "");
+    lines.push_back(med);
+    md << "\ntheta_E coverage over " << o.lenses << " simulated lenses (theta_E uniform in [2.0, 2.6]"
+       << (o.control ? "; control: sources dec(z), z ~ N(0, I)" : "") << "):\n\n";
     for (auto const& l : lines) {
       std::printf("%s\n", l.c_str());
       md << "- " << l << "\n";
     }
-    bool const cov_ok = std::abs(in95 / n - 0.95) <= 2 * std::sqrt(0.95 * 0.05 / n) + 1e-12;
-    std::printf("learned 95 %% coverage within 2 binomial sd of 0.95: %s\n", cov_ok ? "yes" : "NO");
+    int const k95 = tau_cov > 0 ? e95 : in95;
+    bool const cov_ok = std::abs(k95 / n - 0.95) <= 2 * std::sqrt(0.95 * 0.05 / n) + 1e-12;
+    std::printf("%s 95 %% coverage within 2 binomial sd of 0.95: %s\n", tau_cov > 0 ? "decoder-error" : "learned",
+                cov_ok ? "yes" : "NO");
     ok = ok && cov_ok;
   }
   double const secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
