@@ -44,17 +44,23 @@ using Psf = lensing::GaussianFilter<Scalar, Mem>;
 using Sim = lensing::simulate::Simulator<Model, Psf, Mem>;
 using Source = lensing::simulate::SimulatedBatches<Sim>;
 
-/// The simulator (HST-like band at 0.1" pixels, galaxy_galaxy_priors);
+/// The simulator (HST-like band at 0.1" pixels) with the prior table
+/// `table` (e.g. galaxy_galaxy_priors truncated by sbi::truncate_table);
 /// `detector` defaults to the band's.
-inline Sim make_simulator(std::uint64_t seed, int capacity, lensing::DetectorConfig const* detector = nullptr) {
+inline Sim make_simulator_with(Sim::table_type const& table, std::uint64_t seed, int capacity,
+                               lensing::DetectorConfig const* detector = nullptr) {
   auto const band = lensing::presets::hst_like();
   auto const grid = lensing::PixelGrid<Scalar>::square(image_size, Scalar(pixel_scale), supersampling);
   lensing::simulate::SimulatorOptions opt;
   opt.seed = seed;
   opt.batch_capacity = capacity;
   return Sim(grid, Psf(band.psf_fwhm, pixel_scale, image_size, image_size, 5.0, capacity),
-             detector ? *detector : band.detector_config(), lensing::simulate::galaxy_galaxy_priors<Scalar, Mem>(),
-             opt);
+             detector ? *detector : band.detector_config(), table, opt);
+}
+
+/// The simulator of npe_lens: galaxy_galaxy_priors.
+inline Sim make_simulator(std::uint64_t seed, int capacity, lensing::DetectorConfig const* detector = nullptr) {
+  return make_simulator_with(lensing::simulate::galaxy_galaxy_priors<Scalar, Mem>(), seed, capacity, detector);
 }
 
 inline Source make_source(Sim const& sim, int batch, std::uint64_t first, long batches, bool fresh) {
