@@ -7,9 +7,9 @@
 // the lens, a float likelihood (double sums), the MAP by screened
 // multi-start L-BFGS from prior draws, the supersampling mask chosen at that
 // MAP (adaptive supersampling, likelihood/gaussian.hpp) and the MAP refined
-// on it with its Laplace covariance, NUTS from the MAP with the Laplace covariance as the metric,
-// a convergence verdict, full-rank VI from the MAP, a summary by name, CSV,
-// a corner plot and a data / model / residual plot.
+// on it with its Laplace covariance, NUTS from the MAP whitened by that
+// covariance (metric adapted, diagonal in those units), a convergence verdict, full-rank VI from the MAP, a summary by
+// name, CSV, a corner plot and a data / model / residual plot.
 //
 //   fit_lens [--short] [--seed SEED] [--starts K] [--chains C] [--warmup W] [--draws N] [--out PREFIX]
 //
@@ -66,12 +66,13 @@ struct Options {
   std::uint64_t seed = 15;
   int starts = 8, chains = 4, warmup = 1000, draws = 1000;
   std::string out = "fit_lens";
+  std::string metric = "diagonal";  // NUTS metric after the whitening: laplace (kept), diagonal or dense (adapted)
 };
 
 void usage(std::FILE* f) {
   std::fprintf(f,
                "usage: fit_lens [--short] [--seed SEED] [--starts K] [--chains C] [--warmup W] [--draws N] "
-               "[--out PREFIX] [--help]\n"
+               "[--metric M] [--out PREFIX] [--help]\n"
                "  --short       small, fast case for ctest (48x48 pixels of 0.1\", 8 starts, 2 chains x 150+150,\n"
                "                300 VI iterations)\n"
                "  --seed SEED   noise, prior starts and chains, a non-negative integer (default 15)\n"
@@ -79,6 +80,8 @@ void usage(std::FILE* f) {
                "  --chains C    NUTS chains (default 4)\n"
                "  --warmup W    warm-up iterations per chain (default 1000)\n"
                "  --draws N     draws per chain (default 1000)\n"
+               "  --metric M    NUTS metric in Laplace-whitened units: laplace (kept), diagonal (adapted, default)\n"
+               "                or dense (adapted)\n"
                "  --out PREFIX  PREFIX.csv, PREFIX_corner.png, PREFIX_residuals.png (default fit_lens)\n"
                "threads: set OMP_NUM_THREADS.\n");
 }
@@ -118,6 +121,10 @@ Options parse(int argc, char** argv) {
       o.warmup = int(parse_integer(a, value(), 0, 1000000)), set_warmup = true;
     } else if (a == "--draws") {
       o.draws = int(parse_integer(a, value(), 10, 1000000)), set_draws = true;
+    } else if (a == "--metric") {
+      o.metric = value();
+      if (o.metric != "laplace" && o.metric != "diagonal" && o.metric != "dense")
+        bad("--metric must be laplace, diagonal or dense, got '" + o.metric + "'");
     } else if (a == "--out") {
       o.out = value();
       if (o.out.empty()) bad("--out needs a non-empty prefix");
@@ -258,8 +265,10 @@ int run(Options const& o) {
   lensing::SamplerOptions nuts;
   nuts.num_chains = o.chains, nuts.num_warmup = o.warmup, nuts.num_draws = o.draws, nuts.seed = o.seed;
   nuts.progress = !o.short_run;
+  lensing::FromMapOptions from_map;
+  from_map.adapt_metric = o.metric != "laplace", from_map.adapt_dense = o.metric == "dense";
   StageClock nuts_clock;
-  auto const draws = lensing::sample_from_map(space, post, map, nuts);
+  auto const draws = lensing::sample_from_map(space, post, map, nuts, from_map);
   double const nuts_wall = nuts_clock.wall(), nuts_cpu = nuts_clock.cpu();
   auto const verdict = lensing::check_convergence(draws, {}, post.free_names());
 
@@ -305,9 +314,11 @@ int run(Options const& o) {
       map_options.screen_iterations, int(map_full.starts.runs.size()), supersampling.flagged, n * n, supersampling.cost,
       supersampling.chi_distance, map.log_density, map.gradient_evaluations, map.hessian_message.c_str());
   std::printf(
-      "NUTS: %d chains x (%d + %d), Laplace metric: %.1f leapfrogs per draw, %lld gradients in warm-up, step "
+      "NUTS: %d chains x (%d + %d), metric %s: %.1f leapfrogs per draw, %lld gradients in warm-up, step "
       "size %.3g (in Laplace units)\n",
-      o.chains, o.warmup, o.draws, double(draws.sampling_gradient_evaluations) / double(nd),
+      o.chains, o.warmup, o.draws,
+      o.warmup < lensing::FromMapOptions{}.adapt_metric_min_warmup ? "laplace (short warm-up)" : o.metric.c_str(),
+      double(draws.sampling_gradient_evaluations) / double(nd),
       draws.gradient_evaluations - draws.sampling_gradient_evaluations, draws.final_step_size[0]);
   {  // VI against the NUTS draws: per-parameter sd ratio (unconstrained)
     auto const vc = vi.covariance();

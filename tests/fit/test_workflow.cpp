@@ -10,7 +10,8 @@
 //  - refine_map from a nearby point with an approximate covariance reaches the
 //    mode and the exact covariance of a stiff Gaussian;
 //  - NUTS from the MAP: the posterior mean within its Monte Carlo error; the
-//    Laplace covariance is kept as the metric unless adapt_metric is set;
+//    metric adapted diagonal in whitened units by default, the Laplace
+//    covariance kept with adapt_metric = false, dense with adapt_dense;
 //  - VI from the MAP: full-rank stays at the exact posterior (ELBO = log Z at
 //    every iteration), mean-field has var_i = 1 / P_ii and ELBO = log Z - KL;
 //  - check_convergence: a good synthetic run passes, broken ones (a stuck chain,
@@ -348,33 +349,68 @@ TEST_CASE("refine_map: from a nearby point and an approximate covariance to the 
   CHECK_THROWS_AS(lensing::refine_map(space, target, near, none), std::invalid_argument);
 }
 
-TEST_CASE("sample_from_map keeps the Laplace covariance as the metric unless adapt_metric is set") {
+TEST_CASE(
+    "sample_from_map: metric adapted diagonal in whitened units by default, kept at the Laplace covariance, "
+    "or adapted dense") {
   GaussianKernel<double, Kokkos::HostSpace> const target;
   Kokkos::DefaultHostExecutionSpace const space;
   lensing::MapResult const map = lensing::find_map(space, target, gaussian_starts());
   lensing::SamplerOptions opt;
   opt.num_chains = 2;
-  opt.num_warmup = 600;  // >= adapt_metric_min_warmup: with adapt_metric the windows run
+  opt.num_warmup = 600;  // >= adapt_metric_min_warmup: the windows run
   opt.num_draws = 100;
   opt.seed = 5;
-  // The metric stays the identity in whitened units, i.e. L L^T = the Laplace covariance in q.
-  lensing::SampleResult const kept = lensing::sample_from_map(space, target, map, opt);
-  double scale = 0;
+  Eigen::MatrixXd C(kDim, kDim);
   for (int i = 0; i < kDim; ++i)
-    scale = std::max(scale, map.covariance[i * kDim + i]);
-  // L I L^T recomputed from the Cholesky factor: rounding ~ d eps |L|^2 (bound 1e-12 of the largest variance).
+    for (int j = 0; j < kDim; ++j)
+      C(i, j) = map.covariance[i * kDim + j];
+  Eigen::MatrixXd const L = C.llt().matrixL();
+  // The metric in whitened units, W = L^-1 M L^-T (M the inverse metric returned in q units).
+  auto whitened = [&](lensing::SampleResult const& r, int c) {
+    REQUIRE(r.inverse_metric[c].size() == std::size_t(kDim * kDim));
+    Eigen::MatrixXd M(kDim, kDim);
+    for (int i = 0; i < kDim; ++i)
+      for (int j = 0; j < kDim; ++j)
+        M(i, j) = r.inverse_metric[c][i * kDim + j];
+    Eigen::MatrixXd const X = L.triangularView<Eigen::Lower>().solve(M);
+    return Eigen::MatrixXd(L.triangularView<Eigen::Lower>().solve(X.transpose()));
+  };
+  auto max_off_diagonal = [](Eigen::MatrixXd const& W) {
+    double m = 0;
+    for (int i = 0; i < kDim; ++i)
+      for (int j = 0; j < kDim; ++j)
+        if (i != j) m = std::max(m, std::fabs(W(i, j)));
+    return m;
+  };
+  auto max_diagonal_offset = [](Eigen::MatrixXd const& W) {
+    double m = 0;
+    for (int i = 0; i < kDim; ++i)
+      m = std::max(m, std::fabs(W(i, i) - 1));
+    return m;
+  };
+  // Default: adapted, diagonal in z.  W is diagonal up to the rounding of L diag L^T and
+  // its solves (~1e-14), and the windows' variances differ from 1 (sampling error of a few
+  // hundred draws: ~10 %, bound 1e-3).
+  lensing::SampleResult const diag = lensing::sample_from_map(space, target, map, opt);
   for (int c = 0; c < opt.num_chains; ++c) {
-    REQUIRE(kept.inverse_metric[c].size() == std::size_t(kDim * kDim));
-    for (int i = 0; i < kDim * kDim; ++i)
-      CHECK(std::fabs(kept.inverse_metric[c][i] - map.covariance[i]) <= 1e-12 * scale);
+    auto const W = whitened(diag, c);
+    CHECK(max_off_diagonal(W) <= 1e-10);
+    CHECK(max_diagonal_offset(W) > 1e-3);
   }
+  // Kept: W = I, i.e. the Laplace covariance itself.
   lensing::FromMapOptions from;
-  from.adapt_metric = true;  // the windows' estimate from 600 warm-up draws differs from the exact covariance
-  lensing::SampleResult const adapted = lensing::sample_from_map(space, target, map, opt, from);
-  double dev = 0;
-  for (int i = 0; i < kDim * kDim; ++i)
-    dev = std::max(dev, std::fabs(adapted.inverse_metric[0][i] - map.covariance[i]));
-  CHECK(dev > 1e-3 * scale);
+  from.adapt_metric = false;
+  lensing::SampleResult const kept = lensing::sample_from_map(space, target, map, opt, from);
+  for (int c = 0; c < opt.num_chains; ++c) {
+    auto const W = whitened(kept, c);
+    CHECK(max_off_diagonal(W) <= 1e-10);
+    CHECK(max_diagonal_offset(W) <= 1e-10);
+  }
+  // Dense in z: the estimate has off-diagonal terms (sampling error ~ 1 / sqrt(draws)).
+  from.adapt_metric = true;
+  from.adapt_dense = true;
+  lensing::SampleResult const dense = lensing::sample_from_map(space, target, map, opt, from);
+  CHECK(max_off_diagonal(whitened(dense, 0)) > 1e-3);
 }
 
 LENSING_TEST_CASE_TEMPLATE("sample_from_map: NUTS from the MAP finds the Gaussian mean within its MCSE", Config,

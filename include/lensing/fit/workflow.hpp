@@ -55,7 +55,8 @@
 /// (deterministic per seed, independent of the chain's own stream (seed,
 /// purpose_chain, c)), the metric (dense if d <= dense_max_dimension, else
 /// diagonal) starts at the identity in z, i.e. at the Laplace covariance,
-/// and is kept there (FromMapOptions::adapt_metric: adapted in z instead).
+/// and is adapted there, diagonal in z by default (FromMapOptions::adapt_metric,
+/// adapt_dense; short warm-ups keep the Laplace covariance).
 /// VI starts at N(0, I) in z, its ELBO (and trace) shifted by log det W back to q.
 ///
 /// **Convergence.**  check_convergence() applies the thresholds of Vehtari et
@@ -612,26 +613,29 @@ struct FromMapOptions {
   /// leapfrogs.  false: sample q directly with the covariance as the initial
   /// inverse metric.
   bool whiten = true;
-  /// With whiten and adapt_metric but fewer warm-up iterations than this,
-  /// the metric is not adapted (SamplerOptions::metric = unit in z, i.e. the Laplace covariance
+  /// With whiten and fewer warm-up iterations than this, the metric is not
+  /// adapted (SamplerOptions::metric = unit in z, i.e. the Laplace covariance
   /// kept fixed; the step size is still adapted): a dense metric estimated
   /// from the short windows of a short warm-up (25 draws in 19 dimensions at
   /// 150 warm-up iterations) is singular and NUTS then needs ~10x more
   /// leapfrogs than with the Laplace metric.
   int adapt_metric_min_warmup = 500;
-  /// With whiten: adapt the metric during warm-up (from the identity in z,
-  /// dense or diagonal, Stan's windows) instead of keeping the Laplace
-  /// covariance as the metric; the step size is adapted either way.  Off by
-  /// default: measured on examples/fit_lens (48x48 pixels, 19 parameters,
-  /// 4 chains x (1000 + 1000), target 0.8, same MAP and seed), the Laplace
-  /// metric gave 7.0 leapfrogs per draw, 59,301 gradients, min bulk ESS 1,482
-  /// (2.5e-2 ESS per gradient), the adapted dense metric 10.8 leapfrogs per
-  /// draw, 112,788 gradients (each slow window restarts the step size), min
-  /// bulk ESS 1,322 (1.2e-2 per gradient): the windows' covariance estimate
-  /// from a few hundred correlated draws is noisier than the Laplace
-  /// covariance of a near-Gaussian posterior.  Turn it on where the posterior
-  /// is far from its Laplace approximation.
-  bool adapt_metric = false;
+  /// With whiten: adapt the metric during warm-up from the identity in z
+  /// (Stan's windows; the step size is adapted either way), diagonal in z
+  /// unless adapt_dense; false keeps the Laplace covariance as the metric.
+  /// Measured on examples/fit_lens (19 parameters, 4 chains x (1000 + 1000),
+  /// target 0.8, same MAP and seed).  48x48 pixels: Laplace kept 59,301
+  /// gradients, 7.0 leapfrogs per draw, min bulk / tail ESS 1,482 / 961,
+  /// 2 divergences; diagonal in z 85,248, 11.0, 2,090 / 2,080, none; dense in
+  /// z 112,788, 10.8, 1,322 / 997, none (its windows restart the step size
+  /// and estimate 190 covariances from a few hundred draws).  100x100: Laplace
+  /// kept 68,257 gradients, 7.6 leapfrogs per draw, but 22 divergences and min
+  /// bulk ESS 536 at the lens light's R_sersic, whose posterior (a tail to the
+  /// prior bound) is wider than its Laplace width; the diagonal in z rescales
+  /// such directions and keeps the Laplace correlations (see
+  /// examples/README.md, fit_lens, for its full run).
+  bool adapt_metric = true;
+  bool adapt_dense = false;  ///< with whiten and adapt_metric: a dense metric in z (d <= dense_max_dimension)
 };
 
 /// NUTS (or static HMC, per `options`) initialised at the MAP with the Laplace
@@ -672,7 +676,10 @@ SampleResult sample_from_map(ExecutionSpace const& space, Density const& density
         options.init[std::size_t(c) * d + i] = from.jitter * rng.normal();
     }
     options.init_inv_metric.clear();  // identity in z = the Laplace covariance in q
-    if (!from.adapt_metric || options.num_warmup < from.adapt_metric_min_warmup) options.metric = MetricKind::unit;
+    if (!from.adapt_metric || options.num_warmup < from.adapt_metric_min_warmup)
+      options.metric = MetricKind::unit;
+    else if (options.metric != MetricKind::unit)
+      options.metric = from.adapt_dense && dense ? MetricKind::dense : MetricKind::diagonal;
     if (launches_kernels_v<Density>) options.threads = 1;  // chains on this thread (parallel_chains.hpp)
     detail::WhitenedDensity<ExecutionSpace, Density> const white(space, density, map.q, L);
     SampleResult r = sample(space, white, options);
