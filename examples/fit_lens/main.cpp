@@ -3,7 +3,7 @@
 // supersampling 3 and a Gaussian PSF (FWHM 0.1").  The data are simulated
 // here in double (the library's Observation render + background noise from
 // a seed); the fit is the part a user writes (between the "fit" markers
-// below, ~50 lines): a prior table by name with the lens light centred on
+// below, ~55 lines): a prior table by name with the lens light centred on
 // the lens, a float likelihood (double sums), the MAP by screened
 // multi-start L-BFGS from prior draws, the supersampling mask chosen at that
 // MAP (adaptive supersampling, likelihood/gaussian.hpp) and the MAP refined
