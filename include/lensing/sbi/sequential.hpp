@@ -371,7 +371,7 @@ struct SequentialOptions {
   double clip_grad_norm = 5.0;       ///< 0: off
   double validation_fraction = 0.1;  ///< held-out share of each round's training set (early stopping)
   int patience = 2;                  ///< early stopping (best epoch restored); 0: off
-  std::uint64_t seed = 0;            ///< posterior draws (streams 2r, 2r + 1) and batch order
+  std::uint64_t seed = 0;            ///< posterior draws (one host stream per use) and batch order
   std::ostream* log = nullptr;       ///< nn::fit's epoch lines and one line per round; nullptr: silent
 };
 
