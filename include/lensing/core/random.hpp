@@ -34,7 +34,8 @@
 ///  - samplers and fits (host Rng, one long stream per chain):
 ///    purpose_chain: a = chain (HMC/NUTS, the Langevin samplers' host part);
 ///    purpose_langevin: a = step, b = chain * dimension + coordinate
-///    (annealed Langevin's kernel noise); purpose_batch_problem: a = problem
+///    (annealed Langevin's kernel noise; the predictor-corrector sampler
+///    uses a = 2^62 + its step number, sample/predictor_corrector.hpp); purpose_batch_problem: a = problem
 ///    (a child seed: problem b of sample_batch runs with that seed);
 ///    purpose_multi_start: a = start; purpose_variational: a = 0 for the
 ///    ELBO-gradient draws of the fit, 1 for the ELBO estimate at the result;
