@@ -1077,6 +1077,9 @@ class GaussianLikelihood {
     return sig;
   }
 
+ public:
+  // (Public only because nvcc refuses an extended __host__ __device__ lambda
+  // in a private member function; implementation details, not API.)
   // The adaptive model image: the points' brightness, binned per pixel with
   // its weight (A_pix / k^2 for k x k points, A_pix for the centre), PSF.
   template <class ExecutionSpace, class Image>
@@ -1161,6 +1164,7 @@ class GaussianLikelihood {
         });
   }
 
+ private:
   template <class ExecutionSpace>
   Scalar chi2_to_logl(ExecutionSpace const& space) const {
     auto const grid = m_obs.grid();
