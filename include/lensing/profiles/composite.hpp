@@ -150,7 +150,7 @@ struct Composite : ComponentPack<Composite<P...>, P...> {
  private:
   template <std::size_t... I>
   KOKKOS_INLINE_FUNCTION auto prepared_parts(std::index_sequence<I...>) const {
-    return detail::make_prepared_sum(detail::prepare(get<I>(this->components))...);
+    return detail::make_prepared_sum(detail::prepare(lensing::get<I>(this->components))...);
   }
 };
 
