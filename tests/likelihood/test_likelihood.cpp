@@ -10,6 +10,7 @@
 #include <lensing/sources/shapelets.hpp>
 
 #include <lensing_test.hpp>
+#include "perturbed_data.hpp"
 
 #if defined(KOKKOS_ENABLE_OPENMP)
 #include <omp.h>
@@ -43,23 +44,7 @@ void check_gradient(lensing::Observation<double, typename Space::memory_space, P
   // Data: the model at a shifted parameter vector plus a fixed pattern, so
   // that the residuals are not zero; a mask with a hole; a varying noise map.
   lensing::View2D<double, Mem> data("data", ny, nx), noise("noise", ny, nx), mask("mask", ny, nx);
-  std::vector<double> t1 = t0;
-  for (std::size_t k = 0; k < t1.size(); ++k)
-    t1[k] += 0.01 * std::sin(3.1 * k + 1);
-  obs.render(space, M::unpack(t1.data()), data);
-  space.fence();
-  auto hd = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), data);
-  auto hn = Kokkos::create_mirror_view(noise);
-  auto hm = Kokkos::create_mirror_view(mask);
-  for (int iy = 0; iy < ny; ++iy)
-    for (int ix = 0; ix < nx; ++ix) {
-      hd(iy, ix) += 0.01 * std::sin(0.7 * ix + 1.3 * iy);
-      hn(iy, ix) = 0.02 + 0.01 * std::cos(0.3 * ix * iy);
-      hm(iy, ix) = (ix - nx / 2) * (ix - nx / 2) + (iy - ny / 2) * (iy - ny / 2) < 4 ? 0.0 : 1.0;
-    }
-  Kokkos::deep_copy(data, hd);
-  Kokkos::deep_copy(noise, hn);
-  Kokkos::deep_copy(mask, hm);
+  make_perturbed_data<M>(space, obs, t0, data, noise, mask);
   lensing::GaussianLikelihood<M, Mem, Psf> const like(obs, data, noise, mask);
   lensing::View1D<double, Mem> grad("grad", M::num_params);
   auto const model = M::unpack(t0.data());

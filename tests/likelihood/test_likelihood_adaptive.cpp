@@ -20,6 +20,7 @@
 #include <lensing/sources/sersic.hpp>
 
 #include <lensing_test.hpp>
+#include "perturbed_data.hpp"
 
 #if defined(KOKKOS_ENABLE_OPENMP)
 #include <omp.h>
@@ -61,23 +62,7 @@ struct Case {
     data = lensing::View2D<double, Mem>("data", ny, nx);
     noise = lensing::View2D<double, Mem>("noise", ny, nx);
     mask = lensing::View2D<double, Mem>("mask", ny, nx);
-    auto t1 = theta0();
-    for (std::size_t k = 0; k < t1.size(); ++k)
-      t1[k] += 0.01 * std::sin(3.1 * k + 1);
-    obs.render(space, Model::unpack(t1.data()), data);
-    space.fence();
-    auto hd = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), data);
-    auto hn = Kokkos::create_mirror_view(noise);
-    auto hm = Kokkos::create_mirror_view(mask);
-    for (int iy = 0; iy < ny; ++iy)
-      for (int ix = 0; ix < nx; ++ix) {
-        hd(iy, ix) += 0.01 * std::sin(0.7 * ix + 1.3 * iy);
-        hn(iy, ix) = 0.02 + 0.01 * std::cos(0.3 * ix * iy);
-        hm(iy, ix) = (ix - nx / 2) * (ix - nx / 2) + (iy - ny / 2) * (iy - ny / 2) < 4 ? 0.0 : 1.0;
-      }
-    Kokkos::deep_copy(data, hd);
-    Kokkos::deep_copy(noise, hn);
-    Kokkos::deep_copy(mask, hm);
+    make_perturbed_data<Model>(space, obs, theta0(), data, noise, mask);
   }
 };
 
