@@ -47,6 +47,120 @@
 
 namespace lensing {
 
+/// A structured prior of the decoder's error delta on the decoded source
+/// pixels (DecodedSourceLikelihood's third model): correlated and
+/// brightness-dependent,
+///
+///   delta = K (sqrt(v) .* eta),  eta ~ N(0, I),
+///   v_j = tau^2 + kappa^2 s_j^2 + gamma^2 |grad s|_j^2,
+///   so delta ~ N(0, K V K^T),  V = diag(v),
+///
+/// s = amp D(z) the decoded pixels (the variance follows the model's own
+/// image: a decoder errs most on the strokes it draws, and most of all at
+/// their edges, where a small misplacement of an edge changes a pixel by
+/// about the displacement times the slope), |grad s|_j^2 = g_x^2 + g_y^2 with
+/// central differences g_x = (s_{iy,ix+1} - s_{iy,ix-1}) / 2 (per pixel,
+/// pixels beyond the border 0), K the
+/// convolution with a separable Gaussian kernel of sd `kernel_sigma` source
+/// pixels, truncated at ceil(3 kernel_sigma) pixels and normalised to
+/// sum_i k_i^2 = 1 per axis (so that a white eta keeps its variance: the
+/// marginal sd of delta_j is sqrt(v_j) for slowly varying v, less within
+/// the kernel's radius of the border, where pixels beyond the grid count
+/// as 0).  kernel_sigma = 0: K = I; kappa = gamma = 0: the variance tau^2
+/// everywhere (with kernel_sigma = 0, the white model of the constructor with
+/// tau, R = I).  tau in the source's surface-brightness units, kappa and gamma
+/// dimensionless.
+struct DecoderError {
+  double tau = 0;           ///< sd of the error where the source is dark and flat (> 0)
+  double kappa = 0;         ///< the error's variance grows by kappa^2 times the squared brightness (>= 0)
+  double kernel_sigma = 0;  ///< sd of the correlation kernel in source pixels (>= 0; 0: uncorrelated)
+  double gamma = 0;         ///< ... and by gamma^2 times the squared brightness gradient per pixel (>= 0)
+};
+
+namespace detail {
+/// v_j of DecoderError at the pixels s (ny x nx, row-major).
+inline std::vector<double> decoder_error_variance(DecoderError const& e, int ny, int nx, double const* s) {
+  std::vector<double> v(std::size_t(ny) * nx);
+  auto at = [&](int iy, int ix) {
+    return iy >= 0 && iy < ny && ix >= 0 && ix < nx ? s[std::size_t(iy) * nx + ix] : 0.0;
+  };
+  for (int iy = 0; iy < ny; ++iy)
+    for (int ix = 0; ix < nx; ++ix) {
+      double const x = s[std::size_t(iy) * nx + ix];
+      double const gx = 0.5 * (at(iy, ix + 1) - at(iy, ix - 1)), gy = 0.5 * (at(iy + 1, ix) - at(iy - 1, ix));
+      v[std::size_t(iy) * nx + ix] =
+          e.tau * e.tau + e.kappa * e.kappa * x * x + e.gamma * e.gamma * (gx * gx + gy * gy);
+    }
+  return v;
+}
+/// sum_j a_j dv_j / ds_i (DecoderError's v; the pullback of a through v).
+inline std::vector<double> decoder_error_variance_vjp(DecoderError const& e, int ny, int nx, double const* s,
+                                                      double const* a) {
+  std::size_t const n = std::size_t(ny) * nx;
+  std::vector<double> out(n, 0.0), cx(n, 0.0), cy(n, 0.0);
+  auto at = [&](int iy, int ix) {
+    return iy >= 0 && iy < ny && ix >= 0 && ix < nx ? s[std::size_t(iy) * nx + ix] : 0.0;
+  };
+  double const k2 = e.kappa * e.kappa, g2 = e.gamma * e.gamma;
+  for (int iy = 0; iy < ny; ++iy)
+    for (int ix = 0; ix < nx; ++ix) {
+      std::size_t const j = std::size_t(iy) * nx + ix;
+      out[j] = 2 * k2 * a[j] * s[j];
+      cx[j] = a[j] * 0.5 * (at(iy, ix + 1) - at(iy, ix - 1));
+      cy[j] = a[j] * 0.5 * (at(iy + 1, ix) - at(iy - 1, ix));
+    }
+  if (g2 > 0) {
+    // v_j contains g2 (gx_j^2 + gy_j^2), d gx_j / d s_{iy,ix+1} = 1/2, d gx_j / d s_{iy,ix-1} = -1/2:
+    // d/ds_i sum_j a_j g2 gx_j^2 = g2 (c_{i-1} - c_{i+1}) along x with c = a gx (0 beyond the border).
+    auto c = [&](std::vector<double> const& m, int iy, int ix) {
+      return iy >= 0 && iy < ny && ix >= 0 && ix < nx ? m[std::size_t(iy) * nx + ix] : 0.0;
+    };
+    for (int iy = 0; iy < ny; ++iy)
+      for (int ix = 0; ix < nx; ++ix)
+        out[std::size_t(iy) * nx + ix] +=
+            g2 * (c(cx, iy, ix - 1) - c(cx, iy, ix + 1) + c(cy, iy - 1, ix) - c(cy, iy + 1, ix));
+  }
+  return out;
+}
+}  // namespace detail
+
+namespace detail {
+/// The 1-D kernel of DecoderError (taps -r..r, sum of squares 1); {1} for sigma = 0.
+inline std::vector<double> decoder_error_kernel(double sigma) {
+  if (!(sigma > 0)) return {1.0};
+  int const r = int(std::ceil(3 * sigma));
+  std::vector<double> k(std::size_t(2 * r + 1));
+  double ss = 0;
+  for (int i = -r; i <= r; ++i) {
+    k[std::size_t(i + r)] = std::exp(-0.5 * double(i) * i / (sigma * sigma));
+    ss += k[std::size_t(i + r)] * k[std::size_t(i + r)];
+  }
+  for (auto& x : k)
+    x /= std::sqrt(ss);
+  return k;
+}
+/// out = K in on an ny x nx image (row-major; K the separable kernel `k`,
+/// zero beyond the border; symmetric, so K^T = K).  `tmp`: ny * nx doubles.
+inline void decoder_error_smooth(std::vector<double> const& k, int ny, int nx, double const* in, double* out,
+                                 double* tmp) {
+  int const r = int(k.size() / 2);
+  for (int iy = 0; iy < ny; ++iy)
+    for (int ix = 0; ix < nx; ++ix) {
+      double acc = 0;
+      for (int a = std::max(-r, -ix); a <= std::min(r, nx - 1 - ix); ++a)
+        acc += k[std::size_t(a + r)] * in[std::size_t(iy) * nx + ix + a];
+      tmp[std::size_t(iy) * nx + ix] = acc;
+    }
+  for (int iy = 0; iy < ny; ++iy)
+    for (int ix = 0; ix < nx; ++ix) {
+      double acc = 0;
+      for (int a = std::max(-r, -iy); a <= std::min(r, ny - 1 - iy); ++a)
+        acc += k[std::size_t(a + r)] * tmp[std::size_t(iy + a) * nx + ix];
+      out[std::size_t(iy) * nx + ix] = acc;
+    }
+}
+}  // namespace detail
+
 /// The Gaussian likelihood of a LensModel whose source is the pixel grid of
 /// a Decoded source, as the likelihood of a Posterior over the lens alone:
 /// its model_type is the LensModel with the source slot empty (NoLight: no
@@ -115,6 +229,32 @@ namespace lensing {
 ///    n_s x n_s matrix A (n_s the source pixels: 1024 for a 32 x 32 decoder,
 ///    dense), Z and H: tens to hundreds of ms for a 32 x 32 source against
 ///    ~10 ms for the decoder alone.
+///  - decoder with a structured error (the constructor with a DecoderError):
+///    delta = K S eta, S = diag(sqrt(v)), v_j = tau^2 + kappa^2 s_j^2 +
+///    gamma^2 |grad s|_j^2 (s = D, the decoded pixels), eta ~ N(0, I), marginalised: log L = log N(d; L D,
+///    Sigma), Sigma = C + L' L'^T, L' = L K S.  The evidence of the linear
+///    problem in eta with the operator L' and a unit prior:
+///
+///      log L = log N_C(d - L (D + delta*)) - 1/2 |eta*|^2 - 1/2 log det A',
+///      A' = I + L'^T C^-1 L',  eta* = A'^-1 L'^T C^-1 r,  delta* = K S eta*,
+///
+///    A' = I + S K F K S built densely from F = L^T C^-1 L by the separable
+///    smoothing K on both sides (K is never inverted: a Gaussian K is nearly
+///    singular, so the precision form R = (K V K^T)^-1 is not used).
+///    Gradient.  At fixed V, d log L / dD = L^T Sigma^-1 r = L^T C^-1 (r - L delta*)
+///    (Woodbury, as above: the ordinary source-pixel gradient at D + delta*).
+///    V depends on D: d log N / dv_j = 1/2 [(K^T L^T Sigma^-1 r)_j^2 -
+///    (K^T L^T Sigma^-1 L K)_jj], and with L'^T Sigma^-1 r = eta* and
+///    L'^T Sigma^-1 L' = I - A'^-1 (push-through identities),
+///
+///      d log L / dv_j = (eta*_j^2 + (A'^-1)_jj - 1) / (2 v_j),
+///
+///    pulled back through v(D) (2 kappa^2 D_j on the diagonal, the central
+///    differences' transpose for the gradient term) and added to the source-pixel gradient (so z and the flux scale see
+///    it through the decoder).  The lens: the envelope theorem as above plus d/dtheta (-1/2 log det A') = -sum_{p,c}
+///    Z_pc dL_pc/dtheta with Z = C^-1 L M, M = K S A'^-1 S K: the same ray-shooting VJP with M in place of A^-1.  With
+///    kappa = 0 and kernel_sigma = 0 this is the white model (A' = tau^2 A, M = A^-1).  Cost: that of the white model
+///    plus four separable smoothings of n_s x n_s matrices.
 ///
 /// Copies share the buffers; clone() gives the GaussianLikelihood's clone,
 /// new buffers over the same source and the same (immutable) inversion.
@@ -149,9 +289,30 @@ class DecodedSourceLikelihood {
   DecodedSourceLikelihood(gaussian_type const& like, PixelatedSource<Scalar> const& source,
                           std::shared_ptr<inversion_type const> correction, double tau)
       : DecodedSourceLikelihood(like, source) {
+    check_positive(tau, "lensing::DecodedSourceLikelihood", "tau");
+    init_correction(std::move(correction), DecoderError{tau, 0, 0}, false);
+  }
+  /// With the structured source-model error of `error` (DecoderError: delta ~
+  /// N(0, K V K^T), v_j = tau^2 + kappa^2 s_j^2) marginalised; `correction`
+  /// as above (its regularisation is not used).  Throws
+  /// std::invalid_argument as above, for tau <= 0, kappa < 0 or
+  /// kernel_sigma < 0 (or not finite).
+  DecodedSourceLikelihood(gaussian_type const& like, PixelatedSource<Scalar> const& source,
+                          std::shared_ptr<inversion_type const> correction, DecoderError const& error)
+      : DecodedSourceLikelihood(like, source) {
     constexpr char const* where = "lensing::DecodedSourceLikelihood";
+    check_positive(error.tau, where, "DecoderError::tau");
+    check_nonnegative(error.kappa, where, "DecoderError::kappa");
+    check_nonnegative(error.kernel_sigma, where, "DecoderError::kernel_sigma");
+    check_nonnegative(error.gamma, where, "DecoderError::gamma");
+    init_correction(std::move(correction), error, true);
+  }
+
+ private:
+  void init_correction(std::shared_ptr<inversion_type const> correction, DecoderError const& error, bool structured) {
+    constexpr char const* where = "lensing::DecodedSourceLikelihood";
+    auto const& source = m_source;
     check_argument(correction != nullptr, where, "the correction's SourceInversion is null");
-    check_positive(tau, where, "tau");
     auto const& sg = correction->source_grid();
     check_argument(sg.nx() == source.grid.nx() && sg.ny() == source.grid.ny() &&
                        double(sg.pixel_scale()) == double(source.grid.pixel_scale()) &&
@@ -163,7 +324,10 @@ class DecodedSourceLikelihood {
                        correction->image_grid().supersampling() == 1,
                    where, "supersampled PSF sampling is not supported by the correction's lens gradient");
     m_corr = std::move(correction);
-    m_tau = tau;
+    m_tau = error.tau;
+    m_error = error;
+    m_structured = structured;
+    m_kernel = std::make_shared<std::vector<double> const>(detail::decoder_error_kernel(error.kernel_sigma));
     m_total = View2D<Scalar, MemorySpace>("lensing::DecodedSourceLikelihood::corrected_pixels", source.grid.ny(),
                                           source.grid.nx());
     m_delta = std::make_shared<Eigen::VectorXd>(Eigen::VectorXd::Zero(long(source.grid.num_pixels())));
@@ -173,7 +337,10 @@ class DecodedSourceLikelihood {
     for (std::size_t r = 0; r < px.size(); ++r)
       (*m_row_of_pixel)[std::size_t(px[r])] = long(r);
   }
+
+ public:
   DecodedSourceLikelihood clone() const {
+    if (m_corr && m_structured) return DecodedSourceLikelihood(m_like.clone(), m_source, m_corr, m_error);
     if (m_corr) return DecodedSourceLikelihood(m_like.clone(), m_source, m_corr, m_tau);
     return DecodedSourceLikelihood(m_like.clone(), m_source);
   }
@@ -198,6 +365,9 @@ class DecodedSourceLikelihood {
   /// The error term's inversion (null without one) and tau.
   std::shared_ptr<inversion_type const> const& correction() const { return m_corr; }
   double tau() const { return m_tau; }
+  /// The structured error model (DecoderError{tau, 0, 0} for the white one) and whether it is on.
+  DecoderError const& error_model() const { return m_error; }
+  bool structured_error() const { return m_structured; }
   /// delta* of the last evaluation (row-major source pixels; zeros before one or without the error term).
   Eigen::VectorXd const& last_correction() const {
     static Eigen::VectorXd const none;
@@ -216,7 +386,6 @@ class DecodedSourceLikelihood {
     auto const& inv = *m_corr;
     int const sny = m_source.grid.ny(), snx = m_source.grid.nx();
     long const ns = long(sny) * snx;
-    double const lambda = 1.0 / (m_tau * m_tau);
     // The operator of this lens, the residual of the decoded source, delta*.
     auto const op = inv.lensing_operator(space, model.lens);
     Kokkos::View<Scalar const**, Kokkos::LayoutRight, MemorySpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>> const
@@ -226,22 +395,40 @@ class DecodedSourceLikelihood {
     for (long j = 0; j < ns; ++j)
       s0[j] = double(hs.data()[j]);
     Eigen::VectorXd const r = inv.data() - op.matrix * s0;
-    LinearInversion lin(op.matrix, r, inv.sigma(), inv.regularisation(), inv.log_det_r());
-    InversionResult const res = lin.solve(lambda);
-    *m_delta = res.source;
+    Eigen::SparseMatrix<double, Eigen::RowMajor> const lr = op.matrix;
+    // delta*, the evidence terms beyond the data term (extra), the matrix M of
+    // Z = C^-1 L M (A^-1 for the white model) and, for the structured one,
+    // d log L / d s through v (dsv).
+    double extra = 0;
+    Eigen::MatrixXd ainv;
+    Eigen::VectorXd dsv;
+    if (!m_structured) {
+      double const lambda = 1.0 / (m_tau * m_tau);
+      LinearInversion lin(op.matrix, r, inv.sigma(), inv.regularisation(), inv.log_det_r());
+      InversionResult const res = lin.solve(lambda);
+      *m_delta = res.source;
+      extra = -0.5 * lambda * res.regularisation - 0.5 * res.log_det_a + 0.5 * res.log_det_lambda_r;
+      ainv = lin.solve_a(Eigen::MatrixXd::Identity(ns, ns));
+    } else {
+      extra = structured_solve(lr, r, s0, sny, snx, ainv, dsv);
+    }
     auto ht = Kokkos::create_mirror_view(m_total);
     for (long j = 0; j < ns; ++j)
-      ht.data()[j] = Scalar(s0[j] + res.source[j]);
+      ht.data()[j] = Scalar(s0[j] + (*m_delta)[j]);
     Kokkos::deep_copy(space, m_total, ht);
     space.fence();
     // The data term and the z / lens gradients at D + delta* (see the class comment).
     Scalar const v = m_like.value_and_gradient_source_pixels(
         space, Model{model.lens, corrected_source(), model.lens_light}, grad, m_grad_pixels);
     if (!std::isfinite(double(v))) return v;
-    double const extra = -0.5 * lambda * res.regularisation - 0.5 * res.log_det_a + 0.5 * res.log_det_lambda_r;
-    // d/dtheta (-1/2 log det A): Z = C^-1 L A^-1 on the nonzeros of L.
-    Eigen::MatrixXd const ainv = lin.solve_a(Eigen::MatrixXd::Identity(ns, ns));
-    Eigen::SparseMatrix<double, Eigen::RowMajor> const lr = op.matrix;
+    if (dsv.size() == ns) {  // the structured model's variance depends on s
+      auto hgp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), m_grad_pixels);
+      for (long j = 0; j < ns; ++j)
+        hgp.data()[j] += Scalar(dsv[j]);
+      Kokkos::deep_copy(space, m_grad_pixels, hgp);
+      space.fence();
+    }
+    // d/dtheta (-1/2 log det A): Z = C^-1 L A^-1 (M for the structured model) on the nonzeros of L.
     std::vector<double> zval(std::size_t(lr.nonZeros()));
     auto const* outer = lr.outerIndexPtr();
     auto const* idx = lr.innerIndexPtr();
@@ -331,6 +518,85 @@ class DecodedSourceLikelihood {
     return Scalar(double(v) + extra);
   }
 
+  // The structured model's linear algebra (see the class comment): sets
+  // *m_delta = delta*, m = M = K S A'^-1 S K and dsv = d log L / d s through
+  // v (empty when kappa = gamma = 0); returns -1/2 |eta*|^2 - 1/2 log det A'.
+  double structured_solve(Eigen::SparseMatrix<double, Eigen::RowMajor> const& lr, Eigen::VectorXd const& r,
+                          Eigen::VectorXd const& s0, int sny, int snx, Eigen::MatrixXd& m, Eigen::VectorXd& dsv) const {
+    auto const& inv = *m_corr;
+    long const ns = long(sny) * snx;
+    auto const& kern = *m_kernel;
+    bool const smooth = kern.size() > 1;
+    std::vector<double> tmp(std::size_t(ns), 0.0);
+    // out = K X column by column (each column an sny x snx image).
+    auto smooth_cols = [&](Eigen::MatrixXd const& x, Eigen::MatrixXd& out) {
+      out.resize(x.rows(), x.cols());
+      for (Eigen::Index c = 0; c < x.cols(); ++c)
+        detail::decoder_error_smooth(kern, sny, snx, x.col(c).data(), out.col(c).data(), tmp.data());
+    };
+    // F = L^T C^-1 L, densely from the rows of L (as LinearInversion).
+    Eigen::MatrixXd f = Eigen::MatrixXd::Zero(ns, ns);
+    Eigen::VectorXd w(lr.rows());
+    for (Eigen::Index p = 0; p < lr.rows(); ++p) {
+      w[p] = 1.0 / (inv.sigma()[p] * inv.sigma()[p]);
+      auto const b = lr.outerIndexPtr()[p], e = lr.outerIndexPtr()[p + 1];
+      for (auto a = b; a < e; ++a) {
+        double const wa = w[p] * lr.valuePtr()[a];
+        double* col = f.col(lr.innerIndexPtr()[a]).data();
+        for (auto c = b; c < e; ++c)
+          col[lr.innerIndexPtr()[c]] += wa * lr.valuePtr()[c];
+      }
+    }
+    if (smooth) {  // K F K (F and K symmetric: K (K F)^T)
+      Eigen::MatrixXd kf;
+      smooth_cols(f, kf);
+      kf.transposeInPlace();
+      smooth_cols(kf, f);
+    }
+    auto const vv = detail::decoder_error_variance(m_error, sny, snx, s0.data());
+    Eigen::VectorXd v(ns), sq(ns);
+    for (long j = 0; j < ns; ++j) {
+      v[j] = vv[std::size_t(j)];
+      sq[j] = std::sqrt(v[j]);
+    }
+    Eigen::MatrixXd a = sq.asDiagonal() * f * sq.asDiagonal();
+    a.diagonal().array() += 1.0;
+    Eigen::LLT<Eigen::MatrixXd> llt(a);
+    if (llt.info() != Eigen::Success)
+      throw std::runtime_error("lensing::DecodedSourceLikelihood: I + S K F K S is not numerically positive definite");
+    double log_det = 0;
+    for (long j = 0; j < ns; ++j)
+      log_det += 2 * std::log(llt.matrixLLT()(j, j));
+    // eta* = A'^-1 S K L^T C^-1 r, delta* = K S eta*.
+    Eigen::VectorXd b = lr.transpose() * w.cwiseProduct(r), kb(ns);
+    detail::decoder_error_smooth(kern, sny, snx, b.data(), kb.data(), tmp.data());
+    Eigen::VectorXd const eta = llt.solve(sq.cwiseProduct(kb));
+    Eigen::VectorXd const se = sq.cwiseProduct(eta);
+    detail::decoder_error_smooth(kern, sny, snx, se.data(), m_delta->data(), tmp.data());
+    Eigen::MatrixXd ainv = llt.solve(Eigen::MatrixXd::Identity(ns, ns));
+    if (m_error.kappa > 0 || m_error.gamma > 0) {
+      std::vector<double> a(static_cast<std::size_t>(ns));
+      for (long j = 0; j < ns; ++j)
+        a[std::size_t(j)] = (eta[j] * eta[j] + ainv(j, j) - 1) / (2 * v[j]);
+      auto const g = detail::decoder_error_variance_vjp(m_error, sny, snx, s0.data(), a.data());
+      dsv.resize(ns);
+      for (long j = 0; j < ns; ++j)
+        dsv[j] = g[std::size_t(j)];
+    } else {
+      dsv.resize(0);
+    }
+    // M = K S A'^-1 S K.
+    Eigen::MatrixXd sas = sq.asDiagonal() * ainv * sq.asDiagonal();
+    if (smooth) {
+      smooth_cols(sas, ainv);
+      ainv.transposeInPlace();
+      smooth_cols(ainv, m);
+    } else {
+      m = std::move(sas);
+    }
+    return -0.5 * eta.squaredNorm() - 0.5 * log_det;
+  }
+
   gaussian_type m_like;
   PixelatedSource<Scalar> m_source;
   View2D<Scalar, MemorySpace> m_grad_pixels;
@@ -339,6 +605,9 @@ class DecodedSourceLikelihood {
   View2D<Scalar, MemorySpace> m_total;
   std::shared_ptr<Eigen::VectorXd> m_delta;
   std::shared_ptr<std::vector<long>> m_row_of_pixel;
+  DecoderError m_error;
+  bool m_structured = false;
+  std::shared_ptr<std::vector<double> const> m_kernel;
 };
 
 //----------------------------------------------------------------------------
@@ -392,7 +661,8 @@ class DecodedSourcePosterior {
   DecodedSourcePosterior(gaussian_type const& likelihood, table_type const& lens_table, decoded_type const& decoded,
                          Prior<double> const& amplitude,
                          typename lens_posterior_type::transform_overrides const& overrides = {})
-      : DecodedSourcePosterior(likelihood, table_type(lens_table), decoded, amplitude, nullptr, 0.0, overrides) {}
+      : DecodedSourcePosterior(likelihood, table_type(lens_table), decoded, amplitude, nullptr, DecoderError{}, false,
+                               overrides) {}
   /// With the decoder's error marginalised: source = amp D(z) + delta, delta
   /// ~ N(0, (R / tau^2)^-1) on the decoded pixels (DecodedSourceLikelihood's
   /// second model: `correction` a SourceInversion on the same data, noise,
@@ -404,25 +674,41 @@ class DecodedSourcePosterior {
                          Prior<double> const& amplitude, SourceInversion<Scalar> const& correction, double tau,
                          typename lens_posterior_type::transform_overrides const& overrides = {})
       : DecodedSourcePosterior(likelihood, table_type(lens_table), decoded, amplitude,
-                               std::make_shared<SourceInversion<Scalar> const>(correction), tau, overrides) {
+                               std::make_shared<SourceInversion<Scalar> const>(correction), DecoderError{tau, 0, 0},
+                               false, overrides) {
     check_positive(tau, "lensing::DecodedSourcePosterior", "tau");
   }
+  /// With the structured decoder error of `error` marginalised
+  /// (DecodedSourceLikelihood's third model: delta ~ N(0, K V K^T), v_j =
+  /// tau^2 + kappa^2 s_j^2, K a Gaussian smoothing of sd kernel_sigma
+  /// source pixels); `correction` as above (its regularisation unused).
+  DecodedSourcePosterior(gaussian_type const& likelihood, table_type const& lens_table, decoded_type const& decoded,
+                         Prior<double> const& amplitude, SourceInversion<Scalar> const& correction,
+                         DecoderError const& error,
+                         typename lens_posterior_type::transform_overrides const& overrides = {})
+      : DecodedSourcePosterior(likelihood, table_type(lens_table), decoded, amplitude,
+                               std::make_shared<SourceInversion<Scalar> const>(correction), error, true, overrides) {}
 
  private:
   static likelihood_type make_likelihood(gaussian_type const& likelihood, PixelatedSource<Scalar> const& source,
-                                         std::shared_ptr<SourceInversion<Scalar> const> const& correction, double tau) {
-    if (correction) return likelihood_type(likelihood, source, correction, tau);
+                                         std::shared_ptr<SourceInversion<Scalar> const> const& correction,
+                                         DecoderError const& error, bool structured) {
+    if (correction && structured) return likelihood_type(likelihood, source, correction, error);
+    if (correction) return likelihood_type(likelihood, source, correction, error.tau);
     return likelihood_type(likelihood, source);
   }
   DecodedSourcePosterior(gaussian_type const& likelihood, table_type&& lens_table, decoded_type const& decoded,
                          Prior<double> const& amplitude, std::shared_ptr<SourceInversion<Scalar> const> correction,
-                         double tau, typename lens_posterior_type::transform_overrides const& overrides)
+                         DecoderError const& error, bool structured,
+                         typename lens_posterior_type::transform_overrides const& overrides)
       : m_decoded(decoded.clone()),
-        m_post(make_likelihood(likelihood, m_decoded.source(), correction, tau), lens_table, overrides),
+        m_post(make_likelihood(likelihood, m_decoded.source(), correction, error, structured), lens_table, overrides),
         m_amp_prior(amplitude),
         m_overrides(overrides),
         m_corr(std::move(correction)),
-        m_tau(tau) {
+        m_tau(error.tau),
+        m_error(error),
+        m_structured(structured) {
     constexpr char const* where = "lensing::DecodedSourcePosterior";
     check_argument(m_decoded.network() != nullptr, where, "the decoder is empty (default-constructed Decoded)");
     m_amp_free = amplitude.kind != PriorKind::fixed;
@@ -438,11 +724,14 @@ class DecodedSourcePosterior {
  public:
   DecodedSourcePosterior clone() const {
     return DecodedSourcePosterior(m_post.likelihood().gaussian().clone(), table_type(m_post.table()), m_decoded,
-                                  m_amp_prior, m_corr, m_tau, m_overrides);
+                                  m_amp_prior, m_corr, m_error, m_structured, m_overrides);
   }
   /// Whether the decoder's error term is on, and its tau (0 when off).
   bool source_error() const { return m_corr != nullptr; }
   double tau() const { return m_tau; }
+  /// The structured error model (DecoderError) and whether it is the one in use.
+  DecoderError const& error_model() const { return m_error; }
+  bool structured_error() const { return m_structured; }
 
   //--------------------------------------------------------------------------
   // LogDensity.
@@ -631,6 +920,8 @@ class DecodedSourcePosterior {
   typename lens_posterior_type::transform_overrides m_overrides;
   std::shared_ptr<SourceInversion<Scalar> const> m_corr;
   double m_tau = 0;
+  DecoderError m_error;
+  bool m_structured = false;
   bool m_amp_free = false;
   ParameterTransform m_amp_transform;
   View1D<double, Kokkos::HostSpace> m_ql, m_gl;
