@@ -74,7 +74,7 @@ struct DecoderError {
   double tau = 0;           ///< sd of the error where the source is dark and flat (> 0)
   double kappa = 0;         ///< the error's variance grows by kappa^2 times the squared brightness (>= 0)
   double kernel_sigma = 0;  ///< sd of the correlation kernel in source pixels (>= 0; 0: uncorrelated)
-  double gamma = 0;         ///< ... and by gamma^2 times the squared brightness gradient per pixel (>= 0)
+  double gamma = 0;         ///< the variance grows by gamma^2 times the squared brightness gradient per pixel (>= 0)
 };
 
 namespace detail {
@@ -122,9 +122,6 @@ inline std::vector<double> decoder_error_variance_vjp(DecoderError const& e, int
   }
   return out;
 }
-}  // namespace detail
-
-namespace detail {
 /// The 1-D kernel of DecoderError (taps -r..r, sum of squares 1); {1} for sigma = 0.
 inline std::vector<double> decoder_error_kernel(double sigma) {
   if (!(sigma > 0)) return {1.0};
