@@ -8,7 +8,7 @@
 //   score_source train  [--steps S] [--batch B] [--lr LR] [--seed SEED] [--base C] [--out DIR] [--resume]
 //   score_source sample [--test N] [--chains K] [--group G] [--noise-levels N] [--steps-per-level M]
 //                       [--last-steps M] [--eta E] [--last-eta E] [--floor V] [--sigma-max S] [--sigma-min S]
-//                       [--precond dense|diag]
+//                       [--precond dense|diag] [--sampler al|pc] [--explicit-likelihood] [--factor-double]
 //                       [--no-denoise] [--final-plain] [--plain-likelihood] [--prior unet|gaussian]
 //                       [--seed SEED] [--base C] [--out DIR] [--weights FILE]
 //   score_source --short [--prior unet|gaussian] [--out DIR] (and the sampler options)
@@ -82,6 +82,25 @@
 // chains' 68 / 95 % intervals 0.579 / 0.820 of the time (0.575 / 0.804
 // expected with 12 chains).
 //
+// Cost of the dense preconditioner (per image and level one Cholesky
+// factorisation H = U^T U, images in parallel; per step the changes of
+// variables x = U^-1 y and C^T s = U^-T s as triangular solves on the K
+// chains, K d^2 flops each, no inverse formed).  With annealed Langevin and
+// data the likelihood's score is folded into the second solve
+// (DensePreconditioned: C^T L^T (d - L x) / var = b_y - y + C^T D x), so the
+// two sparse products with L per step disappear; --explicit-likelihood
+// evaluates them as before (then the factorisation is float, Jacobi-scaled,
+// unless --factor-double).  Same chains up to rounding either way.
+//
+// --sampler pc: predictor-corrector (sample/predictor_corrector.hpp) in the
+// same whitened coordinates: the chains start from a draw of the stand-in's
+// posterior at sigma_max; per level a reverse-diffusion step from the
+// previous sigma and --steps-per-level corrector steps (--last-steps at the
+// last) whose SNR rule gives step eta where the stand-in is exact; noise
+// levels enter the class in units of the previous level's sigma (in y, a
+// prior-dominated pixel's coordinate is x / sigma).  It needs a fine grid
+// (--noise-levels 24: 6 levels overshoot 46x with the stand-in).
+//
 // Outputs in DIR: training_log.txt (fit's lines), score.weights, score.ckpt;
 // eval.csv (per image: source MSE and chi^2 per pixel of the zero source,
 // the posterior mean and the linear inversion, the fraction of pixels whose
@@ -112,6 +131,7 @@
 #include <lensing/profiles/sie.hpp>
 #include <lensing/psf/kernels.hpp>
 #include <lensing/sample/langevin.hpp>
+#include <lensing/sample/predictor_corrector.hpp>
 #include <lensing/sample/score.hpp>
 #include <lensing/simulate/data_source.hpp>
 #include <lensing/simulate/galaxies.hpp>
@@ -127,6 +147,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -154,10 +175,12 @@ struct Options {
   double floor = 0;            // the stand-in's variance floor (0: 1e-4 for --prior gaussian, else 1e-6)
   double last_eta = 0.02;      // step at the last level
   std::string precond = "dense";
-  bool curvature_step = false;
-  double cap =
-      0;  // --cap K: the preconditioner's prior variance min(v, K sigma^2) (0: v)  // divide the step by the measured
-          // curvature of the score  // dense (the stand-in's level precision) or diag (the earlier diagonal)
+  bool curvature_step = false;  // divide the step by the measured curvature of the score
+  double cap = 0;               // --cap K: the preconditioner's prior variance min(v, K sigma^2) (0: v)
+  std::string sampler = "al";   // al (annealed Langevin) or pc (predictor-corrector, sample/predictor_corrector.hpp)
+  bool factor_double = false;   // --factor-double: the level factorisations in double (default float, Jacobi-scaled)
+  bool levels_given = false, steps_given = false;  // --short keeps these when given
+  bool explicit_likelihood = false;  // dense AL: evaluate L^T (d - L x) / var each step (default: folded into U)
 };
 
 void usage(std::FILE* f) {
@@ -167,6 +190,7 @@ void usage(std::FILE* f) {
       "       score_source sample [--test N] [--chains K] [--group G] [--noise-levels N] [--steps-per-level M]\n"
       "                           [--last-steps M] [--eta E] [--last-eta E] [--floor V] [--sigma-max S]\n"
       "                           [--sigma-min S] [--precond dense|diag] [--curvature-step] [--cap K]\n"
+      "                           [--sampler al|pc] [--factor-double] [--explicit-likelihood]\n"
       "                           [--no-denoise] [--final-plain] [--plain-likelihood] [--prior unet|gaussian]\n"
       "                           [--seed SEED] [--base C] [--out DIR] [--weights FILE]\n"
       "       score_source --short [--prior unet|gaussian] [--out DIR] (and the sampler options)\n"
@@ -175,7 +199,8 @@ void usage(std::FILE* f) {
       "          (default 100 images, 12 chains, 6 images per batch, 8 levels x 10 steps of eta 0.1 + 100 of\n"
       "          0.02 at the last, dense preconditioner, final denoising step, sigma 1 -> 0.01; weights default\n"
       "          DIR/score.weights); --prior gaussian: the Gaussian stand-in, whose exact posterior the chains\n"
-      "          are compared with\n"
+      "          are compared with; --sampler pc: predictor-corrector (dense only; starts from the stand-in's\n"
+      "          posterior at sigma_max, then a reverse-diffusion step and the corrector steps per level)\n"
       "  --short: ctest mode (tiny problem, brief training, checks, 'short run: ok')\n"
       "threads: set OMP_NUM_THREADS.\n");
 }
@@ -231,8 +256,10 @@ Options parse(int argc, char** argv) {
       o.group = int(parse_integer(a, value(), 1, 4096));
     } else if (a == "--noise-levels") {
       o.noise_levels = int(parse_integer(a, value(), 1, 1000));
+      o.levels_given = true;
     } else if (a == "--steps-per-level") {
       o.steps_per_level = int(parse_integer(a, value(), 1, 100000));
+      o.steps_given = true;
     } else if (a == "--eta") {
       o.eta = parse_real(a, value(), 1e-6, 1.0);
     } else if (a == "--sigma-max") {
@@ -258,6 +285,13 @@ Options parse(int argc, char** argv) {
       o.last_eta = parse_real(a, value(), 1e-6, 1.0);
     } else if (a == "--cap") {
       o.cap = parse_real(a, value(), 0.0, 1e6);
+    } else if (a == "--sampler") {
+      o.sampler = value();
+      if (o.sampler != "al" && o.sampler != "pc") bad("--sampler must be al or pc, got '" + o.sampler + "'");
+    } else if (a == "--explicit-likelihood") {
+      o.explicit_likelihood = true;
+    } else if (a == "--factor-double") {
+      o.factor_double = true;
     } else if (a == "--curvature-step") {
       o.curvature_step = true;
     } else if (a == "--no-denoise") {
@@ -274,6 +308,9 @@ Options parse(int argc, char** argv) {
   if (o.denoise && o.final_plain)
     bad("the final denoising step needs the widened likelihood at the last level: --final-plain needs --no-denoise");
   if (o.sigma_min >= o.sigma_max) bad("--sigma-min must be below --sigma-max");
+  if (o.sampler == "pc" && o.precond != "dense") bad("--sampler pc needs --precond dense");
+  if (o.sampler == "pc" && o.curvature_step) bad("--sampler pc sets its corrector steps itself: no --curvature-step");
+  if (o.sampler == "pc" && o.noise_levels < 2) bad("--sampler pc needs at least 2 noise levels");
   return o;
 }
 
@@ -283,6 +320,14 @@ using Scalar = float;  // network and sampler
 using Lens = lensing::Composite<lensing::SIE<double>, lensing::ExternalShear<double>>;
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+// The sampler's time shares are process CPU time (robust to the shared
+// machine's load; with one thread they are that thread's time).
+double cpu_now() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+double seconds_since(double t0) { return cpu_now() - t0; }
 namespace nn = lensing::nn;
 namespace sim = lensing::simulate;
 
@@ -509,7 +554,7 @@ struct LikelihoodScore {
     }
   }
   void add(double sigma, lensing::View2D<Scalar, Mem> const& x, lensing::View2D<Scalar, Mem> const& s) const {
-    auto const t0 = Clock::now();
+    auto const t0 = cpu_now();
     using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     int const d = int(x.extent(1));
     for (std::size_t g = 0; g < obs.size(); ++g) {
@@ -557,9 +602,10 @@ struct TimedPrior {
   lensing::NetworkScore<Net>* net;
   GaussianPrior const* gauss;
   double* seconds;
+  long* rows;
   void operator()(Host const& space, Scalar sigma, lensing::View2D<Scalar, Mem> const& x,
                   lensing::View2D<Scalar, Mem> const& s) const {
-    auto const t0 = Clock::now();
+    auto const t0 = cpu_now();
     if (gauss != nullptr) {
       space.fence();
       double const s2 = double(sigma) * double(sigma);
@@ -571,6 +617,7 @@ struct TimedPrior {
     }
     space.fence();
     *seconds += seconds_since(t0);
+    *rows += long(x.extent(0));
   }
 };
 
@@ -617,37 +664,140 @@ struct Preconditioned {
 
 using RowMatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-/// Langevin on y = C^-1 x for a dense per-image C (x = C y, score in y
-/// C^T s(x)): x += a C C^T s + sqrt(2a) C z, preconditioned Langevin with
-/// M = C C^T and the same target.  Rows g K .. g K + K - 1 belong to image g
-/// (one C for all rows when there is one matrix); x is the wrapper's buffer.
+using MatF = Eigen::MatrixXf;  // column-major: a (d, K) map of K row-major chains is their transpose
+
+/// The change of variables of the dense preconditioner, per image g (rows g K
+/// .. g K + K - 1; one factor for all rows when there is one): U_g is upper
+/// triangular with U_g^T U_g = H_g, the level's precision, so C = U^-1 has
+/// C C^T = H^-1 = M.  multiply: out = U in (y = U x); solve: out = U^-1 in
+/// (x = C y); solve_transposed: out = U^-T in (the score in y, C^T s).  On
+/// the chains' (d, K) transposes: triangular products and solves, K d^2
+/// flops each, half of a full product with C, and no inverse of U is formed.
+/// Images run in parallel on `space` (one single-threaded Eigen call each).
+enum class Tri { multiply, solve, solve_transposed };
+void change_of_variables(Host const& space, std::vector<MatF> const& u, int k, int d, Scalar const* in, Scalar* out,
+                         Tri op) {
+  space.fence();
+  auto const body = [&](int g) {
+    Eigen::Map<MatF const> a(in + long(g) * k * d, d, k);
+    Eigen::Map<MatF> b(out + long(g) * k * d, d, k);
+    MatF const& ug = u[std::size_t(g)];
+    if (op == Tri::multiply) {
+      b.noalias() = ug.triangularView<Eigen::Upper>() * a;
+      return;
+    }
+    if (in != out) b = a;
+    if (op == Tri::solve)
+      ug.triangularView<Eigen::Upper>().solveInPlace(b);
+    else
+      ug.transpose().triangularView<Eigen::Lower>().solveInPlace(b);
+  };
+  int const groups = int(u.size());
+  if (groups == 1 || space.concurrency() == 1) {
+    for (int g = 0; g < groups; ++g)
+      body(g);
+  } else {
+    Kokkos::parallel_for("score_source::change_of_variables", Kokkos::RangePolicy<Host>(space, 0, groups), body);
+    space.fence();
+  }
+}
+
+/// Langevin on y = U x (x = C y, C = U^-1, score in y C^T s(x)): x += a C C^T s
+/// + sqrt(2a) C z, preconditioned Langevin with M = C C^T = H^-1 and the same
+/// target.  x is the wrapper's buffer; `seconds` times the two changes of
+/// variables.
+///
+/// Folded likelihood (`by` set; `score` is then the prior's alone): with
+/// H = L^T L / var + D (the likelihood's own var, D the diagonal p) and
+/// H = U^T U, the likelihood's score in y is
+///   C^T L^T (d - L x) / var = b_y - C^T (H - D) x = b_y - y + C^T D x,
+/// b_y = U^-T L^T d / var per image and level, since C^T H x = U x = y.  So
+/// C^T s = C^T (s_prior + D x) + b_y - y: the likelihood costs a diagonal and
+/// a vector per step instead of two sparse products with L (exact up to the
+/// factor's rounding: the implied likelihood precision is U^T U - D, which
+/// is why the folded mode factors in double).  Valid only for scores at the
+/// sigma and var of U's level (AnnealedLangevin's; not the predictor's).
 template <class Score>
 struct DensePreconditioned {
   Score score;
-  std::vector<RowMatF> const* c;
+  std::vector<MatF> const* u;
   int chains;
   lensing::View2D<Scalar, Mem> x;
+  double* seconds;
+  std::vector<Eigen::VectorXf> const* by = nullptr;  // folded likelihood: b_y per image
+  Eigen::VectorXf const* p = nullptr;                // and the diagonal D
   void operator()(Host const& space, Scalar sigma, lensing::View2D<Scalar, Mem> const& y,
                   lensing::View2D<Scalar, Mem> const& s) const {
-    space.fence();
-    int const d = int(y.extent(1));
-    for (std::size_t g = 0; g < c->size(); ++g) {
-      Eigen::Map<RowMatF const> yg(y.data() + long(g) * chains * d, chains, d);
-      Eigen::Map<RowMatF> xg(x.data() + long(g) * chains * d, chains, d);
-      xg.noalias() = yg * (*c)[g].transpose();
-    }
+    int const d = int(y.extent(1)), n = int(y.extent(0));
+    auto t0 = cpu_now();
+    change_of_variables(space, *u, chains, d, y.data(), x.data(), Tri::solve);
+    *seconds += seconds_since(t0);
     score(space, sigma, x, s);
     space.fence();
-    for (std::size_t g = 0; g < c->size(); ++g) {
-      Eigen::Map<RowMatF> sg(s.data() + long(g) * chains * d, chains, d);
-      RowMatF const t = sg * (*c)[g];
-      sg = t;
+    t0 = cpu_now();
+    if (by != nullptr) {
+      Eigen::Map<RowMatF> sm(s.data(), n, d);
+      Eigen::Map<RowMatF const> xm(x.data(), n, d);
+      sm += xm * p->asDiagonal();
     }
+    change_of_variables(space, *u, chains, d, s.data(), s.data(), Tri::solve_transposed);
+    if (by != nullptr) {
+      Eigen::Map<RowMatF> sm(s.data(), n, d);
+      Eigen::Map<RowMatF const> ym(y.data(), n, d);
+      sm -= ym;
+      for (int r = 0; r < n; ++r)
+        sm.row(r) += (*by)[std::size_t(r / chains)].transpose();
+    }
+    *seconds += seconds_since(t0);
   }
 };
 
+/// Upper Cholesky factor U (float) of H = scale A + diag(p), A = L^T L (null:
+/// H diagonal).  Default: the float factorisation of the Jacobi-scaled
+/// H~ = S H S, S = diag(H)^-1/2 (H~ = U~^T U~, U = U~ S^-1; unit diagonal, so
+/// float's range and rounding serve a preconditioner), half the time of a
+/// double one; a double factorisation where the float one fails or with
+/// `in_double`.  Returns false when neither succeeds (H not SPD).  Any
+/// rounding here changes only M, never the target the chains sample.
+bool upper_factor(Eigen::MatrixXd const* a, double scale, Eigen::VectorXd const& p, bool in_double, MatF& u,
+                  int& fallbacks, Eigen::VectorXd const* b = nullptr, Eigen::VectorXf* by = nullptr) {
+  int const d = int(p.size());
+  Eigen::VectorXd hd = p;
+  if (a != nullptr) hd += scale * a->diagonal();
+  if (!in_double) {
+    Eigen::VectorXd const sc = hd.cwiseSqrt().cwiseInverse();
+    u.resize(d, d);
+    for (int j = 0; j < d; ++j) {
+      for (int i = 0; i <= j; ++i)
+        u(i, j) = a != nullptr ? float(scale * (*a)(i, j) * sc[i] * sc[j]) : 0.0f;
+      for (int i = j + 1; i < d; ++i)
+        u(i, j) = 0.0f;
+      u(j, j) = 1.0f;
+    }
+    // In place: the factor overwrites the upper triangle (the lower one stays 0).
+    Eigen::LLT<Eigen::Ref<MatF>, Eigen::Upper> const llt(u);
+    if (llt.info() == Eigen::Success) {
+      for (int j = 0; j < d; ++j)
+        u.col(j) *= float(std::sqrt(hd[j]));
+      if (u.allFinite()) return true;
+    }
+    ++fallbacks;
+  }
+  Eigen::MatrixXd h = a != nullptr ? Eigen::MatrixXd(scale * *a) : Eigen::MatrixXd::Zero(d, d);
+  h.diagonal() += p;
+  Eigen::LLT<Eigen::MatrixXd, Eigen::Upper> const llt(h);
+  if (llt.info() != Eigen::Success) return false;
+  u = Eigen::MatrixXd(llt.matrixU()).cast<float>();
+  if (b != nullptr) *by = llt.matrixU().transpose().solve(*b).cast<float>();  // b_y = U^-T b, in double
+  return true;
+}
+
 struct SamplerTimes {
   double total = 0, network = 0, likelihood = 0, preconditioner = 0;
+  double wall = 0;                   // total is CPU time, this the wall time
+  double factor = 0, transform = 0;  // dense: the level factorisations; the changes of variables
+  int fallbacks = 0;                 // level factorisations redone in double
+  long network_rows = 0;             // chain states the prior scored (network forwards of one chain)
   long chain_samples = 0, score_calls = 0;
   std::vector<double> curvature;  // --curvature-step: the largest C^T J C eigenvalue per level (max over groups)
 };
@@ -714,19 +864,27 @@ lensing::View2D<Scalar, Mem> run_chains(Options const& o, Net& net, GaussianPrio
         x(i, j) = Scalar(o.sigma_max * rng.normal());
   }
   lensing::NetworkScore<Net> prior_score(net, n, d);
-  TimedPrior prior{&prior_score, gauss, &times.network};
+  TimedPrior prior{&prior_score, gauss, &times.network, &times.network_rows};
   LikelihoodScore lik(obs, o.chains, !o.plain, &times.likelihood);
   std::vector<double> const sig = nn::geometric_sigmas(o.sigma_max, o.sigma_min, o.noise_levels);
   lensing::View2D<Scalar, Mem> y("chains_y", n, d), root("sqrt_m", n, d);
   std::vector<Eigen::VectorXd> power(obs.size());
-  auto const t0 = Clock::now();
+  auto const t0 = cpu_now();
+  auto const w0 = Clock::now();
   // --precond dense: per image (one for the prior chains) C and C^-1, and L^T L.
   bool const dense = o.precond == "dense";
   std::size_t const groups = obs.empty() ? 1 : obs.size();
-  std::vector<RowMatF> cm(dense ? groups : 0), cinv(dense ? groups : 0);
+  std::vector<MatF> uf(dense ? groups : 0);  // per image the level's upper factor U, H = U^T U
+  std::vector<RowMatF> cm;                   // --curvature-step: C = U^-1 explicitly
+  int const k = obs.empty() ? n : o.chains;  // chains per factor
   std::vector<Eigen::MatrixXd> ata((dense || o.denoise) && !obs.empty() ? groups : 0);
-  for (std::size_t g = 0; g < ata.size(); ++g)
-    ata[g] = Eigen::MatrixXd(Eigen::SparseMatrix<double>(obs[g]->a.transpose() * obs[g]->a));
+  {
+    auto const ta = cpu_now();
+    for (std::size_t g = 0; g < ata.size(); ++g)
+      ata[g] = Eigen::MatrixXd(Eigen::SparseMatrix<double>(obs[g]->a.transpose() * obs[g]->a));
+    times.factor += seconds_since(ta);
+    times.preconditioner += seconds_since(ta);
+  }
   for (std::size_t i = 0; i < sig.size(); ++i) {
     double const s2 = sig[i] * sig[i];
     bool const last = i + 1 == sig.size();
@@ -738,7 +896,7 @@ lensing::View2D<Scalar, Mem> run_chains(Options const& o, Net& net, GaussianPrio
     ao.sigmas = {sig[i]};
     ao.steps_per_level = steps;
     ao.seed = lensing::random::stream_key(seed, lensing::random::purpose_langevin, i);
-    auto const tp = Clock::now();
+    auto const tp = cpu_now();
     if (dense) {
       // Dense preconditioner: M = H_g^-1, H_g = L^T L / var + diag(1/(v + sigma^2))
       // the precision of this level's target under the Gaussian stand-in
@@ -746,35 +904,77 @@ lensing::View2D<Scalar, Mem> run_chains(Options const& o, Net& net, GaussianPrio
       // C = U^-1 of the Cholesky H_g = U^T U) that target is N(., I) and
       // every direction relaxes at the same rate; the step is eta (the
       // stand-in's largest eigenvalue in y is 1).  Prior chains: L = 0.
-      for (std::size_t g = 0; g < cm.size(); ++g) {
-        Eigen::MatrixXd h = Eigen::MatrixXd::Zero(d, d);
-        if (!obs.empty()) {
-          auto const* p = obs[g];
-          double const var = p->sigma_n * p->sigma_n + (plain ? 0.0 : s2 * p->mu2);
-          h = ata[g] / var;
-        }
-        for (int j = 0; j < d; ++j)
-          h(j, j) +=
-              1 / ((o.cap > 0 ? std::min(moments->v[std::size_t(j)], o.cap * s2) : moments->v[std::size_t(j)]) + s2);
-        Eigen::LLT<Eigen::MatrixXd> const llt(h);
-        if (llt.info() != Eigen::Success) throw std::runtime_error("run_chains: the preconditioner is not SPD");
-        Eigen::MatrixXd const u = llt.matrixU();
-        Eigen::MatrixXd const c = u.triangularView<Eigen::Upper>().solve(Eigen::MatrixXd::Identity(d, d));
-        cm[g] = c.cast<float>();
-        cinv[g] = u.cast<float>();
+      // One factorisation per image and level (images in parallel), none
+      // per step: the steps use U by triangular products and solves.
+      Eigen::VectorXd pd(d);  // the stand-in's prior precision at this level
+      for (int j = 0; j < d; ++j)
+        pd[j] = 1 / ((o.cap > 0 ? std::min(moments->v[std::size_t(j)], o.cap * s2) : moments->v[std::size_t(j)]) + s2);
+      std::vector<double> scale(groups, 0.0);
+      for (std::size_t g = 0; g < obs.size(); ++g)
+        scale[g] = 1 / (obs[g]->sigma_n * obs[g]->sigma_n + (plain ? 0.0 : s2 * obs[g]->mu2));
+      std::vector<int> ok(groups, 0), fallbacks(groups, 0);
+      // The folded likelihood (annealed Langevin with data; see
+      // DensePreconditioned) needs b = L^T d / var and the factor in double.
+      bool const folded = !obs.empty() && o.sampler == "al" && !o.explicit_likelihood;
+      std::vector<Eigen::VectorXd> lb(folded ? groups : 0);
+      for (std::size_t g = 0; g < lb.size(); ++g)
+        lb[g] = scale[g] * (obs[g]->a.transpose() * obs[g]->data);
+      std::vector<Eigen::VectorXf> by(lb.size());
+      Eigen::VectorXf const pf = pd.cast<float>();
+      auto const factor = [&](int g) {
+        std::size_t const gg = std::size_t(g);
+        ok[gg] = upper_factor(obs.empty() ? nullptr : &ata[gg], scale[gg], pd, o.factor_double || folded, uf[gg],
+                              fallbacks[gg], folded ? &lb[gg] : nullptr, folded ? &by[gg] : nullptr)
+                     ? 1
+                     : 0;
+      };
+      if (groups == 1 || space.concurrency() == 1) {
+        for (int g = 0; g < int(groups); ++g)
+          factor(g);
+      } else {
+        Kokkos::parallel_for("score_source::factor", Kokkos::RangePolicy<Host>(space, 0, int(groups)), factor);
+        space.fence();
       }
+      for (std::size_t g = 0; g < groups; ++g) {
+        if (ok[g] == 0) throw std::runtime_error("run_chains: the preconditioner is not SPD");
+        times.fallbacks += fallbacks[g];
+      }
+      times.factor += seconds_since(tp);
       times.preconditioner += seconds_since(tp);
-      // y = C^-1 x = U x: rows of x are chains, Y = X U^T.
-      for (std::size_t g = 0; g < cm.size(); ++g) {
-        int const k = obs.empty() ? n : o.chains;
-        Eigen::Map<RowMatF> xg(x.data() + long(g) * k * d, k, d), yg(y.data() + long(g) * k * d, k, d);
-        yg.noalias() = xg * cinv[g].transpose();
-      }
       ao.epsilon = last ? o.last_eta : o.eta;
-      int const k = obs.empty() ? n : o.chains;
+      auto const tt = cpu_now();
+      if (o.sampler == "pc" && i == 0) {
+        // The predictor-corrector starts from a draw of the stand-in's
+        // posterior at sigma_0, N(H^-1 b, H^-1), b = L^T d / var + D m (D the
+        // prior precision above): at sigma_max = 1 >> the galaxies' spread
+        // the smoothed prior is nearly Gaussian with exactly these moments,
+        // and whitened chains start at their target (from sigma_max z they
+        // would sit ~10^3 whitened units out in the likelihood's stiff
+        // directions, where the corrector's SNR rule takes steps of ~1e-7).
+        // y = U x = U^-T b + z.
+        for (std::size_t g = 0; g < groups; ++g) {
+          Eigen::VectorXd b = pd.cwiseProduct(Eigen::Map<Eigen::VectorXd const>(moments->m.data(), d));
+          if (!obs.empty()) b += scale[g] * (obs[g]->a.transpose() * obs[g]->data);
+          Eigen::VectorXf const bu = uf[g].transpose().triangularView<Eigen::Lower>().solve(b.cast<float>());
+          for (int c = 0; c < k; ++c) {
+            lensing::Rng rng(seed ^ 0x9c57a27ULL, std::uint64_t(g) * std::uint64_t(k) + std::uint64_t(c));
+            for (int j = 0; j < d; ++j)
+              y(int(g) * k + c, j) = bu[j] + Scalar(rng.normal());
+          }
+        }
+        change_of_variables(space, uf, k, d, y.data(), x.data(), Tri::solve);
+        times.transform += seconds_since(tt);
+        continue;
+      }
+      // y = U x (rows of x are chains).
+      change_of_variables(space, uf, k, d, x.data(), y.data(), Tri::multiply);
+      times.transform += seconds_since(tt);
       if (o.curvature_step && !obs.empty()) {
         // Step eta / max(1, lambda): ULA stays stable (and its bias small)
         // where the network is stiffer than the stand-in.
+        cm.resize(groups);
+        for (std::size_t g = 0; g < groups; ++g)
+          cm[g] = uf[g].triangularView<Eigen::Upper>().solve(MatF::Identity(d, d));
         double const lam = plain ? score_curvature(space, lensing::make_posterior_score(prior, PlainLikelihood{&lik}),
                                                    sig[i], cm, k, x, seed ^ (0xc0a7ULL + i))
                                  : score_curvature(space, AnnealedPosteriorScore{prior, &lik}, sig[i], cm, k, x,
@@ -786,21 +986,45 @@ lensing::View2D<Scalar, Mem> run_chains(Options const& o, Net& net, GaussianPrio
       }
       if (std::getenv("SCORE_SOURCE_DEBUG") != nullptr)
         std::fprintf(stderr, "level %zu sigma %.4g dense step %.3g x %d\n", i, sig[i], ao.epsilon, steps);
-      lensing::AnnealedLangevin<Scalar, Mem> al(n, d, ao);
-      if (obs.empty()) {
-        al.run(space, DensePreconditioned<TimedPrior>{prior, &cm, k, x}, y);
-      } else if (plain) {
-        al.run(space,
-               DensePreconditioned<decltype(lensing::make_posterior_score(prior, PlainLikelihood{&lik}))>{
-                   lensing::make_posterior_score(prior, PlainLikelihood{&lik}), &cm, k, x},
-               y);
-      } else {
-        al.run(space, DensePreconditioned<AnnealedPosteriorScore>{AnnealedPosteriorScore{prior, &lik}, &cm, k, x}, y);
-      }
-      for (std::size_t g = 0; g < cm.size(); ++g) {
-        Eigen::Map<RowMatF> xg(x.data() + long(g) * k * d, k, d), yg(y.data() + long(g) * k * d, k, d);
-        xg.noalias() = yg * cm[g].transpose();
-      }
+      auto const run_level = [&](auto const& score) {
+        DensePreconditioned<std::decay_t<decltype(score)>> const pre{
+            score, &uf, k, x, &times.transform, folded ? &by : nullptr, folded ? &pf : nullptr};
+        if (o.sampler == "pc") {
+          // Predictor from sigma_{i-1} to sigma_i, then `steps` corrector
+          // steps at sigma_i, all in this level's whitened y: the corrector's
+          // step 2 (r |z| / |s|)^2 is eta where the stand-in is exact (|s| =
+          // |z| at equilibrium in y), r = sqrt(eta / 2), and smaller where the
+          // score is stiffer; both capped at 1 (ULA's stability limit in y
+          // is 2 for the stand-in).
+          lensing::PredictorCorrectorOptions po;
+          po.sigmas = {1.0, sig[i] / sig[i - 1]};
+          po.corrector_steps = steps;
+          po.snr = std::sqrt(ao.epsilon / 2);
+          po.max_step = 1.0;
+          po.seed = ao.seed;
+          double const unit = sig[i - 1];
+          auto const rescaled = [&](Host const& sp, Scalar sigma, lensing::View2D<Scalar, Mem> const& yy,
+                                    lensing::View2D<Scalar, Mem> const& ss) {
+            pre(sp, Scalar(double(sigma) * unit), yy, ss);
+          };
+          auto const trace = lensing::PredictorCorrector<Scalar, Mem>(n, d, po).run(space, rescaled, y);
+          if (std::getenv("SCORE_SOURCE_DEBUG") != nullptr)
+            std::fprintf(stderr, "pc level %zu: predictor %.3g, corrector steps %.3g .. %.3g\n", i,
+                         trace.predictor_steps.front(), trace.corrector_steps.front(), trace.corrector_steps.back());
+          times.score_calls += 1;
+        } else {
+          lensing::AnnealedLangevin<Scalar, Mem>(n, d, ao).run(space, pre, y);
+        }
+      };
+      if (obs.empty() || folded)
+        run_level(prior);
+      else if (plain)
+        run_level(lensing::make_posterior_score(prior, PlainLikelihood{&lik}));
+      else
+        run_level(AnnealedPosteriorScore{prior, &lik});
+      auto const tb = cpu_now();
+      change_of_variables(space, uf, k, d, y.data(), x.data(), Tri::solve);
+      times.transform += seconds_since(tb);
       times.score_calls += steps;
       continue;
     }
@@ -871,7 +1095,7 @@ lensing::View2D<Scalar, Mem> run_chains(Options const& o, Net& net, GaussianPrio
     // precision H_0, here the stand-in's L^T L / sigma_n^2 + diag(1/v) (at most
     // sigma_L^2 per pixel whatever the prior).  Exact for the Gaussian prior;
     // without it the draws lose about sigma_L^2 of variance per pixel.
-    auto const tp = Clock::now();
+    auto const tp = cpu_now();
     for (std::size_t g = 0; g < groups; ++g) {
       Eigen::MatrixXd h = Eigen::MatrixXd::Zero(d, d);
       if (!obs.empty()) h = ata[g] / (obs[g]->sigma_n * obs[g]->sigma_n);
@@ -892,10 +1116,12 @@ lensing::View2D<Scalar, Mem> run_chains(Options const& o, Net& net, GaussianPrio
           x(int(g) * k + c, j) += Scalar(xi(j, c));
     }
     times.preconditioner += seconds_since(tp);
+    times.factor += seconds_since(tp);
     times.score_calls += 1;
   }
   space.fence();
   times.total += seconds_since(t0);
+  times.wall += seconds_since(w0);
   times.chain_samples += n;
   return x;
 }
@@ -1151,6 +1377,9 @@ int sample(Options const& o, Setting const& st, Net& net, GaussianPrior const* g
     better += x.mse_mean < x.mse_lin ? 1 : 0;
   double const net_share = times.network / times.total, lik_share = times.likelihood / times.total;
   double const overhead = 1 - net_share - lik_share;
+  // The unit cost: one chain's network forward (the network's time over the
+  // chain states it scored).
+  double const unit = times.network / std::max(1.0, double(times.network_rows));
   std::string table;
   {
     char buf[4000];
@@ -1194,17 +1423,22 @@ int sample(Options const& o, Setting const& st, Net& net, GaussianPrior const* g
         "calibrated posterior gives %.3f / %.3f (a new draw falls between the interpolated empirical quantiles "
         "with probability (K - 1) / (K + 1) times the nominal level)\n"
         "TARP (pixel vectors, %d samples each): max |ECP - alpha| %.3f, mean ECP - alpha %+.3f\n"
-        "speed: %ld posterior samples in %.1f s of sampling = %.2f samples/s (%d levels x %d steps, %ld "
+        "speed: %ld posterior samples in %.1f s of sampling CPU time (%.1f s wall) = %.2f samples per CPU second "
+        "(%.2f per wall second; %d levels x %d steps, %ld "
         "score calls of %d chains); network %.1f %%, likelihood %.1f %%, sampler overhead %.1f %% (of which the "
-        "preconditioner's power iterations or dense factorisations %.1f %%); "
+        "preconditioner's power iterations or dense factorisations %.1f %%: L^T L and the level factorisations "
+        "%.1f %%, %d redone in double; changes of variables %.1f %%); unit cost (one chain's network forward) %.3f "
+        "ms, a posterior sample %.0f units (its network calls alone %.0f); "
         "linear inversion %.3f s per image; OMP_NUM_THREADS=%s\n",
         better, o.test, c68.mean, c68.se, c95.mean, c95.se, sd_.mean, summarise(m, &Metrics::bright68).mean,
         summarise(m, &Metrics::bright95).mean, o.chains, 0.68 * (o.chains - 1.0) / (o.chains + 1.0),
         0.95 * (o.chains - 1.0) / (o.chains + 1.0), o.chains, tr.max_deviation, tr.mean_signed_deviation,
-        times.chain_samples, times.total, times.chain_samples / times.total, o.noise_levels, o.steps_per_level,
-        times.score_calls, o.group * o.chains, 100 * net_share, 100 * lik_share, 100 * overhead,
-        100 * times.preconditioner / times.total, lin_seconds / o.test,
-        std::getenv("OMP_NUM_THREADS") ? std::getenv("OMP_NUM_THREADS") : "unset");
+        times.chain_samples, times.total, times.wall, times.chain_samples / times.total,
+        times.chain_samples / times.wall, o.noise_levels, o.steps_per_level, times.score_calls, o.group * o.chains,
+        100 * net_share, 100 * lik_share, 100 * overhead, 100 * times.preconditioner / times.total,
+        100 * times.factor / times.total, times.fallbacks, 100 * times.transform / times.total, 1e3 * unit,
+        times.total / times.chain_samples / unit, double(times.network_rows) / double(times.chain_samples),
+        lin_seconds / o.test, std::getenv("OMP_NUM_THREADS") ? std::getenv("OMP_NUM_THREADS") : "unset");
     table += buf;
     if (!times.curvature.empty()) {
       std::string l = "--curvature-step: largest eigenvalue of C^T J C per level (max over groups; step / max(1, it)):";
@@ -1316,8 +1550,8 @@ int run(Options o) {
     o.test = 8;
     o.chains = 8;
     o.group = 8;
-    o.noise_levels = 6;
-    o.steps_per_level = 8;
+    if (!o.levels_given) o.noise_levels = 6;
+    if (!o.steps_given) o.steps_per_level = 8;
   }
   Net net(nn::ScoreUNet<Scalar, Mem>(unet_options(st, o.base)));
   net.initialize(o.seed);
