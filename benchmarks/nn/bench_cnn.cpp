@@ -24,6 +24,9 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cmath>
+#include <vector>
+
 namespace {
 
 namespace nn = lensing::nn;
@@ -106,6 +109,27 @@ void deeplens(benchmark::State& state, bool train) {
   set_counters(state, batch, train ? 3 * deeplens_flop : deeplens_flop);
 }
 
+// The library's GEMM (nn::gemm: Eigen's kernels, the larger of m and n split
+// over the threads of the space) on row-major m x k times k x n, float: the
+// machine's practical GEMM ceiling (1024^3) and the per-sample shapes of the
+// DeepLens-like network's convolutions (C_out x (oh ow) x (C_in k^2)), to
+// see how far below the ceiling its small products run.
+void BM_gemm_float(benchmark::State& state) {
+  long const m = state.range(0), n = state.range(1), k = state.range(2);
+  std::vector<float> a(std::size_t(m * k)), b(std::size_t(k * n)), c(std::size_t(m * n));
+  for (std::size_t i = 0; i < a.size(); ++i)
+    a[i] = float(std::sin(0.37 * double(i)));
+  for (std::size_t i = 0; i < b.size(); ++i)
+    b[i] = float(std::cos(0.23 * double(i)));
+  Kokkos::DefaultHostExecutionSpace space;
+  for (auto _ : state) {
+    nn::gemm(space, false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * double(m) * double(n) * double(k) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void BM_deeplens_forward_float(benchmark::State& s) { deeplens<float, Kokkos::DefaultHostExecutionSpace>(s, false); }
 void BM_deeplens_train_float(benchmark::State& s) { deeplens<float, Kokkos::DefaultHostExecutionSpace>(s, true); }
 
@@ -116,6 +140,18 @@ void BM_hezaveh_train_double(benchmark::State& s) { hezaveh<double, Kokkos::Defa
 
 }  // namespace
 
+BENCHMARK(BM_gemm_float)
+    ->Args({1024, 1024, 1024})
+    ->Args({32, 2025, 147})
+    ->Args({8, 2025, 72})
+    ->Args({32, 2025, 8})
+    ->Args({16, 529, 144})
+    ->Args({32, 144, 288})
+    ->Args({64, 36, 576})
+    ->Args({256, 36, 64})
+    ->Args({128, 9, 1152})
+    ->Args({512, 9, 128})
+    ->UseRealTime();
 BENCHMARK(BM_hezaveh_forward_float)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_hezaveh_train_float)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_hezaveh_forward_double)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -79,6 +79,7 @@ LENSING_INSTANTIATE(instantiate_nn) {
     run_layer(space, nn::Flatten<S, Mem>(), img);
     run_layer(space, nn::Dropout<S, Mem>(0.5, 1), img);
     run_layer(space, nn::BatchNorm<S, Mem>(2), img);
+    run_layer(space, nn::PreactConv2D<S, Mem>(2, 3, 3, 2, 1), img);
     run_layer(space, nn::make_preact_bottleneck<S, Mem>(img, 2, 4, 2), img);
     run_layer(space, nn::make_preact_bottleneck_identity<S, Mem>(img, 1), img);
     run_layer(space, nn::make_preact_basic<S, Mem>(img, 4, 2), img);

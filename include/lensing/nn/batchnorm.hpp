@@ -74,41 +74,80 @@ class BatchNorm : public LayerBase<Scalar, MemorySpace> {
     Kokkos::parallel_for(
         "lensing::nn::BatchNorm::forward", Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, c),
         KOKKOS_LAMBDA(long ch) {
-          Scalar mean, var;
-          if (train) {
-            double s = 0;
-            for (long b = 0; b < n; ++b) {
-              Scalar const* xb = xp + (b * c + ch) * hw;
-              LENSING_NN_SIMD_SUM(s)
-              for (long i = 0; i < hw; ++i)
-                s += double(xb[i]);
-            }
-            mean = Scalar(s / double(m));
-            double v = 0;
-            for (long b = 0; b < n; ++b) {
-              Scalar const* xb = xp + (b * c + ch) * hw;
-              LENSING_NN_SIMD_SUM(v)
-              for (long i = 0; i < hw; ++i) {
-                double const d = double(xb[i] - mean);
-                v += d * d;
-              }
-            }
-            var = Scalar(v / double(m));
-            st[ch] = (Scalar(1) - mom) * st[ch] + mom * mean;
-            st[c + ch] = (Scalar(1) - mom) * st[c + ch] + mom * var * Scalar(m) / Scalar(m - 1);
-          } else {
-            mean = st[ch];
-            var = st[c + ch];
-          }
-          Scalar const inv = Scalar(1) / lensing::math::sqrt(var + eps);
-          ws[ch] = mean;
-          ws[c + ch] = inv;
+          channel_statistics(xp, n, c, hw, ch, train, mom, eps, st, ws);
+          Scalar const mean = ws[ch], inv = ws[c + ch];
           Scalar const a = g[ch] * inv, b0 = g[c + ch] - a * mean;
           for (long b = 0; b < n; ++b)
             for (long i = 0; i < hw; ++i)
               yp[(b * c + ch) * hw + i] = a * xp[(b * c + ch) * hw + i] + b0;
         });
     last_train_ = train;
+  }
+
+  //--------------------------------------------------------------------------
+  // Implementation, public for nvcc and for the fused PreactConv2D
+  // (preact_conv2d.hpp), which normalises inside its convolution's input pass.
+
+  /// The statistics forward would use for x, without writing y: the batch
+  /// mean and 1/√(σ²+ε) (training, updating the running statistics as
+  /// forward does) or those of the running statistics (inference), into
+  /// batch_statistics(); the same arithmetic as forward, so the same bits.
+  template <class ExecutionSpace>
+  void statistics(ExecutionSpace const& space, tensor_type const& x) {
+    char const* where = "lensing::nn::BatchNorm::statistics";
+    output_shape(shape_of(x));
+    long const n = x.extent(0), c = c_, hw = long(x.extent(2)) * long(x.extent(3)), m = n * hw;
+    bool const train = this->training_;
+    check_argument(!train || m >= 2, where, "training mode needs at least 2 values per channel (N*H*W >= 2)");
+    Scalar const* xp = x.data();
+    Scalar* st = state_.data();
+    Scalar* ws = stats_.data();
+    Scalar const eps = Scalar(eps_), mom = Scalar(momentum_);
+    Kokkos::parallel_for(
+        where, Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, c),
+        KOKKOS_LAMBDA(long ch) { channel_statistics(xp, n, c, hw, ch, train, mom, eps, st, ws); });
+    last_train_ = train;
+  }
+  /// Mean (C) then 1/√(σ²+ε) (C) of the last forward or statistics().
+  vector_type batch_statistics() const { return stats_; }
+  /// Whether the last forward or statistics() used batch statistics (training).
+  bool last_training() const { return last_train_; }
+  int channels() const { return c_; }
+
+  /// Statistics of channel ch of x (n, c, hw) into ws[ch] (mean) and ws[c + ch]
+  /// (1/√(σ²+ε)): two passes in double over the batch (training, updating the
+  /// running statistics st) or the running statistics (inference).
+  KOKKOS_INLINE_FUNCTION static void channel_statistics(Scalar const* xp, long n, long c, long hw, long ch, bool train,
+                                                        Scalar mom, Scalar eps, Scalar* st, Scalar* ws) {
+    long const m = n * hw;
+    Scalar mean, var;
+    if (train) {
+      double s = 0;
+      for (long b = 0; b < n; ++b) {
+        Scalar const* xb = xp + (b * c + ch) * hw;
+        LENSING_NN_SIMD_SUM(s)
+        for (long i = 0; i < hw; ++i)
+          s += double(xb[i]);
+      }
+      mean = Scalar(s / double(m));
+      double v = 0;
+      for (long b = 0; b < n; ++b) {
+        Scalar const* xb = xp + (b * c + ch) * hw;
+        LENSING_NN_SIMD_SUM(v)
+        for (long i = 0; i < hw; ++i) {
+          double const d = double(xb[i] - mean);
+          v += d * d;
+        }
+      }
+      var = Scalar(v / double(m));
+      st[ch] = (Scalar(1) - mom) * st[ch] + mom * mean;
+      st[c + ch] = (Scalar(1) - mom) * st[c + ch] + mom * var * Scalar(m) / Scalar(m - 1);
+    } else {
+      mean = st[ch];
+      var = st[c + ch];
+    }
+    ws[ch] = mean;
+    ws[c + ch] = Scalar(1) / lensing::math::sqrt(var + eps);
   }
 
   template <class ExecutionSpace>

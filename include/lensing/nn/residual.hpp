@@ -5,8 +5,10 @@
 #include <lensing/nn/batchnorm.hpp>
 #include <lensing/nn/conv2d.hpp>
 #include <lensing/nn/layer.hpp>
+#include <lensing/nn/preact_conv2d.hpp>
 #include <lensing/nn/sequential.hpp>
 
+#include <tuple>
 #include <type_traits>
 
 namespace lensing {
@@ -16,6 +18,24 @@ namespace nn {
 struct IdentityShortcut {};
 
 namespace detail {
+template <class T>
+struct is_sequential : std::false_type {};
+template <class... L>
+struct is_sequential<Sequential<L...>> : std::true_type {};
+template <class L, class = void>
+struct has_forward_add : std::false_type {};
+template <class L>
+struct has_forward_add<
+    L, std::void_t<decltype(std::declval<L&>().forward_add(
+           std::declval<typename L::memory_space::execution_space>(), std::declval<typename L::tensor_type const&>(),
+           std::declval<typename L::tensor_type const&>(), std::declval<typename L::tensor_type const&>()))>>
+    : std::true_type {};
+/// A Sequential whose last layer forms y = layer(x) + addend itself (PreactConv2D).
+template <class T>
+struct adds_in_last_layer : std::false_type {};
+template <class... L>
+struct adds_in_last_layer<Sequential<L...>>
+    : has_forward_add<std::tuple_element_t<sizeof...(L) - 1, std::tuple<L...>>> {};
 /// check_layer<S>() unless S is IdentityShortcut.
 template <class S>
 constexpr bool check_shortcut() {
@@ -28,6 +48,12 @@ constexpr bool check_shortcut() {
 
 /// Residual unit y = F(x) + S(x) (He, Zhang, Ren & Sun 2016, arXiv:1512.03385
 /// and the pre-activated form, arXiv:1603.05027).
+///
+/// On host spaces, when F is a Sequential whose last layer can add to its
+/// output (PreactConv2D::forward_add), the sum is formed in that layer's
+/// output pass (y = S(x) written first, or x itself, then accumulated onto),
+/// and F's output is not stored (block().output() is not written by the
+/// unit's forward); a Sequential F is otherwise read in place, not copied.
 ///
 /// Block F and Shortcut S model the Layer archetype (F is typically a
 /// Sequential; S a 1x1 Conv2D projection when stride or width change) or
@@ -48,6 +74,8 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
   using MemorySpace = typename Block::memory_space;
   using base = LayerBase<Scalar, MemorySpace>;
   static constexpr bool identity = std::is_same<Shortcut, IdentityShortcut>::value;
+  static constexpr bool sequential_block = detail::is_sequential<Block>::value;
+  static constexpr bool fused_sum = detail::adds_in_last_layer<Block>::value;
   static_assert(check_layer<Block>(), "lensing::nn::Residual: the block must model the Layer archetype");
   static_assert(detail::check_shortcut<Shortcut>(),
                 "lensing::nn::Residual: the shortcut must be IdentityShortcut or model the Layer archetype");
@@ -93,7 +121,8 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
       sy_ = detail::batch_slice(sy_store_, out, where, "shortcut");
       sdx_ = detail::batch_slice(sdx_store_, in, where, "shortcut_dx");
     }
-    by_ = detail::batch_slice(by_store_, out, where, "block");
+    // A Sequential block keeps its output: F(x) is read from there (no copy).
+    if constexpr (!sequential_block) by_ = detail::batch_slice(by_store_, out, where, "block");
     in_ = in;
     out_ = out;
     prepared_ = true;
@@ -134,10 +163,22 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
   void forward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) {
     prepare(shape_of(x));
     check_shape(y, out_, "lensing::nn::Residual::forward", "y");
-    block_.forward(space, x, by_);
+    if constexpr (fused_sum && lensing::detail::is_host_space_v<ExecutionSpace>) {
+      // y = S(x) first (the projection writes y), then F's last layer adds
+      // its output onto S(x) in its output pass: no separate sum, and F's
+      // output is not stored (the layers' backward reads only its shape).
+      if constexpr (!identity) shortcut_.forward(space, x, y);
+      forward_block_add(space, x, y, identity ? x : y);
+      return;
+    }
+    tensor_type by = by_;
+    if constexpr (sequential_block)
+      by = block_.forward(space, x);
+    else
+      block_.forward(space, x, by_);
     tensor_type const s = identity ? x : sy_;
     if constexpr (!identity) shortcut_.forward(space, x, sy_);
-    add(space, by_, s, y, "lensing::nn::Residual::forward");
+    add(space, by, s, y, "lensing::nn::Residual::forward");
   }
 
   template <class ExecutionSpace>
@@ -147,7 +188,9 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
     check_argument(prepared_ && shape_of(x) == in_, where,
                    "x has shape " + shape_of(x).str() + ", the last forward had " + in_.str());
     detail::check_backward(*this, x, y, dy, dx, dparams, where);
-    block_.backward(space, x, by_, dy, dx, vector_type(Kokkos::subview(dparams, Kokkos::make_pair(0L, nb_))));
+    tensor_type by = by_;
+    if constexpr (sequential_block) by = block_.output();
+    block_.backward(space, x, by, dy, dx, vector_type(Kokkos::subview(dparams, Kokkos::make_pair(0L, nb_))));
     if constexpr (!identity) {
       shortcut_.backward(space, x, sy_, dy, dx.data() != nullptr ? sdx_ : tensor_type(),
                          vector_type(Kokkos::subview(dparams, Kokkos::make_pair(nb_, this->num_params()))));
@@ -155,6 +198,22 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
     } else {
       if (dx.data() != nullptr) add(space, dx, dy, dx, "lensing::nn::Residual::backward");
     }
+  }
+
+  // Implementation: F's layers but the last into the Sequential's
+  // activations, the last writing y = its output + addend.
+  template <class ExecutionSpace>
+  void forward_block_add(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y,
+                         tensor_type const& addend) {
+    constexpr std::size_t last = Block::num_layers - 1;
+    block_.prepare(shape_of(x));
+    detail::for_each_index(
+        [&](auto i) {
+          if constexpr (i < last)
+            block_.template layer<i>().forward(space, i == 0 ? x : block_.activation(i), block_.activation(i + 1));
+        },
+        std::make_index_sequence<Block::num_layers>{});
+    block_.template layer<last>().forward_add(space, last == 0 ? x : block_.activation(last), y, addend);
   }
 
   // Implementation, public for nvcc: c = a + b element-wise.
@@ -211,13 +270,18 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
 /// taking any (N, c_in, H, W) input (shapes inferred from it; the projection
 /// is present in every case, the identity being the special case of its
 /// weights; use make_preact_bottleneck_identity for a parameter-free shortcut).
+///
+/// Each BN–ELU–Conv of F is one PreactConv2D (preact_conv2d.hpp: the
+/// normalisation and activation fused into the convolution's input pass),
+/// with the parameters and state of the three layers in their order, so the
+/// unit's flat parameters, state and saved weights are those of the layers
+/// written out one by one.  (Initialisation: each convolution draws its
+/// He-normal weights from the seed of its PreactConv2D, child j of the block.)
 template <class Scalar, class MemorySpace>
 auto make_preact_bottleneck(int c_in, int c_mid, int c_out, int stride = 1) {
-  using BN = BatchNorm<Scalar, MemorySpace>;
-  using E = ELU<Scalar, MemorySpace>;
+  using P = PreactConv2D<Scalar, MemorySpace>;
   using C = Conv2D<Scalar, MemorySpace>;
-  auto block = make_sequential(BN(c_in), E(), C(c_in, c_mid, 1), BN(c_mid), E(), C(c_mid, c_mid, 3, stride, 1),
-                               BN(c_mid), E(), C(c_mid, c_out, 1));
+  auto block = make_sequential(P(c_in, c_mid, 1), P(c_mid, c_mid, 3, stride, 1), P(c_mid, c_out, 1));
   return Residual<decltype(block), C>(block, C(c_in, c_out, 1, stride));
 }
 /// The same unit prepared for inputs of shape `in` (c_in = in.c).
@@ -232,11 +296,8 @@ auto make_preact_bottleneck(Shape4 const& in, int c_mid, int c_out, int stride =
 /// taking any (N, c, H, W) input.
 template <class Scalar, class MemorySpace>
 auto make_preact_bottleneck_identity(int c, int c_mid) {
-  using BN = BatchNorm<Scalar, MemorySpace>;
-  using E = ELU<Scalar, MemorySpace>;
-  using C = Conv2D<Scalar, MemorySpace>;
-  auto block = make_sequential(BN(c), E(), C(c, c_mid, 1), BN(c_mid), E(), C(c_mid, c_mid, 3, 1, 1), BN(c_mid), E(),
-                               C(c_mid, c, 1));
+  using P = PreactConv2D<Scalar, MemorySpace>;
+  auto block = make_sequential(P(c, c_mid, 1), P(c_mid, c_mid, 3, 1, 1), P(c_mid, c, 1));
   return Residual<decltype(block)>(block);
 }
 /// The same unit prepared for inputs of shape `in` (c = in.c).
@@ -257,10 +318,9 @@ auto make_preact_bottleneck_identity(Shape4 const& in, int c_mid) {
 /// make_preact_basic_identity for a parameter-free shortcut.
 template <class Scalar, class MemorySpace>
 auto make_preact_basic(int c_in, int c_out, int stride = 1) {
-  using BN = BatchNorm<Scalar, MemorySpace>;
-  using E = ELU<Scalar, MemorySpace>;
+  using P = PreactConv2D<Scalar, MemorySpace>;
   using C = Conv2D<Scalar, MemorySpace>;
-  auto block = make_sequential(BN(c_in), E(), C(c_in, c_out, 3, stride, 1), BN(c_out), E(), C(c_out, c_out, 3, 1, 1));
+  auto block = make_sequential(P(c_in, c_out, 3, stride, 1), P(c_out, c_out, 3, 1, 1));
   return Residual<decltype(block), C>(block, C(c_in, c_out, 1, stride));
 }
 /// The same unit prepared for inputs of shape `in` (c_in = in.c).
@@ -275,10 +335,8 @@ auto make_preact_basic(Shape4 const& in, int c_out, int stride = 1) {
 /// y = x + Conv3x3(ELU(BN(Conv3x3(ELU(BN(x)))))), taking any (N, c, H, W) input.
 template <class Scalar, class MemorySpace>
 auto make_preact_basic_identity(int c) {
-  using BN = BatchNorm<Scalar, MemorySpace>;
-  using E = ELU<Scalar, MemorySpace>;
-  using C = Conv2D<Scalar, MemorySpace>;
-  auto block = make_sequential(BN(c), E(), C(c, c, 3, 1, 1), BN(c), E(), C(c, c, 3, 1, 1));
+  using P = PreactConv2D<Scalar, MemorySpace>;
+  auto block = make_sequential(P(c, c, 3, 1, 1), P(c, c, 3, 1, 1));
   return Residual<decltype(block)>(block);
 }
 /// The same unit prepared for inputs of shape `in` (c = in.c).

@@ -198,8 +198,8 @@ class Sequential {
     check_argument(
         long(dparams.extent(0)) == num_params(), where,
         "dparams has " + std::to_string(dparams.extent(0)) + " elements, expected " + std::to_string(num_params()));
-    copy(space, dy, grads_[num_layers]);
-    backward(space, x, dx);
+    // dy goes straight to the last layer (no copy into output_gradient()).
+    backward_layers(space, x, dx, dy, [](long, long) {});
     if (num_params() > 0) Kokkos::deep_copy(space, dparams, dparams_);
   }
 
@@ -229,7 +229,7 @@ class Sequential {
     check_argument(prepared_, "lensing::nn::Sequential::backward", "call forward first");
     check_shape(x, shapes_[0], "lensing::nn::Sequential::backward", "x");
     if (dx.data() != nullptr) check_shape(dx, shapes_[0], "lensing::nn::Sequential::backward", "dx");
-    backward_layers(space, x, dx, [](long, long) {});
+    backward_layers(space, x, dx, grads_[num_layers], [](long, long) {});
   }
 
   /// backward() calling `done(first, last)` after each layer's backward has
@@ -245,7 +245,7 @@ class Sequential {
                   "this execution space");
     check_argument(prepared_, "lensing::nn::Sequential::backward_each_layer", "call forward first");
     check_shape(x, shapes_[0], "lensing::nn::Sequential::backward_each_layer", "x");
-    backward_layers(space, x, tensor_type(), done);
+    backward_layers(space, x, tensor_type(), grads_[num_layers], done);
   }
 
   // Implementation, public for nvcc.
@@ -261,12 +261,13 @@ class Sequential {
 
  private:
   template <class ExecutionSpace, class Done>
-  void backward_layers(ExecutionSpace const& space, tensor_type const& x, tensor_type const& dx, Done&& done) {
+  void backward_layers(ExecutionSpace const& space, tensor_type const& x, tensor_type const& dx, tensor_type const& dy,
+                       Done&& done) {
     detail::for_each_index(
         [&](auto r) {
           constexpr std::size_t i = num_layers - 1 - decltype(r)::value;
-          get<i>(layers_).backward(space, i == 0 ? x : acts_[i], acts_[i + 1], grads_[i + 1], i == 0 ? dx : grads_[i],
-                                   slice(dparams_, i));
+          get<i>(layers_).backward(space, i == 0 ? x : acts_[i], acts_[i + 1], i + 1 == num_layers ? dy : grads_[i + 1],
+                                   i == 0 ? dx : grads_[i], slice(dparams_, i));
           done(offsets_[i], offsets_[i + 1]);
         },
         std::index_sequence_for<L...>{});

@@ -34,7 +34,16 @@ struct ConvDims {
   bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
 };
 
+/// The output columns j in [lo, hi) whose input column j·s + off lies in [0, w).
+inline void valid_columns(long ow, long s, long off, long w, long& lo, long& hi) {
+  lo = off >= 0 ? 0 : (-off + s - 1) / s;
+  hi = w - 1 - off < 0 ? 0 : std::min(ow, (w - 1 - off) / s + 1);
+  if (lo > hi) lo = hi;
+}
+
 /// col (K x P, K = c·kh·kw, P = oh·ow) of one sample xs (c x h x w), zeros outside.
+/// Each row of the output is a zero head, a copy (contiguous for unit
+/// stride) and a zero tail: no bounds test per element.
 template <class Scalar>
 void im2col(ConvDims const& d, Scalar const* xs, Scalar* col) {
   long const p = d.oh * d.ow;
@@ -42,6 +51,9 @@ void im2col(ConvDims const& d, Scalar const* xs, Scalar* col) {
     for (long ki = 0; ki < d.kh; ++ki)
       for (long kj = 0; kj < d.kw; ++kj) {
         Scalar* row = col + ((c * d.kh + ki) * d.kw + kj) * p;
+        long const off = kj * d.dw - d.pw;
+        long lo, hi;
+        valid_columns(d.ow, d.sw, off, d.w, lo, hi);
         for (long i = 0; i < d.oh; ++i) {
           long const ih = i * d.sh - d.ph + ki * d.dh;
           Scalar* r = row + i * d.ow;
@@ -51,11 +63,17 @@ void im2col(ConvDims const& d, Scalar const* xs, Scalar* col) {
             continue;
           }
           Scalar const* xr = xs + (c * d.h + ih) * d.w;
-          long const off = kj * d.dw - d.pw;
-          for (long j = 0; j < d.ow; ++j) {
-            long const iw = j * d.sw + off;
-            r[j] = (iw >= 0 && iw < d.w) ? xr[iw] : Scalar(0);
+          for (long j = 0; j < lo; ++j)
+            r[j] = Scalar(0);
+          if (d.sw == 1) {
+            for (long j = lo; j < hi; ++j)
+              r[j] = xr[j + off];
+          } else {
+            for (long j = lo; j < hi; ++j)
+              r[j] = xr[j * d.sw + off];
           }
+          for (long j = hi; j < d.ow; ++j)
+            r[j] = Scalar(0);
         }
       }
 }
@@ -73,12 +91,17 @@ void col2im(ConvDims const& d, Scalar const* col, Scalar* dxs) {
         for (long i = 0; i < d.oh; ++i) {
           long const ih = i * d.sh - d.ph + ki * d.dh;
           if (ih < 0 || ih >= d.h) continue;
+          long const off = kj * d.dw - d.pw;
+          long lo, hi;
+          valid_columns(d.ow, d.sw, off, d.w, lo, hi);
           Scalar* xr = dxs + (c * d.h + ih) * d.w;
           Scalar const* r = row + i * d.ow;
-          long const off = kj * d.dw - d.pw;
-          for (long j = 0; j < d.ow; ++j) {
-            long const iw = j * d.sw + off;
-            if (iw >= 0 && iw < d.w) xr[iw] += r[j];
+          if (d.sw == 1) {
+            for (long j = lo; j < hi; ++j)
+              xr[j + off] += r[j];
+          } else {
+            for (long j = lo; j < hi; ++j)
+              xr[j * d.sw + off] += r[j];
           }
         }
       }

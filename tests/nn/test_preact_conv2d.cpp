@@ -1,0 +1,206 @@
+// PreactConv2D (BatchNorm, ELU and Conv2D fused into one layer) against the
+// three layers run one after the other with the same parameters and state:
+// forward, the input gradient and the parameter gradients, in training and
+// inference mode, for 1x1, 3x3 and strided 3x3 kernels, batch sizes that
+// change between calls; the pre-activated bottleneck unit (built of fused
+// layers) against the same unit written out layer by layer; and the fused
+// layer's gradients against central differences (double).
+#include <lensing/nn/preact_conv2d.hpp>
+#include <lensing/nn/residual.hpp>
+
+#include <lensing_test.hpp>
+
+#include "gradient_check.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace nn = lensing::nn;
+namespace lt = lensing::test;
+
+namespace {
+
+double max_abs(std::vector<double> const& v) {
+  double m = 0;
+  for (double x : v)
+    m = std::max(m, std::abs(x));
+  return m;
+}
+double max_diff(std::vector<double> const& a, std::vector<double> const& b) {
+  REQUIRE(a.size() == b.size());
+  double m = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
+}
+
+// Runs `fused` and `plain` (same parameters, state and mode) forward on x and
+// backward from dy, and compares y, dx and the parameter gradients.
+//
+// Error model (ε the scalar's unit roundoff).  Forward: both compute t = a x +
+// b' with a = γ/√(σ²+ε_BN), b' = β − a μ from the same statistics (the same
+// code), z = ELU(t) by the same function and y by the same GEMM calls on the
+// same col; the only freedom is the compiler contracting a x + b' into an FMA
+// in one path and not the other: |Δt| ≤ ε|t|, so |Δz| ≤ ε(|t| + 1) and
+// |Δy| ≤ Σ_K |W| |Δz| ≤ ε K max|W| (max|t| + 1) ≤ 4 ε K max|W| max(|y|, 1) for
+// the O(1) data here; we allow 4 ε K max|W| (max|y| + 1).  Backward: dz is
+// the same GEMM/col2im; dt = ELU'(t) dz differs like z; BatchNorm's channel
+// sums Σ dt and Σ dt (x − μ) are both accumulated in double (in another
+// order: an error of ~m·2⁻⁵³ relative to Σ|terms|, far below ε of the float
+// result) and rounded once, so dγ, dβ differ by ≤ 2ε of their size and dx =
+// a (dt − k0 − (x − μ) k1) by ≤ 4ε (|a||dt| + |a||k0| + |a||x − μ||k1|); the
+// weight gradients Σ dy col(z)ᵀ inherit Δz: ≤ 4ε P N max|dy| (max|z| + 1);
+// the bias gradients Σ dy are summed in double by the fused layer and in
+// float, serially, by Conv2D: they differ by ≤ P ε Σ|dy| per sample (P =
+// oh·ow), so the parameter gradients get max(K, P) in place of K.
+// We check each backward vector against 16 ε K max|·| (the K = C_in k_h k_w of the
+// convolution bounds the accumulation lengths that matter here by the same
+// factor as the forward bound).  A wrong fusion (a channel's a or b' swapped,
+// padding with ELU(b') instead of 0, the inference statistics in training, a
+// missing term of BatchNorm's dx) changes these values by O(1) relative.
+template <class S, class Space, class Fused, class Plain>
+void compare(Space const& space, Fused& fused, Plain& plain, nn::Shape4 in, long k, unsigned seed, std::string what) {
+  using Mem = typename Space::memory_space;
+  double const eps = std::numeric_limits<S>::epsilon();
+  nn::Tensor<S, Mem> x("x", in.n, in.c, in.h, in.w), dxf("dxf", in.n, in.c, in.h, in.w),
+      dxp("dxp", in.n, in.c, in.h, in.w);
+  nn::Shape4 const out = fused.output_shape(in);
+  CHECK(out == plain.output_shape(in));
+  nn::Tensor<S, Mem> yf("yf", out.n, out.c, out.h, out.w), yp("yp", out.n, out.c, out.h, out.w),
+      dy("dy", out.n, out.c, out.h, out.w);
+  lt::fill_normal(x, seed, 1.0);
+  lt::fill_normal(dy, seed + 1, 1.0);
+  // Shift x so that the channels' means differ from 0 (BatchNorm subtracts them).
+  {
+    auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), x);
+    for (std::size_t i = 0; i < h.size(); ++i)
+      h.data()[i] += S(0.3);
+    Kokkos::deep_copy(x, h);
+  }
+  nn::ParamVector<S, Mem> gf("gf", fused.num_params()), gp("gp", plain.num_params());
+  fused.forward(space, x, yf);
+  plain.forward(space, x, yp);
+  fused.backward(space, x, yf, dy, dxf, gf);
+  plain.backward(space, x, yp, dy, dxp, gp);
+  space.fence();
+  double const wmax = max_abs(lt::host_values(fused.parameters()));
+  auto const yfv = lt::host_values(yf), ypv = lt::host_values(yp);
+  double const ey = max_diff(yfv, ypv), ty = 4 * eps * double(k) * wmax * (max_abs(ypv) + 1);
+  auto const dxfv = lt::host_values(dxf), dxpv = lt::host_values(dxp);
+  double const edx = max_diff(dxfv, dxpv), tdx = 16 * eps * double(k) * max_abs(dxpv);
+  auto const gfv = lt::host_values(gf), gpv = lt::host_values(gp);
+  double const eg = max_diff(gfv, gpv), tg = 16 * eps * double(std::max<long>(k, long(out.h) * out.w)) * max_abs(gpv);
+  MESSAGE(what << ": |dy| " << ey << " (allowed " << ty << "), |ddx| " << edx << " (" << tdx << "), |dparams| " << eg
+               << " (" << tg << ")");
+  CHECK(ey <= ty);
+  CHECK(edx <= tdx);
+  CHECK(eg <= tg);
+  // The state (running statistics) moved the same way.
+  CHECK(max_diff(lt::host_values(fused.state()), lt::host_values(plain.state())) <=
+        4 * eps * (max_abs(lt::host_values(plain.state())) + 1));
+}
+
+}  // namespace
+
+LENSING_TEST_CASE_TEMPLATE("nn: PreactConv2D equals BatchNorm, ELU, Conv2D in sequence", Config, lt::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  using S = typename Config::scalar;
+  Space space;
+  struct Case {
+    int cin, cout, k, s, p;
+    nn::Shape4 in;
+  };
+  Case const cases[] = {{5, 7, 1, 1, 0, {4, 5, 6, 7}},   // 1x1: the GEMM reads z directly
+                        {3, 4, 3, 1, 1, {3, 3, 7, 6}},   // 3x3, padding: zeros of z, not ELU(b')
+                        {4, 6, 3, 2, 1, {5, 4, 9, 8}},   // strided
+                        {6, 3, 1, 2, 0, {2, 6, 5, 5}}};  // strided 1x1 (not pointwise)
+  unsigned seed = 10;
+  for (auto const& c : cases) {
+    for (bool training : {true, false}) {
+      nn::PreactConv2D<S, Mem> fused(c.cin, c.cout, c.k, c.s, c.p);
+      auto plain = nn::make_sequential(nn::BatchNorm<S, Mem>(c.cin), nn::ELU<S, Mem>(),
+                                       nn::Conv2D<S, Mem>(c.cin, c.cout, c.k, c.s, c.p));
+      CHECK(fused.num_params() == plain.num_params());
+      CHECK(fused.num_state() == plain.num_state());
+      fused.initialize(seed);
+      lt::fill_normal(fused.parameters(), seed + 2, 0.5);
+      // γ around 1 (of either sign), β around 0: random, as after training.
+      Kokkos::deep_copy(plain.parameters(), fused.parameters());
+      // Running statistics with nonzero mean and variance != 1 (what inference uses).
+      {
+        auto st = Kokkos::create_mirror_view(fused.state());
+        for (int i = 0; i < c.cin; ++i) {
+          st(i) = S(0.2 + 0.05 * i);
+          st(c.cin + i) = S(0.5 + 0.3 * i);
+        }
+        Kokkos::deep_copy(fused.state(), st);
+        Kokkos::deep_copy(plain.state(), st);
+      }
+      fused.set_training(training);
+      plain.set_training(training);
+      long const k = long(c.cin) * c.k * c.k;
+      std::string const what = std::string(Space::name()) + " k" + std::to_string(c.k) + " s" + std::to_string(c.s) +
+                               (training ? " training" : " inference");
+      compare<S>(space, fused, plain, c.in, k, seed, what);
+      // Another batch size, then the first again (buffers re-prepared).
+      nn::Shape4 small = c.in;
+      small.n = 2;
+      compare<S>(space, fused, plain, small, k, seed + 3, what + ", batch 2");
+      compare<S>(space, fused, plain, c.in, k, seed + 4, what + ", batch again");
+      seed += 10;
+    }
+  }
+}
+
+LENSING_TEST_CASE_TEMPLATE("nn: fused bottleneck unit equals the unit written layer by layer", Config, lt::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  using S = typename Config::scalar;
+  using BN = nn::BatchNorm<S, Mem>;
+  using E = nn::ELU<S, Mem>;
+  using C = nn::Conv2D<S, Mem>;
+  Space space;
+  nn::Shape4 const in{4, 6, 8, 8};
+  for (bool training : {true, false}) {
+    auto fused = nn::make_preact_bottleneck<S, Mem>(6, 3, 8, 2);
+    auto block = nn::make_sequential(BN(6), E(), C(6, 3, 1), BN(3), E(), C(3, 3, 3, 2, 1), BN(3), E(), C(3, 8, 1));
+    nn::Residual<decltype(block), C> plain(block, C(6, 8, 1, 2));
+    REQUIRE(fused.num_params() == plain.num_params());
+    REQUIRE(fused.num_state() == plain.num_state());
+    lt::fill_normal(fused.parameters(), 7, 0.5);
+    Kokkos::deep_copy(plain.parameters(), fused.parameters());
+    fused.set_training(training);
+    plain.set_training(training);
+    // The longest accumulation: the 3x3 convolution's K = 27, composed through three layers.
+    compare<S>(space, fused, plain, in, 3 * 27, 21,
+               std::string(Space::name()) + " bottleneck" + (training ? " training" : " inference"));
+  }
+  // The identity unit.
+  auto fused = nn::make_preact_bottleneck_identity<S, Mem>(8, 2);
+  auto block = nn::make_sequential(BN(8), E(), C(8, 2, 1), BN(2), E(), C(2, 2, 3, 1, 1), BN(2), E(), C(2, 8, 1));
+  nn::Residual<decltype(block)> plain(block);
+  lt::fill_normal(fused.parameters(), 8, 0.5);
+  Kokkos::deep_copy(plain.parameters(), fused.parameters());
+  compare<S>(space, fused, plain, nn::Shape4{3, 8, 5, 5}, 3 * 27, 31, std::string(Space::name()) + " identity unit");
+}
+
+LENSING_TEST_CASE_TEMPLATE("nn: PreactConv2D gradients", Config, lt::DoubleConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  Space space;
+  for (bool training : {true, false}) {
+    nn::PreactConv2D<double, Mem> layer(3, 4, 3, 2, 1);
+    layer.initialize(1);
+    lt::fill_normal(layer.parameters(), 2, 0.5);
+    layer.set_training(training);
+    auto r = lt::check_layer_gradients(space, layer, nn::Shape4{3, 3, 6, 5}, 3, 1e-5, 80);
+    MESSAGE("PreactConv2D " << (training ? "training" : "inference") << ": input grad err " << r.input_error
+                            << ", param grad err " << r.param_error);
+    CHECK(r.input_error < 1e-7);
+    CHECK(r.param_error < 1e-7);
+  }
+}
