@@ -27,10 +27,21 @@
 // uses.  --control: coverage lenses with the decoder's own sources, fitted
 // with the exact-decoder model (a well-specified control).
 //
+// The structured decoder-error model (the default, --error-model structured):
+// delta ~ N(0, K V K^T), v_j = tau_sky^2 + kappa^2 D_j^2 + gamma^2 |grad D|_j^2
+// (the error sits on the strokes, mostly at their edges), K a Gaussian
+// smoothing of sd kernel_sigma decoder pixels (the error is spatially
+// correlated): lensing::DecoderError of fit/decoded_source.hpp, with
+// (tau_sky, kappa, gamma, kernel_sigma) = kErrTau, kErrKappa, kErrGamma, kErrSigma fitted to
+// the held-out reconstructions x - dec(mu(x)) of the digits 2^40 + [0, N)
+// and checked on 2^40 + [N, 2N) by --calibrate-error N (predicted against
+// measured variance per brightness bin and of block sums at 1-8 pixels).
+// --error-model white: the iid model of sd kTau (or --tau).
+//
 //   lensed_digit_fit [--short] [--coverage-only] [--first-lens F] [--seed SEED] [--weights PATH]
 //                    [--starts K] [--chains C] [--warmup W] [--draws N] [--vi-iterations I]
 //                    [--iaf-iterations J] [--lenses L] [--out PREFIX] [--tau T] [--calibrate-tau N]
-//                    [--control]
+//                    [--control] [--error-model structured|white] [--calibrate-error N]
 //
 // Weights: by default digits_epoch6.weights here, the digits VAE of
 // examples/vae_source_prior after 6 of its 15 training epochs (a copy taken
@@ -107,8 +118,11 @@ namespace {
 
 struct Options {
   bool short_run = false, coverage_only = false, control = false, converge = false;
-  double tau = -1;        // < 0: the default (kTau); 0: no decoder-error term
-  int calibrate_tau = 0;  // > 0: measure tau on this many held-out digits and exit
+  double tau = -1;             // < 0: the default (kTau); 0: no decoder-error term
+  int calibrate_tau = 0;       // > 0: measure tau on this many held-out digits and exit
+  int calibrate_error = 0;     // > 0: fit and check the structured error model on 2 x this many held-out digits
+  bool white = false;          // --error-model white: the iid decoder-error model
+  int error_iterations = 100;  // L-BFGS iterations of the decoder-error MAP
   std::uint64_t seed = 3;
   std::string weights = LENSED_DIGIT_FIT_DIR "/digits_epoch6.weights";
   int first_lens = 0;
@@ -123,7 +137,8 @@ void usage(std::FILE* f) {
       "K] "
       "[--chains C] [--warmup W]\n"
       "                        [--draws N] [--vi-iterations I] [--iaf-iterations J] [--lenses L] [--out PREFIX]\n"
-      "                        [--tau T] [--calibrate-tau N] [--control] [--help]\n"
+      "                        [--tau T] [--calibrate-tau N] [--control] [--error-model M] [--calibrate-error N]\n"
+      "                        [--help]\n"
       "  --short            ctest case: 48x48 pixels, one lens, MAP + Laplace only\n"
       "  --seed SEED        noise, starts, chains and the coverage lenses (default 3)\n"
       "  --weights PATH     trained VAE (default examples/lensed_digit_fit/digits_epoch6.weights, the digits\n"
@@ -139,8 +154,13 @@ void usage(std::FILE* f) {
       "  --coverage-only    skip the main lens (its fits, table rows and PNGs): the coverage study alone\n"
       "  --first-lens F     the coverage lenses are F .. F + L - 1 (default 0; to split the study over processes)\n"
       "  --out PREFIX       PREFIX_table.md, PREFIX_coverage.csv, PREFIX_*.png (default lensed_digit_fit)\n"
-      "  --tau T            sd of the decoder-error term per decoder pixel (stroke brightness 1; default the\n"
-      "                     held-out reconstruction RMS measured by --calibrate-tau), 0: exact-decoder model only\n"
+      "  --error-model M    the decoder-error term: 'structured' (default: correlated, growing with the decoded\n"
+      "                     brightness, fitted by --calibrate-error) or 'white' (iid of sd --tau)\n"
+      "  --tau T            white model: sd of the decoder-error term per decoder pixel (stroke brightness 1;\n"
+      "                     default the held-out reconstruction RMS measured by --calibrate-tau); 0: no\n"
+      "                     decoder-error term (either model), the exact-decoder fit only\n"
+      "  --calibrate-error N  fit the structured model on N held-out digits, check it on the next N, and exit\n"
+      "  --error-iterations N L-BFGS iterations of the decoder-error MAP from the exact-decoder MAP (default 100)\n"
       "  --calibrate-tau N  print the per-pixel RMS of x - dec(enc(x)) over N held-out digits and exit\n"
       "  --control          coverage lenses whose sources are the decoder's own (dec(z), z ~ N(0, I)),\n"
       "                     fitted with the exact-decoder model: the well-specified control\n"
@@ -201,6 +221,14 @@ Options parse(int argc, char** argv) {
       o.tau = parse_real(a, value(), 0, 10);
     } else if (a == "--calibrate-tau") {
       o.calibrate_tau = int(parse_integer(a, value(), 1, 100000));
+    } else if (a == "--calibrate-error") {
+      o.calibrate_error = int(parse_integer(a, value(), 10, 100000));
+    } else if (a == "--error-iterations") {
+      o.error_iterations = int(parse_integer(a, value(), 1, 100000));
+    } else if (a == "--error-model") {
+      std::string const m = value();
+      if (m != "structured" && m != "white") bad("--error-model must be 'structured' or 'white', got '" + m + "'");
+      o.white = m == "white";
     } else if (a == "--control") {
       o.control = true;
     } else if (a == "--converge") {
@@ -215,6 +243,7 @@ Options parse(int argc, char** argv) {
   if (o.short_run && !set_lenses) o.lenses = 0;
   if (o.coverage_only && o.lenses == 0) bad("--coverage-only needs --lenses L with L > 0");
   if (o.control && !o.coverage_only) bad("--control needs --coverage-only");
+  if (o.tau > 0 && !o.white) bad("--tau T > 0 sets the white model's sd: it needs --error-model white");
   return o;
 }
 
@@ -249,6 +278,18 @@ constexpr std::uint64_t kFirstIndex = std::uint64_t(1) << 41;
 // vae_source_prior, disjoint from the lenses' 2^41 + i), measured by
 // `lensed_digit_fit --calibrate-tau 500` with the default weights.
 constexpr double kTau = 0.0563;
+// The structured decoder-error model (lensing::DecoderError): variance
+// kErrTau^2 + kErrKappa^2 D^2 + kErrGamma^2 |grad D|^2 per decoder pixel
+// (D the decoded brightness, stroke 1; gradient per pixel), correlated by a
+// Gaussian kernel of sd kErrSigma decoder pixels; fitted by
+// `lensed_digit_fit --calibrate-error 500` on the held-out digits 2^40 +
+// [0, 500) and checked on 2^40 + [500, 1000), all disjoint from the lenses
+// (the edge term dominates: on a stroke's edge |grad D| ~ 0.3-0.5).
+constexpr double kErrTau = 0.0172;
+constexpr double kErrKappa = 0.0338;
+constexpr double kErrSigma = 0.5;
+constexpr double kErrGamma = 0.2593;
+lensing::DecoderError structured_error() { return {kErrTau, kErrKappa, kErrSigma, kErrGamma}; }
 
 // A Gaussian PSF of FWHM `fwhm` sampled at pixel centres, truncated at
 // round(5 sigma) pixels and normalised: the weights of psf/gaussian_filter.hpp
@@ -481,7 +522,8 @@ struct Fits {
 // finding of the mode.
 Fits fit_both(Space const& space, LensCase const& c, std::shared_ptr<Decoder> const& net, int starts,
               std::uint64_t seed, Effort effort, bool learned_near_truth, std::unique_ptr<SersicPost>& sp,
-              std::unique_ptr<LearnedPost>& lp, double tau, std::unique_ptr<LearnedPost>& mp) {
+              std::unique_ptr<LearnedPost>& lp, double tau, std::unique_ptr<LearnedPost>& mp, bool white = true,
+              int error_iterations = 100) {
   Fits f;
   sp = std::make_unique<SersicPost>(SerLike(c.obs, c.data, c.noise, c.mask), sersic_table());
   std::vector<std::vector<double>> s_starts;
@@ -534,11 +576,25 @@ Fits fit_both(Space const& space, LensCase const& c, std::shared_ptr<Decoder> co
   if (tau > 0) {
     // The decoder-error model (source amp D(z) + delta, delta ~ N(0, tau^2 I)
     // marginalised), from the exact-decoder MAP.
-    mp = std::make_unique<LearnedPost>(PixLike(c.obs, c.data, c.noise, c.mask), lens_table(), dec,
-                                       P::log_uniform(0.1, 10), c.correction(), tau);
-    f.marginal = run_map(space, *mp, {f.learned.q}, Effort::marginal);
-    char name[128];
-    std::snprintf(name, sizeof name, "learned source + decoder error (tau %.3g): MAP + Laplace", tau);
+    // (white: delta ~ N(0, tau^2 I); structured: N(0, K V K^T), structured_error()).
+    char name[160];
+    if (white) {
+      mp = std::make_unique<LearnedPost>(PixLike(c.obs, c.data, c.noise, c.mask), lens_table(), dec,
+                                         P::log_uniform(0.1, 10), c.correction(), tau);
+      std::snprintf(name, sizeof name, "learned source + white decoder error (tau %.3g): MAP + Laplace", tau);
+    } else {
+      auto const e = structured_error();
+      mp = std::make_unique<LearnedPost>(PixLike(c.obs, c.data, c.noise, c.mask), lens_table(), dec,
+                                         P::log_uniform(0.1, 10), c.correction(), e);
+      std::snprintf(
+          name, sizeof name,
+          "learned source + structured decoder error (tau %.3g, kappa %.3g, gamma %.3g, kernel %.2g px): MAP + "
+          "Laplace",
+          e.tau, e.kappa, e.gamma, e.kernel_sigma);
+    }
+    auto mo = map_options(mp->start_scales(), Effort::marginal);
+    mo.optimize.max_iterations = error_iterations;
+    f.marginal = lensing::find_map(space, *mp, {f.learned.q}, mo);
     f.marginal_laplace = laplace_summary(name, *mp, f.marginal, mp->lens_posterior().transform(0));
     c.obs.render(space, mp->corrected_model_at(space, f.marginal.q), model);
     space.fence();
@@ -607,11 +663,232 @@ int calibrate_tau(Space const& space, Options const& o) {
   return 0;
 }
 
+// Held-out reconstructions of the VAE: x and D = dec(mu_enc(x)) for the
+// digits 2^40 + [first, first + n) (32 x 32, stroke brightness 1).
+struct Reconstructions {
+  std::vector<std::vector<double>> x, d;
+};
+template <class Enc, class Dec>
+Reconstructions reconstruct(Space const& space, Enc& enc, Dec& dec, int first, int n) {
+  int const ns = vae_model::image_size, np = ns * ns, nz = vae_model::latent_dim;
+  lensing::nn::Tensor<vae_model::Scalar, Mem> x("x", 1, 1, ns, ns), z("z", 1, nz, 1, 1);
+  auto hx = Kokkos::create_mirror_view(x);
+  auto hz = Kokkos::create_mirror_view(z);
+  std::vector<float> px(static_cast<std::size_t>(np));
+  Reconstructions r;
+  for (int i = first; i < first + n; ++i) {
+    std::uint64_t const index = (std::uint64_t(1) << 40) + std::uint64_t(i);
+    lensing::simulate::render_digit<float>(lensing::simulate::make_digit(int(index % 10), kDigitSeed, index), ns,
+                                           px.data());
+    std::copy(px.begin(), px.end(), hx.data());
+    Kokkos::deep_copy(x, hx);
+    auto const e = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), enc.forward(space, x));
+    for (int j = 0; j < nz; ++j)
+      hz.data()[j] = e.data()[j];
+    Kokkos::deep_copy(z, hz);
+    auto const y = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), dec.forward(space, z));
+    r.x.emplace_back(px.begin(), px.end());
+    r.d.emplace_back(y.data(), y.data() + np);
+  }
+  return r;
+}
+
+// The structured decoder-error model (lensing::DecoderError) against held-out
+// reconstruction errors e = x - a D (a the least-squares flux scale of each
+// image, as the lens fit's free flux scale absorbs a global brightness
+// error; D = dec(mu_enc(x)), s = a D):
+//  - the model's variance of e_j is P_j = sum_i K_ji^2 v_i = tau^2 (K^2 * 1)_j
+//    + kappa^2 (K^2 * s^2)_j + gamma^2 (K^2 * |grad s|^2)_j (K^2: the kernel
+//    squared), linear in (tau^2, kappa^2, gamma^2): weighted least squares of
+//    e_j^2 on the three maps (weights 1 / P_j^2, iterated: var(e^2) = 2 P^2
+//    for a Gaussian e; a negative coefficient is set to 0 and the rest refitted);
+//  - kernel_sigma on a grid of 0.1 px: the one whose fitted model best
+//    predicts the variance of the sums of e over b x b blocks, b = 2, 4, 8
+//    (least squares of the log ratios; the predicted variance of a block sum
+//    is sum_i v_i (K 1_B)_i^2), i.e. the correlations at the scales a lensed
+//    image resolves (0.1" image pixels are 2 decoder pixels).
+// The check, on the next N digits: measured / predicted variance (i) per
+// pixel, in bins of the decoded brightness s, and (ii) of block sums, b =
+// 2, 4, 8, 32 (the whole image), for the compiled-in model (kErr*), the one
+// just fitted, and the white model (kTau).  "error model check: ok" when
+// every ratio of the compiled-in model at the pixel bins and b <= 8 lies in
+// [0.6, 1.67] (a factor 1.67 either way; the white model misses it by up to 8x).
+int calibrate_error(Space const& space, Options const& o) {
+  if (o.weights == "untrained") bad("--calibrate-error needs trained weights");
+  auto enc = vae_model::load_encoder(o.weights);
+  auto dec = vae_model::load_decoder(o.weights);
+  int const n = o.calibrate_error, ns = vae_model::image_size, np = ns * ns;
+  auto const sz = static_cast<std::size_t>(np);
+  // Residuals and model images s = a D of a set.
+  struct Set {
+    std::vector<std::vector<double>> e, s;
+  };
+  auto make_set = [&](Reconstructions const& r) {
+    Set out;
+    for (std::size_t i = 0; i < r.x.size(); ++i) {
+      double xd = 0, dd = 0;
+      for (std::size_t p = 0; p < sz; ++p)
+        xd += r.x[i][p] * r.d[i][p], dd += r.d[i][p] * r.d[i][p];
+      double const a = dd > 0 ? xd / dd : 1.0;
+      std::vector<double> e(sz), s(sz);
+      for (std::size_t p = 0; p < sz; ++p)
+        s[p] = a * r.d[i][p], e[p] = r.x[i][p] - s[p];
+      out.e.push_back(std::move(e));
+      out.s.push_back(std::move(s));
+    }
+    return out;
+  };
+  Set const fit = make_set(reconstruct(space, enc, dec, 0, n)), chk = make_set(reconstruct(space, enc, dec, n, n));
+  // The three variance maps of one image under kernel sd sigma.
+  auto features = [&](double sigma, std::vector<double> const& s) {
+    auto k = lensing::detail::decoder_error_kernel(sigma);
+    for (auto& x : k)
+      x *= x;
+    std::vector<std::vector<double>> f(3, std::vector<double>(sz));
+    std::vector<double> tmp(sz);
+    for (int q = 0; q < 3; ++q) {
+      lensing::DecoderError const unit{q == 0 ? 1.0 : 0.0, q == 1 ? 1.0 : 0.0, 0, q == 2 ? 1.0 : 0.0};
+      auto const v = lensing::detail::decoder_error_variance(unit, ns, ns, s.data());
+      lensing::detail::decoder_error_smooth(k, ns, ns, v.data(), f[std::size_t(q)].data(), tmp.data());
+    }
+    return f;
+  };
+  auto fit_amplitudes = [&](double sigma) {
+    std::vector<std::vector<std::vector<double>>> feats;
+    for (auto const& s : fit.s)
+      feats.push_back(features(sigma, s));
+    double c[3] = {kTau * kTau, 0, 0};
+    for (int it = 0; it < 8; ++it) {
+      bool on[3] = {true, true, true};
+      for (int pass = 0; pass < 3; ++pass) {
+        Eigen::Matrix3d a = Eigen::Matrix3d::Zero();
+        Eigen::Vector3d b = Eigen::Vector3d::Zero();
+        for (std::size_t i = 0; i < feats.size(); ++i)
+          for (std::size_t p = 0; p < sz; ++p) {
+            double f[3], pr = 0;
+            for (int q = 0; q < 3; ++q)
+              f[q] = on[q] ? feats[i][std::size_t(q)][p] : 0.0, pr += c[q] * feats[i][std::size_t(q)][p];
+            pr = std::max(pr, 1e-10);
+            double const w = 1 / (pr * pr), y = fit.e[i][p] * fit.e[i][p];
+            for (int q = 0; q < 3; ++q) {
+              b[q] += w * f[q] * y;
+              for (int r = 0; r < 3; ++r)
+                a(q, r) += w * f[q] * f[r];
+            }
+          }
+        for (int q = 0; q < 3; ++q)
+          if (!on[q]) a(q, q) = 1;
+        Eigen::Vector3d const x = a.ldlt().solve(b);
+        bool neg = false;
+        for (int q = 0; q < 3; ++q)
+          if (on[q] && x[q] < 0) on[q] = false, neg = true;
+        if (!neg || pass == 2) {
+          for (int q = 0; q < 3; ++q)
+            c[q] = on[q] ? std::max(0.0, x[q]) : 0.0;
+          break;
+        }
+      }
+      c[0] = std::max(c[0], 1e-8);
+    }
+    return lensing::DecoderError{std::sqrt(c[0]), std::sqrt(c[1]), sigma, std::sqrt(c[2])};
+  };
+  // Measured / predicted variance: 4 brightness bins of s, then block sums b = 2, 4, 8, 32.
+  int const blocks[] = {2, 4, 8, 32};
+  auto ratios = [&](lensing::DecoderError const& m, Set const& set) {
+    auto const k = lensing::detail::decoder_error_kernel(m.kernel_sigma);
+    std::vector<std::vector<std::vector<double>>> u(4);  // (K 1_B)^2 per block
+    std::vector<double> ind(sz), tmp(sz);
+    for (int b = 0; b < 4; ++b)
+      for (int by = 0; by < ns; by += blocks[b])
+        for (int bx = 0; bx < ns; bx += blocks[b]) {
+          std::fill(ind.begin(), ind.end(), 0.0);
+          for (int iy = by; iy < by + blocks[b]; ++iy)
+            for (int ix = bx; ix < bx + blocks[b]; ++ix)
+              ind[std::size_t(iy) * ns + ix] = 1;
+          std::vector<double> o2(sz);
+          lensing::detail::decoder_error_smooth(k, ns, ns, ind.data(), o2.data(), tmp.data());
+          for (auto& x : o2)
+            x *= x;
+          u[std::size_t(b)].push_back(std::move(o2));
+        }
+    double const edges[] = {-HUGE_VAL, 0.1, 0.4, 0.7, HUGE_VAL};
+    std::vector<double> meas(8, 0.0), pred(8, 0.0);
+    auto k2 = k;
+    for (auto& x : k2)
+      x *= x;
+    for (std::size_t i = 0; i < set.e.size(); ++i) {
+      auto const& e = set.e[i];
+      auto const v = lensing::detail::decoder_error_variance(m, ns, ns, set.s[i].data());
+      std::vector<double> pv(sz);
+      lensing::detail::decoder_error_smooth(k2, ns, ns, v.data(), pv.data(), tmp.data());
+      for (std::size_t p = 0; p < sz; ++p) {
+        int bin = 0;
+        while (!(set.s[i][p] < edges[bin + 1]))
+          ++bin;
+        meas[std::size_t(bin)] += e[p] * e[p], pred[std::size_t(bin)] += pv[p];
+      }
+      for (int b = 0; b < 4; ++b) {
+        int const nb = ns / blocks[b];
+        for (int by = 0; by < nb; ++by)
+          for (int bx = 0; bx < nb; ++bx) {
+            double sum = 0, pr = 0;
+            for (int iy = by * blocks[b]; iy < (by + 1) * blocks[b]; ++iy)
+              for (int ix = bx * blocks[b]; ix < (bx + 1) * blocks[b]; ++ix)
+                sum += e[std::size_t(iy) * ns + ix];
+            auto const& ub = u[std::size_t(b)][std::size_t(by) * nb + bx];
+            for (std::size_t p = 0; p < sz; ++p)
+              pr += v[p] * ub[p];
+            meas[std::size_t(4 + b)] += sum * sum, pred[std::size_t(4 + b)] += pr;
+          }
+      }
+    }
+    std::vector<double> r(8);
+    for (std::size_t q = 0; q < 8; ++q)
+      r[q] = meas[q] / pred[q];
+    return r;
+  };
+  lensing::DecoderError fitted{};
+  double best = HUGE_VAL;
+  for (int t = 0; t <= 25; ++t) {
+    auto const m = fit_amplitudes(0.1 * t);
+    auto const r = ratios(m, fit);
+    double obj = 0;
+    for (int q = 4; q < 7; ++q)
+      obj += std::pow(std::log(r[std::size_t(q)]), 2);
+    if (obj < best) best = obj, fitted = m;
+  }
+  lensing::DecoderError const compiled = structured_error(), white{kTau, 0, 0, 0};
+  std::printf(
+      "structured error model fitted on %d held-out digits (2^40 + [0, %d)): tau_sky %.4f, kappa %.4f, gamma %.4f, "
+      "kernel sd %.1f px; compiled-in: %.4f, %.4f, %.4f, %.1f px\n",
+      n, n, fitted.tau, fitted.kappa, fitted.gamma, fitted.kernel_sigma, compiled.tau, compiled.kappa, compiled.gamma,
+      compiled.kernel_sigma);
+  std::printf("check on the next %d held-out digits (2^40 + [%d, %d)), measured / predicted variance:\n", n, n, 2 * n);
+  auto show = [&](lensing::DecoderError const& m, char const* what) {
+    auto const r = ratios(m, chk);
+    bool in_band = true;
+    for (int q = 0; q < 7; ++q)
+      in_band = in_band && r[std::size_t(q)] >= 0.6 && r[std::size_t(q)] <= 1.67;
+    std::printf(
+        "  %s (tau %.4f, kappa %.4f, gamma %.4f, kernel %.1f px): pixels with s in (-inf, 0.1) %.2f, [0.1, 0.4) %.2f, "
+        "[0.4, 0.7) %.2f, [0.7, inf) %.2f; block sums b = 2: %.2f, 4: %.2f, 8: %.2f, 32: %.2f (%s)\n",
+        what, m.tau, m.kappa, m.gamma, m.kernel_sigma, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
+        in_band ? "all but b = 32 in [0.6, 1.67]" : "NOT all in [0.6, 1.67] (b <= 8)");
+    return in_band;
+  };
+  bool const ok = show(compiled, "compiled-in structured");
+  show(fitted, "fitted structured");
+  show(white, "white");
+  std::printf("error model check: %s\n", ok ? "ok" : "FAILED");
+  return ok ? 0 : 1;
+}
+
 int run(Options const& o) {
   Space space;
   auto const t0 = std::chrono::steady_clock::now();
   Setup const st = o.short_run ? Setup{48, 0.13, 2, 0.15} : Setup{64, 0.1, 2, 0.15};
   if (o.calibrate_tau > 0) return calibrate_tau(space, o);
+  if (o.calibrate_error > 0) return calibrate_error(space, o);
   // The short run fits the decoder-error model only when --tau is given (its
   // evaluations cost ~10x the exact decoder's: see fit/decoded_source.hpp).
   double const tau = o.tau >= 0 ? o.tau : (o.short_run ? 0.0 : kTau);
@@ -639,7 +916,7 @@ int run(Options const& o) {
     std::unique_ptr<SersicPost> sp;
     std::unique_ptr<LearnedPost> lp, mp;
     Fits f = fit_both(space, c, net, o.short_run ? 0 : o.starts, o.seed, o.short_run ? Effort::quick : Effort::full,
-                      false, sp, lp, tau, mp);
+                      false, sp, lp, tau, mp, o.white, o.error_iterations);
     std::vector<ThetaSummary> table{f.learned_laplace};
     if (tau > 0) {
       table.push_back(f.marginal_laplace);
@@ -820,8 +1097,9 @@ int run(Options const& o) {
       LensCase const ci(space, st, t, o.seed * 1000 + std::uint64_t(i) + 1);
       std::unique_ptr<SersicPost> spi;
       std::unique_ptr<LearnedPost> lpi, mpi;
-      Fits const fi = fit_both(space, ci, net, 0, o.seed + 17 * std::uint64_t(i),
-                               o.converge ? Effort::coverage : Effort::quick, true, spi, lpi, tau_cov, mpi);
+      Fits const fi =
+          fit_both(space, ci, net, 0, o.seed + 17 * std::uint64_t(i), o.converge ? Effort::coverage : Effort::quick,
+                   true, spi, lpi, tau_cov, mpi, o.white, o.error_iterations);
       double const th = t.lens[0];
       in68 += fi.learned_laplace.covers68(th), in95 += fi.learned_laplace.covers95(th);
       s68 += fi.sersic_laplace.covers68(th), s95 += fi.sersic_laplace.covers95(th);
