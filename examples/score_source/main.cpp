@@ -5,12 +5,12 @@
 // likelihood score (Adam et al. 2022, arXiv:2211.03812), compared with the
 // regularised linear inversion on the same images, with TARP coverage.
 //
-//   score_source train  [--steps S] [--batch B] [--lr LR] [--seed SEED] [--base C] [--out DIR] [--resume]
+//   score_source train  [--steps S] [--batch B] [--lr LR] [--seed SEED] [--base C] [--size N] [--out DIR] [--resume]
 //   score_source sample [--test N] [--chains K] [--group G] [--noise-levels N] [--steps-per-level M]
 //                       [--last-steps M] [--eta E] [--last-eta E] [--floor V] [--sigma-max S] [--sigma-min S]
 //                       [--precond dense|diag] [--sampler al|pc] [--explicit-likelihood] [--factor-double]
 //                       [--no-denoise] [--final-plain] [--plain-likelihood] [--prior unet|gaussian]
-//                       [--seed SEED] [--base C] [--out DIR] [--weights FILE]
+//                       [--seed SEED] [--base C] [--size N] [--out DIR] [--weights FILE]
 //   score_source --short [--prior unet|gaussian] [--out DIR] (and the sampler options)
 //
 // Data (the setting of examples/rim_source): a 32 x 32 source grid of 0.05"
@@ -21,6 +21,9 @@
 // 0.075" (2 x 2 sub-pixels), Gaussian PSF FWHM 0.12"; Gaussian noise sigma_n =
 // peak(L s) / SNR, SNR log-uniform in [15, 60].  L is the lensing operator
 // of inversion/lensing_operator.hpp (lensing + PSF on the pixelated source).
+// --size 64: a 64 x 64 source grid of 0.025" and a 128 x 128 image of
+// 0.0375" over the same fields (same galaxies, lenses, PSF FWHM and SNR);
+// examples/score_source/score64.weights is the network trained there.
 //
 // Training (train): the U-Net (base C channels, 2 levels, sigma_data 0.2) on
 // fresh galaxies at every step (a DataSource of this file feeding nn::fit):
@@ -162,6 +165,7 @@ struct Options {
   double lr = 2e-3;
   std::uint64_t seed = 2026;
   int base = 8;
+  int size = 32;  // source grid size (image 2 size): 32 or 64 (--short: 16)
   std::string out = "score_out";
   bool resume = false;
   int test = 100, chains = 12, group = 6, noise_levels = 8, steps_per_level = 10;
@@ -186,13 +190,14 @@ struct Options {
 void usage(std::FILE* f) {
   std::fprintf(
       f,
-      "usage: score_source train  [--steps S] [--batch B] [--lr LR] [--seed SEED] [--base C] [--out DIR] [--resume]\n"
+      "usage: score_source train  [--steps S] [--batch B] [--lr LR] [--seed SEED] [--base C] [--size N] [--out DIR]\n"
+      "                           [--resume]\n"
       "       score_source sample [--test N] [--chains K] [--group G] [--noise-levels N] [--steps-per-level M]\n"
       "                           [--last-steps M] [--eta E] [--last-eta E] [--floor V] [--sigma-max S]\n"
       "                           [--sigma-min S] [--precond dense|diag] [--curvature-step] [--cap K]\n"
       "                           [--sampler al|pc] [--factor-double] [--explicit-likelihood]\n"
       "                           [--no-denoise] [--final-plain] [--plain-likelihood] [--prior unet|gaussian]\n"
-      "                           [--seed SEED] [--base C] [--out DIR] [--weights FILE]\n"
+      "                           [--seed SEED] [--base C] [--size N] [--out DIR] [--weights FILE]\n"
       "       score_source --short [--prior unet|gaussian] [--out DIR] (and the sampler options)\n"
       "  train: denoising score matching on procedural galaxies (default 20000 steps of 32, lr 2e-3, base 8)\n"
       "  sample: annealed Langevin posterior of the source behind a known lens on N held-out images\n"
@@ -201,6 +206,7 @@ void usage(std::FILE* f) {
       "          DIR/score.weights); --prior gaussian: the Gaussian stand-in, whose exact posterior the chains\n"
       "          are compared with; --sampler pc: predictor-corrector (dense only; starts from the stand-in's\n"
       "          posterior at sigma_max, then a reverse-diffusion step and the corrector steps per level)\n"
+      "  --size N: source grid N x N (32 or 64; default 32), image 2N x 2N over the same field\n"
       "  --short: ctest mode (tiny problem, brief training, checks, 'short run: ok')\n"
       "threads: set OMP_NUM_THREADS.\n");
 }
@@ -243,6 +249,9 @@ Options parse(int argc, char** argv) {
       o.seed = std::uint64_t(parse_integer(a, value(), 0, 9000000000000000000L));
     } else if (a == "--base") {
       o.base = int(parse_integer(a, value(), 1, 256));
+    } else if (a == "--size") {
+      o.size = int(parse_integer(a, value(), 32, 64));
+      if (o.size != 32 && o.size != 64) bad("--size must be 32 or 64, got " + std::to_string(o.size));
     } else if (a == "--out") {
       o.out = value();
       if (o.out.empty()) bad("--out needs a non-empty directory name");
@@ -304,6 +313,7 @@ Options parse(int argc, char** argv) {
   }
   if (o.mode.empty()) bad("give a mode: train, sample or --short");
   if (o.resume && o.mode != "train") bad("--resume is for the train mode");
+  if (o.mode == "short" && o.size != 32) bad("--size is not for --short (its source grid is 16 x 16)");
   if (o.weights.empty()) o.weights = o.out + "/score.weights";
   if (o.denoise && o.final_plain)
     bad("the final denoising step needs the widened likelihood at the last level: --final-plain needs --no-denoise");
@@ -340,8 +350,10 @@ struct Setting {
   Kokkos::View<double**, Kokkos::LayoutRight, Kokkos::HostSpace> mask;
   sim::GalaxyModel<double> galaxy;
 
-  explicit Setting(bool small) {
-    int const ni = small ? 32 : 64, ns = small ? 16 : 32;
+  // small: the ctest problem (16 x 16 source); else an n x n source of the
+  // same 1.6" field and a 2n x 2n image of the same 4.8" field.
+  Setting(bool small, int n) {
+    int const ns = small ? 16 : n, ni = 2 * ns;
     image = lensing::PixelGrid<double>(ni, ni, 4.8 / ni, 2);
     source = lensing::PixelGrid<double>(ns, ns, 1.6 / ns);
     psf = lensing::gaussian_psf_kernel<double>(small ? 0.24 : 0.12, image.pixel_scale(), 3.0);
@@ -1541,7 +1553,7 @@ int run(Options o) {
   namespace fs = std::filesystem;
   fs::create_directories(o.out);
   bool const small = o.mode == "short";
-  Setting const st(small);
+  Setting const st(small, o.size);
   if (small) {
     o.base = 4;
     o.steps = 120;
