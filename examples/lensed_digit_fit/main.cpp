@@ -66,7 +66,7 @@
 // MAP's lens (z = 0) must recover theta_E within 0.01" and reach a chi^2 per
 // pixel below the Sersic MAP's by 10 % (no IAF VI: a useful one takes
 // hundreds of ~10-70 ms gradients, far over the short mode's budget; and no
-// decoder-error fit unless --tau is given: ~200 gradients of ~0.2 s).
+// decoder-error fit unless --error-model white --tau T is given: ~200 gradients of ~0.2 s).
 // Checks of the full run (printed): the same for the main lens, and
 // the 95 % coverage over the lenses (of the decoder-error fit when tau > 0,
 // else of the exact-decoder fit) within 2 binomial sd of 0.95.
