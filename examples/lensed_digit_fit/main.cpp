@@ -615,54 +615,6 @@ std::string row(ThetaSummary const& s) {
   return b;
 }
 
-// tau for the decoder-error term, measured without the lenses: the per-pixel
-// RMS of x - dec(mu(x)) over the VAE's held-out digits 2^40 + [0, N) (32 x 32,
-// stroke brightness 1; mu the encoder's mean), printed with the RMS over the
-// pixels with ink (x > 0.05) and the spread over images.
-int calibrate_tau(Space const& space, Options const& o) {
-  if (o.weights == "untrained") bad("--calibrate-tau needs trained weights");
-  auto enc = vae_model::load_encoder(o.weights);
-  auto dec = vae_model::load_decoder(o.weights);
-  int const ns = vae_model::image_size, np = ns * ns, nz = vae_model::latent_dim;
-  lensing::nn::Tensor<vae_model::Scalar, Mem> x("x", 1, 1, ns, ns), z("z", 1, nz, 1, 1);
-  auto hx = Kokkos::create_mirror_view(x);
-  auto hz = Kokkos::create_mirror_view(z);
-  double sum = 0, sum_ink = 0;
-  long n_ink = 0;
-  std::vector<double> per_image;
-  std::uint64_t const first = std::uint64_t(1) << 40;
-  std::vector<float> px(static_cast<std::size_t>(np));
-  for (int i = 0; i < o.calibrate_tau; ++i) {
-    std::uint64_t const index = first + std::uint64_t(i);
-    lensing::simulate::render_digit<float>(lensing::simulate::make_digit(int(index % 10), kDigitSeed, index), ns,
-                                           px.data());
-    std::copy(px.begin(), px.end(), hx.data());
-    Kokkos::deep_copy(x, hx);
-    auto const e = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), enc.forward(space, x));
-    for (int j = 0; j < nz; ++j)
-      hz.data()[j] = e.data()[j];  // the mean: the first latent_dim outputs
-    Kokkos::deep_copy(z, hz);
-    auto const y = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), dec.forward(space, z));
-    double si = 0;
-    for (int p = 0; p < np; ++p) {
-      double const r = double(px[std::size_t(p)]) - double(y.data()[p]);
-      si += r * r;
-      if (px[std::size_t(p)] > 0.05f) sum_ink += r * r, ++n_ink;
-    }
-    sum += si;
-    per_image.push_back(std::sqrt(si / np));
-  }
-  std::sort(per_image.begin(), per_image.end());
-  std::printf(
-      "tau calibration on %d held-out digits (2^40 + [0, %d)): per-pixel RMS of x - dec(mu(x)) %.5f; over ink pixels "
-      "(x > 0.05) %.5f; per image median %.5f, 10-90 %% [%.5f, %.5f]\n",
-      o.calibrate_tau, o.calibrate_tau, std::sqrt(sum / (double(np) * o.calibrate_tau)),
-      n_ink ? std::sqrt(sum_ink / double(n_ink)) : NAN, per_image[per_image.size() / 2],
-      per_image[std::size_t(0.1 * double(per_image.size() - 1))],
-      per_image[std::size_t(0.9 * double(per_image.size() - 1))]);
-  return 0;
-}
-
 // Held-out reconstructions of the VAE: x and D = dec(mu_enc(x)) for the
 // digits 2^40 + [first, first + n) (32 x 32, stroke brightness 1).
 struct Reconstructions {
@@ -691,6 +643,40 @@ Reconstructions reconstruct(Space const& space, Enc& enc, Dec& dec, int first, i
     r.d.emplace_back(y.data(), y.data() + np);
   }
   return r;
+}
+
+// tau for the decoder-error term, measured without the lenses: the per-pixel
+// RMS of x - dec(mu(x)) over the VAE's held-out digits 2^40 + [0, N) (32 x 32,
+// stroke brightness 1; mu the encoder's mean), printed with the RMS over the
+// pixels with ink (x > 0.05) and the spread over images.
+int calibrate_tau(Space const& space, Options const& o) {
+  if (o.weights == "untrained") bad("--calibrate-tau needs trained weights");
+  auto enc = vae_model::load_encoder(o.weights);
+  auto dec = vae_model::load_decoder(o.weights);
+  int const np = vae_model::image_size * vae_model::image_size;
+  auto const rec = reconstruct(space, enc, dec, 0, o.calibrate_tau);
+  double sum = 0, sum_ink = 0;
+  long n_ink = 0;
+  std::vector<double> per_image;
+  for (std::size_t i = 0; i < rec.x.size(); ++i) {
+    double si = 0;
+    for (int p = 0; p < np; ++p) {
+      double const r = rec.x[i][std::size_t(p)] - rec.d[i][std::size_t(p)];
+      si += r * r;
+      if (rec.x[i][std::size_t(p)] > 0.05f) sum_ink += r * r, ++n_ink;
+    }
+    sum += si;
+    per_image.push_back(std::sqrt(si / np));
+  }
+  std::sort(per_image.begin(), per_image.end());
+  std::printf(
+      "tau calibration on %d held-out digits (2^40 + [0, %d)): per-pixel RMS of x - dec(mu(x)) %.5f; over ink pixels "
+      "(x > 0.05) %.5f; per image median %.5f, 10-90 %% [%.5f, %.5f]\n",
+      o.calibrate_tau, o.calibrate_tau, std::sqrt(sum / (double(np) * o.calibrate_tau)),
+      n_ink ? std::sqrt(sum_ink / double(n_ink)) : NAN, per_image[per_image.size() / 2],
+      per_image[std::size_t(0.1 * double(per_image.size() - 1))],
+      per_image[std::size_t(0.9 * double(per_image.size() - 1))]);
+  return 0;
 }
 
 // The structured decoder-error model (lensing::DecoderError) against held-out

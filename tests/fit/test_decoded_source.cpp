@@ -400,6 +400,33 @@ struct ErrCase {
   }
 };
 
+// The value of an ErrCase's posterior: its change between two (lens, z, amp)
+// equals that of the dense marginal c.direct_marginal (constants cancel; 400 x
+// 400 Cholesky, rounding ~1e-12 relative of log-densities of O(1e3)); the
+// change is a real one and the inversion's correction is not zero (the data
+// hold a perturbation the decoder cannot make).
+template <class Space, class Mem>
+void check_value_against_dense(ErrCase<Space, Mem> const& c, Space const& space) {
+  using Like = typename ErrCase<Space, Mem>::Like;
+  using MT = typename Like::model_type;
+  Like const& like = c.post->lens_posterior().likelihood();
+  lensing::View1D<double, Mem> gm("gm", Model<double>::num_params);
+  auto lens_a = lens_truth(), lens_b = lens_truth();
+  lens_b[0] += 0.04, lens_b[2] += 0.03;
+  std::vector<double> const za = z_truth(), zb = {0.1, 0.2, -0.5};
+  auto at = [&](std::vector<double> const& lens, std::vector<double> const& z, double amp, double& direct) {
+    c.post->decoded().decode(space, z.data(), amp);
+    direct = c.direct_marginal(lens, lensing::test::host_values(c.post->decoded().pixels()));
+    return like.value_and_gradient(space, MT{Lens<double>::unpack(lens.data()), {}, {}}, gm);
+  };
+  double da = 0, db = 0;
+  double const va = at(lens_a, za, 3.0, da), vb = at(lens_b, zb, 2.0, db);
+  INFO("marginalised: " << va - vb << ", dense " << da - db);
+  CHECK(std::abs((va - vb) - (da - db)) <= 1e-9 * (std::abs(da) + std::abs(db)));
+  CHECK(std::abs(va - vb) > 1);
+  CHECK(like.last_correction().norm() > 0.1);
+}
+
 // The full gradient of an ErrCase's posterior (7 lens, 3 latent, flux scale)
 // against central differences, h = 1e-5: truncation ~h^2 f''' ~1e-10, rounding
 // eps |v| / h ~2e-8, the inversion's solves ~1e-13 relative: 1e-6 of the
@@ -448,24 +475,7 @@ LENSING_TEST_CASE_TEMPLATE("decoded source with its error marginalised: value an
   //    (constants cancel; 400 x 400 Cholesky, rounding ~1e-12 relative of
   //    log-densities of O(1e3)).  This also checks that the operator renders
   //    as the Observation does (the data term is the Observation's).
-  using Like = typename ErrCase<Space, Mem>::Like;
-  using MT = typename Like::model_type;
-  Like const& like = c.post->lens_posterior().likelihood();
-  lensing::View1D<double, Mem> gm("gm", Model<double>::num_params);
-  auto lens_a = lens_truth(), lens_b = lens_truth();
-  lens_b[0] += 0.04, lens_b[2] += 0.03;
-  std::vector<double> const za = z_truth(), zb = {0.1, 0.2, -0.5};
-  auto at = [&](std::vector<double> const& lens, std::vector<double> const& z, double amp, double& direct) {
-    c.post->decoded().decode(space, z.data(), amp);
-    direct = c.direct_marginal(lens, lensing::test::host_values(c.post->decoded().pixels()));
-    return like.value_and_gradient(space, MT{Lens<double>::unpack(lens.data()), {}, {}}, gm);
-  };
-  double da = 0, db = 0;
-  double const va = at(lens_a, za, 3.0, da), vb = at(lens_b, zb, 2.0, db);
-  CHECK(std::abs((va - vb) - (da - db)) <= 1e-9 * (std::abs(da) + std::abs(db)));
-  CHECK(std::abs(va - vb) > 1);  // a real difference
-  // The correction is not zero: the data hold a perturbation D cannot make.
-  CHECK(like.last_correction().norm() > 0.1);
+  check_value_against_dense(c, space);
 
   // 2. The full gradient (7 lens, 3 latent, flux scale) against central
   //    differences: error model as the exact-decoder test above (bicubic
@@ -507,28 +517,11 @@ LENSING_TEST_CASE_TEMPLATE("decoded source with a structured (correlated, bright
   lensing::DecoderError const err{0.3, 0.5, 1.2, 0.6};
   ErrCase<Space, Mem> const c(w, 0.0, err);
   Space space;
-  using Like = typename ErrCase<Space, Mem>::Like;
-  using MT = typename Like::model_type;
-  Like const& like = c.post->lens_posterior().likelihood();
-  REQUIRE(like.structured_error());
-  lensing::View1D<double, Mem> gm("gm", Model<double>::num_params);
+  REQUIRE(c.post->lens_posterior().likelihood().structured_error());
   // 1. The value: changes between two (lens, z, amp) equal those of log N(d;
   //    L s, C + L K V(s) K^T L^T) computed densely (error model as the white
   //    test: 400 x 400 Cholesky, ~1e-12 relative of O(1e3) log-densities).
-  auto lens_a = lens_truth(), lens_b = lens_truth();
-  lens_b[0] += 0.04, lens_b[2] += 0.03;
-  std::vector<double> const za = z_truth(), zb = {0.1, 0.2, -0.5};
-  auto at = [&](std::vector<double> const& lens, std::vector<double> const& z, double amp, double& direct) {
-    c.post->decoded().decode(space, z.data(), amp);
-    direct = c.direct_marginal(lens, lensing::test::host_values(c.post->decoded().pixels()));
-    return like.value_and_gradient(space, MT{Lens<double>::unpack(lens.data()), {}, {}}, gm);
-  };
-  double da = 0, db = 0;
-  double const va = at(lens_a, za, 3.0, da), vb = at(lens_b, zb, 2.0, db);
-  INFO("structured: " << va - vb << ", dense " << da - db);
-  CHECK(std::abs((va - vb) - (da - db)) <= 1e-9 * (std::abs(da) + std::abs(db)));
-  CHECK(std::abs(va - vb) > 1);
-  CHECK(like.last_correction().norm() > 0.1);
+  check_value_against_dense(c, space);
 
   // 2. The full gradient against central differences (error model as the
   //    white test: 1e-6 of the largest component).  The latent and flux-scale
