@@ -43,10 +43,12 @@ inline void valid_columns(long ow, long s, long off, long w, long& lo, long& hi)
 
 /// col (K x P, K = c·kh·kw, P = oh·ow) of one sample xs (c x h x w), zeros outside.
 /// Each row of the output is a zero head, a copy (contiguous for unit
-/// stride) and a zero tail: no bounds test per element.
+/// stride) and a zero tail: no bounds test per element.  ldcol (≥ P; 0: P)
+/// is the row stride of col, so that the cols of several samples can sit
+/// side by side in one K x (G·P) matrix (one GEMM for G samples).
 template <class Scalar>
-void im2col(ConvDims const& d, Scalar const* xs, Scalar* col) {
-  long const p = d.oh * d.ow;
+void im2col(ConvDims const& d, Scalar const* xs, Scalar* col, long ldcol = 0) {
+  long const p = ldcol > 0 ? ldcol : d.oh * d.ow;
   for (long c = 0; c < d.c; ++c)
     for (long ki = 0; ki < d.kh; ++ki)
       for (long kj = 0; kj < d.kw; ++kj) {
@@ -78,10 +80,11 @@ void im2col(ConvDims const& d, Scalar const* xs, Scalar* col) {
       }
 }
 
-/// The adjoint of im2col: dxs (c x h x w) = col2im(col), overwriting dxs.
+/// The adjoint of im2col: dxs (c x h x w) = col2im(col), overwriting dxs
+/// (ldcol: col's row stride, as for im2col).
 template <class Scalar>
-void col2im(ConvDims const& d, Scalar const* col, Scalar* dxs) {
-  long const p = d.oh * d.ow;
+void col2im(ConvDims const& d, Scalar const* col, Scalar* dxs, long ldcol = 0) {
+  long const p = ldcol > 0 ? ldcol : d.oh * d.ow;
   for (long i = 0; i < d.c * d.h * d.w; ++i)
     dxs[i] = Scalar(0);
   for (long c = 0; c < d.c; ++c)
