@@ -42,6 +42,16 @@
 //                    [--starts K] [--chains C] [--warmup W] [--draws N] [--vi-iterations I]
 //                    [--iaf-iterations J] [--lenses L] [--out PREFIX] [--tau T] [--calibrate-tau N]
 //                    [--control] [--error-model structured|white] [--calibrate-error N]
+//                    [--map-fit whitened|raw] [--truth-grid fine|decoder]
+//
+// MAPs of the learned source (--map-fit whitened, the default): raw L-BFGS
+// from the starts stops far from the mode along the poorly scaled directions
+// (-Hessian eigenvalues 25 .. 4e7, a condition number ~1e6: Newton steps of
+// 14-15 sd left after 150 iterations), so each learned MAP is then converged
+// by L-BFGS on the density whitened by the Laplace covariance (refine_map:
+// |grad|_inf <= 1e-3 in sd units), the Laplace approximation there, and
+// Newton steps with it; the decoder-error MAP starts at the converged
+// exact-decoder MAP.  convergence() reports the Newton step left, in sd.
 //
 // Weights: by default digits_epoch6.weights here, the digits VAE of
 // examples/vae_source_prior after 6 of its 15 training epochs (a copy taken
@@ -118,11 +128,13 @@ namespace {
 
 struct Options {
   bool short_run = false, coverage_only = false, control = false, converge = false;
-  double tau = -1;             // < 0: the default (kTau); 0: no decoder-error term
-  int calibrate_tau = 0;       // > 0: measure tau on this many held-out digits and exit
-  int calibrate_error = 0;     // > 0: fit and check the structured error model on 2 x this many held-out digits
-  bool white = false;          // --error-model white: the iid decoder-error model
-  int error_iterations = 100;  // L-BFGS iterations of the decoder-error MAP
+  double tau = -1;                  // < 0: the default (kTau); 0: no decoder-error term
+  int calibrate_tau = 0;            // > 0: measure tau on this many held-out digits and exit
+  int calibrate_error = 0;          // > 0: fit and check the structured error model on 2 x this many held-out digits
+  bool white = false;               // --error-model white: the iid decoder-error model
+  int error_iterations = 100;       // L-BFGS iterations of the decoder-error MAP (per whitened round)
+  bool raw_fit = false;             // --map-fit raw: the learned MAPs by L-BFGS on the raw parameters only
+  bool truth_decoder_grid = false;  // --truth-grid decoder: coverage truths rendered on the decoder's 32 x 32 grid
   std::uint64_t seed = 3;
   std::string weights = LENSED_DIGIT_FIT_DIR "/digits_epoch6.weights";
   int first_lens = 0;
@@ -166,6 +178,12 @@ void usage(std::FILE* f) {
       "                     fitted with the exact-decoder model: the well-specified control\n"
       "  --converge         coverage lenses: Sersic and exact-decoder MAPs with 500 L-BFGS iterations and one\n"
       "                     whitened polishing round (default 150 iterations, none)\n"
+      "  --map-fit F        the learned-source MAPs: 'whitened' (default: after the raw L-BFGS start, L-BFGS in\n"
+      "                     units of the Laplace covariance until |grad|_inf <= 1e-3 per sd, then Newton steps;\n"
+      "                     the decoder-error MAP so from the exact-decoder MAP) or 'raw' (the first runs: raw\n"
+      "                     L-BFGS only, the decoder-error MAP --error-iterations iterations of it)\n"
+      "  --truth-grid G     coverage truths: 'fine' (default: the digit on 96 x 96 pixels) or 'decoder' (the\n"
+      "                     digit rendered on the decoder's 32 x 32 pixels, placed as the model places its own)\n"
       "threads: set OMP_NUM_THREADS.\n");
 }
 
@@ -229,6 +247,14 @@ Options parse(int argc, char** argv) {
       std::string const m = value();
       if (m != "structured" && m != "white") bad("--error-model must be 'structured' or 'white', got '" + m + "'");
       o.white = m == "white";
+    } else if (a == "--map-fit") {
+      std::string const m = value();
+      if (m != "whitened" && m != "raw") bad("--map-fit must be 'whitened' or 'raw', got '" + m + "'");
+      o.raw_fit = m == "raw";
+    } else if (a == "--truth-grid") {
+      std::string const m = value();
+      if (m != "fine" && m != "decoder") bad("--truth-grid must be 'fine' or 'decoder', got '" + m + "'");
+      o.truth_decoder_grid = m == "decoder";
     } else if (a == "--control") {
       o.control = true;
     } else if (a == "--converge") {
@@ -243,6 +269,8 @@ Options parse(int argc, char** argv) {
   if (o.short_run && !set_lenses) o.lenses = 0;
   if (o.coverage_only && o.lenses == 0) bad("--coverage-only needs --lenses L with L > 0");
   if (o.control && !o.coverage_only) bad("--control needs --coverage-only");
+  if (o.truth_decoder_grid && (!o.coverage_only || o.control))
+    bad("--truth-grid decoder needs --coverage-only (and no --control)");
   if (o.tau > 0 && !o.white) bad("--tau T > 0 sets the white model's sd: it needs --error-model white");
   return o;
 }
@@ -507,6 +535,89 @@ lensing::MapResult run_map(Space const& space, Post const& post, std::vector<std
   return lensing::find_map(space, post, starts, map_options(post.start_scales(), e));
 }
 
+// Convergence of a MAP, in units of its Laplace covariance C (the Hessian's
+// inverse at the point): g the gradient of log p there, C g the Newton step to
+// the quadratic model's mode, sqrt(g^T C g) its length in posterior sd (the
+// Newton decrement), (C g)_0 / sqrt(C_00) the step of theta_E (free parameter
+// 0) in its own sd.  |g|_inf in raw parameters is no measure of convergence
+// here: theta_E's sd in its unconstrained parameter is ~1e-3, z's ~1e-1.
+struct Convergence {
+  int iterations = 0;  // L-BFGS iterations, all runs and polishing rounds
+  double gnorm = NAN, decrement = NAN, theta_step = NAN;
+};
+Convergence convergence(lensing::MapResult const& m) {
+  Convergence c;
+  for (auto const& r : m.starts.runs)
+    c.iterations += r.iterations;
+  for (auto const& r : m.polish)
+    c.iterations += r.iterations;
+  int const d = m.dimension();
+  if (int(m.gradient.size()) != d || m.covariance.size() != std::size_t(d) * d) return c;
+  c.gnorm = 0;
+  double dec = 0;
+  std::vector<double> step(std::size_t(d), 0.0);
+  for (int i = 0; i < d; ++i) {
+    c.gnorm = std::max(c.gnorm, std::abs(m.gradient[std::size_t(i)]));
+    for (int j = 0; j < d; ++j)
+      step[std::size_t(i)] += m.covariance[std::size_t(i) * d + j] * m.gradient[std::size_t(j)];
+  }
+  for (int i = 0; i < d; ++i)
+    dec += m.gradient[std::size_t(i)] * step[std::size_t(i)];
+  c.decrement = std::sqrt(std::max(0.0, dec));
+  c.theta_step = step[0] / std::sqrt(m.covariance[0]);
+  return c;
+}
+
+// The decoder-error MAP's stopping rule in whitened units (one unit = one
+// posterior sd along each axis of the Laplace covariance): |grad|_inf <= 1e-3
+// puts the point within ~1e-3 sd of the mode.
+constexpr double kWhitenedGradientTolerance = 1e-3;
+
+// Newton steps q += C g with the Laplace covariance C of the MAP (the
+// inverse of -Hessian, already computed): each is kept if log p rises, up to
+// kNewtonSteps, stopping once the step is below 0.01 sd.  The covariance is
+// not recomputed (the steps are small against the sd; convergence() reports
+// the decrement at the final point with it).
+constexpr int kNewtonSteps = 3;
+template <class Post>
+void newton_steps(Space const& space, Post const& post, lensing::MapResult& m) {
+  int const d = m.dimension();
+  lensing::DensityEvaluator<Space, Post> eval(space, post, "lensed_digit_fit::newton_steps");
+  std::vector<double> q(static_cast<std::size_t>(d)), g(static_cast<std::size_t>(d));
+  for (int k = 0; k < kNewtonSteps; ++k) {
+    Convergence const c = convergence(m);
+    if (!(c.decrement > 0.01)) break;
+    for (int i = 0; i < d; ++i) {
+      double st = 0;
+      for (int j = 0; j < d; ++j)
+        st += m.covariance[std::size_t(i) * d + j] * m.gradient[std::size_t(j)];
+      q[std::size_t(i)] = m.q[std::size_t(i)] + st;
+    }
+    double const lp = eval(q.data(), g.data());
+    m.gradient_evaluations += 1;
+    std::fprintf(stderr, "lensed_digit_fit: Newton step %d of %.3g sd: log p %.10g -> %.10g%s\n", k + 1, c.decrement,
+                 m.log_density, lp, lp > m.log_density ? "" : " (rejected)");
+    if (!(lp > m.log_density)) break;
+    m.q = q, m.gradient = g, m.log_density = lp;
+  }
+}
+
+// A MAP converged from a nearby point `near` (with its Laplace covariance):
+// one round of L-BFGS on the density whitened by near's covariance
+// (refine_map) stopped at |grad|_inf <= kWhitenedGradientTolerance per sd (or
+// `iterations`), the Laplace approximation there, then Newton steps with it.
+template <class Post>
+lensing::MapResult converge_map(Space const& space, Post const& post, lensing::MapResult const& near, int iterations) {
+  auto mo = map_options(post.start_scales(), Effort::marginal);
+  mo.optimize.max_iterations = iterations;
+  mo.polish_rounds = 1;
+  mo.optimize.gradient_tolerance = kWhitenedGradientTolerance;
+  mo.progress = true;
+  auto m = lensing::refine_map(space, post, near, mo);
+  newton_steps(space, post, m);
+  return m;
+}
+
 struct Fits {
   lensing::MapResult sersic, learned, marginal;
   ThetaSummary sersic_laplace, learned_laplace, marginal_laplace;
@@ -523,7 +634,7 @@ struct Fits {
 Fits fit_both(Space const& space, LensCase const& c, std::shared_ptr<Decoder> const& net, int starts,
               std::uint64_t seed, Effort effort, bool learned_near_truth, std::unique_ptr<SersicPost>& sp,
               std::unique_ptr<LearnedPost>& lp, double tau, std::unique_ptr<LearnedPost>& mp, bool white = true,
-              int error_iterations = 100) {
+              int error_iterations = 100, bool raw_fit = false) {
   Fits f;
   sp = std::make_unique<SersicPost>(SerLike(c.obs, c.data, c.noise, c.mask), sersic_table());
   std::vector<std::vector<double>> s_starts;
@@ -564,6 +675,15 @@ Fits fit_both(Space const& space, LensCase const& c, std::shared_ptr<Decoder> co
     l_starts.insert(l_starts.end(), more.begin(), more.end());
   }
   f.learned = run_map(space, *lp, l_starts, effort);
+  // Raw L-BFGS stops far from the mode in some directions (latent vs lens
+  // scales; Newton steps of 15 sd measured): converge in whitened units.
+  if (!raw_fit) {
+    auto m = converge_map(space, *lp, f.learned, 500);
+    m.starts = f.learned.starts;  // the raw runs, for the iteration count
+    m.gradient_evaluations += f.learned.gradient_evaluations;
+    m.seconds += f.learned.seconds;
+    f.learned = std::move(m);
+  }
   f.learned_laplace =
       laplace_summary("learned source: MAP + Laplace", *lp, f.learned, lp->lens_posterior().transform(0));
   lensing::View2D<S, Mem> model("model", c.setup.n, c.setup.n);
@@ -594,7 +714,17 @@ Fits fit_both(Space const& space, LensCase const& c, std::shared_ptr<Decoder> co
     }
     auto mo = map_options(mp->start_scales(), Effort::marginal);
     mo.optimize.max_iterations = error_iterations;
-    f.marginal = lensing::find_map(space, *mp, {f.learned.q}, mo);
+    if (raw_fit) {
+      // The first structured runs: L-BFGS on the raw parameters from the
+      // exact-decoder MAP, stopped by |grad|_inf <= 1e-6 in raw units (never
+      // met: the float decoder's rounding alone exceeds it) or error_iterations.
+      f.marginal = lensing::find_map(space, *mp, {f.learned.q}, mo);
+    } else {
+      // L-BFGS in units of the exact-decoder MAP's Laplace covariance, then
+      // rounds in units of this density's own Laplace covariance at the new
+      // point (refine_map), each stopped within kWhitenedGradientTolerance sd.
+      f.marginal = converge_map(space, *mp, f.learned, error_iterations);
+    }
     f.marginal_laplace = laplace_summary(name, *mp, f.marginal, mp->lens_posterior().transform(0));
     c.obs.render(space, mp->corrected_model_at(space, f.marginal.q), model);
     space.fence();
@@ -902,7 +1032,7 @@ int run(Options const& o) {
     std::unique_ptr<SersicPost> sp;
     std::unique_ptr<LearnedPost> lp, mp;
     Fits f = fit_both(space, c, net, o.short_run ? 0 : o.starts, o.seed, o.short_run ? Effort::quick : Effort::full,
-                      false, sp, lp, tau, mp, o.white, o.error_iterations);
+                      false, sp, lp, tau, mp, o.white, o.error_iterations, o.raw_fit);
     std::vector<ThetaSummary> table{f.learned_laplace};
     if (tau > 0) {
       table.push_back(f.marginal_laplace);
@@ -960,7 +1090,15 @@ int run(Options const& o) {
         f.learned_laplace.estimate, f.learned_laplace.lo95, f.learned_laplace.hi95, err,
         covered ? "<=" : "NOT <=", f.learned_laplace.chi2_pixel, f.sersic_laplace.chi2_pixel,
         better ? "below" : "NOT below");
-    ok = ok && covered && better;
+    // The exact-decoder MAP at its mode: the Newton step with its Laplace
+    // covariance below 0.05 sd (raw L-BFGS alone, --map-fit raw, stops ~14 sd short).
+    Convergence const cv = convergence(f.learned);
+    bool const converged = cv.decrement <= 0.05;
+    std::printf(
+        "learned MAP convergence: %d L-BFGS iterations, |grad|_inf %.3g, Newton step %.3g sd (theta_E %+.3g sd): %s "
+        "0.05 sd\n",
+        cv.iterations, cv.gnorm, cv.decrement, cv.theta_step, converged ? "<=" : "NOT <=");
+    ok = ok && covered && better && converged;
 
     if (!o.short_run) {
       // NUTS and VI from the learned MAP.
@@ -1062,9 +1200,10 @@ int run(Options const& o) {
     csv << "lens,theta_true,learned_map,learned_sd_q,learned_lo68,learned_hi68,learned_lo95,learned_hi95,"
            "learned_chi2,sersic_map,sersic_lo95,sersic_hi95,sersic_chi2,error_map,error_sd_q,error_lo68,error_hi68,"
            "error_lo95,error_hi95,error_chi2,error_chi2_decoded,error_gradients,error_seconds,learned_converged,"
-           "error_converged\n";
+           "error_converged,learned_z,learned_iterations,learned_gnorm,learned_newton,learned_newton_theta,error_z,"
+           "error_iterations,error_gnorm,error_newton,error_newton_theta\n";
     int in68 = 0, in95 = 0, s68 = 0, s95 = 0, e68 = 0, e95 = 0;
-    std::vector<double> err_learned, err_error;
+    std::vector<double> err_learned, err_error, z_learned, z_error;
     for (int i = o.first_lens; i < o.first_lens + o.lenses; ++i) {
       Truth t = coverage_truth(o.seed, i);
       if (o.control) {
@@ -1079,30 +1218,50 @@ int run(Options const& o) {
         dz.decode(space, z.data(), kAmpTrue);
         auto const h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), dz.pixels());
         t.decoded.assign(h.data(), h.data() + h.size());
+      } else if (o.truth_decoder_grid) {
+        // The same digit rendered on the decoder's 32 x 32 pixels (as the
+        // held-out reconstructions the error model was fitted to), placed and
+        // interpolated as the model places its decoded grid.
+        int const ns = vae_model::image_size;
+        t.decoded.resize(std::size_t(ns) * ns);
+        lensing::simulate::render_digit(lensing::simulate::make_digit(int(t.index % 10), kDigitSeed, t.index), ns,
+                                        t.decoded.data());
+        for (auto& v : t.decoded)
+          v *= kAmpTrue;
       }
       LensCase const ci(space, st, t, o.seed * 1000 + std::uint64_t(i) + 1);
       std::unique_ptr<SersicPost> spi;
       std::unique_ptr<LearnedPost> lpi, mpi;
       Fits const fi =
           fit_both(space, ci, net, 0, o.seed + 17 * std::uint64_t(i), o.converge ? Effort::coverage : Effort::quick,
-                   true, spi, lpi, tau_cov, mpi, o.white, o.error_iterations);
+                   true, spi, lpi, tau_cov, mpi, o.white, o.error_iterations, o.raw_fit);
       double const th = t.lens[0];
       in68 += fi.learned_laplace.covers68(th), in95 += fi.learned_laplace.covers95(th);
       s68 += fi.sersic_laplace.covers68(th), s95 += fi.sersic_laplace.covers95(th);
       e68 += fi.marginal_laplace.covers68(th), e95 += fi.marginal_laplace.covers95(th);
       err_learned.push_back(std::abs(fi.learned_laplace.estimate - th));
       err_error.push_back(std::abs(fi.marginal_laplace.estimate - th));
-      char b[768];
-      std::snprintf(
-          b, sizeof b,
-          "%d,%.5f,%.5f,%.5g,%.5f,%.5f,%.5f,%.5f,%.4f,%.5f,%.5f,%.5f,%.4f,%.5f,%.5g,%.5f,%.5f,%.5f,%.5f,%.4f,"
-          "%.4f,%lld,%.1f,%d,%d",
-          i, th, fi.learned_laplace.estimate, fi.learned.sd()[0], fi.learned_laplace.lo68, fi.learned_laplace.hi68,
-          fi.learned_laplace.lo95, fi.learned_laplace.hi95, fi.learned_laplace.chi2_pixel, fi.sersic_laplace.estimate,
-          fi.sersic_laplace.lo95, fi.sersic_laplace.hi95, fi.sersic_laplace.chi2_pixel, fi.marginal_laplace.estimate,
-          tau_cov > 0 ? fi.marginal.sd()[0] : NAN, fi.marginal_laplace.lo68, fi.marginal_laplace.hi68,
-          fi.marginal_laplace.lo95, fi.marginal_laplace.hi95, fi.marginal_laplace.chi2_pixel, fi.marginal_chi2_decoded,
-          fi.marginal.gradient_evaluations, fi.marginal.seconds, int(fi.learned.converged), int(fi.marginal.converged));
+      // Standardised errors in theta_E's unconstrained parameter, where the
+      // Laplace interval is q +- z sd: |z| <= 1 iff the 68 % interval covers.
+      double const q_true = lpi->lens_posterior().transform(0).unconstrain(th);
+      double const zl = (fi.learned.q[0] - q_true) / fi.learned.sd()[0];
+      double const ze = tau_cov > 0 ? (fi.marginal.q[0] - q_true) / fi.marginal.sd()[0] : NAN;
+      z_learned.push_back(zl);
+      if (tau_cov > 0) z_error.push_back(ze);
+      Convergence const cl = convergence(fi.learned), ce = tau_cov > 0 ? convergence(fi.marginal) : Convergence{};
+      char b[1024];
+      std::snprintf(b, sizeof b,
+                    "%d,%.5f,%.5f,%.5g,%.5f,%.5f,%.5f,%.5f,%.4f,%.5f,%.5f,%.5f,%.4f,%.5f,%.5g,%.5f,%.5f,%.5f,%.5f,%.4f,"
+                    "%.4f,%lld,%.1f,%d,%d,%.4f,%d,%.4g,%.4g,%.4g,%.4f,%d,%.4g,%.4g,%.4g",
+                    i, th, fi.learned_laplace.estimate, fi.learned.sd()[0], fi.learned_laplace.lo68,
+                    fi.learned_laplace.hi68, fi.learned_laplace.lo95, fi.learned_laplace.hi95,
+                    fi.learned_laplace.chi2_pixel, fi.sersic_laplace.estimate, fi.sersic_laplace.lo95,
+                    fi.sersic_laplace.hi95, fi.sersic_laplace.chi2_pixel, fi.marginal_laplace.estimate,
+                    tau_cov > 0 ? fi.marginal.sd()[0] : NAN, fi.marginal_laplace.lo68, fi.marginal_laplace.hi68,
+                    fi.marginal_laplace.lo95, fi.marginal_laplace.hi95, fi.marginal_laplace.chi2_pixel,
+                    fi.marginal_chi2_decoded, fi.marginal.gradient_evaluations, fi.marginal.seconds,
+                    int(fi.learned.converged), int(fi.marginal.converged), zl, cl.iterations, cl.gnorm, cl.decrement,
+                    cl.theta_step, ze, ce.iterations, ce.gnorm, ce.decrement, ce.theta_step);
       csv << b << "\n";
       csv.flush();
       std::printf(
@@ -1112,6 +1271,16 @@ int run(Options const& o) {
           fi.learned_laplace.chi2_pixel, fi.marginal_laplace.estimate, fi.marginal_laplace.lo95,
           fi.marginal_laplace.hi95, fi.marginal_laplace.chi2_pixel, fi.marginal.seconds, fi.sersic_laplace.estimate,
           fi.sersic_laplace.lo95, fi.sersic_laplace.hi95, fi.sersic_laplace.chi2_pixel);
+      std::printf(
+          "  convergence: exact-decoder MAP %d iterations, |grad|_inf %.3g, Newton step %.3g sd (theta_E %+.3g sd), "
+          "z %+.2f; decoder-error MAP %d iterations, |grad|_inf %.3g, Newton step %.3g sd (theta_E %+.3g sd), z %+.2f "
+          "(%s)\n",
+          cl.iterations, cl.gnorm, cl.decrement, cl.theta_step, zl, ce.iterations, ce.gnorm, ce.decrement,
+          ce.theta_step, ze,
+          tau_cov <= 0                       ? "-"
+          : !fi.marginal.polish.empty()      ? fi.marginal.polish.back().message.c_str()
+          : !fi.marginal.starts.runs.empty() ? fi.marginal.starts.runs.front().message.c_str()
+                                             : "-");
       std::fflush(stdout);
     }
     double const n = o.lenses;
@@ -1139,8 +1308,26 @@ int run(Options const& o) {
         tau_cov > 0 ? (", with decoder error " + lensing::detail::plot_number(median(err_error), "%.4f") + "\"").c_str()
                     : "");
     lines.push_back(med);
+    // Standardised errors z = (q_MAP - q_true) / sd in theta_E's unconstrained
+    // parameter: mean +- its standard error, and sd (calibrated: 0 +- 1/sqrt(n), 1).
+    auto zline = [&](char const* what, std::vector<double> const& z) {
+      double m = 0, v = 0;
+      for (double x : z)
+        m += x;
+      m /= double(z.size());
+      for (double x : z)
+        v += (x - m) * (x - m);
+      double const sd = z.size() > 1 ? std::sqrt(v / double(z.size() - 1)) : NAN;
+      char b[256];
+      std::snprintf(b, sizeof b, "standardised theta_E errors, %s: mean %+.3f +- %.3f, sd %.3f (n %zu)", what, m,
+                    sd / std::sqrt(double(z.size())), sd, z.size());
+      return std::string(b);
+    };
+    lines.push_back(zline("learned MAP", z_learned));
+    if (tau_cov > 0) lines.push_back(zline("decoder-error MAP", z_error));
     md << "\ntheta_E coverage over " << o.lenses << " simulated lenses (theta_E uniform in [2.0, 2.6]"
-       << (o.control ? "; control: sources dec(z), z ~ N(0, I)" : "") << "):\n\n";
+       << (o.control ? "; control: sources dec(z), z ~ N(0, I)" : "")
+       << (o.truth_decoder_grid ? "; truths on the decoder's 32 x 32 grid" : "") << "):\n\n";
     for (auto const& l : lines) {
       std::printf("%s\n", l.c_str());
       md << "- " << l << "\n";
