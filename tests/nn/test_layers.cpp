@@ -255,6 +255,60 @@ LENSING_TEST_CASE_TEMPLATE("nn: Conv2D im2col+GEMM equals the direct convolution
   }
 }
 
+LENSING_TEST_CASE_TEMPLATE("nn: MaxPool2D backward routes dy to the first maximum of each window", Config,
+                           lt::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  using S = typename Config::scalar;
+  Space space;
+  // Odd sizes (a last row and column outside every 2x2 window) and small
+  // integer values, so that windows hold ties; dy integers, so the sums of
+  // overlapping windows are exact.  dx starts as 99 everywhere: every
+  // element must be written.  The reference: each window's first maximum in
+  // scan order (row, then column) receives its dy.
+  nn::Shape4 const in{2, 3, 7, 9};
+  std::vector<double> xv(std::size_t(in.n) * in.c * in.h * in.w);
+  unsigned state = 12345u;
+  for (auto& v : xv) {
+    state = state * 1103515245u + 12345u;
+    v = double((state >> 16) % 3u);  // three values: ties in most windows
+  }
+  for (int k : {2, 3}) {
+    nn::MaxPool2D<S, Mem> pool(k, 2);
+    auto const out = pool.output_shape(in);
+    nn::Tensor<S, Mem> x("x", in.n, in.c, in.h, in.w), y("y", out.n, out.c, out.h, out.w),
+        dy("dy", out.n, out.c, out.h, out.w), dx("dx", in.n, in.c, in.h, in.w);
+    lt::set_values(x, xv);
+    std::vector<double> dyv(std::size_t(out.n) * out.c * out.h * out.w);
+    for (std::size_t i = 0; i < dyv.size(); ++i)
+      dyv[i] = double(int(i % 11) - 5);
+    lt::set_values(dy, dyv);
+    Kokkos::deep_copy(dx, S(99));
+    nn::ParamVector<S, Mem> g("g", 0);
+    pool.forward(space, x, y);
+    pool.backward(space, x, y, dy, dx, g);
+    space.fence();
+    std::vector<double> want(xv.size(), 0.0);
+    for (long plane = 0; plane < long(in.n) * in.c; ++plane)
+      for (long i = 0; i < out.h; ++i)
+        for (long j = 0; j < out.w; ++j) {
+          long best = plane * in.h * in.w + 2 * i * in.w + 2 * j;
+          for (long p = 0; p < k; ++p)
+            for (long q = 0; q < k; ++q) {
+              long const at = plane * in.h * in.w + (2 * i + p) * in.w + 2 * j + q;
+              if (xv[std::size_t(at)] > xv[std::size_t(best)]) best = at;
+            }
+          want[std::size_t(best)] += dyv[std::size_t((plane * out.h + i) * out.w + j)];
+        }
+    auto const got = lt::host_values(dx);
+    long wrong = 0;
+    for (std::size_t i = 0; i < want.size(); ++i)
+      wrong += got[i] != want[i] ? 1 : 0;
+    INFO("k = " << k);
+    CHECK(wrong == 0);
+  }
+}
+
 //----------------------------------------------------------------------------
 // Stochastic layers and modes.
 
