@@ -6,6 +6,9 @@
 //    et al. 2017 style CNN on 64x64x1, conv 5x5/16, 3x3/32, 3x3/64, 3x3/64,
 //    each ReLU + 2x2 max pool, dense 1024 -> 256, ReLU, dropout 0.1, dense
 //    256 -> 35; 331,875 parameters);
+//  - regressor_fused: the same network with each convolution, its ReLU and its
+//    pool as one nn::Conv2DReLUPool, holding the regressor's parameters (the
+//    same flat vector: the fused layer's parameters are Conv2D's);
 //  - finder: examples/train_finder/finder.hpp make_deeplens(8) (DeepLens-like
 //    pre-activated bottleneck ResNet on 45x45x3, 46 convolutions on the main
 //    path, BatchNorm + ELU; 1,263,249 parameters).
@@ -15,6 +18,8 @@
 // the parameter count.  Run with OMP_NUM_THREADS=2 OMP_PROC_BIND=false.
 #include "../../examples/train_finder/finder.hpp"
 #include "../../examples/train_regressor/regressor.hpp"
+
+#include <lensing/nn/conv_relu_pool2d.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -62,6 +67,32 @@ void regressor_case(benchmark::State& state, bool train) {
   run(state, net, x, train);
 }
 
+// The regressor with each Conv2D + ReLU + MaxPool2D(2) as one Conv2DReLUPool.
+auto make_regressor_fused(int batch) {
+  using S = regressor::Scalar;
+  using M = regressor::Mem;
+  using F = nn::Conv2DReLUPool<S, M>;
+  return nn::make_sequential(nn::Shape4{batch, 1, regressor::image_size, regressor::image_size}, F(1, 16, 5, 1, 2),
+                             F(16, 32, 3, 1, 1), F(32, 64, 3, 1, 1), F(64, 64, 3, 1, 1), nn::Flatten<S, M>(),
+                             nn::Dense<S, M>(64 * 4 * 4, 256), nn::ReLU<S, M>(), nn::Dropout<S, M>(0.1, 2),
+                             nn::Dense<S, M>(256, int(nn::GaussianFullNLLLoss::num_outputs(regressor::num_params))));
+}
+
+void regressor_fused_case(benchmark::State& state, bool train) {
+  int const batch = int(state.range(0));
+  auto plain = regressor::make_network(batch, 0.1, 2);
+  plain.initialize(1);
+  auto net = make_regressor_fused(batch);
+  if (net.num_params() != plain.num_params()) {
+    state.SkipWithError("the fused regressor's parameter count differs");
+    return;
+  }
+  Kokkos::deep_copy(net.parameters(), plain.parameters());
+  nn::Tensor<float, regressor::Mem> x("x", batch, 1, regressor::image_size, regressor::image_size);
+  fill_input(x);
+  run(state, net, x, train);
+}
+
 void finder_case(benchmark::State& state, bool train) {
   int const batch = int(state.range(0));
   auto net = finder::make_deeplens<float, finder::Mem>(8);
@@ -73,6 +104,8 @@ void finder_case(benchmark::State& state, bool train) {
 
 void BM_regressor_forward(benchmark::State& s) { regressor_case(s, false); }
 void BM_regressor_train(benchmark::State& s) { regressor_case(s, true); }
+void BM_regressor_fused_forward(benchmark::State& s) { regressor_fused_case(s, false); }
+void BM_regressor_fused_train(benchmark::State& s) { regressor_fused_case(s, true); }
 void BM_finder_forward(benchmark::State& s) { finder_case(s, false); }
 void BM_finder_train(benchmark::State& s) { finder_case(s, true); }
 
@@ -80,5 +113,7 @@ void BM_finder_train(benchmark::State& s) { finder_case(s, true); }
 
 BENCHMARK(BM_regressor_forward)->Arg(32)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_regressor_train)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_regressor_fused_forward)->Arg(32)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_regressor_fused_train)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_finder_forward)->Arg(32)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_finder_train)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();

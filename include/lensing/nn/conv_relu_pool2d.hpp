@@ -1,0 +1,316 @@
+#ifndef LENSING_NN_CONV_RELU_POOL2D_HPP
+#define LENSING_NN_CONV_RELU_POOL2D_HPP
+
+#include <lensing/nn/conv2d.hpp>
+
+#include <Kokkos_Core.hpp>
+
+#include <cstdint>
+#include <string>
+
+// `#pragma omp simd` on the host loops over a row of windows (host builds
+// with OpenMP): the selects then run on vectors, not one window at a time.
+#if defined(_OPENMP) && !defined(__CUDACC__)
+#define LENSING_NN_CRP_SIMD LENSING_NN_PRAGMA(omp simd)
+#else
+#define LENSING_NN_CRP_SIMD
+#endif
+
+namespace lensing {
+namespace nn {
+
+/// Conv2D, ReLU and 2x2 max pooling (stride 2) fused into one layer: the
+/// three layers `Conv2D(g)`, `ReLU`, `MaxPool2D(2)` run one after the other,
+/// with the same parameters (Conv2D's: W (C_out, C_in, k_h, k_w) then b
+/// (C_out)), the same initialisation and the same results.
+///
+/// y[n,o,i,j] = max_{p,q<2} ReLU(z[n,o,2i+p,2j+q]), z = conv(x; W, b) of
+/// extent (oh, ow) as Conv2D's; output ⌊oh/2⌋ x ⌊ow/2⌋ (an odd last row or
+/// column of z is dropped, as MaxPool2D drops it).  Backward routes dy to the
+/// window's first maximum of ReLU(z) in scan order (MaxPool2D's rule, ties
+/// included) when that maximum is > 0, and nowhere otherwise (ReLU' = 0).
+///
+/// Host: per sample, z = W col(x_n) + b goes into a per-thread buffer (C_out x
+/// oh·ow, cache-resident for the maps of the Hezaveh-style CNN) and only the
+/// pooled y and a byte per pooled value (which of the four positions took the
+/// maximum, or none) are written: the full-resolution z, ReLU(z) and their
+/// gradients never reach memory.  Backward rebuilds dz of a sample from dy and
+/// those bytes in the same buffer, then runs Conv2D's GEMMs on it (the same
+/// calls, so dx and the weight gradients equal Conv2D's given dz; the bias
+/// gradients are summed from the pooled dy, a quarter of the reads, in
+/// another order than Conv2D's sum over dz: they differ in rounding).  The
+/// bytes are state of the last forward (as Dropout's mask): backward must
+/// follow the forward of the same x.  Device spaces (or `direct = true`): z in
+/// a full tensor by the direct convolution kernels, then the same pooling.
+template <class Scalar, class MemorySpace>
+class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpace>, Scalar, MemorySpace> {
+  using base = detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpace>, Scalar, MemorySpace>;
+  using base::cin_;
+  using base::cout_;
+  using base::g_;
+  using base::ws_;
+
+ public:
+  using typename base::Dims;
+  using typename base::tensor_type;
+  using typename base::vector_type;
+  static constexpr char const* forward_where = "lensing::nn::Conv2DReLUPool::forward";
+  static constexpr char const* backward_where = "lensing::nn::Conv2DReLUPool::backward";
+
+  Conv2DReLUPool(int in_channels, int out_channels, Conv2DGeometry g, Init init = Init::he_normal, bool direct = false)
+      : base(in_channels, out_channels, g, init, direct, "lensing::nn::Conv2DReLUPool") {
+    this->params_ = vector_type("lensing::nn::Conv2DReLUPool::params", static_cast<long>(cout_) * ksize() + cout_);
+  }
+  /// Square kernel k, stride s, padding p, dilation d (the convolution's).
+  Conv2DReLUPool(int in_channels, int out_channels, int k, int s = 1, int p = 0, int d = 1, Init init = Init::he_normal)
+      : Conv2DReLUPool(in_channels, out_channels, Conv2DGeometry{k, k, s, s, p, p, d, d}, init) {}
+
+  long ksize() const { return static_cast<long>(cin_) * g_.kh * g_.kw; }
+
+  Shape4 output_shape(Shape4 const& in) const {
+    char const* where = "lensing::nn::Conv2DReLUPool";
+    this->check_input(in, where);
+    int oh, ow;
+    g_.output_hw(in.h, in.w, oh, ow, where);
+    check_argument(oh >= 2 && ow >= 2, where,
+                   "the convolution's output " + std::to_string(oh) + "x" + std::to_string(ow) +
+                       " is smaller than the 2x2 pooling window");
+    return Shape4{in.n, cout_, oh / 2, ow / 2};
+  }
+
+  /// As Conv2D::initialize (the same values for the same seed).
+  void initialize(std::uint64_t seed) {
+    this->initialize_weights(static_cast<long>(cout_) * ksize(), ksize(), static_cast<long>(cout_) * g_.kh * g_.kw,
+                             seed);
+  }
+
+  void prepare(Shape4 const& in) {
+    Shape4 const out = output_shape(in);
+    int oh, ow;
+    g_.output_hw(in.h, in.w, oh, ow, "lensing::nn::Conv2DReLUPool");
+    // Per thread: col (K x oh·ow) then z, later dz (C_out x oh·ow).
+    ws_.prepare(in, (ksize() + cout_) * oh * ow, this->num_params(), "lensing::nn::Conv2DReLUPool::col",
+                "lensing::nn::Conv2DReLUPool::partial");
+    ensure_mask(long(out.n) * out.c * out.h * out.w);
+  }
+
+  //--------------------------------------------------------------------------
+  // Implementation (public for the device lambdas).
+
+  /// The convolution's dims (z's extents, not y's).
+  Dims dims(tensor_type const& x) const {
+    int oh, ow;
+    g_.output_hw(int(x.extent(2)), int(x.extent(3)), oh, ow, "lensing::nn::Conv2DReLUPool");
+    return Dims{long(x.extent(0)),
+                long(x.extent(1)),
+                long(x.extent(2)),
+                long(x.extent(3)),
+                long(cout_),
+                long(oh),
+                long(ow),
+                g_.kh,
+                g_.kw,
+                g_.sh,
+                g_.sw,
+                g_.ph,
+                g_.pw,
+                g_.dh,
+                g_.dw};
+  }
+
+  template <class ExecutionSpace>
+  void forward_host(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) {
+    Dims const d = dims(x);
+    long const k = ksize(), p = d.oh * d.ow, o = d.o, ow = d.ow, ph = d.oh / 2, pw = d.ow / 2, py = ph * pw;
+    ensure_mask(d.n * o * py);
+    bool const one = d.pointwise();
+    Scalar const* w = this->params_.data();
+    Scalar const* b = w + o * k;
+    Scalar const* xp = x.data();
+    Scalar* yp = y.data();
+    std::uint8_t* mk = mask_.data();
+    ws_.for_each_sample(space, forward_where, d.n, (k + o) * p, 0, [=](long n, Scalar* col, Scalar*) {
+      Scalar* z = col + k * p;
+      // z = b + W col: the fill and the GEMM of Conv2D::forward_host, into the buffer.
+      for (long oc = 0; oc < o; ++oc)
+        for (long i = 0; i < p; ++i)
+          z[oc * p + i] = b[oc];
+      Scalar const* cn = xp + n * d.c * d.h * d.w;
+      if (!one) {
+        detail::im2col(d, cn, col);
+        cn = col;
+      }
+      detail::gemm_host(false, false, o, p, k, Scalar(1), w, k, cn, p, Scalar(1), z, p);
+      Scalar* yn = yp + n * o * py;
+      std::uint8_t* mn = mk + n * o * py;
+      for (long oc = 0; oc < o; ++oc)
+        for (long i = 0; i < ph; ++i) {
+          Scalar const* z0 = z + oc * p + 2 * i * ow;
+          long const at = oc * py + i * pw;
+          LENSING_NN_CRP_SIMD
+          for (long j = 0; j < pw; ++j)
+            pool_one(z0[2 * j], z0[2 * j + 1], z0[ow + 2 * j], z0[ow + 2 * j + 1], yn[at + j], mn[at + j]);
+        }
+    });
+  }
+
+  template <class ExecutionSpace>
+  void backward_host(ExecutionSpace const& space, tensor_type const& x, tensor_type const& dy, tensor_type const& dx,
+                     vector_type const& dparams) const {
+    Dims const d = dims(x);
+    long const k = ksize(), p = d.oh * d.ow, o = d.o, oh = d.oh, ow = d.ow, ph = d.oh / 2, pw = d.ow / 2, py = ph * pw,
+               np = this->num_params();
+    bool const one = d.pointwise();
+    Scalar const* w = this->params_.data();
+    Scalar const* xp = x.data();
+    Scalar const* dyp = dy.data();
+    Scalar* dxp = dx.data();
+    std::uint8_t const* mk = mask_.data();
+    long const chunks =
+        ws_.for_each_sample(space, backward_where, d.n, (k + o) * p, np, [=](long n, Scalar* col, Scalar* g) {
+          Scalar* dz = col + k * p;
+          Scalar const* dyn = dyp + n * o * py;
+          std::uint8_t const* mn = mk + n * o * py;
+          // dz of the sample: dy at the chosen position of each window, 0 elsewhere
+          // (an odd last row or column of z included), each element written once.
+          for (long oc = 0; oc < o; ++oc) {
+            Scalar* zc = dz + oc * p;
+            Scalar sb = Scalar(0);  // the bias gradient: Σ dz = Σ of the dy that pass
+            for (long i = 0; i < ph; ++i) {
+              Scalar* d0 = zc + 2 * i * ow;
+              Scalar* d1 = d0 + ow;
+              long const at = oc * py + i * pw;
+              LENSING_NN_SIMD_SUM(sb)
+              for (long j = 0; j < pw; ++j) {
+                Scalar const t = Scalar(mn[at + j]);  // as a Scalar: see pool_one
+                Scalar const gv = dyn[at + j];
+                sb += t < Scalar(4) ? gv : Scalar(0);
+                d0[2 * j] = t == Scalar(0) ? gv : Scalar(0);
+                d0[2 * j + 1] = t == Scalar(1) ? gv : Scalar(0);
+                d1[2 * j] = t == Scalar(2) ? gv : Scalar(0);
+                d1[2 * j + 1] = t == Scalar(3) ? gv : Scalar(0);
+              }
+              for (long j = 2 * pw; j < ow; ++j) {
+                d0[j] = Scalar(0);
+                d1[j] = Scalar(0);
+              }
+            }
+            for (long i = 2 * ph * ow; i < oh * ow; ++i)
+              zc[i] = Scalar(0);
+            g[o * k + oc] += sb;
+          }
+          // Conv2D::backward_host's calls with dz for dy.
+          Scalar const* xn = xp + n * d.c * d.h * d.w;
+          Scalar const* cn = xn;
+          if (!one) {
+            detail::im2col(d, xn, col);
+            cn = col;
+          }
+          detail::gemm_host(false, true, o, k, p, Scalar(1), dz, p, cn, p, Scalar(1), g, k);
+          if (dxp == nullptr) return;
+          Scalar* dxn = dxp + n * d.c * d.h * d.w;
+          if (one) {
+            detail::gemm_host(true, false, k, p, o, Scalar(1), w, k, dz, p, Scalar(0), dxn, p);
+          } else {
+            detail::gemm_host(true, false, k, p, o, Scalar(1), w, k, dz, p, Scalar(0), col, p);
+            detail::col2im(d, col, dxn);
+          }
+        });
+    ws_.reduce(space, "lensing::nn::Conv2DReLUPool::reduce_partials", chunks, np, dparams.data());
+  }
+
+  template <class ExecutionSpace>
+  void forward_direct(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) {
+    Dims const d = dims(x);
+    long const ow = d.ow, ph = d.oh / 2, pw = d.ow / 2, py = ph * pw, plane = d.oh * d.ow;
+    ensure_mask(d.n * d.o * py);
+    if (long(z_.extent(0)) < d.n * d.o * plane)
+      z_ = View1D<Scalar, MemorySpace>(
+          Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("lensing::nn::Conv2DReLUPool::z")),
+          d.n * d.o * plane);
+    Scalar const* w = this->params_.data();
+    Scalar* zp = z_.data();
+    detail::conv_direct(space, "lensing::nn::Conv2DReLUPool::forward_direct", d, w, w + d.o * ksize(), x.data(), zp);
+    Scalar* yp = y.data();
+    std::uint8_t* mk = mask_.data();
+    Kokkos::parallel_for(
+        "lensing::nn::Conv2DReLUPool::pool",
+        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, d.n * d.o * py), KOKKOS_LAMBDA(long r) {
+          long const pl = r / py, i = (r % py) / pw, j = r % pw;
+          Scalar const* z0 = zp + pl * plane + 2 * i * ow + 2 * j;
+          pool_one(z0[0], z0[1], z0[ow], z0[ow + 1], yp[r], mk[r]);
+        });
+  }
+
+  template <class ExecutionSpace>
+  void backward_direct(ExecutionSpace const& space, tensor_type const& x, tensor_type const& dy, tensor_type const& dx,
+                       vector_type const& dparams) {
+    Dims const d = dims(x);
+    long const ow = d.ow, ph = d.oh / 2, pw = d.ow / 2, py = ph * pw, plane = d.oh * d.ow;
+    if (long(z_.extent(0)) < d.n * d.o * plane)
+      z_ = View1D<Scalar, MemorySpace>(
+          Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("lensing::nn::Conv2DReLUPool::z")),
+          d.n * d.o * plane);
+    Scalar* dz = z_.data();
+    Scalar const* dyp = dy.data();
+    std::uint8_t const* mk = mask_.data();
+    Kokkos::parallel_for(
+        "lensing::nn::Conv2DReLUPool::unpool",
+        Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, d.n * d.o * plane),
+        KOKKOS_LAMBDA(long r) {
+          long const pl = r / plane, i = (r % plane) / ow, j = r % ow, pi = i / 2, pj = j / 2;
+          Scalar v = Scalar(0);
+          if (pi < ph && pj < pw) {
+            long const at = pl * py + pi * pw + pj;
+            v = int(mk[at]) == int(2 * (i % 2) + j % 2) ? dyp[at] : Scalar(0);
+          }
+          dz[r] = v;
+        });
+    Scalar const* w = this->params_.data();
+    Scalar* gp = dparams.data();
+    detail::conv_weight_grad_direct(space, "lensing::nn::Conv2DReLUPool::backward_weights_direct", d, x.data(),
+                                    static_cast<Scalar const*>(dz), gp);
+    detail::channel_sums(space, "lensing::nn::Conv2DReLUPool::backward_bias_direct", static_cast<Scalar const*>(dz),
+                         d.n, d.o, plane, gp + d.o * ksize());
+    if (dx.data() != nullptr)
+      detail::conv_adjoint_direct(space, "lensing::nn::Conv2DReLUPool::backward_input_direct", d, w,
+                                  static_cast<Scalar const*>(nullptr), static_cast<Scalar const*>(dz), dx.data());
+  }
+
+  /// One window: y = the max of ReLU of the four values (MaxPool2D's selects:
+  /// the first maximum in scan order wins ties), code = its position 0..3
+  /// when y > 0, else 4 (ReLU' = 0 there: no gradient).
+  KOKKOS_INLINE_FUNCTION static void pool_one(Scalar a, Scalar b, Scalar c, Scalar e, Scalar& y, std::uint8_t& code) {
+    a = a > Scalar(0) ? a : Scalar(0);  // ReluOp::value
+    b = b > Scalar(0) ? b : Scalar(0);
+    c = c > Scalar(0) ? c : Scalar(0);
+    e = e > Scalar(0) ? e : Scalar(0);
+    // The position is carried as a Scalar: selects of one type vectorise
+    // (an int position made GCC give up on the loop: "control flow").
+    Scalar t = Scalar(0);
+    Scalar m = a;
+    t = b > m ? Scalar(1) : t;
+    m = b > m ? b : m;
+    t = c > m ? Scalar(2) : t;
+    m = c > m ? c : m;
+    t = e > m ? Scalar(3) : t;
+    m = e > m ? e : m;
+    y = m;
+    code = std::uint8_t(int(m > Scalar(0) ? t : Scalar(4)));
+  }
+
+ private:
+  void ensure_mask(long size) {
+    if (long(mask_.extent(0)) < size)
+      mask_ = Kokkos::View<std::uint8_t*, MemorySpace>(
+          Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("lensing::nn::Conv2DReLUPool::mask")), size);
+  }
+
+  Kokkos::View<std::uint8_t*, MemorySpace> mask_;  // per pooled value: its window's chosen position, or 4
+  View1D<Scalar, MemorySpace> z_;                  // the direct path's z, then dz
+};
+
+}  // namespace nn
+}  // namespace lensing
+
+#endif  // LENSING_NN_CONV_RELU_POOL2D_HPP

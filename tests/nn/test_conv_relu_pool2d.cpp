@@ -1,0 +1,170 @@
+// Conv2DReLUPool (Conv2D, ReLU and 2x2 max pooling fused into one layer)
+// against the three layers run one after the other with the same parameters:
+// forward, the input gradient and the parameter gradients, on the im2col
+// (host) and direct paths, for a one-channel 5x5 kernel (the Hezaveh-style
+// CNN's first layer), odd output sizes (a dropped row and column), a 1x1
+// kernel, a strided kernel, ties between positive values and windows with no
+// positive value; and the fused layer's gradients against central differences.
+#include <lensing/nn/activation.hpp>
+#include <lensing/nn/conv_relu_pool2d.hpp>
+#include <lensing/nn/pooling.hpp>
+#include <lensing/nn/sequential.hpp>
+
+#include <lensing_test.hpp>
+
+#include "gradient_check.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace nn = lensing::nn;
+namespace lt = lensing::test;
+
+namespace {
+
+double max_diff(std::vector<double> const& a, std::vector<double> const& b) {
+  REQUIRE(a.size() == b.size());
+  double m = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
+}
+
+// Runs `fused` and `plain` (same parameters) forward on x and backward from
+// dy, and compares y, dx and the parameter gradients.
+//
+// Error model: the results are identical except the bias gradients.  The fused layer
+// computes z by Conv2D's own calls (the bias fill, im2col and the same GEMM
+// with the same shapes and strides; or the same direct kernel), ReLU by
+// ReluOp's expression and the pooling by MaxPool2D's selects; backward builds
+// dz = ReLU'(z) ⊙ unpool(dy) exactly (each element is dy or 0, as MaxPool2D's
+// and ReLU's backward produce it) and passes it to Conv2D's calls, over the
+// same split of the batch into per-thread chunks.  So every value is the same
+// floating-point operation on the same operands: we require equality.  The
+// bias gradients Σ_n Σ dz are sums of the same N·P nonzero-or-zero terms (P =
+// oh·ow of z) in another order (the fused layer sums the dy that pass, per
+// row of windows, vectorised; Conv2D sums dz serially): each has an error
+// ≤ (N P − 1) ε Σ|dy| (recursive summation in any order), so they differ by
+// ≤ 2 N P ε Σ|dy|, which we allow.  A wrong
+// fusion (another tie rule, a gradient through a window with no positive
+// value, a misplaced dz element, a dropped bias) changes values by O(1).
+template <class S, class Space, class Fused, class Plain>
+void compare(Space const& space, Fused& fused, Plain& plain, nn::Shape4 in, unsigned seed, std::string const& what) {
+  using Mem = typename Space::memory_space;
+  nn::Tensor<S, Mem> x("x", in.n, in.c, in.h, in.w), dxf("dxf", in.n, in.c, in.h, in.w),
+      dxp("dxp", in.n, in.c, in.h, in.w);
+  nn::Shape4 const out = fused.output_shape(in);
+  REQUIRE(out == plain.output_shape(in));
+  nn::Tensor<S, Mem> yf("yf", out.n, out.c, out.h, out.w), yp("yp", out.n, out.c, out.h, out.w),
+      dy("dy", out.n, out.c, out.h, out.w);
+  lt::fill_normal(x, seed, 1.0);
+  lt::fill_normal(dy, seed + 1, 1.0);
+  Kokkos::deep_copy(dxf, S(7));  // every element must be written
+  nn::ParamVector<S, Mem> gf("gf", fused.num_params()), gp("gp", plain.num_params());
+  Kokkos::deep_copy(gf, S(7));
+  fused.forward(space, x, yf);
+  plain.forward(space, x, yp);
+  fused.backward(space, x, yf, dy, dxf, gf);
+  plain.backward(space, x, yp, dy, dxp, gp);
+  space.fence();
+  auto const yv = lt::host_values(yp);
+  double const ey = max_diff(lt::host_values(yf), yv);
+  double const edx = max_diff(lt::host_values(dxf), lt::host_values(dxp));
+  auto const gfv = lt::host_values(gf), gpv = lt::host_values(gp);
+  long const nw = long(gfv.size()) - out.c;  // the weights, then the C_out biases
+  double ew = 0, eb = 0;
+  for (long i = 0; i < long(gfv.size()); ++i)
+    (i < nw ? ew : eb) = std::max(i < nw ? ew : eb, std::abs(gfv[i] - gpv[i]));
+  double sdy = 0;
+  for (double v : lt::host_values(dy))
+    sdy += std::abs(v);
+  int oh, ow;
+  fused.geometry().output_hw(in.h, in.w, oh, ow, "test");
+  double const tb = 2 * double(in.n) * oh * ow * double(std::numeric_limits<S>::epsilon()) * sdy;
+  long positive = 0;
+  for (double v : yv)
+    positive += v > 0;
+  MESSAGE(what << ": |dy| " << ey << ", |ddx| " << edx << ", |dW| " << ew << ", |db| " << eb << " (allowed " << tb
+               << "; " << positive << " of " << yv.size() << " outputs > 0)");
+  CHECK(ey == 0);
+  CHECK(edx == 0);
+  CHECK(ew == 0);
+  CHECK(eb <= tb);
+  // Both kinds of window occur: some pooled outputs are 0, most are not.
+  CHECK(positive > long(yv.size()) / 4);
+  CHECK(positive < long(yv.size()));
+}
+
+}  // namespace
+
+LENSING_TEST_CASE_TEMPLATE("nn: Conv2DReLUPool equals Conv2D, ReLU, MaxPool2D(2) in sequence", Config, lt::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  using S = typename Config::scalar;
+  Space space;
+  struct Case {
+    int cin, cout, k, s, p;
+    nn::Shape4 in;
+  };
+  Case const cases[] = {{1, 6, 5, 1, 2, {3, 1, 12, 10}},  // the CNN's first layer: one channel, 5x5
+                        {3, 5, 3, 1, 1, {4, 3, 7, 9}},    // odd output: a row and a column dropped
+                        {4, 6, 1, 1, 0, {2, 4, 6, 6}},    // 1x1: the GEMM reads x directly
+                        {3, 4, 3, 2, 1, {3, 3, 9, 8}}};   // strided
+  unsigned seed = 40;
+  for (auto const& c : cases) {
+    for (bool direct : {false, true}) {
+      nn::Conv2DGeometry const g{c.k, c.k, c.s, c.s, c.p, c.p, 1, 1};
+      nn::Conv2DReLUPool<S, Mem> fused(c.cin, c.cout, g, nn::Init::he_normal, direct);
+      auto plain = nn::make_sequential(nn::Conv2D<S, Mem>(c.cin, c.cout, g, nn::Init::he_normal, direct),
+                                       nn::ReLU<S, Mem>(), nn::MaxPool2D<S, Mem>(2));
+      REQUIRE(fused.num_params() == plain.num_params());
+      // The same initialisation as Conv2D's.
+      nn::Conv2D<S, Mem> conv(c.cin, c.cout, g);
+      fused.initialize(seed);
+      conv.initialize(seed);
+      CHECK(max_diff(lt::host_values(fused.parameters()), lt::host_values(conv.parameters())) == 0);
+      lt::fill_normal(fused.parameters(), seed + 2, 0.5);
+      {
+        // Channel 0: W = 0, b = 0.5 (every window a tie of positive values:
+        // the first position must win); channel 1: W = 0, b = -0.5 (no
+        // positive value: no gradient anywhere).
+        auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), fused.parameters());
+        long const k = fused.ksize();
+        for (long i = 0; i < 2 * k; ++i)
+          h(i) = S(0);
+        h(long(c.cout) * k) = S(0.5);
+        h(long(c.cout) * k + 1) = S(-0.5);
+        Kokkos::deep_copy(fused.parameters(), h);
+      }
+      Kokkos::deep_copy(plain.parameters(), fused.parameters());
+      std::string const what = std::string(Space::name()) + " k" + std::to_string(c.k) + " s" + std::to_string(c.s) +
+                               " " + c.in.str() + (direct ? " direct" : " im2col");
+      compare<S>(space, fused, plain, c.in, seed, what);
+      // Another batch size, then the first again (buffers re-prepared).
+      nn::Shape4 small = c.in;
+      small.n = 1;
+      compare<S>(space, fused, plain, small, seed + 3, what + ", batch 1");
+      compare<S>(space, fused, plain, c.in, seed + 4, what + ", batch again");
+      seed += 10;
+    }
+  }
+}
+
+LENSING_TEST_CASE_TEMPLATE("nn: Conv2DReLUPool gradients and arguments", Config, lt::DoubleConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  Space space;
+  for (bool direct : {false, true}) {
+    nn::Conv2DReLUPool<double, Mem> layer(2, 3, nn::Conv2DGeometry{3, 3, 1, 1, 1, 1, 1, 1}, nn::Init::he_normal,
+                                          direct);
+    layer.initialize(3);
+    lt::expect_gradients(space, layer, nn::Shape4{2, 2, 6, 5}, direct ? "Conv2DReLUPool direct" : "Conv2DReLUPool");
+  }
+  nn::Conv2DReLUPool<double, Mem> layer(1, 2, 3);
+  CHECK_THROWS_AS(layer.output_shape(nn::Shape4{1, 1, 3, 5}), std::invalid_argument);  // z is 1x3
+  CHECK_THROWS_AS(layer.output_shape(nn::Shape4{1, 2, 6, 6}), std::invalid_argument);  // channels
+  CHECK(layer.output_shape(nn::Shape4{2, 1, 7, 6}) == nn::Shape4{2, 2, 2, 2});
+}
