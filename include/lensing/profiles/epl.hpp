@@ -190,14 +190,19 @@ struct EPLKernel {
 
   /// Deflection at m points (major-axis frame) at once, for host row loops.
   /// The same terms as deflection() (num_terms(): the same at every point),
-  /// summed in polynomial form, F = e^{i phi} sum_n c_n z^n with
-  /// c_n = prod_{k<=n} rho_k computed once per batch, by Horner's rule across
-  /// points: S <- c_n + z S is 4 real multiply-adds per term (the recurrence
-  /// Omega_n = rho_n z Omega_{n-1} plus the sum costs 8), and the terms
-  /// decrease geometrically, so the rounding is a few ulp of |F| (differs from
-  /// deflection() by rounding only).  A = amp (b/R)^(t-1) as exp(t' log(b/R)):
-  /// libmvec's vector pow costs 2.2 ns per element here, exp and log together
-  /// 1.3.  x, y may alias ax, ay.  m <= deflection_batch_capacity.
+  /// F = e^{i phi} S, S = sum_{n<N} c_n z^n, c_n = prod_{k<=n} rho_k (real,
+  /// computed once per batch), summed across points by Clenshaw's recurrence
+  /// for a real polynomial at a complex point (Goertzel): z is a root of
+  /// w^2 - 2 Re(z) w + |z|^2, |z|^2 = f^2 the same at every point, so
+  ///   b_n = c_n + 2 Re(z) b_{n+1} - f^2 b_{n+2},  S = b_0 - conj(z) b_1,
+  /// two real multiply-adds per term (Horner on complex S takes four, the
+  /// recurrence Omega_n = rho_n z Omega_{n-1} plus the sum eight).  Rounding:
+  /// |b_n| <= sum_k (k + 1) f^k c_{n+k} <= 1/(1 - f)^2 (|sin((k+1)x)/sin x| <=
+  /// k + 1), so each rounding reaches S amplified by at most 1/(1 - f)^2:
+  /// 1.3 at q = 0.8, 4 at f = 1/2 (q = 1/3); beyond f = 1/2 (a branch per
+  /// batch) Horner's rule on complex S (S <- c_n + z S), whose terms decrease
+  /// geometrically.  Differs from deflection() by rounding only.  x, y may
+  /// alias ax, ay.  m <= deflection_batch_capacity.
   static constexpr int batch_capacity = deflection_batch_capacity;
   KOKKOS_INLINE_FUNCTION void deflection_batch(int m, Scalar const* x, Scalar const* y, Scalar* ax, Scalar* ay) const {
     Scalar ur[batch_capacity], ui[batch_capacity], zr[batch_capacity], zi[batch_capacity];
@@ -262,21 +267,50 @@ struct EPLKernel {
     bool const direct = irregular == 0 && mpad == m;
     for (int i = m; i < mpad; ++i)
       zr[i] = zi[i] = ur[i] = ui[i] = A[i] = Scalar(0);
+    // Clenshaw's recurrence for f <= 1/2 (q >= 1/3: rounding amplified at
+    // most 4x), Horner's rule on complex S beyond (1/(1 - f)^2 grows to 625
+    // at q = 0.02).
+    bool const clenshaw = ff <= Scalar(0.5);
+    Scalar const s2 = ff * ff;  // |z|^2
     for (int i0 = 0; i0 < mpad; i0 += G * L) {
-      V vzr[G], vzi[G], sr[G], si[G];
-      for (int g = 0; g < G; ++g) {
-        vzr[g] = load(zr + i0 + g * L);
-        vzi[g] = load(zi + i0 + g * L);
-        sr[g] = vzr[g] * Scalar(0) + c[nterms - 1];
-        si[g] = vzr[g] * Scalar(0);
-      }
-      for (int n = nterms - 2; n >= 0; --n) {
-        Scalar const cn = c[n];
+      V sr[G], si[G];
+      if (clenshaw) {
+        V x2[G], b1[G], b2[G];
         for (int g = 0; g < G; ++g) {
-          V const nr = vzr[g] * sr[g] - vzi[g] * si[g] + cn;
-          V const ni = vzr[g] * si[g] + vzi[g] * sr[g];
-          sr[g] = nr;
-          si[g] = ni;
+          x2[g] = Scalar(2) * load(zr + i0 + g * L);
+          b1[g] = x2[g] * Scalar(0) + c[nterms - 1];
+          b2[g] = x2[g] * Scalar(0);
+        }
+        for (int n = nterms - 2; n >= 1; --n) {
+          Scalar const cn = c[n];
+          for (int g = 0; g < G; ++g) {
+            V const b = x2[g] * b1[g] + (cn - s2 * b2[g]);
+            b2[g] = b1[g];
+            b1[g] = b;
+          }
+        }
+        for (int g = 0; g < G; ++g) {
+          // b_0 = c_0 + 2 Re z b_1 - |z|^2 b_2, S = b_0 - conj(z) b_1.
+          V const b0 = x2[g] * b1[g] + (c[0] - s2 * b2[g]);
+          sr[g] = b0 - Scalar(0.5) * x2[g] * b1[g];
+          si[g] = load(zi + i0 + g * L) * b1[g];
+        }
+      } else {
+        V vzr[G], vzi[G];
+        for (int g = 0; g < G; ++g) {
+          vzr[g] = load(zr + i0 + g * L);
+          vzi[g] = load(zi + i0 + g * L);
+          sr[g] = vzr[g] * Scalar(0) + c[nterms - 1];
+          si[g] = vzr[g] * Scalar(0);
+        }
+        for (int n = nterms - 2; n >= 0; --n) {
+          Scalar const cn = c[n];
+          for (int g = 0; g < G; ++g) {
+            V const nr = vzr[g] * sr[g] - vzi[g] * si[g] + cn;
+            V const ni = vzr[g] * si[g] + vzi[g] * sr[g];
+            sr[g] = nr;
+            si[g] = ni;
+          }
         }
       }
       for (int g = 0; g < G; ++g) {
