@@ -364,6 +364,17 @@ TEST_CASE("posteriordb: low_dim_gauss_mix") {
   auto const data = pdb::load("low_dim_gauss_mix.data.json");
   GaussMix const d{data["y"].get<std::vector<double>>()};
   pdb::check_gradient(d);
+  // The posterior has a secondary mode ~450 nats below the reference's (both
+  // means near -2.3, one component wide: sigma ~4.1 and ~0.8), which NUTS
+  // cannot leave once a chain falls in. From Stan's inits, uniform(-2, 2) on
+  // the unconstrained scale, one of the four chains fell in for 8 of 260
+  // seeds (R-hat 1.5-1.7 then), so whether this test passed depended on the
+  // seed and on the build's rounding. The reference describes the main mode:
+  // the chains start in uniform(-1, 1), i.e. the gap between the ordered
+  // means at least e^-1, from which 0 of 300 seeds (and 0 of 300 with the
+  // test built at -O2) reached the secondary mode.
+  auto opt = options(5);
+  opt.init_radius = 1;
   pdb::check_reference(
       "low_dim_gauss_mix-low_dim_gauss_mix", d,
       [](double const* u, double* x) {
@@ -373,5 +384,5 @@ TEST_CASE("posteriordb: low_dim_gauss_mix") {
         x[3] = std::exp(u[3]);
         x[4] = lensing::detail::sigmoid(u[4]);
       },
-      options(5));
+      opt);
 }
