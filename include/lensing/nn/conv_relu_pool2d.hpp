@@ -8,14 +8,6 @@
 #include <cstdint>
 #include <string>
 
-// `#pragma omp simd` on the host loops over a row of windows (host builds
-// with OpenMP): the selects then run on vectors, not one window at a time.
-#if defined(_OPENMP) && !defined(__CUDACC__)
-#define LENSING_NN_CRP_SIMD LENSING_NN_PRAGMA(omp simd)
-#else
-#define LENSING_NN_CRP_SIMD
-#endif
-
 namespace lensing {
 namespace nn {
 
@@ -150,9 +142,7 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
         for (long i = 0; i < ph; ++i) {
           Scalar const* z0 = z + oc * p + 2 * i * ow;
           long const at = oc * py + i * pw;
-          LENSING_NN_CRP_SIMD
-          for (long j = 0; j < pw; ++j)
-            pool_one(z0[2 * j], z0[2 * j + 1], z0[ow + 2 * j], z0[ow + 2 * j + 1], yn[at + j], mn[at + j]);
+          pool_row(z0, z0 + ow, yn + at, mn + at, pw);
         }
     });
   }
@@ -184,16 +174,7 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
               Scalar* d0 = zc + 2 * i * ow;
               Scalar* d1 = d0 + ow;
               long const at = oc * py + i * pw;
-              LENSING_NN_SIMD_SUM(sb)
-              for (long j = 0; j < pw; ++j) {
-                Scalar const t = Scalar(mn[at + j]);  // as a Scalar: see pool_one
-                Scalar const gv = dyn[at + j];
-                sb += t < Scalar(4) ? gv : Scalar(0);
-                d0[2 * j] = t == Scalar(0) ? gv : Scalar(0);
-                d0[2 * j + 1] = t == Scalar(1) ? gv : Scalar(0);
-                d1[2 * j] = t == Scalar(2) ? gv : Scalar(0);
-                d1[2 * j + 1] = t == Scalar(3) ? gv : Scalar(0);
-              }
+              sb += unpool_row(d0, d1, dyn + at, mn + at, pw);
               for (long j = 2 * pw; j < ow; ++j) {
                 d0[j] = Scalar(0);
                 d1[j] = Scalar(0);
@@ -341,6 +322,48 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
         }
   }
 
+  // The host loops over a row of windows, as functions of restrict pointers:
+  // GCC vectorises them so (with `omp simd` instead it gave up: "control
+  // flow", "no vectype"), the selects then run on vectors.  The position is
+  // carried as a Scalar for the same reason.
+  /// pool_one over the windows of rows z0, z1 (2 pw values each).
+  static void pool_row(Scalar const* __restrict z0, Scalar const* __restrict z1, Scalar* __restrict y,
+                       std::uint8_t* __restrict code, long pw) {
+    for (long j = 0; j < pw; ++j) {
+      Scalar a = z0[2 * j], b = z0[2 * j + 1], c = z1[2 * j], e = z1[2 * j + 1];
+      a = a > Scalar(0) ? a : Scalar(0);  // ReluOp::value
+      b = b > Scalar(0) ? b : Scalar(0);
+      c = c > Scalar(0) ? c : Scalar(0);
+      e = e > Scalar(0) ? e : Scalar(0);
+      Scalar t = Scalar(0), m = a;  // MaxPool2D's selects
+      t = b > m ? Scalar(1) : t;
+      m = b > m ? b : m;
+      t = c > m ? Scalar(2) : t;
+      m = c > m ? c : m;
+      t = e > m ? Scalar(3) : t;
+      m = e > m ? e : m;
+      y[j] = m;
+      code[j] = std::uint8_t(int(m > Scalar(0) ? t : Scalar(4)));
+    }
+  }
+  /// dz of rows d0, d1 (2 pw values each) from dy and the codes; returns Σ of the dy that pass.
+  static Scalar unpool_row(Scalar* __restrict d0, Scalar* __restrict d1, Scalar const* __restrict dy,
+                           std::uint8_t const* __restrict code, long pw) {
+    for (long j = 0; j < pw; ++j) {
+      Scalar const t = Scalar(code[j]);
+      Scalar const gv = dy[j];
+      d0[2 * j] = t == Scalar(0) ? gv : Scalar(0);
+      d0[2 * j + 1] = t == Scalar(1) ? gv : Scalar(0);
+      d1[2 * j] = t == Scalar(2) ? gv : Scalar(0);
+      d1[2 * j + 1] = t == Scalar(3) ? gv : Scalar(0);
+    }
+    Scalar sb = Scalar(0);
+    LENSING_NN_SIMD_SUM(sb)
+    for (long j = 0; j < pw; ++j)
+      sb += code[j] < 4 ? dy[j] : Scalar(0);
+    return sb;
+  }
+
   /// One window: y = the max of ReLU of the four values (MaxPool2D's selects:
   /// the first maximum in scan order wins ties), code = its position 0..3
   /// when y > 0, else 4 (ReLU' = 0 there: no gradient).
@@ -349,8 +372,6 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
     b = b > Scalar(0) ? b : Scalar(0);
     c = c > Scalar(0) ? c : Scalar(0);
     e = e > Scalar(0) ? e : Scalar(0);
-    // The position is carried as a Scalar: selects of one type vectorise
-    // (an int position made GCC give up on the loop: "control flow").
     Scalar t = Scalar(0);
     Scalar m = a;
     t = b > m ? Scalar(1) : t;
