@@ -197,6 +197,49 @@ LENSING_TEST_CASE_TEMPLATE("light profiles are finite at their centres", Config,
   CHECK(lensing::test::light_finite_at<Space>(sh, 1e3, -2e3));
 }
 
+// prepared() (the pixel loops' form: frame and radial constants built once)
+// against the profile itself, in kernels on Space, at points over the core
+// (inside the 1e-4" floor), the body and the far tail.  Same operations on
+// the same values; the two copies may differ only where the compiler
+// contracts or vectorises them differently: a few ulp in R^2 and in the two
+// exponents' arguments.  The relative error of I = amp exp(-b_n (t - 1)),
+// t = (R/R_s)^(1/n), from a relative error d of R^2 and of t's exponent, is
+// about b_n t (1/(2n) + |log t|) d + d; bound with d = 8 eps.
+LENSING_TEST_CASE_TEMPLATE("prepared Sersic profiles equal the profiles", Config, lensing::test::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using S = typename Config::scalar;
+  double const eps = std::is_same<S, double>::value ? 0x1p-52 : 0x1p-23;
+  std::vector<double> xs, ys;
+  for (double r : {0.0, 3e-5, 2e-4, 0.01, 0.13, 0.5, 1.4, 3.0, 7.5})
+    for (double a : {0.0, 0.9, 2.3, 4.1}) {
+      xs.push_back(0.1 + r * std::cos(a));
+      ys.push_back(-0.05 + r * std::sin(a));
+    }
+  int bad = 0;
+  auto run = [&](auto const& p, double n, double Rs) {
+    auto const want = lensing::test::light_on_space<Space>(p, xs, ys);
+    auto const got = lensing::test::light_on_space<Space>(p.prepared(), xs, ys);
+    double const bn = 1.9992 * n - 0.3271;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      double const r = std::hypot(xs[i] - 0.1, ys[i] + 0.05) / Rs * 3.0 + 1e-4;  // generous R/R_s (q >= 1/9)
+      double const t = std::pow(r, 1.0 / n);
+      double const tol = (bn * t * (0.5 / n + std::fabs(std::log(t))) + 1.0) * 8.0 * eps * std::fabs(want[i]);
+      if (!(std::fabs(got[i] - want[i]) <= tol)) {
+        ++bad;
+        MESSAGE("point " << i << ": prepared " << got[i] << ", profile " << want[i]);
+      }
+    }
+  };
+  run(lensing::Sersic<S>{S(2), S(0.3), S(4), S(0.1), S(-0.05)}, double(S(4)), double(S(0.3)));
+  run(lensing::Sersic<S>{S(-0.7), S(1.1), S(0.6), S(0.1), S(-0.05)}, double(S(0.6)), double(S(1.1)));
+  run(lensing::SersicEllipse<S>{S(20), S(0.25), S(1.6), S(0.08), S(-0.05), S(0.1), S(-0.05)}, double(S(1.6)),
+      double(S(0.25)));
+  run(lensing::SersicEllipse<S>{S(8), S(0.6), S(3.2), S(-0.6), S(0.3), S(0.1), S(-0.05)}, double(S(3.2)),
+      double(S(0.6)));
+  run(lensing::SersicEllipse<S>{S(1), S(0.4), S(2), S(0), S(0), S(0.1), S(-0.05)}, 2.0, double(S(0.4)));
+  CHECK(bad == 0);
+}
+
 LENSING_TEST_CASE_TEMPLATE("composite light sums, packs and differentiates", Config, lensing::test::DoubleConfigs) {
   using Space = typename Config::execution_space;
   using C =

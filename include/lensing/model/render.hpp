@@ -15,17 +15,25 @@
 #include <cmath>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 namespace lensing {
 
 namespace detail {
-// Surface brightness of the lensed source plus the lens light at one sky point.
+// Surface brightness of the lensed source plus the lens light at one sky point,
+// on the profiles prepared once (detail::prepare: an elliptical profile's frame
+// and kernel constants, a Sersic's 1/R_sersic^2, 1/n and b_n), so that pixel
+// loops do not rebuild them at every point (GCC cannot hoist that set-up: its
+// branches, and -ftrapping-math keeps the conditional square roots and
+// divisions in place).  Same formulas as the profiles' own evaluation.
 template <class Lens, class Source, class LensLight>
 struct SkyBrightness {
   using Scalar = typename Lens::scalar_type;
-  Lens lens;
-  Source source;
-  LensLight lens_light;
+  decltype(prepare(std::declval<Lens const&>())) lens;
+  decltype(prepare(std::declval<Source const&>())) source;
+  decltype(prepare(std::declval<LensLight const&>())) lens_light;
+  KOKKOS_INLINE_FUNCTION SkyBrightness(Lens const& l, Source const& s, LensLight const& ll)
+      : lens(prepare(l)), source(prepare(s)), lens_light(prepare(ll)) {}
   KOKKOS_FORCEINLINE_FUNCTION Scalar operator()(Scalar x, Scalar y) const {
     auto const a = lens.deflection(x, y);
     return source.surface_brightness(x - a.x, y - a.y) + lens_light.surface_brightness(x, y);

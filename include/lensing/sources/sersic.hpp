@@ -44,6 +44,53 @@ struct SersicRadial {
   }
 };
 
+/// SersicRadial's I alone with the per-profile constants hoisted (a pixel
+/// loop's form, from Sersic::prepared / SersicEllipse::prepared): the same
+/// operations on the same values as SersicRadial(amp, Rs, n, R2).I, one log
+/// and two exponentials per point, no division or square root.
+template <class Scalar>
+struct SersicRadialPrepared {
+  Scalar amp, bn, inv_n, inv_rs2;
+  KOKKOS_INLINE_FUNCTION static SersicRadialPrepared make(Scalar amp, Scalar Rs, Scalar n) {
+    return {amp, math::sersic_b_lenstronomy(n), Scalar(1) / n, Scalar(1) / (Rs * Rs)};
+  }
+  KOKKOS_FORCEINLINE_FUNCTION Scalar operator()(Scalar R2) const {
+    constexpr Scalar s2 = SersicRadial<Scalar>::smoothing * SersicRadial<Scalar>::smoothing;
+    Scalar const R2f = R2 < s2 ? s2 : R2;
+    Scalar const logr = Scalar(0.5) * math::log(R2f * inv_rs2);
+    Scalar const t = math::exp(logr * inv_n);
+    return amp * math::exp(-bn * (t - Scalar(1)));
+  }
+};
+
+/// Sersic::prepared(): the circular profile for a loop over many points.
+template <class Scalar>
+struct PreparedSersic {
+  using scalar_type = Scalar;
+  SersicRadialPrepared<Scalar> radial;
+  Scalar center_x, center_y;
+  KOKKOS_FORCEINLINE_FUNCTION Scalar surface_brightness(Scalar x, Scalar y) const {
+    Scalar const dx = x - center_x, dy = y - center_y;
+    return radial(dx * dx + dy * dy);
+  }
+};
+
+/// SersicEllipse::prepared(): the elliptical profile with its frame (q, phi,
+/// sqrt(q) from e1, e2: three square roots and three divisions) and radial
+/// constants built once.
+template <class Scalar>
+struct PreparedSersicEllipse {
+  using scalar_type = Scalar;
+  SersicRadialPrepared<Scalar> radial;
+  LightEllipse<Scalar> ellipse;
+  Scalar center_x, center_y;
+  KOKKOS_FORCEINLINE_FUNCTION Scalar surface_brightness(Scalar x, Scalar y) const {
+    Vec2<Scalar> p;
+    Vec2<Scalar> const t = ellipse.transform(Vec2<Scalar>{x - center_x, y - center_y}, p);
+    return radial(t.x * t.x + t.y * t.y);
+  }
+};
+
 template <class Scalar>
 void check_sersic(char const* where, Scalar amp, Scalar R_sersic, Scalar n_sersic, Scalar cx, Scalar cy) {
   check_finite(amp, where, "amp");
@@ -75,6 +122,11 @@ struct Sersic {
   KOKKOS_INLINE_FUNCTION Scalar surface_brightness(Scalar x, Scalar y) const {
     Scalar const dx = x - center_x, dy = y - center_y;
     return detail::SersicRadial<Scalar>(amp, R_sersic, n_sersic, dx * dx + dy * dy).I;
+  }
+  /// The profile with its per-point constants hoisted, for pixel loops
+  /// (detail::prepare): surface_brightness only, the same values.
+  KOKKOS_INLINE_FUNCTION detail::PreparedSersic<Scalar> prepared() const {
+    return {detail::SersicRadialPrepared<Scalar>::make(amp, R_sersic, n_sersic), center_x, center_y};
   }
   template <class Grad>
   KOKKOS_FORCEINLINE_FUNCTION Vec2<Scalar> surface_brightness_vjp(Scalar x, Scalar y, Scalar g, Grad grad) const {
@@ -126,6 +178,12 @@ struct SersicEllipse {
     Vec2<Scalar> p;
     Vec2<Scalar> const t = l.transform(Vec2<Scalar>{x - center_x, y - center_y}, p);
     return detail::SersicRadial<Scalar>(amp, R_sersic, n_sersic, t.x * t.x + t.y * t.y).I;
+  }
+  /// The profile with its frame and radial constants built once, for pixel
+  /// loops (detail::prepare): surface_brightness only, the same values.
+  KOKKOS_INLINE_FUNCTION detail::PreparedSersicEllipse<Scalar> prepared() const {
+    return {detail::SersicRadialPrepared<Scalar>::make(amp, R_sersic, n_sersic),
+            detail::LightEllipse<Scalar>::make(e1, e2), center_x, center_y};
   }
   template <class Grad>
   KOKKOS_FORCEINLINE_FUNCTION Vec2<Scalar> surface_brightness_vjp(Scalar x, Scalar y, Scalar g, Grad grad) const {
