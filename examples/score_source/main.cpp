@@ -835,9 +835,10 @@ bool upper_factor(Eigen::MatrixXd const* a, double scale, Eigen::VectorXd const&
 // precision and s_l = 1 / var_l the likelihood's scale at level l.  Since
 // t <= lambda_i, M_l^-1 = E + Q B Q^T with E = D_l + s_l t (diagonal) and
 // B = s_l (Lambda - t) >= 0: diagonal plus rank k, a factor C (C C^T = M_l)
-// costs O(d k^2) per level and image and O(d k) per chain-step, no d^3
-// factorisation.  In the tail G <= t I, so M_l^-1 >= the stand-in's level
-// precision H_l and the largest eigenvalue of C^T H_l C is at most 1: the
+// costs O(d k^2) and a k x k eigenproblem per level and image and O(d k)
+// per chain-step, no d^3 factorisation.  In the tail G <= t I (up to the
+// eigensolver's error), so M_l^-1 >= the stand-in's level precision H_l
+// and the largest eigenvalue of C^T H_l C is at most 1: the
 // step eta is as stable as the dense one's; what the tail loses is speed
 // in its weakly constrained directions (curvature (p + s lambda) / (p + s t)
 // < 1 there).
