@@ -11,7 +11,12 @@
 # BEFORE, AFTER: bench_nn_example_nets executables (copy the old one aside
 # before rebuilding); OUT: a directory for the Google Benchmark JSON files;
 # ROUNDS default 3; FILTER default '(finder|regressor)_(forward|train)/32';
-# MIN_TIME seconds per case, default 1.5.
+# MIN_TIME seconds per case, default 1.5.  AFTER_AS='FROM>TO' (optional):
+# the after side's cases whose names contain FROM are reported under the name
+# with FROM replaced by TO, in place of the after side's own cases of that
+# name (e.g. AFTER_AS='regressor_fused_>regressor_' with FILTER
+# 'regressor(_fused)?_(forward|train)/32': the regressor before against its
+# fused network after).
 set -euo pipefail
 before=$1 after=$2 out=$3 rounds=${4:-3} filter=${5:-'(finder|regressor)_(forward|train)/32'} mt=${6:-1.5}
 core=${PIN_CORE:-1}
@@ -30,18 +35,24 @@ for r in $(seq 1 "$rounds"); do
     done
   done
 done
-python3 - "$out" "$rounds" <<'PY'
+python3 - "$out" "$rounds" "${AFTER_AS:-}" <<'PY'
 import json, statistics, sys
-out, rounds = sys.argv[1], int(sys.argv[2])
+out, rounds, alias = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+src, dst = alias.split(">") if alias else (None, None)
 res = {}
 for side in ("before", "after"):
     for th in (1, 2):
         for r in range(1, rounds + 1):
-            for b in json.load(open(f"{out}/{side}.t{th}.r{r}.json"))["benchmarks"]:
+            bs = json.load(open(f"{out}/{side}.t{th}.r{r}.json"))["benchmarks"]
+            if side == "after" and src:
+                aliased = {b["name"].replace(src, dst) for b in bs if src in b["name"]}
+                bs = [dict(b, name=b["name"].replace(src, dst)) if src in b["name"] else b
+                      for b in bs if src in b["name"] or b["name"] not in aliased]
+            for b in bs:
                 res.setdefault((b["name"], th, side), []).append((b["cpu_time"], b["real_time"]))
 print("| case | threads | before CPU ms/batch (median; range) | after | before / after | before wall ms/batch | after | before / after |")
 print("|---|---|---|---|---|---|---|---|")
-for n in sorted({k[0] for k in res}):
+for n in sorted({k[0] for k in res if k[2] == "before"}):
     for th in (1, 2):
         b, a = res[(n, th, "before")], res[(n, th, "after")]
         med = lambda v, i: statistics.median(x[i] for x in v)
