@@ -4,9 +4,12 @@
 // (host) and direct paths, for a one-channel 5x5 kernel (the Hezaveh-style
 // CNN's first layer), odd output sizes (a dropped row and column), a 1x1
 // kernel, a strided kernel, ties between positive values and windows with no
-// positive value; and the fused layer's gradients against central differences.
+// positive value; the fused layer's gradients against central differences;
+// and a small CNN of fused blocks against the same CNN layer by layer.
 #include <lensing/nn/activation.hpp>
 #include <lensing/nn/conv_relu_pool2d.hpp>
+#include <lensing/nn/dense.hpp>
+#include <lensing/nn/flatten.hpp>
 #include <lensing/nn/pooling.hpp>
 #include <lensing/nn/sequential.hpp>
 
@@ -187,4 +190,53 @@ LENSING_TEST_CASE_TEMPLATE("nn: Conv2DReLUPool gradients and arguments", Config,
   CHECK_THROWS_AS(layer.output_shape(nn::Shape4{1, 1, 3, 5}), std::invalid_argument);  // z is 1x3
   CHECK_THROWS_AS(layer.output_shape(nn::Shape4{1, 2, 6, 6}), std::invalid_argument);  // channels
   CHECK(layer.output_shape(nn::Shape4{2, 1, 7, 6}) == nn::Shape4{2, 2, 2, 2});
+}
+
+LENSING_TEST_CASE_TEMPLATE("nn: a CNN of Conv2DReLUPool blocks equals the CNN written layer by layer", Config,
+                           lt::AllConfigs) {
+  // The regressor's structure in small (examples/train_regressor): two blocks,
+  // then dense; the same flat parameter vector in both networks (this checks
+  // the fused layer inside Sequential: its prepare, and its state between the
+  // network's forward and backward).  Error model: the output is identical
+  // (see compare); the parameter gradients differ only in the bias sums and
+  // the first layer's direct weight gradient, sums of ≤ N P = 512 terms in
+  // another order, whose rigorous bounds the cases above check layer by layer.
+  // Here Σ|terms| is not at hand, so we allow 1e3 ε max|g|: loose (we see
+  // ≤ 1 ε max|g|), yet 1e3 below the O(max|g|) error of a wrong fusion.
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  using S = typename Config::scalar;
+  Space space;
+  int const n = 2;
+  nn::Shape4 const in{n, 1, 16, 16};
+  auto fused =
+      nn::make_sequential(in, nn::Conv2DReLUPool<S, Mem>(1, 4, 5, 1, 2), nn::Conv2DReLUPool<S, Mem>(4, 6, 3, 1, 1),
+                          nn::Flatten<S, Mem>(), nn::Dense<S, Mem>(6 * 4 * 4, 5));
+  auto plain = nn::make_sequential(in, nn::Conv2D<S, Mem>(1, 4, 5, 1, 2), nn::ReLU<S, Mem>(), nn::MaxPool2D<S, Mem>(2),
+                                   nn::Conv2D<S, Mem>(4, 6, 3, 1, 1), nn::ReLU<S, Mem>(), nn::MaxPool2D<S, Mem>(2),
+                                   nn::Flatten<S, Mem>(), nn::Dense<S, Mem>(6 * 4 * 4, 5));
+  REQUIRE(fused.num_params() == plain.num_params());
+  plain.initialize(5);
+  lt::fill_normal(plain.parameters(), 6, 0.4);
+  Kokkos::deep_copy(fused.parameters(), plain.parameters());
+  nn::Tensor<S, Mem> x("x", n, 1, 16, 16);
+  lt::fill_normal(x, 7, 1.0);
+  fused.set_training(true);
+  plain.set_training(true);
+  fused.forward(space, x);
+  plain.forward(space, x);
+  Kokkos::deep_copy(fused.output_gradient(), S(0.1));
+  Kokkos::deep_copy(plain.output_gradient(), S(0.1));
+  fused.backward(space, x);
+  plain.backward(space, x);
+  space.fence();
+  CHECK(max_diff(lt::host_values(fused.output()), lt::host_values(plain.output())) == 0);
+  auto const gp = lt::host_values(plain.gradients());
+  double gmax = 0;
+  for (double v : gp)
+    gmax = std::max(gmax, std::abs(v));
+  double const eg = max_diff(lt::host_values(fused.gradients()), gp);
+  MESSAGE(std::string(Space::name()) << ": network gradients differ by " << eg << " (max " << gmax << ")");
+  CHECK(gmax > 0);
+  CHECK(eg <= 1e3 * double(std::numeric_limits<S>::epsilon()) * gmax);
 }
