@@ -992,6 +992,45 @@ int calibrate_error(Space const& space, Options const& o) {
         in_band ? "all but b = 32 in [0.6, 1.67]" : "NOT all in [0.6, 1.67] (b <= 8)");
     return in_band;
   };
+  {
+    // Is the error zero-mean given s?  Per image, the least-squares c of e on
+    // the 5-point Laplacian of s (zero outside): a blurring decoder gives
+    // e = x - s ~ -(sigma^2 / 2) lap s, c < 0 on every image -- a
+    // deterministic error the zero-mean model cannot absorb.  Mean +- se of
+    // c over the check images and the share of e's variance c lap s explains.
+    std::vector<double> cs;
+    double ee = 0, res = 0;
+    for (std::size_t i = 0; i < chk.e.size(); ++i) {
+      auto const& sv = chk.s[i];
+      auto at = [&](int y, int x) {
+        return y < 0 || x < 0 || y >= ns || x >= ns ? 0.0 : sv[std::size_t(y) * ns + std::size_t(x)];
+      };
+      std::vector<double> lap(sz);
+      double el = 0, ll = 0;
+      for (int y = 0; y < ns; ++y)
+        for (int x = 0; x < ns; ++x) {
+          double const l = at(y - 1, x) + at(y + 1, x) + at(y, x - 1) + at(y, x + 1) - 4 * at(y, x);
+          lap[std::size_t(y) * ns + std::size_t(x)] = l;
+          el += chk.e[i][std::size_t(y) * ns + std::size_t(x)] * l, ll += l * l;
+        }
+      double const c = ll > 0 ? el / ll : 0.0;
+      cs.push_back(c);
+      for (std::size_t p = 0; p < sz; ++p)
+        ee += chk.e[i][p] * chk.e[i][p], res += std::pow(chk.e[i][p] - c * lap[p], 2);
+    }
+    double m = 0, v = 0;
+    int neg = 0;
+    for (double c : cs)
+      m += c, neg += c < 0;
+    m /= double(cs.size());
+    for (double c : cs)
+      v += (c - m) * (c - m);
+    v /= double(cs.size() - 1);
+    std::printf(
+        "error mean given s: e on lap(s) per check image, c = %+.4f +- %.4f (sd %.4f; %d of %zu negative); c lap s "
+        "explains %.1f %% of sum e^2\n",
+        m, std::sqrt(v / double(cs.size())), std::sqrt(v), neg, cs.size(), 100 * (1 - res / ee));
+  }
   bool const ok = show(compiled, "compiled-in structured");
   show(fitted, "fitted structured");
   show(white, "white");
