@@ -304,6 +304,14 @@ int run(Options const& o) {
             (draws.draws[j * d + a] - mean[a]) * (draws.draws[j * d + b] - mean[b]) / double(nd - 1);
   double const bound = examples::chi2_quantile(d, 0.95);
   double const m2_post = mahalanobis2(q_true, mean, cov), m2_map = mahalanobis2(q_true, map.q, map.covariance);
+  // --short: 2 chains x 150 draws (bulk ESS 40-80 over 19 parameters) estimate
+  // the posterior's mean, not its 19 x 19 covariance: the inverse of the
+  // draws' covariance is dominated by its underestimated smallest eigenvalues,
+  // so the distance moved 22.3 -> 33.8 on the same data when only the chains'
+  // rounding changed.  The short check takes the draws' mean in the Laplace
+  // covariance's scale (the mean's Monte Carlo error, ~Sigma/ESS, is small
+  // against Sigma); the full run checks the draws' own covariance.
+  double const m2_post_laplace = mahalanobis2(q_true, mean, map.covariance);
   long long const map_grads = map_full.gradient_evaluations + map.gradient_evaluations,
                   nuts_grads = draws.gradient_evaluations;
   std::printf(
@@ -337,11 +345,11 @@ int run(Options const& o) {
   std::printf("max R-hat %.4f, min bulk ESS %.0f, min tail ESS %.0f, divergences %lld, min E-BFMI %.3g\n",
               verdict.max_rhat, verdict.min_bulk_ess, verdict.min_tail_ess, verdict.divergences, verdict.min_ebfmi);
   std::printf(
-      "truth: squared Mahalanobis distance %.2f under the posterior, %.2f under the Laplace approximation; "
-      "chi^2_%d 95 %% bound %.2f\n",
-      m2_post, m2_map, d, bound);
+      "truth: squared Mahalanobis distance %.2f under the posterior, %.2f from the posterior mean in the Laplace "
+      "covariance, %.2f under the Laplace approximation; chi^2_%d 95 %% bound %.2f\n",
+      m2_post, m2_post_laplace, m2_map, d, bound);
   std::printf("wrote %s.csv, %s_corner.png, %s_residuals.png\n", o.out.c_str(), o.out.c_str(), o.out.c_str());
-  bool const recovered = m2_post <= bound && m2_map <= bound;
+  bool const recovered = (o.short_run ? m2_post_laplace : m2_post) <= bound && m2_map <= bound;
   bool const ok = recovered && (o.short_run || verdict.ok);
   std::printf("%s: %s\n", o.short_run ? "short run" : "check", ok ? "ok" : "FAILED");
   return ok ? 0 : 1;
