@@ -264,18 +264,7 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
                      Scalar* z = scratch;
                      Scalar* col = scratch + gmax * chw + (one ? gmax * chw : chw);
                      Scalar* cbuf = col + (one ? 0 : k * gmax * p);
-                     for (long j = 0; j < gn; ++j) {
-                       // 1x1: z of sample j goes straight into the group's col (row stride G P).
-                       if (one)
-                         affine(c, hw, xp + (n0 + j) * chw, g, ws, z + j * p, gp);
-                       else
-                         affine(c, hw, xp + (n0 + j) * chw, g, ws, z + j * chw, hw);
-                     }
-                     elu(gn * chw, op, z);
-                     if (!one)
-                       for (long j = 0; j < gn; ++j)
-                         detail::im2col(d, static_cast<Scalar const*>(z + j * chw), col + j * p, gp);
-                     Scalar const* cn = one ? z : col;
+                     Scalar const* cn = activated_columns(d, n0, gn, xp, g, ws, op, z, col);
                      if (gn == 1) {
                        // One sample: the GEMM accumulates onto b + addend in y itself.
                        Scalar* yn = yp + n0 * o * p;
@@ -340,17 +329,7 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
           Scalar* dz = scratch + gmax * chw;
           Scalar* col = dz + (one ? gmax * chw : chw);
           Scalar* dyg = col + (one ? 0 : k * gmax * p);
-          for (long j = 0; j < gn; ++j) {
-            if (one)
-              affine(c, hw, xp + (n0 + j) * chw, g, ws, z + j * p, gp);
-            else
-              affine(c, hw, xp + (n0 + j) * chw, g, ws, z + j * chw, hw);
-          }
-          elu(gn * chw, op, z);
-          if (!one)
-            for (long j = 0; j < gn; ++j)
-              detail::im2col(d, static_cast<Scalar const*>(z + j * chw), col + j * p, gp);
-          Scalar const* cn = one ? z : col;
+          Scalar const* cn = activated_columns(d, n0, gn, xp, g, ws, op, z, col);
           // dy of the group, C_out x G P (one sample: dy itself).
           Scalar const* dy_group = dyp + n0 * o * p;
           if (gn > 1) {
@@ -468,6 +447,27 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
                              dxc[i] = a * (dxc[i] - k0 - (xc[i] - mean) * k1);
                          });
     space.fence();
+  }
+
+  /// The GEMM's right operand for samples n0 .. n0 + gn − 1, as forward and
+  /// backward both form it: each sample normalised (affine) and activated
+  /// (elu) into z, then im2col into col (sample j's columns at j P, row stride
+  /// G P); for a 1x1 convolution z is written in that layout and is the operand.
+  static Scalar const* activated_columns(detail::ConvDims const& d, long n0, long gn, Scalar const* xp, Scalar const* g,
+                                         Scalar const* ws, EluOp op, Scalar* z, Scalar* col) {
+    long const p = d.oh * d.ow, chw = d.c * d.h * d.w, hw = d.h * d.w, gp = gn * p;
+    bool const one = d.pointwise();
+    for (long j = 0; j < gn; ++j) {
+      if (one)
+        affine(d.c, hw, xp + (n0 + j) * chw, g, ws, z + j * p, gp);
+      else
+        affine(d.c, hw, xp + (n0 + j) * chw, g, ws, z + j * chw, hw);
+    }
+    elu(gn * chw, op, z);
+    if (one) return z;
+    for (long j = 0; j < gn; ++j)
+      detail::im2col(d, static_cast<Scalar const*>(z + j * chw), col + j * p, gp);
+    return col;
   }
 
   /// z (c rows of hw, row stride ld ≥ hw) = a x + b' per channel, a and b'
