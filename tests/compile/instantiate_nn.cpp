@@ -4,6 +4,7 @@
 #include <lensing/nn/batchnorm.hpp>
 #include <lensing/nn/concat.hpp>
 #include <lensing/nn/conv2d.hpp>
+#include <lensing/nn/conv_relu_pool2d.hpp>
 #include <lensing/nn/conv_transpose2d.hpp>
 #include <lensing/nn/dense.hpp>
 #include <lensing/nn/dropout.hpp>
@@ -77,6 +78,7 @@ LENSING_INSTANTIATE(instantiate_nn) {
     run_layer(space, nn::Sigmoid<S, Mem>(), img);
     run_layer(space, nn::Softplus<S, Mem>(), img);
     run_layer(space, nn::Flatten<S, Mem>(), img);
+    run_layer(space, nn::Conv2DReLUPool<S, Mem>(2, 3, 3, 1, 1), img);
     run_layer(space, nn::Dropout<S, Mem>(0.5, 1), img);
     run_layer(space, nn::BatchNorm<S, Mem>(2), img);
     run_layer(space, nn::PreactConv2D<S, Mem>(2, 3, 3, 2, 1), img);
