@@ -25,7 +25,11 @@
 // (--calibrate-tau; no coverage lens is looked at).  Its MAP starts at the
 // exact-decoder MAP; its Laplace interval is the one the coverage check
 // uses.  --control: coverage lenses with the decoder's own sources, fitted
-// with the exact-decoder model (a well-specified control).
+// with the exact-decoder model (a well-specified control).  --truth-grid
+// control: the structured model's own control, sources amp dec(z) + delta on
+// the decoder's grid with z ~ N(0, I) and delta drawn from the fit's
+// structured decoder-error prior N(0, K V(s) K^T) at s = amp dec(z), fitted
+// with that model (the prior the fit marginalises is then exactly right).
 //
 // The structured decoder-error model (the default, --error-model structured):
 // delta ~ N(0, K V K^T), v_j = tau_sky^2 + kappa^2 D_j^2 + gamma^2 |grad D|_j^2
@@ -42,7 +46,7 @@
 //                    [--starts K] [--chains C] [--warmup W] [--draws N] [--vi-iterations I]
 //                    [--iaf-iterations J] [--lenses L] [--out PREFIX] [--tau T] [--calibrate-tau N]
 //                    [--control] [--error-model structured|white] [--calibrate-error N]
-//                    [--map-fit whitened|raw] [--truth-grid fine|decoder]
+//                    [--map-fit whitened|raw] [--truth-grid fine|decoder|control]
 //
 // MAPs of the learned source (--map-fit whitened, the default): raw L-BFGS
 // from the starts stops far from the mode along the poorly scaled directions
@@ -135,6 +139,7 @@ struct Options {
   int error_iterations = 100;       // L-BFGS iterations of the decoder-error MAP (per whitened round)
   bool raw_fit = false;             // --map-fit raw: the learned MAPs by L-BFGS on the raw parameters only
   bool truth_decoder_grid = false;  // --truth-grid decoder: coverage truths rendered on the decoder's 32 x 32 grid
+  bool truth_control = false;       // --truth-grid control: truths dec(z) + delta, delta from the structured model
   std::uint64_t seed = 3;
   std::string weights = LENSED_DIGIT_FIT_DIR "/digits_epoch6.weights";
   int first_lens = 0;
@@ -183,7 +188,9 @@ void usage(std::FILE* f) {
       "                     the decoder-error MAP so from the exact-decoder MAP) or 'raw' (the first runs: raw\n"
       "                     L-BFGS only, the decoder-error MAP --error-iterations iterations of it)\n"
       "  --truth-grid G     coverage truths: 'fine' (default: the digit on 96 x 96 pixels) or 'decoder' (the\n"
-      "                     digit rendered on the decoder's 32 x 32 pixels, placed as the model places its own)\n"
+      "                     digit rendered on the decoder's 32 x 32 pixels, placed as the model places its own) or\n"
+      "                     'control' (no digit: amp dec(z) + delta on the decoder's grid, z ~ N(0, I), delta drawn\n"
+      "                     from the structured decoder-error prior the fit marginalises: the model exactly right)\n"
       "threads: set OMP_NUM_THREADS.\n");
 }
 
@@ -253,8 +260,10 @@ Options parse(int argc, char** argv) {
       o.raw_fit = m == "raw";
     } else if (a == "--truth-grid") {
       std::string const m = value();
-      if (m != "fine" && m != "decoder") bad("--truth-grid must be 'fine' or 'decoder', got '" + m + "'");
+      if (m != "fine" && m != "decoder" && m != "control")
+        bad("--truth-grid must be 'fine', 'decoder' or 'control', got '" + m + "'");
       o.truth_decoder_grid = m == "decoder";
+      o.truth_control = m == "control";
     } else if (a == "--control") {
       o.control = true;
     } else if (a == "--converge") {
@@ -271,6 +280,11 @@ Options parse(int argc, char** argv) {
   if (o.control && !o.coverage_only) bad("--control needs --coverage-only");
   if (o.truth_decoder_grid && (!o.coverage_only || o.control))
     bad("--truth-grid decoder needs --coverage-only (and no --control)");
+  if (o.truth_control && (!o.coverage_only || o.control))
+    bad("--truth-grid control needs --coverage-only (and no --control)");
+  // The control's delta is drawn from the structured model: the fit must be that model.
+  if (o.truth_control && (o.white || o.tau == 0))
+    bad("--truth-grid control needs the structured decoder-error model (no --error-model white, no --tau 0)");
   if (o.tau > 0 && !o.white) bad("--tau T > 0 sets the white model's sd: it needs --error-model white");
   return o;
 }
@@ -1257,6 +1271,38 @@ int run(Options const& o) {
         dz.decode(space, z.data(), kAmpTrue);
         auto const h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), dz.pixels());
         t.decoded.assign(h.data(), h.data() + h.size());
+      } else if (o.truth_control) {
+        // The structured model's control: s = amp dec(z), z ~ N(0, I) (the
+        // --control stream, so the same z), plus delta = K (sqrt(v(s)) .* eta),
+        // eta ~ N(0, I) from (seed, purpose_prior, 0xc100, i) -- a draw of the
+        // decoder-error prior the fit marginalises (DecoderError's definition,
+        // at the truth's s as the fit's v at its own s), on the decoder's grid.
+        lensing::Rng rz(o.seed, lensing::random::purpose_prior, 0xc0ff, std::uint64_t(i));
+        std::vector<double> z(std::size_t(vae_model::latent_dim));
+        for (auto& v : z)
+          v = rz.normal();
+        int const ns = vae_model::image_size;
+        lensing::PixelGrid<S> const g(ns, ns, kBox / ns, 1, t.src_x, t.src_y);
+        lensing::Decoded<Decoder, S> const dz(net, vae_model::latent_dim, g);
+        dz.decode(space, z.data(), kAmpTrue);
+        auto const h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), dz.pixels());
+        std::vector<double> const s(h.data(), h.data() + h.size());
+        auto const e = structured_error();
+        auto const v = lensing::detail::decoder_error_variance(e, ns, ns, s.data());
+        lensing::Rng re(o.seed, lensing::random::purpose_prior, 0xc100, std::uint64_t(i));
+        std::vector<double> w(s.size()), delta(s.size()), tmp(s.size());
+        for (std::size_t j = 0; j < w.size(); ++j)
+          w[j] = std::sqrt(v[j]) * re.normal();
+        lensing::detail::decoder_error_smooth(lensing::detail::decoder_error_kernel(e.kernel_sigma), ns, ns, w.data(),
+                                              delta.data(), tmp.data());
+        t.decoded.resize(s.size());
+        double dd = 0, vv = 0;
+        for (std::size_t j = 0; j < s.size(); ++j)
+          t.decoded[j] = s[j] + delta[j], dd += delta[j] * delta[j], vv += v[j];
+        // sum delta^2 / sum v ~ 1 (K keeps a white field's variance away from the border).
+        std::printf("control truth %d: rms delta %.4f, prior rms %.4f, max |s| %.3f\n", i,
+                    std::sqrt(dd / double(s.size())), std::sqrt(vv / double(s.size())),
+                    *std::max_element(s.begin(), s.end()));
       } else if (o.truth_decoder_grid) {
         // The same digit rendered on the decoder's 32 x 32 pixels (as the
         // held-out reconstructions the error model was fitted to), placed and
@@ -1366,7 +1412,9 @@ int run(Options const& o) {
     if (tau_cov > 0) lines.push_back(zline("decoder-error MAP", z_error));
     md << "\ntheta_E coverage over " << o.lenses << " simulated lenses (theta_E uniform in [2.0, 2.6]"
        << (o.control ? "; control: sources dec(z), z ~ N(0, I)" : "")
-       << (o.truth_decoder_grid ? "; truths on the decoder's 32 x 32 grid" : "") << "):\n\n";
+       << (o.truth_decoder_grid ? "; truths on the decoder's 32 x 32 grid" : "")
+       << (o.truth_control ? "; control: truths dec(z) + delta, delta from the structured decoder-error prior" : "")
+       << "):\n\n";
     for (auto const& l : lines) {
       std::printf("%s\n", l.c_str());
       md << "- " << l << "\n";
