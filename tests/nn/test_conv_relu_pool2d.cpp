@@ -5,10 +5,13 @@
 // CNN's first layer), odd output sizes (a dropped row and column), a 1x1
 // kernel, a strided kernel, ties between positive values and windows with no
 // positive value; the fused layer's gradients against central differences;
-// and a small CNN of fused blocks against the same CNN layer by layer.
+// and a small CNN of fused blocks against the same CNN layer by layer.  Also
+// the masked-vector im2col / col2im (detail/masked_rows.hpp, used by Conv2D
+// and this layer on AVX-512 hosts) against detail::im2col / col2im.
 #include <lensing/nn/activation.hpp>
 #include <lensing/nn/conv_relu_pool2d.hpp>
 #include <lensing/nn/dense.hpp>
+#include <lensing/nn/detail/masked_rows.hpp>
 #include <lensing/nn/flatten.hpp>
 #include <lensing/nn/pooling.hpp>
 #include <lensing/nn/sequential.hpp>
@@ -50,7 +53,7 @@ double max_diff(std::vector<double> const& a, std::vector<double> const& b) {
 // floating-point operation on the same operands: we require equality.  The
 // bias gradients Σ_n Σ dz are sums of the same N·P nonzero-or-zero terms (P =
 // oh·ow of z) in another order (the fused layer sums the dy that pass, per
-// row of windows, vectorised; Conv2D sums dz serially): each has an error
+// channel plane, vectorised; Conv2D sums dz serially): each has an error
 // ≤ (N P − 1) ε Σ|dy| (recursive summation in any order), so they differ by
 // ≤ 2 N P ε Σ|dy|, which we allow.  A wrong
 // fusion (another tie rule, a gradient through a window with no positive
@@ -127,6 +130,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: Conv2DReLUPool equals Conv2D, ReLU, MaxPool2D(2)
   };
   Case const cases[] = {{1, 6, 5, 1, 2, {3, 1, 12, 10}},  // the CNN's first layer: one channel, 5x5
                         {1, 4, 5, 1, 2, {2, 1, 6, 21}},   // ... 21 columns: 16 as a vector, 5 one by one
+                        {1, 5, 7, 1, 3, {2, 1, 9, 19}},   // ... 7 kernel columns (blocks of 5 and 2), 5 channels
                         {3, 5, 3, 1, 1, {4, 3, 7, 9}},    // odd output: a row and a column dropped
                         {4, 6, 1, 1, 0, {2, 4, 6, 6}},    // 1x1: the GEMM reads x directly
                         {3, 4, 3, 2, 1, {3, 3, 9, 8}}};   // strided
@@ -239,4 +243,89 @@ LENSING_TEST_CASE_TEMPLATE("nn: a CNN of Conv2DReLUPool blocks equals the CNN wr
   MESSAGE(std::string(Space::name()) << ": network gradients differ by " << eg << " (max " << gmax << ")");
   CHECK(gmax > 0);
   CHECK(eg <= 1e3 * double(std::numeric_limits<S>::epsilon()) * gmax);
+}
+
+LENSING_TEST_CASE_TEMPLATE("nn: masked im2col and col2im equal detail::im2col and col2im", Config, lt::AllConfigs) {
+  // Host functions on host arrays (the configs give the scalar; every space
+  // runs the same host code).  Error model: im2col copies values and writes
+  // zeros: equal.  col2im gives each input element 0 + its terms in (ki, kj)
+  // order in both versions; the masked one also adds exact +0s (masked
+  // lanes, zeroed wrapped columns), which change no partial sum (none
+  // starting from +0 is −0): equal, bit for bit.  A lost shift, a wrapped
+  // column left in, a wrong mask edge or a term dropped or added changes
+  // values by O(1).
+  using S = typename Config::scalar;
+  namespace d = lensing::nn::detail;
+  struct Case {
+    long c, h, w, kh, kw, sh, sw, ph, pw, dh, dw;
+  };
+  Case const cases[] = {
+      {2, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1},    // "same", 8 wide (the CNN's last block)
+      {3, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1},  // "same", 16 wide
+      {2, 12, 33, 3, 3, 1, 1, 1, 1, 1, 1},  // "same", 33 wide (a partial vector per row)
+      {1, 20, 21, 5, 5, 1, 1, 2, 2, 1, 1},  // "same" 5x5 (the first block's shape, smaller)
+      {2, 9, 11, 3, 3, 1, 1, 2, 2, 2, 2},   // "same" with dilation 2
+      {2, 3, 2, 5, 5, 1, 1, 2, 2, 1, 1},    // "same", kernel wider than the image
+      {2, 7, 19, 3, 5, 1, 1, 1, 0, 1, 1},   // narrower output (no column padding): row path
+      {2, 9, 10, 3, 3, 2, 1, 1, 1, 1, 1},   // vertical stride 2: row path
+      {2, 6, 40, 2, 3, 1, 1, 0, 3, 1, 2},   // padding wider than the kernel's reach: row path
+      {2, 9, 10, 3, 3, 2, 2, 1, 1, 1, 1},   // horizontal stride 2: the plain version
+  };
+  unsigned seed = 90;
+  for (auto const& c : cases) {
+    d::ConvDims dims{1, c.c, c.h, c.w, 3, 0, 0, c.kh, c.kw, c.sh, c.sw, c.ph, c.pw, c.dh, c.dw};
+    dims.oh = nn::Conv2DGeometry::out_extent(c.h, c.kh, c.sh, c.ph, c.dh);
+    dims.ow = nn::Conv2DGeometry::out_extent(c.w, c.kw, c.sw, c.pw, c.dw);
+    REQUIRE(dims.oh >= 1);
+    REQUIRE(dims.ow >= 1);
+    long const k = c.c * c.kh * c.kw, p = dims.oh * dims.ow, nx = c.c * c.h * c.w;
+    std::vector<S> x(std::size_t(nx + 64)), colr(std::size_t(k * p)), colm(std::size_t(k * p), S(7));
+    // x sits in a larger array with NaN around it: a read outside the sample shows.
+    for (auto& v : x)
+      v = std::numeric_limits<S>::quiet_NaN();
+    {
+      nn::ParamVector<S, Kokkos::HostSpace> h("x", nx);
+      lt::fill_normal(h, seed, 1.0);
+      for (long i = 0; i < nx; ++i)
+        x[std::size_t(32 + i)] = h(i);
+    }
+    S const* xs = x.data() + 32;
+    d::im2col(dims, xs, colr.data());
+    d::im2col_masked(dims, xs, colm.data());
+    long bad = 0;
+    for (long i = 0; i < k * p; ++i)
+      bad += !(colr[std::size_t(i)] == colm[std::size_t(i)]);
+    std::string const what = "c" + std::to_string(c.c) + " " + std::to_string(c.h) + "x" + std::to_string(c.w) + " k" +
+                             std::to_string(c.kh) + "x" + std::to_string(c.kw) + " s" + std::to_string(c.sh) +
+                             std::to_string(c.sw) + " p" + std::to_string(c.ph) + std::to_string(c.pw) + " d" +
+                             std::to_string(c.dh) + std::to_string(c.dw);
+    INFO(what);
+    CHECK(bad == 0);
+    // col2im of a random col (every element, the padded ones included, nonzero).
+    std::vector<S> dcol(std::size_t(k * p)), dxr(std::size_t(nx), S(7)), dxm(std::size_t(nx), S(7));
+    {
+      nn::ParamVector<S, Kokkos::HostSpace> h("dcol", k * p);
+      lt::fill_normal(h, seed + 1, 1.0);
+      for (long i = 0; i < k * p; ++i)
+        dcol[std::size_t(i)] = h(i);
+    }
+    d::col2im(dims, static_cast<S const*>(dcol.data()), dxr.data());
+    std::vector<S> scratch = dcol;
+    d::col2im_masked(dims, scratch.data(), dxm.data());
+    bad = 0;
+    for (long i = 0; i < nx; ++i)
+      bad += !(dxr[std::size_t(i)] == dxm[std::size_t(i)]);
+    CHECK(bad == 0);
+    // The adjoint pair: <col(x), dcol> = <x, col2im(dcol)> (a check of the reference itself, to rounding).
+    double lhs = 0, rhs = 0, mag = 0;
+    for (long i = 0; i < k * p; ++i) {
+      lhs += double(colm[std::size_t(i)]) * double(dcol[std::size_t(i)]);
+      mag += std::abs(double(colm[std::size_t(i)]) * double(dcol[std::size_t(i)]));
+    }
+    for (long i = 0; i < nx; ++i)
+      rhs += double(xs[i]) * double(dxm[std::size_t(i)]);
+    // Each dxm element rounds a sum of ≤ kh kw terms in S: ≤ kh kw ε Σ|terms|.
+    CHECK(std::abs(lhs - rhs) <= double(c.kh * c.kw) * double(std::numeric_limits<S>::epsilon()) * mag + 1e-300);
+    seed += 7;
+  }
 }

@@ -2,6 +2,7 @@
 #define LENSING_NN_CONV2D_HPP
 
 #include <lensing/nn/detail/im2col.hpp>
+#include <lensing/nn/detail/masked_rows.hpp>
 #include <lensing/nn/gemm.hpp>
 #include <lensing/nn/layer.hpp>
 
@@ -218,7 +219,7 @@ class Conv2D : public detail::ConvLayer<Conv2D<Scalar, MemorySpace>, Scalar, Mem
           yn[oc * p + i] = w[o * k + oc];
       Scalar const* cn = xp + n * d.c * d.h * d.w;  // 1x1: x_n is its col
       if (!one) {
-        detail::im2col(d, cn, col);
+        detail::im2col_masked(d, cn, col);
         cn = col;
       }
       detail::gemm_host(false, false, o, p, k, Scalar(1), w, k, cn, p, Scalar(1), yn, p);
@@ -241,7 +242,7 @@ class Conv2D : public detail::ConvLayer<Conv2D<Scalar, MemorySpace>, Scalar, Mem
           Scalar const* dyn = dyp + n * o * p;
           Scalar const* cn = xn;
           if (!one) {
-            detail::im2col(d, xn, col);
+            detail::im2col_masked(d, xn, col);
             cn = col;
           }
           detail::gemm_host(false, true, o, k, p, Scalar(1), dyn, p, cn, p, Scalar(1), g, k);
@@ -252,7 +253,7 @@ class Conv2D : public detail::ConvLayer<Conv2D<Scalar, MemorySpace>, Scalar, Mem
             detail::gemm_host(true, false, k, p, o, Scalar(1), w, k, dyn, p, Scalar(0), dxn, p);
           } else {
             detail::gemm_host(true, false, k, p, o, Scalar(1), w, k, dyn, p, Scalar(0), col, p);
-            detail::col2im(d, col, dxn);
+            detail::col2im_masked(d, col, dxn);
           }
         });
     ws_.reduce(space, "lensing::nn::Conv2D::reduce_partials", chunks, np, dparams.data());

@@ -2,9 +2,11 @@
 #define LENSING_NN_CONV_RELU_POOL2D_HPP
 
 #include <lensing/nn/conv2d.hpp>
+#include <lensing/nn/detail/masked_rows.hpp>
 
 #include <Kokkos_Core.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -132,7 +134,7 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
           z[oc * p + i] = b[oc];
       Scalar const* cn = xp + n * d.c * d.h * d.w;
       if (!one) {
-        detail::im2col(d, cn, col);
+        detail::im2col_masked(d, cn, col);
         cn = col;
       }
       detail::gemm_host(false, false, o, p, k, Scalar(1), w, k, cn, p, Scalar(1), z, p);
@@ -169,12 +171,11 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
           // (an odd last row or column of z included), each element written once.
           for (long oc = 0; oc < o; ++oc) {
             Scalar* zc = dz + oc * p;
-            Scalar sb = Scalar(0);  // the bias gradient: Σ dz = Σ of the dy that pass
             for (long i = 0; i < ph; ++i) {
               Scalar* d0 = zc + 2 * i * ow;
               Scalar* d1 = d0 + ow;
               long const at = oc * py + i * pw;
-              sb += unpool_row(d0, d1, dyn + at, mn + at, pw);
+              unpool_row(d0, d1, dyn + at, mn + at, pw);
               for (long j = 2 * pw; j < ow; ++j) {
                 d0[j] = Scalar(0);
                 d1[j] = Scalar(0);
@@ -182,7 +183,10 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
             }
             for (long i = 2 * ph * ow; i < oh * ow; ++i)
               zc[i] = Scalar(0);
-            g[o * k + oc] += sb;
+            // The bias gradient: Σ dz = Σ of the dy that pass, over the channel's
+            // pooled plane at once (per row, the vector sum's reduction cost more
+            // than the row on the 4- to 32-window rows).
+            g[o * k + oc] += passed_sum(dyn + oc * py, mn + oc * py, py);
           }
           // Conv2D::backward_host's calls with dz for dy.
           Scalar const* xn = xp + n * d.c * d.h * d.w;
@@ -191,7 +195,7 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
           } else {
             Scalar const* cn = xn;
             if (!one) {
-              detail::im2col(d, xn, col);
+              detail::im2col_masked(d, xn, col);
               cn = col;
             }
             detail::gemm_host(false, true, o, k, p, Scalar(1), dz, p, cn, p, Scalar(1), g, k);
@@ -202,7 +206,7 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
             detail::gemm_host(true, false, k, p, o, Scalar(1), w, k, dz, p, Scalar(0), dxn, p);
           } else {
             detail::gemm_host(true, false, k, p, o, Scalar(1), w, k, dz, p, Scalar(0), col, p);
-            detail::col2im(d, col, dxn);
+            detail::col2im_masked(d, col, dxn);
           }
         });
     ws_.reduce(space, "lensing::nn::Conv2DReLUPool::reduce_partials", chunks, np, dparams.data());
@@ -292,6 +296,64 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
         xpad[r * w2 + c] = sr >= 0 && sr < d.h && sc >= 0 && sc < d.w ? xn[sr * d.w + sc] : Scalar(0);
       }
     }
+#ifdef LENSING_NN_MASKED_ROWS
+    if constexpr (detail::has_masked_rows_v<Scalar>) {
+      // Register blocks of 4 output channels x up to 5 kernel columns (20
+      // vector sums, independent chains: the loop is bound by FMA throughput,
+      // not latency); each row's x vectors serve the 4 channels and each dz
+      // vector the 5 columns.  Before: one sum chain per (oc, p, q), bound
+      // by the FMA's latency (≈ 11 % of the training step).
+      for (long oc = 0; oc < d.o; oc += 4)
+        for (long pp = 0; pp < kh; ++pp)
+          for (long q0 = 0; q0 < kw; q0 += 5) {
+            long const nq = std::min(5L, kw - q0);
+            Scalar const* xc = xpad + pp * w2 + q0;
+            Scalar const* dzc = dz + oc * p;
+            Scalar* gc = g + (oc * kh + pp) * kw + q0;
+            long const gs = kh * kw;  // next output channel in g
+            if (d.o - oc >= 4) {
+              switch (nq) {
+                case 5:
+                  weight_grad_block<4, 5>(dzc, p, oh, ow, xc, w2, gc, gs);
+                  break;
+                case 4:
+                  weight_grad_block<4, 4>(dzc, p, oh, ow, xc, w2, gc, gs);
+                  break;
+                case 3:
+                  weight_grad_block<4, 3>(dzc, p, oh, ow, xc, w2, gc, gs);
+                  break;
+                case 2:
+                  weight_grad_block<4, 2>(dzc, p, oh, ow, xc, w2, gc, gs);
+                  break;
+                default:
+                  weight_grad_block<4, 1>(dzc, p, oh, ow, xc, w2, gc, gs);
+                  break;
+              }
+            } else {
+              for (long a = 0; a < d.o - oc; ++a) {
+                switch (nq) {
+                  case 5:
+                    weight_grad_block<1, 5>(dzc + a * p, p, oh, ow, xc, w2, gc + a * gs, gs);
+                    break;
+                  case 4:
+                    weight_grad_block<1, 4>(dzc + a * p, p, oh, ow, xc, w2, gc + a * gs, gs);
+                    break;
+                  case 3:
+                    weight_grad_block<1, 3>(dzc + a * p, p, oh, ow, xc, w2, gc + a * gs, gs);
+                    break;
+                  case 2:
+                    weight_grad_block<1, 2>(dzc + a * p, p, oh, ow, xc, w2, gc + a * gs, gs);
+                    break;
+                  default:
+                    weight_grad_block<1, 1>(dzc + a * p, p, oh, ow, xc, w2, gc + a * gs, gs);
+                    break;
+                }
+              }
+            }
+          }
+      return;
+    }
+#endif
     // Per (oc, p, q): 16 columns at a time, their partial sums kept in
     // registers over all rows i (an array of constant length that GCC
     // vectorises), then reduced; the columns past the last multiple of 16
@@ -322,6 +384,40 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
         }
   }
 
+#ifdef LENSING_NN_MASKED_ROWS
+  /// g[a·gs + q] += Σ_{i<oh, j<ow} dz[a·p + i·ow + j] xc[i·w2 + j + q] for a < A,
+  /// q < NQ (one block of weight_grad_one_channel; xc: the padded plane at
+  /// the block's kernel row and first column, w2 its row length ≥ ow + NQ − 1).
+  template <int A, int NQ>
+  static void weight_grad_block(Scalar const* dz, long p, long oh, long ow, Scalar const* xc, long w2, Scalar* g,
+                                long gs) {
+    using R = detail::MaskedRow<Scalar>;
+    constexpr long L = R::lanes;
+    typename R::V acc[A][NQ];
+    for (int a = 0; a < A; ++a)
+      for (int q = 0; q < NQ; ++q)
+        acc[a][q] = R::zero();
+    for (long i = 0; i < oh; ++i) {
+      Scalar const* xr = xc + i * w2;
+      Scalar const* dr = dz + i * ow;
+      for (long j0 = 0; j0 < ow; j0 += L) {
+        auto const m = R::span(0, ow - j0);  // masked-off lanes load 0 from both
+        typename R::V xv[NQ];
+        for (int q = 0; q < NQ; ++q)
+          xv[q] = R::load(m, xr + j0 + q);
+        for (int a = 0; a < A; ++a) {
+          auto const dv = R::load(m, dr + a * p + j0);
+          for (int q = 0; q < NQ; ++q)
+            acc[a][q] = R::fma(dv, xv[q], acc[a][q]);
+        }
+      }
+    }
+    for (int a = 0; a < A; ++a)
+      for (int q = 0; q < NQ; ++q)
+        g[a * gs + q] += R::sum(acc[a][q]);
+  }
+#endif
+
   // The host loops over a row of windows, as functions of restrict pointers:
   // GCC vectorises them so (with `omp simd` instead it gave up: "control
   // flow", "no vectype"), the selects then run on vectors.  The position is
@@ -346,9 +442,9 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
       code[j] = std::uint8_t(int(m > Scalar(0) ? t : Scalar(4)));
     }
   }
-  /// dz of rows d0, d1 (2 pw values each) from dy and the codes; returns Σ of the dy that pass.
-  static Scalar unpool_row(Scalar* __restrict d0, Scalar* __restrict d1, Scalar const* __restrict dy,
-                           std::uint8_t const* __restrict code, long pw) {
+  /// dz of rows d0, d1 (2 pw values each) from dy and the codes.
+  static void unpool_row(Scalar* __restrict d0, Scalar* __restrict d1, Scalar const* __restrict dy,
+                         std::uint8_t const* __restrict code, long pw) {
     for (long j = 0; j < pw; ++j) {
       Scalar const t = Scalar(code[j]);
       Scalar const gv = dy[j];
@@ -357,10 +453,13 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
       d1[2 * j] = t == Scalar(2) ? gv : Scalar(0);
       d1[2 * j + 1] = t == Scalar(3) ? gv : Scalar(0);
     }
+  }
+  /// Σ of the dy[r], r < n, whose code says they pass (code < 4).
+  static Scalar passed_sum(Scalar const* __restrict dy, std::uint8_t const* __restrict code, long n) {
     Scalar sb = Scalar(0);
     LENSING_NN_SIMD_SUM(sb)
-    for (long j = 0; j < pw; ++j)
-      sb += code[j] < 4 ? dy[j] : Scalar(0);
+    for (long r = 0; r < n; ++r)
+      sb += code[r] < 4 ? dy[r] : Scalar(0);
     return sb;
   }
 
