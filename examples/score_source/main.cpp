@@ -9,7 +9,7 @@
 //   score_source sample [--test N] [--chains K] [--group G] [--noise-levels N] [--steps-per-level M]
 //                       [--last-steps M] [--eta E] [--last-eta E] [--floor V] [--sigma-max S] [--sigma-min S]
 //                       [--precond dense|lowrank|diag] [--rank K] [--krylov Q] [--sampler al|pc]
-//                       [--explicit-likelihood] [--factor-double]
+//                       [--explicit-likelihood] [--factor-double] [--factor-float]
 //                       [--no-denoise] [--final-plain] [--plain-likelihood] [--prior unet|gaussian]
 //                       [--seed SEED] [--base C] [--size N] [--out DIR] [--weights FILE]
 //   score_source --short [--prior unet|gaussian] [--out DIR] (and the sampler options)
@@ -197,6 +197,7 @@ struct Options {
   double cap = 0;                 // --cap K: the preconditioner's prior variance min(v, K sigma^2) (0: v)
   std::string sampler = "al";     // al (annealed Langevin) or pc (predictor-corrector, sample/predictor_corrector.hpp)
   bool factor_double = false;     // --factor-double: the level factorisations in double (default float, Jacobi-scaled)
+  bool factor_float = false;  // --factor-float: the folded likelihood's factorisations in float too (default double)
   bool levels_given = false, steps_given = false;  // --short keeps these when given
   bool explicit_likelihood = false;  // dense AL: evaluate L^T (d - L x) / var each step (default: folded into U)
 };
@@ -210,7 +211,7 @@ void usage(std::FILE* f) {
       "                           [--last-steps M] [--eta E] [--last-eta E] [--floor V] [--sigma-max S]\n"
       "                           [--sigma-min S] [--precond dense|lowrank|diag] [--rank K] [--krylov Q]\n"
       "                           [--curvature-step] [--cap K]\n"
-      "                           [--sampler al|pc] [--factor-double] [--explicit-likelihood]\n"
+      "                           [--sampler al|pc] [--factor-double] [--factor-float] [--explicit-likelihood]\n"
       "                           [--no-denoise] [--final-plain] [--plain-likelihood] [--prior unet|gaussian]\n"
       "                           [--seed SEED] [--base C] [--size N] [--out DIR] [--weights FILE]\n"
       "       score_source --short [--prior unet|gaussian] [--out DIR] (and the sampler options)\n"
@@ -323,6 +324,8 @@ Options parse(int argc, char** argv) {
       o.explicit_likelihood = true;
     } else if (a == "--factor-double") {
       o.factor_double = true;
+    } else if (a == "--factor-float") {
+      o.factor_float = true;
     } else if (a == "--curvature-step") {
       o.curvature_step = true;
     } else if (a == "--no-denoise") {
@@ -702,14 +705,138 @@ using RowMatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowM
 
 using MatF = Eigen::MatrixXf;  // column-major: a (d, K) map of K row-major chains is their transpose
 
+/// The dense preconditioner's factor F (d x d, column-major) holds U in its
+/// upper triangle and U^T in its strictly lower one (F is symmetric), so both
+/// triangular solves below read contiguous columns: U x = y backwards through
+/// the columns above the diagonal, U^T x = y forwards through those below.
+/// mirror_lower copies the lower triangle onto the upper one.
+void mirror_lower(MatF& f) {
+  int const d = int(f.rows()), b = 64;  // 64 x 64 tiles: both tiles stay in cache
+  for (int j0 = 0; j0 < d; j0 += b)
+    for (int i0 = j0; i0 < d; i0 += b)
+      for (int j = j0; j < std::min(d, j0 + b); ++j)
+        for (int i = std::max(i0, j + 1); i < std::min(d, i0 + b); ++i)
+          f(j, i) = f(i, j);
+}
+
+/// The triangular solves of the dense preconditioner on the K chains of one
+/// image at once: x (d x K, column-major, one chain per column) is replaced
+/// by U^-1 x (tri_solve_upper) or U^-T x (tri_solve_lower), F as above.
+/// Blocked by panels of 8 columns of the factor: the 8 x 8 diagonal block by
+/// substitution, then the rest of every chain updated with the panel (rank-8
+/// update, 4 factor columns x 4 chains per pass over rows of 512, 16-float
+/// vectors).  Every element of F is read from memory once per call, for all
+/// K chains, and reused from cache across them: at d = 4,096, K = 12 a solve
+/// takes ~4.4 ms against Eigen's blocked solve's ~7.8 ms (bandwidth floor
+/// for the 33.5 MB triangle ~2.2 ms), and they are equal at K = 48
+/// (examples/README.md, 64^2 network).  Same operations as a textbook
+/// substitution in another order: equal to Eigen's solve up to float
+/// rounding (tri_check).
+namespace tri {
+constexpr int panel = 8, rows = 512, width = 8;
+// x(i, c) -= sum_{p < np} F(i, k0 + p) x(k0 + p, c) for i in [r_begin, r_end).
+void update(float const* f, int d, float* x, int k, int k0, int np, int r_begin, int r_end) {
+  using V = Eigen::Array<float, width, 1>;
+  using In = Eigen::Map<V const, Eigen::Unaligned>;
+  using Out = Eigen::Map<V, Eigen::Unaligned>;
+  for (int r0 = r_begin; r0 < r_end; r0 += rows) {
+    int const r1 = std::min(r_end, r0 + rows);
+    int p = 0;
+    for (; p + 4 <= np; p += 4) {
+      float const* const f0 = f + long(k0 + p) * d;
+      float const *const f1 = f0 + d, *const f2 = f1 + d, *const f3 = f2 + d;
+      int c = 0;
+      for (; c + 4 <= k; c += 4) {
+        float* const x0 = x + long(c) * d;
+        float *const x1 = x0 + d, *const x2 = x1 + d, *const x3 = x2 + d;
+        int const q = k0 + p;
+        float const a00 = x0[q], a01 = x0[q + 1], a02 = x0[q + 2], a03 = x0[q + 3];
+        float const a10 = x1[q], a11 = x1[q + 1], a12 = x1[q + 2], a13 = x1[q + 3];
+        float const a20 = x2[q], a21 = x2[q + 1], a22 = x2[q + 2], a23 = x2[q + 3];
+        float const a30 = x3[q], a31 = x3[q + 1], a32 = x3[q + 2], a33 = x3[q + 3];
+        int i = r0;
+        for (; i + width <= r1; i += width) {
+          V const u0 = In(f0 + i), u1 = In(f1 + i), u2 = In(f2 + i), u3 = In(f3 + i);
+          Out(x0 + i) -= (u0 * a00 + u1 * a01) + (u2 * a02 + u3 * a03);
+          Out(x1 + i) -= (u0 * a10 + u1 * a11) + (u2 * a12 + u3 * a13);
+          Out(x2 + i) -= (u0 * a20 + u1 * a21) + (u2 * a22 + u3 * a23);
+          Out(x3 + i) -= (u0 * a30 + u1 * a31) + (u2 * a32 + u3 * a33);
+        }
+        for (; i < r1; ++i) {
+          float const u0 = f0[i], u1 = f1[i], u2 = f2[i], u3 = f3[i];
+          x0[i] -= (u0 * a00 + u1 * a01) + (u2 * a02 + u3 * a03);
+          x1[i] -= (u0 * a10 + u1 * a11) + (u2 * a12 + u3 * a13);
+          x2[i] -= (u0 * a20 + u1 * a21) + (u2 * a22 + u3 * a23);
+          x3[i] -= (u0 * a30 + u1 * a31) + (u2 * a32 + u3 * a33);
+        }
+      }
+      for (; c < k; ++c) {
+        float* const x0 = x + long(c) * d;
+        float const a0 = x0[k0 + p], a1 = x0[k0 + p + 1], a2 = x0[k0 + p + 2], a3 = x0[k0 + p + 3];
+        for (int i = r0; i < r1; ++i)
+          x0[i] -= (f0[i] * a0 + f1[i] * a1) + (f2[i] * a2 + f3[i] * a3);
+      }
+    }
+    for (; p < np; ++p) {
+      float const* const fp = f + long(k0 + p) * d;
+      for (int c = 0; c < k; ++c) {
+        float* const xc = x + long(c) * d;
+        float const a = xc[k0 + p];
+        for (int i = r0; i < r1; ++i)
+          xc[i] -= fp[i] * a;
+      }
+    }
+  }
+}
+}  // namespace tri
+
+void tri_solve_upper(MatF const& f, int k, float* x) {
+  int const d = int(f.rows());
+  for (int k1 = d; k1 > 0;) {
+    int const k0 = std::max(0, k1 - tri::panel);
+    for (int c = 0; c < k; ++c) {
+      float* const xc = x + long(c) * d;
+      for (int j = k1 - 1; j >= k0; --j) {
+        float const* const col = f.data() + long(j) * d;
+        float const v = xc[j] / col[j];
+        xc[j] = v;
+        for (int i = k0; i < j; ++i)
+          xc[i] -= col[i] * v;
+      }
+    }
+    tri::update(f.data(), d, x, k, k0, k1 - k0, 0, k0);
+    k1 = k0;
+  }
+}
+
+void tri_solve_lower(MatF const& f, int k, float* x) {
+  int const d = int(f.rows());
+  for (int k0 = 0; k0 < d;) {
+    int const k1 = std::min(d, k0 + tri::panel);
+    for (int c = 0; c < k; ++c) {
+      float* const xc = x + long(c) * d;
+      for (int j = k0; j < k1; ++j) {
+        float const* const col = f.data() + long(j) * d;
+        float const v = xc[j] / col[j];
+        xc[j] = v;
+        for (int i = j + 1; i < k1; ++i)
+          xc[i] -= col[i] * v;
+      }
+    }
+    tri::update(f.data(), d, x, k, k0, k1 - k0, k1, d);
+    k0 = k1;
+  }
+}
+
 /// The change of variables of the dense preconditioner, per image g (rows g K
 /// .. g K + K - 1; one factor for all rows when there is one): U_g is upper
 /// triangular with U_g^T U_g = H_g, the level's precision, so C = U^-1 has
 /// C C^T = H^-1 = M.  multiply: out = U in (y = U x); solve: out = U^-1 in
 /// (x = C y); solve_transposed: out = U^-T in (the score in y, C^T s).  On
-/// the chains' (d, K) transposes: triangular products and solves, K d^2
-/// flops each, half of a full product with C, and no inverse of U is formed.
-/// Images run in parallel on `space` (one single-threaded Eigen call each).
+/// the chains' (d, K) transposes: a triangular product (Eigen's) and the
+/// solves above, K d^2 flops each, half of a full product with C, and no
+/// inverse of U is formed.  Images run in parallel on `space` (one
+/// single-threaded call each).
 enum class Tri { multiply, solve, solve_transposed };
 void change_of_variables(Host const& space, std::vector<MatF> const& u, int k, int d, Scalar const* in, Scalar* out,
                          Tri op) {
@@ -724,9 +851,9 @@ void change_of_variables(Host const& space, std::vector<MatF> const& u, int k, i
     }
     if (in != out) b = a;
     if (op == Tri::solve)
-      ug.triangularView<Eigen::Upper>().solveInPlace(b);
+      tri_solve_upper(ug, k, b.data());
     else
-      ug.transpose().triangularView<Eigen::Lower>().solveInPlace(b);
+      tri_solve_lower(ug, k, b.data());
   };
   int const groups = int(u.size());
   if (groups == 1 || space.concurrency() == 1) {
@@ -788,43 +915,59 @@ struct DensePreconditioned {
   }
 };
 
-/// Upper Cholesky factor U (float) of H = scale A + diag(p), A = L^T L (null:
-/// H diagonal).  Default: the float factorisation of the Jacobi-scaled
-/// H~ = S H S, S = diag(H)^-1/2 (H~ = U~^T U~, U = U~ S^-1; unit diagonal, so
-/// float's range and rounding serve a preconditioner), half the time of a
-/// double one; a double factorisation where the float one fails or with
-/// `in_double`.  Returns false when neither succeeds (H not SPD).  Any
-/// rounding here changes only M, never the target the chains sample.
+/// Cholesky factor (float, F's symmetric storage: U above the diagonal, U^T
+/// below) of H = scale A + diag(p) = U^T U, A = L^T L (null: H diagonal),
+/// factored in place as H = L L^T, U = L^T (Eigen's lower factorisation
+/// reads columns: ~12 % faster than its upper one).  Default: the float
+/// factorisation of the Jacobi-scaled H~ = S H S, S = diag(H)^-1/2
+/// (H~ = L~ L~^T, L = S^-1 L~; unit diagonal, so float's range and rounding
+/// serve a preconditioner), ~60 % of the time of a double one; a double
+/// factorisation where the float one fails or with `in_double`.  Returns
+/// false when neither succeeds (H not SPD).  With `b`, also b_y = U^-T b
+/// (the folded likelihood's vector).  Any rounding here changes only M,
+/// never the target the chains sample, except in the folded likelihood
+/// (DensePreconditioned), which reads the likelihood off U^T U - D: there
+/// a float factor's rounding changes the target (--factor-float, measured
+/// in examples/README.md), so the folded mode factors in double by default.
 bool upper_factor(Eigen::MatrixXd const* a, double scale, Eigen::VectorXd const& p, bool in_double, MatF& u,
                   int& fallbacks, Eigen::VectorXd const* b = nullptr, Eigen::VectorXf* by = nullptr) {
   int const d = int(p.size());
   Eigen::VectorXd hd = p;
   if (a != nullptr) hd += scale * a->diagonal();
+  u.resize(d, d);
   if (!in_double) {
     Eigen::VectorXd const sc = hd.cwiseSqrt().cwiseInverse();
-    u.resize(d, d);
-    for (int j = 0; j < d; ++j) {
-      for (int i = 0; i <= j; ++i)
-        u(i, j) = a != nullptr ? float(scale * (*a)(i, j) * sc[i] * sc[j]) : 0.0f;
-      for (int i = j + 1; i < d; ++i)
-        u(i, j) = 0.0f;
+    for (int j = 0; j < d; ++j) {  // the lower triangle of H~
       u(j, j) = 1.0f;
+      for (int i = j + 1; i < d; ++i)
+        u(i, j) = a != nullptr ? float(scale * (*a)(i, j) * sc[i] * sc[j]) : 0.0f;
     }
-    // In place: the factor overwrites the upper triangle (the lower one stays 0).
-    Eigen::LLT<Eigen::Ref<MatF>, Eigen::Upper> const llt(u);
+    Eigen::LLT<Eigen::Ref<MatF>, Eigen::Lower> const llt(u);  // in place, lower triangle only
     if (llt.info() == Eigen::Success) {
+      Eigen::ArrayXf const r = hd.cwiseSqrt().cast<float>();  // L = S^-1 L~: row i times sqrt(H_ii)
       for (int j = 0; j < d; ++j)
-        u.col(j) *= float(std::sqrt(hd[j]));
-      if (u.allFinite()) return true;
+        u.col(j).tail(d - j).array() *= r.tail(d - j);
+      mirror_lower(u);
+      if (u.allFinite()) {
+        if (b != nullptr) *by = u.triangularView<Eigen::Lower>().solve(b->cast<float>());  // b_y = L^-1 b
+        return true;
+      }
     }
     ++fallbacks;
   }
-  Eigen::MatrixXd h = a != nullptr ? Eigen::MatrixXd(scale * *a) : Eigen::MatrixXd::Zero(d, d);
-  h.diagonal() += p;
-  Eigen::LLT<Eigen::MatrixXd, Eigen::Upper> const llt(h);
+  Eigen::MatrixXd h(d, d);
+  for (int j = 0; j < d; ++j) {  // the lower triangle of H
+    h(j, j) = (a != nullptr ? scale * (*a)(j, j) : 0.0) + p[j];
+    for (int i = j + 1; i < d; ++i)
+      h(i, j) = a != nullptr ? scale * (*a)(i, j) : 0.0;
+  }
+  Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>, Eigen::Lower> const llt(h);
   if (llt.info() != Eigen::Success) return false;
-  u = Eigen::MatrixXd(llt.matrixU()).cast<float>();
-  if (b != nullptr) *by = llt.matrixU().transpose().solve(*b).cast<float>();  // b_y = U^-T b, in double
+  if (b != nullptr) *by = h.triangularView<Eigen::Lower>().solve(*b).cast<float>();  // b_y = U^-T b, in double
+  for (int j = 0; j < d; ++j)
+    for (int i = j; i < d; ++i)
+      u(i, j) = float(h(i, j));
+  mirror_lower(u);
   return true;
 }
 
@@ -1174,8 +1317,9 @@ lensing::View2D<Scalar, Mem> run_chains(Options const& o, Net& net, GaussianPrio
       Eigen::VectorXf const pf = pd.cast<float>();
       auto const factor = [&](int g) {
         std::size_t const gg = std::size_t(g);
-        ok[gg] = upper_factor(obs.empty() ? nullptr : &ata[gg], scale[gg], pd, o.factor_double || folded, uf[gg],
-                              fallbacks[gg], folded ? &lb[gg] : nullptr, folded ? &by[gg] : nullptr)
+        ok[gg] = upper_factor(obs.empty() ? nullptr : &ata[gg], scale[gg], pd,
+                              o.factor_double || (folded && !o.factor_float), uf[gg], fallbacks[gg],
+                              folded ? &lb[gg] : nullptr, folded ? &by[gg] : nullptr)
                      ? 1
                      : 0;
       };
@@ -1378,7 +1522,7 @@ lensing::View2D<Scalar, Mem> run_chains(Options const& o, Net& net, GaussianPrio
       if (!obs.empty()) h = ata[g] / (obs[g]->sigma_n * obs[g]->sigma_n);
       for (int j = 0; j < d; ++j)
         h(j, j) += 1 / moments->v[std::size_t(j)] + 1 / s2;
-      Eigen::LLT<Eigen::MatrixXd> const llt(h);
+      Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>, Eigen::Lower> const llt(h);  // in place: h = L L^T
       if (llt.info() != Eigen::Success) throw std::runtime_error("run_chains: the denoising precision is not SPD");
       int const k = obs.empty() ? n : o.chains;
       Eigen::MatrixXd z(d, k);
@@ -1387,7 +1531,7 @@ lensing::View2D<Scalar, Mem> run_chains(Options const& o, Net& net, GaussianPrio
         for (int j = 0; j < d; ++j)
           z(j, c) = rng.normal();
       }
-      Eigen::MatrixXd const xi = llt.matrixU().solve(z);  // covariance U^-1 U^-T = h^-1
+      Eigen::MatrixXd const xi = h.triangularView<Eigen::Lower>().transpose().solve(z);  // L^-T z: covariance h^-1
       for (int c = 0; c < k; ++c)
         for (int j = 0; j < d; ++j)
           x(int(g) * k + c, j) += Scalar(xi(j, c));
@@ -1535,6 +1679,69 @@ bool eigen_check(Observation const& p, int k, int depth, std::uint64_t seed) {
       interlace ? "yes" : "NO", worst_res, residual ? "yes" : "NO", quarter, top_err, accurate ? "yes" : "NO", all_err,
       worst_angle);
   return interlace && residual && accurate;
+}
+
+/// --short, dense: the blocked triangular solves (tri_solve_upper / _lower)
+/// checked by their residuals in double, on the factor the folded sampler
+/// uses for the first image (H = L^T L / sigma_n^2 + diag(1/v), double
+/// factorisation, d = 256) and on a random SPD matrix of odd size through
+/// the float path (d = 203: partial panels and row tails), with K = 1, 5
+/// and 12 chains (K not a multiple of 4).  Error model: substitution in
+/// float is backward stable in any order of its sums: the computed x solves
+/// (U + E) x = y with |E| <= gamma_d |U| entrywise, gamma_d = d eps / (1 -
+/// d eps), eps = 2^-24, so |U x - y|_i <= gamma_d (|U| |x|)_i; checked with
+/// the bound d eps (measured ratios ~1e-7, printed).  A solve that skips or
+/// misplaces one panel's update leaves residuals of order one.
+bool tri_check(Observation const& p, GaussianPrior const& g, std::uint64_t seed) {
+  double worst = 0, bound = 1;
+  auto const run = [&](MatF const& f, int k, std::uint64_t stream) {
+    int const d = int(f.rows());
+    bound = std::min(bound, d * std::ldexp(1.0, -24));
+    lensing::Rng rng(seed ^ 0x7e1a9ULL, stream);
+    MatF y(d, k);
+    for (int c = 0; c < k; ++c)
+      for (int i = 0; i < d; ++i)
+        y(i, c) = float(rng.normal());
+    Eigen::MatrixXd const ud = f.triangularView<Eigen::Upper>().toDenseMatrix().cast<double>();
+    for (int t = 0; t < 2; ++t) {
+      MatF x = y;
+      Eigen::MatrixXd op = t == 0 ? ud : Eigen::MatrixXd(ud.transpose());
+      if (t == 0)
+        tri_solve_upper(f, k, x.data());
+      else
+        tri_solve_lower(f, k, x.data());
+      Eigen::MatrixXd const xd = x.cast<double>();
+      Eigen::ArrayXXd const r = (op * xd - y.cast<double>()).array().abs();
+      Eigen::ArrayXXd const den = (op.cwiseAbs() * xd.cwiseAbs()).array();
+      worst = std::max(worst, (r / den.max(1e-300)).maxCoeff() / (d * std::ldexp(1.0, -24)));
+    }
+  };
+  int const d = int(p.a.cols());
+  Eigen::MatrixXd const ata = Eigen::MatrixXd(Eigen::SparseMatrix<double>(p.a.transpose() * p.a));
+  Eigen::VectorXd pd(d);
+  for (int j = 0; j < d; ++j)
+    pd[j] = 1 / g.v[std::size_t(j)];
+  MatF f;
+  int fallbacks = 0;
+  bool ok = upper_factor(&ata, 1 / (p.sigma_n * p.sigma_n), pd, true, f, fallbacks);
+  for (int k : {1, 5, 12})
+    run(f, k, std::uint64_t(k));
+  int const m = 203;
+  lensing::Rng rng(seed ^ 0x7e1a9ULL, 99);
+  Eigen::MatrixXd gm(m, m);
+  for (int j = 0; j < m; ++j)
+    for (int i = 0; i < m; ++i)
+      gm(i, j) = rng.normal();
+  Eigen::MatrixXd const a = gm * gm.transpose() / m;
+  ok = upper_factor(&a, 1.0, Eigen::VectorXd::Constant(m, 0.1), false, f, fallbacks) && ok;
+  for (int k : {1, 5, 12})
+    run(f, k, 100 + std::uint64_t(k));
+  ok = ok && fallbacks == 0 && worst <= 1;
+  std::printf(
+      "triangular check: max |U x - y| / (|U| |x|) over both solves, K = 1, 5, 12, d = %d and %d: %.3g of "
+      "d eps (<= 1): %s\n",
+      d, m, worst, ok ? "yes" : "NO");
+  return ok;
 }
 
 int sample(Options const& o, Setting const& st, Net& net, GaussianPrior const* gauss, GaussianPrior const* moments,
@@ -1861,6 +2068,7 @@ int sample(Options const& o, Setting const& st, Net& net, GaussianPrior const* g
       ok = ok && width && centre;
     }
     if (o.precond == "lowrank") ok = eigen_check(keep.front(), std::min(32, d / 4), o.krylov, o.seed) && ok;
+    if (o.precond == "dense") ok = tri_check(keep.front(), *moments, o.seed) && ok;
     std::printf("short run: %s\n", ok ? "ok" : "FAILED");
     return ok ? 0 : 1;
   }
