@@ -188,6 +188,56 @@ LENSING_TEST_CASE_TEMPLATE("nn: fused bottleneck unit equals the unit written la
   compare<S>(space, fused, plain, nn::Shape4{3, 8, 5, 5}, 3 * 27, 31, std::string(Space::name()) + " identity unit");
 }
 
+// An identity unit in inference runs its three layers sample group by
+// sample group on each thread (Residual::forward_chain: the inner outputs in
+// per-thread buffers, not in the branch's activations): y must equal the
+// unit written layer by layer (the error model of compare: the same
+// arithmetic as the fused layers one after the other), and a backward after
+// it (which first forms the activations the chain did not store) the same
+// gradients.  Maps of 25 pixels run groups of 2–3 samples a GEMM, 81 pixels
+// one; the running statistics are moved away from (0, 1) by training
+// forwards first, so that inference does not reduce to BatchNorm's identity.
+LENSING_TEST_CASE_TEMPLATE("nn: identity unit in inference (sample-by-sample forward) equals the unit layer by layer",
+                           Config, lt::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  using S = typename Config::scalar;
+  using BN = nn::BatchNorm<S, Mem>;
+  using E = nn::ELU<S, Mem>;
+  using C = nn::Conv2D<S, Mem>;
+  Space space;
+  for (nn::Shape4 const in : {nn::Shape4{5, 8, 5, 5}, nn::Shape4{3, 8, 9, 9}}) {
+    auto fused = nn::make_preact_bottleneck_identity<S, Mem>(8, 3);
+    auto block = nn::make_sequential(BN(8), E(), C(8, 3, 1), BN(3), E(), C(3, 3, 3, 1, 1), BN(3), E(), C(3, 8, 1));
+    nn::Residual<decltype(block)> plain(block);
+    lt::fill_normal(fused.parameters(), 9, 0.5);
+    Kokkos::deep_copy(plain.parameters(), fused.parameters());
+    {
+      nn::Tensor<S, Mem> xt("xt", in.n, in.c, in.h, in.w), y1("y1", in.n, in.c, in.h, in.w),
+          y2("y2", in.n, in.c, in.h, in.w);
+      for (unsigned r = 0; r < 3; ++r) {
+        lt::fill_normal(xt, 50 + r, 2.0);
+        fused.forward(space, xt, y1);
+        plain.forward(space, xt, y2);
+      }
+    }
+    fused.set_training(false);
+    plain.set_training(false);
+    std::string const what = std::string(Space::name()) + " identity unit, inference, " + in.str();
+    if constexpr (lensing::detail::is_host_space_v<Space>) {
+      // The host ran the sample-by-sample path: the branch's first activation is left as it was.
+      nn::Tensor<S, Mem> x("x", in.n, in.c, in.h, in.w), y("y", in.n, in.c, in.h, in.w);
+      lt::fill_normal(x, 60, 1.0);
+      Kokkos::deep_copy(fused.block().activation(1), S(12345));
+      fused.forward(space, x, y);
+      space.fence();
+      auto const a1 = lt::host_values(fused.block().activation(1));
+      CHECK(*std::min_element(a1.begin(), a1.end()) == 12345.0);
+    }
+    compare<S>(space, fused, plain, in, 3 * 27, 61, what);
+  }
+}
+
 LENSING_TEST_CASE_TEMPLATE("nn: PreactConv2D gradients", Config, lt::DoubleConfigs) {
   using Space = typename Config::execution_space;
   using Mem = typename Config::memory_space;

@@ -11,6 +11,17 @@
 #include <string>
 #include <type_traits>
 
+// The fused layer's element loops (affine, ELU, its derivative, the channel
+// sums) with 512-bit vectors: GCC prefers 256 bits on AVX-512 targets, and
+// the inline expm1 is bound by arithmetic (16 lanes: 1.45x the rate of 8 on
+// this machine's cores).  Each such loop is a function of its own, kept out
+// of line: inlined into a caller, it took the caller's 256-bit preference.
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__) && defined(__AVX512F__)
+#define LENSING_NN_PREACT_WIDE __attribute__((target("prefer-vector-width=512"), noinline))
+#else
+#define LENSING_NN_PREACT_WIDE
+#endif
+
 namespace lensing {
 namespace nn {
 
@@ -43,6 +54,134 @@ inline float expm1_nonpositive(float x) {
   return s * p + (s - 1.0f);
 }
 
+/// Whether a convolution has unit stride and output rows as long as its
+/// input's (a "same" convolution: 3x3 pad 1, …): then each row of its col
+/// (im2col) is the input plane shifted by a constant.
+inline bool same_width_unit_stride(ConvDims const& d) { return d.sh == 1 && d.sw == 1 && d.ow == d.w; }
+
+/// Unit vertical stride: the output rows [i0, i1) whose input row
+/// i − ph + ki·dh lies in [0, h).
+inline void valid_rows(ConvDims const& d, long ki, long& i0, long& i1) {
+  long const off = ki * d.dh - d.ph;
+  i0 = std::max(0L, -off);
+  i1 = std::min(d.oh, d.h - off);
+  if (i0 > i1) i0 = i1;
+}
+
+/// im2col (detail/im2col.hpp: the same col, row stride ldcol) for a
+/// same_width_unit_stride convolution: a col row's valid part is x_c[t +
+/// shift] over one contiguous range of t = i·ow + j, so it is one copy,
+/// then the |off| columns per output row that wrapped into the neighbouring
+/// input row set to zero (the per-row loop of im2col ran well below the
+/// store rate on the 45- and 23-pixel rows of the ResNet's first stages).
+template <class Scalar>
+void im2col_same(ConvDims const& d, Scalar const* xs, Scalar* col, long ldcol) {
+  long const ow = d.ow, pp = d.oh * d.ow, hw = d.h * d.w;
+  for (long c = 0; c < d.c; ++c)
+    for (long ki = 0; ki < d.kh; ++ki) {
+      long i0, i1;
+      valid_rows(d, ki, i0, i1);
+      for (long kj = 0; kj < d.kw; ++kj) {
+        Scalar* row = col + ((c * d.kh + ki) * d.kw + kj) * ldcol;
+        long const off = kj * d.dw - d.pw;
+        long lo, hi;
+        valid_columns(ow, 1, off, d.w, lo, hi);
+        if (i0 == i1 || lo == hi) {
+          std::fill(row, row + pp, Scalar(0));
+          continue;
+        }
+        // row[t] = x_c[t + shift] for t in [a, b), the rest zero.
+        long const a = i0 * ow + lo, b = (i1 - 1) * ow + hi;
+        long const shift = (ki * d.dh - d.ph) * d.w + off;
+        std::fill(row, row + a, Scalar(0));
+        std::copy(xs + c * hw + (a + shift), xs + c * hw + (b + shift), row + a);
+        std::fill(row + b, row + pp, Scalar(0));
+        for (long i = i0; i < i1; ++i) {
+          Scalar* r = row + i * ow;
+          for (long j = 0; j < lo; ++j)
+            r[j] = Scalar(0);
+          for (long j = hi; j < ow; ++j)
+            r[j] = Scalar(0);
+        }
+      }
+    }
+}
+
+/// im2col (detail/im2col.hpp: the same col, row stride ldcol) for a
+/// horizontal stride of 2 (the ResNet's strided 3x3 units): the stride a
+/// constant, so that the compiler vectorises the row copies (two loads and a
+/// permute per vector; with a run-time stride each value was a scalar load
+/// and store).
+template <class Scalar>
+void im2col_stride2(ConvDims const& d, Scalar const* xs, Scalar* col, long ldcol) {
+  for (long c = 0; c < d.c; ++c)
+    for (long ki = 0; ki < d.kh; ++ki)
+      for (long kj = 0; kj < d.kw; ++kj) {
+        Scalar* row = col + ((c * d.kh + ki) * d.kw + kj) * ldcol;
+        long const off = kj * d.dw - d.pw;
+        long lo, hi;
+        valid_columns(d.ow, 2, off, d.w, lo, hi);
+        for (long i = 0; i < d.oh; ++i) {
+          long const ih = i * d.sh - d.ph + ki * d.dh;
+          Scalar* r = row + i * d.ow;
+          if (ih < 0 || ih >= d.h) {
+            for (long j = 0; j < d.ow; ++j)
+              r[j] = Scalar(0);
+            continue;
+          }
+          Scalar const* xr = xs + (c * d.h + ih) * d.w;
+          for (long j = 0; j < lo; ++j)
+            r[j] = Scalar(0);
+          for (long j = lo; j < hi; ++j)
+            r[j] = xr[2 * j + off];
+          for (long j = hi; j < d.ow; ++j)
+            r[j] = Scalar(0);
+        }
+      }
+}
+
+/// col2im (detail/im2col.hpp: dxs overwritten with the adjoint of im2col)
+/// for a same_width_unit_stride convolution and a col that is scratch: the
+/// wrapped columns of each col row (those im2col_same sets to zero) are
+/// overwritten with zeros, then the row is added to dxs in one contiguous
+/// loop.  Each dxs element receives the same terms in the same order as
+/// col2im's (rows c, ki, kj; one term per row), plus exact zeros.
+template <class Scalar>
+void col2im_same(ConvDims const& d, Scalar* col, Scalar* dxs, long ldcol) {
+  long const ow = d.ow, hw = d.h * d.w;
+  for (long i = 0; i < d.c * hw; ++i)
+    dxs[i] = Scalar(0);
+  for (long c = 0; c < d.c; ++c)
+    for (long ki = 0; ki < d.kh; ++ki) {
+      long i0, i1;
+      valid_rows(d, ki, i0, i1);
+      if (i0 == i1) continue;
+      for (long kj = 0; kj < d.kw; ++kj) {
+        Scalar* row = col + ((c * d.kh + ki) * d.kw + kj) * ldcol;
+        long const off = kj * d.dw - d.pw;
+        long lo, hi;
+        valid_columns(ow, 1, off, d.w, lo, hi);
+        if (lo == hi) continue;
+        for (long i = i0; i < i1; ++i) {
+          Scalar* r = row + i * ow;
+          for (long j = 0; j < lo; ++j)
+            r[j] = Scalar(0);
+          for (long j = hi; j < ow; ++j)
+            r[j] = Scalar(0);
+        }
+        // x_c[t + shift] += row[t] for t in [a, b): im2col_same's indices.
+        long const a = i0 * ow + lo, b = (i1 - 1) * ow + hi;
+        Scalar* xc = dxs + c * hw + (a + (ki * d.dh - d.ph) * d.w + off);
+        Scalar const* rc = row + a;
+#if defined(__GNUC__)
+#pragma GCC ivdep
+#endif
+        for (long t = 0; t < b - a; ++t)
+          xc[t] += rc[t];
+      }
+    }
+}
+
 }  // namespace detail
 
 /// Pre-activated convolution y = Conv2D(ELU(BatchNorm(x))) as one layer: the
@@ -62,7 +201,10 @@ inline float expm1_nonpositive(float x) {
 /// ELU(a x + b') (a = γ/√(σ²+ε), b' = β − a μ, as BatchNorm computes it) goes
 /// into a per-thread buffer, from which im2col (or, for a 1x1 unit-stride
 /// kernel, the GEMM directly) reads; neither the normalised x nor z is
-/// written to a tensor.  Small output maps (P = oh·ow ≤ 72: the deep
+/// written to a tensor.  (For "same" unit-stride kernels im2col is one copy
+/// per col row, detail::im2col_same, and its adjoint one sum; for stride 2
+/// a vectorised copy; the element loops use 512-bit vectors where GCC
+/// targets AVX-512.)  Small output maps (P = oh·ow ≤ 72: the deep
 /// stages' 6x6 and 3x3) run G = ⌊144 / P⌋ samples (at most a thread's) per
 /// GEMM, their cols side by side (K x G P), which Eigen's kernel runs near
 /// its large-shape rate; the group's output goes to a cache-resident buffer
@@ -246,62 +388,88 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
   template <class ExecutionSpace>
   void forward_host(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y,
                     Scalar const* addend = nullptr) {
+    detail::ConvDims const d = start_samples(space, x, y);
+    long const sx = d.c * d.h * d.w, sy = d.o * d.oh * d.ow;
+    Scalar const* xp = x.data();
+    Scalar* yp = y.data();
+    PreactConv2D const* self = this;
+    for_each_chunk(space, "lensing::nn::PreactConv2D::forward", d.n, 0,
+                   [=](long n0, long gn, Scalar* scratch, Scalar*, double*) {
+                     self->forward_samples(d, gn, xp + n0 * sx, yp + n0 * sy,
+                                           addend != nullptr ? addend + n0 * sy : nullptr, scratch);
+                   });
+  }
+
+  /// Host: prepares for x's shape and forms the statistics forward uses (the
+  /// batch's in training, the running ones in inference), so that
+  /// forward_samples may then run on the host threads (chunk t with
+  /// scratch(t)); returns the convolution's dimensions.  Used by forward_host
+  /// and by a residual unit running its layers sample by sample (inference).
+  template <class ExecutionSpace>
+  detail::ConvDims start_samples(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) {
+    ensure_prepared(shape_of(x));
     bn_.statistics(space, x);
-    detail::ConvDims const d = conv_.dims(x, y);
-    long const k = conv_.ksize(), p = d.oh * d.ow, o = d.o, chw = d.c * d.h * d.w, hw = d.h * d.w, c = d.c;
+    return conv_.dims(x, y);
+  }
+  /// The per-thread scratch of chunk t (t < chunks()), for forward_samples.
+  Scalar* scratch(long t) const { return scratch_.data() + t * scratch_size_; }
+  /// Samples per GEMM (forward_samples takes at most this many at once) and chunks prepared.
+  long group() const { return group_; }
+  long chunks() const { return chunks_; }
+
+  /// Host, on the calling thread: y = layer(x) (+ addend) for the gn ≤
+  /// group() samples whose input starts at xs (d.c·d.h·d.w values a sample)
+  /// and whose output starts at ys (d.o·d.oh·d.ow a sample; the addend, when
+  /// not null, likewise, and it may be ys), with the statistics of the last
+  /// start_samples.
+  void forward_samples(detail::ConvDims const& d, long gn, Scalar const* xs, Scalar* ys, Scalar const* addend,
+                       Scalar* scratch) const {
+    long const k = conv_.ksize(), p = d.oh * d.ow, o = d.o, chw = d.c * d.h * d.w;
     bool const one = d.pointwise();
     long const gmax = group_;
     Scalar const* w = conv_.parameters().data();
     Scalar const* g = this->params_.data();
     Scalar const* ws = bn_.batch_statistics().data();
-    Scalar const* xp = x.data();
-    Scalar* yp = y.data();
-    EluOp const op = op_;
-    for_each_chunk(space, "lensing::nn::PreactConv2D::forward", d.n, 0,
-                   [=](long n0, long gn, Scalar* scratch, Scalar*, double*) {
-                     // G = gn samples n0.. in one GEMM: col is K x G P, sample j's columns at j P.
-                     long const gp = gn * p;
-                     Scalar* z = scratch;
-                     Scalar* col = scratch + gmax * chw + (one ? gmax * chw : chw);
-                     Scalar* cbuf = col + (one ? 0 : k * gmax * p);
-                     Scalar const* cn = activated_columns(d, n0, gn, xp, g, ws, op, z, col);
-                     if (gn == 1) {
-                       // One sample: the GEMM accumulates onto b + addend in y itself.
-                       Scalar* yn = yp + n0 * o * p;
-                       if (addend != nullptr) {
-                         Scalar const* an = addend + n0 * o * p;  // may be yn
-                         for (long oc = 0; oc < o; ++oc)
-                           for (long i = 0; i < p; ++i)
-                             yn[oc * p + i] = w[o * k + oc] + an[oc * p + i];
-                       } else {
-                         for (long oc = 0; oc < o; ++oc)
-                           for (long i = 0; i < p; ++i)
-                             yn[oc * p + i] = w[o * k + oc];
-                       }
-                       detail::gemm_host(false, false, o, p, k, Scalar(1), w, k, cn, p, Scalar(1), yn, p);
-                       return;
-                     }
-                     // A group: W col into the cache-resident buffer, then y = that + (b + addend),
-                     // written once per sample (the same sums, one rounding of (b + addend) + Σ).
-                     detail::gemm_host(false, false, o, gp, k, Scalar(1), w, k, cn, gp, Scalar(0), cbuf, gp);
-                     for (long j = 0; j < gn; ++j) {
-                       Scalar* yn = yp + (n0 + j) * o * p;
-                       Scalar const* an = addend != nullptr ? addend + (n0 + j) * o * p : nullptr;  // may be yn
-                       for (long oc = 0; oc < o; ++oc) {
-                         Scalar const b = w[o * k + oc];
-                         Scalar const* cr = cbuf + oc * gp + j * p;
-                         Scalar* yr = yn + oc * p;
-                         if (an != nullptr) {
-                           Scalar const* ar = an + oc * p;
-                           for (long i = 0; i < p; ++i)
-                             yr[i] = (b + ar[i]) + cr[i];
-                         } else {
-                           for (long i = 0; i < p; ++i)
-                             yr[i] = b + cr[i];
-                         }
-                       }
-                     }
-                   });
+    // G = gn samples in one GEMM: col is K x G P, sample j's columns at j P.
+    long const gp = gn * p;
+    Scalar* z = scratch;
+    Scalar* col = scratch + gmax * chw + (one ? gmax * chw : chw);
+    Scalar* cbuf = col + (one ? 0 : k * gmax * p);
+    Scalar const* cn = activated_columns(d, 0, gn, xs, g, ws, op_, z, col);
+    if (gn == 1) {
+      // One sample: the GEMM accumulates onto b + addend in y itself.
+      if (addend != nullptr) {
+        for (long oc = 0; oc < o; ++oc)
+          for (long i = 0; i < p; ++i)
+            ys[oc * p + i] = w[o * k + oc] + addend[oc * p + i];
+      } else {
+        for (long oc = 0; oc < o; ++oc)
+          for (long i = 0; i < p; ++i)
+            ys[oc * p + i] = w[o * k + oc];
+      }
+      detail::gemm_host(false, false, o, p, k, Scalar(1), w, k, cn, p, Scalar(1), ys, p);
+      return;
+    }
+    // A group: W col into the cache-resident buffer, then y = that + (b + addend),
+    // written once per sample (the same sums, one rounding of (b + addend) + Σ).
+    detail::gemm_host(false, false, o, gp, k, Scalar(1), w, k, cn, gp, Scalar(0), cbuf, gp);
+    for (long j = 0; j < gn; ++j) {
+      Scalar* yn = ys + j * o * p;
+      Scalar const* an = addend != nullptr ? addend + j * o * p : nullptr;  // may be yn
+      for (long oc = 0; oc < o; ++oc) {
+        Scalar const b = w[o * k + oc];
+        Scalar const* cr = cbuf + oc * gp + j * p;
+        Scalar* yr = yn + oc * p;
+        if (an != nullptr) {
+          Scalar const* ar = an + oc * p;
+          for (long i = 0; i < p; ++i)
+            yr[i] = (b + ar[i]) + cr[i];
+        } else {
+          for (long i = 0; i < p; ++i)
+            yr[i] = b + cr[i];
+        }
+      }
+    }
   }
 
   template <class ExecutionSpace>
@@ -310,7 +478,7 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
     detail::ConvDims const d = conv_.dims(x, dy);
     long const k = conv_.ksize(), p = d.oh * d.ow, o = d.o, chw = d.c * d.h * d.w, hw = d.h * d.w, c = d.c;
     long const npc = conv_.num_params(), m = d.n * hw;
-    bool const one = d.pointwise();
+    bool const one = d.pointwise(), same = detail::same_width_unit_stride(d);
     bool const train = bn_.last_training();
     long const gmax = group_;
     Scalar const* w = conv_.parameters().data();
@@ -369,7 +537,10 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
               dzj = dz + j * p;
               ld = gp;
             } else {
-              detail::col2im(d, static_cast<Scalar const*>(col + j * p), dz, gp);
+              if (same)
+                detail::col2im_same(d, col + j * p, dz, gp);
+              else
+                detail::col2im(d, static_cast<Scalar const*>(col + j * p), dz, gp);
             }
             // dt = ELU'(t) dz, t recomputed as forward made it; BatchNorm's channel sums.
             Scalar* dxn = dxp != nullptr ? dxp + n * chw : nullptr;
@@ -379,22 +550,7 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
               Scalar const* xc = xn + ch * hw;
               Scalar const* zc = zj + ch * ld;
               Scalar* dc = dzj + ch * ld;
-          // Three loops of BatchNorm::backward's form, so each vectorises
-          // (one loop with the double sums ran scalar).
-#if defined(__GNUC__)
-#pragma GCC ivdep
-#endif
-              for (long i = 0; i < hw; ++i)
-                dc[i] = op.derivative(a * xc[i] + b0, zc[i]) * dc[i];
-              double s0 = 0, s1 = 0;
-              LENSING_NN_SIMD_SUM(s0)
-              for (long i = 0; i < hw; ++i)
-                s0 += double(dc[i]);
-              LENSING_NN_SIMD_SUM(s1)
-              for (long i = 0; i < hw; ++i)
-                s1 += double(dc[i] * (xc[i] - mean));
-              sums[ch] += s0;
-              sums[c + ch] += s1;
+              elu_backward_channel(hw, a, b0, mean, xc, zc, dc, op, sums[ch], sums[c + ch]);
               if (dxn == nullptr) continue;
               Scalar* dxc = dxn + ch * hw;
               if (train) {
@@ -457,22 +613,36 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
                                          Scalar const* ws, EluOp op, Scalar* z, Scalar* col) {
     long const p = d.oh * d.ow, chw = d.c * d.h * d.w, hw = d.h * d.w, gp = gn * p;
     bool const one = d.pointwise();
+    // Large maps: z = ELU(a x + b') in one pass per channel; small maps (a
+    // few pixels a channel): the affine map per channel, then ELU over the
+    // group in one loop (one vector remainder per group, not per channel).
+    bool const fused = hw >= fused_elu_pixels;
     for (long j = 0; j < gn; ++j) {
-      if (one)
-        affine(d.c, hw, xp + (n0 + j) * chw, g, ws, z + j * p, gp);
+      Scalar* zj = one ? z + j * p : z + j * chw;
+      long const ld = one ? gp : hw;
+      if (fused)
+        affine_elu(d.c, hw, xp + (n0 + j) * chw, g, ws, op, zj, ld);
       else
-        affine(d.c, hw, xp + (n0 + j) * chw, g, ws, z + j * chw, hw);
+        affine(d.c, hw, xp + (n0 + j) * chw, g, ws, zj, ld);
     }
-    elu(gn * chw, op, z);
+    if (!fused) elu(gn * chw, op, z);
     if (one) return z;
-    for (long j = 0; j < gn; ++j)
-      detail::im2col(d, static_cast<Scalar const*>(z + j * chw), col + j * p, gp);
+    bool const same = detail::same_width_unit_stride(d);
+    for (long j = 0; j < gn; ++j) {
+      if (same)
+        detail::im2col_same(d, static_cast<Scalar const*>(z + j * chw), col + j * p, gp);
+      else if (d.sw == 2)
+        detail::im2col_stride2(d, static_cast<Scalar const*>(z + j * chw), col + j * p, gp);
+      else
+        detail::im2col(d, static_cast<Scalar const*>(z + j * chw), col + j * p, gp);
+    }
     return col;
   }
 
   /// z (c rows of hw, row stride ld ≥ hw) = a x + b' per channel, a and b'
   /// from γ, β and the statistics ws, as BatchNorm computes them.
-  static void affine(long c, long hw, Scalar const* x, Scalar const* g, Scalar const* ws, Scalar* z, long ld) {
+  static LENSING_NN_PREACT_WIDE void affine(long c, long hw, Scalar const* x, Scalar const* g, Scalar const* ws,
+                                            Scalar* z, long ld) {
     for (long ch = 0; ch < c; ++ch) {
       Scalar const mean = ws[ch], inv = ws[c + ch];
       Scalar const a = g[ch] * inv, b0 = g[c + ch] - a * mean;
@@ -492,7 +662,7 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
   /// detail::expm1_nonpositive for expm1 (within 0.87 ulp of the exact value;
   /// the unfused ELU, glibc's vector expm1f, may differ in the last bit or
   /// two); double: EluOp::value.
-  static void elu(long len, EluOp op, Scalar* z) {
+  static LENSING_NN_PREACT_WIDE void elu(long len, EluOp op, Scalar* z) {
     if constexpr (std::is_same<Scalar, float>::value) {
       float const alpha = float(op.alpha);
 #if defined(__GNUC__)
@@ -510,6 +680,58 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
       for (long i = 0; i < len; ++i)
         z[i] = op.value(z[i]);
     }
+  }
+
+  /// z = ELU(a x + b') per channel in one pass (affine then elu, the same
+  /// operations, without storing and reloading t).
+  static LENSING_NN_PREACT_WIDE void affine_elu(long c, long hw, Scalar const* x, Scalar const* g, Scalar const* ws,
+                                                EluOp op, Scalar* z, long ld) {
+    for (long ch = 0; ch < c; ++ch) {
+      Scalar const mean = ws[ch], inv = ws[c + ch];
+      Scalar const a = g[ch] * inv, b0 = g[c + ch] - a * mean;
+      Scalar const* xc = x + ch * hw;
+      Scalar* zc = z + ch * ld;
+      if constexpr (std::is_same<Scalar, float>::value) {
+        float const alpha = float(op.alpha);
+#if defined(__GNUC__)
+#pragma GCC ivdep
+#endif
+        for (long i = 0; i < hw; ++i) {
+          float const t = a * xc[i] + b0;
+          float const e = alpha * detail::expm1_nonpositive(t < 0.0f ? t : 0.0f);
+          zc[i] = t > 0.0f ? t : e;
+        }
+      } else {
+#if defined(__GNUC__)
+#pragma GCC ivdep
+#endif
+        for (long i = 0; i < hw; ++i)
+          zc[i] = op.value(a * xc[i] + b0);
+      }
+    }
+  }
+
+  /// One channel of the backward's per-sample pass: dc = ELU'(t) dc with t =
+  /// a x + b' recomputed, and the channel sums Σ dc, Σ dc (x − μ) in double.
+  static LENSING_NN_PREACT_WIDE void elu_backward_channel(long hw, Scalar a, Scalar b0, Scalar mean, Scalar const* xc,
+                                                          Scalar const* zc, Scalar* dc, EluOp op, double& s0_out,
+                                                          double& s1_out) {
+    // Three loops of BatchNorm::backward's form, so each vectorises (one
+    // loop with the double sums ran scalar).
+#if defined(__GNUC__)
+#pragma GCC ivdep
+#endif
+    for (long i = 0; i < hw; ++i)
+      dc[i] = op.derivative(a * xc[i] + b0, zc[i]) * dc[i];
+    double s0 = 0, s1 = 0;
+    LENSING_NN_SIMD_SUM(s0)
+    for (long i = 0; i < hw; ++i)
+      s0 += double(dc[i]);
+    LENSING_NN_SIMD_SUM(s1)
+    for (long i = 0; i < hw; ++i)
+      s1 += double(dc[i] * (xc[i] - mean));
+    s0_out += s0;
+    s1_out += s1;
   }
 
   /// body(n0, gn, scratch, g, sums) for every group of gn ≤ group_ samples
@@ -562,6 +784,8 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
   long chunks_ = 0, scratch_size_ = 0, group_ = 1;
   // Columns a grouped GEMM aims at (G = group_columns / P samples).
   static constexpr long group_columns = 144;
+  // Maps of at least this many pixels form z = ELU(a x + b') in one pass per channel.
+  static constexpr long fused_elu_pixels = 64;
   View1D<Scalar, MemorySpace> scratch_, partial_;
   View1D<double, MemorySpace> sums_;
   // The unfused (device) path's stored tensors.

@@ -8,6 +8,8 @@
 #include <lensing/nn/preact_conv2d.hpp>
 #include <lensing/nn/sequential.hpp>
 
+#include <algorithm>
+#include <string>
 #include <tuple>
 #include <type_traits>
 
@@ -36,6 +38,11 @@ struct adds_in_last_layer : std::false_type {};
 template <class... L>
 struct adds_in_last_layer<Sequential<L...>>
     : has_forward_add<std::tuple_element_t<sizeof...(L) - 1, std::tuple<L...>>> {};
+/// A Sequential of three PreactConv2D (the pre-activated bottleneck's branch).
+template <class T>
+struct is_preact_chain3 : std::false_type {};
+template <class S, class M>
+struct is_preact_chain3<Sequential<PreactConv2D<S, M>, PreactConv2D<S, M>, PreactConv2D<S, M>>> : std::true_type {};
 /// check_layer<S>() unless S is IdentityShortcut.
 template <class S>
 constexpr bool check_shortcut() {
@@ -54,6 +61,11 @@ constexpr bool check_shortcut() {
 /// output pass (y = S(x) written first, or x itself, then accumulated onto),
 /// and F's output is not stored (block().output() is not written by the
 /// unit's forward); a Sequential F is otherwise read in place, not copied.
+/// An identity unit whose F is three PreactConv2D runs its inference
+/// forward on the host sample group by sample group through all three
+/// layers (forward_chain), F's inner outputs in per-thread buffers: its
+/// activations (block().activation(i)) are then formed only if a backward
+/// follows.
 ///
 /// Block F and Shortcut S model the Layer archetype (F is typically a
 /// Sequential; S a 1x1 Conv2D projection when stride or width change) or
@@ -76,6 +88,8 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
   static constexpr bool identity = std::is_same<Shortcut, IdentityShortcut>::value;
   static constexpr bool sequential_block = detail::is_sequential<Block>::value;
   static constexpr bool fused_sum = detail::adds_in_last_layer<Block>::value;
+  // Identity units of three fused layers run their inference forward sample by sample (forward_chain).
+  static constexpr bool chain = identity && detail::is_preact_chain3<Block>::value;
   static_assert(check_layer<Block>(), "lensing::nn::Residual: the block must model the Layer archetype");
   static_assert(detail::check_shortcut<Shortcut>(),
                 "lensing::nn::Residual: the shortcut must be IdentityShortcut or model the Layer archetype");
@@ -164,6 +178,10 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
     prepare(shape_of(x));
     check_shape(y, out_, "lensing::nn::Residual::forward", "y");
     if constexpr (fused_sum && lensing::detail::is_host_space_v<ExecutionSpace>) {
+      if constexpr (chain) {
+        if (forward_chain(space, x, y)) return;
+      }
+      block_stale_ = false;
       // y = S(x) first (the projection writes y), then F's last layer adds
       // its output onto S(x) in its output pass: no separate sum, and F's
       // output is not stored (the layers' backward reads only its shape).
@@ -171,6 +189,7 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
       forward_block_add(space, x, y, identity ? x : y);
       return;
     }
+    block_stale_ = false;
     tensor_type by = by_;
     if constexpr (sequential_block)
       by = block_.forward(space, x);
@@ -188,6 +207,14 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
     check_argument(prepared_ && shape_of(x) == in_, where,
                    "x has shape " + shape_of(x).str() + ", the last forward had " + in_.str());
     detail::check_backward(*this, x, y, dy, dx, dparams, where);
+    if constexpr (chain) {
+      // After a sample-by-sample forward the branch's activations were not
+      // stored: form them (the same layers, the same mode) before its backward.
+      if (block_stale_) {
+        forward_block_layers(space, x);
+        block_stale_ = false;
+      }
+    }
     tensor_type by = by_;
     if constexpr (sequential_block) by = block_.output();
     block_.backward(space, x, by, dy, dx, vector_type(Kokkos::subview(dparams, Kokkos::make_pair(0L, nb_))));
@@ -206,6 +233,13 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
   void forward_block_add(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y,
                          tensor_type const& addend) {
     constexpr std::size_t last = Block::num_layers - 1;
+    forward_block_layers(space, x);
+    block_.template layer<last>().forward_add(space, last == 0 ? x : block_.activation(last), y, addend);
+  }
+  // Implementation: F's layers but the last into the Sequential's activations.
+  template <class ExecutionSpace>
+  void forward_block_layers(ExecutionSpace const& space, tensor_type const& x) {
+    constexpr std::size_t last = Block::num_layers - 1;
     block_.prepare(shape_of(x));
     detail::for_each_index(
         [&](auto i) {
@@ -213,7 +247,57 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
             block_.template layer<i>().forward(space, i == 0 ? x : block_.activation(i), block_.activation(i + 1));
         },
         std::make_index_sequence<Block::num_layers>{});
-    block_.template layer<last>().forward_add(space, last == 0 ? x : block_.activation(last), y, addend);
+  }
+
+  // Implementation (host, inference, identity unit of three PreactConv2D):
+  // the three layers run sample group by sample group on each thread, the
+  // two inner outputs in a per-thread buffer that stays in cache, instead of
+  // each layer passing over the whole batch (two tensors written and read
+  // back per unit).  Batch statistics (training) need the whole batch
+  // between layers, so this runs in inference only; the same arithmetic as
+  // the layer-by-layer path (each layer's forward_samples), so the same y.
+  // Returns false (nothing done) where the layers' sample groups differ.
+  template <class ExecutionSpace>
+  bool forward_chain(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) {
+    auto& l0 = block_.template layer<0>();
+    auto& l1 = block_.template layer<1>();
+    auto& l2 = block_.template layer<2>();
+    if (this->training() || l0.training() || l1.training() || l2.training()) return false;
+    block_.prepare(shape_of(x));
+    tensor_type const a1 = block_.activation(1), a2 = block_.activation(2);
+    // Inference statistics are the running ones: start_samples reads no data of a1, a2.
+    detail::ConvDims const d0 = l0.start_samples(space, x, a1);
+    detail::ConvDims const d1 = l1.start_samples(space, a1, a2);
+    detail::ConvDims const d2 = l2.start_samples(space, a2, y);
+    long const gmax = l0.group(), batch = long(x.extent(0));
+    if (l1.group() != gmax || l2.group() != gmax) return false;
+    long const nc = std::min<long>({l0.chunks(), l1.chunks(), l2.chunks(), batch, long(space.concurrency())});
+    long const s0 = d0.c * d0.h * d0.w, s1 = d0.o * d0.oh * d0.ow, s2 = d1.o * d1.oh * d1.ow, s3 = d2.o * d2.oh * d2.ow;
+    long const per = gmax * (s1 + s2);
+    if (long(chain_.extent(0)) < nc * per)
+      chain_ = vector_type(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("lensing::nn::Residual::chain")),
+                           nc * per);
+    Scalar const* xp = x.data();
+    Scalar* yp = y.data();
+    Scalar* cb = chain_.data();
+    auto const* p0 = &l0;
+    auto const* p1 = &l1;
+    auto const* p2 = &l2;
+    Kokkos::parallel_for("lensing::nn::Residual::forward_chain", Kokkos::RangePolicy<ExecutionSpace>(space, 0, nc),
+                         [=](long t) {
+                           Scalar* b1 = cb + t * per;
+                           Scalar* b2 = b1 + gmax * s1;
+                           long const hi = batch * (t + 1) / nc;
+                           for (long n = batch * t / nc; n < hi; n += gmax) {
+                             long const gn = std::min(gmax, hi - n);
+                             p0->forward_samples(d0, gn, xp + n * s0, b1, nullptr, p0->scratch(t));
+                             p1->forward_samples(d1, gn, b1, b2, nullptr, p1->scratch(t));
+                             p2->forward_samples(d2, gn, b2, yp + n * s3, xp + n * s0, p2->scratch(t));
+                           }
+                         });
+    space.fence();
+    block_stale_ = true;
+    return true;
   }
 
   // Implementation, public for nvcc: c = a + b element-wise.
@@ -258,6 +342,10 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
   Shape4 in_, out_;
   long nb_ = 0, sb_ = 0;
   vector_type state_;
+  // forward_chain's per-thread buffers (host), and whether the branch's
+  // activations are out of date (the last forward ran forward_chain).
+  vector_type chain_;
+  bool block_stale_ = false;
   // *_store_: buffers at capacity; by_, sy_, sdx_: their slices for in_.
   tensor_type by_store_, sy_store_, sdx_store_, by_, sy_, sdx_;
 };

@@ -1,0 +1,123 @@
+// The cols PreactConv2D forms on the host against their definition, element
+// by element: detail::im2col_same / col2im_same (preact_conv2d.hpp: one
+// contiguous copy or sum per col row, for unit-stride convolutions whose
+// output rows are as long as the input's: 3x3 pad 1, 7x7 pad 3, dilated,
+// kernels wider than the image) and detail::im2col / col2im
+// (detail/im2col.hpp, every geometry: strides, other widths), im2col_stride2
+// (preact_conv2d.hpp: a horizontal stride of 2), with cols laid
+// side by side (a row stride ldcol > P, as PreactConv2D's grouped GEMMs use).
+#include <lensing/nn/preact_conv2d.hpp>
+
+#include <lensing_test.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace nn = lensing::nn;
+namespace lt = lensing::test;
+
+namespace {
+
+struct Geometry {
+  long c, h, w, kh, kw, sh, sw, ph, pw, dh, dw;
+};
+
+nn::detail::ConvDims dims_of(Geometry const& g) {
+  long const oh = (g.h + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
+  long const ow = (g.w + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+  return nn::detail::ConvDims{1, g.c, g.h, g.w, 1, oh, ow, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw};
+}
+
+// The input index col entry (row r, output pixel q) reads, or -1 for a zero.
+long source(nn::detail::ConvDims const& d, long r, long q) {
+  long const c = r / (d.kh * d.kw), ki = (r / d.kw) % d.kh, kj = r % d.kw;
+  long const i = q / d.ow, j = q % d.ow;
+  long const ih = i * d.sh - d.ph + ki * d.dh, iw = j * d.sw - d.pw + kj * d.dw;
+  if (ih < 0 || ih >= d.h || iw < 0 || iw >= d.w) return -1;
+  return (c * d.h + ih) * d.w + iw;
+}
+
+}  // namespace
+
+// Error model: im2col copies values (exact); col2im gives each input element
+// the sum of the col entries that read it, added in the order of the rows
+// (c, ki, kj) and, within a row, once — both the reference below and the
+// library add them in that order (col2im_same adds exact zeros at the
+// wrapped columns besides), so every comparison is exact equality.
+LENSING_TEST_CASE_TEMPLATE("nn: im2col and col2im against their definition", Config, lt::AllConfigs) {
+  using Scalar = typename Config::scalar;
+  std::vector<Geometry> const geometries = {
+      {3, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1},    // 3x3 pad 1: contiguous path
+      {2, 9, 6, 7, 7, 1, 1, 3, 3, 1, 1},    // 7x7 pad 3 (the ResNet's stem), non-square
+      {2, 6, 8, 3, 3, 1, 1, 2, 2, 2, 2},    // dilated 3x3 pad 2: contiguous path
+      {1, 4, 2, 5, 5, 1, 1, 2, 2, 1, 1},    // kernel wider than the image: rows with no valid column
+      {2, 5, 7, 3, 1, 1, 1, 4, 0, 1, 1},    // padding taller than the kernel: zero rows
+      {2, 8, 8, 3, 3, 2, 2, 1, 1, 1, 1},    // strided by 2: im2col_stride2
+      {2, 9, 7, 3, 3, 2, 2, 1, 1, 1, 1},    // odd sizes, strided by 2
+      {2, 9, 9, 1, 1, 2, 2, 0, 0, 1, 1},    // strided 1x1 (a projection)
+      {1, 10, 10, 3, 3, 3, 3, 1, 1, 1, 1},  // strided by 3: general path
+      {2, 6, 7, 3, 3, 1, 1, 0, 0, 1, 1},    // valid (ow < w): general path
+      {3, 5, 5, 1, 1, 1, 1, 0, 0, 1, 1}};   // 1x1
+  long n_same = 0, n_two = 0;
+  for (Geometry const& g : geometries) {
+    nn::detail::ConvDims const d = dims_of(g);
+    n_same += nn::detail::same_width_unit_stride(d);
+    n_two += d.sw == 2;
+    long const k = d.c * d.kh * d.kw, p = d.oh * d.ow, chw = d.c * d.h * d.w;
+    for (long ld : {long(0), p + 5}) {
+      long const stride = ld > 0 ? ld : p;
+      std::string const what = "c" + std::to_string(g.c) + " " + std::to_string(g.h) + "x" + std::to_string(g.w) +
+                               " k" + std::to_string(g.kh) + "x" + std::to_string(g.kw) + " s" + std::to_string(g.sh) +
+                               " p" + std::to_string(g.ph) + "," + std::to_string(g.pw) + " d" + std::to_string(g.dh) +
+                               " ldcol " + std::to_string(ld);
+      CAPTURE(what);
+      std::vector<Scalar> x(chw);
+      for (long i = 0; i < chw; ++i)
+        x[i] = Scalar(1 + i) + Scalar(std::sin(0.7 * double(i)));  // no zeros: a stray zero shows
+      // Cols prefilled with a marker outside the written rows' entries.
+      bool const same = nn::detail::same_width_unit_stride(d), two = d.sw == 2;
+      std::vector<Scalar> col(k * stride, Scalar(-99)), col_same(k * stride, Scalar(-99));
+      nn::detail::im2col(d, x.data(), col.data(), ld);
+      if (same) nn::detail::im2col_same(d, x.data(), col_same.data(), stride);
+      if (two) nn::detail::im2col_stride2(d, x.data(), col_same.data(), stride);
+      long wrong = 0, wrong_same = 0;
+      for (long r = 0; r < k; ++r) {
+        for (long q = 0; q < p; ++q) {
+          long const s = source(d, r, q);
+          Scalar const want = s < 0 ? Scalar(0) : x[s];
+          wrong += col[r * stride + q] != want;
+          wrong_same += (same || two) && col_same[r * stride + q] != want;
+        }
+        for (long q = p; q < stride; ++q) {  // beyond P: untouched
+          wrong += col[r * stride + q] != Scalar(-99);
+          wrong_same += (same || two) && col_same[r * stride + q] != Scalar(-99);
+        }
+      }
+      CHECK(wrong == 0);
+      CHECK(wrong_same == 0);
+      // col2im and col2im_same: dx = the adjoint of im2col applied to dcol.
+      std::vector<Scalar> dcol(k * stride), ref(chw, Scalar(0));
+      for (long i = 0; i < k * stride; ++i)
+        dcol[i] = Scalar(0.5) + Scalar(std::cos(1.3 * double(i)));
+      for (long r = 0; r < k; ++r)
+        for (long q = 0; q < p; ++q) {
+          long const s = source(d, r, q);
+          if (s >= 0) ref[s] += dcol[r * stride + q];
+        }
+      std::vector<Scalar> dx(chw, Scalar(7)), dx2(chw, Scalar(7));
+      nn::detail::col2im(d, static_cast<Scalar const*>(dcol.data()), dx.data(), ld);
+      std::vector<Scalar> scratch = dcol;  // col2im_same overwrites its wrapped columns
+      if (same) nn::detail::col2im_same(d, scratch.data(), dx2.data(), stride);
+      long wrong1 = 0, wrong2 = 0;
+      for (long i = 0; i < chw; ++i) {
+        wrong1 += dx[i] != ref[i];
+        wrong2 += same && dx2[i] != ref[i];
+      }
+      CHECK(wrong1 == 0);
+      CHECK(wrong2 == 0);
+    }
+  }
+  CHECK(n_same == 6);  // the first five geometries and the 1x1
+  CHECK(n_two == 3);
+}
