@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 namespace lensing {
 namespace nn {
@@ -425,6 +426,72 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
   /// pool_one over the windows of rows z0, z1 (2 pw values each).
   static void pool_row(Scalar const* __restrict z0, Scalar const* __restrict z1, Scalar* __restrict y,
                        std::uint8_t* __restrict code, long pw) {
+#if defined(LENSING_NN_MASKED_ROWS) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    if constexpr (detail::has_masked_rows_v<Scalar>) {
+      // L/2 windows a step (the short rows ran one window at a time, as in
+      // unpool_row): the four positions split from two rows by even/odd lane
+      // permutes, then the selects below on vectors, in the same order with
+      // the same comparisons — the same y and codes.
+      using R = detail::MaskedRow<Scalar>;
+      using V = typename R::V;
+      constexpr long L = R::lanes, H = L / 2;
+      for (long j0 = 0; j0 < pw; j0 += H) {
+        long const nw = std::min(H, pw - j0);
+        auto const ld = R::span(0, 2 * nw);
+        V const r0 = R::load(ld, z0 + 2 * j0), r1 = R::load(ld, z1 + 2 * j0);
+        V a, b, c, e, m;
+        __m128i bytes;
+        if constexpr (std::is_same<Scalar, float>::value) {
+          __m512i const ev = _mm512_set_epi32(14, 12, 10, 8, 6, 4, 2, 0, 14, 12, 10, 8, 6, 4, 2, 0);
+          __m512i const od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+          V const zero = _mm512_setzero_ps();
+          auto relu = [&](V v) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), v); };
+          a = relu(_mm512_permutexvar_ps(ev, r0));
+          b = relu(_mm512_permutexvar_ps(od, r0));
+          c = relu(_mm512_permutexvar_ps(ev, r1));
+          e = relu(_mm512_permutexvar_ps(od, r1));
+          __m512i t = _mm512_setzero_si512();
+          m = a;
+          __mmask16 k = _mm512_cmp_ps_mask(b, m, _CMP_GT_OQ);
+          t = _mm512_mask_mov_epi32(t, k, _mm512_set1_epi32(1));
+          m = _mm512_mask_mov_ps(m, k, b);
+          k = _mm512_cmp_ps_mask(c, m, _CMP_GT_OQ);
+          t = _mm512_mask_mov_epi32(t, k, _mm512_set1_epi32(2));
+          m = _mm512_mask_mov_ps(m, k, c);
+          k = _mm512_cmp_ps_mask(e, m, _CMP_GT_OQ);
+          t = _mm512_mask_mov_epi32(t, k, _mm512_set1_epi32(3));
+          m = _mm512_mask_mov_ps(m, k, e);
+          t = _mm512_mask_mov_epi32(_mm512_set1_epi32(4), _mm512_cmp_ps_mask(m, zero, _CMP_GT_OQ), t);
+          bytes = _mm512_cvtepi32_epi8(t);
+        } else {
+          __m512i const ev = _mm512_set_epi64(6, 4, 2, 0, 6, 4, 2, 0);
+          __m512i const od = _mm512_add_epi64(ev, _mm512_set1_epi64(1));
+          V const zero = _mm512_setzero_pd();
+          auto relu = [&](V v) { return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(v, zero, _CMP_GT_OQ), v); };
+          a = relu(_mm512_permutexvar_pd(ev, r0));
+          b = relu(_mm512_permutexvar_pd(od, r0));
+          c = relu(_mm512_permutexvar_pd(ev, r1));
+          e = relu(_mm512_permutexvar_pd(od, r1));
+          __m512i t = _mm512_setzero_si512();
+          m = a;
+          __mmask8 k = _mm512_cmp_pd_mask(b, m, _CMP_GT_OQ);
+          t = _mm512_mask_mov_epi64(t, k, _mm512_set1_epi64(1));
+          m = _mm512_mask_mov_pd(m, k, b);
+          k = _mm512_cmp_pd_mask(c, m, _CMP_GT_OQ);
+          t = _mm512_mask_mov_epi64(t, k, _mm512_set1_epi64(2));
+          m = _mm512_mask_mov_pd(m, k, c);
+          k = _mm512_cmp_pd_mask(e, m, _CMP_GT_OQ);
+          t = _mm512_mask_mov_epi64(t, k, _mm512_set1_epi64(3));
+          m = _mm512_mask_mov_pd(m, k, e);
+          t = _mm512_mask_mov_epi64(_mm512_set1_epi64(4), _mm512_cmp_pd_mask(m, zero, _CMP_GT_OQ), t);
+          bytes = _mm512_cvtepi64_epi8(t);
+        }
+        R::store(R::span(0, nw), y + j0, m);
+        _mm_mask_storeu_epi8(code + j0, __mmask16((1u << nw) - 1u), bytes);
+      }
+      return;
+    }
+#endif
     for (long j = 0; j < pw; ++j) {
       Scalar a = z0[2 * j], b = z0[2 * j + 1], c = z1[2 * j], e = z1[2 * j + 1];
       a = a > Scalar(0) ? a : Scalar(0);  // ReluOp::value
@@ -445,6 +512,41 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
   /// dz of rows d0, d1 (2 pw values each) from dy and the codes.
   static void unpool_row(Scalar* __restrict d0, Scalar* __restrict d1, Scalar const* __restrict dy,
                          std::uint8_t const* __restrict code, long pw) {
+#if defined(LENSING_NN_MASKED_ROWS) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    if constexpr (detail::has_masked_rows_v<Scalar>) {
+      // GCC's vector loop needs 8-16 windows and the CNN's rows have 4-32:
+      // the short ones ran one window at a time.  Here L/2 windows a step:
+      // dy and the codes loaded (masked), each spread to the window's two
+      // columns, and a lane of row r keeps dy where the code equals its
+      // position 2r + (column parity), 0 elsewhere — the same values.
+      using R = detail::MaskedRow<Scalar>;
+      constexpr long L = R::lanes, H = L / 2;
+      for (long j0 = 0; j0 < pw; j0 += H) {
+        long const nw = std::min(H, pw - j0);
+        auto const st = R::span(0, 2 * nw);
+        auto const g = R::load(R::span(0, nw), dy + j0);
+        __m128i const cb = _mm_maskz_loadu_epi8(__mmask16((1u << nw) - 1u), code + j0);
+        if constexpr (std::is_same<Scalar, float>::value) {
+          __m512i const dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+          __m512 const gd = _mm512_permutexvar_ps(dup, g);
+          __m512i const cd = _mm512_permutexvar_epi32(dup, _mm512_cvtepu8_epi32(cb));
+          __m512i const t0 = _mm512_set_epi32(1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0);
+          __m512i const t1 = _mm512_add_epi32(t0, _mm512_set1_epi32(2));
+          R::store(st, d0 + 2 * j0, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(cd, t0), gd));
+          R::store(st, d1 + 2 * j0, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(cd, t1), gd));
+        } else {
+          __m512i const dup = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
+          __m512d const gd = _mm512_permutexvar_pd(dup, g);
+          __m512i const cd = _mm512_permutexvar_epi64(dup, _mm512_cvtepu8_epi64(cb));
+          __m512i const t0 = _mm512_set_epi64(1, 0, 1, 0, 1, 0, 1, 0);
+          __m512i const t1 = _mm512_add_epi64(t0, _mm512_set1_epi64(2));
+          R::store(st, d0 + 2 * j0, _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(cd, t0), gd));
+          R::store(st, d1 + 2 * j0, _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(cd, t1), gd));
+        }
+      }
+      return;
+    }
+#endif
     for (long j = 0; j < pw; ++j) {
       Scalar const t = Scalar(code[j]);
       Scalar const gv = dy[j];

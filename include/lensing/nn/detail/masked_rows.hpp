@@ -23,7 +23,9 @@
 #include <cstdint>
 #include <type_traits>
 
-#if defined(__AVX512F__) && !defined(__CUDA_ARCH__)
+// Not under nvcc (its front end parses the host code too, and the AVX-512
+// intrinsic headers are not what it is checked with): the plain versions there.
+#if defined(__AVX512F__) && !defined(__CUDA_ARCH__) && !defined(__CUDACC__)
 #include <immintrin.h>
 #define LENSING_NN_MASKED_ROWS 1
 #endif
