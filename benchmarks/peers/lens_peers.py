@@ -33,6 +33,14 @@ case of the same name, double precision:
                    bench_render BM_loglike<double>/100/3/{0,1}
                    (the model parameters are bench_render.cpp make_model's)
 
+  batch_N_kk       N = 32, 256 different lenses (SIE + shear, elliptical
+                   Sersic source, no lens light; parameter j of lens i is
+                   lo_j + (hi_j - lo_j) frac((i + 1) sqrt(p_j)), p_j the j-th
+                   prime, BATCH_RANGES), 64^2 pixels of 0.05", k = 1, 2, then
+                   the Gaussian PSF as above; images/s (and cpu_values: per
+                   second of the process's CPU time); bench_render
+                   BM_render_batch<double>/N/k (float too on our side)
+
 --no-lens-light drops the lens light on both the image and the likelihood
 cases (the project's cases always have it; use it only to reproduce figures
 taken without it).
@@ -42,13 +50,16 @@ How each peer computes (its own user-level API unless stated):
                PSF('GAUSSIAN', truncation 5) and kwargs_numerics
                supersampling_factor k (scipy gaussian_filter on the binned
                image); EPL also as 'EPL_NUMBA' when numba imports
-               (peer 'lenstronomy-numba'); no gradient.
+               (peer 'lenstronomy-numba'); no gradient.  Batches: one
+               image after the other.
   herculens    MassModel.alpha, LensImage.model (kwargs_numerics
                supersampling_factor k, truncation 5: its Gaussian filter
                then has 9 taps), jitted with the parameters as arguments;
-               no NFW profile.
+               no NFW profile.  Batches: jax.jit(jax.vmap(model)) over the
+               lenses' parameters (kwargs whose values are (N,) arrays).
   jaxtronomy   LensModel.alpha, ImageModel.image (lenstronomy's PSF class,
-               truncation 5), jitted with the parameters as arguments.
+               truncation 5), jitted with the parameters as arguments;
+               batches as herculens.
   caustics     its functional API (caustics.func: the same functions its
                lens and light modules call, without the module layer):
                SIE, external shear, EPL (n_iter 18, its default), NFW
@@ -59,7 +70,9 @@ How each peer computes (its own user-level API unless stated):
                image, as the other codes do.  caustics' own LensSource
                simulator is not used: it convolves on the supersampled grid
                (the PSF sampled k times finer, a padded field), more work
-               than these cases.  Parameters are converted to caustics'
+               than these cases.  Batches: the parameters as (N, 1, 1)
+               tensors, the same functions broadcast over the N lenses in
+               one pass.  Parameters are converted to caustics'
                (q, phi) from (e1, e2) inside the differentiated function,
                its Sersic Re = R_sersic / sqrt(q) (its elliptical radius
                is sqrt(x'^2 + y'^2 / q^2)); the SIE's Rein is lenstronomy's
@@ -76,7 +89,8 @@ numpy (lenstronomy) runs its element-wise work on one thread whatever N.
 
 Timing: JIT compilation (first call) and warm-up are excluded; each case
 then runs --repeats blocks of at least --min-time seconds, and the per-call
-time of each block is recorded; the median over blocks is reported
+time of each block is recorded (wall time, and the process's CPU time over
+all its threads as cpu_values); the median over blocks is reported
 (JAX results are waited for with block_until_ready).  One JSON object per
 case is printed and, with --json, appended to the file.  --check also prints
 the relative difference of each image to lenstronomy's (same parameters), a
@@ -148,6 +162,31 @@ PIX, FWHM, TRUNCATE, SIGMA_NOISE = 0.05, 0.1, 5.0, 0.05
 IMAGE_CASES = [(64, 1), (128, 3), (256, 3)]
 LIKE_N, LIKE_K, SOURCE_SHIFT = 100, 3, 0.01
 
+# Batched cases (batch_<N>_k<k>): N different lenses, each SIE + shear with an
+# elliptical Sersic source, no lens light, 64^2 pixels of 0.05", k x k
+# supersampling, the Gaussian PSF; parameter j of lens i is lo_j + (hi_j -
+# lo_j) frac((i + 1) sqrt(p_j)), p_j the j-th prime, as bench_render.cpp's
+# BM_render_batch.  Names: NAMES without the lens light.
+BATCH_NAMES = NAMES[:16]
+BATCH_RANGES = [(0.8, 1.5), (-0.2, 0.2), (-0.2, 0.2), (-0.05, 0.05), (-0.05, 0.05),
+                (-0.05, 0.05), (-0.05, 0.05), (0.0, 0.0), (0.0, 0.0),
+                (5.0, 30.0), (0.1, 0.5), (0.8, 4.0), (-0.2, 0.2), (-0.2, 0.2), (-0.2, 0.2), (-0.2, 0.2)]
+BATCH_PRIMES = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53]
+BATCH_N = 64
+BATCH_CASES = [(32, 1), (256, 1), (32, 2), (256, 2)]
+
+
+def batch_theta(count):
+    """theta[j][i]: parameter j (BATCH_NAMES) of lens i, as lists of floats."""
+    return [[lo + (hi - lo) * math.fmod((i + 1) * math.sqrt(p), 1.0) for i in range(count)]
+            for (lo, hi), p in zip(BATCH_RANGES, BATCH_PRIMES)]
+
+
+def batch_kwargs(theta):
+    """kwargs_lens, kwargs_source of the batch (each value an array over lenses)."""
+    kl, ks, _ = kwargs_from(list(theta) + [None] * 7, lens_light=False)
+    return kl, ks
+
 
 def kwargs_from(theta, lens_light=True):
     """lenstronomy-style kwargs lists from the 23 parameters (any array type)."""
@@ -176,22 +215,24 @@ def liked_theta():
 
 # ------------------------------------------------------------------ timing --
 def measure(fn, repeats, min_time, sync=lambda r: r):
-    """Median per-call seconds of `repeats` blocks of >= min_time seconds; fn's
-    first calls (compilation, warm-up) are not timed."""
+    """Per-call seconds (wall, and the process's CPU time over all its threads)
+    of `repeats` blocks of >= min_time seconds; fn's first calls
+    (compilation, warm-up) are not timed."""
     for _ in range(2):
         sync(fn())
     t0 = time.perf_counter()
     sync(fn())
     once = max(time.perf_counter() - t0, 1e-7)
     calls = max(1, int(math.ceil(min_time / once)))
-    per_call = []
+    per_call, per_call_cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(calls):
             r = fn()
         sync(r)
         per_call.append((time.perf_counter() - t0) / calls)
-    return per_call
+        per_call_cpu.append((time.process_time() - c0) / calls)
+    return per_call, per_call_cpu
 
 
 # --------------------------------------------------------------- the peers --
@@ -219,13 +260,13 @@ def peer_lenstronomy(args, lens_light):
     except ImportError:
         pass
 
-    def image_model(n, k):
+    def image_model(n, k, light=lens_light):
         data = ImageData(image_data=np.zeros((n, n)), transform_pix2angle=np.diag([PIX, PIX]),
                          ra_at_xy_0=-(n - 1) / 2 * PIX, dec_at_xy_0=-(n - 1) / 2 * PIX)
         psf = PSF(psf_type="GAUSSIAN", fwhm=FWHM, truncation=TRUNCATE)
         return ImageModel(data, psf, lens_model_class=LensModel(["SIE", "SHEAR"]),
                           source_model_class=LightModel(["SERSIC_ELLIPSE"]),
-                          lens_light_model_class=LightModel(["SERSIC_ELLIPSE"] if lens_light else []),
+                          lens_light_model_class=LightModel(["SERSIC_ELLIPSE"] if light else []),
                           kwargs_numerics={"supersampling_factor": k, "supersampling_convolution": False})
 
     images = {}
@@ -234,6 +275,15 @@ def peer_lenstronomy(args, lens_light):
         kl, ks, kll = kwargs_from(THETA, lens_light)
         cases[f"image_{n}_k{k}"] = (lambda im=im, kl=kl, ks=ks, kll=kll: im.image(kl, ks, kll), None)
         images[(n, k)] = im.image(kl, ks, kll)
+    # batches: one lens after the other (numpy has no batched form of its model)
+    for count, k in BATCH_CASES:
+        im = image_model(BATCH_N, k, light=False)
+        theta = batch_theta(count)
+        lenses = [batch_kwargs([t[i] for t in theta]) for i in range(count)]
+        cases[f"batch_{count}_k{k}"] = (
+            lambda im=im, lenses=lenses: [im.image(kl, ks, []) for kl, ks in lenses], None)
+        if args.check:
+            images[("batch", count, k)] = np.stack([im.image(kl, ks, []) for kl, ks in lenses])
     im = image_model(LIKE_N, LIKE_K)
     data = im.image(*kwargs_from(THETA, lens_light))
     kl, ks, kll = kwargs_from(liked_theta(), lens_light)
@@ -300,14 +350,14 @@ def peer_herculens(args, lens_light):
         kw = jax.tree_util.tree_map(jnp.asarray, kw)
         cases[name] = (lambda f=f, kw=kw: f(x, y, kw), None)
 
-    def lens_image(n, k):
+    def lens_image(n, k, light=lens_light):
         grid = PixelGrid(nx=n, ny=n, transform_pix2angle=np.diag([PIX, PIX]),
                          ra_at_xy_0=-(n - 1) / 2 * PIX, dec_at_xy_0=-(n - 1) / 2 * PIX)
         psf = PSF(psf_type="GAUSSIAN", fwhm=FWHM, pixel_size=PIX)
         return LensImage(grid, psf, noise_class=Noise(n, n, noise_map=np.full((n, n), SIGMA_NOISE)),
                          lens_mass_model_class=MassModel(["SIE", "SHEAR"]),
                          source_model_class=LightModel([sersic()]),
-                         lens_light_model_class=LightModel([sersic()]) if lens_light else None,
+                         lens_light_model_class=LightModel([sersic()]) if light else None,
                          kwargs_numerics={"supersampling_factor": k, "truncation": TRUNCATE})
 
     def renderer(n, k):
@@ -321,6 +371,14 @@ def peer_herculens(args, lens_light):
         kw = kwargs_from([jnp.asarray(v) for v in THETA], lens_light)
         cases[f"image_{n}_k{k}"] = (lambda f=f, kw=kw: f(*kw), None)
         images[(n, k)] = np.asarray(f(*kw))
+    # batches: jax.vmap of the model over the lenses' parameters, jitted
+    for count, k in BATCH_CASES:
+        li = lens_image(BATCH_N, k, light=False)
+        f = jax.jit(jax.vmap(lambda kl, ks, li=li: li.model(kwargs_lens=kl, kwargs_source=ks,
+                                                            kwargs_lens_light=None)))
+        kl, ks = batch_kwargs([jnp.asarray(v) for v in batch_theta(count)])
+        cases[f"batch_{count}_k{k}"] = (lambda f=f, kl=kl, ks=ks: f(kl, ks), None)
+        images[("batch", count, k)] = np.asarray(f(kl, ks))
     jax_likelihood_cases(cases, renderer(LIKE_N, LIKE_K), lens_light)
     return cases, jax_versions("herculens"), images
 
@@ -345,14 +403,14 @@ def peer_jaxtronomy(args, lens_light):
         kw = jax.tree_util.tree_map(jnp.asarray, kw)
         cases[name] = (lambda f=f, kw=kw: f(x, y, kw), None)
 
-    def renderer(n, k):
+    def renderer(n, k, light=lens_light):
         data = ImageData(image_data=np.zeros((n, n)), transform_pix2angle=np.diag([PIX, PIX]),
                          ra_at_xy_0=-(n - 1) / 2 * PIX, dec_at_xy_0=-(n - 1) / 2 * PIX,
                          noise_map=np.full((n, n), SIGMA_NOISE))
         psf = PSF(psf_type="GAUSSIAN", fwhm=FWHM, truncation=TRUNCATE)
         im = ImageModel(data, psf, lens_model_class=LensModel(["SIE", "SHEAR"]),
                         source_model_class=LightModel(["SERSIC_ELLIPSE"]),
-                        lens_light_model_class=LightModel(["SERSIC_ELLIPSE"] if lens_light else []),
+                        lens_light_model_class=LightModel(["SERSIC_ELLIPSE"] if light else []),
                         kwargs_numerics={"supersampling_factor": k, "supersampling_convolution": False})
         return lambda kl, ks, kll: im.image(kwargs_lens=kl, kwargs_source=ks, kwargs_lens_light=kll)
 
@@ -362,6 +420,13 @@ def peer_jaxtronomy(args, lens_light):
         kw = kwargs_from([jnp.asarray(v) for v in THETA], lens_light)
         cases[f"image_{n}_k{k}"] = (lambda f=f, kw=kw: f(*kw), None)
         images[(n, k)] = np.asarray(f(*kw))
+    # batches: jax.vmap of the model over the lenses' parameters, jitted
+    for count, k in BATCH_CASES:
+        r = renderer(BATCH_N, k, light=False)
+        f = jax.jit(jax.vmap(lambda kl, ks, r=r: r(kl, ks, [])))
+        kl, ks = batch_kwargs([jnp.asarray(v) for v in batch_theta(count)])
+        cases[f"batch_{count}_k{k}"] = (lambda f=f, kl=kl, ks=ks: f(kl, ks), None)
+        images[("batch", count, k)] = np.asarray(f(kl, ks))
     jax_likelihood_cases(cases, renderer(LIKE_N, LIKE_K), lens_light)
     return cases, jax_versions("jaxtronomy"), images
 
@@ -444,11 +509,14 @@ def peer_caustics(args, lens_light):
     w = w / w.sum()
     wx, wy = w.view(1, 1, 1, -1), w.view(1, 1, -1, 1)
 
-    def renderer(n, k):
+    def renderer(n, k, light=lens_light):
         fx, fy = (T(a) for a in fine_grid(np, n, k))
 
+        # theta: the parameters in NAMES order (without the lens light's when
+        # light is False), each a scalar or, for a batch, a (N, 1, 1) tensor
+        # (torch broadcasting renders the N lenses at once).
         def render(theta):
-            t = {nk: theta[i] for i, nk in enumerate(NAMES)}
+            t = dict(zip(NAMES, theta))
             ql, pl = qphi(t[("lens", "e1")], t[("lens", "e2")])
             ax, ay = cf.reduced_deflection_angle_sie(t[("lens", "center_x")], t[("lens", "center_y")], ql, pl,
                                                      t[("lens", "theta_E")], fx, fy)
@@ -465,14 +533,15 @@ def peer_caustics(args, lens_light):
                                             cf.k_lenstronomy(nn))
 
             img = sersic("source", bx, by)
-            if lens_light:
+            if light:
                 img = img + sersic("lens_light", fx, fy)
             # per-pixel flux as lenstronomy and the project: surface brightness x pixel area
             img = img * (PIX * PIX)
-            img = F.avg_pool2d(img.view(1, 1, n * k, n * k), k) if k > 1 else img.view(1, 1, n, n)
+            img = img.reshape(-1, 1, n * k, n * k)
+            img = F.avg_pool2d(img, k) if k > 1 else img
             img = F.conv2d(F.pad(img, (r, r, 0, 0), mode="replicate"), wx)
             img = F.conv2d(F.pad(img, (0, 0, r, r), mode="replicate"), wy)
-            return img.view(n, n)
+            return img.view(n, n) if img.shape[0] == 1 else img.view(-1, n, n)
         return render
 
     images = {}
@@ -482,6 +551,12 @@ def peer_caustics(args, lens_light):
             f = renderer(n, k)
             cases[f"image_{n}_k{k}"] = (nograd(lambda f=f: f(theta0)), None)
             images[(n, k)] = f(theta0).numpy()
+        # batches: the lenses' parameters as (N, 1, 1) tensors, one broadcast pass
+        for count, k in BATCH_CASES:
+            f = renderer(BATCH_N, k, light=False)
+            tb = [T(v).view(-1, 1, 1) for v in batch_theta(count)]
+            cases[f"batch_{count}_k{k}"] = (nograd(lambda f=f, tb=tb: f(tb)), None)
+            images[("batch", count, k)] = f(tb).numpy()
     render = renderer(LIKE_N, LIKE_K)
     with torch.no_grad():
         data = render(theta0)
@@ -529,7 +604,8 @@ def main():
             return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
         for key, im in images.items():
-            print(f"# check image_{key[0]}_k{key[1]}: |{args.peer} - lenstronomy| / |lenstronomy| = "
+            label = f"batch_{key[1]}_k{key[2]}" if key[0] == "batch" else f"image_{key[0]}_k{key[1]}"
+            print(f"# check {label}: |{args.peer} - lenstronomy| / |lenstronomy| = "
                   f"{rel(np.asarray(im), ref[key]):.2e}")
         for name in ("defl_sie_shear", "defl_epl", "defl_nfw", "loglike_100_k3_value"):
             if name in cases:
@@ -541,16 +617,23 @@ def main():
         base = name.split("@")[0]
         if not rx.search(base):
             continue
-        per_call = measure(fn, args.repeats, args.min_time, sync_fn)
+        per_call, per_call_cpu = measure(fn, args.repeats, args.min_time, sync_fn)
         pixels = DEFL_N * DEFL_N
         if base.startswith("defl_"):
-            unit, vals = "ns/pixel", [t * 1e9 / pixels for t in per_call]
+            unit, scale = "ns/pixel", lambda t: t * 1e9 / pixels
+        elif base.startswith("batch_"):
+            # images per second of wall time; cpu_values: per second of the
+            # process's CPU time (all threads; x threads = the rate the
+            # threads would give if nothing else ran)
+            count = int(base.split("_")[1])
+            unit, scale = "images/s", lambda t: count / t
         else:
-            unit, vals = "ms", [t * 1e3 for t in per_call]
+            unit, scale = "ms", lambda t: t * 1e3
+        vals, cpu_vals = [scale(t) for t in per_call], [scale(t) for t in per_call_cpu]
         peer = args.peer + ("-" + name.split("@")[1] if "@" in name else "")
         rec = {"peer": peer, "case": base, "threads": args.threads, "unit": unit,
-               "median": statistics.median(vals), "min": min(vals), "values": vals,
-               "lens_light": lens_light, "tag": args.tag, "versions": versions,
+               "median": statistics.median(vals), "min": min(vals), "values": vals, "cpu_values": cpu_vals,
+               "lens_light": lens_light and not base.startswith("batch_"), "tag": args.tag, "versions": versions,
                "load": open("/proc/loadavg").read().split()[0]}
         line = json.dumps(rec)
         print(line, flush=True)

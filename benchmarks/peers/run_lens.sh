@@ -34,6 +34,16 @@
 # OUT/peers.jsonl, OUT/load.txt and OUT/table.md: per case the median over
 # rounds and blocks, at 1 and 2 threads, and the ratio fastest peer / ours
 # (> 1: ours faster).
+#
+# Batched cases (issue 21's "batch of 32-256 different lenses"): ours
+# BM_render_batch<double|float>/N/k (render_batch over N different SIE +
+# shear lenses with elliptical Sersic sources, no lens light, 64^2, k = 1, 2,
+# then the batched Gaussian PSF), the peers' batch_N_kk (herculens and
+# jaxtronomy: jax.jit(jax.vmap(model)) over the lenses' parameters; caustics:
+# one broadcast pass; lenstronomy: a loop), N = 32, 256, in images/s; the
+# table gives wall-time rates and, for a loaded machine, the rates the
+# process's CPU time projects (images per CPU second x threads).
+# BATCH_ONLY=1 runs only the batched cases (ours and the peers').
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -47,7 +57,9 @@ peers=${PEERS:-lenstronomy herculens jaxtronomy caustics}
 out=${OUT:-$root/bench_results/lens-$(date -u +%Y%m%dT%H%M%S)}
 profiles=$build/benchmarks/bench_profiles
 render=$build/benchmarks/simulate/bench_render
-for exe in "$profiles" "$render"; do
+needed=("$profiles" "$render")
+[[ "${BATCH_ONLY:-0}" == 1 ]] && needed=("$render")
+for exe in "${needed[@]}"; do
   [[ -x "$exe" ]] || { echo "run_lens.sh: $exe not built" >&2; exit 1; }
 done
 for p in $peers; do
@@ -62,7 +74,14 @@ light_flag=()
 [[ "${NO_LENS_LIGHT:-0}" == 1 ]] && light_flag=(--no-lens-light)
 mapfile -t cpus < <("$py" -c "import os; print(*sorted(os.sched_getaffinity(0)), sep='\n')")
 profiles_filter='^BM_(sie_shear|epl|nfw)_double_(openmp|serial)/256/real_time$'
-render_filter='^BM_(render<double>/(64/1|128/3|256/3)|loglike<double>/100/3/[01])$'
+render_filter='^BM_(render<double>/(64/1|128/3|256/3)|loglike<double>/100/3/[01]|render_batch<(double|float)>/(32|256)/[12]/process_time/real_time)$'
+progs="profiles render"
+peer_cases=.
+if [[ "${BATCH_ONLY:-0}" == 1 ]]; then
+  render_filter='^BM_render_batch<(double|float)>/(32|256)/[12]/process_time/real_time$'
+  progs=render
+  peer_cases='^batch_'
+fi
 start=$(date +%s)
 for r in $(seq 1 "$rounds"); do
   for t in $threads_list; do
@@ -70,7 +89,7 @@ for r in $(seq 1 "$rounds"); do
     cpu_list=$(IFS=,; echo "${cpus[*]:0:$t}")
     echo "round $r, $t thread(s): ours (load $(cut -d' ' -f1-3 /proc/loadavg))"
     echo "$r $t ours $(cut -d' ' -f1 /proc/loadavg)" >>"$out/load.txt"
-    for prog in profiles render; do
+    for prog in $progs; do
       exe=$profiles filter=$profiles_filter
       # the Serial backend (one thread whatever OMP_NUM_THREADS) only in the 1-thread run
       [[ $t != 1 ]] && filter='^BM_(sie_shear|epl|nfw)_double_openmp/256/real_time$'
@@ -85,7 +104,8 @@ for r in $(seq 1 "$rounds"); do
       echo "round $r, $t thread(s): $p (load $(cut -d' ' -f1-3 /proc/loadavg))"
       echo "$r $t $p $(cut -d' ' -f1 /proc/loadavg)" >>"$out/load.txt"
       "$py" "$here/lens_peers.py" --peer "$p" --threads "$t" --repeats "$repeats" --min-time "$min_time" \
-        --json "$out/peers.jsonl" --tag "$r" "${light_flag[@]}" 2>"$out/peers.$p.$t.stderr" >/dev/null
+        --cases "$peer_cases" --json "$out/peers.jsonl" --tag "$r" "${light_flag[@]}" \
+        2>"$out/peers.$p.$t.stderr" >/dev/null
     done
   done
 done
@@ -106,10 +126,19 @@ cases = {
     "loglike_100_k3_grad": ("log-likelihood value + gradient, ms", r"BM_loglike<double>/100/3/1$"),
 }
 ours, serial = {}, {}
+# batched: (precision, N, k) -> threads -> [(wall images/s, CPU images/s)]
+ours_batch = {}
 for path in sorted(glob.glob(f"{out}/ours.*.json")):
     t = int(os.path.basename(path).split(".")[2])
     for b in json.load(open(path))["benchmarks"]:
         if b.get("run_type", "iteration") != "iteration":
+            continue
+        m = re.match(r"BM_render_batch<(double|float)>/(\d+)/(\d+)/", b["name"])
+        if m:
+            assert b["time_unit"] == "ms", b
+            count = int(m.group(2))
+            ours_batch.setdefault((m.group(1), count, int(m.group(3))), {}).setdefault(t, []).append(
+                (count / (b["real_time"] * 1e-3), count / (b["cpu_time"] * 1e-3)))
             continue
         for case, (_, rx) in cases.items():
             m = re.match(rx, b["name"])
@@ -124,11 +153,15 @@ for path in sorted(glob.glob(f"{out}/ours.*.json")):
                 serial.setdefault(case, []).append(v)
             else:
                 ours.setdefault(case, {}).setdefault(t, []).append(v)
-peers, versions, light = {}, {}, set()
+peers, versions, light, peers_batch = {}, {}, set(), {}
 for line in open(f"{out}/peers.jsonl"):
     d = json.loads(line)
-    peers.setdefault(d["peer"], {}).setdefault(d["case"], {}).setdefault(d["threads"], []).extend(d["values"])
     versions.update({k: v for k, v in d["versions"].items() if k != "note"})
+    if d["case"].startswith("batch_"):
+        peers_batch.setdefault(d["peer"], {}).setdefault(d["case"], {}).setdefault(d["threads"], []).extend(
+            zip(d["values"], d["cpu_values"]))
+        continue
+    peers.setdefault(d["peer"], {}).setdefault(d["case"], {}).setdefault(d["threads"], []).extend(d["values"])
     light.add(d["lens_light"])
 order = [p for p in ("lenstronomy", "lenstronomy-numba", "herculens", "jaxtronomy", "caustics") if p in peers]
 def fmt(v):
@@ -139,14 +172,16 @@ def fig(d, t):
 print("versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
 print("load average (1 min) at the start of each run: " +
       ", ".join(" ".join(l.split()) for l in open(f"{out}/load.txt")))
-print("lens light in the peers' image and likelihood cases: " + ("yes (as ours)" if light == {True} else
-      "NO (ours have it: ratios favour the peers by about 1.5x)"))
+if light:
+    print("lens light in the peers' image and likelihood cases: " + ("yes (as ours)" if light == {True} else
+          "NO (ours have it: ratios favour the peers by about 1.5x)"))
 print()
 head = "| case | lensing 1 / 2 thr |" + "".join(f" {p} 1 / 2 thr |" for p in order) + \
        " ours vs fastest peer, 1 thr | 2 thr |"
-print(head)
-print("|" + "---|" * (head.count("|") - 1))
-for case, (label, _) in cases.items():
+if ours or peers:  # none with BATCH_ONLY=1
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+for case, (label, _) in cases.items() if ours or peers else ():
     o = ours.get(case, {})
     o1, o2 = fig(o, 1), fig(o, 2)
     cell = f"{fmt(o1)} / {fmt(o2)}"
@@ -167,4 +202,42 @@ for case, (label, _) in cases.items():
     for t, ov in ((1, o1), (2, o2)):
         row += f" {best[t][0] / ov:.2f}× ({best[t][1]}) |" if best[t] and ov else " – |"
     print(row)
+
+# Batched cases: images/s (higher is faster), wall time and the CPU-time
+# projection (images per CPU second x threads: the rate without the other
+# processes of a loaded machine); ratios ours / herculens' vmap.
+if ours_batch or peers_batch:
+    border = [p for p in ("lenstronomy", "herculens", "jaxtronomy", "caustics") if p in peers_batch]
+    def kfmt(v):
+        return "–" if v is None else (f"{v / 1000:.3g}k" if v >= 1000 else f"{v:.3g}")
+    def bfig(d, t, which):
+        v = d.get(t) if d else None
+        return med([x[which] * (t if which else 1) for x in v]) if v else None
+    keys = sorted({(c, k) for (_, c, k) in ours_batch} |
+                  {(int(c.split("_")[1]), int(c.split("_k")[1])) for p in peers_batch for c in peers_batch[p]},
+                  key=lambda x: (x[1], x[0]))
+    for which, title in ((0, "wall time"), (1, "CPU-time projection: images per CPU second x threads")):
+        print()
+        print(f"Batched, {title}: a batch of N different lenses (SIE + shear, elliptical Sersic source, no lens "
+              "light), 64², Gaussian PSF FWHM 0.1\", images/s, 1 / 2 thr; peers in double")
+        print()
+        head = "| case | lensing double | lensing float |" + "".join(f" {p} |" for p in border) + \
+               " double vs herculens vmap, 1 / 2 thr | float vs herculens vmap, 1 / 2 thr |"
+        print(head)
+        print("|" + "---|" * (head.count("|") - 1))
+        for count, k in keys:
+            od, of = ours_batch.get(("double", count, k), {}), ours_batch.get(("float", count, k), {})
+            row = f"| batch {count}, k={k} | {kfmt(bfig(od, 1, which))} / {kfmt(bfig(od, 2, which))} | " \
+                  f"{kfmt(bfig(of, 1, which))} / {kfmt(bfig(of, 2, which))} |"
+            h = peers_batch.get("herculens", {}).get(f"batch_{count}_k{k}", {})
+            for p in border:
+                d = peers_batch[p].get(f"batch_{count}_k{k}", {})
+                row += f" {kfmt(bfig(d, 1, which))} / {kfmt(bfig(d, 2, which))} |"
+            for o in (od, of):
+                cells = []
+                for t in (1, 2):
+                    a, b = bfig(o, t, which), bfig(h, t, which)
+                    cells.append(f"{a / b:.2f}×" if a and b else "–")
+                row += " " + " / ".join(cells) + " |"
+            print(row)
 EOF

@@ -19,6 +19,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <vector>
 
 namespace {
@@ -182,7 +183,8 @@ struct LightVjpTerm {
 // Components of the floor, per fine pixel of an n^2 grid supersampled k: 0 = ray
 // shooting through SIE + shear; 1 = one elliptical Sersic; 2 = ray-shooting
 // VJP to the lens parameters; 3 = the Gaussian PSF on the n^2 image; 4 = the
-// parameter VJP of one elliptical Sersic.
+// parameter VJP of one elliptical Sersic; 5 = one elliptical Sersic prepared
+// (detail::prepare, as Renderer and render_batch evaluate it).
 template <class S>
 void BM_component(benchmark::State& state) {
   int const n = int(state.range(0)), k = int(state.range(1)), which = int(state.range(2));
@@ -200,10 +202,12 @@ void BM_component(benchmark::State& state) {
   lensing::View2D<S, Mem> partial("partial", fn, L::num_params);
   lensing::View1D<S, Mem> gl("gl", L::num_params);
   Kokkos::deep_copy(bx, S(0.1));
+  auto const prepared_source = lensing::detail::prepare(model.source);
   Space space;
   for (auto _ : state) {
     if (which == 0) lensing::ray_shoot(space, model.lens, grid, bx, by);
     if (which == 1) r.render_brightness(space, LightOnly<lensing::SersicEllipse<S>>{model.source}, image);
+    if (which == 5) r.render_brightness(space, LightOnly<decltype(prepared_source)>{prepared_source}, image);
     if (which == 2) lensing::ray_shoot_vjp(space, model.lens, grid, bx, by, g, work);
     if (which == 3) psf.apply(space, image, out);
     if (which == 4)
@@ -295,6 +299,59 @@ void BM_simulator(benchmark::State& state) {
   state.counters["images/s"] = benchmark::Counter(double(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// Issue 21's batched case: a batch of different lenses, each SIE + external
+// shear with an elliptical Sersic source (no lens light, no noise), 64^2
+// pixels of 0.05", k x k supersampling, then the Gaussian PSF of FWHM 0.1"
+// (truncation 5: 9 taps), as a user renders a batch of given models:
+// render_batch over a view of LensModels, then GaussianFilter::apply on the
+// batch.  Parameter j of lens i is lo_j + (hi_j - lo_j) frac((i + 1)
+// sqrt(p_j)), p_j the j-th prime (benchmarks/peers/lens_peers.py draws the
+// same lenses for the peers' vmap).  args: batch size, k.  Counters:
+// images/s (wall time), ns/subpixel; the JSON's cpu_time is the process's
+// CPU time (all threads).
+template <class S>
+using BatchModel = lensing::LensModel<lensing::Composite<lensing::SIE<S>, lensing::ExternalShear<S>>,
+                                      lensing::SersicEllipse<S>, lensing::NoLight<S>>;
+
+// (lo, hi) of the 16 parameters in LensModel order: SIE theta_E, e1, e2,
+// centre; shear gamma1, gamma2, ra_0, dec_0; Sersic amp, R_sersic, n, e1,
+// e2, centre.
+constexpr double batch_ranges[16][2] = {
+    {0.8, 1.5}, {-0.2, 0.2}, {-0.2, 0.2}, {-0.05, 0.05}, {-0.05, 0.05}, {-0.05, 0.05}, {-0.05, 0.05}, {0, 0},
+    {0, 0},     {5, 30},     {0.1, 0.5},  {0.8, 4.0},    {-0.2, 0.2},   {-0.2, 0.2},   {-0.2, 0.2},   {-0.2, 0.2}};
+constexpr int batch_primes[16] = {2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53};
+
+template <class S>
+void BM_render_batch(benchmark::State& state) {
+  int const batch = int(state.range(0)), k = int(state.range(1)), n = 64;
+  S const pix = S(0.05);
+  auto const grid = lensing::PixelGrid<S>::square(n, pix, k);
+  Kokkos::View<BatchModel<S>*, Mem> skies("skies", batch);
+  auto const h = Kokkos::create_mirror_view(skies);
+  for (int i = 0; i < batch; ++i) {
+    S t[16];
+    for (int j = 0; j < 16; ++j) {
+      double const u = std::fmod(double(i + 1) * std::sqrt(double(batch_primes[j])), 1.0);
+      t[j] = S(batch_ranges[j][0] + (batch_ranges[j][1] - batch_ranges[j][0]) * u);
+    }
+    h(i) = BatchModel<S>::unpack(t);
+    h(i).check();
+  }
+  Kokkos::deep_copy(skies, h);
+  lensing::GaussianFilter<S, Mem> const psf(0.1, pix, n, n, 5.0, batch);
+  lensing::View3D<S, Mem> sharp("sharp", batch, n, n), images("images", batch, n, n);
+  Space space;
+  for (auto _ : state) {
+    lensing::render_batch(space, grid, skies, sharp);
+    psf.apply(space, sharp, images);
+    space.fence();
+  }
+  state.counters["images/s"] = benchmark::Counter(double(batch), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["ns/subpixel"] =
+      benchmark::Counter(double(batch) * n * n * k * k * 1e-9,
+                         benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
 }  // namespace
 
 BENCHMARK_TEMPLATE(BM_psf, double)->ArgsProduct({{64, 256}, {5, 11, 21, 41}, {0, 1}})->Unit(benchmark::kMillisecond);
@@ -306,9 +363,20 @@ BENCHMARK_TEMPLATE(BM_component, double)
     ->Args({100, 3, 4})
     ->Unit(benchmark::kMillisecond);
 // The floor of BM_simulator (64^2, k = 2, float): ray shooting, one Sersic, the PSF.
+// With 64^2 k = 1 and the prepared Sersic (5): the floor of BM_render_batch.
 BENCHMARK_TEMPLATE(BM_component, float)
     ->Args({64, 2, 0})
     ->Args({64, 2, 1})
+    ->Args({64, 1, 3})
+    ->Args({64, 1, 0})
+    ->Args({64, 1, 5})
+    ->Args({64, 2, 5})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_component, double)
+    ->Args({64, 1, 0})
+    ->Args({64, 1, 5})
+    ->Args({64, 2, 0})
+    ->Args({64, 2, 5})
     ->Args({64, 1, 3})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_render, double)->Args({64, 1})->Args({128, 3})->Args({256, 3})->Unit(benchmark::kMillisecond);
@@ -327,3 +395,13 @@ BENCHMARK_TEMPLATE(BM_training_set, double)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_simulator, float)->Arg(0)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_render_batch, double)
+    ->ArgsProduct({{32, 256}, {1, 2}})
+    ->UseRealTime()
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_render_batch, float)
+    ->ArgsProduct({{32, 256}, {1, 2}})
+    ->UseRealTime()
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMillisecond);

@@ -100,10 +100,16 @@ LENSING_TEST_CASE_TEMPLATE("render_batch equals the single-image renderer", Conf
         peak = std::max(peak, std::fabs(ho[p]));
         diff = std::max(diff, std::fabs(ho[p] - hb[b * ho.size() + p]));
       }
-      // The same sums in the same order; only the vector and scalar forms of
-      // the profiles' transcendental functions may differ (a few ulp per
-      // sub-pixel term, k^2 terms per pixel): 64 eps of the peak.
+      // The same sums in the same order; on devices only the vector and
+      // scalar forms of the profiles' transcendental functions may differ (a
+      // few ulp per sub-pixel term, k^2 terms per pixel): 64 eps of the peak.
       CHECK(diff <= 64 * std::numeric_limits<S>::epsilon() * peak);
+      // Host: these skies (no deflection_batch, no add_surface_brightness)
+      // are evaluated on the prepared profiles, as Renderer does, with the
+      // same formulas and sums (row blocks here: n = 5 < 8 per thread): the
+      // same bits.  Fails on a batch path that evaluates the profiles
+      // unprepared (1e-15 to 2e-14 apart in double).
+      if constexpr (lensing::detail::is_host_space_v<Space>) CHECK(diff == 0);
       CHECK(peak > 0);
     }
   }
