@@ -78,6 +78,14 @@ struct MaskedRow<double> {
   static double sum(V a) { return _mm512_reduce_add_pd(a); }
 };
 
+/// r[j] = 0 for a <= j < b by masked vector stores (GCC turns the plain loop
+/// into a memset call: a call per row for one or two values).
+template <class R, class Scalar>
+void zero_span(Scalar* r, long a, long b) {
+  for (long j0 = a; j0 < b; j0 += R::lanes)
+    R::store(R::span(0, b - j0), r + j0, R::zero());
+}
+
 /// p + k as an address only: k may step outside the array where the lanes
 /// that would read there are masked off (no pointer arithmetic outside it).
 template <class Scalar>
@@ -139,10 +147,8 @@ void im2col_masked(ConvDims const& d, Scalar const* xs, Scalar* col) {
             if (off != 0)
               for (long i = i_lo; i < i_hi; ++i) {
                 Scalar* r = row + i * ow;
-                for (long j = 0; j < std::min(-off, ow); ++j)
-                  r[j] = Scalar(0);
-                for (long j = std::max(0L, w - off); j < ow; ++j)
-                  r[j] = Scalar(0);
+                zero_span<R>(r, 0, std::min(-off, ow));
+                zero_span<R>(r, std::max(0L, w - off), ow);
               }
           }
         }
@@ -203,10 +209,8 @@ void col2im_masked(ConvDims const& d, Scalar* col, Scalar* dxs) {
             Scalar* row = col + ((c * kh + ki) * kw + kj) * p;
             for (long i = i_lo; i < i_hi; ++i) {
               Scalar* r = row + i * ow;
-              for (long j = 0; j < std::min(-off, ow); ++j)
-                r[j] = Scalar(0);
-              for (long j = std::max(0L, w - off); j < ow; ++j)
-                r[j] = Scalar(0);
+              zero_span<R>(r, 0, std::min(-off, ow));
+              zero_span<R>(r, std::max(0L, w - off), ow);
             }
           }
         }
