@@ -408,6 +408,14 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
   template <class ExecutionSpace>
   detail::ConvDims start_samples(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y) {
     ensure_prepared(shape_of(x));
+#if defined(KOKKOS_ENABLE_SERIAL)
+    // Inference statistics are the running ones (two values a channel): on
+    // the calling thread, the same function, without a parallel region.
+    if (!bn_.training()) {
+      bn_.statistics(Kokkos::Serial(), x);
+      return conv_.dims(x, y);
+    }
+#endif
     bn_.statistics(space, x);
     return conv_.dims(x, y);
   }
@@ -568,39 +576,40 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
     Scalar const* part = partial_.data();
     double const* sp = sums_.data();
     long const nb = 2 * c;
-    Kokkos::parallel_for("lensing::nn::PreactConv2D::reduce", Kokkos::RangePolicy<ExecutionSpace>(space, 0, npc + c),
+    // dx = a (dt − Σdt/m − (x − μ) Σdt(x − μ)/(σ m)), BatchNorm's training
+    // formula, per (sample, channel), in the same parallel region as the
+    // parameter gradients: each dx iteration sums its channel's per-thread
+    // sums itself (the same sums in the same order as dβ, dγ), so it needs
+    // nothing from the others (one fork/join less per layer).
+    long const ndx = (dxp != nullptr && train) ? d.n * c : 0;
+    Kokkos::parallel_for("lensing::nn::PreactConv2D::reduce",
+                         Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, npc + c + ndx),
                          [=](long i) {
                            if (i < npc) {
                              Scalar s = Scalar(0);
                              for (long t = 0; t < nc; ++t)
                                s += part[t * npc + i];
                              dg[nb + i] = s;
-                           } else {
-                             long const ch = i - npc;
-                             double s0 = 0, s1 = 0;
-                             for (long t = 0; t < nc; ++t) {
-                               s0 += sp[t * nb + ch];
-                               s1 += sp[t * nb + c + ch];
-                             }
-                             dg[ch] = Scalar(s1) * ws[c + ch];
-                             dg[c + ch] = Scalar(s0);
+                             return;
                            }
-                         });
-    space.fence();
-    if (dxp == nullptr || !train) return;
-    // dx = a (dt − Σdt/m − (x − μ) Σdt(x − μ)/(σ m)), BatchNorm's training formula, per (sample, channel).
-    Kokkos::parallel_for("lensing::nn::PreactConv2D::backward_input",
-                         Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, d.n * c),
-                         [=](long nch) {
-                           long const ch = nch % c;
-                           Scalar const mean = ws[ch], inv = ws[c + ch];
-                           Scalar const a = g[ch] * inv;
-                           Scalar const sdy = dg[c + ch], sdyx = dg[ch];
+                           long const nch = i < npc + c ? i - npc : i - npc - c, ch = nch % c;
+                           double s0 = 0, s1 = 0;
+                           for (long t = 0; t < nc; ++t) {
+                             s0 += sp[t * nb + ch];
+                             s1 += sp[t * nb + c + ch];
+                           }
+                           Scalar const inv = ws[c + ch], sdy = Scalar(s0), sdyx = Scalar(s1) * inv;
+                           if (i < npc + c) {
+                             dg[ch] = sdyx;
+                             dg[c + ch] = sdy;
+                             return;
+                           }
+                           Scalar const mean = ws[ch], a = g[ch] * inv;
                            Scalar const k0 = sdy / Scalar(m), k1 = sdyx * inv / Scalar(m);
                            Scalar const* xc = xp + nch * hw;
                            Scalar* dxc = dxp + nch * hw;
-                           for (long i = 0; i < hw; ++i)
-                             dxc[i] = a * (dxc[i] - k0 - (xc[i] - mean) * k1);
+                           for (long q = 0; q < hw; ++q)
+                             dxc[q] = a * (dxc[q] - k0 - (xc[q] - mean) * k1);
                          });
     space.fence();
   }
