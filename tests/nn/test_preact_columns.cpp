@@ -1,16 +1,20 @@
-// The cols PreactConv2D forms on the host against their definition, element
-// by element: detail::im2col_same / col2im_same (preact_conv2d.hpp: one
-// contiguous copy or sum per col row, for unit-stride convolutions whose
-// output rows are as long as the input's: 3x3 pad 1, 7x7 pad 3, dilated,
-// kernels wider than the image) and detail::im2col / col2im
-// (detail/im2col.hpp, every geometry: strides, other widths), im2col_stride2
-// (preact_conv2d.hpp: a horizontal stride of 2), with cols laid
-// side by side (a row stride ldcol > P, as PreactConv2D's grouped GEMMs use).
-#include <lensing/nn/preact_conv2d.hpp>
+// The cols the host convolutions (Conv2D, Conv2DReLUPool, PreactConv2D) form
+// against their definition, element by element: detail::im2col_masked /
+// col2im_masked (detail/masked_rows.hpp: AVX-512 masked vectors where the
+// build targets them, one flat shifted copy or sum per col row for
+// unit-stride convolutions whose output rows are as long as the input's —
+// 3x3 pad 1, 7x7 pad 3, dilated, kernels wider than the image — and a
+// vector per row span for other unit strides), their portable same-width
+// bodies im2col_same_portable / col2im_same_portable (what builds without
+// AVX-512 run), and detail::im2col / col2im (detail/im2col.hpp, every
+// geometry: strides 2 and 3, other widths), with cols laid side by side (a
+// row stride ldcol > P, as PreactConv2D's grouped GEMMs use).
+#include <lensing/nn/detail/masked_rows.hpp>
 
 #include <lensing_test.hpp>
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -43,8 +47,9 @@ long source(nn::detail::ConvDims const& d, long r, long q) {
 // Error model: im2col copies values (exact); col2im gives each input element
 // the sum of the col entries that read it, added in the order of the rows
 // (c, ki, kj) and, within a row, once — both the reference below and the
-// library add them in that order (col2im_same adds exact zeros at the
-// wrapped columns besides), so every comparison is exact equality.
+// library add them in that order (the same-width versions add exact zeros at
+// the wrapped columns or masked-off lanes besides, which change no sum that
+// starts from +0), so every comparison is exact equality.
 LENSING_TEST_CASE_TEMPLATE("nn: im2col and col2im against their definition", Config, lt::AllConfigs) {
   using Scalar = typename Config::scalar;
   std::vector<Geometry> const geometries = {
@@ -53,11 +58,13 @@ LENSING_TEST_CASE_TEMPLATE("nn: im2col and col2im against their definition", Con
       {2, 6, 8, 3, 3, 1, 1, 2, 2, 2, 2},    // dilated 3x3 pad 2: contiguous path
       {1, 4, 2, 5, 5, 1, 1, 2, 2, 1, 1},    // kernel wider than the image: rows with no valid column
       {2, 5, 7, 3, 1, 1, 1, 4, 0, 1, 1},    // padding taller than the kernel: zero rows
-      {2, 8, 8, 3, 3, 2, 2, 1, 1, 1, 1},    // strided by 2: im2col_stride2
+      {1, 15, 16, 3, 3, 1, 1, 1, 1, 1, 1},  // 240 pixels: masked im2col, portable col2im
+      {1, 26, 25, 3, 3, 1, 1, 1, 1, 1, 1},  // 650 pixels: the portable flat loops both ways
+      {2, 8, 8, 3, 3, 2, 2, 1, 1, 1, 1},    // strided by 2: im2col's stride-2 loop
       {2, 9, 7, 3, 3, 2, 2, 1, 1, 1, 1},    // odd sizes, strided by 2
       {2, 9, 9, 1, 1, 2, 2, 0, 0, 1, 1},    // strided 1x1 (a projection)
       {1, 10, 10, 3, 3, 3, 3, 1, 1, 1, 1},  // strided by 3: general path
-      {2, 6, 7, 3, 3, 1, 1, 0, 0, 1, 1},    // valid (ow < w): general path
+      {2, 6, 7, 3, 3, 1, 1, 0, 0, 1, 1},    // valid (ow < w): the row-span path
       {3, 5, 5, 1, 1, 1, 1, 0, 0, 1, 1}};   // 1x1
   long n_same = 0, n_two = 0;
   for (Geometry const& g : geometries) {
@@ -72,31 +79,37 @@ LENSING_TEST_CASE_TEMPLATE("nn: im2col and col2im against their definition", Con
                                " p" + std::to_string(g.ph) + "," + std::to_string(g.pw) + " d" + std::to_string(g.dh) +
                                " ldcol " + std::to_string(ld);
       CAPTURE(what);
-      std::vector<Scalar> x(chw);
+      // x sits in a larger array with NaN around it: a read outside the sample shows.
+      long const pad = 40;
+      std::vector<Scalar> xbuf(chw + 2 * pad, std::numeric_limits<Scalar>::quiet_NaN());
+      Scalar* x = xbuf.data() + pad;
       for (long i = 0; i < chw; ++i)
         x[i] = Scalar(1 + i) + Scalar(std::sin(0.7 * double(i)));  // no zeros: a stray zero shows
       // Cols prefilled with a marker outside the written rows' entries.
-      bool const same = nn::detail::same_width_unit_stride(d), two = d.sw == 2;
-      std::vector<Scalar> col(k * stride, Scalar(-99)), col_same(k * stride, Scalar(-99));
-      nn::detail::im2col(d, x.data(), col.data(), ld);
-      if (same) nn::detail::im2col_same(d, x.data(), col_same.data(), stride);
-      if (two) nn::detail::im2col_stride2(d, x.data(), col_same.data(), stride);
-      long wrong = 0, wrong_same = 0;
+      bool const same = nn::detail::same_width_unit_stride(d);
+      std::vector<Scalar> col(k * stride, Scalar(-99)), col_m(k * stride, Scalar(-99)), col_p(k * stride, Scalar(-99));
+      nn::detail::im2col(d, static_cast<Scalar const*>(x), col.data(), ld);
+      nn::detail::im2col_masked(d, static_cast<Scalar const*>(x), col_m.data(), ld);
+      if (same) nn::detail::im2col_same_portable(d, static_cast<Scalar const*>(x), col_p.data(), stride);
+      long wrong = 0, wrong_m = 0, wrong_p = 0;
       for (long r = 0; r < k; ++r) {
         for (long q = 0; q < p; ++q) {
           long const s = source(d, r, q);
           Scalar const want = s < 0 ? Scalar(0) : x[s];
           wrong += col[r * stride + q] != want;
-          wrong_same += (same || two) && col_same[r * stride + q] != want;
+          wrong_m += col_m[r * stride + q] != want;
+          wrong_p += same && col_p[r * stride + q] != want;
         }
         for (long q = p; q < stride; ++q) {  // beyond P: untouched
           wrong += col[r * stride + q] != Scalar(-99);
-          wrong_same += (same || two) && col_same[r * stride + q] != Scalar(-99);
+          wrong_m += col_m[r * stride + q] != Scalar(-99);
+          wrong_p += same && col_p[r * stride + q] != Scalar(-99);
         }
       }
       CHECK(wrong == 0);
-      CHECK(wrong_same == 0);
-      // col2im and col2im_same: dx = the adjoint of im2col applied to dcol.
+      CHECK(wrong_m == 0);
+      CHECK(wrong_p == 0);
+      // col2im and the others: dx = the adjoint of im2col applied to dcol.
       std::vector<Scalar> dcol(k * stride), ref(chw, Scalar(0));
       for (long i = 0; i < k * stride; ++i)
         dcol[i] = Scalar(0.5) + Scalar(std::cos(1.3 * double(i)));
@@ -105,19 +118,23 @@ LENSING_TEST_CASE_TEMPLATE("nn: im2col and col2im against their definition", Con
           long const s = source(d, r, q);
           if (s >= 0) ref[s] += dcol[r * stride + q];
         }
-      std::vector<Scalar> dx(chw, Scalar(7)), dx2(chw, Scalar(7));
+      std::vector<Scalar> dx(chw, Scalar(7)), dx_m(chw, Scalar(7)), dx_p(chw, Scalar(7));
       nn::detail::col2im(d, static_cast<Scalar const*>(dcol.data()), dx.data(), ld);
-      std::vector<Scalar> scratch = dcol;  // col2im_same overwrites its wrapped columns
-      if (same) nn::detail::col2im_same(d, scratch.data(), dx2.data(), stride);
-      long wrong1 = 0, wrong2 = 0;
+      std::vector<Scalar> scratch = dcol;  // the same-width versions overwrite their wrapped columns
+      nn::detail::col2im_masked(d, scratch.data(), dx_m.data(), ld);
+      scratch = dcol;
+      if (same) nn::detail::col2im_same_portable(d, scratch.data(), dx_p.data(), stride);
+      long wrong1 = 0, wrong2 = 0, wrong3 = 0;
       for (long i = 0; i < chw; ++i) {
         wrong1 += dx[i] != ref[i];
-        wrong2 += same && dx2[i] != ref[i];
+        wrong2 += dx_m[i] != ref[i];
+        wrong3 += same && dx_p[i] != ref[i];
       }
       CHECK(wrong1 == 0);
       CHECK(wrong2 == 0);
+      CHECK(wrong3 == 0);
     }
   }
-  CHECK(n_same == 6);  // the first five geometries and the 1x1
+  CHECK(n_same == 8);  // the first seven geometries and the 1x1
   CHECK(n_two == 3);
 }

@@ -4,6 +4,7 @@
 #include <lensing/nn/activation.hpp>
 #include <lensing/nn/batchnorm.hpp>
 #include <lensing/nn/conv2d.hpp>
+#include <lensing/nn/detail/masked_rows.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -54,134 +55,6 @@ inline float expm1_nonpositive(float x) {
   return s * p + (s - 1.0f);
 }
 
-/// Whether a convolution has unit stride and output rows as long as its
-/// input's (a "same" convolution: 3x3 pad 1, …): then each row of its col
-/// (im2col) is the input plane shifted by a constant.
-inline bool same_width_unit_stride(ConvDims const& d) { return d.sh == 1 && d.sw == 1 && d.ow == d.w; }
-
-/// Unit vertical stride: the output rows [i0, i1) whose input row
-/// i − ph + ki·dh lies in [0, h).
-inline void valid_rows(ConvDims const& d, long ki, long& i0, long& i1) {
-  long const off = ki * d.dh - d.ph;
-  i0 = std::max(0L, -off);
-  i1 = std::min(d.oh, d.h - off);
-  if (i0 > i1) i0 = i1;
-}
-
-/// im2col (detail/im2col.hpp: the same col, row stride ldcol) for a
-/// same_width_unit_stride convolution: a col row's valid part is x_c[t +
-/// shift] over one contiguous range of t = i·ow + j, so it is one copy,
-/// then the |off| columns per output row that wrapped into the neighbouring
-/// input row set to zero (the per-row loop of im2col ran well below the
-/// store rate on the 45- and 23-pixel rows of the ResNet's first stages).
-template <class Scalar>
-void im2col_same(ConvDims const& d, Scalar const* xs, Scalar* col, long ldcol) {
-  long const ow = d.ow, pp = d.oh * d.ow, hw = d.h * d.w;
-  for (long c = 0; c < d.c; ++c)
-    for (long ki = 0; ki < d.kh; ++ki) {
-      long i0, i1;
-      valid_rows(d, ki, i0, i1);
-      for (long kj = 0; kj < d.kw; ++kj) {
-        Scalar* row = col + ((c * d.kh + ki) * d.kw + kj) * ldcol;
-        long const off = kj * d.dw - d.pw;
-        long lo, hi;
-        valid_columns(ow, 1, off, d.w, lo, hi);
-        if (i0 == i1 || lo == hi) {
-          std::fill(row, row + pp, Scalar(0));
-          continue;
-        }
-        // row[t] = x_c[t + shift] for t in [a, b), the rest zero.
-        long const a = i0 * ow + lo, b = (i1 - 1) * ow + hi;
-        long const shift = (ki * d.dh - d.ph) * d.w + off;
-        std::fill(row, row + a, Scalar(0));
-        std::copy(xs + c * hw + (a + shift), xs + c * hw + (b + shift), row + a);
-        std::fill(row + b, row + pp, Scalar(0));
-        for (long i = i0; i < i1; ++i) {
-          Scalar* r = row + i * ow;
-          for (long j = 0; j < lo; ++j)
-            r[j] = Scalar(0);
-          for (long j = hi; j < ow; ++j)
-            r[j] = Scalar(0);
-        }
-      }
-    }
-}
-
-/// im2col (detail/im2col.hpp: the same col, row stride ldcol) for a
-/// horizontal stride of 2 (the ResNet's strided 3x3 units): the stride a
-/// constant, so that the compiler vectorises the row copies (two loads and a
-/// permute per vector; with a run-time stride each value was a scalar load
-/// and store).
-template <class Scalar>
-void im2col_stride2(ConvDims const& d, Scalar const* xs, Scalar* col, long ldcol) {
-  for (long c = 0; c < d.c; ++c)
-    for (long ki = 0; ki < d.kh; ++ki)
-      for (long kj = 0; kj < d.kw; ++kj) {
-        Scalar* row = col + ((c * d.kh + ki) * d.kw + kj) * ldcol;
-        long const off = kj * d.dw - d.pw;
-        long lo, hi;
-        valid_columns(d.ow, 2, off, d.w, lo, hi);
-        for (long i = 0; i < d.oh; ++i) {
-          long const ih = i * d.sh - d.ph + ki * d.dh;
-          Scalar* r = row + i * d.ow;
-          if (ih < 0 || ih >= d.h) {
-            for (long j = 0; j < d.ow; ++j)
-              r[j] = Scalar(0);
-            continue;
-          }
-          Scalar const* xr = xs + (c * d.h + ih) * d.w;
-          for (long j = 0; j < lo; ++j)
-            r[j] = Scalar(0);
-          for (long j = lo; j < hi; ++j)
-            r[j] = xr[2 * j + off];
-          for (long j = hi; j < d.ow; ++j)
-            r[j] = Scalar(0);
-        }
-      }
-}
-
-/// col2im (detail/im2col.hpp: dxs overwritten with the adjoint of im2col)
-/// for a same_width_unit_stride convolution and a col that is scratch: the
-/// wrapped columns of each col row (those im2col_same sets to zero) are
-/// overwritten with zeros, then the row is added to dxs in one contiguous
-/// loop.  Each dxs element receives the same terms in the same order as
-/// col2im's (rows c, ki, kj; one term per row), plus exact zeros.
-template <class Scalar>
-void col2im_same(ConvDims const& d, Scalar* col, Scalar* dxs, long ldcol) {
-  long const ow = d.ow, hw = d.h * d.w;
-  for (long i = 0; i < d.c * hw; ++i)
-    dxs[i] = Scalar(0);
-  for (long c = 0; c < d.c; ++c)
-    for (long ki = 0; ki < d.kh; ++ki) {
-      long i0, i1;
-      valid_rows(d, ki, i0, i1);
-      if (i0 == i1) continue;
-      for (long kj = 0; kj < d.kw; ++kj) {
-        Scalar* row = col + ((c * d.kh + ki) * d.kw + kj) * ldcol;
-        long const off = kj * d.dw - d.pw;
-        long lo, hi;
-        valid_columns(ow, 1, off, d.w, lo, hi);
-        if (lo == hi) continue;
-        for (long i = i0; i < i1; ++i) {
-          Scalar* r = row + i * ow;
-          for (long j = 0; j < lo; ++j)
-            r[j] = Scalar(0);
-          for (long j = hi; j < ow; ++j)
-            r[j] = Scalar(0);
-        }
-        // x_c[t + shift] += row[t] for t in [a, b): im2col_same's indices.
-        long const a = i0 * ow + lo, b = (i1 - 1) * ow + hi;
-        Scalar* xc = dxs + c * hw + (a + (ki * d.dh - d.ph) * d.w + off);
-        Scalar const* rc = row + a;
-#if defined(__GNUC__)
-#pragma GCC ivdep
-#endif
-        for (long t = 0; t < b - a; ++t)
-          xc[t] += rc[t];
-      }
-    }
-}
-
 }  // namespace detail
 
 /// Pre-activated convolution y = Conv2D(ELU(BatchNorm(x))) as one layer: the
@@ -201,9 +74,9 @@ void col2im_same(ConvDims const& d, Scalar* col, Scalar* dxs, long ldcol) {
 /// ELU(a x + b') (a = γ/√(σ²+ε), b' = β − a μ, as BatchNorm computes it) goes
 /// into a per-thread buffer, from which im2col (or, for a 1x1 unit-stride
 /// kernel, the GEMM directly) reads; neither the normalised x nor z is
-/// written to a tensor.  (For "same" unit-stride kernels im2col is one copy
-/// per col row, detail::im2col_same, and its adjoint one sum; for stride 2
-/// a vectorised copy; the element loops use 512-bit vectors where GCC
+/// written to a tensor.  (im2col and col2im are Conv2D's,
+/// detail/masked_rows.hpp: for "same" unit-stride kernels one flat copy per
+/// col row and its adjoint one sum; for stride 2 a vectorised copy; the element loops use 512-bit vectors where GCC
 /// targets AVX-512.)  Small output maps (P = oh·ow ≤ 72: the deep
 /// stages' 6x6 and 3x3) run G = ⌊144 / P⌋ samples (at most a thread's) per
 /// GEMM, their cols side by side (K x G P), which Eigen's kernel runs near
@@ -486,7 +359,7 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
     detail::ConvDims const d = conv_.dims(x, dy);
     long const k = conv_.ksize(), p = d.oh * d.ow, o = d.o, chw = d.c * d.h * d.w, hw = d.h * d.w, c = d.c;
     long const npc = conv_.num_params(), m = d.n * hw;
-    bool const one = d.pointwise(), same = detail::same_width_unit_stride(d);
+    bool const one = d.pointwise();
     bool const train = bn_.last_training();
     long const gmax = group_;
     Scalar const* w = conv_.parameters().data();
@@ -545,10 +418,7 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
               dzj = dz + j * p;
               ld = gp;
             } else {
-              if (same)
-                detail::col2im_same(d, col + j * p, dz, gp);
-              else
-                detail::col2im(d, static_cast<Scalar const*>(col + j * p), dz, gp);
+              detail::col2im_masked(d, col + j * p, dz, gp);
             }
             // dt = ELU'(t) dz, t recomputed as forward made it; BatchNorm's channel sums.
             Scalar* dxn = dxp != nullptr ? dxp + n * chw : nullptr;
@@ -630,92 +500,62 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
       Scalar* zj = one ? z + j * p : z + j * chw;
       long const ld = one ? gp : hw;
       if (fused)
-        affine_elu(d.c, hw, xp + (n0 + j) * chw, g, ws, op, zj, ld);
+        affine<true>(d.c, hw, xp + (n0 + j) * chw, g, ws, op, zj, ld);
       else
-        affine(d.c, hw, xp + (n0 + j) * chw, g, ws, zj, ld);
+        affine<false>(d.c, hw, xp + (n0 + j) * chw, g, ws, op, zj, ld);
     }
     if (!fused) elu(gn * chw, op, z);
     if (one) return z;
-    bool const same = detail::same_width_unit_stride(d);
-    for (long j = 0; j < gn; ++j) {
-      if (same)
-        detail::im2col_same(d, static_cast<Scalar const*>(z + j * chw), col + j * p, gp);
-      else if (d.sw == 2)
-        detail::im2col_stride2(d, static_cast<Scalar const*>(z + j * chw), col + j * p, gp);
-      else
-        detail::im2col(d, static_cast<Scalar const*>(z + j * chw), col + j * p, gp);
-    }
+    for (long j = 0; j < gn; ++j)
+      detail::im2col_masked(d, static_cast<Scalar const*>(z + j * chw), col + j * p, gp);
     return col;
   }
 
-  /// z (c rows of hw, row stride ld ≥ hw) = a x + b' per channel, a and b'
-  /// from γ, β and the statistics ws, as BatchNorm computes them.
-  static LENSING_NN_PREACT_WIDE void affine(long c, long hw, Scalar const* x, Scalar const* g, Scalar const* ws,
-                                            Scalar* z, long ld) {
-    for (long ch = 0; ch < c; ++ch) {
-      Scalar const mean = ws[ch], inv = ws[c + ch];
-      Scalar const a = g[ch] * inv, b0 = g[c + ch] - a * mean;
-      Scalar const* xc = x + ch * hw;
-      Scalar* zc = z + ch * ld;
-#if defined(__GNUC__)
-#pragma GCC ivdep
-#endif
-      for (long i = 0; i < hw; ++i)
-        zc[i] = a * xc[i] + b0;
+  /// ELU(t) as the host loops form it.  Float: EluOp's formula with
+  /// detail::expm1_nonpositive for expm1 (within 0.87 ulp of the exact value;
+  /// the unfused ELU, glibc's vector expm1f, may differ in the last bit or
+  /// two); double: EluOp::value.  Inline into the loops below, which vectorise it.
+  static Scalar elu_value(EluOp const& op, Scalar t) {
+    if constexpr (std::is_same<Scalar, float>::value) {
+      float const e = float(op.alpha) * detail::expm1_nonpositive(t < 0.0f ? t : 0.0f);
+      return t > 0.0f ? t : e;
+    } else {
+      return op.value(t);
     }
   }
 
   /// z = ELU(z) over len contiguous values: a group's z in one loop (one
   /// vector remainder per group, not one per channel: the small maps of the
-  /// deep stages have 9–36 pixels).  Float: EluOp's formula with
-  /// detail::expm1_nonpositive for expm1 (within 0.87 ulp of the exact value;
-  /// the unfused ELU, glibc's vector expm1f, may differ in the last bit or
-  /// two); double: EluOp::value.
+  /// deep stages have 9–36 pixels).
   static LENSING_NN_PREACT_WIDE void elu(long len, EluOp op, Scalar* z) {
-    if constexpr (std::is_same<Scalar, float>::value) {
-      float const alpha = float(op.alpha);
 #if defined(__GNUC__)
 #pragma GCC ivdep
 #endif
-      for (long i = 0; i < len; ++i) {
-        float const x = z[i];
-        float const e = alpha * detail::expm1_nonpositive(x < 0.0f ? x : 0.0f);
-        z[i] = x > 0.0f ? x : e;
-      }
-    } else {
-#if defined(__GNUC__)
-#pragma GCC ivdep
-#endif
-      for (long i = 0; i < len; ++i)
-        z[i] = op.value(z[i]);
-    }
+    for (long i = 0; i < len; ++i)
+      z[i] = elu_value(op, z[i]);
   }
 
-  /// z = ELU(a x + b') per channel in one pass (affine then elu, the same
+  /// z (c rows of hw, row stride ld ≥ hw) = a x + b' per channel, a and b'
+  /// from γ, β and the statistics ws, as BatchNorm computes them; with Elu,
+  /// z = ELU(a x + b') in the same pass (affine then elu, the same
   /// operations, without storing and reloading t).
-  static LENSING_NN_PREACT_WIDE void affine_elu(long c, long hw, Scalar const* x, Scalar const* g, Scalar const* ws,
-                                                EluOp op, Scalar* z, long ld) {
+  template <bool Elu>
+  static LENSING_NN_PREACT_WIDE void affine(long c, long hw, Scalar const* x, Scalar const* g, Scalar const* ws,
+                                            [[maybe_unused]] EluOp op, Scalar* z, long ld) {
     for (long ch = 0; ch < c; ++ch) {
       Scalar const mean = ws[ch], inv = ws[c + ch];
       Scalar const a = g[ch] * inv, b0 = g[c + ch] - a * mean;
       Scalar const* xc = x + ch * hw;
       Scalar* zc = z + ch * ld;
-      if constexpr (std::is_same<Scalar, float>::value) {
-        float const alpha = float(op.alpha);
 #if defined(__GNUC__)
 #pragma GCC ivdep
 #endif
-        for (long i = 0; i < hw; ++i) {
-          float const t = a * xc[i] + b0;
-          float const e = alpha * detail::expm1_nonpositive(t < 0.0f ? t : 0.0f);
-          zc[i] = t > 0.0f ? t : e;
-        }
-      } else {
-#if defined(__GNUC__)
-#pragma GCC ivdep
-#endif
-        for (long i = 0; i < hw; ++i)
-          zc[i] = op.value(a * xc[i] + b0);
+      for (long i = 0; i < hw; ++i) {
+        Scalar const t = a * xc[i] + b0;
+        if constexpr (Elu)
+          zc[i] = elu_value(op, t);
+        else
+          zc[i] = t;
       }
     }
   }

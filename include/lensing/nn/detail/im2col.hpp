@@ -70,6 +70,12 @@ void im2col(ConvDims const& d, Scalar const* xs, Scalar* col, long ldcol = 0) {
           if (d.sw == 1) {
             for (long j = lo; j < hi; ++j)
               r[j] = xr[j + off];
+          } else if (d.sw == 2) {
+            // The stride a constant (the ResNet's strided units): the copy
+            // vectorises (two loads and a permute per vector; with the
+            // run-time stride each value was a scalar load and store).
+            for (long j = lo; j < hi; ++j)
+              r[j] = xr[2 * j + off];
           } else {
             for (long j = lo; j < hi; ++j)
               r[j] = xr[j * d.sw + off];
