@@ -3,6 +3,7 @@
 
 #include "profile_checks.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -25,16 +26,13 @@ struct RoundNFW {
 };
 RoundNFW round_nfw(double r, double Rs, double alpha_Rs) {
   long double const X = (long double)r / Rs, M = (long double)alpha_Rs * Rs / kC0;
-  long double F, g;
-  if (X < 1) {
-    long double const a = std::sqrt(1 - X * X);
-    F = std::acosh(1 / X) / a;
-    g = -std::acosh(1 / X) * std::acosh(1 / X) / 2;
-  } else {
-    long double const b = std::sqrt(X * X - 1);
-    F = std::acos(1 / X) / b;
-    g = std::acos(1 / X) * std::acos(1 / X) / 2;
-  }
+  // Both branches' operands valid at every X: with -fno-trapping-math GCC
+  // computes both sides of the X < 1 select, and the test main traps
+  // FE_INVALID (sqrt(1 - X^2) at X > 1 was one).
+  bool const inner = X < 1;
+  long double const root = std::sqrt(inner ? 1 - X * X : X * X - 1);
+  long double const ach = std::acosh(std::max(1 / X, 1.0L)), ac = std::acos(std::min(1 / X, 1.0L));
+  long double const F = (inner ? ach : ac) / root, g = inner ? -ach * ach / 2 : ac * ac / 2;
   long double const L = std::log(X / 2);
   return {M / Rs * (L + F) / X, M * (L * L / 2 + g), M / (Rs * Rs) * (1 - F) / (2 * (X * X - 1))};
 }

@@ -36,11 +36,20 @@ struct Composite : ComponentPack<Composite<P...>, P...> {
   /// other components are evaluated point by point inside the batch.
   template <bool B = (has_deflection_batch_v<P> || ...), std::enable_if_t<B, int> = 0>
   KOKKOS_INLINE_FUNCTION void deflection_batch(int m, Scalar const* x, Scalar const* y, Scalar* ax, Scalar* ay) const {
-    Scalar sx[deflection_batch_capacity] = {}, sy[deflection_batch_capacity] = {};
-    this->for_each([&](auto const& c) LENSING_FORCEINLINE_LAMBDA { add_batch(c, m, x, y, sx, sy); });
-    for (int i = 0; i < m; ++i) {
-      ax[i] = sx[i];
-      ay[i] = sy[i];
+    if constexpr (sizeof...(P) == 1) {
+      // One batched component: straight into ax, ay (no sums to zero first).
+      lensing::get<0>(this->components).deflection_batch(m, x, y, ax, ay);
+    } else {
+      // The m sums zeroed by a loop: `= {}` on the whole capacity compiled to
+      // `rep stos` (1 KB per batch; 11 % of an EPL map on Zen 3).
+      Scalar sx[deflection_batch_capacity], sy[deflection_batch_capacity];
+      for (int i = 0; i < m; ++i)
+        sx[i] = sy[i] = Scalar(0);
+      this->for_each([&](auto const& c) LENSING_FORCEINLINE_LAMBDA { add_batch(c, m, x, y, sx, sy); });
+      for (int i = 0; i < m; ++i) {
+        ax[i] = sx[i];
+        ay[i] = sy[i];
+      }
     }
   }
 

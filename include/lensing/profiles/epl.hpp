@@ -9,19 +9,24 @@ namespace lensing {
 namespace detail {
 
 #if defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(__HIP_DEVICE_COMPILE__)
-/// A block of SIMD lanes for host batch loops (GCC/Clang vector extensions;
-/// 64 bytes: one AVX-512 register, two AVX2 ones).
+/// Bytes of one host vector register: 64 with AVX-512, 32 with AVX/AVX2, 16
+/// otherwise.  Blocks wider than a register are split into several and, in
+/// the EPL's recurrences (12-14 blocks live), spilled to the stack on AVX2
+/// (16 registers): 64-byte blocks there ran the deflection map 4x slower
+/// (benchmarks/README.md, "AVX2 hosts").
+#if defined(__AVX512F__)
+inline constexpr int simd_block_bytes = 64;
+#elif defined(__AVX__)
+inline constexpr int simd_block_bytes = 32;
+#else
+inline constexpr int simd_block_bytes = 16;
+#endif
+/// A block of SIMD lanes for host batch loops (GCC/Clang vector extensions):
+/// one vector register.
 template <class Scalar>
-struct SimdBlock;
-template <>
-struct SimdBlock<double> {
-  typedef double type __attribute__((vector_size(64)));
-  static constexpr int lanes = 8;
-};
-template <>
-struct SimdBlock<float> {
-  typedef float type __attribute__((vector_size(64)));
-  static constexpr int lanes = 16;
+struct SimdBlock {
+  typedef Scalar type __attribute__((vector_size(simd_block_bytes)));
+  static constexpr int lanes = simd_block_bytes / int(sizeof(Scalar));
 };
 #endif
 
