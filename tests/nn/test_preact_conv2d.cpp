@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -236,6 +238,78 @@ LENSING_TEST_CASE_TEMPLATE("nn: identity unit in inference (sample-by-sample for
     }
     compare<S>(space, fused, plain, in, 3 * 27, 61, what);
   }
+}
+
+// The host ELU loops of the fused layer (float: vectorised, branch-free,
+// detail::expm1_nonpositive for expm1) against ELU and its derivative in
+// double.  Error model: for t > 0 the loops copy t and the slope is 1
+// (exact); for t ≤ 0, z = float(α) · expm1_nonpositive(t) with α = 1 and
+// expm1_nonpositive within 0.87 ulp of e^t − 1 (its documented bound, from a
+// pass over every float in [−90, 0]), so |z − (e^t − 1)| ≤ 0.87 ulp; the
+// slope z + α is one float addition of values in (−1, 1]: exactly
+// EluOp::derivative(t, z) of the same z (compared bit for bit).  The grid is
+// every 257th float in [−90, 0] (≈ 4.4e6 values, all binades, subnormals
+// included) and a few positive ones, run through PreactConv2D::elu, affine
+// (a = 1, b' = 0: t itself) and elu_backward_channel as whole arrays, with
+// lengths that leave a vector remainder.  A wrong polynomial coefficient,
+// the low part of ln 2 dropped or 2ᵏ off by one exponent shows as ≥ 1 ulp.
+TEST_CASE("nn: PreactConv2D's host ELU loops against ELU in double (float)") {
+  using P = nn::PreactConv2D<float, Kokkos::HostSpace>;
+  nn::EluOp const op{};
+  std::vector<float> t;
+  for (float v = -0.0f; !(v < -90.0f);) {
+    t.push_back(v);
+    std::uint32_t b;
+    std::memcpy(&b, &v, sizeof b);
+    b += 257;
+    std::memcpy(&v, &b, sizeof v);
+  }
+  for (float v : {1e-30f, 1e-3f, 0.5f, 1.0f, 3.0f, 100.0f, -1000.0f})  // −1000: below the clamp, −1
+    t.push_back(v);
+  if (t.size() % 16 == 0) t.push_back(-2.5f);  // a vector remainder at 8 and 16 lanes
+  long const n = long(t.size());
+  std::vector<float> z(t.begin(), t.begin() + n), za(n);
+  P::elu(n, op, z.data());
+  float const stats[2] = {0.0f, 1.0f}, gb[2] = {1.0f, 0.0f};  // μ = 0, 1/σ = 1, γ = 1, β = 0: a = 1, b' = 0
+  P::affine<true>(1, n, t.data(), gb, stats, op, za.data(), n);
+  double worst = 0;
+  long wrong_pos = 0, differ = 0;
+  for (long i = 0; i < n; ++i) {
+    differ += std::memcmp(&z[i], &za[i], sizeof(float)) != 0;
+    if (t[i] > 0.0f) {
+      wrong_pos += z[i] != t[i];
+      continue;
+    }
+    double const exact = std::expm1(double(t[i]));
+    int ex = 0;
+    std::frexp(exact, &ex);
+    double const ulp = std::max(std::ldexp(1.0, ex - 24), std::ldexp(1.0, -149));
+    worst = std::max(worst, std::abs(double(z[i]) - exact) / ulp);
+  }
+  MESSAGE("ELU (float, host loops): " << n << " values, max error " << worst << " ulp");
+  CHECK(worst <= 0.87);
+  CHECK(wrong_pos == 0);
+  CHECK(differ == 0);  // the fused affine+ELU pass and the ELU pass: the same function
+  // The derivative: dc = ELU'(t) dc with dc = 1, bit for bit EluOp::derivative of the same z.
+  std::vector<float> dc(n, 1.0f);
+  double s0 = 0, s1 = 0;
+  P::elu_backward_channel(n, 1.0f, 0.0f, 0.0f, t.data(), z.data(), dc.data(), op, s0, s1);
+  long wrong_slope = 0;
+  double r0 = 0, r1 = 0, a0 = 0, a1 = 0;
+  for (long i = 0; i < n; ++i) {
+    float const want = op.derivative(t[i], z[i]);
+    wrong_slope += dc[i] != want;
+    r0 += double(want);
+    r1 += double(want * t[i]);
+    a0 += std::abs(double(want));
+    a1 += std::abs(double(want * t[i]));
+  }
+  CHECK(wrong_slope == 0);
+  // The channel sums Σ dt, Σ dt (x − μ) (μ = 0), in double in another order:
+  // each within n 2⁻⁵³ Σ|terms| of the other (the float products are the same).
+  double const eps53 = std::ldexp(1.0, -53);
+  CHECK(std::abs(s0 - r0) <= double(n) * eps53 * a0);
+  CHECK(std::abs(s1 - r1) <= double(n) * eps53 * a1);
 }
 
 LENSING_TEST_CASE_TEMPLATE("nn: PreactConv2D gradients", Config, lt::DoubleConfigs) {
