@@ -46,15 +46,42 @@ struct EllipticalFrame {
   /// phi = atan2(e2, e1)/2 without trigonometric calls: cos(phi), sin(phi)
   /// from the half-angle formulas, with the cancelling difference c - |e1|
   /// rewritten as e2^2 / (c + |e1|).  q is capped as in ellipticity_to_q_phi.
+  ///
+  /// No select on e1, e2 themselves: pixel loops that rebuild the frame per
+  /// point (the VJPs) get those conditions hoisted as scalars while the
+  /// operands stay in the loop, and GCC cannot vectorise a select of vector
+  /// operands on a scalar condition without vector masks (AVX2: the whole
+  /// likelihood gradient ran scalar).  The choices are products with 0/1
+  /// (or +-1) factors instead, exact where e != 0 (x * 1 + y * 0 = x for
+  /// finite y; at e = 0 the safe operand c2 = 1 keeps every lane finite).
   KOKKOS_INLINE_FUNCTION static EllipticalFrame from_ellipticity(Scalar e1, Scalar e2) {
     Scalar const c2 = e1 * e1 + e2 * e2;
-    if (!(c2 > Scalar(0))) return {Scalar(1), Scalar(1), Scalar(0)};
-    Scalar const c = math::sqrt(c2);
+    Scalar const round = c2 > Scalar(0) ? Scalar(0) : Scalar(1);
+    Scalar const pos = e1 >= Scalar(0) ? Scalar(1) : Scalar(0), sgn = e2 < Scalar(0) ? Scalar(-1) : Scalar(1);
+    Scalar const c = math::sqrt(c2 + round);
     Scalar const big = c + math::fabs(e1), small = e2 * e2 / big;  // c + |e1|, c - |e1|
-    Scalar const plus = e1 >= Scalar(0) ? big : small, minus = e1 >= Scalar(0) ? small : big;
+    Scalar const plus = pos * big + (Scalar(1) - pos) * small, minus = pos * small + (Scalar(1) - pos) * big;
     Scalar const cc = math::min(c, max_ellipticity_modulus<Scalar>);
     Scalar const sphi = math::sqrt(minus / (Scalar(2) * c));
-    return {(Scalar(1) - cc) / (Scalar(1) + cc), math::sqrt(plus / (Scalar(2) * c)), e2 < Scalar(0) ? -sphi : sphi};
+    Scalar const keep = Scalar(1) - round;
+    return {keep * ((Scalar(1) - cc) / (Scalar(1) + cc)) + round, keep * math::sqrt(plus / (Scalar(2) * c)) + round,
+            keep * (sgn * sphi)};
+  }
+  /// (q_bar, phi_bar) -> (e1_bar, e2_bar): the VJP of ellipticity_to_q_phi
+  /// (geometry/ellipticity.hpp), written without branches so that pixel
+  /// loops calling it vectorise (0 at e = 0, as there).
+  KOKKOS_FORCEINLINE_FUNCTION static Vec2<Scalar> ellipticity_vjp(Scalar e1, Scalar e2, Scalar q_bar, Scalar phi_bar) {
+    // c2 + tiny rather than max(c2, tiny): the max's condition is loop
+    // invariant and hoisted while its operand stays in the loop, a select GCC
+    // cannot vectorise without vector masks (AVX2).  The sum is c2 itself
+    // unless |e| < 1e-142 (double) or 4e-12 (float), and tiny at e = 0.
+    constexpr Scalar tiny = std::is_same<Scalar, float>::value ? Scalar(1e-30) : Scalar(1e-300);
+    Scalar const c2 = e1 * e1 + e2 * e2 + tiny;
+    Scalar const c = math::sqrt(c2);
+    Scalar const dq_dc =
+        c < max_ellipticity_modulus<Scalar> ? Scalar(-2) / ((Scalar(1) + c) * (Scalar(1) + c)) : Scalar(0);
+    Scalar const a = q_bar * dq_dc / c, b = phi_bar / (Scalar(2) * c2);
+    return {a * e1 - b * e2, a * e2 + b * e1};
   }
   /// Sky offset -> major-axis frame: R^T d.
   KOKKOS_INLINE_FUNCTION Vec2<Scalar> to_major(Vec2<Scalar> d) const {
@@ -172,7 +199,10 @@ struct EllipticalProfile : Params {
   KOKKOS_FORCEINLINE_FUNCTION void vjp_regular(Scalar x, Scalar y, G g, Scalar* grad) const {
     Scalar q_bar = 0, phi_bar = 0;
     vjp_in_frame<Op>(frame(), offset(x, y), g, grad, q_bar, phi_bar);
-    Vec2<Scalar> const ge = ellipticity_to_q_phi_vjp(this->e1, this->e2, q_bar, phi_bar);
+    // The branch-free form: ellipticity_to_q_phi_vjp's early return at e = 0
+    // left a select on a hoisted condition in the pixel loops, which GCC
+    // cannot vectorise without vector masks (AVX2).  Exact for e != 0.
+    Vec2<Scalar> const ge = EllipticalFrame<Scalar>::ellipticity_vjp(this->e1, this->e2, q_bar, phi_bar);
     grad[ie1] += ge.x;
     grad[ie2] += ge.y;
   }

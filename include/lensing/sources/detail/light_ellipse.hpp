@@ -53,24 +53,12 @@ struct LightEllipse {
                                                      Grad& grad) const {
     Scalar q_bar, phi_bar;
     Vec2<Scalar> const gd = vjp(p, gt, q_bar, phi_bar);
-    Vec2<Scalar> const ge = ellipticity_vjp(e1, e2, q_bar, phi_bar);
+    Vec2<Scalar> const ge = EllipticalFrame<Scalar>::ellipticity_vjp(e1, e2, q_bar, phi_bar);
     grad[K] += ge.x;
     grad[K + 1] += ge.y;
     grad[K + 2] -= gd.x;
     grad[K + 3] -= gd.y;
     return gd;
-  }
-  /// (q_bar, phi_bar) -> (e1_bar, e2_bar): the VJP of ellipticity_to_q_phi
-  /// (geometry/ellipticity.hpp), written without branches so that pixel
-  /// loops calling it vectorise (0 at e = 0, as there).
-  KOKKOS_FORCEINLINE_FUNCTION static Vec2<Scalar> ellipticity_vjp(Scalar e1, Scalar e2, Scalar q_bar, Scalar phi_bar) {
-    constexpr Scalar tiny = std::is_same<Scalar, float>::value ? Scalar(1e-30) : Scalar(1e-300);
-    Scalar const c2 = math::max(e1 * e1 + e2 * e2, tiny);
-    Scalar const c = math::sqrt(c2);
-    Scalar const dq_dc =
-        c < max_ellipticity_modulus<Scalar> ? Scalar(-2) / ((Scalar(1) + c) * (Scalar(1) + c)) : Scalar(0);
-    Scalar const a = q_bar * dq_dc / c, b = phi_bar / (Scalar(2) * c2);
-    return {a * e1 - b * e2, a * e2 + b * e1};
   }
 };
 
