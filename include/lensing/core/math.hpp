@@ -7,9 +7,7 @@
 /// Every kernel calls `lensing::math::fn` (always fully qualified: an unqualified
 /// `sqrt(double)` would be ambiguous with the C library's).  On the host these
 /// forward to the C++ standard library (and vectorise when compiled with
-/// `-fno-math-errno -fno-trapping-math`, which the `lensing::lensing` target
-/// adds; the second lets loops with selects vectorise on hosts without vector
-/// masks, e.g. AVX2); on CUDA to the
+/// `-fno-math-errno`, which the `lensing::lensing` target adds); on CUDA to the
 /// device intrinsics, through Kokkos.  The version-dependent Kokkos namespace
 /// is resolved in core/kokkos_compat.hpp.
 
