@@ -9,6 +9,7 @@
 //   score_source sample [--test N] [--chains K] [--group G] [--noise-levels N] [--steps-per-level M]
 //                       [--last-steps M] [--eta E] [--last-eta E] [--floor V] [--sigma-max S] [--sigma-min S]
 //                       [--precond dense|lowrank|diag] [--rank K] [--krylov Q] [--sampler al|pc]
+//                       [--complement flat|prior|jacobi] [--jacobi-cap C]
 //                       [--explicit-likelihood] [--factor-double] [--factor-float]
 //                       [--no-denoise] [--final-plain] [--plain-likelihood] [--prior unet|gaussian]
 //                       [--seed SEED] [--base C] [--size N] [--out DIR] [--weights FILE]
@@ -100,12 +101,16 @@
 // of L^T L by randomized block Krylov (products with L and L^T only, depth
 // Q), the (K+1)-th Ritz value t on the complement; per level M^-1 = D +
 // s (Q Lambda Q^T + t (I - Q Q^T)), diagonal plus rank K, so no d^3
-// factorisation and 4 d K flops per change of variables, the likelihood
-// evaluated explicitly.  It is calibrated with the Gaussian stand-in only
-// when K covers most of the directions the data constrain: at 64^2 (2
-// images x 12 chains) chain / exact variance 67.8 at K = 64, 16.6 at 256,
-// 1.11 at 768; at K = 768 it costs about what the dense one does, so dense
-// stays the default (examples/README.md, "64^2 network").
+// factorisation; each step runs in x (x += a M s + sqrt(2a) C z, 6 d K
+// flops per chain), the likelihood evaluated explicitly.  It is calibrated
+// with the Gaussian stand-in only when K covers most of the directions the
+// data constrain: at 64^2 (2 images x 12 chains) chain / exact variance
+// 67.8 at K = 64, 16.6 at 256, 1.11 at 768; at K = 768 it costs about what
+// the dense one does, so dense stays the default (examples/README.md, "64^2
+// network").  --complement prior (the tail t W per pixel, W from the levels'
+// prior precisions: M^-1 between H and (1 + t) H at every level) and
+// --complement jacobi (W = the complement's diagonal, the step min(eta,
+// --jacobi-cap / lambda_max(M H))) were measured and do not change that.
 //
 // --sampler pc: predictor-corrector (sample/predictor_corrector.hpp) in the
 // same whitened coordinates: the chains start from a draw of the stand-in's
@@ -165,6 +170,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -184,20 +190,22 @@ struct Options {
   double eta = 0.1, sigma_max = 1.0, sigma_min = 0.01;
   bool plain = false;
   std::string weights;
-  std::string prior = "unet";     // unet or gaussian (the stand-in with an exact posterior)
-  int last_steps = 100;           // steps at the last level
-  bool final_plain = false;       // last level with the un-widened likelihood
-  bool denoise = true;            // a final Tweedie step x + sigma_L^2 s(x, sigma_L) + the conditional spread
-  double floor = 0;               // the stand-in's variance floor (0: 1e-4 for --prior gaussian, else 1e-6)
-  double last_eta = 0.02;         // step at the last level
-  std::string precond = "dense";  // dense, lowrank or diag
-  int rank = 0;                   // --rank: lowrank's k (0: 192 for --short, else 768)
-  int krylov = 3;                 // --krylov: lowrank's block Krylov depth
-  bool curvature_step = false;    // divide the step by the measured curvature of the score
-  double cap = 0;                 // --cap K: the preconditioner's prior variance min(v, K sigma^2) (0: v)
-  std::string sampler = "al";     // al (annealed Langevin) or pc (predictor-corrector, sample/predictor_corrector.hpp)
-  bool factor_double = false;     // --factor-double: the level factorisations in double (default float, Jacobi-scaled)
-  bool factor_float = false;  // --factor-float: the folded likelihood's factorisations in float too (default double)
+  std::string prior = "unet";       // unet or gaussian (the stand-in with an exact posterior)
+  int last_steps = 100;             // steps at the last level
+  bool final_plain = false;         // last level with the un-widened likelihood
+  bool denoise = true;              // a final Tweedie step x + sigma_L^2 s(x, sigma_L) + the conditional spread
+  double floor = 0;                 // the stand-in's variance floor (0: 1e-4 for --prior gaussian, else 1e-6)
+  double last_eta = 0.02;           // step at the last level
+  std::string precond = "dense";    // dense, lowrank or diag
+  int rank = 0;                     // --rank: lowrank's k (0: 192 for --short, else 768)
+  int krylov = 3;                   // --krylov: lowrank's block Krylov depth
+  std::string complement = "flat";  // --complement: lowrank's tail, flat (t I), prior (t W) or jacobi
+  double jacobi_cap = 0.5;          // --jacobi-cap: jacobi's step min(eta, this / lambda_max(M H))
+  bool curvature_step = false;      // divide the step by the measured curvature of the score
+  double cap = 0;                   // --cap K: the preconditioner's prior variance min(v, K sigma^2) (0: v)
+  std::string sampler = "al";  // al (annealed Langevin) or pc (predictor-corrector, sample/predictor_corrector.hpp)
+  bool factor_double = false;  // --factor-double: the level factorisations in double (default float, Jacobi-scaled)
+  bool factor_float = false;   // --factor-float: the folded likelihood's factorisations in float too (default double)
   bool levels_given = false, steps_given = false;  // --short keeps these when given
   bool explicit_likelihood = false;  // dense AL: evaluate L^T (d - L x) / var each step (default: folded into U)
 };
@@ -210,6 +218,7 @@ void usage(std::FILE* f) {
       "       score_source sample [--test N] [--chains K] [--group G] [--noise-levels N] [--steps-per-level M]\n"
       "                           [--last-steps M] [--eta E] [--last-eta E] [--floor V] [--sigma-max S]\n"
       "                           [--sigma-min S] [--precond dense|lowrank|diag] [--rank K] [--krylov Q]\n"
+      "                           [--complement flat|prior|jacobi] [--jacobi-cap C]\n"
       "                           [--curvature-step] [--cap K]\n"
       "                           [--sampler al|pc] [--factor-double] [--factor-float] [--explicit-likelihood]\n"
       "                           [--no-denoise] [--final-plain] [--plain-likelihood] [--prior unet|gaussian]\n"
@@ -309,6 +318,12 @@ Options parse(int argc, char** argv) {
         bad("--precond must be dense, lowrank or diag, got '" + o.precond + "'");
     } else if (a == "--rank") {
       o.rank = int(parse_integer(a, value(), 1, 100000));
+    } else if (a == "--complement") {
+      o.complement = value();
+      if (o.complement != "flat" && o.complement != "prior" && o.complement != "jacobi")
+        bad("--complement must be flat, prior or jacobi, got '" + o.complement + "'");
+    } else if (a == "--jacobi-cap") {
+      o.jacobi_cap = parse_real(a, value(), 1e-6, 2.0);
     } else if (a == "--krylov") {
       o.krylov = int(parse_integer(a, value(), 0, 100));
     } else if (a == "--floor") {
@@ -972,8 +987,9 @@ bool upper_factor(Eigen::MatrixXd const* a, double scale, Eigen::VectorXd const&
 }
 
 //----------------------------------------------------------------------------
-// --precond lowrank: M_l^-1 = D_l + s_l (Q Lambda Q^T + t (I - Q Q^T)), the
-// top k eigenpairs (Q, Lambda) of G = L^T L once per image and t the
+// --precond lowrank (--complement flat, the default): M_l^-1 = D_l + s_l
+// (Q Lambda Q^T + t (I - Q Q^T)), the top k eigenpairs (Q, Lambda) of G =
+// L^T L once per image and t the
 // (k+1)-th Ritz value for the complement; D_l the stand-in's diagonal prior
 // precision and s_l = 1 / var_l the likelihood's scale at level l.  Since
 // t <= lambda_i, M_l^-1 = E + Q B Q^T with E = D_l + s_l t (diagonal) and
@@ -995,9 +1011,10 @@ bool upper_factor(Eigen::MatrixXd const* a, double scale, Eigen::VectorXd const&
 /// for Rayleigh-Ritz, plus O(d l^2) for the QRs; T is the products'
 /// scalar (float: the sampler's matrices; double: the check).
 struct LowRankGram {
-  Eigen::MatrixXd q;    // d x k orthonormal Ritz vectors
+  Eigen::MatrixXd q;    // d x k Ritz vectors (orthonormal; W^1/2 times them when weighted)
   Eigen::VectorXd lam;  // their Ritz values, descending
   double tail = 0;      // the (k+1)-th Ritz value (<= the (k+1)-th eigenvalue of G)
+  Eigen::VectorXd w;    // weighted: the complement's per-pixel weight W (empty: W = I)
 };
 template <class Op>
 LowRankGram top_eigen(Op const& gram, int d, int k, int depth, std::uint64_t seed) {
@@ -1035,34 +1052,45 @@ LowRankGram top_eigen(Op const& gram, int d, int k, int depth, std::uint64_t see
   r.tail = std::max(0.0, es.eigenvalues()[l - 1 - kk]);
   return r;
 }
+/// With a weight w (> 0 per pixel) the eigenpairs are those of the weighted
+/// W^-1/2 G W^-1/2 (W = diag(w)), returned as q = W^1/2 (Ritz vectors), so
+/// that G <= q (Lambda - tail) q^T + tail W, the complement bounded per pixel.
 template <class T>
 LowRankGram lowrank_gram(Eigen::SparseMatrix<T, Eigen::RowMajor> const& a,
-                         Eigen::SparseMatrix<T, Eigen::RowMajor> const& at, int k, int depth, std::uint64_t seed) {
+                         Eigen::SparseMatrix<T, Eigen::RowMajor> const& at, int k, int depth, std::uint64_t seed,
+                         Eigen::VectorXd const* w = nullptr) {
   using RowMatT = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::VectorXd const r = w != nullptr ? Eigen::VectorXd(w->cwiseSqrt().cwiseInverse()) : Eigen::VectorXd();
   auto const gram = [&](Eigen::MatrixXd const& in) -> Eigen::MatrixXd {
-    RowMatT const x = in.cast<T>();
+    RowMatT const x = w != nullptr ? RowMatT((r.asDiagonal() * in).cast<T>()) : RowMatT(in.cast<T>());
     RowMatT const y = a * x;
     RowMatT const z = at * y;
+    if (w != nullptr) return r.asDiagonal() * z.template cast<double>();
     return z.template cast<double>();
   };
-  return top_eigen(gram, int(a.cols()), k, depth, seed);
+  LowRankGram g = top_eigen(gram, int(a.cols()), k, depth, seed);
+  if (w != nullptr) {
+    g.q = w->cwiseSqrt().asDiagonal() * g.q;
+    g.w = *w;
+  }
+  return g;
 }
 
 /// C with C C^T = M = (E + Q B Q^T)^-1, E diagonal > 0, B >= 0 (k), Q d x k
-/// orthonormal: M^-1 = E^1/2 (I + W W^T) E^1/2, W = E^-1/2 Q B^1/2 = U S V^T
-/// (from the k x k W^T W), so C = E^-1/2 (I + U G U^T), G = (1 + S^2)^-1/2 - 1,
-/// and C^-1 = (I + U G' U^T) E^1/2, G' = (1 + S^2)^1/2 - 1.  Any rounding in U
-/// changes M only, never the chains' target.
+/// (orthonormal, or W^1/2 times orthonormal columns): M^-1 = E^1/2 (I + W
+/// W^T) E^1/2, W = E^-1/2 Q B^1/2 = U S V^T (from the k x k W^T W), so C =
+/// E^-1/2 (I + U G U^T), G = (1 + S^2)^-1/2 - 1.  Any rounding in U changes M
+/// only, never the chains' target.
 struct LowRankFactor {
-  Eigen::VectorXf ei, es;  // E^-1/2, E^1/2
-  MatF u;                  // W (d x k)
-  MatF g, gi;              // V S^-1 G S^-1 V^T and V S^-1 G' S^-1 V^T (k x k): U G U^T = W (these) W^T
+  Eigen::VectorXf ei;  // E^-1/2
+  MatF u;              // W (d x k)
+  MatF g;              // V S^-1 G S^-1 V^T (k x k): U G U^T = W g W^T
+  MatF g2;             // the same for M = C C^T = E^-1/2 (I + U G2 U^T) E^-1/2, G2 = -S^2 / (1 + S^2)
 };
 LowRankFactor lowrank_factor(Eigen::VectorXd const& e, Eigen::MatrixXd const* q, Eigen::VectorXd const& b) {
   LowRankFactor f;
   Eigen::VectorXd const eis = e.cwiseSqrt().cwiseInverse();
   f.ei = eis.cast<float>();
-  f.es = e.cwiseSqrt().cast<float>();
   if (q == nullptr || q->cols() == 0) return f;
   // W in float (the d k^2 product W^T W is the level's main cost; its
   // rounding changes M only), the k x k eigenproblem in double.  U = W V
@@ -1074,67 +1102,76 @@ LowRankFactor lowrank_factor(Eigen::VectorXd const& e, Eigen::MatrixXd const* q,
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> const es(wtw.cast<double>().selfadjointView<Eigen::Lower>());
   Eigen::VectorXd const s2 = es.eigenvalues();
   double const top = std::max(s2.maxCoeff(), 1e-300);
-  Eigen::VectorXd gd = Eigen::VectorXd::Zero(s2.size()), gid = gd;
+  Eigen::VectorXd gd = Eigen::VectorXd::Zero(s2.size()), g2d = gd;
   for (int i = 0; i < int(s2.size()); ++i)
     if (s2[i] > 1e-12 * top) {  // the rest have G ~ -S^2/2 ~ 0
       gd[i] = (1 / std::sqrt(1 + s2[i]) - 1) / s2[i];
-      gid[i] = (std::sqrt(1 + s2[i]) - 1) / s2[i];
+      g2d[i] = -1 / (1 + s2[i]);  // (1 + S^2 G)^2 = 1 / (1 + S^2)
     }
   Eigen::MatrixXd const& v = es.eigenvectors();
   f.g = (v * gd.asDiagonal() * v.transpose()).cast<float>();
-  f.gi = (v * gid.asDiagonal() * v.transpose()).cast<float>();
+  f.g2 = (v * g2d.asDiagonal() * v.transpose()).cast<float>();
   return f;
 }
 
-/// The low-rank change of variables on a group's chains (rows g K .. g K + K
-/// - 1 use factor g; `in` may be `out`): to_x: x = C y; to_y: y = C^-1 x;
-/// score: C^T s.  Two (K x d)(d x r) products each, 4 K d r flops.
-enum class LowRankOp { to_x, to_y, score };
-void lowrank_apply(std::vector<LowRankFactor> const& f, int k, int d, Scalar const* in, Scalar* out, LowRankOp op) {
+/// x = C y with the low-rank C on a group's chains (rows g K .. g K + K - 1
+/// use factor g; `in` may be `out`): two (K x d)(d x r) products, 4 K d r flops.
+void lowrank_to_x(std::vector<LowRankFactor> const& f, int k, int d, Scalar const* in, Scalar* out) {
   for (std::size_t g = 0; g < f.size(); ++g) {
     Eigen::Map<RowMatF const> a(in + long(g) * k * d, k, d);
     Eigen::Map<RowMatF> b(out + long(g) * k * d, k, d);
     LowRankFactor const& fg = f[g];
-    bool const lr = fg.u.cols() > 0;
-    if (op == LowRankOp::to_x) {
-      RowMatF t = a;
-      if (lr) t.noalias() += ((a * fg.u) * fg.g) * fg.u.transpose();
-      b = t * fg.ei.asDiagonal();
-    } else {
-      RowMatF t = a * (op == LowRankOp::to_y ? fg.es : fg.ei).asDiagonal();
-      if (lr) {
-        RowMatF const tw = (t * fg.u) * (op == LowRankOp::to_y ? fg.gi : fg.g);
-        t.noalias() += tw * fg.u.transpose();
-      }
-      b = t;
-    }
+    RowMatF t = a;
+    if (fg.u.cols() > 0) t.noalias() += ((a * fg.u) * fg.g) * fg.u.transpose();
+    b = t * fg.ei.asDiagonal();
   }
 }
 
-/// Langevin on y = C^-1 x with the low-rank C (x = C y, score in y C^T s(x)):
-/// x += a M s + sqrt(2a) C z, M = C C^T, the same target.  The likelihood is
-/// evaluated explicitly (inside `score`).  `seconds` times the changes of variables.
+/// One level of annealed Langevin with the low-rank M, run in x rather than
+/// in y = C^-1 x: x += a M s(x) + sqrt(2a) C z, the chains of
+/// AnnealedLangevin on y (the same noise streams) up to rounding.  With M =
+/// C C^T = E^-1/2 (I + W G2 W^T) E^-1/2 and C z = E^-1/2 (z + W G W^T z) the
+/// projections W^T E^-1/2 s and W^T z share one (2K x d)(d x r) product and
+/// the expansion is one more: 6 d r flops per chain-step against the 8 d r
+/// of the two changes of variables in y.  The likelihood is evaluated
+/// explicitly (inside `score`); `seconds` times the preconditioner's products.
 template <class Score>
-struct LowRankPreconditioned {
-  Score score;
-  std::vector<LowRankFactor> const* f;
-  int chains;
-  lensing::View2D<Scalar, Mem> x;
-  double* seconds;
-  void operator()(Host const& space, Scalar sigma, lensing::View2D<Scalar, Mem> const& y,
-                  lensing::View2D<Scalar, Mem> const& s) const {
-    int const d = int(y.extent(1));
+void lowrank_level(Host const& space, Score const& score, std::vector<LowRankFactor> const& f, int k,
+                   lensing::AnnealedLangevinOptions const& ao, lensing::View2D<Scalar, Mem> const& x, double* seconds) {
+  int const n = int(x.extent(0)), d = int(x.extent(1));
+  lensing::View2D<Scalar, Mem> s("lowrank_s", n, d), z("lowrank_z", n, d);
+  Scalar const a = Scalar(ao.epsilon), noise = Scalar(std::sqrt(2 * ao.epsilon));
+  std::uint64_t const seed = ao.seed;
+  RowMatF both(2 * k, d), p, t;
+  for (int step = 0; step < ao.steps_per_level; ++step) {
+    score(space, Scalar(ao.sigmas.front()), x, s);
+    Kokkos::parallel_for(
+        "score_source::lowrank_noise", Kokkos::MDRangePolicy<Host, Kokkos::Rank<2>>(space, {0, 0}, {n, d}),
+        KOKKOS_LAMBDA(int i, int j) {
+          lensing::random::Stream r(lensing::random::stream_key(seed, lensing::random::purpose_langevin,
+                                                                std::uint64_t(step), std::uint64_t(i) * d + j));
+          z(i, j) = r.template normal<Scalar>();
+        });
     space.fence();
-    auto t0 = cpu_now();
-    lowrank_apply(*f, chains, d, y.data(), x.data(), LowRankOp::to_x);
-    *seconds += seconds_since(t0);
-    score(space, sigma, x, s);
-    space.fence();
-    t0 = cpu_now();
-    lowrank_apply(*f, chains, d, s.data(), s.data(), LowRankOp::score);
+    auto const t0 = cpu_now();
+    for (std::size_t g = 0; g < f.size(); ++g) {
+      LowRankFactor const& fg = f[g];
+      long const off = long(g) * k * d;
+      Eigen::Map<RowMatF> xg(x.data() + off, k, d);
+      both.topRows(k) = Eigen::Map<RowMatF const>(s.data() + off, k, d) * fg.ei.asDiagonal();
+      both.bottomRows(k) = Eigen::Map<RowMatF const>(z.data() + off, k, d);
+      t = a * both.topRows(k) + noise * both.bottomRows(k);
+      if (fg.u.cols() > 0) {
+        p.noalias() = both * fg.u;  // (2K x r): W^T E^-1/2 s and W^T z
+        RowMatF w = a * (p.topRows(k) * fg.g2);
+        w.noalias() += noise * (p.bottomRows(k) * fg.g);
+        t.noalias() += w * fg.u.transpose();
+      }
+      xg += t * fg.ei.asDiagonal();
+    }
     *seconds += seconds_since(t0);
   }
-};
+}
 
 struct SamplerTimes {
   double total = 0, network = 0, likelihood = 0, preconditioner = 0;
@@ -1226,19 +1263,61 @@ lensing::View2D<Scalar, Mem> run_chains(Options const& o, Net& net, GaussianPrio
   // --precond lowrank: per image the top eigenpairs of L^T L (none for the prior chains).
   std::vector<LowRankGram> lrg(lowrank ? obs.size() : 0);
   std::vector<LowRankFactor> lf(lowrank ? groups : 0);
+  // The stand-in's prior precision D_i at level i (per pixel) and the
+  // likelihood's scale s_i = 1 / var_i of image g there.
+  auto const prior_precision = [&](double s2) {
+    Eigen::VectorXd pd(d);
+    for (int j = 0; j < d; ++j)
+      pd[j] = 1 / ((o.cap > 0 ? std::min(moments->v[std::size_t(j)], o.cap * s2) : moments->v[std::size_t(j)]) + s2);
+    return pd;
+  };
+  auto const level_plain = [&](std::size_t i) { return o.plain || (i + 1 == sig.size() && o.final_plain); };
+  auto const lik_scale = [&](std::size_t g, std::size_t i) {
+    return 1 / (obs[g]->sigma_n * obs[g]->sigma_n + (level_plain(i) ? 0.0 : sig[i] * sig[i] * obs[g]->mu2));
+  };
   {
     auto const ta = cpu_now();
     for (std::size_t g = 0; g < ata.size(); ++g)
       ata[g] = Eigen::MatrixXd(Eigen::SparseMatrix<double>(obs[g]->a.transpose() * obs[g]->a));
+    // --complement prior: the weight w_j = min over the levels (and the
+    // denoising step) of D_ij / s_i, so that the complement's s_i tail W <=
+    // tail D_i at every level: M_i^-1 lies between H_i and (1 + tail) H_i.
+    std::vector<Eigen::VectorXd> wt(o.complement == "prior" ? lrg.size() : 0);
+    for (std::size_t g = 0; g < wt.size(); ++g) {
+      wt[g] = Eigen::VectorXd::Constant(d, std::numeric_limits<double>::infinity());
+      for (std::size_t i = 0; i < sig.size(); ++i)
+        wt[g] = wt[g].cwiseMin(prior_precision(sig[i] * sig[i]) / lik_scale(g, i));
+      if (o.denoise) {
+        double const sl2 = sig.back() * sig.back(), sn2 = obs[g]->sigma_n * obs[g]->sigma_n;
+        for (int j = 0; j < d; ++j)
+          wt[g][j] = std::min(wt[g][j], sn2 * (1 / moments->v[std::size_t(j)] + 1 / sl2));
+      }
+    }
     for (std::size_t g = 0; g < lrg.size(); ++g)
-      lrg[g] = lowrank_gram(lik.a[g], lik.at[g], std::min(o.rank, d - 1), o.krylov, seed ^ (0x70e1ULL + g));
+      lrg[g] = lowrank_gram(lik.a[g], lik.at[g], std::min(o.rank, d - 1), o.krylov, seed ^ (0x70e1ULL + g),
+                            wt.empty() ? nullptr : &wt[g]);
+    // --complement jacobi: W = diag(G - Q Lambda Q^T) (the complement's
+    // diagonal), t = 1: no bound, the step is divided by lambda_max(M H).
+    for (std::size_t g = 0; g < lrg.size() && o.complement == "jacobi"; ++g) {
+      Eigen::VectorXd w = obs[g]->colsq;
+      for (int c = 0; c < int(lrg[g].lam.size()); ++c)
+        w -= lrg[g].lam[c] * lrg[g].q.col(c).cwiseAbs2();
+      lrg[g].w = w.cwiseMax(1e-6 * w.maxCoeff());
+      lrg[g].tail = 1;
+    }
     times.factor += seconds_since(ta);
     times.preconditioner += seconds_since(ta);
     if (std::getenv("SCORE_SOURCE_DEBUG") != nullptr)
-      for (std::size_t g = 0; g < lrg.size(); ++g)
-        std::fprintf(stderr, "lowrank: lambda_1 %.4g lambda_k %.4g tail %.4g trace/d %.4g, 1/var %.4g\n", lrg[g].lam[0],
-                     lrg[g].lam[lrg[g].lam.size() - 1], lrg[g].tail, obs[g]->a.squaredNorm() / d,
-                     1 / (obs[g]->sigma_n * obs[g]->sigma_n));
+      for (std::size_t g = 0; g < lrg.size(); ++g) {
+        int above = 0;
+        for (int i = 0; i < int(lrg[g].lam.size()); ++i)
+          above += lrg[g].lam[i] > (wt.empty() ? 1 / lik_scale(g, sig.size() - 1) : 1.0) ? 1 : 0;
+        std::fprintf(
+            stderr,
+            "lowrank (%s): lambda_1 %.4g lambda_k %.4g tail %.4g (%d Ritz values above %s), trace/d %.4g, 1/var %.4g\n",
+            o.complement.c_str(), lrg[g].lam[0], lrg[g].lam[lrg[g].lam.size() - 1], lrg[g].tail, above,
+            wt.empty() ? "var_L" : "1", obs[g]->a.squaredNorm() / d, 1 / (obs[g]->sigma_n * obs[g]->sigma_n));
+      }
   }
   for (std::size_t i = 0; i < sig.size(); ++i) {
     double const s2 = sig[i] * sig[i];
@@ -1254,40 +1333,57 @@ lensing::View2D<Scalar, Mem> run_chains(Options const& o, Net& net, GaussianPrio
     auto const tp = cpu_now();
     if (lowrank) {
       // Low-rank preconditioner (LowRankGram): per image M^-1 = D + s (Q
-      // Lambda Q^T + t (I - Q Q^T)), D the stand-in's prior precision at
-      // this level, s = 1 / var; the step is eta (C^T H C <= I in the tail).
-      Eigen::VectorXd pd(d);
-      for (int j = 0; j < d; ++j)
-        pd[j] = 1 / ((o.cap > 0 ? std::min(moments->v[std::size_t(j)], o.cap * s2) : moments->v[std::size_t(j)]) + s2);
+      // (Lambda - t) Q^T + t W), D the stand-in's prior precision at this
+      // level, s = 1 / var, W = I (--complement flat, Q orthonormal) or the
+      // per-pixel weight (prior); the step is eta (C^T H C <= I in the tail).
+      Eigen::VectorXd const pd = prior_precision(s2);
       for (std::size_t g = 0; g < groups; ++g) {
         if (obs.empty()) {
           lf[g] = lowrank_factor(pd, nullptr, Eigen::VectorXd());
           continue;
         }
-        double const sc = 1 / (obs[g]->sigma_n * obs[g]->sigma_n + (plain ? 0.0 : s2 * obs[g]->mu2));
-        Eigen::VectorXd const e = (pd.array() + sc * lrg[g].tail).matrix();
-        Eigen::VectorXd const b = (sc * (lrg[g].lam.array() - lrg[g].tail)).matrix();
+        double const sc = lik_scale(g, i);
+        Eigen::VectorXd const e = lrg[g].w.size() > 0 ? Eigen::VectorXd(pd + sc * lrg[g].tail * lrg[g].w)
+                                                      : Eigen::VectorXd((pd.array() + sc * lrg[g].tail).matrix());
+        Eigen::VectorXd const b = (sc * (lrg[g].lam.array() - (o.complement == "jacobi" ? 0.0 : lrg[g].tail))).matrix();
         lf[g] = lowrank_factor(e, &lrg[g].q, b);
+      }
+      ao.epsilon = last ? o.last_eta : o.eta;
+      if (o.complement == "jacobi" && !obs.empty()) {
+        // lambda_max(M H_g) by power iteration (M H is similar to C^T H C),
+        // H_g = D + s L^T L; warm-started across levels; the step min(eta,
+        // cap / it) (ULA's variance bias in that direction 1 / (1 - cap / 2)).
+        double lam = 1;
+        for (std::size_t g = 0; g < groups; ++g) {
+          LowRankFactor const& fg = lf[g];
+          double const sc = lik_scale(g, i);
+          Eigen::VectorXd& v = power[g];
+          if (v.size() != d) v = Eigen::VectorXd::Ones(d).normalized();
+          double l = 0;
+          for (int it = 0; it < (i == 0 ? 20 : 8); ++it) {
+            Eigen::VectorXd const u = pd.cwiseProduct(v) + sc * (obs[g]->a.transpose() * (obs[g]->a * v));
+            Eigen::VectorXf a = (fg.ei.cast<double>().cwiseProduct(u)).cast<float>();
+            Eigen::VectorXf const p = fg.u.transpose() * a;
+            a += fg.u * (fg.g2 * p);
+            Eigen::VectorXd const w = fg.ei.cast<double>().cwiseProduct(a.cast<double>());
+            l = w.norm();
+            v = w / l;
+          }
+          lam = std::max(lam, 1.1 * l);
+        }
+        if (std::getenv("SCORE_SOURCE_DEBUG") != nullptr)
+          std::fprintf(stderr, "level %zu sigma %.4g lowrank jacobi lambda_max(M H) %.3g\n", i, sig[i], lam / 1.1);
+        ao.epsilon = std::min(ao.epsilon, o.jacobi_cap / lam);
       }
       times.factor += seconds_since(tp);
       times.preconditioner += seconds_since(tp);
-      ao.epsilon = last ? o.last_eta : o.eta;
-      auto const tt = cpu_now();
-      lowrank_apply(lf, k, d, x.data(), y.data(), LowRankOp::to_y);
-      times.transform += seconds_since(tt);
-      auto const run_level = [&](auto const& score) {
-        LowRankPreconditioned<std::decay_t<decltype(score)>> const pre{score, &lf, k, x, &times.transform};
-        lensing::AnnealedLangevin<Scalar, Mem>(n, d, ao).run(space, pre, y);
-      };
+      auto const run_level = [&](auto const& score) { lowrank_level(space, score, lf, k, ao, x, &times.transform); };
       if (obs.empty())
         run_level(prior);
       else if (plain)
         run_level(lensing::make_posterior_score(prior, PlainLikelihood{&lik}));
       else
         run_level(AnnealedPosteriorScore{prior, &lik});
-      auto const tb = cpu_now();
-      lowrank_apply(lf, k, d, y.data(), x.data(), LowRankOp::to_x);
-      times.transform += seconds_since(tb);
       times.score_calls += steps;
       continue;
     }
@@ -1502,8 +1598,12 @@ lensing::View2D<Scalar, Mem> run_chains(Options const& o, Net& net, GaussianPrio
         f = lowrank_factor(e, nullptr, Eigen::VectorXd());
       } else {
         double const sc = 1 / (obs[g]->sigma_n * obs[g]->sigma_n);
-        e.array() += sc * lrg[g].tail;
-        f = lowrank_factor(e, &lrg[g].q, (sc * (lrg[g].lam.array() - lrg[g].tail)).matrix());
+        if (lrg[g].w.size() > 0)
+          e += sc * lrg[g].tail * lrg[g].w;
+        else
+          e.array() += sc * lrg[g].tail;
+        f = lowrank_factor(e, &lrg[g].q,
+                           (sc * (lrg[g].lam.array() - (o.complement == "jacobi" ? 0.0 : lrg[g].tail))).matrix());
       }
       int const k = obs.empty() ? n : o.chains;
       RowMatF z(k, d);
@@ -1512,7 +1612,7 @@ lensing::View2D<Scalar, Mem> run_chains(Options const& o, Net& net, GaussianPrio
         for (int j = 0; j < d; ++j)
           z(c, j) = Scalar(rng.normal());
       }
-      lowrank_apply({f}, k, d, z.data(), z.data(), LowRankOp::to_x);  // covariance C C^T
+      lowrank_to_x({f}, k, d, z.data(), z.data());  // covariance C C^T
       for (int c = 0; c < k; ++c)
         for (int j = 0; j < d; ++j)
           x(int(g) * k + c, j) += z(c, j);
