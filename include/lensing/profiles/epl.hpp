@@ -15,19 +15,28 @@ namespace detail {
 /// (16 registers): 64-byte blocks there ran the deflection map 4x slower
 /// (benchmarks/README.md, "AVX2 hosts").
 #if defined(__AVX512F__)
-inline constexpr int simd_block_bytes = 64;
+#define LENSING_EPL_BLOCK_BYTES 64
 #elif defined(__AVX__)
-inline constexpr int simd_block_bytes = 32;
+#define LENSING_EPL_BLOCK_BYTES 32
 #else
-inline constexpr int simd_block_bytes = 16;
+#define LENSING_EPL_BLOCK_BYTES 16
 #endif
 /// A block of SIMD lanes for host batch loops (GCC/Clang vector extensions):
-/// one vector register.
+/// one vector register.  Explicit specialisations with a literal width, the
+/// form every front end (nvcc's host pass included) accepts.
 template <class Scalar>
-struct SimdBlock {
-  typedef Scalar type __attribute__((vector_size(simd_block_bytes)));
-  static constexpr int lanes = simd_block_bytes / int(sizeof(Scalar));
+struct SimdBlock;
+template <>
+struct SimdBlock<double> {
+  typedef double type __attribute__((vector_size(LENSING_EPL_BLOCK_BYTES)));
+  static constexpr int lanes = LENSING_EPL_BLOCK_BYTES / 8;
 };
+template <>
+struct SimdBlock<float> {
+  typedef float type __attribute__((vector_size(LENSING_EPL_BLOCK_BYTES)));
+  static constexpr int lanes = LENSING_EPL_BLOCK_BYTES / 4;
+};
+#undef LENSING_EPL_BLOCK_BYTES
 #endif
 
 /// Series constants of the EPL: the truncation tolerance eps (bound on the
