@@ -47,8 +47,7 @@ KOKKOS_FORCEINLINE_FUNCTION void atanh_ratio(Scalar e, Scalar v, Scalar& f, Scal
   // (u below an ulp, only on the series lanes) takes u / (w - 1) = 1.
   Scalar const z = es * v, u = Scalar(2) * z / (Scalar(1) - z), w = Scalar(1) + u, d = w - Scalar(1);
   bool const tiny = d == Scalar(0);
-  Scalar const fd = Scalar(0.5) * math::log(w) * (math::select(tiny, Scalar(1), u) / math::select(tiny, Scalar(1), d)) *
-                    (Scalar(1) / es);
+  Scalar const fd = Scalar(0.5) * math::log(w) * (math::select(tiny, Scalar(1), u) / math::select(tiny, Scalar(1), d)) * (Scalar(1) / es);
   Scalar const hd = (v / (Scalar(1) - t) - fd) / e2;
   Scalar const fs =
       v *
