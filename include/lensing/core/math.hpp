@@ -13,10 +13,6 @@
 
 #include <lensing/core/kokkos_compat.hpp>
 
-#include <cstdint>
-#include <cstring>
-#include <type_traits>
-
 namespace lensing {
 namespace math {
 
@@ -85,32 +81,6 @@ KOKKOS_FORCEINLINE_FUNCTION constexpr T max(T a, T b) {
 template <class T>
 KOKKOS_FORCEINLINE_FUNCTION constexpr T clamp(T x, T lo, T hi) {
   return x < lo ? lo : (hi < x ? hi : x);
-}
-
-/// c ? a : b, evaluated as a select of values (both arguments are already
-/// computed): in a pixel loop it stays a vector blend.  GCC turns a plain ?:
-/// into control flow when an arm is used only by it (it sinks that arm's
-/// computation into a branch) and converts such a branch back only with
-/// vector masks (AVX-512) or -fno-trapping-math, which lensing does not use
-/// (CMakeLists.txt), so on AVX2 hosts such loops ran scalar.  On GCC hosts,
-/// float and double select by bit masks (the same value, NaN payloads and
-/// signed zeros included); elsewhere and for other types (duals) it is ?:.
-template <class T>
-KOKKOS_FORCEINLINE_FUNCTION T select(bool c, T a, T b) {
-#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__) && !defined(__CUDA_ARCH__)
-  if constexpr (std::is_same<T, float>::value || std::is_same<T, double>::value) {
-    using Bits = std::conditional_t<sizeof(T) == 8, std::uint64_t, std::uint32_t>;
-    Bits ua, ub;
-    std::memcpy(&ua, &a, sizeof ua);
-    std::memcpy(&ub, &b, sizeof ub);
-    Bits const m = Bits(0) - Bits(c);
-    Bits const r = (ua & m) | (ub & ~m);
-    T out;
-    std::memcpy(&out, &r, sizeof out);
-    return out;
-  }
-#endif
-  return c ? a : b;
 }
 
 }  // namespace math

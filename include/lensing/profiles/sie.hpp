@@ -31,8 +31,8 @@ KOKKOS_FORCEINLINE_FUNCTION void atan_ratio(Scalar e, Scalar w, Scalar& f, Scala
             t * (Scalar(-6) / 7 +
                  t * (Scalar(8) / 9 + t * (Scalar(-10) / 11 + t * (Scalar(12) / 13 - t * (Scalar(14) / 15)))))));
   bool const series = t < Scalar(1e-3);
-  f = math::select(series, fs, fd);
-  g = math::select(series, gs, gd);
+  f = series ? fs : fd;
+  g = series ? gs : gd;
 }
 
 /// atanh(e v)/e and H = (v/(1 - e^2 v^2) - atanh(e v)/e)/e^2 (as atan_ratio,
@@ -47,7 +47,7 @@ KOKKOS_FORCEINLINE_FUNCTION void atanh_ratio(Scalar e, Scalar v, Scalar& f, Scal
   // (u below an ulp, only on the series lanes) takes u / (w - 1) = 1.
   Scalar const z = es * v, u = Scalar(2) * z / (Scalar(1) - z), w = Scalar(1) + u, d = w - Scalar(1);
   bool const tiny = d == Scalar(0);
-  Scalar const fd = Scalar(0.5) * math::log(w) * (math::select(tiny, Scalar(1), u) / math::select(tiny, Scalar(1), d)) * (Scalar(1) / es);
+  Scalar const fd = Scalar(0.5) * math::log(w) * ((tiny ? Scalar(1) : u) / (tiny ? Scalar(1) : d)) * (Scalar(1) / es);
   Scalar const hd = (v / (Scalar(1) - t) - fd) / e2;
   Scalar const fs =
       v *
@@ -61,8 +61,8 @@ KOKKOS_FORCEINLINE_FUNCTION void atanh_ratio(Scalar e, Scalar v, Scalar& f, Scal
             t * (Scalar(6) / 7 +
                  t * (Scalar(8) / 9 + t * (Scalar(10) / 11 + t * (Scalar(12) / 13 + t * (Scalar(14) / 15)))))));
   bool const series = t < Scalar(1e-3);
-  f = math::select(series, fs, fd);
-  h = math::select(series, hs, hd);
+  f = series ? fs : fd;
+  h = series ? hs : hd;
 }
 
 /// Non-singular isothermal ellipsoid in its major-axis frame (Kormann,
