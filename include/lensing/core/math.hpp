@@ -13,6 +13,9 @@
 
 #include <lensing/core/kokkos_compat.hpp>
 
+#include <cstdint>
+#include <type_traits>
+
 namespace lensing {
 namespace math {
 
@@ -65,22 +68,48 @@ KOKKOS_FORCEINLINE_FUNCTION constexpr Scalar square(Scalar x) {
   return x * x;
 }
 
-/// Smaller of two values (kernel-safe; std::min is not on every device).
+/// c ? a : b, evaluated as a select of values (both arguments are already
+/// computed): in a pixel loop it stays a vector blend.  GCC turns a plain ?:
+/// into control flow when an arm is used only by it (it sinks that arm's
+/// computation into a branch), and a constant arm (the bound of a clamp,
+/// min(t, 0)) is propagated by partial-redundancy elimination into the
+/// arithmetic after it, which splits that arithmetic into two arms; without
+/// vector masks (AVX-512) or -fno-trapping-math, which lensing does not use
+/// (CMakeLists.txt), GCC does not convert such branches back, so on AVX2
+/// hosts those pixel loops ran scalar.  On GCC (11+) hosts float and double select
+/// by bit masks, which neither pass looks through (the same value, NaN
+/// payloads and signed zeros included); elsewhere and for other types (duals,
+/// integers) it is ?:.  Both arms are computed: each must be valid (no 0/0 in
+/// the arm not taken; the tests trap FE_INVALID).
+template <class T>
+KOKKOS_FORCEINLINE_FUNCTION constexpr T select(bool c, T a, T b) {
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && !defined(__CUDACC__) && !defined(__CUDA_ARCH__)
+  if constexpr (std::is_same<T, float>::value || std::is_same<T, double>::value) {
+    using Bits = std::conditional_t<sizeof(T) == 8, std::uint64_t, std::uint32_t>;
+    Bits const m = Bits(0) - Bits(c);
+    return __builtin_bit_cast(T, (__builtin_bit_cast(Bits, a) & m) | (__builtin_bit_cast(Bits, b) & ~m));
+  }
+#endif
+  return c ? a : b;
+}
+
+/// Smaller of two values (kernel-safe; std::min is not on every device); a
+/// select (above), so a constant bound does not split the code after it.
 template <class T>
 KOKKOS_FORCEINLINE_FUNCTION constexpr T min(T a, T b) {
-  return b < a ? b : a;
+  return select(b < a, b, a);
 }
 
 /// Larger of two values.
 template <class T>
 KOKKOS_FORCEINLINE_FUNCTION constexpr T max(T a, T b) {
-  return a < b ? b : a;
+  return select(a < b, b, a);
 }
 
 /// x limited to [lo, hi] (requires lo <= hi).
 template <class T>
 KOKKOS_FORCEINLINE_FUNCTION constexpr T clamp(T x, T lo, T hi) {
-  return x < lo ? lo : (hi < x ? hi : x);
+  return select(x < lo, lo, select(hi < x, hi, x));
 }
 
 }  // namespace math

@@ -142,7 +142,7 @@ KOKKOS_INLINE_FUNCTION double gamma_q(double a, double x) {
 template <class Scalar>
 KOKKOS_INLINE_FUNCTION Scalar sersic_b_lenstronomy(Scalar n) {
   Scalar const b = Scalar(1.9992) * n - Scalar(0.3271);
-  return b > Scalar(1e-5) ? b : Scalar(1e-5);
+  return select(b > Scalar(1e-5), b, Scalar(1e-5));
 }
 
 /// d sersic_b_lenstronomy(n) / dn: 1.9992 above the floor, 0 on it.

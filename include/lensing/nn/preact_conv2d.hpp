@@ -1,6 +1,7 @@
 #ifndef LENSING_NN_PREACT_CONV2D_HPP
 #define LENSING_NN_PREACT_CONV2D_HPP
 
+#include <lensing/core/math.hpp>
 #include <lensing/nn/activation.hpp>
 #include <lensing/nn/batchnorm.hpp>
 #include <lensing/nn/conv2d.hpp>
@@ -28,24 +29,6 @@ namespace nn {
 
 namespace detail {
 
-/// c ? a : b on floats by bit masks, both arms computed.  GCC turns a plain
-/// select into control flow where it can: an arm used only by the select is
-/// sunk into a branch, and a constant arm (a clamp, min(t, 0)) is propagated
-/// through the arithmetic after it, leaving a branch; it if-converts such
-/// branches back only with masked arithmetic (AVX-512) or
-/// -fno-trapping-math, so AVX2 builds ran these loops scalar.  The masks
-/// vectorise to a compare and a blend (or an and).
-inline float select_float(bool c, float a, float b) {
-  std::uint32_t ua, ub;
-  std::memcpy(&ua, &a, sizeof ua);
-  std::memcpy(&ub, &b, sizeof ub);
-  std::uint32_t const m = 0u - std::uint32_t(c);
-  std::uint32_t const r = (ua & m) | (ub & ~m);
-  float out;
-  std::memcpy(&out, &r, sizeof out);
-  return out;
-}
-
 /// e^x − 1 for float x ≤ 0, inline and vectorisable: x = k ln 2 + r (|r| ≤
 /// ln 2 / 2, Cody–Waite split of ln 2), e^r − 1 by its Taylor series to r⁷
 /// (truncation < 1.5e-8 relative), then 2ᵏ (e^r − 1) + (2ᵏ − 1) in one FMA
@@ -55,13 +38,13 @@ inline float select_float(bool c, float a, float b) {
 /// The fused ELU of PreactConv2D uses it: 2–2.5x faster than glibc's vector
 /// expm1f, which took 12–16 % of the ResNet's inference.
 ///
-/// Branch-free (select_float) and without a float-to-int conversion, so
+/// Branch-free (math::select) and without a float-to-int conversion, so
 /// that GCC vectorises the loops that call it for AVX2 as for AVX-512 under
 /// the default -ftrapping-math: 2ᵏ comes from the bits of t = x/ln 2 +
 /// 1.5·2²³, whose low mantissa bits hold k (t − 1.5·2²³ = k exactly), by an
 /// integer shift and add (the same value as (int(k) + 127) << 23).
 inline float expm1_nonpositive(float x) {
-  x = select_float(x > -87.0f, x, -87.0f);
+  x = math::select(x > -87.0f, x, -87.0f);
   float const t = x * 1.44269504088896341f + 12582912.0f;  // 1.5·2²³: rounds x/ln 2 to an integer
   float const kf = t - 12582912.0f;
   float r = x - kf * 0.693145751953125f;     // ln 2, high part (exact products)
@@ -545,8 +528,8 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
   /// two); double: EluOp::value.  Inline into the loops below, which vectorise it.
   static Scalar elu_value(EluOp const& op, Scalar t) {
     if constexpr (std::is_same<Scalar, float>::value) {
-      float const e = float(op.alpha) * detail::expm1_nonpositive(detail::select_float(t < 0.0f, t, 0.0f));
-      return detail::select_float(t > 0.0f, t, e);
+      float const e = float(op.alpha) * detail::expm1_nonpositive(math::select(t < 0.0f, t, 0.0f));
+      return math::select(t > 0.0f, t, e);
     } else {
       return op.value(t);
     }
@@ -555,7 +538,7 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
   /// otherwise), in the branch-free form the host loops vectorise (float).
   static Scalar elu_slope(EluOp const& op, Scalar t, Scalar z) {
     if constexpr (std::is_same<Scalar, float>::value)
-      return detail::select_float(t > 0.0f, 1.0f, z + float(op.alpha));
+      return math::select(t > 0.0f, 1.0f, z + float(op.alpha));
     else
       return op.derivative(t, z);
   }

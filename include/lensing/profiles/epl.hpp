@@ -229,10 +229,10 @@ struct EPLKernel {
     int irregular = 0;
     for (int i = 0; i < m; ++i) {
       Scalar const qx = qq * x[i], yi = y[i], R2 = qx * qx + yi * yi;
-      bool const reg = R2 > rmin2 && R2 <= huge;
+      bool const reg = (R2 > rmin2) & (R2 <= huge);  // & not &&: no branch in the loop
       regular[i] = reg;
       irregular += reg ? 0 : 1;
-      Scalar const R = math::sqrt(reg ? R2 : Scalar(1));
+      Scalar const R = math::sqrt(math::select(reg, R2, Scalar(1)));
       Scalar const inv = Scalar(1) / R;
       Scalar const u_r = qx * inv, u_i = yi * inv;
       ur[i] = u_r;
@@ -504,13 +504,14 @@ struct EPLKernel {
     Scalar const rmin2 = math::square(cusp_radius<Scalar> * q);
     for (int i = 0; i < m; ++i) {
       Scalar const qx = q * x[i], R2 = qx * qx + y[i] * y[i];
-      regular[i] = R2 > rmin2 && R2 <= K::huge;
-      mask[i] = regular[i] ? Scalar(1) : Scalar(0);
-      Scalar const R = math::sqrt(regular[i] ? R2 : Scalar(1));
+      bool const reg = (R2 > rmin2) & (R2 <= K::huge);
+      regular[i] = reg;
+      mask[i] = math::select(reg, Scalar(1), Scalar(0));
+      Scalar const R = math::sqrt(math::select(reg, R2, Scalar(1)));
       Scalar const inv = Scalar(1) / R;
       Rs[i] = R;
-      ur[i] = regular[i] ? qx * inv : Scalar(1);
-      ui[i] = regular[i] ? y[i] * inv : Scalar(0);
+      ur[i] = math::select(reg, qx * inv, Scalar(1));
+      ui[i] = math::select(reg, y[i] * inv, Scalar(0));
     }
     int const nterms = num_grad_terms();
 #if defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(__HIP_DEVICE_COMPILE__)

@@ -141,13 +141,13 @@ KOKKOS_FORCEINLINE_FUNCTION Scalar nfw_g_x2_A(Scalar x, Scalar& A, Scalar& lx) {
   lx = math::log(Scalar(0.5) * x);
   Scalar const z = Scalar(-0.5) * x2 * id1;
   Scalar const sm = math::min(s, three_quarters), wm = Scalar(2) * sm / (one - sm);
-  Scalar const l1 = math::log1p(lo ? z : wm);  // log1p(z) on lo lanes, 2 atanh(s) on the middle ones
+  Scalar const l1 = math::log1p(math::select(lo, z, wm));  // log1p(z) on lo lanes, 2 atanh(s) on the middle ones
   Scalar const lo_series = one - z * (Scalar(1) / 2 - z * (Scalar(1) / 3 - z * (Scalar(1) / 4 - z / 5)));
-  Scalar const lo_ratio = z > zs ? lo_series : l1 * (Scalar(-2) * d1 * ix2);  // log1p(z)/z
+  Scalar const lo_ratio = math::select(z > zs, lo_series, l1 * (Scalar(-2) * d1 * ix2));  // log1p(z)/z
   Scalar const A_lo = (l1 - lx) * is, A_mid = Scalar(0.5) * l1 * is, A_hi = math::atan(s) * is;
-  A = lo ? A_lo : (hi ? A_hi : A_mid);
+  A = math::select(lo, A_lo, math::select(hi, A_hi, A_mid));
   Scalar const g_lo_x2 = (-lx - Scalar(0.5) * lo_ratio) * q;
-  return lo ? g_lo_x2 : (lx + A) * ix2;
+  return math::select(lo, g_lo_x2, (lx + A) * ix2);
 }
 
 /// F(x) = (A - 1)/u of nfw_aux without branches, from A of nfw_g_x2_A:
@@ -163,7 +163,7 @@ KOKKOS_FORCEINLINE_FUNCTION Scalar nfw_F_select(Scalar x, Scalar A) {
   Scalar f = Scalar(1) / Scalar(21);
   for (int k = 8; k >= 0; --k)
     f = f * u + Scalar(1) / Scalar(2 * k + 3);
-  return near ? f : (A - Scalar(1)) / (near ? Scalar(1) : u);
+  return math::select(near, f, (A - Scalar(1)) / math::select(near, Scalar(1), u));
 }
 
 /// g(x)/x^2 of nfw_gh without branches (see nfw_g_x2_A).

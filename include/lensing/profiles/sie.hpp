@@ -7,6 +7,11 @@ namespace lensing {
 
 namespace detail {
 
+/// Floor on the ellipticity e inside the direct forms of atan_ratio and
+/// atanh_ratio (used only where the series form is selected).
+template <class Scalar>
+constexpr Scalar sie_e_floor = std::is_same<Scalar, float>::value ? Scalar(1e-15) : Scalar(1e-30);
+
 /// atan(e w)/e and, for its q-derivative, G = (w/(1 + e^2 w^2) - atan(e w)/e)/e^2,
 /// both finite and accurate as e -> 0 (series in t = e^2 w^2 below 1e-3,
 /// where the direct G loses digits; 7 terms: error < t^7).
@@ -14,8 +19,11 @@ template <class Scalar>
 KOKKOS_FORCEINLINE_FUNCTION void atan_ratio(Scalar e, Scalar w, Scalar& f, Scalar& g) {
   Scalar const t = e * e * w * w;
   // Both branches are computed and one is selected, so pixel loops vectorise
-  // (no data-dependent branch); e is kept away from 0 in the unused branch.
-  Scalar const es = math::max(e, Scalar(1e-30)), e2 = es * es;
+  // (no data-dependent branch); e is kept away from 0 in the unused branch,
+  // at a floor whose square is a normal number (float: 1e-15, so e² = 1e-30;
+  // 1e-30² underflows to 0 and 0/0 would raise FE_INVALID).  No profile has
+  // 0 < e < floor: in float the smallest e > 0 is sqrt(1 - (1 - 2⁻²⁴)²) ≈ 3e-4.
+  Scalar const es = math::max(e, sie_e_floor<Scalar>), e2 = es * es;
   Scalar const fd = math::atan(es * w) * (Scalar(1) / es);  // 1 / es: a per-profile constant
   Scalar const gd = (w / (Scalar(1) + t) - fd) / e2;
   // atan(e w)/e = w sum (-t)^k/(2k+1);  G = w^3 sum_{k>=1} (-1)^k 2k/(2k+1) t^(k-1)
@@ -31,8 +39,8 @@ KOKKOS_FORCEINLINE_FUNCTION void atan_ratio(Scalar e, Scalar w, Scalar& f, Scala
             t * (Scalar(-6) / 7 +
                  t * (Scalar(8) / 9 + t * (Scalar(-10) / 11 + t * (Scalar(12) / 13 - t * (Scalar(14) / 15)))))));
   bool const series = t < Scalar(1e-3);
-  f = series ? fs : fd;
-  g = series ? gs : gd;
+  f = math::select(series, fs, fd);
+  g = math::select(series, gs, gd);
 }
 
 /// atanh(e v)/e and H = (v/(1 - e^2 v^2) - atanh(e v)/e)/e^2 (as atan_ratio,
@@ -40,14 +48,15 @@ KOKKOS_FORCEINLINE_FUNCTION void atan_ratio(Scalar e, Scalar w, Scalar& f, Scala
 template <class Scalar>
 KOKKOS_FORCEINLINE_FUNCTION void atanh_ratio(Scalar e, Scalar v, Scalar& f, Scalar& h) {
   Scalar const t = e * e * v * v;
-  Scalar const es = math::max(e, Scalar(1e-30)), e2 = es * es;
+  Scalar const es = math::max(e, sie_e_floor<Scalar>), e2 = es * es;
   // atanh z = log1p(u) / 2, u = 2z / (1 - z), and log1p(u) = log(w) u / (w - 1)
   // with w = 1 + u rounded (the rounding of w cancels: a few ulp): a division
   // and a vector logarithm, about 3x cheaper than a vector atanh.  w = 1
   // (u below an ulp, only on the series lanes) takes u / (w - 1) = 1.
   Scalar const z = es * v, u = Scalar(2) * z / (Scalar(1) - z), w = Scalar(1) + u, d = w - Scalar(1);
   bool const tiny = d == Scalar(0);
-  Scalar const fd = Scalar(0.5) * math::log(w) * ((tiny ? Scalar(1) : u) / (tiny ? Scalar(1) : d)) * (Scalar(1) / es);
+  Scalar const fd = Scalar(0.5) * math::log(w) * (math::select(tiny, Scalar(1), u) / math::select(tiny, Scalar(1), d)) *
+                    (Scalar(1) / es);
   Scalar const hd = (v / (Scalar(1) - t) - fd) / e2;
   Scalar const fs =
       v *
@@ -61,8 +70,8 @@ KOKKOS_FORCEINLINE_FUNCTION void atanh_ratio(Scalar e, Scalar v, Scalar& f, Scal
             t * (Scalar(6) / 7 +
                  t * (Scalar(8) / 9 + t * (Scalar(10) / 11 + t * (Scalar(12) / 13 + t * (Scalar(14) / 15)))))));
   bool const series = t < Scalar(1e-3);
-  f = series ? fs : fd;
-  h = series ? hs : hd;
+  f = math::select(series, fs, fd);
+  h = math::select(series, hs, hd);
 }
 
 /// Non-singular isothermal ellipsoid in its major-axis frame (Kormann,

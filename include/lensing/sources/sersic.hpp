@@ -27,9 +27,10 @@ struct SersicRadial {
     // constant: no square root or division per point where only I is used
     // (loops hoist 1 / Rs^2; the square root below feeds d_R alone).
     bool const inside = R2 < smoothing * smoothing;
-    Scalar const R2f = inside ? smoothing * smoothing : R2;
+    // Selects of computed values (math::select): no branch in pixel loops.
+    Scalar const R2f = math::select(inside, smoothing * smoothing, R2);
     Scalar const r = math::sqrt(R2);
-    Scalar const R = inside ? smoothing : r;
+    Scalar const R = math::select(inside, smoothing, r);
     Scalar const bn = math::sersic_b_lenstronomy(n);
     Scalar const inv_n = Scalar(1) / n;
     Scalar const logr = Scalar(0.5) * math::log(R2f * (Scalar(1) / (Rs * Rs)));
@@ -39,7 +40,7 @@ struct SersicRadial {
     d_amp = E;
     Scalar const c = I * bn * t * inv_n;
     d_Rs = c / Rs;
-    d_R = inside ? Scalar(0) : -c / R;
+    d_R = math::select(inside, Scalar(0), -c / R);
     d_n = I * (-math::sersic_b_lenstronomy_dn(n) * (t - Scalar(1)) + bn * t * logr * inv_n * inv_n);
   }
 };

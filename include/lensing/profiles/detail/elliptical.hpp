@@ -79,7 +79,7 @@ struct EllipticalFrame {
     Scalar const c2 = e1 * e1 + e2 * e2 + tiny;
     Scalar const c = math::sqrt(c2);
     Scalar const dq_dc =
-        c < max_ellipticity_modulus<Scalar> ? Scalar(-2) / ((Scalar(1) + c) * (Scalar(1) + c)) : Scalar(0);
+        math::select(c < max_ellipticity_modulus<Scalar>, Scalar(-2) / ((Scalar(1) + c) * (Scalar(1) + c)), Scalar(0));
     Scalar const a = q_bar * dq_dc / c, b = phi_bar / (Scalar(2) * c2);
     return {a * e1 - b * e2, a * e2 + b * e1};
   }
