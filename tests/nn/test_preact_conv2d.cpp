@@ -328,3 +328,46 @@ LENSING_TEST_CASE_TEMPLATE("nn: PreactConv2D gradients", Config, lt::DoubleConfi
     CHECK(r.param_error < 1e-7);
   }
 }
+
+// backward_add (a residual unit's gradient sum formed in the layer's dx
+// pass) against backward followed by the sum: dx_add = dx + addend to one
+// rounding (the sum may be contracted into the FMA that forms dx: |Δ| ≤ ulp
+// of |dx| + |addend|, taken as 2 ε (|dx| + |addend|)); the parameter
+// gradients bit for bit (the same passes); bad addends rejected.
+LENSING_TEST_CASE_TEMPLATE("nn: PreactConv2D backward_add equals backward plus the addend", Config, lt::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Mem = typename Config::memory_space;
+  using S = typename Config::scalar;
+  Space space;
+  double const eps = std::numeric_limits<S>::epsilon();
+  for (bool training : {true, false}) {
+    nn::PreactConv2D<S, Mem> layer(3, 4, 3, 1, 1);
+    layer.initialize(1);
+    lt::fill_normal(layer.parameters(), 2, 0.5);
+    layer.set_training(training);
+    nn::Shape4 const in{5, 3, 6, 7};
+    nn::Tensor<S, Mem> x("x", 5, 3, 6, 7), y("y", 5, 4, 6, 7), dy("dy", 5, 4, 6, 7), dx("dx", 5, 3, 6, 7),
+        dx_add("dx_add", 5, 3, 6, 7), addend("addend", 5, 3, 6, 7);
+    lt::fill_normal(x, 3);
+    lt::fill_normal(dy, 4);
+    lt::fill_normal(addend, 5);
+    using V = typename nn::PreactConv2D<S, Mem>::vector_type;
+    V g("g", layer.num_params()), g_add("g_add", layer.num_params());
+    layer.forward(space, x, y);
+    layer.backward(space, x, y, dy, dx, g);
+    layer.forward(space, x, y);  // training: the same batch statistics again
+    layer.backward_add(space, x, y, dy, dx_add, g_add, addend);
+    space.fence();
+    auto const a = lt::host_values(dx), b = lt::host_values(dx_add), c = lt::host_values(addend);
+    std::size_t outside = 0;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      outside += std::abs(double(b[i]) - (double(a[i]) + double(c[i]))) >
+                 2 * eps * (std::abs(double(a[i])) + std::abs(double(c[i])));
+    CHECK(outside == 0);
+    CHECK(lt::host_values(g_add) == lt::host_values(g));
+    CHECK_THROWS_AS(layer.backward_add(space, x, y, dy, dx_add, g_add, dx_add), std::invalid_argument);
+    nn::Tensor<S, Mem> wrong("wrong", 5, 3, 6, 6);
+    CHECK_THROWS_AS(layer.backward_add(space, x, y, dy, dx_add, g_add, wrong), std::invalid_argument);
+    CHECK_THROWS_AS(layer.backward_add(space, x, y, dy, nn::Tensor<S, Mem>(), g_add, addend), std::invalid_argument);
+  }
+}

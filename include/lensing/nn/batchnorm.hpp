@@ -94,19 +94,35 @@ class BatchNorm : public LayerBase<Scalar, MemorySpace> {
   /// batch_statistics(); the same arithmetic as forward, so the same bits.
   template <class ExecutionSpace>
   void statistics(ExecutionSpace const& space, tensor_type const& x) {
+    ChannelStatistics const pass = statistics_pass(x);
+    Kokkos::parallel_for("lensing::nn::BatchNorm::statistics",
+                         Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, c_), pass);
+  }
+  /// statistics() of one channel: pass(ch) writes channel ch's mean and
+  /// 1/√(σ²+ε) (and, training, updates its running statistics); the
+  /// channels are independent, so any thread may run any of them.
+  struct ChannelStatistics {
+    Scalar const* xp;
+    long n, c, hw;
+    bool train;
+    Scalar mom, eps;
+    Scalar* st;
+    Scalar* ws;
+    KOKKOS_INLINE_FUNCTION void operator()(long ch) const {
+      channel_statistics(xp, n, c, hw, ch, train, mom, eps, st, ws);
+    }
+  };
+  /// statistics(x) as a per-channel pass, for a caller that runs it inside
+  /// its own parallel region (the fused PreactConv2D): checks x and records
+  /// the mode as statistics() does; the channels are then pass(0 .. C−1).
+  ChannelStatistics statistics_pass(tensor_type const& x) {
     char const* where = "lensing::nn::BatchNorm::statistics";
     output_shape(shape_of(x));
     long const n = x.extent(0), c = c_, hw = long(x.extent(2)) * long(x.extent(3)), m = n * hw;
     bool const train = this->training_;
     check_argument(!train || m >= 2, where, "training mode needs at least 2 values per channel (N*H*W >= 2)");
-    Scalar const* xp = x.data();
-    Scalar* st = state_.data();
-    Scalar* ws = stats_.data();
-    Scalar const eps = Scalar(eps_), mom = Scalar(momentum_);
-    Kokkos::parallel_for(
-        where, Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, c),
-        KOKKOS_LAMBDA(long ch) { channel_statistics(xp, n, c, hw, ch, train, mom, eps, st, ws); });
     last_train_ = train;
+    return {x.data(), n, c, hw, train, Scalar(momentum_), Scalar(eps_), state_.data(), stats_.data()};
   }
   /// Mean (C) then 1/√(σ²+ε) (C) of the last forward or statistics().
   vector_type batch_statistics() const { return stats_; }

@@ -96,7 +96,10 @@ inline float expm1_nonpositive(float x) {
 /// forms the weight and bias gradients and dz = Wᵀ dy (col2im), multiplies by
 /// ELU'(t) (t = a x + b') and accumulates BatchNorm's two channel sums Σ dt,
 /// Σ dt (x − μ) in double on the way; a last pass forms dx (training; in
-/// inference dx = a dt is written in the per-sample pass).  The results
+/// inference dx = a dt is written in the per-sample pass), plus an addend
+/// with backward_add (a residual unit's other branch).  Each pass (the
+/// statistics and the chunks of samples; the chunks and the last pass) is
+/// one parallel region, its phases separated by team barriers.  The results
 /// are those of the unfused layers to rounding: the same operations in the
 /// same order, except that the compiler may contract a x + b' into an FMA
 /// in one loop and not the other, the double channel sums run in another
@@ -231,6 +234,31 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
     }
   }
 
+  /// backward with dx = the input gradient + addend (x's shape; it may not
+  /// be dx): the sum of a residual unit's two branches formed in the pass
+  /// that writes dx (host), or backward then the sum (device).  dx is required.
+  template <class ExecutionSpace>
+  void backward_add(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y, tensor_type const& dy,
+                    tensor_type const& dx, vector_type const& dparams, tensor_type const& addend) {
+    static_assert(is_accessible_from_v<ExecutionSpace, MemorySpace>,
+                  "lensing::nn::PreactConv2D::backward_add: inaccessible tensors");
+    char const* where = "lensing::nn::PreactConv2D::backward_add";
+    detail::check_backward(*this, x, y, dy, dx, dparams, where);
+    check_argument(dx.data() != nullptr, where, "dx is required");
+    check_shape(addend, shape_of(x), where, "addend");
+    check_argument(addend.data() != dx.data(), where, "the addend must not be dx");
+    if constexpr (lensing::detail::is_host_space_v<ExecutionSpace>) {
+      ensure_prepared(shape_of(x));
+      backward_host(space, x, dy, dx, dparams, addend.data());
+    } else {
+      backward_layers(space, x, y, dy, dx, dparams);
+      Scalar const* ap = addend.data();
+      Scalar* dp = dx.data();
+      detail::for_each_element(
+          "lensing::nn::PreactConv2D::add_gradient", space, long(dx.size()), KOKKOS_LAMBDA(long i) { dp[i] += ap[i]; });
+    }
+  }
+
   //--------------------------------------------------------------------------
   // Implementation (public for the device lambdas).
 
@@ -272,16 +300,26 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
   template <class ExecutionSpace>
   void forward_host(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y,
                     Scalar const* addend = nullptr) {
-    detail::ConvDims const d = start_samples(space, x, y);
-    long const sx = d.c * d.h * d.w, sy = d.o * d.oh * d.ow;
+    ensure_prepared(shape_of(x));
+    detail::ConvDims const d = conv_.dims(x, y);
+    long const sx = d.c * d.h * d.w, sy = d.o * d.oh * d.ow, c = d.c;
     Scalar const* xp = x.data();
     Scalar* yp = y.data();
     PreactConv2D const* self = this;
-    for_each_chunk(space, "lensing::nn::PreactConv2D::forward", d.n, 0,
-                   [=](long n0, long gn, Scalar* scratch, Scalar*, double*) {
-                     self->forward_samples(d, gn, xp + n0 * sx, yp + n0 * sy,
-                                           addend != nullptr ? addend + n0 * sy : nullptr, scratch);
-                   });
+    // The statistics (the batch's in training, the running ones in
+    // inference) in the same parallel region, before the chunks.
+    auto const stats = bn_.statistics_pass(x);
+    for_each_chunk(
+        space, "lensing::nn::PreactConv2D::forward", d.n, 0,
+        [=](long rank, long size) {
+          for (long ch = rank; ch < c; ch += size)
+            stats(ch);
+        },
+        [=](long n0, long gn, Scalar* scratch, Scalar*, double*) {
+          self->forward_samples(d, gn, xp + n0 * sx, yp + n0 * sy, addend != nullptr ? addend + n0 * sy : nullptr,
+                                scratch);
+        },
+        [](long, long) {});
   }
 
   /// Host: prepares for x's shape and forms the statistics forward uses (the
@@ -366,7 +404,7 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
 
   template <class ExecutionSpace>
   void backward_host(ExecutionSpace const& space, tensor_type const& x, tensor_type const& dy, tensor_type const& dx,
-                     vector_type const& dparams) {
+                     vector_type const& dparams, Scalar const* addend = nullptr) {
     detail::ConvDims const d = conv_.dims(x, dy);
     long const k = conv_.ksize(), p = d.oh * d.ow, o = d.o, chw = d.c * d.h * d.w, hw = d.h * d.w, c = d.c;
     long const npc = conv_.num_params(), m = d.n * hw;
@@ -380,78 +418,81 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
     Scalar const* dyp = dy.data();
     Scalar* dxp = dx.data();
     EluOp const op = op_;
-    long const nc = for_each_chunk(
-        space, "lensing::nn::PreactConv2D::backward", d.n, npc,
-        [=](long n0, long gn, Scalar* scratch, Scalar* gw, double* sums) {
-          // G = gn samples n0.. in one GEMM each for dW and dcol (see forward_host).
-          long const gp = gn * p;
-          Scalar* z = scratch;
-          Scalar* dz = scratch + gmax * chw;
-          Scalar* col = dz + (one ? gmax * chw : chw);
-          Scalar* dyg = col + (one ? 0 : k * gmax * p);
-          Scalar const* cn = activated_columns(d, n0, gn, xp, g, ws, op, z, col);
-          // dy of the group, C_out x G P (one sample: dy itself).
-          Scalar const* dy_group = dyp + n0 * o * p;
-          if (gn > 1) {
-            for (long j = 0; j < gn; ++j)
-              for (long oc = 0; oc < o; ++oc) {
-                Scalar const* dr = dyp + ((n0 + j) * o + oc) * p;
-                Scalar* gr = dyg + oc * gp + j * p;
-                for (long i = 0; i < p; ++i)
-                  gr[i] = dr[i];
-              }
-            dy_group = dyg;
+    long const nc = chunk_count(space, d.n);
+    auto const chunk = [=](long n0, long gn, Scalar* scratch, Scalar* gw, double* sums) {
+      // G = gn samples n0.. in one GEMM each for dW and dcol (see forward_host).
+      long const gp = gn * p;
+      Scalar* z = scratch;
+      Scalar* dz = scratch + gmax * chw;
+      Scalar* col = dz + (one ? gmax * chw : chw);
+      Scalar* dyg = col + (one ? 0 : k * gmax * p);
+      Scalar const* cn = activated_columns(d, n0, gn, xp, g, ws, op, z, col);
+      // dy of the group, C_out x G P (one sample: dy itself).
+      Scalar const* dy_group = dyp + n0 * o * p;
+      if (gn > 1) {
+        for (long j = 0; j < gn; ++j)
+          for (long oc = 0; oc < o; ++oc) {
+            Scalar const* dr = dyp + ((n0 + j) * o + oc) * p;
+            Scalar* gr = dyg + oc * gp + j * p;
+            for (long i = 0; i < p; ++i)
+              gr[i] = dr[i];
           }
-          detail::gemm_host(false, true, o, k, gp, Scalar(1), dy_group, gp, cn, gp, Scalar(1), gw, k);
-          // Bias gradients: Σ dy per channel, vectorised, in double (Conv2D
-          // sums in float, serially: the same to its rounding).
-          for (long j = 0; j < gn; ++j) {
-            Scalar const* dyn = dyp + (n0 + j) * o * p;
-            for (long oc = 0; oc < o; ++oc) {
-              Scalar const* dr = dyn + oc * p;
-              double sb = 0;
-              LENSING_NN_SIMD_SUM(sb)
-              for (long i = 0; i < p; ++i)
-                sb += double(dr[i]);
-              gw[o * k + oc] += Scalar(sb);
-            }
+        dy_group = dyg;
+      }
+      detail::gemm_host(false, true, o, k, gp, Scalar(1), dy_group, gp, cn, gp, Scalar(1), gw, k);
+      // Bias gradients: Σ dy per channel, vectorised, in double (Conv2D
+      // sums in float, serially: the same to its rounding).
+      for (long j = 0; j < gn; ++j) {
+        Scalar const* dyn = dyp + (n0 + j) * o * p;
+        for (long oc = 0; oc < o; ++oc) {
+          Scalar const* dr = dyn + oc * p;
+          double sb = 0;
+          LENSING_NN_SIMD_SUM(sb)
+          for (long i = 0; i < p; ++i)
+            sb += double(dr[i]);
+          gw[o * k + oc] += Scalar(sb);
+        }
+      }
+      // dcol = Wᵀ dy: for a 1x1 kernel dz of the group itself (C_in x G P), else into col.
+      detail::gemm_host(true, false, k, gp, o, Scalar(1), w, k, dy_group, gp, Scalar(0), one ? dz : col, gp);
+      for (long j = 0; j < gn; ++j) {
+        long const n = n0 + j;
+        Scalar const* xn = xp + n * chw;
+        // Sample j's z and dz: rows of stride ld (1x1: the group's matrices; else its own).
+        Scalar const* zj = one ? z + j * p : z + j * chw;
+        Scalar* dzj = dz;
+        long ld = hw;
+        if (one) {
+          dzj = dz + j * p;
+          ld = gp;
+        } else {
+          detail::col2im_masked(d, col + j * p, dz, gp);
+        }
+        // dt = ELU'(t) dz, t recomputed as forward made it; BatchNorm's channel sums.
+        Scalar* dxn = dxp != nullptr ? dxp + n * chw : nullptr;
+        for (long ch = 0; ch < c; ++ch) {
+          Scalar const mean = ws[ch], inv = ws[c + ch];
+          Scalar const a = g[ch] * inv, b0 = g[c + ch] - a * mean;
+          Scalar const* xc = xn + ch * hw;
+          Scalar const* zc = zj + ch * ld;
+          Scalar* dc = dzj + ch * ld;
+          elu_backward_channel(hw, a, b0, mean, xc, zc, dc, op, sums[ch], sums[c + ch]);
+          if (dxn == nullptr) continue;
+          Scalar* dxc = dxn + ch * hw;
+          if (train) {
+            for (long i = 0; i < hw; ++i)
+              dxc[i] = dc[i];  // dt, finished after the channel sums are complete
+          } else if (addend != nullptr) {
+            Scalar const* adc = addend + n * chw + ch * hw;
+            for (long i = 0; i < hw; ++i)
+              dxc[i] = a * dc[i] + adc[i];
+          } else {
+            for (long i = 0; i < hw; ++i)
+              dxc[i] = a * dc[i];
           }
-          // dcol = Wᵀ dy: for a 1x1 kernel dz of the group itself (C_in x G P), else into col.
-          detail::gemm_host(true, false, k, gp, o, Scalar(1), w, k, dy_group, gp, Scalar(0), one ? dz : col, gp);
-          for (long j = 0; j < gn; ++j) {
-            long const n = n0 + j;
-            Scalar const* xn = xp + n * chw;
-            // Sample j's z and dz: rows of stride ld (1x1: the group's matrices; else its own).
-            Scalar const* zj = one ? z + j * p : z + j * chw;
-            Scalar* dzj = dz;
-            long ld = hw;
-            if (one) {
-              dzj = dz + j * p;
-              ld = gp;
-            } else {
-              detail::col2im_masked(d, col + j * p, dz, gp);
-            }
-            // dt = ELU'(t) dz, t recomputed as forward made it; BatchNorm's channel sums.
-            Scalar* dxn = dxp != nullptr ? dxp + n * chw : nullptr;
-            for (long ch = 0; ch < c; ++ch) {
-              Scalar const mean = ws[ch], inv = ws[c + ch];
-              Scalar const a = g[ch] * inv, b0 = g[c + ch] - a * mean;
-              Scalar const* xc = xn + ch * hw;
-              Scalar const* zc = zj + ch * ld;
-              Scalar* dc = dzj + ch * ld;
-              elu_backward_channel(hw, a, b0, mean, xc, zc, dc, op, sums[ch], sums[c + ch]);
-              if (dxn == nullptr) continue;
-              Scalar* dxc = dxn + ch * hw;
-              if (train) {
-                for (long i = 0; i < hw; ++i)
-                  dxc[i] = dc[i];  // dt, finished after the channel sums are complete
-              } else {
-                for (long i = 0; i < hw; ++i)
-                  dxc[i] = a * dc[i];
-              }
-            }
-          }
-        });
+        }
+      }
+    };
     // Parameter gradients: γ, β from the channel sums (as BatchNorm::backward), W, b from the partials.
     Scalar* dg = dparams.data();
     Scalar const* part = partial_.data();
@@ -463,36 +504,56 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
     // sums itself (the same sums in the same order as dβ, dγ), so it needs
     // nothing from the others (one fork/join less per layer).
     long const ndx = (dxp != nullptr && train) ? d.n * c : 0;
-    Kokkos::parallel_for("lensing::nn::PreactConv2D::reduce",
-                         Kokkos::RangePolicy<ExecutionSpace, Kokkos::IndexType<long>>(space, 0, npc + c + ndx),
-                         [=](long i) {
-                           if (i < npc) {
-                             Scalar s = Scalar(0);
-                             for (long t = 0; t < nc; ++t)
-                               s += part[t * npc + i];
-                             dg[nb + i] = s;
-                             return;
-                           }
-                           long const nch = i < npc + c ? i - npc : i - npc - c, ch = nch % c;
-                           double s0 = 0, s1 = 0;
-                           for (long t = 0; t < nc; ++t) {
-                             s0 += sp[t * nb + ch];
-                             s1 += sp[t * nb + c + ch];
-                           }
-                           Scalar const inv = ws[c + ch], sdy = Scalar(s0), sdyx = Scalar(s1) * inv;
-                           if (i < npc + c) {
-                             dg[ch] = sdyx;
-                             dg[c + ch] = sdy;
-                             return;
-                           }
-                           Scalar const mean = ws[ch], a = g[ch] * inv;
-                           Scalar const k0 = sdy / Scalar(m), k1 = sdyx * inv / Scalar(m);
-                           Scalar const* xc = xp + nch * hw;
-                           Scalar* dxc = dxp + nch * hw;
-                           for (long q = 0; q < hw; ++q)
-                             dxc[q] = a * (dxc[q] - k0 - (xc[q] - mean) * k1);
-                         });
-    space.fence();
+    // The W, b sums go in blocks of about a dx item's work (hw values), so
+    // that an equal split of the items is an equal split of the work (one
+    // item per parameter put nearly all of them on the first thread and the
+    // dx items on the second).
+    long const pb = std::max<long>(64, (hw + 7) / 8 * 8), npb = (npc + pb - 1) / pb, nitems = npb + c + ndx;
+    auto const reduce_item = [=](long i) {
+      if (i < npb) {
+        long const q0 = i * pb, q1 = std::min(npc, q0 + pb);
+        Scalar* out = dg + nb;
+        // The same sums in the same order (0 + part₀ + part₁ ...), vectorised over q.
+        for (long q = q0; q < q1; ++q)
+          out[q] = Scalar(0) + part[q];
+        for (long t = 1; t < nc; ++t)
+          for (long q = q0; q < q1; ++q)
+            out[q] += part[t * npc + q];
+        return;
+      }
+      i -= npb;
+      long const nch = i < c ? i : i - c, ch = nch % c;
+      double s0 = 0, s1 = 0;
+      for (long t = 0; t < nc; ++t) {
+        s0 += sp[t * nb + ch];
+        s1 += sp[t * nb + c + ch];
+      }
+      Scalar const inv = ws[c + ch], sdy = Scalar(s0), sdyx = Scalar(s1) * inv;
+      if (i < c) {
+        dg[ch] = sdyx;
+        dg[c + ch] = sdy;
+        return;
+      }
+      Scalar const mean = ws[ch], a = g[ch] * inv;
+      Scalar const k0 = sdy / Scalar(m), k1 = sdyx * inv / Scalar(m);
+      Scalar const* xc = xp + nch * hw;
+      Scalar* dxc = dxp + nch * hw;
+      if (addend != nullptr) {
+        Scalar const* adc = addend + nch * hw;
+        for (long q = 0; q < hw; ++q)
+          dxc[q] = a * (dxc[q] - k0 - (xc[q] - mean) * k1) + adc[q];
+      } else {
+        for (long q = 0; q < hw; ++q)
+          dxc[q] = a * (dxc[q] - k0 - (xc[q] - mean) * k1);
+      }
+    };
+    // The chunks, then (once all partials are in) the sums, in one parallel region.
+    for_each_chunk(
+        space, "lensing::nn::PreactConv2D::backward", d.n, npc, [](long, long) {}, chunk,
+        [=](long rank, long size) {
+          for (long i = nitems * rank / size, hi = nitems * (rank + 1) / size; i < hi; ++i)
+            reduce_item(i);
+        });
   }
 
   /// The GEMM's right operand for samples n0 .. n0 + gn − 1, as forward and
@@ -602,31 +663,55 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
     s1_out += s1;
   }
 
-  /// body(n0, gn, scratch, g, sums) for every group of gn ≤ group_ samples
-  /// n0, …, n0 + gn − 1 of the batch on the host threads of `space`, the batch
-  /// split into contiguous chunks, one a thread, each with its own scratch,
+  /// In one parallel region of the host threads of `space` (one team of up
+  /// to space.concurrency() threads), three phases, each started when every
+  /// thread has finished the one before (team barriers): before(rank, size);
+  /// then body(n0, gn, scratch, g, sums) for every group of gn ≤ group_
+  /// samples n0, …, n0 + gn − 1 of the batch, the batch split into
+  /// chunk_count contiguous chunks, one a thread, each with its own scratch,
   /// partial conv gradient g (np, zeroed) and double channel sums (2 C_in,
-  /// zeroed); fences `space`; returns the number of chunks.
-  template <class ExecutionSpace, class Body>
-  long for_each_chunk(ExecutionSpace const& space, char const* name, long batch, long np, Body const& body) const {
-    long const nc = std::min<long>({chunks_, batch, long(space.concurrency())});
+  /// zeroed); then after(rank, size).  One fork/join for a layer's pass: the
+  /// statistics before the forward's chunks and the sums after the
+  /// backward's ran as regions of their own, and a fork/join costs ~60 µs
+  /// with passive waiting on the 2-core hosts (benchmarks/README.md), more
+  /// than those phases' work in the deep stages.  Fences `space`.
+  template <class ExecutionSpace, class Before, class Body, class After>
+  void for_each_chunk(ExecutionSpace const& space, char const* name, long batch, long np, Before const& before,
+                      Body const& body, After const& after) const {
+    using policy_type = Kokkos::TeamPolicy<ExecutionSpace>;
+    using member_type = typename policy_type::member_type;
+    long const nc = chunk_count(space, batch);
     long const ss = scratch_size_, ns = 2 * long(bn_.channels()), gmax = group_;
     Scalar* sb = scratch_.data();
     Scalar* pb = partial_.data();
     double* qb = sums_.data();
-    Kokkos::parallel_for(name, Kokkos::RangePolicy<ExecutionSpace>(space, 0, nc), [=](long t) {
-      Scalar* gt = pb + t * np;
-      double* qt = qb + t * ns;
-      for (long i = 0; i < np; ++i)
-        gt[i] = Scalar(0);
-      for (long i = 0; i < ns; ++i)
-        qt[i] = 0;
-      long const hi = batch * (t + 1) / nc;
-      for (long n = batch * t / nc; n < hi; n += gmax)
-        body(n, std::min(gmax, hi - n), sb + t * ss, gt, qt);
-    });
+    auto const region = [=](member_type const& member) {
+      long const rank = member.team_rank(), size = member.team_size();
+      before(rank, size);
+      member.team_barrier();
+      for (long t = rank; t < nc; t += size) {
+        Scalar* gt = pb + t * np;
+        double* qt = qb + t * ns;
+        for (long i = 0; i < np; ++i)
+          gt[i] = Scalar(0);
+        for (long i = 0; i < ns; ++i)
+          qt[i] = 0;
+        long const hi = batch * (t + 1) / nc;
+        for (long n = batch * t / nc; n < hi; n += gmax)
+          body(n, std::min(gmax, hi - n), sb + t * ss, gt, qt);
+      }
+      member.team_barrier();
+      after(rank, size);
+    };
+    int const most = policy_type(space, 1, 1).team_size_max(region, Kokkos::ParallelForTag());
+    int const threads = std::max(1, std::min(int(space.concurrency()), most));
+    Kokkos::parallel_for(name, policy_type(space, 1, threads), region);
     space.fence();
-    return nc;
+  }
+  /// Chunks of a batch of `batch` samples on `space`: at most one a thread.
+  template <class ExecutionSpace>
+  long chunk_count(ExecutionSpace const& space, long batch) const {
+    return std::min<long>({chunks_, batch, long(space.concurrency())});
   }
 
  private:

@@ -38,6 +38,11 @@ struct adds_in_last_layer : std::false_type {};
 template <class... L>
 struct adds_in_last_layer<Sequential<L...>>
     : has_forward_add<std::tuple_element_t<sizeof...(L) - 1, std::tuple<L...>>> {};
+/// A Sequential whose first layer forms dx = its input gradient + addend itself (PreactConv2D).
+template <class T>
+struct adds_in_first_layer : std::false_type {};
+template <class... L>
+struct adds_in_first_layer<Sequential<L...>> : has_backward_add<std::tuple_element_t<0, std::tuple<L...>>> {};
 /// A Sequential of three PreactConv2D (the pre-activated bottleneck's branch).
 template <class T>
 struct is_preact_chain3 : std::false_type {};
@@ -61,7 +66,10 @@ constexpr bool check_shortcut() {
 /// output pass (y = S(x) written first, or x itself, then accumulated onto),
 /// and F's output is not stored (block().output() is not written by the
 /// unit's forward); a Sequential F is otherwise read in place, not copied.
-/// An identity unit whose F is three PreactConv2D runs its inference
+/// Likewise backward: when F's first layer can add to its input gradient
+/// (PreactConv2D::backward_add), dx = dF/dx·dy + (dy or S's dx) is formed in
+/// that layer's pass that writes dx (S's backward runs first), without a
+/// separate sum over the batch.  An identity unit whose F is three PreactConv2D runs its inference
 /// forward on the host sample group by sample group through all three
 /// layers (forward_chain), F's inner outputs in per-thread buffers: its
 /// activations (block().activation(i)) are then formed only if a backward
@@ -88,6 +96,7 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
   static constexpr bool identity = std::is_same<Shortcut, IdentityShortcut>::value;
   static constexpr bool sequential_block = detail::is_sequential<Block>::value;
   static constexpr bool fused_sum = detail::adds_in_last_layer<Block>::value;
+  static constexpr bool fused_backward_sum = detail::adds_in_first_layer<Block>::value;
   // Identity units of three fused layers run their inference forward sample by sample (forward_chain).
   static constexpr bool chain = identity && detail::is_preact_chain3<Block>::value;
   static_assert(check_layer<Block>(), "lensing::nn::Residual: the block must model the Layer archetype");
@@ -217,7 +226,22 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
     }
     tensor_type by = by_;
     if constexpr (sequential_block) by = block_.output();
-    block_.backward(space, x, by, dy, dx, vector_type(Kokkos::subview(dparams, Kokkos::make_pair(0L, nb_))));
+    vector_type const dblock(Kokkos::subview(dparams, Kokkos::make_pair(0L, nb_)));
+    if constexpr (fused_backward_sum && lensing::detail::is_host_space_v<ExecutionSpace>) {
+      if (dx.data() != nullptr) {
+        // dx = F's input gradient + S's (dy for the identity), the sum formed
+        // in the pass of F's first layer that writes dx: no separate sum.
+        tensor_type addend = dy;
+        if constexpr (!identity) {
+          shortcut_.backward(space, x, sy_, dy, sdx_,
+                             vector_type(Kokkos::subview(dparams, Kokkos::make_pair(nb_, this->num_params()))));
+          addend = sdx_;
+        }
+        block_.backward_add(space, x, by, dy, dx, dblock, addend);
+        return;
+      }
+    }
+    block_.backward(space, x, by, dy, dx, dblock);
     if constexpr (!identity) {
       shortcut_.backward(space, x, sy_, dy, dx.data() != nullptr ? sdx_ : tensor_type(),
                          vector_type(Kokkos::subview(dparams, Kokkos::make_pair(nb_, this->num_params()))));

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -17,6 +18,17 @@ template <class F, std::size_t... I>
 void for_each_index(F&& f, std::index_sequence<I...>) {
   (f(std::integral_constant<std::size_t, I>{}), ...);
 }
+/// Whether layer L forms dx = its input gradient + an addend in its own
+/// backward pass (backward_add: PreactConv2D).
+template <class L, class = void>
+struct has_backward_add : std::false_type {};
+template <class L>
+struct has_backward_add<
+    L, std::void_t<decltype(std::declval<L&>().backward_add(
+           std::declval<typename L::memory_space::execution_space>(), std::declval<typename L::tensor_type const&>(),
+           std::declval<typename L::tensor_type const&>(), std::declval<typename L::tensor_type const&>(),
+           std::declval<typename L::tensor_type const&>(), std::declval<typename L::vector_type const&>(),
+           std::declval<typename L::tensor_type const&>()))>> : std::true_type {};
 template <class L, class = void>
 struct has_set_mc : std::false_type {};
 template <class L>
@@ -203,6 +215,28 @@ class Sequential {
     if (num_params() > 0) Kokkos::deep_copy(space, dparams, dparams_);
   }
 
+  /// backward(space, x, y, dy, dx, dparams) with dx = the input gradient +
+  /// addend (x's shape; not dx), formed by the first layer in its own
+  /// backward pass (its backward_add: the sum of a residual unit's two
+  /// branches without a separate pass).  Requires dx and a first layer with
+  /// backward_add (detail::has_backward_add).
+  template <class ExecutionSpace>
+  void backward_add(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y, tensor_type const& dy,
+                    tensor_type const& dx, vector_type const& dparams, tensor_type const& addend) {
+    static_assert(detail::has_backward_add<std::tuple_element_t<0, std::tuple<L...>>>::value,
+                  "lensing::nn::Sequential::backward_add: the first layer has no backward_add");
+    char const* where = "lensing::nn::Sequential::backward_add";
+    check_shape(y, shapes_[num_layers], where, "y");
+    check_shape(dy, shapes_[num_layers], where, "dy");
+    check_argument(dx.data() != nullptr, where, "dx is required");
+    check_argument(
+        long(dparams.extent(0)) == num_params(), where,
+        "dparams has " + std::to_string(dparams.extent(0)) + " elements, expected " + std::to_string(num_params()));
+    backward_layers(
+        space, x, dx, dy, [](long, long) {}, addend);
+    if (num_params() > 0) Kokkos::deep_copy(space, dparams, dparams_);
+  }
+
   /// Same as set_mc_dropout (so that nested networks follow the outer one).
   void set_mc(bool on) { set_mc_dropout(on); }
 
@@ -260,14 +294,24 @@ class Sequential {
   }
 
  private:
+  // Layers last to first; the first adds `addend` to dx itself when given (backward_add).
   template <class ExecutionSpace, class Done>
   void backward_layers(ExecutionSpace const& space, tensor_type const& x, tensor_type const& dx, tensor_type const& dy,
-                       Done&& done) {
+                       Done&& done, tensor_type const& addend = tensor_type()) {
     detail::for_each_index(
         [&](auto r) {
           constexpr std::size_t i = num_layers - 1 - decltype(r)::value;
-          get<i>(layers_).backward(space, i == 0 ? x : acts_[i], acts_[i + 1], i + 1 == num_layers ? dy : grads_[i + 1],
-                                   i == 0 ? dx : grads_[i], slice(dparams_, i));
+          auto& layer = get<i>(layers_);
+          tensor_type const& in = i == 0 ? x : acts_[i];
+          tensor_type const& g = i + 1 == num_layers ? dy : grads_[i + 1];
+          if constexpr (i == 0 && detail::has_backward_add<std::decay_t<decltype(layer)>>::value) {
+            if (addend.data() != nullptr)
+              layer.backward_add(space, in, acts_[i + 1], g, dx, slice(dparams_, i), addend);
+            else
+              layer.backward(space, in, acts_[i + 1], g, dx, slice(dparams_, i));
+          } else {
+            layer.backward(space, in, acts_[i + 1], g, i == 0 ? dx : grads_[i], slice(dparams_, i));
+          }
           done(offsets_[i], offsets_[i + 1]);
         },
         std::index_sequence_for<L...>{});

@@ -131,12 +131,15 @@ template <class Scalar>
 KOKKOS_FORCEINLINE_FUNCTION Scalar nfw_g_x2_A(Scalar x, Scalar& A, Scalar& lx) {
   constexpr Scalar three_quarters = Scalar(0.75), zs = Scalar(-1e-4), one = Scalar(1);
   constexpr Scalar tiny = std::is_same<Scalar, float>::value ? Scalar(1e-8) : Scalar(1e-16);
+  // The smallest normal number (numeric_limits::min, a host function to nvcc).
+  constexpr Scalar smallest_normal =
+      std::is_same<Scalar, float>::value ? Scalar(1.17549435082228750797e-38) : Scalar(2.22507385850720138309e-308);
   Scalar const x2 = x * x, u = (one - x) * (one + x);
   Scalar const s = math::sqrt(math::max(math::fabs(u), tiny)), d1 = one + s;
   // Three divisions for the six reciprocals (1/(s d1) gives 1/s and 1/d1,
   // 1/x^2 gives 1/z = -2 d1/x^2): ~5 % faster than six in the NFW map.
   Scalar const q = one / (s * d1), is = d1 * q, id1 = s * q;
-  Scalar const ix2 = one / math::max(x2, std::numeric_limits<Scalar>::min());
+  Scalar const ix2 = one / math::max(x2, smallest_normal);
   bool const lo = x < three_quarters, hi = u < Scalar(0);
   lx = math::log(Scalar(0.5) * x);
   Scalar const z = Scalar(-0.5) * x2 * id1;
