@@ -4,7 +4,9 @@
 # unpinned, each before then after.  Prints, per case and thread count, the
 # median over the rounds (and range) of the CPU time per batch (the main
 # thread's CPU time: on a loaded machine the wall time follows the load) and
-# of the wall time, and the ratios before / after (> 1: after faster).
+# of the wall time, and the ratios before / after (> 1: after faster), plus
+# the median of the per-round wall ratios (each round's two sides run back to
+# back, so the ratio cancels the host's drift between rounds).
 #
 #   bash benchmarks/nn/ab_example_nets.sh BEFORE AFTER OUT [ROUNDS] [FILTER] [MIN_TIME]
 #
@@ -50,13 +52,18 @@ for side in ("before", "after"):
                       for b in bs if src in b["name"] or b["name"] not in aliased]
             for b in bs:
                 res.setdefault((b["name"], th, side), []).append((b["cpu_time"], b["real_time"]))
-print("| case | threads | before CPU ms/batch (median; range) | after | before / after | before wall ms/batch | after | before / after |")
-print("|---|---|---|---|---|---|---|---|")
+print("| case | threads | before CPU ms/batch (median; range) | after | before / after | before wall ms/batch | after | before / after "
+      "| per-round wall before / after (median; range) |")
+print("|---|---|---|---|---|---|---|---|---|")
 for n in sorted({k[0] for k in res if k[2] == "before"}):
     for th in (1, 2):
         b, a = res[(n, th, "before")], res[(n, th, "after")]
         med = lambda v, i: statistics.median(x[i] for x in v)
         rng = lambda v, i: f"{min(x[i] for x in v):.1f}–{max(x[i] for x in v):.1f}"
+        # The two sides of a round ran back to back: their ratio cancels the
+        # host's slow drift, which the medians of each side do not.
+        pr = sorted(x[1] / y[1] for x, y in zip(b, a))
         print(f"| {n} | {th} | {med(b,0):.1f} ({rng(b,0)}) | {med(a,0):.1f} ({rng(a,0)}) | {med(b,0)/med(a,0):.3f} "
-              f"| {med(b,1):.1f} ({rng(b,1)}) | {med(a,1):.1f} ({rng(a,1)}) | {med(b,1)/med(a,1):.3f} |")
+              f"| {med(b,1):.1f} ({rng(b,1)}) | {med(a,1):.1f} ({rng(a,1)}) | {med(b,1)/med(a,1):.3f} "
+              f"| {statistics.median(pr):.3f} ({pr[0]:.3f}–{pr[-1]:.3f}) |")
 PY
