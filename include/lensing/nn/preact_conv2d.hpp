@@ -664,8 +664,10 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
   }
 
   /// In one parallel region of the host threads of `space` (one team of up
-  /// to space.concurrency() threads), three phases, each started when every
-  /// thread has finished the one before (team barriers): before(rank, size);
+  /// to space.concurrency() threads; Kokkos caps a host team at 64, so a
+  /// host with more threads runs these passes on 64), three phases, each
+  /// started when every thread has finished the one before (team
+  /// barriers): before(rank, size);
   /// then body(n0, gn, scratch, g, sums) for every group of gn ≤ group_
   /// samples n0, …, n0 + gn − 1 of the batch, the batch split into
   /// chunk_count contiguous chunks, one a thread, each with its own scratch,
