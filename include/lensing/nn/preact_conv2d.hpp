@@ -674,7 +674,7 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
   /// partial conv gradient g (np, zeroed) and double channel sums (2 C_in,
   /// zeroed); then after(rank, size).  One fork/join for a layer's pass: the
   /// statistics before the forward's chunks and the sums after the
-  /// backward's ran as regions of their own, and a fork/join costs ~60 µs
+  /// backward's ran as regions of their own, and a fork/join costs 15–60 µs
   /// with passive waiting on the 2-core hosts (benchmarks/README.md), more
   /// than those phases' work in the deep stages.  Fences `space`.
   template <class ExecutionSpace, class Before, class Body, class After>
