@@ -213,10 +213,7 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
       check_argument(addend.data() != y.data(), "lensing::nn::PreactConv2D::forward_add",
                      "on a device space the addend must not be y");
       forward_layers(space, x, y);
-      Scalar const* ap = addend.data();
-      Scalar* yp = y.data();
-      detail::for_each_element(
-          "lensing::nn::PreactConv2D::add", space, long(y.size()), KOKKOS_LAMBDA(long i) { yp[i] += ap[i]; });
+      add_into(space, "lensing::nn::PreactConv2D::add", y, addend);
     }
   }
 
@@ -252,15 +249,21 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
       backward_host(space, x, dy, dx, dparams, addend.data());
     } else {
       backward_layers(space, x, y, dy, dx, dparams);
-      Scalar const* ap = addend.data();
-      Scalar* dp = dx.data();
-      detail::for_each_element(
-          "lensing::nn::PreactConv2D::add_gradient", space, long(dx.size()), KOKKOS_LAMBDA(long i) { dp[i] += ap[i]; });
+      add_into(space, "lensing::nn::PreactConv2D::add_gradient", dx, addend);
     }
   }
 
   //--------------------------------------------------------------------------
   // Implementation (public for the device lambdas).
+
+  /// to += from, element by element (the device paths of forward_add and backward_add).
+  template <class ExecutionSpace>
+  static void add_into(ExecutionSpace const& space, char const* name, tensor_type const& to, tensor_type const& from) {
+    Scalar const* fp = from.data();
+    Scalar* tp = to.data();
+    detail::for_each_element(
+        name, space, long(to.size()), KOKKOS_LAMBDA(long i) { tp[i] += fp[i]; });
+  }
 
   /// The unfused path: BatchNorm into t, ELU into z, Conv2D into y (device spaces).
   template <class ExecutionSpace>

@@ -227,14 +227,14 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
     tensor_type by = by_;
     if constexpr (sequential_block) by = block_.output();
     vector_type const dblock(Kokkos::subview(dparams, Kokkos::make_pair(0L, nb_)));
+    vector_type const dshortcut(Kokkos::subview(dparams, Kokkos::make_pair(nb_, this->num_params())));
     if constexpr (fused_backward_sum && lensing::detail::is_host_space_v<ExecutionSpace>) {
       if (dx.data() != nullptr) {
         // dx = F's input gradient + S's (dy for the identity), the sum formed
         // in the pass of F's first layer that writes dx: no separate sum.
         tensor_type addend = dy;
         if constexpr (!identity) {
-          shortcut_.backward(space, x, sy_, dy, sdx_,
-                             vector_type(Kokkos::subview(dparams, Kokkos::make_pair(nb_, this->num_params()))));
+          shortcut_.backward(space, x, sy_, dy, sdx_, dshortcut);
           addend = sdx_;
         }
         block_.backward_add(space, x, by, dy, dx, dblock, addend);
@@ -243,8 +243,7 @@ class Residual : public LayerBase<typename Block::scalar_type, typename Block::m
     }
     block_.backward(space, x, by, dy, dx, dblock);
     if constexpr (!identity) {
-      shortcut_.backward(space, x, sy_, dy, dx.data() != nullptr ? sdx_ : tensor_type(),
-                         vector_type(Kokkos::subview(dparams, Kokkos::make_pair(nb_, this->num_params()))));
+      shortcut_.backward(space, x, sy_, dy, dx.data() != nullptr ? sdx_ : tensor_type(), dshortcut);
       if (dx.data() != nullptr) add(space, dx, sdx_, dx, "lensing::nn::Residual::backward");
     } else {
       if (dx.data() != nullptr) add(space, dx, dy, dx, "lensing::nn::Residual::backward");

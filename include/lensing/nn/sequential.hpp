@@ -204,15 +204,7 @@ class Sequential {
   template <class ExecutionSpace>
   void backward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y, tensor_type const& dy,
                 tensor_type const& dx, vector_type const& dparams) {
-    char const* where = "lensing::nn::Sequential::backward";
-    check_shape(y, shapes_[num_layers], where, "y");
-    check_shape(dy, shapes_[num_layers], where, "dy");
-    check_argument(
-        long(dparams.extent(0)) == num_params(), where,
-        "dparams has " + std::to_string(dparams.extent(0)) + " elements, expected " + std::to_string(num_params()));
-    // dy goes straight to the last layer (no copy into output_gradient()).
-    backward_layers(space, x, dx, dy, [](long, long) {});
-    if (num_params() > 0) Kokkos::deep_copy(space, dparams, dparams_);
+    layer_backward(space, x, y, dy, dx, dparams, tensor_type(), "lensing::nn::Sequential::backward");
   }
 
   /// backward(space, x, y, dy, dx, dparams) with dx = the input gradient +
@@ -226,15 +218,8 @@ class Sequential {
     static_assert(detail::has_backward_add<std::tuple_element_t<0, std::tuple<L...>>>::value,
                   "lensing::nn::Sequential::backward_add: the first layer has no backward_add");
     char const* where = "lensing::nn::Sequential::backward_add";
-    check_shape(y, shapes_[num_layers], where, "y");
-    check_shape(dy, shapes_[num_layers], where, "dy");
     check_argument(dx.data() != nullptr, where, "dx is required");
-    check_argument(
-        long(dparams.extent(0)) == num_params(), where,
-        "dparams has " + std::to_string(dparams.extent(0)) + " elements, expected " + std::to_string(num_params()));
-    backward_layers(
-        space, x, dx, dy, [](long, long) {}, addend);
-    if (num_params() > 0) Kokkos::deep_copy(space, dparams, dparams_);
+    layer_backward(space, x, y, dy, dx, dparams, addend, where);
   }
 
   /// Same as set_mc_dropout (so that nested networks follow the outer one).
@@ -294,6 +279,20 @@ class Sequential {
   }
 
  private:
+  // backward and backward_add (addend empty: none): the checks, the layers
+  // (dy straight to the last one, no copy into output_gradient()), dparams.
+  template <class ExecutionSpace>
+  void layer_backward(ExecutionSpace const& space, tensor_type const& x, tensor_type const& y, tensor_type const& dy,
+                      tensor_type const& dx, vector_type const& dparams, tensor_type const& addend, char const* where) {
+    check_shape(y, shapes_[num_layers], where, "y");
+    check_shape(dy, shapes_[num_layers], where, "dy");
+    check_argument(
+        long(dparams.extent(0)) == num_params(), where,
+        "dparams has " + std::to_string(dparams.extent(0)) + " elements, expected " + std::to_string(num_params()));
+    backward_layers(
+        space, x, dx, dy, [](long, long) {}, addend);
+    if (num_params() > 0) Kokkos::deep_copy(space, dparams, dparams_);
+  }
   // Layers last to first; the first adds `addend` to dx itself when given (backward_add).
   template <class ExecutionSpace, class Done>
   void backward_layers(ExecutionSpace const& space, tensor_type const& x, tensor_type const& dx, tensor_type const& dy,
