@@ -120,4 +120,25 @@ KOKKOS_FORCEINLINE_FUNCTION constexpr T clamp(T x, T lo, T hi) {
 // defined) also runs on duals (core/dual.hpp).
 #include <lensing/core/dual.hpp>
 
+namespace lensing {
+namespace math {
+
+/// log1p(u), u > -1, from one logarithm and no division (a vector log costs
+/// 0.7x a vector log1p on AVX2 hosts, and a division would add its latency):
+///   log1p(u) = log(w) + log(1 + c/w) ≈ log(w) + c (2 - w)⁺,  w = fl(1 + u),  c = u - (w - 1).
+/// c is the rounding error of w, exact for |u| <= 1 (Fast2Sum), |c| <= ulp(w)/2.
+/// Error of the correction term against c/w: |c| (1 - w)²/w for 0 < w < 2, at
+/// most ε |log1p(u)|; for w >= 2 it is dropped, |c|/w <= ε/2 against
+/// log w >= 0.69.  Total: the log's own error plus one ulp.  |u| below half an
+/// ulp (w = 1) gives u exactly.  Defined after the Dual overloads so that it
+/// also runs on duals (tangent du/w: relative error ε).
+template <class Scalar>
+KOKKOS_FORCEINLINE_FUNCTION Scalar log1p_from_log(Scalar u) {
+  Scalar const w = Scalar(1) + u, c = u - (w - Scalar(1));
+  return log(w) + c * max(Scalar(2) - w, Scalar(0));
+}
+
+}  // namespace math
+}  // namespace lensing
+
 #endif  // LENSING_CORE_MATH_HPP

@@ -112,8 +112,8 @@ KOKKOS_INLINE_FUNCTION NFWgh<Scalar> nfw_gh(Scalar x, NFWAux<Scalar> const& a) {
 
 /// g(x)/x^2 and A(x) of nfw_aux / nfw_gh without branches, for vectorised
 /// deflection maps (a branch that calls libm in one arm keeps GCC from
-/// vectorising the pixel loop), with one sqrt, one log, one log1p and one
-/// atan per point.  With s = sqrt|1 - x^2|, lx = ln(x/2) and z = -x^2/(2(1 + s))
+/// vectorising the pixel loop), with one sqrt, two logs (one of them
+/// math::log1p_from_log) and one atan per point.  With s = sqrt|1 - x^2|, lx = ln(x/2) and z = -x^2/(2(1 + s))
 /// (so that ln((1 + s)/2) = log1p(z) exactly in exact arithmetic):
 ///   x < 3/4:        A = (log1p(z) - lx)/s,
 ///                   g/x^2 = (-lx - log1p(z)/(2z)) / ((1 + s) s)  (as nfw_gh:
@@ -144,7 +144,8 @@ KOKKOS_FORCEINLINE_FUNCTION Scalar nfw_g_x2_A(Scalar x, Scalar& A, Scalar& lx) {
   lx = math::log(Scalar(0.5) * x);
   Scalar const z = Scalar(-0.5) * x2 * id1;
   Scalar const sm = math::min(s, three_quarters), wm = Scalar(2) * sm / (one - sm);
-  Scalar const l1 = math::log1p(math::select(lo, z, wm));  // log1p(z) on lo lanes, 2 atanh(s) on the middle ones
+  // log1p(z) on lo lanes, 2 atanh(s) on the middle ones: one log, no division
+  Scalar const l1 = math::log1p_from_log(math::select(lo, z, wm));
   Scalar const lo_series = one - z * (Scalar(1) / 2 - z * (Scalar(1) / 3 - z * (Scalar(1) / 4 - z / 5)));
   Scalar const lo_ratio = math::select(z > zs, lo_series, l1 * (Scalar(-2) * d1 * ix2));  // log1p(z)/z
   Scalar const A_lo = (l1 - lx) * is, A_mid = Scalar(0.5) * l1 * is, A_hi = math::atan(s) * is;

@@ -7,71 +7,68 @@ namespace lensing {
 
 namespace detail {
 
-/// Floor on the ellipticity e inside the direct forms of atan_ratio and
-/// atanh_ratio (used only where the series form is selected).
+/// Floor on the ellipticity e inside the direct forms below (e = 0, q = 1,
+/// is the only profile below it: in float the smallest e > 0 is
+/// sqrt(1 - (1 - 2⁻²⁴)²) ≈ 3e-4).  Its square is a normal number (float:
+/// 1e-30), so the unused arm of a select never divides 0 by 0.
 template <class Scalar>
 constexpr Scalar sie_e_floor = std::is_same<Scalar, float>::value ? Scalar(1e-15) : Scalar(1e-30);
 
-/// atan(e w)/e and, for its q-derivative, G = (w/(1 + e^2 w^2) - atan(e w)/e)/e^2,
-/// both finite and accurate as e -> 0 (series in t = e^2 w^2 below 1e-3,
-/// where the direct G loses digits; 7 terms: error < t^7).
+/// scale atan(e n/d)/e for d > 0 (the NIE's alpha_x: n = x, d = P + s, scale = b),
+/// direct for every e in [0, 1): atan keeps its relative accuracy for small
+/// arguments, and e = 0 takes the floor, where atan(es n/d)/es = n/d.  atan2
+/// divides once (atan of a quotient would divide twice).
 template <class Scalar>
-KOKKOS_FORCEINLINE_FUNCTION void atan_ratio(Scalar e, Scalar w, Scalar& f, Scalar& g) {
-  Scalar const t = e * e * w * w;
-  // Both branches are computed and one is selected, so pixel loops vectorise
-  // (no data-dependent branch); e is kept away from 0 in the unused branch,
-  // at a floor whose square is a normal number (float: 1e-15, so e² = 1e-30;
-  // 1e-30² underflows to 0 and 0/0 would raise FE_INVALID).  No profile has
-  // 0 < e < floor: in float the smallest e > 0 is sqrt(1 - (1 - 2⁻²⁴)²) ≈ 3e-4.
+KOKKOS_FORCEINLINE_FUNCTION Scalar atan_over_e(Scalar e, Scalar n, Scalar d, Scalar scale) {
+  Scalar const es = math::max(e, sie_e_floor<Scalar>);
+  return math::atan2(es * n, d) * (scale / es);  // scale / es: a per-profile constant
+}
+
+/// scale atanh(e n/d)/e for d > e |n| (alpha_y: n = y, d = P + q² s, scale = b):
+/// atanh z = log1p(u)/2 with u = 2z/(1 - z) = 2 e n/(d - e n), one division.
+/// Direct for every e in [0, 1) (math::log1p_from_log is accurate down to u = 0).
+template <class Scalar>
+KOKKOS_FORCEINLINE_FUNCTION Scalar atanh_over_e(Scalar e, Scalar n, Scalar d, Scalar scale) {
+  Scalar const es = math::max(e, sie_e_floor<Scalar>), en = es * n;
+  return math::log1p_from_log(Scalar(2) * en / (d - en)) * (Scalar(0.5) * scale / es);
+}
+
+/// atan(e w)/e (atan_over_e), w = n/d, and, for its q-derivative, G = (w/(1 + e^2 w^2) -
+/// atan(e w)/e)/e^2, finite and accurate as e -> 0 (series in t = e^2 w^2 below
+/// 1e-3, where the direct G loses digits; 7 terms: error < t^7).
+template <class Scalar>
+KOKKOS_FORCEINLINE_FUNCTION void atan_ratio(Scalar e, Scalar n, Scalar d, Scalar& f, Scalar& g) {
+  Scalar const w = n / d, t = e * e * w * w;  // w: the caller's own n / d (one division after CSE)
   Scalar const es = math::max(e, sie_e_floor<Scalar>), e2 = es * es;
-  Scalar const fd = math::atan(es * w) * (Scalar(1) / es);  // 1 / es: a per-profile constant
-  Scalar const gd = (w / (Scalar(1) + t) - fd) / e2;
-  // atan(e w)/e = w sum (-t)^k/(2k+1);  G = w^3 sum_{k>=1} (-1)^k 2k/(2k+1) t^(k-1)
-  Scalar const fs =
-      w * (Scalar(1) +
-           t * (Scalar(-1) / 3 +
-                t * (Scalar(1) / 5 +
-                     t * (Scalar(-1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(-1) / 11 + t * (Scalar(1) / 13)))))));
+  f = atan_over_e(e, n, d, Scalar(1));
+  // Both forms of G are computed and one is selected, so pixel loops vectorise
+  // (no data-dependent branch).
+  Scalar const gd = (w / (Scalar(1) + t) - f) / e2;
+  // G = w^3 sum_{k>=1} (-1)^k 2k/(2k+1) t^(k-1)
   Scalar const gs =
       w * w * w *
       (Scalar(-2) / 3 +
        t * (Scalar(4) / 5 +
             t * (Scalar(-6) / 7 +
                  t * (Scalar(8) / 9 + t * (Scalar(-10) / 11 + t * (Scalar(12) / 13 - t * (Scalar(14) / 15)))))));
-  bool const series = t < Scalar(1e-3);
-  f = math::select(series, fs, fd);
-  g = math::select(series, gs, gd);
+  g = math::select(t < Scalar(1e-3), gs, gd);
 }
 
-/// atanh(e v)/e and H = (v/(1 - e^2 v^2) - atanh(e v)/e)/e^2 (as atan_ratio,
-/// with the hyperbolic signs); requires e |v| < 1.
+/// atanh(e v)/e (atanh_over_e), v = n/d, and H = (v/(1 - e^2 v^2) - atanh(e v)/e)/e^2
+/// (as atan_ratio, with the hyperbolic signs); requires e |v| < 1.
 template <class Scalar>
-KOKKOS_FORCEINLINE_FUNCTION void atanh_ratio(Scalar e, Scalar v, Scalar& f, Scalar& h) {
-  Scalar const t = e * e * v * v;
+KOKKOS_FORCEINLINE_FUNCTION void atanh_ratio(Scalar e, Scalar n, Scalar d, Scalar& f, Scalar& h) {
+  Scalar const v = n / d, t = e * e * v * v;
   Scalar const es = math::max(e, sie_e_floor<Scalar>), e2 = es * es;
-  // atanh z = log1p(u) / 2, u = 2z / (1 - z), and log1p(u) = log(w) u / (w - 1)
-  // with w = 1 + u rounded (the rounding of w cancels: a few ulp): a division
-  // and a vector logarithm, about 3x cheaper than a vector atanh.  w = 1
-  // (u below an ulp, only on the series lanes) takes u / (w - 1) = 1.
-  Scalar const z = es * v, u = Scalar(2) * z / (Scalar(1) - z), w = Scalar(1) + u, d = w - Scalar(1);
-  bool const tiny = d == Scalar(0);
-  Scalar const fd = Scalar(0.5) * math::log(w) * (math::select(tiny, Scalar(1), u) / math::select(tiny, Scalar(1), d)) *
-                    (Scalar(1) / es);
-  Scalar const hd = (v / (Scalar(1) - t) - fd) / e2;
-  Scalar const fs =
-      v *
-      (Scalar(1) + t * (Scalar(1) / 3 +
-                        t * (Scalar(1) / 5 +
-                             t * (Scalar(1) / 7 + t * (Scalar(1) / 9 + t * (Scalar(1) / 11 + t * (Scalar(1) / 13)))))));
+  f = atanh_over_e(e, n, d, Scalar(1));
+  Scalar const hd = (v / (Scalar(1) - t) - f) / e2;
   Scalar const hs =
       v * v * v *
       (Scalar(2) / 3 +
        t * (Scalar(4) / 5 +
             t * (Scalar(6) / 7 +
                  t * (Scalar(8) / 9 + t * (Scalar(10) / 11 + t * (Scalar(12) / 13 + t * (Scalar(14) / 15)))))));
-  bool const series = t < Scalar(1e-3);
-  f = math::select(series, fs, fd);
-  h = math::select(series, hs, hd);
+  h = math::select(t < Scalar(1e-3), hs, hd);
 }
 
 /// Non-singular isothermal ellipsoid in its major-axis frame (Kormann,
@@ -102,10 +99,7 @@ struct NIEKernel {
 
   KOKKOS_FORCEINLINE_FUNCTION Vec2<Scalar> deflection(Scalar x, Scalar y) const {
     Scalar const p = P(x, y);
-    Scalar fx, gx, fy, gy;
-    atan_ratio(e, x / (p + s), fx, gx);
-    atanh_ratio(e, y / (p + q * q * s), fy, gy);
-    return {b * fx, b * fy};
+    return {atan_over_e(e, x, p + s, b), atanh_over_e(e, y, p + q * q * s, b)};
   }
   KOKKOS_INLINE_FUNCTION Scalar potential(Scalar x, Scalar y) const {
     Vec2<Scalar> const a = deflection(x, y);
@@ -140,8 +134,8 @@ struct NIEKernel {
     Scalar const dx = p + s, dy = p + q * q * s;
     Scalar const w = x / dx, v = y / dy;
     Scalar fx, gx, fy, gy;
-    atan_ratio(e, w, fx, gx);
-    atanh_ratio(e, v, fy, gy);
+    atan_ratio(e, x, dx, fx, gx);
+    atanh_ratio(e, y, dy, fy, gy);
     unit = {fx, fy};
     Scalar const cx = Scalar(1) / (Scalar(1) + e * e * w * w), cy = Scalar(1) / (Scalar(1) - e * e * v * v);
     d_s = {-cx * w * (ps + Scalar(1)) / dx, -cy * v * (ps + q * q) / dy};
