@@ -8,11 +8,93 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <type_traits>
 
+// AVX2 hosts without AVX-512 (no lane masks): pool_row's and unpool_row's
+// whole windows in vectors, the row's tail one window at a time.  Not under nvcc.
+#if !defined(LENSING_NN_MASKED_ROWS) && defined(__AVX2__) && !defined(__CUDA_ARCH__) && !defined(__CUDACC__)
+#include <immintrin.h>
+#define LENSING_NN_UNPOOL_AVX2 1
+#endif
+
 namespace lensing {
 namespace nn {
+
+#ifdef LENSING_NN_UNPOOL_AVX2
+namespace detail {
+/// float or double windows of 2x2 pooling in AVX2 vectors (no lane masks):
+/// W windows a step, each window's four values in 128-bit halves (pooling)
+/// and its two columns of dz in a 256-bit vector (unpooling).
+template <class Scalar>
+struct PoolWindows;
+template <>
+struct PoolWindows<float> {
+  static constexpr long W = 4;
+  using H = __m128;   // one value per window
+  using F = __m256;   // two per window (a row of dz)
+  using I = __m256i;  // F's lanes as integers
+  // The 2W values of a row from z: even columns in `even`, odd in `odd`.
+  static void split(float const* z, H& even, H& odd) {
+    F const r = _mm256_permutevar8x32_ps(_mm256_loadu_ps(z), _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    even = _mm256_castps256_ps128(r);
+    odd = _mm256_extractf128_ps(r, 1);
+  }
+  static H zero() { return _mm_setzero_ps(); }
+  static H set1(float v) { return _mm_set1_ps(v); }
+  static H max(H a, H b) { return _mm_max_ps(a, b); }
+  static H greater(H a, H b) { return _mm_cmp_ps(a, b, _CMP_GT_OQ); }
+  static H blend(H a, H b, H mask) { return _mm_blendv_ps(a, b, mask); }
+  static void store(float* y, H v) { _mm_storeu_ps(y, v); }
+  static __m128i to_int32(H t) { return _mm_cvttps_epi32(t); }
+  // W dy values and W codes, each spread to its window's two columns.
+  static F spread(float const* dy, std::uint8_t const* code, I& codes) {
+    I const dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    std::int32_t c;
+    std::memcpy(&c, code, W);
+    codes = _mm256_permutevar8x32_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi32_si128(c)), dup);
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(dy)), dup);
+  }
+  // The positions of a dz row's lanes in their windows: 2 row + column parity.
+  static I positions(int row) {
+    return _mm256_add_epi32(_mm256_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1), _mm256_set1_epi32(2 * row));
+  }
+  static void store_where(float* d, I codes, I position, F g) {
+    _mm256_storeu_ps(d, _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(codes, position)), g));
+  }
+};
+template <>
+struct PoolWindows<double> {
+  static constexpr long W = 2;
+  using H = __m128d;
+  using F = __m256d;
+  using I = __m256i;
+  static void split(double const* z, H& even, H& odd) {
+    F const r = _mm256_permute4x64_pd(_mm256_loadu_pd(z), 0xD8);  // lanes (0, 2, 1, 3)
+    even = _mm256_castpd256_pd128(r);
+    odd = _mm256_extractf128_pd(r, 1);
+  }
+  static H zero() { return _mm_setzero_pd(); }
+  static H set1(double v) { return _mm_set1_pd(v); }
+  static H max(H a, H b) { return _mm_max_pd(a, b); }
+  static H greater(H a, H b) { return _mm_cmp_pd(a, b, _CMP_GT_OQ); }
+  static H blend(H a, H b, H mask) { return _mm_blendv_pd(a, b, mask); }
+  static void store(double* y, H v) { _mm_storeu_pd(y, v); }
+  static __m128i to_int32(H t) { return _mm_cvttpd_epi32(t); }  // in the low half
+  static F spread(double const* dy, std::uint8_t const* code, I& codes) {
+    std::uint16_t c;
+    std::memcpy(&c, code, W);
+    codes = _mm256_permute4x64_epi64(_mm256_cvtepu8_epi64(_mm_cvtsi32_si128(c)), 0x50);  // lanes (0, 0, 1, 1)
+    return _mm256_permute4x64_pd(_mm256_castpd128_pd256(_mm_loadu_pd(dy)), 0x50);
+  }
+  static I positions(int row) { return _mm256_add_epi64(_mm256_setr_epi64x(0, 1, 0, 1), _mm256_set1_epi64x(2 * row)); }
+  static void store_where(double* d, I codes, I position, F g) {
+    _mm256_storeu_pd(d, _mm256_and_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(codes, position)), g));
+  }
+};
+}  // namespace detail
+#endif
 
 /// Conv2D, ReLU and 2x2 max pooling (stride 2) fused into one layer: the
 /// three layers `Conv2D(g)`, `ReLU`, `MaxPool2D(2)` run one after the other,
@@ -492,7 +574,41 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
       return;
     }
 #endif
-    for (long j = 0; j < pw; ++j) {
+    long j = 0;
+#ifdef LENSING_NN_UNPOOL_AVX2
+    // 4 (float) or 2 (double) windows a step, the four positions split from
+    // two rows by an even/odd permute; ReLU as max(v, 0) (maxps returns its
+    // second operand unless v > 0: NaN and -0 give +0, as ReluOp) and the
+    // selects below as blends on the same comparisons — the same y and codes.
+    if constexpr (std::is_same<Scalar, float>::value || std::is_same<Scalar, double>::value) {
+      using P = detail::PoolWindows<Scalar>;
+      using H = typename P::H;
+      H const zero = P::zero();
+      for (; j + P::W <= pw; j += P::W) {
+        H a, b, c, e;
+        P::split(z0 + 2 * j, a, b);
+        P::split(z1 + 2 * j, c, e);
+        a = P::max(a, zero);
+        b = P::max(b, zero);
+        c = P::max(c, zero);
+        e = P::max(e, zero);
+        H m = a, t = zero, g = P::greater(b, m);
+        t = P::blend(t, P::set1(1), g);
+        m = P::blend(m, b, g);
+        g = P::greater(c, m);
+        t = P::blend(t, P::set1(2), g);
+        m = P::blend(m, c, g);
+        g = P::greater(e, m);
+        t = P::blend(t, P::set1(3), g);
+        m = P::blend(m, e, g);
+        P::store(y + j, m);
+        __m128i const i32 = P::to_int32(P::blend(P::set1(4), t, P::greater(m, zero)));
+        std::int32_t const bytes = _mm_cvtsi128_si32(_mm_packus_epi16(_mm_packus_epi32(i32, i32), i32));
+        std::memcpy(code + j, &bytes, P::W);  // the low W bytes: the W codes
+      }
+    }
+#endif
+    for (; j < pw; ++j) {
       Scalar a = z0[2 * j], b = z0[2 * j + 1], c = z1[2 * j], e = z1[2 * j + 1];
       a = a > Scalar(0) ? a : Scalar(0);  // ReluOp::value
       b = b > Scalar(0) ? b : Scalar(0);
@@ -547,7 +663,25 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
       return;
     }
 #endif
-    for (long j = 0; j < pw; ++j) {
+    long j = 0;
+#ifdef LENSING_NN_UNPOOL_AVX2
+    // The CNN's rows have 4-32 windows, too short for GCC's vector loop: here
+    // 4 (float) or 2 (double) windows a step, dy and the codes each spread to
+    // the window's two columns, and a lane of row r keeps dy where the code
+    // equals its position 2r + (column parity), +0 elsewhere (an AND with the
+    // comparison's mask) — the same values as the loop below.
+    if constexpr (std::is_same<Scalar, float>::value || std::is_same<Scalar, double>::value) {
+      using P = detail::PoolWindows<Scalar>;
+      typename P::I const row0 = P::positions(0), row1 = P::positions(1);
+      for (; j + P::W <= pw; j += P::W) {
+        typename P::I codes;
+        typename P::F const g = P::spread(dy + j, code + j, codes);
+        P::store_where(d0 + 2 * j, codes, row0, g);
+        P::store_where(d1 + 2 * j, codes, row1, g);
+      }
+    }
+#endif
+    for (; j < pw; ++j) {
       Scalar const t = Scalar(code[j]);
       Scalar const gv = dy[j];
       d0[2 * j] = t == Scalar(0) ? gv : Scalar(0);
