@@ -47,31 +47,40 @@ void run() {
   namespace m = lensing::math;
   using A = Scalar*;
   report<Scalar>("copy", [](A x, A, A y) {
-    for (int i = 0; i < n; ++i) y[i] = x[i];
+    for (int i = 0; i < n; ++i)
+      y[i] = x[i];
   });
   report<Scalar>("fma", [](A x, A z, A y) {
-    for (int i = 0; i < n; ++i) y[i] = x[i] * z[i] + Scalar(0.5);
+    for (int i = 0; i < n; ++i)
+      y[i] = x[i] * z[i] + Scalar(0.5);
   });
   report<Scalar>("sqrt", [](A x, A, A y) {
-    for (int i = 0; i < n; ++i) y[i] = m::sqrt(x[i]);
+    for (int i = 0; i < n; ++i)
+      y[i] = m::sqrt(x[i]);
   });
   report<Scalar>("div", [](A x, A z, A y) {
-    for (int i = 0; i < n; ++i) y[i] = z[i] / x[i];
+    for (int i = 0; i < n; ++i)
+      y[i] = z[i] / x[i];
   });
   report<Scalar>("atan", [](A x, A, A y) {
-    for (int i = 0; i < n; ++i) y[i] = m::atan(x[i]);
+    for (int i = 0; i < n; ++i)
+      y[i] = m::atan(x[i]);
   });
   report<Scalar>("atan2", [](A x, A z, A y) {
-    for (int i = 0; i < n; ++i) y[i] = m::atan2(z[i], x[i]);
+    for (int i = 0; i < n; ++i)
+      y[i] = m::atan2(z[i], x[i]);
   });
   report<Scalar>("log", [](A x, A, A y) {
-    for (int i = 0; i < n; ++i) y[i] = m::log(x[i]);
+    for (int i = 0; i < n; ++i)
+      y[i] = m::log(x[i]);
   });
   report<Scalar>("log1p", [](A x, A, A y) {
-    for (int i = 0; i < n; ++i) y[i] = m::log1p(x[i]);
+    for (int i = 0; i < n; ++i)
+      y[i] = m::log1p(x[i]);
   });
   report<Scalar>("exp", [](A x, A, A y) {
-    for (int i = 0; i < n; ++i) y[i] = m::exp(-x[i]);
+    for (int i = 0; i < n; ++i)
+      y[i] = m::exp(-x[i]);
   });
 }
 
