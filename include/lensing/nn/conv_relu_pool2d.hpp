@@ -16,13 +16,13 @@
 // whole windows in vectors, the row's tail one window at a time.  Not under nvcc.
 #if !defined(LENSING_NN_MASKED_ROWS) && defined(__AVX2__) && !defined(__CUDA_ARCH__) && !defined(__CUDACC__)
 #include <immintrin.h>
-#define LENSING_NN_UNPOOL_AVX2 1
+#define LENSING_NN_POOL_AVX2 1
 #endif
 
 namespace lensing {
 namespace nn {
 
-#ifdef LENSING_NN_UNPOOL_AVX2
+#ifdef LENSING_NN_POOL_AVX2
 namespace detail {
 /// float or double windows of 2x2 pooling in AVX2 vectors (no lane masks):
 /// W windows a step, each window's four values in 128-bit halves (pooling)
@@ -575,7 +575,7 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
     }
 #endif
     long j = 0;
-#ifdef LENSING_NN_UNPOOL_AVX2
+#ifdef LENSING_NN_POOL_AVX2
     // 4 (float) or 2 (double) windows a step, the four positions split from
     // two rows by an even/odd permute; ReLU as max(v, 0) (maxps returns its
     // second operand unless v > 0: NaN and -0 give +0, as ReluOp) and the
@@ -664,7 +664,7 @@ class Conv2DReLUPool : public detail::ConvLayer<Conv2DReLUPool<Scalar, MemorySpa
     }
 #endif
     long j = 0;
-#ifdef LENSING_NN_UNPOOL_AVX2
+#ifdef LENSING_NN_POOL_AVX2
     // The CNN's rows have 4-32 windows, too short for GCC's vector loop: here
     // 4 (float) or 2 (double) windows a step, dy and the codes each spread to
     // the window's two columns, and a lane of row r keeps dy where the code
