@@ -31,6 +31,21 @@ std::vector<double> to_host(V const& v) {
       out.push_back(double(h(iy, ix)));
   return out;
 }
+// The sky of the row-function tests below: SIE + shear, elliptical Sersic
+// source and lens light (the benchmarks' case).
+template <class S>
+auto sky_lens() {
+  return lensing::make_composite(lensing::SIE<S>{S(1.05), S(0.05), S(-0.03), S(0.013), S(-0.021)},
+                                 lensing::ExternalShear<S>{S(0.03), S(-0.02), 0, 0});
+}
+template <class S>
+lensing::SersicEllipse<S> sky_source() {
+  return {S(20), S(0.25), S(1.6), S(0.08), S(-0.05), S(0.06), S(0.03)};
+}
+template <class S>
+lensing::SersicEllipse<S> sky_lens_light() {
+  return {S(8), S(0.6), S(3.2), S(-0.06), S(0.04), S(0.013), S(-0.021)};
+}
 }  // namespace
 
 LENSING_TEST_CASE_TEMPLATE("rendered images match lenstronomy's ImageModel", Config, lensing::test::AllConfigs) {
@@ -150,10 +165,9 @@ LENSING_TEST_CASE_TEMPLATE("render: same bits on the caller and forked, fine map
   using S = typename Config::scalar;
   using Mem = typename Config::memory_space;
   double const eps = std::numeric_limits<S>::epsilon();
-  auto const lens = lensing::make_composite(lensing::SIE<S>{S(1.05), S(0.05), S(-0.03), S(0.013), S(-0.021)},
-                                            lensing::ExternalShear<S>{S(0.03), S(-0.02), 0, 0});
-  lensing::SersicEllipse<S> const src{S(20), S(0.25), S(1.6), S(0.08), S(-0.05), S(0.06), S(0.03)};
-  lensing::SersicEllipse<S> const light{S(8), S(0.6), S(3.2), S(-0.06), S(0.04), S(0.013), S(-0.021)};
+  auto const lens = sky_lens<S>();
+  auto const src = sky_source<S>();
+  auto const light = sky_lens_light<S>();
   Space space;
   for (int k : {1, 3}) {
     int const n = 37;  // odd: vector tails
@@ -189,6 +203,66 @@ LENSING_TEST_CASE_TEMPLATE("render: same bits on the caller and forked, fine map
     CHECK(peak > 0);
     CHECK(worst <= 64 * eps * peak);
   }
+}
+
+// render_fine_positions: the fine map of render_fine (the same operations on
+// the same points; vector widths may differ between the two loops, so the
+// bound of the test above: 64 eps of the maximum) and beta = x - alpha(x)
+// against the lens's own deflection evaluated here point by point (the
+// prepared kernel vs the profile's, vector vs scalar atan2 and log: a few
+// ulp of |alpha| = |alpha_x| + |alpha_y|, ~1 here, in each component, which
+// the rotation to the sky frame mixes; bound 16 eps (|x| + |alpha|)).
+LENSING_TEST_CASE_TEMPLATE("render_fine_positions: render_fine's map and the source-plane positions", Config,
+                           lensing::test::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using S = typename Config::scalar;
+  using Mem = typename Config::memory_space;
+  double const eps = std::numeric_limits<S>::epsilon();
+  auto const lens = sky_lens<S>();
+  auto const src = sky_source<S>();
+  auto const light = sky_lens_light<S>();
+  Space space;
+  for (int k : {1, 3}) {
+    int const n = 37;  // odd: vector tails
+    auto const grid = lensing::PixelGrid<S>::square(n, S(0.07), k);
+    int const fny = grid.fine_ny(), fnx = grid.fine_nx();
+    lensing::Renderer<S, Mem> const r(grid);
+    lensing::View2D<S, Mem> fine("fine", fny, fnx), fine2("fine2", fny, fnx), bx("bx", fny, fnx), by("by", fny, fnx);
+    r.render_fine(space, lens, src, light, fine);
+    r.render_fine_positions(space, lens, src, light, fine2, bx, by);
+    space.fence();
+    auto const hf = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), fine);
+    auto const hf2 = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), fine2);
+    auto const hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), bx);
+    auto const hy = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), by);
+    double peak = 0, worst = 0, worst_beta = 0;
+    int same = 0;
+    for (int jy = 0; jy < fny; ++jy)
+      for (int jx = 0; jx < fnx; ++jx) {
+        same += std::memcmp(&hf(jy, jx), &hf2(jy, jx), sizeof(S)) == 0;
+        peak = std::max(peak, std::fabs(double(hf(jy, jx))));
+        worst = std::max(worst, std::fabs(double(hf(jy, jx)) - double(hf2(jy, jx))));
+        S const x = grid.fine_x(jx), y = grid.fine_y(jy);
+        auto const a = lens.deflection(x, y);
+        double const alpha = std::fabs(double(a.x)) + std::fabs(double(a.y));
+        double const wb = std::max(std::fabs(double(hx(jy, jx)) - double(x - a.x)) / (std::fabs(double(x)) + alpha),
+                                   std::fabs(double(hy(jy, jx)) - double(y - a.y)) / (std::fabs(double(y)) + alpha));
+        worst_beta = std::max(worst_beta, wb / eps);
+      }
+    MESSAGE("k = " << k << ": fine maps equal at " << same << " of " << fny * fnx << " points, max |diff| / max "
+                   << worst / peak << "; beta within " << worst_beta << " eps (|x| + |alpha|)");
+    CHECK(peak > 0);
+    CHECK(worst <= 64 * eps * peak);
+    CHECK(worst_beta <= 16);
+  }
+  // Bad input: views of the wrong extents, or the same view twice.
+  auto const grid = lensing::PixelGrid<S>::square(8, S(0.1), 2);
+  lensing::Renderer<S, Mem> const r(grid);
+  lensing::View2D<S, Mem> f("f", 16, 16), g("g", 16, 16), wrong("wrong", 16, 15);
+  CHECK_THROWS_AS(r.render_fine_positions(space, lens, src, light, f, g, wrong), std::invalid_argument);
+  CHECK_THROWS_AS(r.render_fine_positions(space, lens, src, light, wrong, f, g), std::invalid_argument);
+  CHECK_THROWS_AS(r.render_fine_positions(space, lens, src, light, f, g, g), std::invalid_argument);
+  CHECK_THROWS_AS(r.render_fine_positions(space, lens, src, light, f, f, g), std::invalid_argument);
 }
 
 LENSING_TEST_CASE_TEMPLATE("render rejects bad shapes", Config, lensing::test::DoubleConfigs) {

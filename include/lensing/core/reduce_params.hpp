@@ -134,13 +134,16 @@ void reduce_params_over_pixels(char const* name, ExecutionSpace const& space, in
                                F const& f) {
   Kokkos::parallel_for(name, Kokkos::RangePolicy<ExecutionSpace>(space, 0, ny),
                        RowReduction<N, Scalar, MemorySpace, F, is_host_space_v<ExecutionSpace>>{partial, f, nx});
-  Kokkos::parallel_for(
-      name, Kokkos::RangePolicy<ExecutionSpace>(space, 0, N), KOKKOS_LAMBDA(int k) {
-        Scalar s = 0;
-        for (int iy = 0; iy < ny; ++iy)
-          s += partial(iy, k);
-        grad(k) = s;
-      });
+  // The row sums: N x ny additions, on the calling thread of a host space
+  // when a fork/join would cost more (run_small_on_caller; the same sums).
+  auto const sum_rows = KOKKOS_LAMBDA(int k) {
+    Scalar s = 0;
+    for (int iy = 0; iy < ny; ++iy)
+      s += partial(iy, k);
+    grad(k) = s;
+  };
+  if (!run_small_on_caller(space, N, double(ny), sum_rows))
+    Kokkos::parallel_for(name, Kokkos::RangePolicy<ExecutionSpace>(space, 0, N), sum_rows);
 }
 
 }  // namespace detail

@@ -39,6 +39,10 @@ namespace detail {
 // The row sums (lanes, blocks, rows) are accumulated in Acc = the type of
 // `partial` (double: a float likelihood sums its per-pixel float terms in
 // double; for a double likelihood the arithmetic is unchanged).
+//
+// bbar_x, bbar_y hold beta = x - alpha(x) on entry (Renderer::
+// render_fine_positions, from the value pass): each pixel reads its beta
+// before writing its cotangent there, so the deflection is not computed again.
 template <class Model, class View, class Partial, bool Blocked>
 struct LightVjpRows {
   using Scalar = typename Model::scalar_type;
@@ -57,8 +61,7 @@ struct LightVjpRows {
   template <class G>
   KOKKOS_FORCEINLINE_FUNCTION void pixel_impl(Model const& m, int jy, int jx, Scalar g, G src, G ll) const {
     Scalar const x = grid.fine_x(jx), y = grid.fine_y(jy);
-    auto const a = m.lens.deflection(x, y);
-    Vec2<Scalar> const gb = m.source.surface_brightness_vjp(x - a.x, y - a.y, g, src);
+    Vec2<Scalar> const gb = m.source.surface_brightness_vjp(bbar_x(jy, jx), bbar_y(jy, jx), g, src);
     m.lens_light.surface_brightness_vjp(x, y, g, ll);
     bbar_x(jy, jx) = gb.x;
     bbar_y(jy, jx) = gb.y;
@@ -438,13 +441,14 @@ struct SupersamplingChoice {
 /// value_and_gradient_source_pixels also returns d log L / d s(iy, ix) for
 /// its pixel values (the interpolation adjoint of fine_cotangent()), so pixel,
 /// VAE or score priors on the source compose with the likelihood.
-/// Cost: one render, one PSF adjoint, one pass over the fine pixels for the
-/// light VJPs (vectorised; with the residual and PSF^T ~1.5x the render)
-/// and the lens parameters'
-/// ray-shooting VJP (raytrace/ray_shooting.hpp: its running-sum reduction
-/// does not vectorise, ~9x a deflection map for SIE + shear, and dominates:
-/// value + gradient = 5.6x the value at 100^2, k = 3; see
-/// benchmarks/simulate/bench_render.cpp).  The model variance adds one log
+/// Cost: one render that keeps the sub-pixels' source-plane positions
+/// (Renderer::render_fine_positions, then the PSF and binning), one PSF
+/// adjoint, one pass over the fine pixels for the light VJPs at those
+/// positions (vectorised; no second deflection), and the lens parameters'
+/// ray-shooting VJP (raytrace/ray_shooting.hpp); value + gradient = 2.7x
+/// the value at 100^2, k = 3, SIE + shear, Sersic source and lens light,
+/// double, 1 thread (benchmarks/simulate/bench_render.cpp,
+/// benchmarks/README.md).  The model variance adds one log
 /// per image pixel (not per sub-pixel): measured within 1% (value) and 3%
 /// (value + gradient) of the fixed map at 100^2, k = 3, double, 1 thread.
 /// The source-pixel gradient adds one deflection and interpolation-weight
@@ -563,7 +567,18 @@ class GaussianLikelihood {
                             View1D<Scalar, MemorySpace> const& grad) const {
     check_argument(grad.extent(0) == size_t(num_params), "lensing::GaussianLikelihood::value_and_gradient",
                    "grad must have length num_params = " + std::to_string(num_params));
-    render_model(space, model, m_model);
+    // The model image; without adaptive supersampling through the fine
+    // brightness (in gbar, which the PSF adjoint overwrites below) and the
+    // source-plane positions (in bbar_x, bbar_y, read by the light VJP
+    // before it writes the cotangents there): the deflection once per
+    // sub-pixel for both passes.
+    if (m_adaptive) {
+      render_model(space, model, m_model);
+    } else {
+      m_obs.renderer().render_fine_positions(space, model.lens, model.source, model.lens_light, m_gbar, m_bbar_x,
+                                             m_bbar_y);
+      m_obs.blur_and_bin(space, m_gbar, m_model);
+    }
     auto const grid = m_obs.grid();
     // One declarator per auto: the views have different types (const data).
     auto const d = m_data;
@@ -612,19 +627,25 @@ class GaussianLikelihood {
     auto const partial = m_partial;
     auto const glight = m_grad_light;
     int const fny = grid.fine_ny();
-    Kokkos::parallel_for(
-        "lensing::likelihood::light_sum", Kokkos::RangePolicy<ExecutionSpace>(space, 0, NLight), KOKKOS_LAMBDA(int j) {
-          double t = 0;
-          for (int jy = 0; jy < fny; ++jy)
-            t += partial(jy, j);
-          glight(j) = t;
-        });
+    // The two small loops (a few thousand additions, a copy) run on the
+    // calling thread of a host space (run_small_on_caller: a fork/join costs
+    // more than they do).
+    auto const light_sum = KOKKOS_LAMBDA(int j) {
+      double t = 0;
+      for (int jy = 0; jy < fny; ++jy)
+        t += partial(jy, j);
+      glight(j) = t;
+    };
+    if (!detail::run_small_on_caller(space, NLight, double(fny), light_sum))
+      Kokkos::parallel_for("lensing::likelihood::light_sum", Kokkos::RangePolicy<ExecutionSpace>(space, 0, NLight),
+                           light_sum);
     // ... then the lens parameters by the ray-shooting VJP (beta = x - alpha).
     ray_shoot_vjp(space, model.lens, grid, m_bbar_x, m_bbar_y, m_grad_lens, m_work);
     auto const glens = m_grad_lens;
-    Kokkos::parallel_for(
-        "lensing::likelihood::gradient", Kokkos::RangePolicy<ExecutionSpace>(space, 0, num_params),
-        KOKKOS_LAMBDA(int j) { grad(j) = j < NLens ? glens(j) : Scalar(glight(j - NLens)); });
+    auto const gather = KOKKOS_LAMBDA(int j) { grad(j) = j < NLens ? glens(j) : Scalar(glight(j - NLens)); };
+    if (!detail::run_small_on_caller(space, num_params, 1.0, gather))
+      Kokkos::parallel_for("lensing::likelihood::gradient", Kokkos::RangePolicy<ExecutionSpace>(space, 0, num_params),
+                           gather);
     return chi2_to_logl(space);
   }
 

@@ -75,6 +75,47 @@ LENSING_ROW_FUNCTION void sky_fine_row(F const& f, PixelGrid<Scalar> const& grid
   }
 }
 
+// sky_fine_row, with each point's source-plane position beta = x - alpha(x)
+// stored too (Renderer::render_fine_positions): the same operations on the
+// same values for the brightness.
+template <class Sky, class Scalar>
+LENSING_ROW_FUNCTION void sky_fine_row_positions(Sky const& sky, PixelGrid<Scalar> const& grid, int jy,
+                                                 Scalar* __restrict row, Scalar* __restrict beta_x,
+                                                 Scalar* __restrict beta_y) {
+  Sky const g = sky;
+  PixelGrid<Scalar> const gr = grid;
+  Scalar const y = gr.fine_y(jy);
+  int const fnx = gr.fine_nx();
+  auto const point = [&](int jx) {
+    Scalar const x = gr.fine_x(jx);
+    auto const a = g.lens.deflection(x, y);
+    Scalar const bx = x - a.x, by = y - a.y;
+    beta_x[jx] = bx;
+    beta_y[jx] = by;
+    row[jx] = g.source.surface_brightness(bx, by) + g.lens_light.surface_brightness(x, y);
+  };
+  if constexpr (sizeof(Scalar) == 8) {
+    LENSING_RENDER_SIMD_ROW(8)
+    for (int jx = 0; jx < fnx; ++jx)
+      point(jx);
+  } else {
+    LENSING_RENDER_SIMD_ROW(16)
+    for (int jx = 0; jx < fnx; ++jx)
+      point(jx);
+  }
+}
+
+// Host fine rows of Renderer::render_fine_positions (row-contiguous views).
+template <class Sky, class Fine>
+struct FinePositionRows {
+  Sky sky;
+  PixelGrid<typename Fine::non_const_value_type> grid;
+  Fine fine, beta_x, beta_y;
+  KOKKOS_INLINE_FUNCTION void operator()(int jy) const {
+    sky_fine_row_positions(sky, grid, jy, &fine(jy, 0), &beta_x(jy, 0), &beta_y(jy, 0));
+  }
+};
+
 // Host fine rows of Renderer::render_fine (a row-contiguous fine view).
 template <class F, class Fine>
 struct FineRows {
@@ -272,6 +313,49 @@ class Renderer {
       parallel_for_pixels(
           "lensing::simulate::render_fine", space, grid.fine_ny(), grid.fine_nx(),
           KOKKOS_LAMBDA(int jy, int jx) { fine(jy, jx) = f(grid.fine_x(jx), grid.fine_y(jy)); });
+    }
+  }
+
+  /// render_fine, and the source-plane position beta = x - alpha(x) of every
+  /// sub-pixel, (beta_x, beta_y)(jy, jx): the points where a gradient pass
+  /// evaluates the source's VJP (GaussianLikelihood::value_and_gradient keeps
+  /// them rather than computing the deflection a second time).  All three
+  /// views have extents (fine_ny, fine_nx) and must be distinct; fine is
+  /// render_fine's (the same operations on the same points).  Asynchronous
+  /// on `space`.
+  template <class ExecutionSpace, class Lens, class Source, class LensLight, class Fine>
+  void render_fine_positions(ExecutionSpace const& space, Lens const& lens, Source const& source,
+                             LensLight const& lens_light, Fine const& fine, Fine const& beta_x,
+                             Fine const& beta_y) const {
+    constexpr char const* where = "lensing::Renderer::render_fine_positions";
+    auto const grid = m_grid;
+    detail::check_render_args<ExecutionSpace, Lens, Source, LensLight>(where, grid.fine_grid(), fine);
+    check_extents(beta_x, where, "beta_x", "(fine_ny, fine_nx)", grid.fine_ny(), grid.fine_nx());
+    check_extents(beta_y, where, "beta_y", "(fine_ny, fine_nx)", grid.fine_ny(), grid.fine_nx());
+    check_argument(fine.data() != beta_x.data() && fine.data() != beta_y.data() && beta_x.data() != beta_y.data(),
+                   where, "fine, beta_x and beta_y must be three different views");
+    check_model(lens);
+    check_model(source);
+    check_model(lens_light);
+    using Sky = detail::SkyBrightness<Lens, Source, LensLight>;
+    Sky const sky{lens, source, lens_light};
+    if constexpr (detail::is_host_space_v<ExecutionSpace> &&
+                  std::is_same<typename Fine::array_layout, Kokkos::LayoutRight>::value) {
+      detail::FinePositionRows<Sky, Fine> const rows{sky, grid, fine, beta_x, beta_y};
+      if (!detail::run_small_on_caller(space, grid.fine_ny(), double(grid.fine_nx()) * work_ns::image_pixel, rows))
+        Kokkos::parallel_for("lensing::simulate::render_fine_positions",
+                             Kokkos::RangePolicy<ExecutionSpace>(space, 0, grid.fine_ny()), rows);
+    } else {
+      parallel_for_pixels(
+          "lensing::simulate::render_fine_positions", space, grid.fine_ny(), grid.fine_nx(),
+          KOKKOS_LAMBDA(int jy, int jx) {
+            Scalar const x = grid.fine_x(jx), y = grid.fine_y(jy);
+            auto const a = sky.lens.deflection(x, y);
+            Scalar const bx = x - a.x, by = y - a.y;
+            beta_x(jy, jx) = bx;
+            beta_y(jy, jx) = by;
+            fine(jy, jx) = sky.source.surface_brightness(bx, by) + sky.lens_light.surface_brightness(x, y);
+          });
     }
   }
 

@@ -33,17 +33,20 @@ KOKKOS_FORCEINLINE_FUNCTION Scalar atanh_over_e(Scalar e, Scalar n, Scalar d, Sc
   return math::log1p_from_log(Scalar(2) * en / (d - en)) * (Scalar(0.5) * scale / es);
 }
 
-/// atan(e w)/e (atan_over_e), w = n/d, and, for its q-derivative, G = (w/(1 + e^2 w^2) -
-/// atan(e w)/e)/e^2, finite and accurate as e -> 0 (series in t = e^2 w^2 below
-/// 1e-3, where the direct G loses digits; 7 terms: error < t^7).
+/// atan(e w)/e (atan_over_e), w = n/d (given: the caller's n times its 1/d),
+/// and, for its q-derivative, G = (w c - atan(e w)/e)/e^2, c = 1/(1 + t) (also
+/// returned), t = e^2 w^2, finite and accurate as e -> 0 (series in t below
+/// 1e-3, where the direct G loses digits; 7 terms: error < t^7).  Divisions by
+/// per-profile constants are products by their hoisted reciprocals.
 template <class Scalar>
-KOKKOS_FORCEINLINE_FUNCTION void atan_ratio(Scalar e, Scalar n, Scalar d, Scalar& f, Scalar& g) {
-  Scalar const w = n / d, t = e * e * w * w;  // w: the caller's own n / d (one division after CSE)
-  Scalar const es = math::max(e, sie_e_floor<Scalar>), e2 = es * es;
+KOKKOS_FORCEINLINE_FUNCTION void atan_ratio(Scalar e, Scalar n, Scalar d, Scalar w, Scalar& f, Scalar& g, Scalar& c) {
+  Scalar const t = e * e * w * w;
+  Scalar const es = math::max(e, sie_e_floor<Scalar>), inv_e2 = Scalar(1) / (es * es);
   f = atan_over_e(e, n, d, Scalar(1));
+  c = Scalar(1) / (Scalar(1) + t);
   // Both forms of G are computed and one is selected, so pixel loops vectorise
   // (no data-dependent branch).
-  Scalar const gd = (w / (Scalar(1) + t) - f) / e2;
+  Scalar const gd = (w * c - f) * inv_e2;
   // G = w^3 sum_{k>=1} (-1)^k 2k/(2k+1) t^(k-1)
   Scalar const gs =
       w * w * w *
@@ -54,14 +57,16 @@ KOKKOS_FORCEINLINE_FUNCTION void atan_ratio(Scalar e, Scalar n, Scalar d, Scalar
   g = math::select(t < Scalar(1e-3), gs, gd);
 }
 
-/// atanh(e v)/e (atanh_over_e), v = n/d, and H = (v/(1 - e^2 v^2) - atanh(e v)/e)/e^2
-/// (as atan_ratio, with the hyperbolic signs); requires e |v| < 1.
+/// atanh(e v)/e (atanh_over_e), v = n/d (given), and H = (v c - atanh(e v)/e)/e^2,
+/// c = 1/(1 - e^2 v^2) (also returned), as atan_ratio with the hyperbolic
+/// signs; requires e |v| < 1.
 template <class Scalar>
-KOKKOS_FORCEINLINE_FUNCTION void atanh_ratio(Scalar e, Scalar n, Scalar d, Scalar& f, Scalar& h) {
-  Scalar const v = n / d, t = e * e * v * v;
-  Scalar const es = math::max(e, sie_e_floor<Scalar>), e2 = es * es;
+KOKKOS_FORCEINLINE_FUNCTION void atanh_ratio(Scalar e, Scalar n, Scalar d, Scalar v, Scalar& f, Scalar& h, Scalar& c) {
+  Scalar const t = e * e * v * v;
+  Scalar const es = math::max(e, sie_e_floor<Scalar>), inv_e2 = Scalar(1) / (es * es);
   f = atanh_over_e(e, n, d, Scalar(1));
-  Scalar const hd = (v / (Scalar(1) - t) - f) / e2;
+  c = Scalar(1) / (Scalar(1) - t);
+  Scalar const hd = (v * c - f) * inv_e2;
   Scalar const hs =
       v * v * v *
       (Scalar(2) / 3 +
@@ -116,10 +121,13 @@ struct NIEKernel {
     return {c * q * q * x, c * y};
   }
   KOKKOS_FORCEINLINE_FUNCTION Hessian<Scalar> hessian(Scalar x, Scalar y) const {
-    Scalar const p = P(x, y), px = q * q * x / p, py = y / p;
+    // Three divisions a point (1/P, 1/d1, 1/d2), the rest products: a vector
+    // division costs 4-10 multiplies (benchmarks/README.md, element costs).
+    Scalar const p = P(x, y), ip = Scalar(1) / p, px = q * q * x * ip, py = y * ip;
     Scalar const d1 = (p + s) * (p + s) + e * e * x * x;
     Scalar const d2 = (p + q * q * s) * (p + q * q * s) - e * e * y * y;
-    return {b * (p + s - x * px) / d1, -b * x * py / d1, b * (p + q * q * s - y * py) / d2};
+    Scalar const b1 = b / d1;
+    return {b1 * (p + s - x * px), -b1 * x * py, b * (p + q * q * s - y * py) / d2};
   }
 
   // d(b, s)/d(theta_E, s_scale, q).
@@ -130,17 +138,19 @@ struct NIEKernel {
   // Partial derivatives of alpha (per unit b) with respect to s and q at fixed b.
   KOKKOS_FORCEINLINE_FUNCTION void deflection_partials(Scalar x, Scalar y, Vec2<Scalar>& unit, Vec2<Scalar>& d_s,
                                                        Vec2<Scalar>& d_q) const {
-    Scalar const p = P(x, y), ps = q * q * s / p, pq = q * (s * s + x * x) / p;
-    Scalar const dx = p + s, dy = p + q * q * s;
-    Scalar const w = x / dx, v = y / dy;
-    Scalar fx, gx, fy, gy;
-    atan_ratio(e, x, dx, fx, gx);
-    atanh_ratio(e, y, dy, fy, gy);
+    // Five divisions a point (1/P, 1/dx, 1/dy, and atan_ratio's and
+    // atanh_ratio's c), one more inside atanh_over_e; the rest products.
+    Scalar const p = P(x, y), ip = Scalar(1) / p, ps = q * q * s * ip, pq = q * (s * s + x * x) * ip;
+    Scalar const dx = p + s, dy = p + q * q * s, idx = Scalar(1) / dx, idy = Scalar(1) / dy;
+    Scalar const w = x * idx, v = y * idy;
+    Scalar fx, gx, cx, fy, gy, cy;
+    atan_ratio(e, x, dx, w, fx, gx, cx);
+    atanh_ratio(e, y, dy, v, fy, gy, cy);
     unit = {fx, fy};
-    Scalar const cx = Scalar(1) / (Scalar(1) + e * e * w * w), cy = Scalar(1) / (Scalar(1) - e * e * v * v);
-    d_s = {-cx * w * (ps + Scalar(1)) / dx, -cy * v * (ps + q * q) / dy};
+    Scalar const wx = cx * w * idx, vy = cy * v * idy;
+    d_s = {-wx * (ps + Scalar(1)), -vy * (ps + q * q)};
     // de/dq = -q/e, and (1/e) d(atan(e w)/e)/de = G.
-    d_q = {-q * gx - cx * w * pq / dx, -q * gy - cy * v * (pq + Scalar(2) * q * s) / dy};
+    d_q = {-q * gx - wx * pq, -q * gy - vy * (pq + Scalar(2) * q * s)};
   }
 
   KOKKOS_FORCEINLINE_FUNCTION void deflection_grad(Scalar x, Scalar y, Vec2<Scalar> g, Scalar* grad,

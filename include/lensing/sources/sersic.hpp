@@ -16,21 +16,21 @@ namespace detail {
 /// (Capaccioli 1989's approximation of the half-light constant,
 /// math::sersic_b_lenstronomy), with R
 /// floored at 1e-4 arcsec (lenstronomy 1.14.2's SersicUtil smoothing; below it I is constant).
-/// eval returns I and its partials in (amp, R_sersic, n_sersic) and R.
+/// eval returns I and its partials in (amp, R_sersic, n_sersic), and
+/// d_R_over_R = (dI/dR)/R, the factor of the offset's cotangent (0 inside the
+/// floor, where I is constant).
 template <class Scalar>
 struct SersicRadial {
   static constexpr Scalar smoothing = Scalar(1e-4);
-  Scalar I, d_amp, d_Rs, d_n, d_R;
+  Scalar I, d_amp, d_Rs, d_n, d_R_over_R;
 
   KOKKOS_FORCEINLINE_FUNCTION SersicRadial(Scalar amp, Scalar Rs, Scalar n, Scalar R2) {
     // log(R / Rs) as log(R^2 / Rs^2) / 2 with the reciprocal a per-profile
     // constant: no square root or division per point where only I is used
-    // (loops hoist 1 / Rs^2; the square root below feeds d_R alone).
+    // (loops hoist 1 / Rs^2), and none but -c/R² for the partials.
     bool const inside = R2 < smoothing * smoothing;
     // Selects of computed values (math::select): no branch in pixel loops.
     Scalar const R2f = math::select(inside, smoothing * smoothing, R2);
-    Scalar const r = math::sqrt(R2);
-    Scalar const R = math::select(inside, smoothing, r);
     Scalar const bn = math::sersic_b_lenstronomy(n);
     Scalar const inv_n = Scalar(1) / n;
     Scalar const logr = Scalar(0.5) * math::log(R2f * (Scalar(1) / (Rs * Rs)));
@@ -39,8 +39,9 @@ struct SersicRadial {
     I = amp * E;
     d_amp = E;
     Scalar const c = I * bn * t * inv_n;
-    d_Rs = c / Rs;
-    d_R = math::select(inside, Scalar(0), -c / R);
+    d_Rs = c * (Scalar(1) / Rs);  // 1/Rs: a per-profile constant, hoisted
+    // (dI/dR)/R = -c/R² outside the floor: no square root, one division.
+    d_R_over_R = math::select(inside, Scalar(0), -c / R2f);
     d_n = I * (-math::sersic_b_lenstronomy_dn(n) * (t - Scalar(1)) + bn * t * logr * inv_n * inv_n);
   }
 };
@@ -137,8 +138,7 @@ struct Sersic {
     grad[0] += g * s.d_amp;
     grad[1] += g * s.d_Rs;
     grad[2] += g * s.d_n;
-    Scalar const R = math::max(math::sqrt(R2), detail::SersicRadial<Scalar>::smoothing);
-    Scalar const c = g * s.d_R / R;
+    Scalar const c = g * s.d_R_over_R;
     grad[3] -= c * dx;
     grad[4] -= c * dy;
     return {c * dx, c * dy};
@@ -196,8 +196,7 @@ struct SersicEllipse {
     grad[0] += g * s.d_amp;
     grad[1] += g * s.d_Rs;
     grad[2] += g * s.d_n;
-    Scalar const R = math::max(math::sqrt(R2), detail::SersicRadial<Scalar>::smoothing);
-    Scalar const c = g * s.d_R / R;
+    Scalar const c = g * s.d_R_over_R;
     return l.template shape_vjp<3>(e1, e2, p, Vec2<Scalar>{c * t.x, c * t.y}, grad);
   }
   KOKKOS_INLINE_FUNCTION void pack(Scalar* t) const {

@@ -80,7 +80,9 @@ struct EllipticalFrame {
     Scalar const c = math::sqrt(c2);
     Scalar const dq_dc =
         math::select(c < max_ellipticity_modulus<Scalar>, Scalar(-2) / ((Scalar(1) + c) * (Scalar(1) + c)), Scalar(0));
-    Scalar const a = q_bar * dq_dc / c, b = phi_bar / (Scalar(2) * c2);
+    // Products by constants of (e1, e2) alone, which pixel loops hoist: no
+    // division per point.
+    Scalar const a = q_bar * (dq_dc / c), b = phi_bar * (Scalar(0.5) / c2);
     return {a * e1 - b * e2, a * e2 + b * e1};
   }
   /// Sky offset -> major-axis frame: R^T d.

@@ -39,10 +39,13 @@ struct LightEllipse {
   /// Given gt = g dI/d(xt1, xt2), the cotangents of q and phi, and the
   /// return value g dI/d(offset) in the sky frame.
   KOKKOS_INLINE_FUNCTION Vec2<Scalar> vjp(Vec2<Scalar> p, Vec2<Scalar> gt, Scalar& q_bar, Scalar& phi_bar) const {
-    Scalar const hq = Scalar(0.5) / sq;
-    q_bar = gt.x * p.x * hq - gt.y * p.y * hq / frame.q;
-    phi_bar = gt.x * sq * p.y - gt.y * p.x / sq;
-    return frame.to_sky(Vec2<Scalar>{gt.x * sq, gt.y / sq});
+    // xt1 = p.x sqrt(q), xt2 = p.y / sqrt(q): d/dq = xt1/(2q), -xt2/(2q).
+    // Products by per-profile constants (0.5/sqrt(q), inv_sq / (2q)), which
+    // pixel loops hoist: no division per point.
+    Scalar const hq = Scalar(0.5) * inv_sq, hq_q = hq / frame.q;
+    q_bar = gt.x * p.x * hq - gt.y * p.y * hq_q;
+    phi_bar = gt.x * sq * p.y - gt.y * p.x * inv_sq;
+    return frame.to_sky(Vec2<Scalar>{gt.x * sq, gt.y * inv_sq});
   }
   /// Shared tail of the elliptical light VJPs: given gt = g dI/d(xt1, xt2)
   /// at the major-axis offset p, adds the cotangents of (e1, e2, center_x,
