@@ -260,6 +260,57 @@ LENSING_TEST_CASE_TEMPLATE("Gaussian filter: scipy conventions and adjoint ident
   CHECK_THROWS_AS((lensing::GaussianFilter<Scalar, Mem>(0.0, 0.05, 4, 4)), std::invalid_argument);
 }
 
+// Rows wider than the host's register blocks (16 doubles, 32 floats) and
+// with a tail after them, against the filter's definition summed here in
+// double (scipy's weights: exp(-m^2 / (2 sigma^2)), |m| <= r, normalised;
+// edges "nearest").  Error model as the scipy check above: each output is
+// two passes of 2r + 1 products (weights sum to 1, |x| <= 1.2), plus the
+// rounding of the weights and of the x pass's output to Scalar:
+// <= (2 + 2 (2r + 2)) eps max|x|.
+LENSING_TEST_CASE_TEMPLATE("Gaussian filter: wide rows (register blocks and tails) against a direct sum", Config,
+                           lensing::test::AllConfigs) {
+  using Space = typename Config::execution_space;
+  using Scalar = typename Config::scalar;
+  using Mem = typename Config::memory_space;
+  double const eps = std::numeric_limits<Scalar>::epsilon();
+  Space space;
+  for (auto [ny, nx, fwhm] : {std::tuple<int, int, double>{9, 75, 0.1}, {40, 33, 0.3}, {6, 64, 0.17}}) {
+    lensing::GaussianFilter<Scalar, Mem> const G(fwhm, 0.05, ny, nx);
+    int const r = G.radius();
+    double const sigma = fwhm / (2 * std::sqrt(2 * std::log(2.0))) / 0.05;
+    std::vector<double> w(2 * r + 1);
+    double wsum = 0;
+    for (int m = -r; m <= r; ++m)
+      wsum += w[m + r] = std::exp(-double(m) * m / (2 * sigma * sigma));
+    for (double& v : w)
+      v /= wsum;
+    auto const x = pattern<Scalar, Mem>(ny, nx, 0.7, 0.13);
+    lensing::View2D<Scalar, Mem> gx("gx", ny, nx);
+    G.apply(space, x, gx);
+    space.fence();
+    auto const hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), x);
+    auto const hg = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), gx);
+    auto clamp = [](int i, int n) { return std::min(std::max(i, 0), n - 1); };
+    std::vector<double> t(std::size_t(ny) * nx, 0.0);
+    for (int iy = 0; iy < ny; ++iy)
+      for (int ix = 0; ix < nx; ++ix)
+        for (int m = -r; m <= r; ++m)
+          t[std::size_t(iy) * nx + ix] += w[m + r] * double(hx(iy, clamp(ix + m, nx)));
+    double worst = 0, peak = 0;
+    for (int iy = 0; iy < ny; ++iy)
+      for (int ix = 0; ix < nx; ++ix) {
+        double want = 0;
+        for (int m = -r; m <= r; ++m)
+          want += w[m + r] * t[std::size_t(clamp(iy + m, ny)) * nx + ix];
+        worst = std::max(worst, std::fabs(double(hg(iy, ix)) - want));
+        peak = std::max(peak, std::fabs(double(hx(iy, ix))));
+      }
+    double const bound = (2 + 2 * (2 * r + 2)) * eps * 1.2;
+    CHECK(peak > 0.5);
+    CHECK_MESSAGE(worst <= bound, ny, "x", nx, " fwhm ", fwhm, ": max |diff| ", worst, " vs model ", bound);
+  }
+}
+
 LENSING_TEST_CASE_TEMPLATE("Gaussian filter: small images on the calling thread give the threaded bits", Config,
                            lensing::test::AllConfigs) {
   using Space = typename Config::execution_space;

