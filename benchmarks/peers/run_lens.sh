@@ -43,7 +43,8 @@
 # one broadcast pass; lenstronomy: a loop), N = 32, 256, in images/s; the
 # table gives wall-time rates and, for a loaded machine, the rates the
 # process's CPU time projects (images per CPU second x threads).
-# BATCH_ONLY=1 runs only the batched cases (ours and the peers').
+# BATCH_ONLY=1 runs only the batched cases (ours and the peers'), IMAGES_ONLY=1
+# only the image and likelihood cases.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -58,7 +59,7 @@ out=${OUT:-$root/bench_results/lens-$(date -u +%Y%m%dT%H%M%S)}
 profiles=$build/benchmarks/bench_profiles
 render=$build/benchmarks/simulate/bench_render
 needed=("$profiles" "$render")
-[[ "${BATCH_ONLY:-0}" == 1 ]] && needed=("$render")
+[[ "${BATCH_ONLY:-0}" == 1 || "${IMAGES_ONLY:-0}" == 1 ]] && needed=("$render")
 for exe in "${needed[@]}"; do
   [[ -x "$exe" ]] || { echo "run_lens.sh: $exe not built" >&2; exit 1; }
 done
@@ -81,6 +82,10 @@ if [[ "${BATCH_ONLY:-0}" == 1 ]]; then
   render_filter='^BM_render_batch<(double|float)>/(32|256)/[12]/process_time/real_time$'
   progs=render
   peer_cases='^batch_'
+elif [[ "${IMAGES_ONLY:-0}" == 1 ]]; then
+  render_filter='^BM_(render<double>/(64/1|128/3|256/3)|loglike<double>/100/3/[01])$'
+  progs=render
+  peer_cases='^(image_|loglike_)'
 fi
 start=$(date +%s)
 for r in $(seq 1 "$rounds"); do

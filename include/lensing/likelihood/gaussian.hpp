@@ -445,7 +445,7 @@ struct SupersamplingChoice {
 /// (Renderer::render_fine_positions, then the PSF and binning), one PSF
 /// adjoint, one pass over the fine pixels for the light VJPs at those
 /// positions (vectorised; no second deflection), and the lens parameters'
-/// ray-shooting VJP (raytrace/ray_shooting.hpp); value + gradient = 2.7x
+/// ray-shooting VJP (raytrace/ray_shooting.hpp); value + gradient = 2.8x
 /// the value at 100^2, k = 3, SIE + shear, Sersic source and lens light,
 /// double, 1 thread (benchmarks/simulate/bench_render.cpp,
 /// benchmarks/README.md).  The model variance adds one log

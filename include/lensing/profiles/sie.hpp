@@ -122,7 +122,7 @@ struct NIEKernel {
   }
   KOKKOS_FORCEINLINE_FUNCTION Hessian<Scalar> hessian(Scalar x, Scalar y) const {
     // Three divisions a point (1/P, 1/d1, 1/d2), the rest products: a vector
-    // division costs 4-10 multiplies (benchmarks/README.md, element costs).
+    // division costs 3.5-5 multiply-adds (benchmarks/README.md, element costs).
     Scalar const p = P(x, y), ip = Scalar(1) / p, px = q * q * x * ip, py = y * ip;
     Scalar const d1 = (p + s) * (p + s) + e * e * x * x;
     Scalar const d2 = (p + q * q * s) * (p + q * q * s) - e * e * y * y;
