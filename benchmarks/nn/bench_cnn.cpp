@@ -17,13 +17,16 @@
 #include <lensing/nn/activation.hpp>
 #include <lensing/nn/conv2d.hpp>
 #include <lensing/nn/dense.hpp>
+#include <lensing/nn/detail/masked_rows.hpp>
 #include <lensing/nn/flatten.hpp>
+#include <lensing/nn/gemm.hpp>
 #include <lensing/nn/pooling.hpp>
 #include <lensing/nn/residual.hpp>
 #include <lensing/nn/sequential.hpp>
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -130,6 +133,46 @@ void BM_gemm_float(benchmark::State& state) {
       benchmark::Counter(2.0 * double(m) * double(n) * double(k) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// One sample of a "same" convolution's two GEMMs (C_in channels → C_out, k x k
+// pad k/2, h x h map, float, 1 thread): forward W · col and weight gradient
+// dy · colᵀ, with col formed by im2col (arg 4 = 0, the path before) or read
+// from k shifted copies of the input (arg 4 = 1, detail::ShiftedPlanes and
+// gemm_host_offset_rows): the same values, without the K x P col.
+void BM_same_conv_gemms(benchmark::State& state) {
+  long const ci = state.range(0), co = state.range(1), h = state.range(2), kk = state.range(3);
+  bool const planes = state.range(4) != 0;
+  nn::detail::ConvDims const d{1, ci, h, h, co, h, h, kk, kk, 1, 1, kk / 2, kk / 2, 1, 1};
+  long const k = ci * kk * kk, p = h * h;
+  std::vector<float> x(std::size_t(ci * p)), w(std::size_t(co * k)), dy(std::size_t(co * p)), y(std::size_t(co * p)),
+      gw(std::size_t(co * k)), col(std::size_t(std::max(k * p, nn::detail::ShiftedPlanes::size(d))));
+  std::vector<long> offset(static_cast<std::size_t>(k));
+  nn::detail::ShiftedPlanes::offsets(d, offset.data());
+  for (std::size_t i = 0; i < x.size(); ++i)
+    x[i] = float(std::sin(0.37 * double(i)));
+  for (std::size_t i = 0; i < w.size(); ++i)
+    w[i] = float(std::cos(0.23 * double(i)));
+  for (std::size_t i = 0; i < dy.size(); ++i)
+    dy[i] = float(std::cos(0.71 * double(i)));
+  for (auto _ : state) {
+    std::fill(y.begin(), y.end(), 0.0f);
+    if (planes) {
+      nn::detail::ShiftedPlanes::fill(d, x.data(), col.data());
+      nn::detail::gemm_host_offset_rows(false, co, p, k, w.data(), k, static_cast<float const*>(col.data()),
+                                        offset.data(), y.data(), p);
+      nn::detail::gemm_host_offset_rows(true, co, p, k, dy.data(), p, static_cast<float const*>(col.data()),
+                                        offset.data(), gw.data(), k);
+    } else {
+      nn::detail::im2col_masked(d, x.data(), col.data());
+      nn::detail::gemm_host(false, false, co, p, k, 1.0f, w.data(), k, col.data(), p, 1.0f, y.data(), p);
+      nn::detail::gemm_host(false, true, co, k, p, 1.0f, dy.data(), p, col.data(), p, 1.0f, gw.data(), k);
+    }
+    benchmark::DoNotOptimize(y.data());
+    benchmark::DoNotOptimize(gw.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(4.0 * double(co) * double(p) * double(k) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void BM_deeplens_forward_float(benchmark::State& s) { deeplens<float, Kokkos::DefaultHostExecutionSpace>(s, false); }
 void BM_deeplens_train_float(benchmark::State& s) { deeplens<float, Kokkos::DefaultHostExecutionSpace>(s, true); }
 
@@ -152,6 +195,13 @@ BENCHMARK(BM_gemm_float)
     ->Args({128, 9, 1152})
     ->Args({512, 9, 128})
     ->UseRealTime();
+// The ResNet's 3x3 layers at 45², 23², 12² and its 7x7 stem, each path.
+BENCHMARK(BM_same_conv_gemms)
+    ->ArgsProduct({{8}, {8}, {45}, {3}, {0, 1}})
+    ->ArgsProduct({{16}, {16}, {23}, {3}, {0, 1}})
+    ->ArgsProduct({{32}, {32}, {12}, {3}, {0, 1}})
+    ->ArgsProduct({{3}, {32}, {45}, {7}, {0, 1}})
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_hezaveh_forward_float)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_hezaveh_train_float)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_hezaveh_forward_double)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();

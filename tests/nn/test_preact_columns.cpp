@@ -10,6 +10,7 @@
 // geometry: strides 2 and 3, other widths), with cols laid side by side (a
 // row stride ldcol > P, as PreactConv2D's grouped GEMMs use).
 #include <lensing/nn/detail/masked_rows.hpp>
+#include <lensing/nn/gemm.hpp>
 
 #include <lensing_test.hpp>
 
@@ -137,4 +138,84 @@ LENSING_TEST_CASE_TEMPLATE("nn: im2col and col2im against their definition", Con
   }
   CHECK(n_same == 8);  // the first seven geometries and the 1x1
   CHECK(n_two == 3);
+}
+
+// Error model: the shifted copies (detail::ShiftedPlanes) hold the input's
+// values and zeros, so each col row read at its offset equals im2col's row
+// exactly; gemm_host_offset_rows packs those same values into the same Eigen
+// blocks and runs the same kernels as gemm_host on the formed col, so both
+// products (C += W col, the forward; C += dy colᵀ, the weight gradient)
+// agree bit for bit.  (Eigen multiplies products with rows + cols + depth
+// < 20 coefficient by coefficient, another summation: every case here is
+// larger, checked below.)
+LENSING_TEST_CASE_TEMPLATE("nn: shifted planes read as im2col's col, and GEMMs through them", Config, lt::AllConfigs) {
+  using Scalar = typename Config::scalar;
+  REQUIRE(nn::detail::has_offset_rows_gemm);  // Eigen 3.4, as the project requires
+  std::vector<Geometry> const geometries = {
+      {3, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1},     // 3x3 pad 1
+      {2, 9, 6, 7, 7, 1, 1, 3, 3, 1, 1},     // 7x7 pad 3 (the stem), non-square
+      {2, 6, 8, 3, 3, 1, 1, 2, 2, 2, 2},     // dilated
+      {1, 4, 2, 5, 5, 1, 1, 2, 2, 1, 1},     // kernel wider than the image: all columns wrapped
+      {2, 5, 7, 3, 1, 1, 1, 4, 0, 1, 1},     // padding taller than the kernel: rows below and above
+      {3, 12, 11, 3, 5, 1, 1, 0, 2, 1, 1},   // oh < h (no vertical padding), 3x5
+      {2, 5, 5, 1, 3, 1, 1, 1, 1, 1, 1},     // oh > h: zero rows at both ends
+      {1, 26, 25, 3, 3, 1, 1, 1, 1, 1, 1}};  // 650 pixels
+  long const o = 5;
+  for (Geometry const& g : geometries) {
+    nn::detail::ConvDims const d = dims_of(g);
+    using Planes = nn::detail::ShiftedPlanes;
+    REQUIRE(Planes::applies(d));
+    long const k = d.c * d.kh * d.kw, p = d.oh * d.ow, chw = d.c * d.h * d.w, size = Planes::size(d);
+    CAPTURE(g.c);
+    CAPTURE(g.h);
+    CAPTURE(g.w);
+    CAPTURE(g.kh);
+    CAPTURE(g.kw);
+    CHECK(o + p + k >= 20);
+    std::vector<Scalar> x(chw);
+    for (long i = 0; i < chw; ++i)
+      x[i] = Scalar(1 + i) + Scalar(std::sin(0.7 * double(i)));  // no zeros: a stray zero shows
+    // The whole buffer is written: NaN left anywhere would show in the GEMMs.
+    std::vector<Scalar> planes(size, std::numeric_limits<Scalar>::quiet_NaN());
+    std::vector<long> offset(k);
+    Planes::fill(d, x.data(), planes.data());
+    Planes::offsets(d, offset.data());
+    long wrong = 0, outside = 0;
+    for (long r = 0; r < k; ++r) {
+      outside += offset[r] < 0 || offset[r] + p > size;
+      if (offset[r] < 0 || offset[r] + p > size) continue;
+      for (long q = 0; q < p; ++q) {
+        long const s = source(d, r, q);
+        wrong += planes[offset[r] + q] != (s < 0 ? Scalar(0) : x[s]);
+      }
+    }
+    CHECK(outside == 0);
+    CHECK(wrong == 0);
+    if (outside != 0) continue;
+    std::vector<Scalar> col(k * p);
+    nn::detail::im2col(d, x.data(), col.data());
+    std::vector<Scalar> w(o * k), dy(o * p);
+    for (long i = 0; i < o * k; ++i)
+      w[i] = Scalar(std::cos(0.37 * double(i)));
+    for (long i = 0; i < o * p; ++i)
+      dy[i] = Scalar(std::sin(1.1 * double(i) + 0.2));
+    // Forward onto a bias (beta = 1), as the layers run it.
+    std::vector<Scalar> y1(o * p, Scalar(0.25)), y2(o * p, Scalar(0.25));
+    nn::detail::gemm_host(false, false, o, p, k, Scalar(1), w.data(), k, col.data(), p, Scalar(1), y1.data(), p);
+    nn::detail::gemm_host_offset_rows(false, o, p, k, w.data(), k, static_cast<Scalar const*>(planes.data()),
+                                      offset.data(), y2.data(), p);
+    long differ = 0;
+    for (long i = 0; i < o * p; ++i)
+      differ += y1[i] != y2[i];
+    CHECK(differ == 0);
+    // Weight gradient accumulated onto a partial sum.
+    std::vector<Scalar> g1(o * k, Scalar(-0.5)), g2(o * k, Scalar(-0.5));
+    nn::detail::gemm_host(false, true, o, k, p, Scalar(1), dy.data(), p, col.data(), p, Scalar(1), g1.data(), k);
+    nn::detail::gemm_host_offset_rows(true, o, p, k, dy.data(), p, static_cast<Scalar const*>(planes.data()),
+                                      offset.data(), g2.data(), k);
+    differ = 0;
+    for (long i = 0; i < o * k; ++i)
+      differ += g1[i] != g2[i];
+    CHECK(differ == 0);
+  }
 }

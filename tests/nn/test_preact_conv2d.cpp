@@ -118,6 +118,7 @@ LENSING_TEST_CASE_TEMPLATE("nn: PreactConv2D equals BatchNorm, ELU, Conv2D in se
   };
   Case const cases[] = {{5, 7, 1, 1, 0, {4, 5, 6, 7}},   // 1x1: the GEMM reads z directly
                         {3, 4, 3, 1, 1, {3, 3, 7, 6}},   // 3x3, padding: zeros of z, not ELU(b')
+                        {4, 5, 3, 1, 1, {3, 4, 10, 9}},  // 3x3 on 90 pixels: one sample a GEMM, shifted planes
                         {4, 6, 3, 2, 1, {5, 4, 9, 8}},   // strided
                         {6, 3, 1, 2, 0, {2, 6, 5, 5}}};  // strided 1x1 (not pointwise)
   unsigned seed = 10;

@@ -7,6 +7,7 @@
 #include <lensing/nn/layer.hpp>
 
 #include <algorithm>
+#include <vector>
 
 namespace lensing {
 namespace nn {
@@ -91,21 +92,12 @@ class ConvLayer : public LayerBase<Scalar, MemorySpace> {
 
   /// The convolution taking `in` (n, c, h, w) to `out` (n, o, oh, ow) with this geometry.
   Dims conv_dims(tensor_type const& in, tensor_type const& out) const {
-    return Dims{long(in.extent(0)),
-                long(in.extent(1)),
-                long(in.extent(2)),
-                long(in.extent(3)),
-                long(out.extent(1)),
-                long(out.extent(2)),
-                long(out.extent(3)),
-                g_.kh,
-                g_.kw,
-                g_.sh,
-                g_.sw,
-                g_.ph,
-                g_.pw,
-                g_.dh,
-                g_.dw};
+    return shape_dims(shape_of(in), shape_of(out));
+  }
+  /// The same for tensors of shapes `in` and `out`.
+  Dims shape_dims(Shape4 const& in, Shape4 const& out) const {
+    return Dims{long(in.n), long(in.c), long(in.h), long(in.w), long(out.c), long(out.h), long(out.w), g_.kh,
+                g_.kw,      g_.sh,      g_.sw,      g_.ph,      g_.pw,       g_.dh,       g_.dw};
   }
 
  protected:
@@ -150,7 +142,10 @@ class ConvLayer : public LayerBase<Scalar, MemorySpace> {
 /// Parameters, flat: W (C_out, C_in, k_h, k_w) row-major then b (C_out).
 ///
 /// Host: im2col + GEMM per sample (Y_n = W · col(x_n) + b; backward
-/// dW = Σ_n dY_n col(x_n)ᵀ, dcol = Wᵀ dY_n scattered back by col2im), the
+/// dW = Σ_n dY_n col(x_n)ᵀ, dcol = Wᵀ dY_n scattered back by col2im; for
+/// unit-stride kernels with output rows as long as the input's — 3x3 pad 1,
+/// 7x7 pad 3 — the two GEMMs read col from k_w shifted copies of x_n instead,
+/// detail::ShiftedPlanes, the same values without forming it), the
 /// samples of the batch split over the threads of the execution space, each
 /// thread with its own col buffer and its own partial dW (summed after).
 /// Device spaces (or `direct = true`): direct convolution kernels.
@@ -195,8 +190,17 @@ class Conv2D : public detail::ConvLayer<Conv2D<Scalar, MemorySpace>, Scalar, Mem
 
   void prepare(Shape4 const& in) {
     Shape4 const out = output_shape(in);
-    ws_.prepare(in, ksize() * out.h * out.w, this->num_params(), "lensing::nn::Conv2D::col",
-                "lensing::nn::Conv2D::partial");
+    Dims const d = this->shape_dims(in, out);
+    // Host, "same" convolutions: the GEMMs read col from shifted copies of
+    // x in the col buffer (detail::ShiftedPlanes) instead of im2col's col.
+    planes_ = detail::has_offset_rows_gemm && !d.pointwise() && detail::ShiftedPlanes::applies(d);
+    long col_size = ksize() * out.h * out.w;
+    if (planes_) {
+      plane_offsets_.resize(std::size_t(ksize()));
+      detail::ShiftedPlanes::offsets(d, plane_offsets_.data());
+      col_size = std::max(col_size, detail::ShiftedPlanes::size(d));
+    }
+    ws_.prepare(in, col_size, this->num_params(), "lensing::nn::Conv2D::col", "lensing::nn::Conv2D::partial");
   }
 
   //--------------------------------------------------------------------------
@@ -212,12 +216,19 @@ class Conv2D : public detail::ConvLayer<Conv2D<Scalar, MemorySpace>, Scalar, Mem
     Scalar const* w = this->params_.data();
     Scalar const* xp = x.data();
     Scalar* yp = y.data();
-    ws_.for_each_sample(space, "lensing::nn::Conv2D::forward", d.n, k * p, 0, [=](long n, Scalar* col, Scalar*) {
+    bool const planes = planes_;
+    long const* offsets = plane_offsets_.data();
+    ws_.for_each_sample(space, "lensing::nn::Conv2D::forward", d.n, col_size(d), 0, [=](long n, Scalar* col, Scalar*) {
       Scalar* yn = yp + n * o * p;
       for (long oc = 0; oc < o; ++oc)
         for (long i = 0; i < p; ++i)
           yn[oc * p + i] = w[o * k + oc];
       Scalar const* cn = xp + n * d.c * d.h * d.w;  // 1x1: x_n is its col
+      if (planes) {
+        detail::ShiftedPlanes::fill(d, cn, col);
+        detail::gemm_host_offset_rows(false, o, p, k, w, k, static_cast<Scalar const*>(col), offsets, yn, p);
+        return;
+      }
       if (!one) {
         detail::im2col_masked(d, cn, col);
         cn = col;
@@ -236,16 +247,24 @@ class Conv2D : public detail::ConvLayer<Conv2D<Scalar, MemorySpace>, Scalar, Mem
     Scalar const* xp = x.data();
     Scalar const* dyp = dy.data();
     Scalar* dxp = dx.data();
+    bool const planes = planes_;
+    long const* offsets = plane_offsets_.data();
     long const chunks = ws_.for_each_sample(
-        space, "lensing::nn::Conv2D::backward", d.n, k * p, np, [=](long n, Scalar* col, Scalar* g) {
+        space, "lensing::nn::Conv2D::backward", d.n, col_size(d), np, [=](long n, Scalar* col, Scalar* g) {
           Scalar const* xn = xp + n * d.c * d.h * d.w;
           Scalar const* dyn = dyp + n * o * p;
           Scalar const* cn = xn;
-          if (!one) {
-            detail::im2col_masked(d, xn, col);
-            cn = col;
+          if (planes) {
+            // dW from the shifted copies; dcol below overwrites them.
+            detail::ShiftedPlanes::fill(d, xn, col);
+            detail::gemm_host_offset_rows(true, o, p, k, dyn, p, static_cast<Scalar const*>(col), offsets, g, k);
+          } else {
+            if (!one) {
+              detail::im2col_masked(d, xn, col);
+              cn = col;
+            }
+            detail::gemm_host(false, true, o, k, p, Scalar(1), dyn, p, cn, p, Scalar(1), g, k);
           }
-          detail::gemm_host(false, true, o, k, p, Scalar(1), dyn, p, cn, p, Scalar(1), g, k);
           detail::add_channel_sums(dyn, o, p, g + o * k);
           if (dxp == nullptr) return;
           Scalar* dxn = dxp + n * d.c * d.h * d.w;
@@ -279,6 +298,15 @@ class Conv2D : public detail::ConvLayer<Conv2D<Scalar, MemorySpace>, Scalar, Mem
       detail::conv_adjoint_direct(space, "lensing::nn::Conv2D::backward_input_direct", d, w,
                                   static_cast<Scalar const*>(nullptr), dy.data(), dx.data());
   }
+
+ private:
+  // Per-thread col buffer: im2col's col, or the shifted copies, whichever is larger.
+  long col_size(Dims const& d) const {
+    long const cols = ksize() * d.oh * d.ow;
+    return planes_ ? std::max(cols, detail::ShiftedPlanes::size(d)) : cols;
+  }
+  bool planes_ = false;
+  std::vector<long> plane_offsets_;  // ShiftedPlanes::offsets of the prepared shape
 };
 
 }  // namespace nn

@@ -24,6 +24,8 @@
 #include <Kokkos_Core.hpp>
 
 #include <algorithm>
+#include <memory>
+#include <stdexcept>
 
 namespace lensing {
 namespace nn {
@@ -64,6 +66,110 @@ void gemm_host(bool trans_a, bool trans_b, long m, long n, long k, Scalar alpha,
     run(am, bm.transpose());
   else
     run(am, bm);
+}
+
+/// Whether gemm_host_offset_rows is available: it drives Eigen's packing
+/// and block kernels itself (Eigen::internal, as of Eigen 3.4); with an
+/// older Eigen the callers form the operand as a matrix (im2col) instead.
+#if EIGEN_VERSION_AT_LEAST(3, 4, 0)
+constexpr bool has_offset_rows_gemm = true;
+#else
+constexpr bool has_offset_rows_gemm = false;
+#endif
+
+/// A matrix R (rows x cols) whose row r is the contiguous range base +
+/// offset[r] .. + cols (any offsets: the rows may overlap, as the rows of a
+/// convolution's col over shifted copies of its input do), as an Eigen data
+/// mapper.  Transposed = false: Eigen's element (i, j) is R(i, j) (a
+/// "row-major" operand, packets along j); true: element (i, j) is R(j, i) (a
+/// "column-major" operand, packets along i).  Only the members Eigen's
+/// packing routines use.
+template <class Scalar, bool Transposed>
+struct OffsetRowsMapper {
+  Scalar const* base;
+  long const* offset;
+  long i0, j0;
+  struct LinearMapper {};  // named by Eigen's packers, not used
+  Scalar const* at(long i, long j) const {
+    return Transposed ? base + offset[j0 + j] + (i0 + i) : base + offset[i0 + i] + (j0 + j);
+  }
+  Scalar operator()(long i, long j) const { return *at(i, j); }
+  template <class Packet>
+  Packet loadPacket(long i, long j) const {
+    return Eigen::internal::ploadu<Packet>(at(i, j));
+  }
+  OffsetRowsMapper getSubMapper(long i, long j) const { return {base, offset, i0 + i, j0 + j}; }
+};
+
+#if EIGEN_VERSION_AT_LEAST(3, 4, 0)
+/// Eigen's sequential GEMM driver (general_matrix_matrix_product, Eigen
+/// 3.4) with the left operand read through `lhs`: the column-major product
+/// C (rows x cols, ldc) += L (rows x depth) · B (depth x cols, column-major,
+/// ldb).  The same blocking, packing and kernel as Eigen's own product, so
+/// the same values bit for bit as forming L and multiplying.
+template <int LhsOrder, class Scalar, class LhsMapper>
+void gemm_host_mapped(long rows, long cols, long depth, LhsMapper const& lhs, Scalar const* b, long ldb, Scalar* c,
+                      long ldc) {
+  namespace ei = Eigen::internal;
+  using Traits = ei::gebp_traits<Scalar, Scalar>;
+  using RhsMapper = ei::const_blas_data_mapper<Scalar, long, Eigen::ColMajor>;
+  using ResMapper = ei::blas_data_mapper<Scalar, long, Eigen::ColMajor>;
+  long kc = depth, mc = rows, nc = cols;
+  ei::computeProductBlockingSizes<Scalar, Scalar, 1>(kc, mc, nc, 1L);
+  mc = std::min(rows, mc);
+  nc = std::min(cols, nc);
+  struct Free {
+    void operator()(Scalar* q) const { ei::aligned_free(q); }
+  };
+  std::unique_ptr<Scalar, Free> const block_a(static_cast<Scalar*>(ei::aligned_malloc(sizeof(Scalar) * kc * mc)));
+  std::unique_ptr<Scalar, Free> const block_b(static_cast<Scalar*>(ei::aligned_malloc(sizeof(Scalar) * kc * nc)));
+  ei::gemm_pack_lhs<Scalar, long, LhsMapper, Traits::mr, Traits::LhsProgress, typename Traits::LhsPacket4Packing,
+                    LhsOrder>
+      pack_lhs;
+  ei::gemm_pack_rhs<Scalar, long, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;
+  ei::gebp_kernel<Scalar, Scalar, long, ResMapper, Traits::mr, Traits::nr, false, false> gebp;
+  RhsMapper const rhs(b, ldb);
+  ResMapper const res(c, ldc);
+  bool const pack_rhs_once = mc != rows && kc == depth && nc == cols;
+  for (long i2 = 0; i2 < rows; i2 += mc) {
+    long const amc = std::min(i2 + mc, rows) - i2;
+    for (long k2 = 0; k2 < depth; k2 += kc) {
+      long const akc = std::min(k2 + kc, depth) - k2;
+      pack_lhs(block_a.get(), lhs.getSubMapper(i2, k2), akc, amc);
+      for (long j2 = 0; j2 < cols; j2 += nc) {
+        long const anc = std::min(j2 + nc, cols) - j2;
+        if (!pack_rhs_once || i2 == 0) pack_rhs(block_b.get(), rhs.getSubMapper(k2, j2), akc, anc);
+        gebp(res.getSubMapper(i2, j2), block_a.get(), block_b.get(), amc, akc, anc, Scalar(1));
+      }
+    }
+  }
+}
+#endif
+
+/// Single-threaded host products with one operand R given by row offsets
+/// (OffsetRowsMapper: row r of R is base[offset[r] .. + len)), row-major
+/// raw arrays otherwise, accumulating into C (beta = 1):
+///   trans_r = false: C (m x n) += A (m x k) · R (k x n);
+///   trans_r = true:  C (m x k) += A (m x n) · Rᵀ (R: k x n).
+/// The values of gemm_host on R formed as a matrix, bit for bit (the same
+/// Eigen kernels on the same packed blocks), without forming it: a
+/// convolution's col read straight from shifted copies of its input.
+/// Requires has_offset_rows_gemm.
+template <class Scalar>
+void gemm_host_offset_rows(bool trans_r, long m, long n, long k, Scalar const* a, long lda, Scalar const* base,
+                           long const* offset, Scalar* c, long ldc) {
+  if (m <= 0 || n <= 0 || k <= 0) return;
+#if EIGEN_VERSION_AT_LEAST(3, 4, 0)
+  // Row-major C = Cᵀ column-major: Cᵀ += Rᵀ Aᵀ (n x m), or Cᵀ += R Aᵀ (k x m);
+  // Aᵀ is A's row-major storage read column-major, as Eigen does for row-major products.
+  if (trans_r)
+    gemm_host_mapped<Eigen::RowMajor>(k, m, n, OffsetRowsMapper<Scalar, false>{base, offset, 0, 0}, a, lda, c, ldc);
+  else
+    gemm_host_mapped<Eigen::ColMajor>(n, m, k, OffsetRowsMapper<Scalar, true>{base, offset, 0, 0}, a, lda, c, ldc);
+#else
+  (void)trans_r, (void)lda, (void)base, (void)offset, (void)ldc;
+  throw std::logic_error("lensing::nn::detail::gemm_host_offset_rows: needs Eigen 3.4");
+#endif
 }
 
 }  // namespace detail

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 // The fused layer's element loops (affine, ELU, its derivative, the channel
 // sums) with 512-bit vectors: GCC prefers 256 bits on AVX-512 targets, and
@@ -85,7 +86,12 @@ inline float expm1_nonpositive(float x) {
 /// ELU(a x + b') (a = γ/√(σ²+ε), b' = β − a μ, as BatchNorm computes it) goes
 /// into a per-thread buffer, from which im2col (or, for a 1x1 unit-stride
 /// kernel, the GEMM directly) reads; neither the normalised x nor z is
-/// written to a tensor.  (im2col and col2im are Conv2D's,
+/// written to a tensor; a "same" kernel (3x3 pad 1) on a map of one sample
+/// per GEMM reads its col from k_w shifted copies of z
+/// (detail::ShiftedPlanes), not from im2col's K x P col, in the forward and
+/// the weight gradient (the same values), and its backward forms dz as the
+/// adjoint convolution — dy convolved with W flipped, read from shifted
+/// copies of dy — in place of dcol = Wᵀ dy and col2im.  (im2col and col2im are Conv2D's,
 /// detail/masked_rows.hpp: for "same" unit-stride kernels one flat copy per
 /// col row and its adjoint one sum; for stride 2 a vectorised copy; the element loops use 512-bit vectors where GCC
 /// targets AVX-512.)  Small output maps (P = oh·ow ≤ 72: the deep
@@ -104,7 +110,8 @@ inline float expm1_nonpositive(float x) {
 /// same order, except that the compiler may contract a x + b' into an FMA
 /// in one loop and not the other, the double channel sums run in another
 /// order, the bias gradients are summed in double (Conv2D: float), a grouped
-/// GEMM may block its sums differently, and float ELU takes expm1 from
+/// GEMM may block its sums differently, the adjoint convolution sums dz's
+/// terms in another order than col2im, and float ELU takes expm1 from
 /// detail::expm1_nonpositive (≤ 0.87 ulp; glibc's vector expm1f otherwise);
 /// tests/nn/test_preact_conv2d.cpp bounds the differences.  Device spaces
 /// run the three layers one after the other (stored t and z).
@@ -167,6 +174,25 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
       // (1x1: the group's dcol, C_in x G P), col (K x G P), and for G > 1 the
       // group's output or gathered dy (C_out x G P).
       scratch_size_ = group_ * chw + (one ? group_ * chw : chw) + (one ? 0 : k * gp) + (group_ > 1 ? o * gp : 0);
+      // One sample per GEMM with a "same" kernel: the GEMMs read col from
+      // shifted copies of z (detail::ShiftedPlanes) at the end of the
+      // scratch, not from im2col (forward, and the weight gradient).
+      detail::ConvDims const dd = conv_.shape_dims(in, out);
+      planes_ = detail::has_offset_rows_gemm && !one && group_ == 1 && detail::ShiftedPlanes::applies(dd);
+      if (planes_) {
+        plane_offsets_.resize(std::size_t(k));
+        detail::ShiftedPlanes::offsets(dd, plane_offsets_.data());
+        // dz = the adjoint convolution of dy, also "same": shifted copies of dy.
+        detail::ConvDims const da = adjoint_dims(dd);
+        adjoint_offsets_.resize(std::size_t(o * dd.kh * dd.kw));
+        detail::ShiftedPlanes::offsets(da, adjoint_offsets_.data());
+        planes_at_ = scratch_size_;
+        scratch_size_ += std::max(detail::ShiftedPlanes::size(dd), detail::ShiftedPlanes::size(da));
+        if (long(flipped_.extent(0)) < o * k)
+          flipped_ = View1D<Scalar, MemorySpace>(
+              Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("lensing::nn::PreactConv2D::flipped")),
+              o * k);
+      }
       if (long(scratch_.extent(0)) < c * scratch_size_)
         scratch_ = View1D<Scalar, MemorySpace>(
             Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("lensing::nn::PreactConv2D::scratch")),
@@ -368,7 +394,9 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
     Scalar* z = scratch;
     Scalar* col = scratch + gmax * chw + (one ? gmax * chw : chw);
     Scalar* cbuf = col + (one ? 0 : k * gmax * p);
-    Scalar const* cn = activated_columns(d, 0, gn, xs, g, ws, op_, z, col);
+    bool const planes = planes_ && gn == 1;
+    Scalar const* cn =
+        planes ? activated_inputs(d, 0, gn, xs, g, ws, op_, z) : activated_columns(d, 0, gn, xs, g, ws, op_, z, col);
     if (gn == 1) {
       // One sample: the GEMM accumulates onto b + addend in y itself.
       if (addend != nullptr) {
@@ -380,7 +408,14 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
           for (long i = 0; i < p; ++i)
             ys[oc * p + i] = w[o * k + oc];
       }
-      detail::gemm_host(false, false, o, p, k, Scalar(1), w, k, cn, p, Scalar(1), ys, p);
+      if (planes) {
+        Scalar* copies = scratch + planes_at_;
+        detail::ShiftedPlanes::fill(d, cn, copies);
+        detail::gemm_host_offset_rows(false, o, p, k, w, k, static_cast<Scalar const*>(copies), plane_offsets_.data(),
+                                      ys, p);
+      } else {
+        detail::gemm_host(false, false, o, p, k, Scalar(1), w, k, cn, p, Scalar(1), ys, p);
+      }
       return;
     }
     // A group: W col into the cache-resident buffer, then y = that + (b + addend),
@@ -422,6 +457,13 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
     Scalar* dxp = dx.data();
     EluOp const op = op_;
     long const nc = chunk_count(space, d.n);
+    bool const planes_on = planes_;
+    long const planes_at = planes_at_;
+    long const* offsets = plane_offsets_.data();
+    long const* adjoint_offsets = adjoint_offsets_.data();
+    detail::ConvDims const da = planes_on ? adjoint_dims(d) : d;
+    long const ka = o * d.kh * d.kw;
+    Scalar* flipped = flipped_.data();
     auto const chunk = [=](long n0, long gn, Scalar* scratch, Scalar* gw, double* sums) {
       // G = gn samples n0.. in one GEMM each for dW and dcol (see forward_host).
       long const gp = gn * p;
@@ -429,7 +471,10 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
       Scalar* dz = scratch + gmax * chw;
       Scalar* col = dz + (one ? gmax * chw : chw);
       Scalar* dyg = col + (one ? 0 : k * gmax * p);
-      Scalar const* cn = activated_columns(d, n0, gn, xp, g, ws, op, z, col);
+      // One sample, "same" kernel: dW reads col from shifted copies of z.
+      bool const planes = planes_on && gn == 1;
+      Scalar const* cn =
+          planes ? activated_inputs(d, n0, gn, xp, g, ws, op, z) : activated_columns(d, n0, gn, xp, g, ws, op, z, col);
       // dy of the group, C_out x G P (one sample: dy itself).
       Scalar const* dy_group = dyp + n0 * o * p;
       if (gn > 1) {
@@ -442,7 +487,13 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
           }
         dy_group = dyg;
       }
-      detail::gemm_host(false, true, o, k, gp, Scalar(1), dy_group, gp, cn, gp, Scalar(1), gw, k);
+      if (planes) {
+        Scalar* copies = scratch + planes_at;
+        detail::ShiftedPlanes::fill(d, cn, copies);
+        detail::gemm_host_offset_rows(true, o, gp, k, dy_group, gp, static_cast<Scalar const*>(copies), offsets, gw, k);
+      } else {
+        detail::gemm_host(false, true, o, k, gp, Scalar(1), dy_group, gp, cn, gp, Scalar(1), gw, k);
+      }
       // Bias gradients: Σ dy per channel, vectorised, in double (Conv2D
       // sums in float, serially: the same to its rounding).
       for (long j = 0; j < gn; ++j) {
@@ -456,8 +507,19 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
           gw[o * k + oc] += Scalar(sb);
         }
       }
-      // dcol = Wᵀ dy: for a 1x1 kernel dz of the group itself (C_in x G P), else into col.
-      detail::gemm_host(true, false, k, gp, o, Scalar(1), w, k, dy_group, gp, Scalar(0), one ? dz : col, gp);
+      if (planes) {
+        // dz = the adjoint convolution: W flipped (C_in x C_out k_h k_w) times
+        // dy's col, read from shifted copies of dy; no dcol, no col2im.
+        Scalar* copies = scratch + planes_at;
+        detail::ShiftedPlanes::fill(da, dy_group, copies);
+        for (long i = 0; i < chw; ++i)
+          dz[i] = Scalar(0);
+        detail::gemm_host_offset_rows(false, c, hw, ka, static_cast<Scalar const*>(flipped), ka,
+                                      static_cast<Scalar const*>(copies), adjoint_offsets, dz, hw);
+      } else {
+        // dcol = Wᵀ dy: for a 1x1 kernel dz of the group itself (C_in x G P), else into col.
+        detail::gemm_host(true, false, k, gp, o, Scalar(1), w, k, dy_group, gp, Scalar(0), one ? dz : col, gp);
+      }
       for (long j = 0; j < gn; ++j) {
         long const n = n0 + j;
         Scalar const* xn = xp + n * chw;
@@ -468,7 +530,7 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
         if (one) {
           dzj = dz + j * p;
           ld = gp;
-        } else {
+        } else if (!planes) {
           detail::col2im_masked(d, col + j * p, dz, gp);
         }
         // dt = ELU'(t) dz, t recomputed as forward made it; BatchNorm's channel sums.
@@ -552,7 +614,17 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
     };
     // The chunks, then (once all partials are in) the sums, in one parallel region.
     for_each_chunk(
-        space, "lensing::nn::PreactConv2D::backward", d.n, npc, [](long, long) {}, chunk,
+        space, "lensing::nn::PreactConv2D::backward", d.n, npc,
+        [=](long rank, long size) {
+          // W flipped for the adjoint convolution: (ci, oc, kh−1−ki, kw−1−kj) ← (oc, ci, ki, kj).
+          if (!planes_on) return;
+          long const kh = d.kh, kw = d.kw, kk = kh * kw;
+          for (long ci = rank; ci < c; ci += size)
+            for (long oc = 0; oc < o; ++oc)
+              for (long t = 0; t < kk; ++t)
+                flipped[ci * ka + oc * kk + (kk - 1 - t)] = w[(oc * c + ci) * kk + t];
+        },
+        chunk,
         [=](long rank, long size) {
           for (long i = nitems * rank / size, hi = nitems * (rank + 1) / size; i < hi; ++i)
             reduce_item(i);
@@ -565,6 +637,17 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
   /// G P); for a 1x1 convolution z is written in that layout and is the operand.
   static Scalar const* activated_columns(detail::ConvDims const& d, long n0, long gn, Scalar const* xp, Scalar const* g,
                                          Scalar const* ws, EluOp op, Scalar* z, Scalar* col) {
+    long const p = d.oh * d.ow, chw = d.c * d.h * d.w;
+    activated_inputs(d, n0, gn, xp, g, ws, op, z);
+    if (d.pointwise()) return z;
+    for (long j = 0; j < gn; ++j)
+      detail::im2col_masked(d, static_cast<Scalar const*>(z + j * chw), col + j * p, gn * p);
+    return col;
+  }
+  /// activated_columns without the im2col: z of the gn samples (for a 1x1
+  /// kernel their col, C_in x G P; else one C_in x h x w block a sample); returns z.
+  static Scalar const* activated_inputs(detail::ConvDims const& d, long n0, long gn, Scalar const* xp, Scalar const* g,
+                                        Scalar const* ws, EluOp op, Scalar* z) {
     long const p = d.oh * d.ow, chw = d.c * d.h * d.w, hw = d.h * d.w, gp = gn * p;
     bool const one = d.pointwise();
     // Large maps: z = ELU(a x + b') in one pass per channel; small maps (a
@@ -580,10 +663,7 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
         affine<false>(d.c, hw, xp + (n0 + j) * chw, g, ws, op, zj, ld);
     }
     if (!fused) elu(gn * chw, op, z);
-    if (one) return z;
-    for (long j = 0; j < gn; ++j)
-      detail::im2col_masked(d, static_cast<Scalar const*>(z + j * chw), col + j * p, gp);
-    return col;
+    return z;
   }
 
   /// ELU(t) as the host loops form it.  Float: EluOp's formula with
@@ -720,6 +800,14 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
   }
 
  private:
+  /// The convolution whose adjoint d is, as a convolution of dy (unit
+  /// stride, same width): C_out → C_in channels, the kernel flipped, padding
+  /// (k − 1) d − p, output h x w.
+  static detail::ConvDims adjoint_dims(detail::ConvDims const& d) {
+    return detail::ConvDims{
+        d.n,  d.o, d.oh, d.ow, d.c, d.h, d.w, d.kh, d.kw, 1, 1, (d.kh - 1) * d.dh - d.ph, (d.kw - 1) * d.dw - d.pw,
+        d.dh, d.dw};
+  }
   bool dims_pointwise() const {
     auto const& g = conv_.geometry();
     return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
@@ -740,6 +828,11 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
   bool prepared_ = false;
   Shape4 in_{};
   long chunks_ = 0, scratch_size_ = 0, group_ = 1;
+  // Shifted copies of z for the GEMMs (prepare): on, where in a thread's scratch, col row offsets.
+  bool planes_ = false;
+  long planes_at_ = 0;
+  std::vector<long> plane_offsets_, adjoint_offsets_;
+  View1D<Scalar, MemorySpace> flipped_;  // W flipped for the adjoint convolution
   // Columns a grouped GEMM aims at (G = group_columns / P samples).
   static constexpr long group_columns = 144;
   // Maps of at least this many pixels form z = ELU(a x + b') in one pass per channel.

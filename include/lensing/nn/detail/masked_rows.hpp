@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <type_traits>
 
 // Not under nvcc (its front end parses the host code too, and the AVX-512
@@ -197,6 +198,60 @@ void col2im_same_portable(ConvDims const& d, Scalar* col, Scalar* dxs, long ldco
       }
     }
 }
+
+/// A "same" convolution's col without forming it (host GEMMs through
+/// gemm_host_offset_rows, nn/gemm.hpp): kw copies of the c input planes, one
+/// per kernel column kj, each plane between `guard` zeros before and after,
+/// copy kj with the columns zeroed that a flat read at the column offset
+/// off = kj·dw − pw wraps into (the last −off columns for off < 0, the first
+/// off for off > 0).  Then col row (c, ki, kj) is the contiguous range of
+/// P = oh·ow values at copy kj, plane c, + guard + (ki·dh − ph)·w + off:
+/// inside the image the input itself; a wrapped column or a row above or
+/// below the image reads a zero (the same values as im2col, so the GEMM
+/// gives the same bits).  kw·c·(hw + 2 guard) values against im2col's
+/// kh·kw·c·hw: a third of the copies for 3x3, a seventh for 7x7.
+struct ShiftedPlanes {
+  /// For same_width_unit_stride(d) convolutions only.
+  static bool applies(ConvDims const& d) { return same_width_unit_stride(d); }
+  /// Zeros before and after each plane: the rows outside the image that an
+  /// output row reads, plus one row for the wrapped reads at the ends.
+  static long guard(ConvDims const& d) {
+    long const above = std::max(0L, d.ph), below = std::max(0L, (d.oh - 1) - d.ph + (d.kh - 1) * d.dh - (d.h - 1));
+    long const shift = std::max(d.pw, std::abs((d.kw - 1) * d.dw - d.pw));
+    return (std::max(above, below) + 1) * d.w + shift;
+  }
+  static long plane_stride(ConvDims const& d) { return d.h * d.w + 2 * guard(d); }
+  /// Values of the copies (the buffer fill writes).
+  static long size(ConvDims const& d) { return d.kw * d.c * plane_stride(d); }
+  /// offset[r] for the K = c·kh·kw col rows, in im2col's order (c, ki, kj).
+  static void offsets(ConvDims const& d, long* offset) {
+    long const ps = plane_stride(d), g = guard(d);
+    for (long c = 0; c < d.c; ++c)
+      for (long ki = 0; ki < d.kh; ++ki)
+        for (long kj = 0; kj < d.kw; ++kj)
+          offset[(c * d.kh + ki) * d.kw + kj] = (kj * d.c + c) * ps + g + (ki * d.dh - d.ph) * d.w + (kj * d.dw - d.pw);
+  }
+  /// The copies of xs (c planes of h x w) into buf (size(d) values).
+  template <class Scalar>
+  static void fill(ConvDims const& d, Scalar const* xs, Scalar* buf) {
+    long const ps = plane_stride(d), g = guard(d), hw = d.h * d.w, w = d.w;
+    for (long kj = 0; kj < d.kw; ++kj) {
+      long const off = kj * d.dw - d.pw;
+      long const zero_lo = off > 0 ? 0 : std::max(0L, w + off), zero_hi = off > 0 ? std::min(off, w) : w;
+      for (long c = 0; c < d.c; ++c) {
+        Scalar* plane = buf + (kj * d.c + c) * ps;
+        std::fill(plane, plane + g, Scalar(0));
+        std::copy(xs + c * hw, xs + (c + 1) * hw, plane + g);
+        std::fill(plane + g + hw, plane + ps, Scalar(0));
+        if (off == 0) continue;
+        Scalar* q = plane + g;
+        for (long i = 0; i < d.h; ++i)
+          for (long j = zero_lo; j < zero_hi; ++j)
+            q[i * w + j] = Scalar(0);
+      }
+    }
+  }
+};
 
 /// Same-width planes (h·w pixels) below these sizes take the masked vectors,
 /// larger ones the portable flat copies and sums even where masked vectors
