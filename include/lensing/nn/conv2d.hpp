@@ -7,7 +7,7 @@
 #include <lensing/nn/layer.hpp>
 
 #include <algorithm>
-#include <vector>
+#include <string>
 
 namespace lensing {
 namespace nn {
@@ -196,7 +196,9 @@ class Conv2D : public detail::ConvLayer<Conv2D<Scalar, MemorySpace>, Scalar, Mem
     planes_ = detail::has_offset_rows_gemm && !d.pointwise() && detail::ShiftedPlanes::applies(d);
     long col_size = ksize() * out.h * out.w;
     if (planes_) {
-      plane_offsets_.resize(std::size_t(ksize()));
+      // A new View each time: copies of the layer keep the offsets of their own shapes.
+      plane_offsets_ = Kokkos::View<long*, Kokkos::HostSpace>(
+          Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("lensing::nn::Conv2D::plane_offsets")), ksize());
       detail::ShiftedPlanes::offsets(d, plane_offsets_.data());
       col_size = std::max(col_size, detail::ShiftedPlanes::size(d));
     }
@@ -306,7 +308,9 @@ class Conv2D : public detail::ConvLayer<Conv2D<Scalar, MemorySpace>, Scalar, Mem
     return planes_ ? std::max(cols, detail::ShiftedPlanes::size(d)) : cols;
   }
   bool planes_ = false;
-  std::vector<long> plane_offsets_;  // ShiftedPlanes::offsets of the prepared shape
+  // ShiftedPlanes::offsets of the prepared shape (a View, not a std::vector:
+  // nvcc compiles the layer's implicit copy as host and device code).
+  Kokkos::View<long*, Kokkos::HostSpace> plane_offsets_;
 };
 
 }  // namespace nn

@@ -12,7 +12,6 @@
 #include <cstring>
 #include <string>
 #include <type_traits>
-#include <vector>
 
 // The fused layer's element loops (affine, ELU, its derivative, the channel
 // sums) with 512-bit vectors: GCC prefers 256 bits on AVX-512 targets, and
@@ -180,11 +179,16 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
       detail::ConvDims const dd = conv_.shape_dims(in, out);
       planes_ = detail::has_offset_rows_gemm && !one && group_ == 1 && detail::ShiftedPlanes::applies(dd);
       if (planes_) {
-        plane_offsets_.resize(std::size_t(k));
+        // New Views each time: copies of the layer keep the offsets of their own shapes.
+        using Offsets = Kokkos::View<long*, Kokkos::HostSpace>;
+        plane_offsets_ = Offsets(
+            Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("lensing::nn::PreactConv2D::offsets")), k);
         detail::ShiftedPlanes::offsets(dd, plane_offsets_.data());
         // dz = the adjoint convolution of dy, also "same": shifted copies of dy.
         detail::ConvDims const da = adjoint_dims(dd);
-        adjoint_offsets_.resize(std::size_t(o * dd.kh * dd.kw));
+        adjoint_offsets_ = Offsets(
+            Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("lensing::nn::PreactConv2D::adjoint_offsets")),
+            o * dd.kh * dd.kw);
         detail::ShiftedPlanes::offsets(da, adjoint_offsets_.data());
         planes_at_ = scratch_size_;
         scratch_size_ += std::max(detail::ShiftedPlanes::size(dd), detail::ShiftedPlanes::size(da));
@@ -831,7 +835,8 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
   // Shifted copies of z for the GEMMs (prepare): on, where in a thread's scratch, col row offsets.
   bool planes_ = false;
   long planes_at_ = 0;
-  std::vector<long> plane_offsets_, adjoint_offsets_;
+  // (Views, not std::vectors: nvcc compiles the layer's implicit copy as host and device code.)
+  Kokkos::View<long*, Kokkos::HostSpace> plane_offsets_, adjoint_offsets_;
   View1D<Scalar, MemorySpace> flipped_;  // W flipped for the adjoint convolution
   // Columns a grouped GEMM aims at (G = group_columns / P samples).
   static constexpr long group_columns = 144;
