@@ -621,6 +621,48 @@ inline void hdf5_check_storage(hid_t ds, std::uint64_t bytes, std::uint64_t rows
       hdf5_fail(where, path,
                 what + " stores " + std::to_string(have) + " of its " + std::to_string(expected) +
                     " chunks (truncated or damaged file)");
+    // A chunk whose filter mask leaves only size-keeping filters (shuffle,
+    // Fletcher-32) is stored as the chunk's bytes (+ 4 for an applied
+    // checksum).  HDF5 1.10 copies a full chunk out of a shorter one (a heap
+    // overflow inside libhdf5, found by fuzzing: deflate masked off), so such
+    // chunks of another size are refused.  By coordinate: a lookup per chunk.
+    H5Z_filter_t ids[32];
+    int const nids = std::min(nf, 32);
+    for (int f = 0; f < nids; ++f) {
+      unsigned flags = 0;
+      std::size_t ncd = 0;
+      ids[f] = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(f), &flags, &ncd, nullptr, 0, nullptr, nullptr);
+    }
+    Hdf5Id type = hdf5_check(H5Dget_type(ds), H5Tclose, where, path, "cannot read the type of " + what);
+    std::uint64_t chunk_bytes = H5Tget_size(type.get());
+    hsize_t grid[3] = {1, 1, 1}, step[3] = {0, 0, 0};
+    for (int i = 0; i < cr && i < 3; ++i) {
+      chunk_bytes *= chunk[i];
+      step[i] = chunk[i];
+      grid[i] = ((i == 0 ? rows : dims[i]) + chunk[i] - 1) / chunk[i];
+    }
+    for (hsize_t a = 0; a < grid[0]; ++a)
+      for (hsize_t b = 0; b < grid[1]; ++b)
+        for (hsize_t e = 0; e < grid[2]; ++e) {
+          hsize_t offset[3] = {a * step[0], b * step[1], e * step[2]};
+          unsigned mask = 0;
+          haddr_t addr = 0;
+          hsize_t size = 0;
+          if (H5Dget_chunk_info_by_coord(ds, offset, &mask, &addr, &size) < 0)
+            hdf5_fail(where, path, "cannot read the chunks of " + what);
+          bool raw = nf <= 32, summed = false;
+          for (int f = 0; f < nids; ++f) {
+            bool const applied = ((mask >> f) & 1u) == 0;
+            if (ids[f] == H5Z_FILTER_FLETCHER32)
+              summed = summed || applied;
+            else if (ids[f] != H5Z_FILTER_SHUFFLE && applied)
+              raw = false;
+          }
+          if (raw && size != chunk_bytes + (summed ? 4 : 0))
+            hdf5_fail(where, path,
+                      what + " stores a chunk of " + std::to_string(size) + " bytes without compression, where " +
+                          std::to_string(chunk_bytes + (summed ? 4 : 0)) + " are needed (damaged file)");
+        }
   }
   if (bytes > limit)
     hdf5_fail(where, path,
