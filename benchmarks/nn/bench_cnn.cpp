@@ -134,17 +134,20 @@ void BM_gemm_float(benchmark::State& state) {
 }
 
 // One sample of a "same" convolution's two GEMMs (C_in channels → C_out, k x k
-// pad k/2, h x h map, float, 1 thread): forward W · col and weight gradient
-// dy · colᵀ, with col formed by im2col (arg 4 = 0, the path before) or read
-// from k shifted copies of the input (arg 4 = 1, detail::ShiftedPlanes and
-// gemm_host_offset_rows): the same values, without the K x P col.
+// pad k/2, stride s (arg 5), h x h map, float, 1 thread): forward W · col and
+// weight gradient dy · colᵀ, with col formed by im2col (arg 4 = 0, the path
+// before) or read from k shifted copies of the input — at stride 2 of its
+// phase planes — (arg 4 = 1, detail::ShiftedPlanes and gemm_host_offset_rows):
+// the same values, without the K x P col.
 void BM_same_conv_gemms(benchmark::State& state) {
-  long const ci = state.range(0), co = state.range(1), h = state.range(2), kk = state.range(3);
+  long const ci = state.range(0), co = state.range(1), h = state.range(2), kk = state.range(3), st = state.range(5);
   bool const planes = state.range(4) != 0;
-  nn::detail::ConvDims const d{1, ci, h, h, co, h, h, kk, kk, 1, 1, kk / 2, kk / 2, 1, 1};
-  long const k = ci * kk * kk, p = h * h;
-  std::vector<float> x(std::size_t(ci * p)), w(std::size_t(co * k)), dy(std::size_t(co * p)), y(std::size_t(co * p)),
-      gw(std::size_t(co * k)), col(std::size_t(std::max(k * p, nn::detail::ShiftedPlanes::size(d))));
+  long const oh = (h + st - 1) / st;
+  nn::detail::ConvDims const d{1, ci, h, h, co, oh, oh, kk, kk, st, st, kk / 2, kk / 2, 1, 1};
+  long const k = ci * kk * kk, p = oh * oh;
+  std::vector<float> x(std::size_t(ci * h * h)), w(std::size_t(co * k)), dy(std::size_t(co * p)),
+      y(std::size_t(co * p)), gw(std::size_t(co * k)),
+      col(std::size_t(std::max(k * p, nn::detail::ShiftedPlanes::size(d))));
   std::vector<long> offset(static_cast<std::size_t>(k));
   nn::detail::ShiftedPlanes::offsets(d, offset.data());
   for (std::size_t i = 0; i < x.size(); ++i)
@@ -173,6 +176,35 @@ void BM_same_conv_gemms(benchmark::State& state) {
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// One Conv2D layer's forward + backward (input and parameter gradients),
+// batch 32, float, through the layer (im2col or the shifted planes, the
+// GEMMs, the bias fill and sums, col2im): args C_in, C_out, h, k, stride,
+// pad k/2 — the ResNet's strided 1x1 projections and strided 3x3 layers.
+void BM_conv2d_layer(benchmark::State& state) {
+  int const ci = int(state.range(0)), co = int(state.range(1)), h = int(state.range(2)), kk = int(state.range(3)),
+            st = int(state.range(4)), n = 32;
+  using Mem = Kokkos::HostSpace;
+  nn::Conv2D<float, Mem> layer(ci, co, kk, st, kk / 2);
+  layer.initialize(1);
+  nn::Shape4 const in{n, ci, h, h}, out = layer.output_shape(in);
+  nn::Tensor<float, Mem> x("x", n, ci, h, h), dx("dx", n, ci, h, h), y("y", out.n, out.c, out.h, out.w),
+      dy("dy", out.n, out.c, out.h, out.w);
+  nn::ParamVector<float, Mem> g("g", layer.num_params());
+  for (std::size_t i = 0; i < x.size(); ++i)
+    x.data()[i] = float(std::sin(0.37 * double(i)));
+  for (std::size_t i = 0; i < dy.size(); ++i)
+    dy.data()[i] = float(std::cos(0.71 * double(i)));
+  layer.prepare(in);
+  Kokkos::DefaultHostExecutionSpace space;
+  for (auto _ : state) {
+    layer.forward(space, x, y);
+    layer.backward(space, x, y, dy, dx, g);
+    space.fence();
+  }
+  double const flop = 3 * 2.0 * co * double(ci) * kk * kk * out.h * out.w;  // forward, dW, dx
+  set_counters(state, n, flop);
+}
+
 void BM_deeplens_forward_float(benchmark::State& s) { deeplens<float, Kokkos::DefaultHostExecutionSpace>(s, false); }
 void BM_deeplens_train_float(benchmark::State& s) { deeplens<float, Kokkos::DefaultHostExecutionSpace>(s, true); }
 
@@ -196,12 +228,25 @@ BENCHMARK(BM_gemm_float)
     ->Args({512, 9, 128})
     ->UseRealTime();
 // The ResNet's 3x3 layers at 45², 23², 12² and its 7x7 stem, each path.
+// Then the strided 3x3 layers of one sample a GEMM (45² → 23², 23² → 12²).
 BENCHMARK(BM_same_conv_gemms)
-    ->ArgsProduct({{8}, {8}, {45}, {3}, {0, 1}})
-    ->ArgsProduct({{16}, {16}, {23}, {3}, {0, 1}})
-    ->ArgsProduct({{32}, {32}, {12}, {3}, {0, 1}})
-    ->ArgsProduct({{3}, {32}, {45}, {7}, {0, 1}})
+    ->ArgsProduct({{8}, {8}, {45}, {3}, {0, 1}, {1}})
+    ->ArgsProduct({{16}, {16}, {23}, {3}, {0, 1}, {1}})
+    ->ArgsProduct({{32}, {32}, {12}, {3}, {0, 1}, {1}})
+    ->ArgsProduct({{3}, {32}, {45}, {7}, {0, 1}, {1}})
+    ->ArgsProduct({{16}, {16}, {45}, {3}, {0, 1}, {2}})
+    ->ArgsProduct({{32}, {32}, {23}, {3}, {0, 1}, {2}})
     ->Unit(benchmark::kMicrosecond);
+// The ResNet's four projections (1x1, stride 2) and its first two strided 3x3 layers.
+BENCHMARK(BM_conv2d_layer)
+    ->Args({32, 64, 45, 1, 2})
+    ->Args({64, 128, 23, 1, 2})
+    ->Args({128, 256, 12, 1, 2})
+    ->Args({256, 512, 6, 1, 2})
+    ->Args({16, 16, 45, 3, 2})
+    ->Args({32, 32, 23, 3, 2})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 BENCHMARK(BM_hezaveh_forward_float)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_hezaveh_train_float)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_hezaveh_forward_double)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -218,8 +218,12 @@ LENSING_TEST_CASE_TEMPLATE("nn: Conv2D im2col+GEMM equals the direct convolution
   using S = typename Config::scalar;
   Space space;
   double const tol = std::is_same<S, float>::value ? 2e-5 : 1e-13;
-  for (nn::Conv2DGeometry g : {nn::Conv2DGeometry{3, 3, 1, 1, 1, 1, 1, 1}, nn::Conv2DGeometry{5, 3, 2, 1, 2, 0, 1, 2},
-                               nn::Conv2DGeometry{1, 1, 1, 1, 0, 0, 1, 1}}) {
+  // 3x3 pad 1 at strides 1 and 2 (the GEMMs through detail::ShiftedPlanes: shifted copies, phase
+  // planes), then strided 1x1 kernels (projection shortcuts; im2col's subsample_rows).
+  for (nn::Conv2DGeometry g :
+       {nn::Conv2DGeometry{3, 3, 1, 1, 1, 1, 1, 1}, nn::Conv2DGeometry{3, 3, 2, 2, 1, 1, 1, 1},
+        nn::Conv2DGeometry{5, 3, 2, 1, 2, 0, 1, 2}, nn::Conv2DGeometry{1, 1, 1, 1, 0, 0, 1, 1},
+        nn::Conv2DGeometry{1, 1, 2, 2, 0, 0, 1, 1}, nn::Conv2DGeometry{1, 1, 3, 2, 0, 0, 1, 1}}) {
     nn::Shape4 const in{5, 3, 9, 8};
     nn::Conv2D<S, Mem> fast(3, 4, g, nn::Init::he_normal, false);
     fast.initialize(3);

@@ -63,15 +63,18 @@ LENSING_TEST_CASE_TEMPLATE("nn: im2col and col2im against their definition", Con
       {1, 26, 25, 3, 3, 1, 1, 1, 1, 1, 1},  // 650 pixels: the portable flat loops both ways
       {2, 8, 8, 3, 3, 2, 2, 1, 1, 1, 1},    // strided by 2: im2col's stride-2 loop
       {2, 9, 7, 3, 3, 2, 2, 1, 1, 1, 1},    // odd sizes, strided by 2
-      {2, 9, 9, 1, 1, 2, 2, 0, 0, 1, 1},    // strided 1x1 (a projection)
+      {2, 9, 9, 1, 1, 2, 2, 0, 0, 1, 1},    // strided 1x1 (a projection): subsample_rows
+      {3, 10, 7, 1, 1, 3, 2, 0, 0, 1, 1},   // strided 1x1, strides 3 and 2: the last input row read
+      {2, 7, 8, 1, 1, 2, 3, 0, 0, 1, 1},    // strided 1x1, column stride 3 (the general loop)
       {1, 10, 10, 3, 3, 3, 3, 1, 1, 1, 1},  // strided by 3: general path
       {2, 6, 7, 3, 3, 1, 1, 0, 0, 1, 1},    // valid (ow < w): the row-span path
       {3, 5, 5, 1, 1, 1, 1, 0, 0, 1, 1}};   // 1x1
-  long n_same = 0, n_two = 0;
+  long n_same = 0, n_two = 0, n_sub = 0;
   for (Geometry const& g : geometries) {
     nn::detail::ConvDims const d = dims_of(g);
     n_same += nn::detail::same_width_unit_stride(d);
     n_two += d.sw == 2;
+    n_sub += d.subsampling() && !d.pointwise();
     long const k = d.c * d.kh * d.kw, p = d.oh * d.ow, chw = d.c * d.h * d.w;
     for (long ld : {long(0), p + 5}) {
       long const stride = ld > 0 ? ld : p;
@@ -137,11 +140,12 @@ LENSING_TEST_CASE_TEMPLATE("nn: im2col and col2im against their definition", Con
     }
   }
   CHECK(n_same == 8);  // the first seven geometries and the 1x1
-  CHECK(n_two == 3);
+  CHECK(n_two == 4);
+  CHECK(n_sub == 3);  // the strided 1x1 kernels
 }
 
-// Error model: the shifted copies (detail::ShiftedPlanes) hold the input's
-// values and zeros, so each col row read at its offset equals im2col's row
+// Error model: the shifted copies (detail::ShiftedPlanes; the phase planes
+// at strides > 1) hold the input's values and zeros, so each col row read at its offset equals im2col's row
 // exactly; gemm_host_offset_rows packs those same values into the same Eigen
 // blocks and runs the same kernels as gemm_host on the formed col, so both
 // products (C += W col, the forward; C += dy colᵀ, the weight gradient)
@@ -152,14 +156,22 @@ LENSING_TEST_CASE_TEMPLATE("nn: shifted planes read as im2col's col, and GEMMs t
   using Scalar = typename Config::scalar;
   REQUIRE(nn::detail::has_offset_rows_gemm);  // Eigen 3.4, as the project requires
   std::vector<Geometry> const geometries = {
-      {3, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1},     // 3x3 pad 1
-      {2, 9, 6, 7, 7, 1, 1, 3, 3, 1, 1},     // 7x7 pad 3 (the stem), non-square
-      {2, 6, 8, 3, 3, 1, 1, 2, 2, 2, 2},     // dilated
-      {1, 4, 2, 5, 5, 1, 1, 2, 2, 1, 1},     // kernel wider than the image: all columns wrapped
-      {2, 5, 7, 3, 1, 1, 1, 4, 0, 1, 1},     // padding taller than the kernel: rows below and above
-      {3, 12, 11, 3, 5, 1, 1, 0, 2, 1, 1},   // oh < h (no vertical padding), 3x5
-      {2, 5, 5, 1, 3, 1, 1, 1, 1, 1, 1},     // oh > h: zero rows at both ends
-      {1, 26, 25, 3, 3, 1, 1, 1, 1, 1, 1}};  // 650 pixels
+      {3, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1},    // 3x3 pad 1
+      {2, 9, 6, 7, 7, 1, 1, 3, 3, 1, 1},    // 7x7 pad 3 (the stem), non-square
+      {2, 6, 8, 3, 3, 1, 1, 2, 2, 2, 2},    // dilated
+      {1, 4, 2, 5, 5, 1, 1, 2, 2, 1, 1},    // kernel wider than the image: all columns wrapped
+      {2, 5, 7, 3, 1, 1, 1, 4, 0, 1, 1},    // padding taller than the kernel: rows below and above
+      {3, 12, 11, 3, 5, 1, 1, 0, 2, 1, 1},  // oh < h (no vertical padding), 3x5
+      {2, 5, 5, 1, 3, 1, 1, 1, 1, 1, 1},    // oh > h: zero rows at both ends
+      {1, 26, 25, 3, 3, 1, 1, 1, 1, 1, 1},  // 650 pixels
+      {2, 9, 7, 3, 3, 2, 2, 1, 1, 1, 1},    // stride 2 (phase planes), odd sizes: a short phase each way
+      {3, 8, 8, 3, 3, 2, 2, 1, 1, 1, 1},    // stride 2, even sizes
+      {2, 45, 45, 3, 3, 2, 2, 1, 1, 1, 1},  // the ResNet's first strided 3x3
+      {2, 11, 10, 7, 7, 2, 2, 3, 3, 1, 1},  // 7x7 pad 3 at stride 2
+      {2, 12, 13, 5, 5, 2, 2, 2, 2, 1, 1},  // 5x5 pad 2 at stride 2
+      {1, 6, 9, 3, 3, 2, 2, 2, 2, 2, 2},    // dilated, stride 2
+      {1, 10, 11, 3, 3, 3, 3, 1, 1, 1, 1},  // stride 3: three phases
+      {2, 9, 8, 3, 3, 2, 1, 1, 1, 1, 1}};   // strides 2 (rows) and 1 (columns)
   long const o = 5;
   for (Geometry const& g : geometries) {
     nn::detail::ConvDims const d = dims_of(g);
@@ -218,4 +230,8 @@ LENSING_TEST_CASE_TEMPLATE("nn: shifted planes read as im2col's col, and GEMMs t
       differ += g1[i] != g2[i];
     CHECK(differ == 0);
   }
+  // Not for geometries whose output rows are not the input's (phase) rows, nor 1x1 unpadded ones.
+  CHECK_FALSE(nn::detail::ShiftedPlanes::applies(dims_of({2, 6, 7, 3, 3, 1, 1, 0, 0, 1, 1})));
+  CHECK_FALSE(nn::detail::ShiftedPlanes::applies(dims_of({2, 9, 8, 3, 3, 2, 2, 0, 0, 1, 1})));
+  CHECK_FALSE(nn::detail::ShiftedPlanes::applies(dims_of({2, 9, 9, 1, 1, 2, 2, 0, 0, 1, 1})));
 }

@@ -55,9 +55,10 @@ double max_diff(std::vector<double> const& a, std::vector<double> const& b) {
 // result) and rounded once, so dγ, dβ differ by ≤ 2ε of their size and dx =
 // a (dt − k0 − (x − μ) k1) by ≤ 4ε (|a||dt| + |a||k0| + |a||x − μ||k1|); the
 // weight gradients Σ dy col(z)ᵀ inherit Δz: ≤ 4ε P N max|dy| (max|z| + 1);
-// the bias gradients Σ dy are summed in double by the fused layer and in
-// float, serially, by Conv2D: they differ by ≤ P ε Σ|dy| per sample (P =
-// oh·ow), so the parameter gradients get max(K, P) in place of K.
+// the bias gradients Σ dy are summed in double by both (detail::
+// add_channel_sums; were one of them a float sum in order they would differ
+// by ≤ P ε Σ|dy| per sample, P = oh·ow), so max(K, P) in place of K bounds
+// the parameter gradients either way.
 // We check each backward vector against 16 ε K max|·| (the K = C_in k_h k_w of the
 // convolution bounds the accumulation lengths that matter here by the same
 // factor as the forward bound).  A wrong fusion (a channel's a or b' swapped,
@@ -116,11 +117,12 @@ LENSING_TEST_CASE_TEMPLATE("nn: PreactConv2D equals BatchNorm, ELU, Conv2D in se
     int cin, cout, k, s, p;
     nn::Shape4 in;
   };
-  Case const cases[] = {{5, 7, 1, 1, 0, {4, 5, 6, 7}},   // 1x1: the GEMM reads z directly
-                        {3, 4, 3, 1, 1, {3, 3, 7, 6}},   // 3x3, padding: zeros of z, not ELU(b')
-                        {4, 5, 3, 1, 1, {3, 4, 10, 9}},  // 3x3 on 90 pixels: one sample a GEMM, shifted planes
-                        {4, 6, 3, 2, 1, {5, 4, 9, 8}},   // strided
-                        {6, 3, 1, 2, 0, {2, 6, 5, 5}}};  // strided 1x1 (not pointwise)
+  Case const cases[] = {{5, 7, 1, 1, 0, {4, 5, 6, 7}},    // 1x1: the GEMM reads z directly
+                        {3, 4, 3, 1, 1, {3, 3, 7, 6}},    // 3x3, padding: zeros of z, not ELU(b')
+                        {4, 5, 3, 1, 1, {3, 4, 10, 9}},   // 3x3 on 90 pixels: one sample a GEMM, shifted planes
+                        {4, 6, 3, 2, 1, {5, 4, 9, 8}},    // strided (small maps: samples grouped)
+                        {4, 5, 3, 2, 1, {3, 4, 19, 18}},  // strided, 90 output pixels: phase planes, col2im
+                        {6, 3, 1, 2, 0, {2, 6, 5, 5}}};   // strided 1x1 (not pointwise)
   unsigned seed = 10;
   for (auto const& c : cases) {
     for (bool training : {true, false}) {

@@ -143,9 +143,10 @@ class ConvLayer : public LayerBase<Scalar, MemorySpace> {
 ///
 /// Host: im2col + GEMM per sample (Y_n = W · col(x_n) + b; backward
 /// dW = Σ_n dY_n col(x_n)ᵀ, dcol = Wᵀ dY_n scattered back by col2im; for
-/// unit-stride kernels with output rows as long as the input's — 3x3 pad 1,
-/// 7x7 pad 3 — the two GEMMs read col from k_w shifted copies of x_n instead,
-/// detail::ShiftedPlanes, the same values without forming it), the
+/// kernels with output rows of ⌈w/s⌉ values — 3x3 pad 1, 7x7 pad 3, at
+/// stride 1 or 2 — the two GEMMs read col from shifted copies of x_n (or of
+/// its phase planes) instead, detail::ShiftedPlanes, the same values without
+/// forming it; a strided 1x1 kernel's col is x_n subsampled), the
 /// samples of the batch split over the threads of the execution space, each
 /// thread with its own col buffer and its own partial dW (summed after).
 /// Device spaces (or `direct = true`): direct convolution kernels.
@@ -191,18 +192,11 @@ class Conv2D : public detail::ConvLayer<Conv2D<Scalar, MemorySpace>, Scalar, Mem
   void prepare(Shape4 const& in) {
     Shape4 const out = output_shape(in);
     Dims const d = this->shape_dims(in, out);
-    // Host, "same" convolutions: the GEMMs read col from shifted copies of
-    // x in the col buffer (detail::ShiftedPlanes) instead of im2col's col.
+    // Host, "same" convolutions (stride 1 or 2): the GEMMs read col from
+    // shifted copies of x in the col buffer (detail::ShiftedPlanes) instead of im2col's col.
     planes_ = detail::has_offset_rows_gemm && !d.pointwise() && detail::ShiftedPlanes::applies(d);
-    long col_size = ksize() * out.h * out.w;
-    if (planes_) {
-      // A new View each time: copies of the layer keep the offsets of their own shapes.
-      plane_offsets_ = Kokkos::View<long*, Kokkos::HostSpace>(
-          Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("lensing::nn::Conv2D::plane_offsets")), ksize());
-      detail::ShiftedPlanes::offsets(d, plane_offsets_.data());
-      col_size = std::max(col_size, detail::ShiftedPlanes::size(d));
-    }
-    ws_.prepare(in, col_size, this->num_params(), "lensing::nn::Conv2D::col", "lensing::nn::Conv2D::partial");
+    if (planes_) plane_offsets_ = detail::ShiftedPlanes::offset_view(d, "lensing::nn::Conv2D::plane_offsets");
+    ws_.prepare(in, col_size(d), this->num_params(), "lensing::nn::Conv2D::col", "lensing::nn::Conv2D::partial");
   }
 
   //--------------------------------------------------------------------------
@@ -308,8 +302,7 @@ class Conv2D : public detail::ConvLayer<Conv2D<Scalar, MemorySpace>, Scalar, Mem
     return planes_ ? std::max(cols, detail::ShiftedPlanes::size(d)) : cols;
   }
   bool planes_ = false;
-  // ShiftedPlanes::offsets of the prepared shape (a View, not a std::vector:
-  // nvcc compiles the layer's implicit copy as host and device code).
+  // ShiftedPlanes::offsets of the prepared shape.
   Kokkos::View<long*, Kokkos::HostSpace> plane_offsets_;
 };
 

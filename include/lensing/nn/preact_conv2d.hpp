@@ -85,12 +85,13 @@ inline float expm1_nonpositive(float x) {
 /// ELU(a x + b') (a = γ/√(σ²+ε), b' = β − a μ, as BatchNorm computes it) goes
 /// into a per-thread buffer, from which im2col (or, for a 1x1 unit-stride
 /// kernel, the GEMM directly) reads; neither the normalised x nor z is
-/// written to a tensor; a "same" kernel (3x3 pad 1) on a map of one sample
-/// per GEMM reads its col from k_w shifted copies of z
-/// (detail::ShiftedPlanes), not from im2col's K x P col, in the forward and
-/// the weight gradient (the same values), and its backward forms dz as the
-/// adjoint convolution — dy convolved with W flipped, read from shifted
-/// copies of dy — in place of dcol = Wᵀ dy and col2im.  (im2col and col2im are Conv2D's,
+/// written to a tensor; a "same" kernel (3x3 pad 1, at stride 1 or 2) on a
+/// map of one sample per GEMM reads its col from k_w shifted copies of z (at
+/// stride 2 of z's phase planes; detail::ShiftedPlanes), not from im2col's
+/// K x P col, in the forward and the weight gradient (the same values), and
+/// at unit stride its backward forms dz as the adjoint convolution — dy
+/// convolved with W flipped, read from shifted copies of dy — in place of
+/// dcol = Wᵀ dy and col2im.  (im2col and col2im are Conv2D's,
 /// detail/masked_rows.hpp: for "same" unit-stride kernels one flat copy per
 /// col row and its adjoint one sum; for stride 2 a vectorised copy; the element loops use 512-bit vectors where GCC
 /// targets AVX-512.)  Small output maps (P = oh·ow ≤ 72: the deep
@@ -173,25 +174,23 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
       // (1x1: the group's dcol, C_in x G P), col (K x G P), and for G > 1 the
       // group's output or gathered dy (C_out x G P).
       scratch_size_ = group_ * chw + (one ? group_ * chw : chw) + (one ? 0 : k * gp) + (group_ > 1 ? o * gp : 0);
-      // One sample per GEMM with a "same" kernel: the GEMMs read col from
-      // shifted copies of z (detail::ShiftedPlanes) at the end of the
-      // scratch, not from im2col (forward, and the weight gradient).
+      // One sample per GEMM with a "same" kernel (output rows ⌈w/s⌉: 3x3 pad
+      // 1 at stride 1 or 2): the GEMMs read col from shifted copies of z
+      // (detail::ShiftedPlanes) at the end of the scratch, not from im2col
+      // (forward, and the weight gradient).
       detail::ConvDims const dd = conv_.shape_dims(in, out);
       planes_ = detail::has_offset_rows_gemm && !one && group_ == 1 && detail::ShiftedPlanes::applies(dd);
+      // At unit stride dz is the adjoint convolution of dy, also "same": shifted copies of dy.
+      adjoint_ = planes_ && detail::same_width_unit_stride(dd);
       if (planes_) {
-        // New Views each time: copies of the layer keep the offsets of their own shapes.
-        using Offsets = Kokkos::View<long*, Kokkos::HostSpace>;
-        plane_offsets_ = Offsets(
-            Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("lensing::nn::PreactConv2D::offsets")), k);
-        detail::ShiftedPlanes::offsets(dd, plane_offsets_.data());
-        // dz = the adjoint convolution of dy, also "same": shifted copies of dy.
-        detail::ConvDims const da = adjoint_dims(dd);
-        adjoint_offsets_ = Offsets(
-            Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("lensing::nn::PreactConv2D::adjoint_offsets")),
-            o * dd.kh * dd.kw);
-        detail::ShiftedPlanes::offsets(da, adjoint_offsets_.data());
+        plane_offsets_ = detail::ShiftedPlanes::offset_view(dd, "lensing::nn::PreactConv2D::offsets");
         planes_at_ = scratch_size_;
-        scratch_size_ += std::max(detail::ShiftedPlanes::size(dd), detail::ShiftedPlanes::size(da));
+        scratch_size_ += detail::ShiftedPlanes::size(dd);
+      }
+      if (adjoint_) {
+        detail::ConvDims const da = adjoint_dims(dd);
+        adjoint_offsets_ = detail::ShiftedPlanes::offset_view(da, "lensing::nn::PreactConv2D::adjoint_offsets");
+        scratch_size_ = planes_at_ + std::max(detail::ShiftedPlanes::size(dd), detail::ShiftedPlanes::size(da));
         if (long(flipped_.extent(0)) < o * k)
           flipped_ = View1D<Scalar, MemorySpace>(
               Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("lensing::nn::PreactConv2D::flipped")),
@@ -461,11 +460,11 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
     Scalar* dxp = dx.data();
     EluOp const op = op_;
     long const nc = chunk_count(space, d.n);
-    bool const planes_on = planes_;
+    bool const planes_on = planes_, adjoint_on = adjoint_;
     long const planes_at = planes_at_;
     long const* offsets = plane_offsets_.data();
     long const* adjoint_offsets = adjoint_offsets_.data();
-    detail::ConvDims const da = planes_on ? adjoint_dims(d) : d;
+    detail::ConvDims const da = adjoint_on ? adjoint_dims(d) : d;
     long const ka = o * d.kh * d.kw;
     Scalar* flipped = flipped_.data();
     auto const chunk = [=](long n0, long gn, Scalar* scratch, Scalar* gw, double* sums) {
@@ -475,8 +474,9 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
       Scalar* dz = scratch + gmax * chw;
       Scalar* col = dz + (one ? gmax * chw : chw);
       Scalar* dyg = col + (one ? 0 : k * gmax * p);
-      // One sample, "same" kernel: dW reads col from shifted copies of z.
-      bool const planes = planes_on && gn == 1;
+      // One sample, "same" kernel: dW reads col from shifted copies of z
+      // (and at unit stride dz is the adjoint convolution).
+      bool const planes = planes_on && gn == 1, adjoint = adjoint_on && gn == 1;
       Scalar const* cn =
           planes ? activated_inputs(d, n0, gn, xp, g, ws, op, z) : activated_columns(d, n0, gn, xp, g, ws, op, z, col);
       // dy of the group, C_out x G P (one sample: dy itself).
@@ -498,20 +498,10 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
       } else {
         detail::gemm_host(false, true, o, k, gp, Scalar(1), dy_group, gp, cn, gp, Scalar(1), gw, k);
       }
-      // Bias gradients: Σ dy per channel, vectorised, in double (Conv2D
-      // sums in float, serially: the same to its rounding).
-      for (long j = 0; j < gn; ++j) {
-        Scalar const* dyn = dyp + (n0 + j) * o * p;
-        for (long oc = 0; oc < o; ++oc) {
-          Scalar const* dr = dyn + oc * p;
-          double sb = 0;
-          LENSING_NN_SIMD_SUM(sb)
-          for (long i = 0; i < p; ++i)
-            sb += double(dr[i]);
-          gw[o * k + oc] += Scalar(sb);
-        }
-      }
-      if (planes) {
+      // Bias gradients: Σ dy per channel (in double, vectorised).
+      for (long j = 0; j < gn; ++j)
+        detail::add_channel_sums(dyp + (n0 + j) * o * p, o, p, gw + o * k);
+      if (adjoint) {
         // dz = the adjoint convolution: W flipped (C_in x C_out k_h k_w) times
         // dy's col, read from shifted copies of dy; no dcol, no col2im.
         Scalar* copies = scratch + planes_at;
@@ -534,7 +524,7 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
         if (one) {
           dzj = dz + j * p;
           ld = gp;
-        } else if (!planes) {
+        } else if (!adjoint) {
           detail::col2im_masked(d, col + j * p, dz, gp);
         }
         // dt = ELU'(t) dz, t recomputed as forward made it; BatchNorm's channel sums.
@@ -621,7 +611,7 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
         space, "lensing::nn::PreactConv2D::backward", d.n, npc,
         [=](long rank, long size) {
           // W flipped for the adjoint convolution: (ci, oc, kh−1−ki, kw−1−kj) ← (oc, ci, ki, kj).
-          if (!planes_on) return;
+          if (!adjoint_on) return;
           long const kh = d.kh, kw = d.kw, kk = kh * kw;
           for (long ci = rank; ci < c; ci += size)
             for (long oc = 0; oc < o; ++oc)
@@ -833,7 +823,7 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
   Shape4 in_{};
   long chunks_ = 0, scratch_size_ = 0, group_ = 1;
   // Shifted copies of z for the GEMMs (prepare): on, where in a thread's scratch, col row offsets.
-  bool planes_ = false;
+  bool planes_ = false, adjoint_ = false;  // adjoint_: dz by the adjoint convolution (unit stride)
   long planes_at_ = 0;
   // (Views, not std::vectors: nvcc compiles the layer's implicit copy as host and device code.)
   Kokkos::View<long*, Kokkos::HostSpace> plane_offsets_, adjoint_offsets_;

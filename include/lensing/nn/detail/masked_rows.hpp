@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <type_traits>
 
 // Not under nvcc (its front end parses the host code too, and the AVX-512
@@ -200,54 +201,122 @@ void col2im_same_portable(ConvDims const& d, Scalar* col, Scalar* dxs, long ldco
 }
 
 /// A "same" convolution's col without forming it (host GEMMs through
-/// gemm_host_offset_rows, nn/gemm.hpp): kw copies of the c input planes, one
-/// per kernel column kj, each plane between `guard` zeros before and after,
-/// copy kj with the columns zeroed that a flat read at the column offset
-/// off = kj·dw − pw wraps into (the last −off columns for off < 0, the first
-/// off for off > 0).  Then col row (c, ki, kj) is the contiguous range of
-/// P = oh·ow values at copy kj, plane c, + guard + (ki·dh − ph)·w + off:
-/// inside the image the input itself; a wrapped column or a row above or
-/// below the image reads a zero (the same values as im2col, so the GEMM
-/// gives the same bits).  kw·c·(hw + 2 guard) values against im2col's
-/// kh·kw·c·hw: a third of the copies for 3x3, a seventh for 7x7.
+/// gemm_host_offset_rows, nn/gemm.hpp).  Unit stride: kw copies of the c
+/// input planes, one per kernel column kj, each plane between `guard` zeros
+/// before and after, copy kj with the columns zeroed that a flat read at the
+/// column offset off = kj·dw − pw wraps into (the last −off columns for
+/// off < 0, the first off for off > 0).  Then col row (c, ki, kj) is the
+/// contiguous range of P = oh·ow values at copy kj, plane c, + guard +
+/// (ki·dh − ph)·w + off: inside the image the input itself; a wrapped column
+/// or a row above or below the image reads a zero (the same values as
+/// im2col, so the GEMM gives the same bits).  kw·c·(hw + 2 guard) values
+/// against im2col's kh·kw·c·hw: a third of the copies for 3x3, a seventh for
+/// 7x7.
+///
+/// Strides (sh, sw) whose output rows are the input's phase rows, ow =
+/// ⌈w/sw⌉ (3x3 pad 1, 5x5 pad 2, 7x7 pad 3 at stride 2): tap (ki, kj) reads
+/// x[sh·(i + du) + a, sw·(j + dv) + b] with ki·dh − ph = sh·du + a and
+/// kj·dw − pw = sw·dv + b (0 ≤ a < sh, 0 ≤ b < sw), i.e. the phase plane
+/// (a, b) of x, X_ab[u, v] = x[sh·u + a, sw·v + b], at the shift (du, dv).
+/// The copies are then phase planes of ⌈h/sh⌉ rows of ow values, one per
+/// (kj, a) — b and dv follow from kj — zero where sh·u + a ≥ h or
+/// sw·v + b ≥ w, with the wrapped columns of dv zeroed as above, and col row
+/// (c, ki, kj) starts at copy (kj, a), plane c, + guard + du·ow + dv.  3x3
+/// at stride 2: six quarter planes a channel (1.5 c·h·w values) in place of
+/// im2col's 9 c·oh·ow ≈ 2.25 c·h·w, written in one pass per plane instead of
+/// a short row per tap.  Unit stride is the case sh = sw = 1 (one phase).
 struct ShiftedPlanes {
-  /// For same_width_unit_stride(d) convolutions only.
-  static bool applies(ConvDims const& d) { return same_width_unit_stride(d); }
-  /// Zeros before and after each plane: the rows outside the image that an
+  /// Convolutions with output rows of ⌈w/sw⌉ values (same_width_unit_stride(d)
+  /// at unit stride), except the 1x1 unpadded ones (their col is a
+  /// subsampled x, as small as the copies: detail::subsample_rows).
+  static bool applies(ConvDims const& d) { return d.ow == (d.w + d.sw - 1) / d.sw && !d.subsampling(); }
+  /// Rows of a phase plane, ⌈h/sh⌉ (h at unit stride); a plane is rows x ow.
+  static long rows(ConvDims const& d) { return (d.h + d.sh - 1) / d.sh; }
+  /// Phase and shift of t = ki·dh − ph (or kj·dw − pw) at stride st: t = st·shift + phase.
+  static long phase(long t, long st) { return ((t % st) + st) % st; }
+  static long shift(long t, long st) { return (t - phase(t, st)) / st; }
+  /// Zeros before and after each plane: the rows outside the plane that an
   /// output row reads, plus one row for the wrapped reads at the ends.
   static long guard(ConvDims const& d) {
-    long const above = std::max(0L, d.ph), below = std::max(0L, (d.oh - 1) - d.ph + (d.kh - 1) * d.dh - (d.h - 1));
-    long const shift = std::max(d.pw, std::abs((d.kw - 1) * d.dw - d.pw));
-    return (std::max(above, below) + 1) * d.w + shift;
+    long du_lo = 0, du_hi = 0, dv_max = 0;
+    for (long ki = 0; ki < d.kh; ++ki) {
+      long const du = shift(ki * d.dh - d.ph, d.sh);
+      du_lo = ki == 0 ? du : std::min(du_lo, du);
+      du_hi = ki == 0 ? du : std::max(du_hi, du);
+    }
+    for (long kj = 0; kj < d.kw; ++kj)
+      dv_max = std::max(dv_max, std::abs(shift(kj * d.dw - d.pw, d.sw)));
+    long const above = std::max(0L, -du_lo), below = std::max(0L, (d.oh - 1) + du_hi - (rows(d) - 1));
+    return (std::max(above, below) + 1) * d.ow + dv_max;
   }
-  static long plane_stride(ConvDims const& d) { return d.h * d.w + 2 * guard(d); }
+  static long plane_stride(ConvDims const& d) { return rows(d) * d.ow + 2 * guard(d); }
   /// Values of the copies (the buffer fill writes).
-  static long size(ConvDims const& d) { return d.kw * d.c * plane_stride(d); }
+  static long size(ConvDims const& d) { return d.kw * d.sh * d.c * plane_stride(d); }
   /// offset[r] for the K = c·kh·kw col rows, in im2col's order (c, ki, kj).
   static void offsets(ConvDims const& d, long* offset) {
     long const ps = plane_stride(d), g = guard(d);
     for (long c = 0; c < d.c; ++c)
       for (long ki = 0; ki < d.kh; ++ki)
-        for (long kj = 0; kj < d.kw; ++kj)
-          offset[(c * d.kh + ki) * d.kw + kj] = (kj * d.c + c) * ps + g + (ki * d.dh - d.ph) * d.w + (kj * d.dw - d.pw);
+        for (long kj = 0; kj < d.kw; ++kj) {
+          long const ti = ki * d.dh - d.ph, tj = kj * d.dw - d.pw;
+          long const copy = kj * d.sh + phase(ti, d.sh);
+          offset[(c * d.kh + ki) * d.kw + kj] = (copy * d.c + c) * ps + g + shift(ti, d.sh) * d.ow + shift(tj, d.sw);
+        }
   }
-  /// The copies of xs (c planes of h x w) into buf (size(d) values).
+  /// offsets(d) in a new host View named `label` (a View, not a std::vector:
+  /// nvcc compiles a layer's implicit copy as host and device code; a new
+  /// View per call, so copies of a layer keep the offsets of their own shapes).
+  static Kokkos::View<long*, Kokkos::HostSpace> offset_view(ConvDims const& d, std::string const& label) {
+    Kokkos::View<long*, Kokkos::HostSpace> view(Kokkos::view_alloc(Kokkos::WithoutInitializing, label),
+                                                d.c * d.kh * d.kw);
+    offsets(d, view.data());
+    return view;
+  }
+  /// The copies of xs (c planes of h x w) into buf (size(d) values; the
+  /// copies of a row phase no tap reads are left unwritten).
   template <class Scalar>
   static void fill(ConvDims const& d, Scalar const* xs, Scalar* buf) {
-    long const ps = plane_stride(d), g = guard(d), hw = d.h * d.w, w = d.w;
-    for (long kj = 0; kj < d.kw; ++kj) {
-      long const off = kj * d.dw - d.pw;
-      long const zero_lo = off > 0 ? 0 : std::max(0L, w + off), zero_hi = off > 0 ? std::min(off, w) : w;
-      for (long c = 0; c < d.c; ++c) {
-        Scalar* plane = buf + (kj * d.c + c) * ps;
-        std::fill(plane, plane + g, Scalar(0));
-        std::copy(xs + c * hw, xs + (c + 1) * hw, plane + g);
-        std::fill(plane + g + hw, plane + ps, Scalar(0));
-        if (off == 0) continue;
-        Scalar* q = plane + g;
-        for (long i = 0; i < d.h; ++i)
-          for (long j = zero_lo; j < zero_hi; ++j)
-            q[i * w + j] = Scalar(0);
+    long const ps = plane_stride(d), g = guard(d), hw = d.h * d.w, w = d.w, ow = d.ow, nr = rows(d);
+    for (long a = 0; a < d.sh; ++a) {
+      bool used = false;
+      for (long ki = 0; ki < d.kh; ++ki)
+        used = used || phase(ki * d.dh - d.ph, d.sh) == a;
+      if (!used) continue;
+      long const ra = (d.h - a + d.sh - 1) / d.sh;  // rows u with sh·u + a < h
+      for (long kj = 0; kj < d.kw; ++kj) {
+        long const tj = kj * d.dw - d.pw, b = phase(tj, d.sw), dv = shift(tj, d.sw);
+        long const vb = (w - b + d.sw - 1) / d.sw;  // columns v with sw·v + b < w
+        // Columns a flat read at dv wraps into.
+        long const zero_lo = dv > 0 ? 0 : std::max(0L, ow + dv), zero_hi = dv > 0 ? std::min(dv, ow) : ow;
+        for (long c = 0; c < d.c; ++c) {
+          Scalar* plane = buf + ((kj * d.sh + a) * d.c + c) * ps;
+          Scalar const* xc = xs + c * hw;
+          Scalar* q = plane + g;
+          std::fill(plane, q, Scalar(0));
+          if (d.sh == 1 && d.sw == 1) {
+            std::copy(xc, xc + hw, q);
+          } else {
+            for (long u = 0; u < ra; ++u) {
+              Scalar const* xr = xc + (d.sh * u + a) * w + b;
+              Scalar* r = q + u * ow;
+              if (d.sw == 2) {
+                // The stride a constant: two loads and a permute per vector.
+                for (long v = 0; v < vb; ++v)
+                  r[v] = xr[2 * v];
+              } else {
+                for (long v = 0; v < vb; ++v)
+                  r[v] = xr[v * d.sw];
+              }
+              std::fill(r + vb, r + ow, Scalar(0));
+            }
+            std::fill(q + ra * ow, q + nr * ow, Scalar(0));
+          }
+          std::fill(q + nr * ow, plane + ps, Scalar(0));
+          if (dv == 0) continue;
+          for (long u = 0; u < nr; ++u)
+            for (long v = zero_lo; v < zero_hi; ++v)
+              q[u * ow + v] = Scalar(0);
+        }
       }
     }
   }
