@@ -163,6 +163,10 @@ void col2im(ConvDims const& d, Scalar const* col, Scalar* dxs, long ldcol = 0) {
           if (d.sw == 1) {
             for (long j = lo; j < hi; ++j)
               xr[j + off] += r[j];
+          } else if (d.sw == 2) {
+            // The stride a constant (the ResNets' strided units), as in im2col.
+            for (long j = lo; j < hi; ++j)
+              xr[2 * j + off] += r[j];
           } else {
             for (long j = lo; j < hi; ++j)
               xr[j * d.sw + off] += r[j];
