@@ -185,12 +185,13 @@ class PreactConv2D : public LayerBase<Scalar, MemorySpace> {
       if (planes_) {
         plane_offsets_ = detail::ShiftedPlanes::offset_view(dd, "lensing::nn::PreactConv2D::offsets");
         planes_at_ = scratch_size_;
-        scratch_size_ += detail::ShiftedPlanes::size(dd);
+        long copies = detail::ShiftedPlanes::size(dd);
+        if (adjoint_) copies = std::max(copies, detail::ShiftedPlanes::size(adjoint_dims(dd)));
+        scratch_size_ += copies;
       }
       if (adjoint_) {
-        detail::ConvDims const da = adjoint_dims(dd);
-        adjoint_offsets_ = detail::ShiftedPlanes::offset_view(da, "lensing::nn::PreactConv2D::adjoint_offsets");
-        scratch_size_ = planes_at_ + std::max(detail::ShiftedPlanes::size(dd), detail::ShiftedPlanes::size(da));
+        adjoint_offsets_ =
+            detail::ShiftedPlanes::offset_view(adjoint_dims(dd), "lensing::nn::PreactConv2D::adjoint_offsets");
         if (long(flipped_.extent(0)) < o * k)
           flipped_ = View1D<Scalar, MemorySpace>(
               Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("lensing::nn::PreactConv2D::flipped")),

@@ -39,6 +39,38 @@ struct ConvDims {
   bool subsampling() const { return kh == 1 && kw == 1 && ph == 0 && pw == 0; }
 };
 
+/// r[j] = x[j·s], j < n: a row read at a stride (im2col's rows, the
+/// subsampled and phase-plane rows).  Strides 1 and 2 as constants, so that
+/// the copy vectorises (stride 2: two loads and a permute per vector; with
+/// the run-time stride each value was a scalar load and store).
+template <class Scalar>
+void copy_strided(Scalar* r, Scalar const* x, long n, long s) {
+  if (s == 1) {
+    for (long j = 0; j < n; ++j)
+      r[j] = x[j];
+  } else if (s == 2) {
+    for (long j = 0; j < n; ++j)
+      r[j] = x[2 * j];
+  } else {
+    for (long j = 0; j < n; ++j)
+      r[j] = x[j * s];
+  }
+}
+/// x[j·s] += r[j], j < n: copy_strided's adjoint (col2im's rows).
+template <class Scalar>
+void add_strided(Scalar* x, Scalar const* r, long n, long s) {
+  if (s == 1) {
+    for (long j = 0; j < n; ++j)
+      x[j] += r[j];
+  } else if (s == 2) {
+    for (long j = 0; j < n; ++j)
+      x[2 * j] += r[j];
+  } else {
+    for (long j = 0; j < n; ++j)
+      x[j * s] += r[j];
+  }
+}
+
 /// im2col and col2im of a subsampling() convolution (ld: col's row stride):
 /// one pass over the rows without the per-tap bookkeeping (per output row of
 /// 3–23 values that bookkeeping cost as much as the copies).
@@ -48,15 +80,7 @@ void subsample_rows(ConvDims const& d, Scalar const* xs, Scalar* col, long ld) {
   for (long c = 0; c < d.c; ++c)
     for (long i = 0; i < oh; ++i) {
       Scalar const* xr = xs + (c * h + i * sh) * w;
-      Scalar* r = col + c * ld + i * ow;
-      if (sw == 2) {
-        // The stride a constant: two loads and a permute per vector.
-        for (long j = 0; j < ow; ++j)
-          r[j] = xr[2 * j];
-      } else {
-        for (long j = 0; j < ow; ++j)
-          r[j] = xr[j * sw];
-      }
+      copy_strided(col + c * ld + i * ow, xr, ow, sw);
     }
 }
 /// The adjoint: dxs (c x h x w) overwritten, each input pixel that a column
@@ -70,14 +94,7 @@ void scatter_subsampled_rows(ConvDims const& d, Scalar const* col, Scalar* dxs, 
       Scalar* xr = dxs + (c * h + ih) * w;
       std::fill(xr, xr + w, Scalar(0));
       if (ih % sh != 0 || ih / sh >= oh) continue;
-      Scalar const* r = col + c * ld + (ih / sh) * ow;
-      if (sw == 2) {
-        for (long j = 0; j < ow; ++j)
-          xr[2 * j] = Scalar(0) + r[j];
-      } else {
-        for (long j = 0; j < ow; ++j)
-          xr[j * sw] = Scalar(0) + r[j];
-      }
+      add_strided(xr, col + c * ld + (ih / sh) * ow, ow, sw);
     }
 }
 
@@ -118,19 +135,7 @@ void im2col(ConvDims const& d, Scalar const* xs, Scalar* col, long ldcol = 0) {
           Scalar const* xr = xs + (c * d.h + ih) * d.w;
           for (long j = 0; j < lo; ++j)
             r[j] = Scalar(0);
-          if (d.sw == 1) {
-            for (long j = lo; j < hi; ++j)
-              r[j] = xr[j + off];
-          } else if (d.sw == 2) {
-            // The stride a constant (the ResNet's strided units): the copy
-            // vectorises (two loads and a permute per vector; with the
-            // run-time stride each value was a scalar load and store).
-            for (long j = lo; j < hi; ++j)
-              r[j] = xr[2 * j + off];
-          } else {
-            for (long j = lo; j < hi; ++j)
-              r[j] = xr[j * d.sw + off];
-          }
+          if (hi > lo) copy_strided(r + lo, xr + lo * d.sw + off, hi - lo, d.sw);
           for (long j = hi; j < d.ow; ++j)
             r[j] = Scalar(0);
         }
@@ -160,17 +165,7 @@ void col2im(ConvDims const& d, Scalar const* col, Scalar* dxs, long ldcol = 0) {
           valid_columns(d.ow, d.sw, off, d.w, lo, hi);
           Scalar* xr = dxs + (c * d.h + ih) * d.w;
           Scalar const* r = row + i * d.ow;
-          if (d.sw == 1) {
-            for (long j = lo; j < hi; ++j)
-              xr[j + off] += r[j];
-          } else if (d.sw == 2) {
-            // The stride a constant (the ResNets' strided units), as in im2col.
-            for (long j = lo; j < hi; ++j)
-              xr[2 * j + off] += r[j];
-          } else {
-            for (long j = lo; j < hi; ++j)
-              xr[j * d.sw + off] += r[j];
-          }
+          if (hi > lo) add_strided(xr + lo * d.sw + off, r + lo, hi - lo, d.sw);
         }
       }
 }

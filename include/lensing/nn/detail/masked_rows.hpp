@@ -238,14 +238,9 @@ struct ShiftedPlanes {
   /// Zeros before and after each plane: the rows outside the plane that an
   /// output row reads, plus one row for the wrapped reads at the ends.
   static long guard(ConvDims const& d) {
-    long du_lo = 0, du_hi = 0, dv_max = 0;
-    for (long ki = 0; ki < d.kh; ++ki) {
-      long const du = shift(ki * d.dh - d.ph, d.sh);
-      du_lo = ki == 0 ? du : std::min(du_lo, du);
-      du_hi = ki == 0 ? du : std::max(du_hi, du);
-    }
-    for (long kj = 0; kj < d.kw; ++kj)
-      dv_max = std::max(dv_max, std::abs(shift(kj * d.dw - d.pw, d.sw)));
+    // shift(t) is nondecreasing in t: the extremes are at the first and last taps.
+    long const du_lo = shift(-d.ph, d.sh), du_hi = shift((d.kh - 1) * d.dh - d.ph, d.sh);
+    long const dv_max = std::max(std::abs(shift(-d.pw, d.sw)), std::abs(shift((d.kw - 1) * d.dw - d.pw, d.sw)));
     long const above = std::max(0L, -du_lo), below = std::max(0L, (d.oh - 1) + du_hi - (rows(d) - 1));
     return (std::max(above, below) + 1) * d.ow + dv_max;
   }
@@ -297,16 +292,8 @@ struct ShiftedPlanes {
             std::copy(xc, xc + hw, q);
           } else {
             for (long u = 0; u < ra; ++u) {
-              Scalar const* xr = xc + (d.sh * u + a) * w + b;
               Scalar* r = q + u * ow;
-              if (d.sw == 2) {
-                // The stride a constant: two loads and a permute per vector.
-                for (long v = 0; v < vb; ++v)
-                  r[v] = xr[2 * v];
-              } else {
-                for (long v = 0; v < vb; ++v)
-                  r[v] = xr[v * d.sw];
-              }
+              copy_strided(r, xc + (d.sh * u + a) * w + b, vb, d.sw);
               std::fill(r + vb, r + ow, Scalar(0));
             }
             std::fill(q + ra * ow, q + nr * ow, Scalar(0));
